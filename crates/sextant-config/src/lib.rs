@@ -1,0 +1,15 @@
+//! Sextant's configuration: one TOML file with a section per daemon, overridable by
+//! `SEXTANT__SECTION__KEY` environment variables, checked as a whole before use.
+//!
+//! Every problem is reported at once, each as one sentence naming the file, the key
+//! and the fix. Relative paths in the file are relative to the file's directory.
+
+mod error;
+mod load;
+mod model;
+
+pub use error::{ConfigError, Problem};
+pub use load::load;
+pub use model::{
+    AuthorityConfig, Config, ListenerConfig, LogConfig, LogFormat, ZoneConfig,
+};

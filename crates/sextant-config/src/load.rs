@@ -1,0 +1,299 @@
+//! Reading the file, applying environment overrides, resolving relative paths and
+//! checking the result as a whole.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use crate::{Config, ConfigError, Problem};
+
+/// Environment variables `SEXTANT__LISTENER__BACKEND_TIMEOUT=3s` override the file.
+const ENV_PREFIX: &str = "SEXTANT";
+const ENV_SEPARATOR: &str = "__";
+
+/// Loads and validates the configuration file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    if !path.is_file() {
+        return Err(ConfigError::one(
+            path.to_path_buf(),
+            "",
+            "cannot read the configuration file: it does not exist or is not a file; pass an existing file with --config",
+        ));
+    }
+    let raw = config::Config::builder()
+        .add_source(config::File::from(path).format(config::FileFormat::Toml))
+        .add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator(ENV_SEPARATOR)
+                .separator(ENV_SEPARATOR),
+        )
+        .build()
+        .map_err(|e| ConfigError::one(path.to_path_buf(), "", syntax_message(&e)))?;
+    let mut config: Config = raw
+        .try_deserialize()
+        .map_err(|e| deserialize_error(path, &e))?;
+
+    let base = path.parent().unwrap_or(Path::new("."));
+    config.resolve_paths(base);
+    let problems = config.problems();
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError {
+            path: path.to_path_buf(),
+            problems,
+        })
+    }
+}
+
+fn syntax_message(error: &config::ConfigError) -> String {
+    format!("the file is not valid TOML ({error}); fix the syntax at the place named")
+}
+
+/// Turns serde's messages into one sentence with the key and the fix.
+fn deserialize_error(path: &Path, error: &config::ConfigError) -> ConfigError {
+    let (key, inner) = match error {
+        config::ConfigError::At { error, key, .. } => (key.clone().unwrap_or_default(), error.to_string()),
+        other => (String::new(), other.to_string()),
+    };
+    let message = if let Some(rest) = inner.strip_prefix("unknown field ") {
+        let (field, expected) = rest.split_once(", expected").unwrap_or((rest, ""));
+        let field = field.trim_matches('`');
+        let key = if key.is_empty() { field.to_string() } else { format!("{key}.{field}") };
+        return ConfigError::one(
+            path.to_path_buf(),
+            key,
+            format!(
+                "unknown key; the keys allowed here are{}; check the spelling (see docs/configuration.md)",
+                expected.trim_end_matches(" for key")
+            ),
+        );
+    } else if inner.starts_with("missing field ") {
+        format!("{inner}; add it (see samples/sextant.toml)")
+    } else {
+        format!("{inner}; fix the value (see docs/configuration.md)")
+    };
+    ConfigError::one(path.to_path_buf(), key, message)
+}
+
+fn absolute(base: &Path, path: &mut PathBuf) {
+    if path.is_relative() {
+        *path = base.join(&*path);
+    }
+}
+
+impl Config {
+    fn resolve_paths(&mut self, base: &Path) {
+        if let Some(listener) = &mut self.listener {
+            if let Some(ready) = &mut listener.ready_file {
+                absolute(base, ready);
+            }
+            if let Some(sextant_rpc::Endpoint::Unix(path)) = &mut listener.authority {
+                absolute(base, path);
+            }
+        }
+        if let Some(authority) = &mut self.authority {
+            if let Some(ready) = &mut authority.ready_file {
+                absolute(base, ready);
+            }
+            if let sextant_rpc::Endpoint::Unix(path) = &mut authority.grpc {
+                absolute(base, path);
+            }
+            for zone in &mut authority.zones {
+                absolute(base, &mut zone.file);
+            }
+        }
+    }
+
+    /// Every problem of the whole file, each as one sentence with its fix.
+    fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, message: String| {
+            problems.push(Problem {
+                key: key.to_string(),
+                message,
+            })
+        };
+        if let Err(e) = tracing_filter_ok(&self.log.level) {
+            problem("log.level", e);
+        }
+        if let Some(listener) = &self.listener {
+            if listener.listen.is_empty() {
+                problem("listener.listen", "no address to serve on; add one, e.g. listen = [\"127.0.0.1:53\"]".into());
+            }
+            let mut seen = HashSet::new();
+            for addr in &listener.listen {
+                if !seen.insert(addr) {
+                    problem("listener.listen", format!("{addr} is listed twice; remove the duplicate"));
+                }
+            }
+            if listener.authority.is_none() && self.authority.is_none() {
+                problem(
+                    "listener.authority",
+                    "the listener has no authority to forward to; set listener.authority or add an [authority] section".into(),
+                );
+            }
+            if listener.backend_timeout.is_zero() {
+                problem("listener.backend_timeout", "must be longer than zero, e.g. \"1500ms\"".into());
+            }
+            if listener.backend_lanes == 0 || listener.backend_lanes > 64 {
+                problem("listener.backend_lanes", "must be between 1 and 64".into());
+            }
+            if !(512..=4096).contains(&listener.udp_payload_size) {
+                problem("listener.udp_payload_size", "must be between 512 and 4096 bytes (1232 is the safe default)".into());
+            }
+            if listener.tcp_max_connections == 0 {
+                problem("listener.tcp_max_connections", "must be at least 1".into());
+            }
+            if listener.tcp_max_in_flight == 0 {
+                problem("listener.tcp_max_in_flight", "must be at least 1".into());
+            }
+            for (key, value) in [
+                ("listener.tcp_idle_timeout", listener.tcp_idle_timeout),
+                ("listener.tcp_read_timeout", listener.tcp_read_timeout),
+            ] {
+                if value.is_zero() {
+                    problem(key, "must be longer than zero, e.g. \"10s\"".into());
+                }
+            }
+        }
+        if let Some(authority) = &self.authority {
+            if !(512..=4096).contains(&authority.edns_payload_size) {
+                problem("authority.edns_payload_size", "must be between 512 and 4096 bytes (1232 is the safe default)".into());
+            }
+            let mut seen = HashSet::new();
+            for zone in &authority.zones {
+                if !seen.insert(&zone.name) {
+                    problem("authority.zone", format!("zone {} is configured twice; keep one entry", zone.name));
+                }
+                if !zone.file.is_file() {
+                    problem(
+                        "authority.zone",
+                        format!(
+                            "the file {} of zone {} does not exist; create it or fix the path (relative paths start at the config file's directory)",
+                            zone.file.display(),
+                            zone.name
+                        ),
+                    );
+                }
+            }
+        }
+        problems
+    }
+
+    /// The listener's authority endpoint: explicit, or the authority section's own.
+    pub fn authority_endpoint(&self) -> Option<&sextant_rpc::Endpoint> {
+        self.listener
+            .as_ref()
+            .and_then(|l| l.authority.as_ref())
+            .or(self.authority.as_ref().map(|a| &a.grpc))
+    }
+}
+
+/// A light check of a tracing filter so that a typo fails at --check, not at start.
+fn tracing_filter_ok(level: &str) -> Result<(), String> {
+    let known = ["trace", "debug", "info", "warn", "error", "off"];
+    for directive in level.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let value = directive.rsplit('=').next().unwrap_or(directive);
+        if !known.contains(&value.to_ascii_lowercase().as_str()) && directive.contains('=') {
+            return Err(format!(
+                "{directive:?} has no level after '='; use one of {}",
+                known.join(", ")
+            ));
+        }
+        if !directive.contains('=') && !known.contains(&value.to_ascii_lowercase().as_str()) && !value.chars().all(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+            return Err(format!("{directive:?} is not a level or a module name; use e.g. \"info\""));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn loads_sections_with_defaults_and_relative_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "z.zone", "");
+        let path = write(
+            dir.path(),
+            "s.toml",
+            r#"
+[listener]
+listen = ["127.0.0.1:0"]
+[authority]
+grpc = "unix:auth.sock"
+[[authority.zone]]
+name = "Example.COM"
+file = "z.zone"
+"#,
+        );
+        let config = load(&path).unwrap();
+        let listener = config.listener.as_ref().unwrap();
+        assert_eq!(listener.backend_lanes, 2);
+        assert_eq!(
+            config.authority_endpoint(),
+            Some(&sextant_rpc::Endpoint::Unix(dir.path().join("auth.sock")))
+        );
+        let zone = &config.authority.as_ref().unwrap().zones[0];
+        assert_eq!(zone.name.to_string(), "example.com.");
+        assert_eq!(zone.file, dir.path().join("z.zone"));
+    }
+
+    #[test]
+    fn unknown_key_names_file_key_and_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "s.toml", "[listener]\nlisten = [\"127.0.0.1:0\"]\nlissten = 1\n");
+        let err = load(&path).unwrap_err().to_string();
+        assert!(err.contains("s.toml"), "{err}");
+        assert!(err.contains("`listener.lissten`: unknown key"), "{err}");
+        assert!(err.contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "s.toml",
+            r#"
+[listener]
+listen = []
+backend_lanes = 0
+[authority]
+grpc = "unix:a.sock"
+[[authority.zone]]
+name = "example.com"
+file = "missing.zone"
+"#,
+        );
+        let err = load(&path).unwrap_err();
+        let keys: Vec<_> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["listener.listen", "listener.backend_lanes", "authority.zone"]);
+        assert!(err.to_string().contains("missing.zone of zone example.com. does not exist"));
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "s.toml", "[listener]\nlisten = [\"nowhere\"]\n");
+        let err = load(&path).unwrap_err().to_string();
+        assert!(err.contains("listener.listen"), "{err}");
+        let path = write(dir.path(), "t.toml", "[authority]\ngrpc = \"localhost\"\n");
+        let err = load(&path).unwrap_err().to_string();
+        assert!(err.contains("unix:/path/to.sock"), "{err}");
+    }
+
+    #[test]
+    fn missing_file_says_so() {
+        let err = load(Path::new("/nonexistent/sextant.toml")).unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/sextant.toml: cannot read"), "{err}");
+    }
+}

@@ -1,0 +1,33 @@
+//! The standard gRPC health service (grpc.health.v1), used by the control tool and
+//! by load balancers to see whether a daemon serves.
+
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::{Endpoint, RpcError};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HealthState {
+    Serving,
+    NotServing,
+    Unknown,
+}
+
+/// Asks a daemon whether it serves; `service` empty means the daemon as a whole.
+pub async fn check_health(endpoint: &Endpoint, service: &str) -> Result<HealthState, RpcError> {
+    let channel = endpoint.connect().await?;
+    let response = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: service.to_string(),
+        })
+        .await
+        .map_err(|status| RpcError::Call {
+            endpoint: endpoint.clone(),
+            status: Box::new(status),
+        })?;
+    Ok(match response.into_inner().status() {
+        ServingStatus::Serving => HealthState::Serving,
+        ServingStatus::NotServing => HealthState::NotServing,
+        _ => HealthState::Unknown,
+    })
+}

@@ -1,0 +1,253 @@
+//! The listener's side of the query path: a few long-lived bidirectional streams
+//! ("lanes") to one backend, each multiplexing many queries by request id.
+//!
+//! A unary call per query costs an HTTP/2 stream setup per packet; a lane costs one
+//! message each way. Lanes reconnect by themselves with backoff, and while a lane is
+//! down a query fails at once rather than waiting for its deadline.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Answer, Endpoint, Query, RpcError, Transport, pb};
+
+#[derive(Clone, Debug)]
+pub struct QueryClientOptions {
+    /// Streams opened to the backend; queries are spread over them round-robin.
+    pub lanes: usize,
+    /// Deadline for one query, from hand-off to answer.
+    pub timeout: Duration,
+}
+
+impl Default for QueryClientOptions {
+    fn default() -> Self {
+        Self {
+            lanes: 2,
+            timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Requests queued per lane before senders wait; bounds memory when a backend is slow.
+const LANE_QUEUE: usize = 4096;
+/// First and longest pause between reconnection attempts.
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// A cheap-to-clone handle on the lanes to one backend.
+#[derive(Clone, Debug)]
+pub struct QueryClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    endpoint: Endpoint,
+    timeout: Duration,
+    lanes: Vec<Arc<Lane>>,
+    next_lane: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct Lane {
+    connected: AtomicBool,
+    /// `None` while the lane is disconnected.
+    outgoing: Mutex<Option<mpsc::Sender<pb::QueryRequest>>>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
+    next_id: AtomicU64,
+}
+
+impl QueryClient {
+    /// Starts the lanes' connection tasks; they live until `shutdown` is cancelled.
+    pub fn start(
+        endpoint: Endpoint,
+        options: &QueryClientOptions,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let lanes: Vec<Arc<Lane>> = (0..options.lanes.max(1))
+            .map(|_| Arc::new(Lane::default()))
+            .collect();
+        for lane in &lanes {
+            tokio::spawn(run_lane(lane.clone(), endpoint.clone(), shutdown.clone()));
+        }
+        Self {
+            inner: Arc::new(Inner {
+                endpoint,
+                timeout: options.timeout,
+                lanes,
+                next_lane: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
+    }
+
+    /// True when at least one lane has a live stream.
+    pub fn is_connected(&self) -> bool {
+        self.inner
+            .lanes
+            .iter()
+            .any(|lane| lane.connected.load(Ordering::Relaxed))
+    }
+
+    /// Sends one query and waits for its answer, at most the configured timeout.
+    pub async fn query(&self, query: Query) -> Result<Answer, RpcError> {
+        let inner = &self.inner;
+        let unavailable = || RpcError::Unavailable {
+            endpoint: inner.endpoint.clone(),
+        };
+        let lane = self.pick_lane().ok_or_else(unavailable)?;
+        let sender = lane.outgoing.lock().clone().ok_or_else(unavailable)?;
+
+        let request_id = lane.next_id.fetch_add(1, Ordering::Relaxed);
+        let (answer_tx, answer_rx) = oneshot::channel();
+        lane.pending.lock().insert(request_id, answer_tx);
+        // Removes the pending entry however this function ends (answer, timeout, or
+        // the caller giving up), so the map cannot grow without bound.
+        let _pending = PendingGuard {
+            lane: &lane,
+            request_id,
+        };
+
+        let request = pb::QueryRequest {
+            request_id,
+            wire: query.wire,
+            client: query.client.to_string(),
+            transport: match query.transport {
+                Transport::Udp => pb::Transport::Udp,
+                Transport::Tcp => pb::Transport::Tcp,
+            } as i32,
+            max_response_size: u32::from(query.max_response_size),
+        };
+        let exchange = async {
+            sender.send(request).await.map_err(|_| unavailable())?;
+            answer_rx.await.map_err(|_| unavailable())
+        };
+        match tokio::time::timeout(inner.timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(RpcError::Timeout {
+                endpoint: inner.endpoint.clone(),
+                timeout: inner.timeout,
+            }),
+        }
+    }
+
+    /// Round-robin over the connected lanes.
+    fn pick_lane(&self) -> Option<Arc<Lane>> {
+        let lanes = &self.inner.lanes;
+        let start = self.inner.next_lane.fetch_add(1, Ordering::Relaxed);
+        (0..lanes.len())
+            .map(|i| &lanes[(start + i) % lanes.len()])
+            .find(|lane| lane.connected.load(Ordering::Relaxed))
+            .cloned()
+    }
+}
+
+struct PendingGuard<'a> {
+    lane: &'a Lane,
+    request_id: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.lane.pending.lock().remove(&self.request_id);
+    }
+}
+
+/// Keeps one lane connected: connect, stream, and on any failure fail the queries in
+/// flight, back off and start again.
+async fn run_lane(lane: Arc<Lane>, endpoint: Endpoint, shutdown: CancellationToken) {
+    let mut backoff = BACKOFF_MIN;
+    let mut logged_down = false;
+    loop {
+        let connected = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            result = open_stream(&endpoint) => result,
+        };
+        match connected {
+            Ok((sender, mut inbound)) => {
+                tracing::debug!(%endpoint, "query lane connected");
+                if logged_down {
+                    tracing::info!(%endpoint, "backend reachable again");
+                    logged_down = false;
+                }
+                *lane.outgoing.lock() = Some(sender);
+                lane.connected.store(true, Ordering::Relaxed);
+                backoff = BACKOFF_MIN;
+                loop {
+                    let message = tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        message = inbound.message() => message,
+                    };
+                    match message {
+                        Ok(Some(response)) => {
+                            let waiter = lane.pending.lock().remove(&response.request_id);
+                            if let Some(waiter) = waiter {
+                                // The waiter may have timed out meanwhile; nothing to do then.
+                                let _ = waiter.send(Answer {
+                                    wire: response.wire,
+                                    cache_ttl: response.cache_ttl,
+                                });
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(status) => {
+                            tracing::debug!(%endpoint, %status, "query lane broke");
+                            break;
+                        }
+                    }
+                }
+                lane.connected.store(false, Ordering::Relaxed);
+                *lane.outgoing.lock() = None;
+                // Dropping the senders wakes every waiter with an error at once.
+                lane.pending.lock().clear();
+                if shutdown.is_cancelled() {
+                    return;
+                }
+            }
+            Err(error) => {
+                if !logged_down {
+                    tracing::warn!(%endpoint, %error, "backend unreachable; retrying with backoff");
+                    logged_down = true;
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+async fn open_stream(
+    endpoint: &Endpoint,
+) -> Result<
+    (
+        mpsc::Sender<pb::QueryRequest>,
+        tonic::Streaming<pb::QueryResponse>,
+    ),
+    RpcError,
+> {
+    let channel = endpoint.connect().await?;
+    let mut client = pb::query_client::QueryClient::new(channel)
+        .max_decoding_message_size(128 * 1024)
+        .max_encoding_message_size(128 * 1024);
+    let (sender, receiver) = mpsc::channel(LANE_QUEUE);
+    let response = client
+        .resolve(ReceiverStream::new(receiver))
+        .await
+        .map_err(|status| RpcError::Call {
+            endpoint: endpoint.clone(),
+            status: Box::new(status),
+        })?;
+    Ok((sender, response.into_inner()))
+}

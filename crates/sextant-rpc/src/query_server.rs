@@ -1,0 +1,112 @@
+//! The backends' side of the query path: turns each bidirectional stream into calls
+//! of a [`QueryHandler`], answering out of order as queries complete.
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::{Answer, Query, Transport, pb};
+
+/// What a backend implements: one DNS query in, one answer out.
+pub trait QueryHandler: Send + Sync + 'static {
+    fn handle(&self, query: Query) -> impl Future<Output = Answer> + Send;
+}
+
+/// Queries handled at once on one stream; past it the stream is not read, so a
+/// listener that floods one backend is slowed by HTTP/2 flow control, not by memory.
+const MAX_IN_FLIGHT_PER_STREAM: usize = 1024;
+
+#[derive(Debug)]
+pub struct QueryService<H> {
+    handler: Arc<H>,
+}
+
+impl<H> QueryService<H> {
+    pub fn new(handler: Arc<H>) -> Self {
+        Self { handler }
+    }
+}
+
+type AnswerStream = Pin<Box<dyn Stream<Item = Result<pb::QueryResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl<H: QueryHandler> pb::query_server::Query for QueryService<H> {
+    type ResolveStream = AnswerStream;
+
+    async fn resolve(
+        &self,
+        request: Request<Streaming<pb::QueryRequest>>,
+    ) -> Result<Response<Self::ResolveStream>, Status> {
+        let inbound = request.into_inner();
+        let (sender, receiver) = mpsc::channel(MAX_IN_FLIGHT_PER_STREAM);
+        tokio::spawn(serve_stream(self.handler.clone(), inbound, sender));
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+}
+
+async fn serve_stream<H: QueryHandler>(
+    handler: Arc<H>,
+    mut inbound: Streaming<pb::QueryRequest>,
+    sender: mpsc::Sender<Result<pb::QueryResponse, Status>>,
+) {
+    let mut in_flight = FuturesUnordered::new();
+    let mut inbound_open = true;
+    loop {
+        tokio::select! {
+            biased;
+            Some(response) = in_flight.next(), if !in_flight.is_empty() => {
+                if sender.send(Ok(response)).await.is_err() {
+                    return;
+                }
+            }
+            message = inbound.message(), if inbound_open && in_flight.len() < MAX_IN_FLIGHT_PER_STREAM => {
+                match message {
+                    Ok(Some(request)) => {
+                        let handler = handler.clone();
+                        in_flight.push(async move {
+                            let request_id = request.request_id;
+                            let answer = match query_from_request(request) {
+                                Some(query) => handler.handle(query).await,
+                                None => Answer::default(),
+                            };
+                            pb::QueryResponse {
+                                request_id,
+                                wire: answer.wire,
+                                cache_ttl: answer.cache_ttl,
+                            }
+                        });
+                    }
+                    // The listener closed its side: finish what is in flight, then stop.
+                    Ok(None) | Err(_) => inbound_open = false,
+                }
+            }
+            else => return,
+        }
+    }
+}
+
+fn query_from_request(request: pb::QueryRequest) -> Option<Query> {
+    let transport = match pb::Transport::try_from(request.transport).ok()? {
+        pb::Transport::Udp => Transport::Udp,
+        pb::Transport::Tcp => Transport::Tcp,
+        pb::Transport::Unspecified => return None,
+    };
+    let client = request
+        .client
+        .parse()
+        .unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
+    Some(Query {
+        wire: request.wire,
+        client,
+        transport,
+        max_response_size: u16::try_from(request.max_response_size).unwrap_or(u16::MAX),
+    })
+}

@@ -1,0 +1,180 @@
+//! The zone-set watch: a backend publishes the zones it answers for; the listener
+//! follows them to route queries and to invalidate its packet cache.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_stream::wrappers::WatchStream;
+use tokio_stream::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::{Endpoint, RpcError, pb};
+
+/// The zones a backend serves, as apex names in lower-case presentation form with the
+/// trailing dot. `generation` grows with every change.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ZoneSet {
+    pub generation: u64,
+    pub zones: Vec<String>,
+}
+
+/// The backend's handle for announcing its zone set to every watcher.
+#[derive(Clone, Debug)]
+pub struct ZoneSetPublisher {
+    sender: Arc<watch::Sender<ZoneSet>>,
+}
+
+impl Default for ZoneSetPublisher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ZoneSetPublisher {
+    pub fn new() -> Self {
+        Self {
+            sender: Arc::new(watch::channel(ZoneSet::default()).0),
+        }
+    }
+
+    /// Replaces the published set; watchers receive it with a new generation even if
+    /// the names are unchanged (a reloaded zone still invalidates cached answers).
+    pub fn publish(&self, zones: Vec<String>) -> u64 {
+        let mut generation = 0;
+        self.sender.send_modify(|set| {
+            set.generation += 1;
+            set.zones = zones;
+            generation = set.generation;
+        });
+        generation
+    }
+
+    pub fn current(&self) -> ZoneSet {
+        self.sender.borrow().clone()
+    }
+
+    pub(crate) fn service(&self) -> pb::zones_server::ZonesServer<ZonesService> {
+        pb::zones_server::ZonesServer::new(ZonesService {
+            receiver: self.sender.subscribe(),
+        })
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct ZonesService {
+    receiver: watch::Receiver<ZoneSet>,
+}
+
+type ZoneSetStream = Pin<Box<dyn Stream<Item = Result<pb::ZoneSet, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::zones_server::Zones for ZonesService {
+    type WatchStream = ZoneSetStream;
+
+    async fn watch(
+        &self,
+        _request: Request<pb::WatchZonesRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let stream = WatchStream::new(self.receiver.clone()).map(|set| {
+            Ok(pb::ZoneSet {
+                generation: set.generation,
+                zones: set.zones,
+            })
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// Follows a backend's zone set, reconnecting by itself. The value is `None` until
+/// the first set arrives; after a disconnection the last set is kept, so queries for
+/// those zones get SERVFAIL (backend down) rather than REFUSED (not ours).
+#[derive(Debug)]
+pub struct ZoneWatcher;
+
+const RETRY_MIN: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+impl ZoneWatcher {
+    pub fn start(
+        endpoint: Endpoint,
+        shutdown: CancellationToken,
+    ) -> watch::Receiver<Option<ZoneSet>> {
+        let (sender, receiver) = watch::channel(None);
+        tokio::spawn(async move {
+            let mut backoff = RETRY_MIN;
+            loop {
+                let outcome = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    outcome = follow(&endpoint, &sender, &mut backoff) => outcome,
+                };
+                if let Err(error) = outcome {
+                    tracing::debug!(%endpoint, %error, "zone watch interrupted");
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(RETRY_MAX);
+            }
+        });
+        receiver
+    }
+}
+
+async fn follow(
+    endpoint: &Endpoint,
+    sender: &watch::Sender<Option<ZoneSet>>,
+    backoff: &mut Duration,
+) -> Result<(), RpcError> {
+    let mut stream = open_watch(endpoint).await?;
+    *backoff = RETRY_MIN;
+    loop {
+        match stream.message().await {
+            Ok(Some(set)) => {
+                sender.send_replace(Some(ZoneSet {
+                    generation: set.generation,
+                    zones: set.zones,
+                }));
+            }
+            Ok(None) => return Ok(()),
+            Err(status) => {
+                return Err(RpcError::Call {
+                    endpoint: endpoint.clone(),
+                    status: Box::new(status),
+                });
+            }
+        }
+    }
+}
+
+async fn open_watch(endpoint: &Endpoint) -> Result<tonic::Streaming<pb::ZoneSet>, RpcError> {
+    let channel = endpoint.connect().await?;
+    let mut client = pb::zones_client::ZonesClient::new(channel);
+    client
+        .watch(pb::WatchZonesRequest {})
+        .await
+        .map(Response::into_inner)
+        .map_err(|status| RpcError::Call {
+            endpoint: endpoint.clone(),
+            status: Box::new(status),
+        })
+}
+
+/// Reads a backend's current zone set once (for the control tool).
+pub async fn fetch_zone_set(endpoint: &Endpoint) -> Result<ZoneSet, RpcError> {
+    let mut stream = open_watch(endpoint).await?;
+    let call_error = |status| RpcError::Call {
+        endpoint: endpoint.clone(),
+        status: Box::new(status),
+    };
+    match stream.message().await.map_err(call_error)? {
+        Some(set) => Ok(ZoneSet {
+            generation: set.generation,
+            zones: set.zones,
+        }),
+        None => Err(call_error(Status::unavailable("zone watch closed"))),
+    }
+}
