@@ -1,0 +1,35 @@
+//! DNS wire format for the listener's hot path.
+//!
+//! The listener must decide what to do with every packet (answer, route, refuse,
+//! drop) after reading only the header, the question and the OPT record, and it must
+//! do so for hostile bytes without allocating, panicking or looping. This crate does
+//! exactly that and nothing more; complete messages are hickory-proto's job in the
+//! backends.
+
+mod question;
+mod response;
+
+pub use question::{Edns, Header, Malformed, QueryView, Question, parse_header, parse_query};
+pub use response::{error_response, write_error_response};
+
+/// Header field values used across the crate.
+pub mod consts {
+    pub const HEADER_LEN: usize = 12;
+    pub const OPCODE_QUERY: u8 = 0;
+    pub const OPCODE_NOTIFY: u8 = 4;
+    pub const RCODE_NOERROR: u8 = 0;
+    pub const RCODE_FORMERR: u8 = 1;
+    pub const RCODE_SERVFAIL: u8 = 2;
+    pub const RCODE_NXDOMAIN: u8 = 3;
+    pub const RCODE_NOTIMP: u8 = 4;
+    pub const RCODE_REFUSED: u8 = 5;
+    /// Extended RCODE 16 (RFC 6891): upper 8 bits travel in the OPT TTL.
+    pub const RCODE_BADVERS: u16 = 16;
+    pub const TYPE_OPT: u16 = 41;
+    pub const TYPE_TSIG: u16 = 250;
+    pub const TYPE_IXFR: u16 = 251;
+    pub const TYPE_AXFR: u16 = 252;
+    pub const CLASS_IN: u16 = 1;
+    /// The size every DNS client must accept over UDP (RFC 1035).
+    pub const CLASSIC_UDP_SIZE: u16 = 512;
+}

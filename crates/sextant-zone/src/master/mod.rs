@@ -1,0 +1,399 @@
+//! RFC 1035 master files: directives, owner/TTL/class inheritance and record data.
+//!
+//! The lexer here tracks lines so that every error names one; record data of the
+//! types hickory-proto knows is parsed by hickory-proto. DNAME (RFC 6672) and the RFC
+//! 3597 generic form (`TYPE65534 \# 3 abcdef`), which hickory-proto's text parser does
+//! not read, are handled here.
+
+mod lexer;
+
+pub use lexer::{Entry, LexError, Lexer, Token};
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use hickory_proto::rr::rdata::NULL;
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecoder, BinEncodable, Restrict};
+use hickory_proto::serialize::txt::{Parser, parse_ttl};
+
+use crate::{Location, ZoneError};
+
+/// A record and where it was written.
+#[derive(Clone, Debug)]
+pub struct LocatedRecord {
+    pub record: Record,
+    pub location: Location,
+}
+
+/// Reads an `$INCLUDE`d file; the caller decides what may be read.
+pub type ReadInclude<'f> = &'f dyn Fn(&Path) -> std::io::Result<String>;
+
+/// `$INCLUDE` files nested deeper than this are refused (a loop otherwise recurses
+/// until memory runs out).
+const MAX_INCLUDE_DEPTH: usize = 16;
+
+/// Parses master-file `text` read from `file`, with `origin` as the initial `$ORIGIN`.
+pub fn parse(
+    text: &str,
+    file: &Path,
+    origin: &Name,
+    read_include: ReadInclude<'_>,
+) -> Result<Vec<LocatedRecord>, ZoneError> {
+    let mut records = Vec::new();
+    let mut state = State {
+        origin: origin.clone(),
+        default_ttl: None,
+        last_ttl: None,
+        last_owner: None,
+    };
+    parse_into(text, Arc::new(file.to_path_buf()), &mut state, read_include, 0, &mut records)?;
+    Ok(records)
+}
+
+struct State {
+    origin: Name,
+    /// From `$TTL` (RFC 2308).
+    default_ttl: Option<u32>,
+    /// The last TTL written on a record (RFC 1035's default when there is no `$TTL`).
+    last_ttl: Option<u32>,
+    last_owner: Option<Name>,
+}
+
+fn parse_into(
+    text: &str,
+    file: Arc<PathBuf>,
+    state: &mut State,
+    read_include: ReadInclude<'_>,
+    depth: usize,
+    out: &mut Vec<LocatedRecord>,
+) -> Result<(), ZoneError> {
+    for entry in Lexer::new(text) {
+        let entry = entry.map_err(|e| ZoneError {
+            location: Location {
+                file: file.clone(),
+                line: e.line,
+            },
+            message: e.message,
+        })?;
+        let location = Location {
+            file: file.clone(),
+            line: entry.line,
+        };
+        let fail = |message: String| ZoneError {
+            location: location.clone(),
+            message,
+        };
+        let first = entry.tokens.first().map(|t| t.text).unwrap_or_default();
+        if !entry.owner_omitted && first.starts_with('$') {
+            directive(&entry, state, &file, read_include, depth, out).map_err(fail)?;
+            continue;
+        }
+        let record = record(&entry, state).map_err(fail)?;
+        out.push(LocatedRecord { record, location });
+    }
+    Ok(())
+}
+
+fn directive(
+    entry: &Entry<'_>,
+    state: &mut State,
+    file: &Path,
+    read_include: ReadInclude<'_>,
+    depth: usize,
+    out: &mut Vec<LocatedRecord>,
+) -> Result<(), String> {
+    let args = &entry.tokens[1..];
+    match entry.tokens[0].text.to_ascii_uppercase().as_str() {
+        "$ORIGIN" => {
+            let [name] = args else {
+                return Err("$ORIGIN takes exactly one domain name, e.g. $ORIGIN example.com.".into());
+            };
+            state.origin = parse_name(name.text, &state.origin)?;
+        }
+        "$TTL" => {
+            let [ttl] = args else {
+                return Err("$TTL takes exactly one TTL, e.g. $TTL 3600 or $TTL 1h".into());
+            };
+            state.default_ttl = Some(parse_ttl_token(ttl.text)?);
+        }
+        "$INCLUDE" => {
+            let (path, origin) = match args {
+                [path] => (path, state.origin.clone()),
+                [path, origin] => (path, parse_name(origin.text, &state.origin)?),
+                _ => return Err("$INCLUDE takes a file name and optionally an origin".into()),
+            };
+            if depth >= MAX_INCLUDE_DEPTH {
+                return Err(format!(
+                    "$INCLUDE nested more than {MAX_INCLUDE_DEPTH} deep (a loop?); flatten the includes"
+                ));
+            }
+            let name = path.text.trim_matches('"');
+            let included = match Path::new(name) {
+                p if p.is_absolute() => p.to_path_buf(),
+                p => file.parent().unwrap_or(Path::new(".")).join(p),
+            };
+            let text = read_include(&included)
+                .map_err(|e| format!("cannot read $INCLUDE file {}: {e}; fix the path", included.display()))?;
+            // The included file starts with its own origin; the parent's is restored after.
+            let mut inner = State {
+                origin,
+                default_ttl: state.default_ttl,
+                last_ttl: state.last_ttl,
+                last_owner: None,
+            };
+            parse_into(&text, Arc::new(included), &mut inner, read_include, depth + 1, out)
+                .map_err(|e| e.to_string())?;
+        }
+        "$GENERATE" => {
+            return Err("$GENERATE (a BIND extension) is not supported; write the records out".into());
+        }
+        other => {
+            return Err(format!(
+                "unknown directive {other}; the directives are $ORIGIN, $TTL and $INCLUDE"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn record(entry: &Entry<'_>, state: &mut State) -> Result<Record, String> {
+    let mut tokens = entry.tokens.iter().peekable();
+    let owner = if entry.owner_omitted {
+        state
+            .last_owner
+            .clone()
+            .ok_or("this record starts with white space but no owner name came before it; write the owner name first")?
+    } else {
+        let token = tokens.next().ok_or("empty entry")?;
+        if token.text == "@" {
+            state.origin.clone()
+        } else {
+            parse_name(token.text, &state.origin)?
+        }
+    };
+    state.last_owner = Some(owner.clone());
+
+    let mut ttl = None;
+    let mut class = None;
+    let rtype = loop {
+        let token = tokens
+            .next()
+            .ok_or("the record has no type; write e.g. `www 3600 IN A 192.0.2.1`")?;
+        let upper = token.text.to_ascii_uppercase();
+        if token.text.starts_with(|c: char| c.is_ascii_digit()) && ttl.is_none() {
+            ttl = Some(parse_ttl_token(token.text)?);
+        } else if class.is_none() && is_class(&upper) {
+            class = Some(upper);
+        } else {
+            break parse_type(&upper)?;
+        }
+    };
+    if let Some(class) = class.filter(|c| c != "IN") {
+        return Err(format!("class {class} is not served; only class IN zones are supported"));
+    }
+    let ttl = match ttl {
+        Some(ttl) => {
+            state.last_ttl = Some(ttl);
+            ttl
+        }
+        None => state.default_ttl.or(state.last_ttl).ok_or(
+            "the record has no TTL and no $TTL came before it; add `$TTL 3600` at the top of the file",
+        )?,
+    };
+    let rdata_tokens: Vec<&Token<'_>> = tokens.collect();
+    if rdata_tokens.is_empty() {
+        return Err(format!("the {rtype} record has no data after its type"));
+    }
+    let rdata = parse_rdata(rtype, &rdata_tokens, &state.origin)?;
+    let mut record = Record::from_rdata(owner, ttl, rdata);
+    record.dns_class = DNSClass::IN;
+    Ok(record)
+}
+
+fn is_class(upper: &str) -> bool {
+    matches!(upper, "IN" | "CH" | "HS" | "CS" | "NONE" | "ANY")
+        || upper.strip_prefix("CLASS").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn parse_type(upper: &str) -> Result<RecordType, String> {
+    if let Some(number) = upper.strip_prefix("TYPE") {
+        if let Ok(code) = number.parse::<u16>() {
+            return Ok(RecordType::from(code));
+        }
+    }
+    match RecordType::from_str(upper) {
+        Ok(RecordType::ANY | RecordType::AXFR | RecordType::IXFR | RecordType::OPT | RecordType::TSIG) => {
+            Err(format!("{upper} is a query type, not a record type that can be in a zone"))
+        }
+        Ok(rtype) => Ok(rtype),
+        Err(_) => Err(format!(
+            "{upper:?} is not a record type, TTL or class; check the spelling, or write an unknown type as TYPEnnn with RFC 3597 data (\\# LENGTH HEX)"
+        )),
+    }
+}
+
+fn parse_ttl_token(text: &str) -> Result<u32, String> {
+    parse_ttl(text).map_err(|_| {
+        format!("{text:?} is not a TTL; write seconds (3600) or units (1h30m, 1d, 1w)")
+    })
+}
+
+fn parse_name(text: &str, origin: &Name) -> Result<Name, String> {
+    let mut name = Name::parse(text, Some(origin))
+        .map_err(|e| format!("{text:?} is not a valid domain name ({e})"))?;
+    name.set_fqdn(true);
+    Ok(name)
+}
+
+fn parse_rdata(rtype: RecordType, tokens: &[&Token<'_>], origin: &Name) -> Result<RData, String> {
+    if tokens.first().is_some_and(|t| t.text == "\\#") {
+        return parse_generic(rtype, &tokens[1..]);
+    }
+    match rtype {
+        RecordType::DNAME => {
+            let [target] = tokens else {
+                return Err("DNAME takes exactly one target name".into());
+            };
+            let target = parse_name(target.text, origin)?;
+            let wire = target
+                .to_bytes()
+                .map_err(|e| format!("cannot encode DNAME target: {e}"))?;
+            Ok(unknown(RecordType::DNAME, wire))
+        }
+        RecordType::Unknown(code) => Err(format!(
+            "type {code} has no text form here; write its data in RFC 3597 form: \\# LENGTH HEX"
+        )),
+        _ => {
+            let data: Vec<&str> = tokens.iter().map(|t| t.text).collect();
+            let text = format!("$ORIGIN {origin}\n@ 0 IN {rtype} {}\n", data.join(" "));
+            let (_, sets) = Parser::new(text, None, Some(origin.clone()))
+                .parse()
+                .map_err(|e| format!("bad {rtype} data: {e}"))?;
+            sets.into_values()
+                .next()
+                .and_then(|set| set.records_without_rrsigs().next().map(|r| r.data.clone()))
+                .ok_or_else(|| format!("bad {rtype} data"))
+        }
+    }
+}
+
+/// RFC 3597 §5: `\# LENGTH HEX...`.
+fn parse_generic(rtype: RecordType, tokens: &[&Token<'_>]) -> Result<RData, String> {
+    let (length, hex) = tokens
+        .split_first()
+        .ok_or("generic data needs a length after \\#")?;
+    let length: usize = length
+        .text
+        .parse()
+        .map_err(|_| format!("{:?} is not a length; write \\# LENGTH HEX", length.text))?;
+    let hex: String = hex.iter().map(|t| t.text).collect();
+    if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("the generic data is not an even number of hex digits".into());
+    }
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .filter_map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+        .collect();
+    if bytes.len() != length || length > usize::from(u16::MAX) {
+        return Err(format!(
+            "the generic data has {} bytes but its length says {length}; make them agree",
+            bytes.len()
+        ));
+    }
+    match rtype {
+        RecordType::Unknown(_) | RecordType::DNAME | RecordType::NULL => Ok(unknown(rtype, bytes)),
+        known => {
+            let mut decoder = BinDecoder::new(&bytes);
+            let rdata = RData::read(&mut decoder, known, Restrict::new(length as u16))
+                .map_err(|e| format!("the generic data is not valid {known} data: {e}"))?;
+            if !decoder.is_empty() {
+                return Err(format!("the generic data is longer than its {known} data"));
+            }
+            Ok(rdata)
+        }
+    }
+}
+
+fn unknown(code: RecordType, bytes: Vec<u8>) -> RData {
+    let mut rdata = NULL::new();
+    rdata.anything = bytes;
+    RData::Unknown { code, rdata }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn no_include(path: &Path) -> std::io::Result<String> {
+        Err(std::io::Error::new(std::io::ErrorKind::NotFound, path.display().to_string()))
+    }
+
+    fn parse_text(text: &str) -> Result<Vec<LocatedRecord>, ZoneError> {
+        parse(text, Path::new("t.zone"), &Name::from_ascii("example.com.").unwrap(), &no_include)
+    }
+
+    #[test]
+    fn inherits_owner_ttl_and_resolves_relative_names() {
+        let records = parse_text(
+            "$TTL 300\n@ SOA ns hostmaster 1 2 3 4 5\n  NS ns\nns 60 A 192.0.2.1\n   AAAA 2001:db8::1\nmail MX 10 ns\n",
+        )
+        .unwrap();
+        let summary: Vec<String> = records
+            .iter()
+            .map(|r| format!("{} {} {} {}", r.record.name, r.record.ttl, r.record.record_type(), r.record.data))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                "example.com. 300 SOA ns.example.com. hostmaster.example.com. 1 2 3 4 5",
+                "example.com. 300 NS ns.example.com.",
+                "ns.example.com. 60 A 192.0.2.1",
+                "ns.example.com. 300 AAAA 2001:db8::1",
+                "mail.example.com. 300 MX 10 ns.example.com.",
+            ]
+        );
+        assert_eq!(records[4].location.line, 6);
+    }
+
+    #[test]
+    fn generic_and_dname_forms() {
+        let records = parse_text("$TTL 1\nu TYPE65534 \\# 3 abcdef\na TYPE1 \\# 4 c0000201\nd DNAME target\n").unwrap();
+        assert_eq!(records[0].record.record_type(), RecordType::Unknown(65534));
+        assert_eq!(records[1].record.data.to_string(), "192.0.2.1");
+        assert_eq!(records[2].record.record_type(), RecordType::DNAME);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_fix() {
+        let err = parse_text("$TTL 1\n@ SOA ns h 1 2 3 4 5\nwww A 192.0.2.300\n").unwrap_err();
+        assert_eq!(err.location.line, 3);
+        assert!(err.to_string().starts_with("t.zone:3: bad A data"), "{err}");
+        let err = parse_text("www IN A 192.0.2.1\n").unwrap_err();
+        assert!(err.message.contains("add `$TTL 3600`"), "{err}");
+        let err = parse_text("$TTL 1\nwww IN BOGUS x\n").unwrap_err();
+        assert!(err.message.contains("not a record type"), "{err}");
+        let err = parse_text("$TTL 1\nwww CH TXT x\n").unwrap_err();
+        assert!(err.message.contains("only class IN"), "{err}");
+    }
+
+    #[test]
+    fn include_reads_through_the_callback_with_its_origin() {
+        let read = |path: &Path| -> std::io::Result<String> {
+            assert!(path.ends_with("sub.inc"));
+            Ok("host A 192.0.2.7\n".into())
+        };
+        let records = parse(
+            "$TTL 5\n$INCLUDE sub.inc sub\nafter A 192.0.2.8\n",
+            Path::new("/zones/t.zone"),
+            &Name::from_ascii("example.com.").unwrap(),
+            &read,
+        )
+        .unwrap();
+        assert_eq!(records[0].record.name.to_string(), "host.sub.example.com.");
+        assert_eq!(records[0].location.file.as_path(), Path::new("/zones/sub.inc"));
+        assert_eq!(records[1].record.name.to_string(), "after.example.com.");
+    }
+}

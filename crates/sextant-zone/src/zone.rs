@@ -1,0 +1,321 @@
+//! One zone in memory and the checks it must pass before it is served.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+use crate::master::LocatedRecord;
+use crate::{Location, RRset, ZoneError, ZoneWarning};
+
+/// The names of one zone, each with its RRsets. Immutable once built: a reload builds
+/// a new `Zone` and swaps it in whole.
+#[derive(Debug)]
+pub struct Zone {
+    /// Lower case, fully qualified.
+    origin: Name,
+    soa: Record,
+    /// Keys lower-cased; `Name`'s order is the canonical DNS order (RFC 4034 §6.1), so
+    /// a name's descendants follow it directly.
+    nodes: BTreeMap<Name, Node>,
+    record_count: usize,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Node {
+    rrsets: Vec<RRset>,
+}
+
+impl Node {
+    pub(crate) fn get(&self, rtype: RecordType) -> Option<&RRset> {
+        self.rrsets.iter().find(|set| set.rtype == rtype)
+    }
+
+    pub(crate) fn rrsets(&self) -> &[RRset] {
+        &self.rrsets
+    }
+}
+
+/// Number of labels, counting a leading `*` (hickory's `num_labels` does not).
+pub(crate) fn label_count(name: &Name) -> usize {
+    name.iter().count()
+}
+
+impl Zone {
+    pub fn origin(&self) -> &Name {
+        &self.origin
+    }
+
+    pub fn soa(&self) -> &Record {
+        &self.soa
+    }
+
+    pub fn serial(&self) -> u32 {
+        match &self.soa.data {
+            RData::SOA(soa) => soa.serial,
+            _ => 0,
+        }
+    }
+
+    pub fn record_count(&self) -> usize {
+        self.record_count
+    }
+
+    /// TTL of negative answers: the smaller of the SOA's TTL and its MINIMUM (RFC 2308 §5).
+    pub(crate) fn negative_ttl(&self) -> u32 {
+        match &self.soa.data {
+            RData::SOA(soa) => self.soa.ttl.min(soa.minimum),
+            _ => self.soa.ttl,
+        }
+    }
+
+    /// `name` must be lower case.
+    pub(crate) fn node(&self, name: &Name) -> Option<&Node> {
+        self.nodes.get(name)
+    }
+
+    /// True when some name below `name` exists: then `name` exists too, as an empty
+    /// non-terminal if it has no node of its own.
+    pub(crate) fn has_descendants(&self, name: &Name) -> bool {
+        self.nodes
+            .range((Bound::Excluded(name), Bound::Unbounded))
+            .next()
+            .is_some_and(|(next, _)| name.zone_of(next))
+    }
+
+    /// Every record in canonical order, SOA first (zone transfers, comparisons).
+    pub fn records(&self) -> impl Iterator<Item = Record> + '_ {
+        std::iter::once(self.soa.clone()).chain(self.nodes.iter().flat_map(|(name, node)| {
+            node.rrsets
+                .iter()
+                .filter(|set| set.rtype != RecordType::SOA)
+                .flat_map(move |set| set.records(name))
+        }))
+    }
+}
+
+/// Collects records and builds a checked [`Zone`], as `named-checkzone` would judge it.
+#[derive(Debug)]
+pub struct ZoneBuilder {
+    origin: Name,
+    file: Arc<std::path::PathBuf>,
+    nodes: BTreeMap<Name, Node>,
+    /// Where each RRset was first written, for errors about it.
+    first_seen: BTreeMap<(Name, RecordType), Location>,
+    warnings: Vec<ZoneWarning>,
+    record_count: usize,
+}
+
+impl ZoneBuilder {
+    pub fn new(origin: &Name, file: &Path) -> Self {
+        let mut origin = origin.to_lowercase();
+        origin.set_fqdn(true);
+        Self {
+            origin,
+            file: Arc::new(file.to_path_buf()),
+            nodes: BTreeMap::new(),
+            first_seen: BTreeMap::new(),
+            warnings: Vec::new(),
+            record_count: 0,
+        }
+    }
+
+    pub fn add(&mut self, located: LocatedRecord) {
+        let LocatedRecord { record, location } = located;
+        if !self.origin.zone_of(&record.name) {
+            self.warnings.push(ZoneWarning {
+                location,
+                message: format!(
+                    "{} is outside zone {}; the record is ignored",
+                    record.name, self.origin
+                ),
+            });
+            return;
+        }
+        let owner = record.name.to_lowercase();
+        let rtype = record.record_type();
+        let node = self.nodes.entry(owner.clone()).or_default();
+        let position = node.rrsets.iter().position(|set| set.rtype == rtype);
+        let Some(position) = position else {
+            node.rrsets.push(RRset {
+                rtype,
+                ttl: record.ttl,
+                rdatas: vec![record.data],
+            });
+            self.first_seen.insert((owner, rtype), location);
+            self.record_count += 1;
+            return;
+        };
+        let set = &mut node.rrsets[position];
+        if set.rdatas.contains(&record.data) {
+            self.warnings.push(ZoneWarning {
+                location,
+                message: format!("duplicate {rtype} record for {} ignored", record.name),
+            });
+            return;
+        }
+        if record.ttl != set.ttl {
+            let smallest = record.ttl.min(set.ttl);
+            self.warnings.push(ZoneWarning {
+                location,
+                message: format!(
+                    "TTL {} differs from the {rtype} RRset's TTL {} for {}; the RRset uses the smallest, {smallest} (RFC 2181 §5.2)",
+                    record.ttl, set.ttl, record.name
+                ),
+            });
+            set.ttl = smallest;
+        }
+        set.rdatas.push(record.data);
+        self.record_count += 1;
+    }
+
+    /// Checks the zone as a whole and returns it with the warnings found on the way.
+    pub fn build(self) -> Result<(Zone, Vec<ZoneWarning>), ZoneError> {
+        let whole_file = Location {
+            file: self.file.clone(),
+            line: 1,
+        };
+        let error = |location: &Location, message: String| ZoneError {
+            location: location.clone(),
+            message,
+        };
+        let at = |name: &Name, rtype| self.first_seen.get(&(name.clone(), rtype)).unwrap_or(&whole_file);
+
+        for (name, node) in &self.nodes {
+            if node.get(RecordType::SOA).is_some() && name != &self.origin {
+                return Err(error(
+                    at(name, RecordType::SOA),
+                    format!("SOA record at {name}, but the zone's apex is {}; move it to the apex (@)", self.origin),
+                ));
+            }
+            if let Some(cname) = node.get(RecordType::CNAME) {
+                if cname.rdatas.len() > 1 {
+                    return Err(error(at(name, RecordType::CNAME), format!("{name} has more than one CNAME; keep one")));
+                }
+                let others: Vec<String> = node
+                    .rrsets
+                    .iter()
+                    .filter(|s| !matches!(s.rtype, RecordType::CNAME | RecordType::RRSIG | RecordType::NSEC))
+                    .map(|s| s.rtype.to_string())
+                    .collect();
+                if !others.is_empty() {
+                    return Err(error(
+                        at(name, RecordType::CNAME),
+                        format!(
+                            "{name} has a CNAME and other data ({}); a CNAME must be alone at its name (RFC 1034 §3.6.2): remove one",
+                            others.join(", ")
+                        ),
+                    ));
+                }
+            }
+            if let Some(dname) = node.get(RecordType::DNAME) {
+                if dname.rdatas.len() > 1 {
+                    return Err(error(at(name, RecordType::DNAME), format!("{name} has more than one DNAME; keep one")));
+                }
+            }
+        }
+        let apex = self.nodes.get(&self.origin);
+        let Some(soa_set) = apex.and_then(|n| n.get(RecordType::SOA)) else {
+            return Err(error(
+                &whole_file,
+                format!("zone {} has no SOA record; add one at the apex, e.g. `@ IN SOA ns1 hostmaster 1 7200 3600 1209600 3600`", self.origin),
+            ));
+        };
+        if soa_set.rdatas.len() > 1 {
+            return Err(error(
+                at(&self.origin, RecordType::SOA),
+                format!("zone {} has more than one SOA record; keep exactly one", self.origin),
+            ));
+        }
+        if apex.and_then(|n| n.get(RecordType::NS)).is_none() {
+            return Err(error(
+                &whole_file,
+                format!("zone {} has no NS records at its apex; add at least one, e.g. `@ IN NS ns1`", self.origin),
+            ));
+        }
+        let soa = soa_set
+            .records(&self.origin)
+            .next()
+            .ok_or_else(|| error(&whole_file, "empty SOA RRset".into()))?;
+        Ok((
+            Zone {
+                origin: self.origin,
+                soa,
+                nodes: self.nodes,
+                record_count: self.record_count,
+            },
+            self.warnings,
+        ))
+    }
+}
+
+impl Zone {
+    /// Parses master-file text into a checked zone; `read_include` reads `$INCLUDE` files.
+    pub fn from_master_text(
+        origin: &Name,
+        file: &Path,
+        text: &str,
+        read_include: crate::master::ReadInclude<'_>,
+    ) -> Result<(Zone, Vec<ZoneWarning>), ZoneError> {
+        let records = crate::master::parse(text, file, origin, read_include)?;
+        let mut builder = ZoneBuilder::new(origin, file);
+        for record in records {
+            builder.add(record);
+        }
+        builder.build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn load(text: &str) -> Result<(Zone, Vec<ZoneWarning>), ZoneError> {
+        let no_include = |_: &Path| -> std::io::Result<String> { Err(std::io::ErrorKind::NotFound.into()) };
+        Zone::from_master_text(&Name::from_ascii("example.com.").unwrap(), Path::new("z"), text, &no_include)
+    }
+
+    const HEAD: &str = "$TTL 300\n@ SOA ns hostmaster 7 2 3 4 60\n  NS ns\nns A 192.0.2.1\n";
+
+    #[test]
+    fn builds_and_counts() {
+        let (zone, warnings) = load(HEAD).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(zone.serial(), 7);
+        assert_eq!(zone.record_count(), 3);
+        assert_eq!(zone.negative_ttl(), 60);
+    }
+
+    #[test]
+    fn checks_like_named_checkzone() {
+        let err = load("$TTL 1\n@ NS ns\n").unwrap_err();
+        assert!(err.message.contains("no SOA"), "{err}");
+        let err = load("$TTL 1\n@ SOA ns h 1 2 3 4 5\n").unwrap_err();
+        assert!(err.message.contains("no NS records"), "{err}");
+        let err = load(&format!("{HEAD}www CNAME ns\nwww A 192.0.2.2\n")).unwrap_err();
+        assert_eq!(err.location.line, 5);
+        assert!(err.message.contains("CNAME and other data (A)"), "{err}");
+        let err = load(&format!("{HEAD}sub SOA ns h 1 2 3 4 5\n")).unwrap_err();
+        assert!(err.message.contains("move it to the apex"), "{err}");
+        let err = load(&format!("{HEAD}@ SOA ns h 2 2 3 4 5\n")).unwrap_err();
+        assert!(err.message.contains("more than one SOA"), "{err}");
+    }
+
+    #[test]
+    fn warns_and_fixes_what_it_can() {
+        let (zone, warnings) = load(&format!(
+            "{HEAD}www 60 A 192.0.2.2\nwww 30 A 192.0.2.3\nwww A 192.0.2.3\nother.org. A 192.0.2.9\n"
+        ))
+        .unwrap();
+        let messages: Vec<_> = warnings.iter().map(|w| w.message.as_str()).collect();
+        assert!(messages[0].contains("uses the smallest, 30"), "{messages:?}");
+        assert!(messages[1].contains("duplicate A record"), "{messages:?}");
+        assert!(messages[2].contains("outside zone"), "{messages:?}");
+        let www = zone.node(&Name::from_ascii("www.example.com.").unwrap()).unwrap();
+        assert_eq!(www.get(RecordType::A).unwrap().ttl, 30);
+        assert_eq!(www.get(RecordType::A).unwrap().rdatas.len(), 2);
+    }
+}
