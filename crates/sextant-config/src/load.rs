@@ -32,8 +32,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         .try_deserialize()
         .map_err(|e| deserialize_error(path, &e))?;
 
-    let base = path.parent().unwrap_or(Path::new("."));
-    config.resolve_paths(base);
+    // Relative paths start at the file's directory, made absolute so that they do not
+    // change meaning with the daemon's working directory.
+    let base = std::path::absolute(path.parent().unwrap_or(Path::new(".")))
+        .unwrap_or_else(|_| path.parent().unwrap_or(Path::new(".")).to_path_buf());
+    config.resolve_paths(&base);
     let problems = config.problems();
     if problems.is_empty() {
         Ok(config)

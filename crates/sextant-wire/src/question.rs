@@ -284,6 +284,55 @@ fn skip_name(packet: &[u8], mut at: usize) -> Option<usize> {
     None
 }
 
+/// Wire form (lower-cased) of a name in presentation form such as `example.com.`,
+/// with `\\X` and `\\DDD` escapes; `None` if it is not a valid name.
+pub fn wire_name_from_text(text: &str) -> Option<Vec<u8>> {
+    let mut wire = Vec::with_capacity(text.len() + 2);
+    let bytes = text.as_bytes();
+    if text == "." {
+        return Some(vec![0]);
+    }
+    let mut label = Vec::with_capacity(63);
+    let mut at = 0;
+    let finish = |label: &mut Vec<u8>, wire: &mut Vec<u8>| -> Option<()> {
+        if label.is_empty() || label.len() > 63 {
+            return None;
+        }
+        wire.push(label.len() as u8);
+        wire.extend(label.iter().map(u8::to_ascii_lowercase));
+        label.clear();
+        Some(())
+    };
+    while at < bytes.len() {
+        match bytes[at] {
+            b'.' => {
+                finish(&mut label, &mut wire)?;
+                at += 1;
+            }
+            b'\\' => {
+                let digits = bytes.get(at + 1..at + 4).filter(|d| d.iter().all(u8::is_ascii_digit));
+                if let Some(digits) = digits {
+                    let value = digits.iter().fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
+                    label.push(u8::try_from(value).ok()?);
+                    at += 4;
+                } else {
+                    label.push(*bytes.get(at + 1)?);
+                    at += 2;
+                }
+            }
+            byte => {
+                label.push(byte);
+                at += 1;
+            }
+        }
+    }
+    if !label.is_empty() {
+        finish(&mut label, &mut wire)?;
+    }
+    wire.push(0);
+    (wire.len() <= 255).then_some(wire)
+}
+
 /// Presentation form of a wire name, escaping what needs it.
 pub(crate) fn wire_name_to_text(wire: &[u8]) -> String {
     let mut text = String::new();
@@ -387,6 +436,15 @@ mod tests {
         packet.extend_from_slice(&opt);
         packet[11] = 2;
         assert_eq!(parse_query(&packet).unwrap_err().unwrap().reason, "more than one OPT record");
+    }
+
+    #[test]
+    fn text_names_round_trip_to_wire() {
+        assert_eq!(wire_name_from_text("Example.COM.").unwrap(), b"\x07example\x03com\x00");
+        assert_eq!(wire_name_from_text(".").unwrap(), [0]);
+        assert_eq!(wire_name_from_text("a\\.b.").unwrap(), b"\x03a.b\x00");
+        assert_eq!(wire_name_from_text("a\\046b").unwrap(), b"\x03a.b\x00");
+        assert!(wire_name_from_text("a..b.").is_none());
     }
 
     proptest! {

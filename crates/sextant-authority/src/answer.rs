@@ -1,0 +1,185 @@
+//! From a query's wire bytes to the response's wire bytes: validation, the lookup, EDNS
+//! and truncation. One function, read top to bottom.
+
+use bytes::Bytes;
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query as Question, ResponseCode};
+use hickory_proto::rr::DNSClass;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use sextant_rpc::{Answer, Query};
+use sextant_wire::consts::*;
+use sextant_wire::{QueryView, parse_query, write_error_response};
+use sextant_zone::{Catalog, Lookup, Rcode};
+
+/// Answers one query from `catalog`. Never fails: every problem becomes an RCODE.
+pub fn respond(catalog: &Catalog, query: &Query, edns_payload_size: u16) -> Answer {
+    let wire = &query.wire[..];
+    let view = match parse_query(wire) {
+        Ok(view) => view,
+        Err(None) => return Answer::default(), // not a query: no answer at all
+        Err(Some(malformed)) => {
+            return error(wire, &malformed.header, None, u16::from(RCODE_FORMERR), edns_payload_size);
+        }
+    };
+    let header = view.header;
+    if header.opcode() != OPCODE_QUERY {
+        return error(wire, &header, Some(&view), u16::from(RCODE_NOTIMP), edns_payload_size);
+    }
+    if view.edns.is_some_and(|e| e.version > 0) {
+        return error(wire, &header, Some(&view), RCODE_BADVERS, edns_payload_size);
+    }
+    // Zone transfers are not offered yet: refuse them like a primary whose
+    // allow-transfer list is empty (the default).
+    if view.question.qclass != CLASS_IN || matches!(view.question.qtype, TYPE_AXFR | TYPE_IXFR) {
+        return error(wire, &header, Some(&view), u16::from(RCODE_REFUSED), edns_payload_size);
+    }
+    let Some(question) = wire
+        .get(HEADER_LEN..view.question_end)
+        .and_then(|bytes| Question::read(&mut BinDecoder::new(bytes)).ok())
+    else {
+        return error(wire, &header, Some(&view), u16::from(RCODE_FORMERR), edns_payload_size);
+    };
+
+    let lookup = catalog.lookup(question.name(), question.query_type());
+    if lookup.rcode == Rcode::Refused {
+        return error(wire, &header, Some(&view), u16::from(RCODE_REFUSED), edns_payload_size);
+    }
+    let cache_ttl = lookup.min_ttl();
+    let mut message = response_message(&view, question, lookup, edns_payload_size);
+    match encode_to_fit(&mut message, usize::from(query.max_response_size)) {
+        Some((bytes, truncated)) => Answer {
+            wire: Bytes::from(bytes),
+            cache_ttl: if truncated { 0 } else { cache_ttl },
+        },
+        None => error(wire, &header, Some(&view), u16::from(RCODE_SERVFAIL), edns_payload_size),
+    }
+}
+
+fn response_message(view: &QueryView, question: Question, lookup: Lookup, edns_payload_size: u16) -> Message {
+    let mut message = Message::new(view.header.id, MessageType::Response, OpCode::Query);
+    message.metadata.authoritative = lookup.authoritative;
+    message.metadata.recursion_desired = view.header.recursion_desired();
+    message.metadata.checking_disabled = view.header.checking_disabled();
+    message.metadata.response_code = match lookup.rcode {
+        Rcode::NoError => ResponseCode::NoError,
+        Rcode::NxDomain => ResponseCode::NXDomain,
+        Rcode::YxDomain => ResponseCode::YXDomain,
+        Rcode::Refused => ResponseCode::Refused,
+    };
+    message.add_query(question);
+    message.answers = lookup.answer;
+    message.authorities = lookup.authority;
+    message.additionals = lookup.additional;
+    for record in message
+        .answers
+        .iter_mut()
+        .chain(&mut message.authorities)
+        .chain(&mut message.additionals)
+    {
+        record.dns_class = DNSClass::IN;
+    }
+    if let Some(request_edns) = view.edns {
+        let mut edns = Edns::new();
+        edns.set_max_payload(edns_payload_size.max(CLASSIC_UDP_SIZE));
+        // RFC 3225: the DO bit is copied into the response.
+        edns.set_dnssec_ok(request_edns.dnssec_ok);
+        message.set_edns(edns);
+    }
+    message
+}
+
+/// Encodes `message` within `limit` bytes. Additional data is optional and dropped
+/// first without TC; if the answer and authority still do not fit, the response is
+/// sent with TC=1 and no records, so the client retries over TCP (RFC 2181 §9).
+fn encode_to_fit(message: &mut Message, limit: usize) -> Option<(Vec<u8>, bool)> {
+    let limit = limit.max(usize::from(CLASSIC_UDP_SIZE));
+    let bytes = message.to_vec().ok()?;
+    if bytes.len() <= limit {
+        return Some((bytes, false));
+    }
+    message.additionals.clear();
+    let bytes = message.to_vec().ok()?;
+    if bytes.len() <= limit {
+        return Some((bytes, false));
+    }
+    message.answers.clear();
+    message.authorities.clear();
+    message.metadata.truncation = true;
+    message.to_vec().ok().map(|bytes| (bytes, true))
+}
+
+fn error(wire: &[u8], header: &sextant_wire::Header, view: Option<&QueryView>, rcode: u16, size: u16) -> Answer {
+    let mut out = Vec::with_capacity(64);
+    write_error_response(&mut out, wire, header, view, rcode, size);
+    Answer {
+        wire: Bytes::from(out),
+        cache_ttl: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use hickory_proto::rr::{Name, RecordType};
+    use sextant_rpc::Transport;
+    use sextant_zone::Zone;
+
+    use super::*;
+
+    fn catalog() -> Catalog {
+        let mut text = String::from("$TTL 300\n@ SOA ns h 1 2 3 4 60\n  NS ns\nns A 192.0.2.53\nwww A 192.0.2.1\n");
+        for i in 0..100 {
+            text.push_str(&format!("big TXT \"record number {i} with some padding to make it long\"\n"));
+        }
+        let none = |_: &Path| -> std::io::Result<String> { Err(std::io::ErrorKind::NotFound.into()) };
+        let (zone, _) = Zone::from_master_text(&Name::from_ascii("example.com.").unwrap(), Path::new("t"), &text, &none).unwrap();
+        Catalog::new([Arc::new(zone)])
+    }
+
+    fn ask(name: &str, rtype: RecordType, edns: bool, max: u16) -> Message {
+        let mut message = Message::query();
+        message.add_query(Question::query(Name::from_ascii(name).unwrap(), rtype));
+        if edns {
+            message.set_edns(Edns::new());
+        }
+        let query = Query {
+            wire: Bytes::from(message.to_vec().unwrap()),
+            client: "127.0.0.1:5000".parse().unwrap(),
+            transport: Transport::Udp,
+            max_response_size: max,
+        };
+        let answer = respond(&catalog(), &query, 1232);
+        let response = Message::from_vec(&answer.wire).unwrap();
+        assert_eq!(response.metadata.id, message.metadata.id);
+        response
+    }
+
+    #[test]
+    fn authoritative_answer_with_edns() {
+        let response = ask("www.Example.com.", RecordType::A, true, 1232);
+        assert!(response.metadata.authoritative);
+        assert_eq!(response.answers[0].data.to_string(), "192.0.2.1");
+        assert_eq!(response.queries[0].name().to_string(), "www.Example.com.");
+        assert_eq!(response.edns.unwrap().max_payload(), 1232);
+    }
+
+    #[test]
+    fn refused_outside_our_zones_and_for_transfers() {
+        let response = ask("www.example.net.", RecordType::A, false, 512);
+        assert_eq!(response.metadata.response_code, ResponseCode::Refused);
+        let response = ask("example.com.", RecordType::AXFR, false, 512);
+        assert_eq!(response.metadata.response_code, ResponseCode::Refused);
+    }
+
+    #[test]
+    fn large_answers_truncate_to_the_limit() {
+        let response = ask("big.example.com.", RecordType::TXT, false, 512);
+        assert!(response.metadata.truncation);
+        assert!(response.answers.is_empty());
+        let response = ask("big.example.com.", RecordType::TXT, true, 65535);
+        assert!(!response.metadata.truncation);
+        assert_eq!(response.answers.len(), 100);
+    }
+}

@@ -1,0 +1,115 @@
+//! The authority daemon: loads zones, answers the listener's queries over gRPC and
+//! publishes the set of zones it serves.
+
+mod answer;
+mod load;
+mod service;
+
+pub use answer::respond;
+pub use load::{LoadError, load_catalog};
+pub use service::Authority;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use sextant_config::Config;
+use sextant_daemon::{Daemon, ReadyFile, notify_ready};
+use sextant_rpc::{GrpcServer, Services, ZoneSetPublisher};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug)]
+pub struct AuthorityDaemon;
+
+impl Daemon for AuthorityDaemon {
+    const NAME: &'static str = "sextant-authority";
+
+    fn check(config: &Config) -> anyhow::Result<()> {
+        let section = section(config)?;
+        let (catalog, warnings) = load_catalog(&section.zones)?;
+        for warning in warnings {
+            eprintln!("warning: {warning}");
+        }
+        println!("{} zone(s) load cleanly", catalog.zones().count());
+        Ok(())
+    }
+
+    fn run(config: Config, shutdown: CancellationToken) -> impl Future<Output = anyhow::Result<()>> + Send {
+        run(config, shutdown)
+    }
+}
+
+fn section(config: &Config) -> anyhow::Result<&sextant_config::AuthorityConfig> {
+    config
+        .authority
+        .as_ref()
+        .context("the configuration has no [authority] section; add one (see samples/sextant.toml)")
+}
+
+/// Runs the authority until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let section = section(&config)?.clone();
+    let zones = section.zones.clone();
+    let (catalog, warnings) = tokio::task::spawn_blocking(move || load_catalog(&zones))
+        .await
+        .context("zone loading task failed")??;
+    for warning in &warnings {
+        tracing::warn!(%warning, "zone loaded with a fix-up");
+    }
+    let authority = Arc::new(Authority::new(catalog, section.edns_payload_size));
+    let publisher = ZoneSetPublisher::new();
+    publisher.publish(authority.zone_names());
+
+    let server = GrpcServer::bind(&section.grpc).await?;
+    let endpoint = server.local_endpoint().clone();
+    let services = Services::new()
+        .with_query(authority.clone())
+        .with_zones(&publisher);
+    let serving = tokio::spawn(server.serve(services, shutdown.clone()));
+
+    let _ready = ReadyFile::write(
+        section.ready_file.as_deref(),
+        &serde_json::json!({
+            "pid": std::process::id(),
+            "grpc": endpoint.to_string(),
+            "zones": authority.zone_names(),
+        }),
+    )?;
+    notify_ready();
+    let stats = authority.stats();
+    tracing::info!(
+        grpc = %endpoint,
+        zones = stats.zones,
+        records = stats.records,
+        "authority serving"
+    );
+
+    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = hangup.recv() => reload(&authority, &publisher, &section.zones).await,
+        }
+    }
+    serving.await.context("gRPC server task failed")??;
+    tracing::info!("authority stopped");
+    Ok(())
+}
+
+/// Re-reads every zone file; on any error the zones already served stay as they are.
+async fn reload(authority: &Arc<Authority>, publisher: &ZoneSetPublisher, zones: &[sextant_config::ZoneConfig]) {
+    let zones = zones.to_vec();
+    match tokio::task::spawn_blocking(move || load_catalog(&zones)).await {
+        Ok(Ok((catalog, warnings))) => {
+            for warning in &warnings {
+                tracing::warn!(%warning, "zone loaded with a fix-up");
+            }
+            authority.replace(catalog);
+            let generation = publisher.publish(authority.zone_names());
+            let stats = authority.stats();
+            tracing::info!(zones = stats.zones, records = stats.records, generation, "zones reloaded");
+        }
+        Ok(Err(error)) => tracing::error!(%error, "reload failed; still serving the previous zones"),
+        Err(error) => tracing::error!(%error, "reload task failed; still serving the previous zones"),
+    }
+}

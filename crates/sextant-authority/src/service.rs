@@ -1,0 +1,64 @@
+//! The authority's query handler: the current catalog behind an atomic pointer, so a
+//! reload swaps every zone at once and a query sees either all old or all new data.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use sextant_rpc::{Answer, Query, QueryHandler};
+use sextant_zone::Catalog;
+
+use crate::respond;
+
+#[derive(Debug)]
+pub struct Authority {
+    catalog: ArcSwap<Catalog>,
+    /// EDNS payload size advertised in our answers, bytes.
+    edns_payload_size: u16,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Stats {
+    pub zones: usize,
+    pub records: usize,
+}
+
+impl Authority {
+    pub fn new(catalog: Catalog, edns_payload_size: u16) -> Self {
+        Self {
+            catalog: ArcSwap::from_pointee(catalog),
+            edns_payload_size,
+        }
+    }
+
+    pub fn replace(&self, catalog: Catalog) {
+        self.catalog.store(Arc::new(catalog));
+    }
+
+    pub fn zone_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .catalog
+            .load()
+            .zones()
+            .map(|zone| zone.origin().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    pub fn stats(&self) -> Stats {
+        let catalog = self.catalog.load();
+        Stats {
+            zones: catalog.zones().count(),
+            records: catalog.zones().map(|z| z.record_count()).sum(),
+        }
+    }
+}
+
+impl QueryHandler for Authority {
+    fn handle(&self, query: Query) -> impl Future<Output = Answer> + Send {
+        // The lookup is in memory and short: answer before the future is polled,
+        // without holding the catalog across an await.
+        let answer = respond(&self.catalog.load(), &query, self.edns_payload_size);
+        std::future::ready(answer)
+    }
+}

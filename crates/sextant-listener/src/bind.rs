@@ -1,0 +1,134 @@
+//! Binding the DNS sockets: one UDP socket per worker (SO_REUSEPORT spreads packets
+//! over them) and one TCP listener per address, all on the same port. Every failure
+//! is one sentence naming the address, the cause and the fix.
+
+use std::io;
+use std::net::SocketAddr;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::{TcpListener, UdpSocket};
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} ({proto}): {cause}; {fix}")]
+pub struct BindError {
+    pub addr: SocketAddr,
+    pub proto: &'static str,
+    pub cause: io::Error,
+    pub fix: &'static str,
+}
+
+fn bind_error(addr: SocketAddr, proto: &'static str, cause: io::Error) -> BindError {
+    let fix = match cause.kind() {
+        io::ErrorKind::AddrInUse => {
+            "another program already uses this port; stop it, or change `listener.listen`"
+        }
+        io::ErrorKind::AddrNotAvailable => {
+            "the address is not configured on this host; use one of its addresses in `listener.listen`"
+        }
+        io::ErrorKind::PermissionDenied => {
+            "ports below 1024 need root or CAP_NET_BIND_SERVICE; start the listener through its systemd unit, or use a port of 1024 or more"
+        }
+        _ => "check `listener.listen`",
+    };
+    BindError {
+        addr,
+        proto,
+        cause,
+        fix,
+    }
+}
+
+/// The sockets for one configured address.
+#[derive(Debug)]
+pub struct BoundAddress {
+    pub udp: Vec<UdpSocket>,
+    pub tcp: TcpListener,
+    pub local: SocketAddr,
+}
+
+/// Backlog of not-yet-accepted TCP connections: large enough for bursts, small enough
+/// that a SYN flood cannot queue unbounded work.
+const TCP_BACKLOG: i32 = 1024;
+/// Tries to find a port free for both UDP and TCP when port 0 is configured.
+const PORT_ZERO_ATTEMPTS: usize = 20;
+
+/// Binds `addr` for UDP (`udp_workers` sockets) and TCP on the same port. With port 0
+/// the kernel picks a UDP port and TCP takes the same one.
+pub fn bind_address(addr: SocketAddr, udp_workers: usize) -> Result<BoundAddress, BindError> {
+    let attempts = if addr.port() == 0 { PORT_ZERO_ATTEMPTS } else { 1 };
+    let mut last_error = None;
+    for _ in 0..attempts {
+        let first = udp_socket(addr).map_err(|e| bind_error(addr, "UDP", e))?;
+        let local = first.local_addr().map_err(|e| bind_error(addr, "UDP", e))?;
+        let tcp = match tcp_listener(local) {
+            Ok(tcp) => tcp,
+            Err(e) if addr.port() == 0 && e.kind() == io::ErrorKind::AddrInUse => {
+                last_error = Some(bind_error(local, "TCP", e));
+                continue;
+            }
+            Err(e) => return Err(bind_error(local, "TCP", e)),
+        };
+        let mut udp = vec![first];
+        for _ in 1..udp_workers.max(1) {
+            udp.push(udp_socket(local).map_err(|e| bind_error(local, "UDP", e))?);
+        }
+        return Ok(BoundAddress { udp, tcp, local });
+    }
+    Err(last_error.unwrap_or_else(|| bind_error(addr, "TCP", io::ErrorKind::AddrInUse.into())))
+}
+
+fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_port(true)?;
+    // Room for bursts while workers are busy; the kernel caps it at rmem_max.
+    let _ = socket.set_recv_buffer_size(4 * 1024 * 1024);
+    let _ = socket.set_send_buffer_size(4 * 1024 * 1024);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(TCP_BACKLOG)?;
+    TcpListener::from_std(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn port_zero_gets_one_port_for_udp_and_tcp() {
+        let bound = bind_address("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        assert_ne!(bound.local.port(), 0);
+        assert_eq!(bound.tcp.local_addr().unwrap(), bound.local);
+        assert_eq!(bound.udp[1].local_addr().unwrap(), bound.local);
+    }
+
+    #[tokio::test]
+    async fn a_port_in_use_is_one_clear_sentence() {
+        let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = holder.local_addr().unwrap();
+        let err = bind_address(addr, 1).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("cannot listen on {addr} (TCP)")), "{err}");
+        assert!(err.contains("change `listener.listen`"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_address_not_on_this_host_says_so() {
+        let err = bind_address("192.0.2.1:5353".parse().unwrap(), 1).unwrap_err().to_string();
+        assert!(err.contains("not configured on this host"), "{err}");
+    }
+}

@@ -1,0 +1,150 @@
+//! The transport-independent query path: read the question, decide, and either
+//! answer at once (errors, refusals) or forward the raw message to a backend.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use sextant_rpc::{Query, QueryClient, Transport};
+use sextant_wire::consts::*;
+use sextant_wire::{Header, QueryView, parse_query, write_error_response};
+
+use crate::route::{Route, Router};
+
+/// What to do with one incoming message.
+#[derive(Debug)]
+pub enum Decision {
+    /// Send these bytes back now.
+    Reply(Vec<u8>),
+    /// Send nothing (not a query, or unreadable).
+    Drop,
+    /// Ask the backend; `max_response_size` is what the client can take.
+    Forward { max_response_size: u16 },
+}
+
+/// Counters of what happened to queries; read by logs now, by metrics later.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub udp_queries: AtomicU64,
+    pub tcp_queries: AtomicU64,
+    pub dropped: AtomicU64,
+    pub formerr: AtomicU64,
+    pub refused: AtomicU64,
+    pub servfail: AtomicU64,
+    pub notimp: AtomicU64,
+    pub forwarded: AtomicU64,
+    pub overloaded: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+#[derive(Debug)]
+pub struct Frontend {
+    pub router: Arc<Router>,
+    pub authority: QueryClient,
+    /// Largest UDP response we send, bytes.
+    pub udp_payload_size: u16,
+    pub counters: Counters,
+}
+
+impl Frontend {
+    /// Decides from the header, question and OPT alone.
+    pub fn decide(&self, packet: &[u8], transport: Transport) -> Decision {
+        bump(match transport {
+            Transport::Udp => &self.counters.udp_queries,
+            Transport::Tcp => &self.counters.tcp_queries,
+        });
+        let view = match parse_query(packet) {
+            Ok(view) => view,
+            Err(None) => {
+                bump(&self.counters.dropped);
+                return Decision::Drop;
+            }
+            Err(Some(malformed)) => {
+                bump(&self.counters.formerr);
+                return self.reply(packet, &malformed.header, None, u16::from(RCODE_FORMERR));
+            }
+        };
+        if view.header.opcode() != OPCODE_QUERY {
+            bump(&self.counters.notimp);
+            return self.reply(packet, &view.header, Some(&view), u16::from(RCODE_NOTIMP));
+        }
+        if view.edns.is_some_and(|edns| edns.version > 0) {
+            return self.reply(packet, &view.header, Some(&view), RCODE_BADVERS);
+        }
+        match self.router.route(&view.question) {
+            Route::Authority => {
+                bump(&self.counters.forwarded);
+                Decision::Forward {
+                    max_response_size: self.max_response_size(&view, transport),
+                }
+            }
+            Route::Refuse => {
+                bump(&self.counters.refused);
+                self.reply(packet, &view.header, Some(&view), u16::from(RCODE_REFUSED))
+            }
+            Route::Unknown => {
+                bump(&self.counters.servfail);
+                self.reply(packet, &view.header, Some(&view), u16::from(RCODE_SERVFAIL))
+            }
+        }
+    }
+
+    /// Forwards to the authority; SERVFAIL when it is down or too slow.
+    pub async fn forward(&self, packet: Bytes, client: SocketAddr, transport: Transport, max_response_size: u16) -> Option<Bytes> {
+        let query = Query {
+            wire: packet.clone(),
+            client,
+            transport,
+            max_response_size,
+        };
+        match self.authority.query(query).await {
+            Ok(answer) if answer.wire.is_empty() => None,
+            Ok(answer) => Some(answer.wire),
+            Err(error) => {
+                bump(&self.counters.servfail);
+                tracing::debug!(%error, %client, "backend failed; answering SERVFAIL");
+                self.servfail(&packet).map(Bytes::from)
+            }
+        }
+    }
+
+    /// Decides, and forwards when needed.
+    pub async fn answer(&self, packet: Bytes, client: SocketAddr, transport: Transport) -> Option<Bytes> {
+        match self.decide(&packet, transport) {
+            Decision::Reply(bytes) => Some(Bytes::from(bytes)),
+            Decision::Drop => None,
+            Decision::Forward { max_response_size } => {
+                self.forward(packet, client, transport, max_response_size).await
+            }
+        }
+    }
+
+    fn servfail(&self, packet: &[u8]) -> Option<Vec<u8>> {
+        let view = parse_query(packet).ok()?;
+        let mut out = Vec::with_capacity(64);
+        write_error_response(&mut out, packet, &view.header, Some(&view), u16::from(RCODE_SERVFAIL), self.udp_payload_size);
+        Some(out)
+    }
+
+    fn reply(&self, packet: &[u8], header: &Header, view: Option<&QueryView>, rcode: u16) -> Decision {
+        let mut out = Vec::with_capacity(64);
+        write_error_response(&mut out, packet, header, view, rcode, self.udp_payload_size);
+        Decision::Reply(out)
+    }
+
+    /// The client's limit: 65535 over TCP; over UDP its EDNS size (at least 512)
+    /// capped by ours, or 512 without EDNS.
+    fn max_response_size(&self, view: &QueryView, transport: Transport) -> u16 {
+        match (transport, view.edns) {
+            (Transport::Tcp, _) => u16::MAX,
+            (Transport::Udp, None) => CLASSIC_UDP_SIZE,
+            (Transport::Udp, Some(edns)) => edns
+                .payload_size
+                .clamp(CLASSIC_UDP_SIZE, self.udp_payload_size.max(CLASSIC_UDP_SIZE)),
+        }
+    }
+}

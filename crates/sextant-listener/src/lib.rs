@@ -1,0 +1,130 @@
+//! The listener: the only process on port 53. It reads the header and question of
+//! each message, answers what it can by itself (FORMERR, REFUSED, NOTIMP, SERVFAIL)
+//! and forwards the rest, as raw wire bytes, to a backend over gRPC.
+
+mod bind;
+mod frontend;
+mod route;
+mod tcp;
+mod udp;
+
+pub use bind::BindError;
+pub use frontend::{Counters, Decision, Frontend};
+pub use route::{Route, Router};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sextant_config::Config;
+use sextant_daemon::{Daemon, ReadyFile, notify_ready};
+use sextant_rpc::{QueryClient, QueryClientOptions, ZoneWatcher};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug)]
+pub struct ListenerDaemon;
+
+impl Daemon for ListenerDaemon {
+    const NAME: &'static str = "sextant-listener";
+
+    fn check(config: &Config) -> anyhow::Result<()> {
+        section(config)?;
+        Ok(())
+    }
+
+    fn run(config: Config, shutdown: CancellationToken) -> impl Future<Output = anyhow::Result<()>> + Send {
+        run(config, shutdown)
+    }
+}
+
+fn section(config: &Config) -> anyhow::Result<&sextant_config::ListenerConfig> {
+    config
+        .listener
+        .as_ref()
+        .context("the configuration has no [listener] section; add one (see samples/sextant.toml)")
+}
+
+/// Forwarded UDP queries waiting for a backend at once; past it new ones are dropped
+/// (counted), so a flood costs bounded memory.
+const MAX_UDP_IN_FLIGHT: usize = 16 * 1024;
+/// How long start-up waits for the authority's zone set before declaring itself ready
+/// anyway (answering SERVFAIL for everything until the set arrives).
+const ZONE_SET_WAIT: Duration = Duration::from_secs(5);
+
+/// Runs the listener until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let section = section(&config)?.clone();
+    let authority_endpoint = config
+        .authority_endpoint()
+        .cloned()
+        .context("the listener has no authority endpoint; set listener.authority")?;
+
+    // Bind first: a port conflict must stop start-up before anything else happens.
+    let workers = std::thread::available_parallelism().map_or(2, usize::from);
+    let mut bound = Vec::new();
+    for addr in &section.listen {
+        bound.push(bind::bind_address(*addr, workers)?);
+    }
+
+    let authority = QueryClient::start(
+        authority_endpoint.clone(),
+        &QueryClientOptions {
+            lanes: section.backend_lanes,
+            timeout: section.backend_timeout,
+        },
+        shutdown.clone(),
+    );
+    let router = Arc::new(Router::default());
+    let mut zone_sets = ZoneWatcher::start(authority_endpoint.clone(), shutdown.clone());
+    router.follow(zone_sets.clone(), shutdown.clone());
+    let frontend = Arc::new(Frontend {
+        router: router.clone(),
+        authority,
+        udp_payload_size: section.udp_payload_size,
+        counters: Default::default(),
+    });
+
+    let udp_in_flight = Arc::new(Semaphore::new(MAX_UDP_IN_FLIGHT));
+    let tcp_connections = Arc::new(Semaphore::new(section.tcp_max_connections));
+    let limits = tcp::TcpLimits {
+        idle_timeout: section.tcp_idle_timeout,
+        read_timeout: section.tcp_read_timeout,
+        max_in_flight: section.tcp_max_in_flight,
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut addresses = Vec::new();
+    for address in bound {
+        addresses.push(address.local.to_string());
+        for socket in address.udp {
+            tasks.spawn(udp::serve(socket, frontend.clone(), udp_in_flight.clone(), shutdown.clone()));
+        }
+        tasks.spawn(tcp::serve(address.tcp, frontend.clone(), tcp_connections.clone(), limits, shutdown.clone()));
+    }
+
+    let zone_set_known = tokio::time::timeout(ZONE_SET_WAIT, zone_sets.wait_for(Option::is_some)).await.is_ok();
+    if !zone_set_known {
+        tracing::warn!(authority = %authority_endpoint, "no zone set from the authority yet; answering SERVFAIL until it arrives");
+    }
+    let _ready = ReadyFile::write(
+        section.ready_file.as_deref(),
+        &serde_json::json!({
+            "pid": std::process::id(),
+            "udp": addresses,
+            "tcp": addresses,
+        }),
+    )?;
+    notify_ready();
+    tracing::info!(
+        listen = ?addresses,
+        authority = %authority_endpoint,
+        zones = router.zone_count(),
+        udp_workers = workers,
+        "listener serving"
+    );
+
+    shutdown.cancelled().await;
+    while tasks.join_next().await.is_some() {}
+    tracing::info!("listener stopped");
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! The TCP front end (RFC 7766): length-prefixed messages with hard bounds, idle and
+//! read timeouts, pipelined queries answered as they complete, and limits on the
+//! connections held. A connection that sends garbage is closed; nothing it sends can
+//! make the listener spin.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use sextant_rpc::Transport;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::frontend::Frontend;
+
+#[derive(Clone, Copy, Debug)]
+pub struct TcpLimits {
+    pub idle_timeout: Duration,
+    pub read_timeout: Duration,
+    pub max_in_flight: usize,
+}
+
+/// A response not written within this is abandoned with its connection: a client
+/// that does not read cannot hold our memory.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Smallest message worth reading: a DNS header.
+const MIN_MESSAGE: usize = sextant_wire::consts::HEADER_LEN;
+
+pub async fn serve(listener: TcpListener, frontend: Arc<Frontend>, connections: Arc<Semaphore>, limits: TcpLimits, shutdown: CancellationToken) {
+    loop {
+        let (stream, client) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: pause instead of spinning.
+                    tracing::warn!(%error, "TCP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            // Over the connection limit: close at once, which costs us nothing.
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let frontend = frontend.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let (reader, writer) = stream.into_split();
+            connection(reader, writer, client, frontend, limits, shutdown).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn connection(mut reader: OwnedReadHalf, writer: OwnedWriteHalf, client: SocketAddr, frontend: Arc<Frontend>, limits: TcpLimits, shutdown: CancellationToken) {
+    let (responses, queue) = mpsc::channel::<Bytes>(limits.max_in_flight);
+    let writing = tokio::spawn(write_responses(writer, queue));
+    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
+    loop {
+        // Pipelining bound: no more reading while max_in_flight queries are pending.
+        let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            message = read_message(&mut reader, limits) => message,
+        };
+        let Some(message) = message else { break };
+        let frontend = frontend.clone();
+        let responses = responses.clone();
+        tokio::spawn(async move {
+            if let Some(answer) = frontend.answer(message, client, Transport::Tcp).await {
+                let _ = responses.send(answer).await;
+            }
+            drop(permit);
+        });
+    }
+    // Let queries in flight finish, then the writer drains and closes.
+    drop(responses);
+    let _ = writing.await;
+}
+
+/// Reads one length-prefixed message. `None` ends the connection: EOF, idle or read
+/// timeout, or a length that cannot be a DNS message.
+async fn read_message(reader: &mut OwnedReadHalf, limits: TcpLimits) -> Option<Bytes> {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(limits.idle_timeout, reader.read(&mut first)).await {
+        Ok(Ok(1)) => {}
+        _ => return None,
+    }
+    // From the first byte on, the whole message must arrive within the read timeout.
+    let rest = async {
+        let second = reader.read_u8().await.ok()?;
+        let len = usize::from(u16::from_be_bytes([first[0], second]));
+        if len < MIN_MESSAGE {
+            return None;
+        }
+        let mut message = vec![0u8; len];
+        reader.read_exact(&mut message).await.ok()?;
+        Some(Bytes::from(message))
+    };
+    tokio::time::timeout(limits.read_timeout, rest).await.ok().flatten()
+}
+
+async fn write_responses(mut writer: OwnedWriteHalf, mut queue: mpsc::Receiver<Bytes>) {
+    while let Some(answer) = queue.recv().await {
+        let Ok(len) = u16::try_from(answer.len()) else { continue };
+        let mut framed = Vec::with_capacity(answer.len() + 2);
+        framed.extend_from_slice(&len.to_be_bytes());
+        framed.extend_from_slice(&answer);
+        match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&framed)).await {
+            Ok(Ok(())) => {}
+            _ => return,
+        }
+    }
+    let _ = writer.shutdown().await;
+}

@@ -1,0 +1,63 @@
+//! The UDP front end: one receive loop per socket. Answers that need no backend are
+//! sent from the loop itself; forwarded queries run as tasks, bounded in number.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use sextant_rpc::Transport;
+use tokio::net::UdpSocket;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::frontend::{Decision, Frontend};
+
+/// Largest datagram we read; a DNS query is far smaller, the rest is dropped unread.
+const RECV_BUFFER: usize = 4096;
+
+pub async fn serve(socket: UdpSocket, frontend: Arc<Frontend>, in_flight: Arc<Semaphore>, shutdown: CancellationToken) {
+    let socket = Arc::new(socket);
+    let mut buffer = vec![0u8; RECV_BUFFER];
+    loop {
+        let (len, client) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            received = socket.recv_from(&mut buffer) => match received {
+                Ok(received) => received,
+                // ICMP errors from earlier sends surface here on some systems: not fatal.
+                Err(error) => {
+                    tracing::debug!(%error, "UDP receive error");
+                    continue;
+                }
+            },
+        };
+        let packet = &buffer[..len];
+        match frontend.decide(packet, Transport::Udp) {
+            Decision::Drop => {}
+            Decision::Reply(bytes) => send(&socket, &bytes, client).await,
+            Decision::Forward { max_response_size } => {
+                let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                    // Over the in-flight bound the query is dropped: the client retries,
+                    // and memory stays bounded however fast packets arrive.
+                    frontend.counters.overloaded.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let packet = Bytes::copy_from_slice(packet);
+                let frontend = frontend.clone();
+                let socket = socket.clone();
+                tokio::spawn(async move {
+                    if let Some(bytes) = frontend.forward(packet, client, Transport::Udp, max_response_size).await {
+                        send(&socket, &bytes, client).await;
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    }
+}
+
+async fn send(socket: &UdpSocket, bytes: &[u8], client: SocketAddr) {
+    if let Err(error) = socket.send_to(bytes, client).await {
+        tracing::debug!(%error, %client, "UDP send failed");
+    }
+}
