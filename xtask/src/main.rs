@@ -1,1 +1,89 @@
-fn main() {}
+//! `cargo xtask run`: build and start the whole suite on loopback with the sample
+//! configuration. `cargo xtask test`: lint, build and run every test, installing the
+//! test peers (dig, ...) from Debian packages when they are missing and we may.
+
+mod peers;
+mod run;
+
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Sextant project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build and run every daemon with samples/sextant.toml until Ctrl-C.
+    Run {
+        /// Build and run release binaries.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Check formatting and lints, build, and run the whole test suite.
+    Test {
+        /// Skip `cargo fmt --check` and `cargo clippy`.
+        #[arg(long)]
+        no_lint: bool,
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(last = true)]
+        cargo_args: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Run { release } => run::run(release),
+        Task::Test {
+            no_lint,
+            cargo_args,
+        } => test(no_lint, &cargo_args),
+    }
+}
+
+fn test(no_lint: bool, cargo_args: &[String]) -> anyhow::Result<()> {
+    peers::ensure(peers::TEST_PEERS)?;
+    if !no_lint {
+        cargo(&["fmt", "--all", "--", "--check"])
+            .context("formatting differs: run `cargo fmt --all`")?;
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])?;
+    }
+    // System tests start the real binaries: build them before the tests run.
+    cargo(&["build", "--workspace", "--bins"])?;
+    let mut args = vec!["test", "--workspace"];
+    args.extend(cargo_args.iter().map(String::as_str));
+    cargo(&args)
+}
+
+pub(crate) fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("$ cargo {}", args.join(" "));
+    let status = Command::new(cargo)
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+pub(crate) fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default()
+}

@@ -17,12 +17,24 @@ pub fn respond(catalog: &Catalog, query: &Query, edns_payload_size: u16) -> Answ
         Ok(view) => view,
         Err(None) => return Answer::default(), // not a query: no answer at all
         Err(Some(malformed)) => {
-            return error(wire, &malformed.header, None, u16::from(RCODE_FORMERR), edns_payload_size);
+            return error(
+                wire,
+                &malformed.header,
+                None,
+                u16::from(RCODE_FORMERR),
+                edns_payload_size,
+            );
         }
     };
     let header = view.header;
     if header.opcode() != OPCODE_QUERY {
-        return error(wire, &header, Some(&view), u16::from(RCODE_NOTIMP), edns_payload_size);
+        return error(
+            wire,
+            &header,
+            Some(&view),
+            u16::from(RCODE_NOTIMP),
+            edns_payload_size,
+        );
     }
     if view.edns.is_some_and(|e| e.version > 0) {
         return error(wire, &header, Some(&view), RCODE_BADVERS, edns_payload_size);
@@ -30,18 +42,36 @@ pub fn respond(catalog: &Catalog, query: &Query, edns_payload_size: u16) -> Answ
     // Zone transfers are not offered yet: refuse them like a primary whose
     // allow-transfer list is empty (the default).
     if view.question.qclass != CLASS_IN || matches!(view.question.qtype, TYPE_AXFR | TYPE_IXFR) {
-        return error(wire, &header, Some(&view), u16::from(RCODE_REFUSED), edns_payload_size);
+        return error(
+            wire,
+            &header,
+            Some(&view),
+            u16::from(RCODE_REFUSED),
+            edns_payload_size,
+        );
     }
     let Some(question) = wire
         .get(HEADER_LEN..view.question_end)
         .and_then(|bytes| Question::read(&mut BinDecoder::new(bytes)).ok())
     else {
-        return error(wire, &header, Some(&view), u16::from(RCODE_FORMERR), edns_payload_size);
+        return error(
+            wire,
+            &header,
+            Some(&view),
+            u16::from(RCODE_FORMERR),
+            edns_payload_size,
+        );
     };
 
     let lookup = catalog.lookup(question.name(), question.query_type());
     if lookup.rcode == Rcode::Refused {
-        return error(wire, &header, Some(&view), u16::from(RCODE_REFUSED), edns_payload_size);
+        return error(
+            wire,
+            &header,
+            Some(&view),
+            u16::from(RCODE_REFUSED),
+            edns_payload_size,
+        );
     }
     let cache_ttl = lookup.min_ttl();
     let mut message = response_message(&view, question, lookup, edns_payload_size);
@@ -50,11 +80,22 @@ pub fn respond(catalog: &Catalog, query: &Query, edns_payload_size: u16) -> Answ
             wire: Bytes::from(bytes),
             cache_ttl: if truncated { 0 } else { cache_ttl },
         },
-        None => error(wire, &header, Some(&view), u16::from(RCODE_SERVFAIL), edns_payload_size),
+        None => error(
+            wire,
+            &header,
+            Some(&view),
+            u16::from(RCODE_SERVFAIL),
+            edns_payload_size,
+        ),
     }
 }
 
-fn response_message(view: &QueryView, question: Question, lookup: Lookup, edns_payload_size: u16) -> Message {
+fn response_message(
+    view: &QueryView,
+    question: Question,
+    lookup: Lookup,
+    edns_payload_size: u16,
+) -> Message {
     let mut message = Message::new(view.header.id, MessageType::Response, OpCode::Query);
     message.metadata.authoritative = lookup.authoritative;
     message.metadata.recursion_desired = view.header.recursion_desired();
@@ -107,7 +148,13 @@ fn encode_to_fit(message: &mut Message, limit: usize) -> Option<(Vec<u8>, bool)>
     message.to_vec().ok().map(|bytes| (bytes, true))
 }
 
-fn error(wire: &[u8], header: &sextant_wire::Header, view: Option<&QueryView>, rcode: u16, size: u16) -> Answer {
+fn error(
+    wire: &[u8],
+    header: &sextant_wire::Header,
+    view: Option<&QueryView>,
+    rcode: u16,
+    size: u16,
+) -> Answer {
     let mut out = Vec::with_capacity(64);
     write_error_response(&mut out, wire, header, view, rcode, size);
     Answer {
@@ -129,12 +176,23 @@ mod tests {
     use super::*;
 
     fn catalog() -> Catalog {
-        let mut text = String::from("$TTL 300\n@ SOA ns h 1 2 3 4 60\n  NS ns\nns A 192.0.2.53\nwww A 192.0.2.1\n");
+        let mut text = String::from(
+            "$TTL 300\n@ SOA ns h 1 2 3 4 60\n  NS ns\nns A 192.0.2.53\nwww A 192.0.2.1\n",
+        );
         for i in 0..100 {
-            text.push_str(&format!("big TXT \"record number {i} with some padding to make it long\"\n"));
+            text.push_str(&format!(
+                "big TXT \"record number {i} with some padding to make it long\"\n"
+            ));
         }
-        let none = |_: &Path| -> std::io::Result<String> { Err(std::io::ErrorKind::NotFound.into()) };
-        let (zone, _) = Zone::from_master_text(&Name::from_ascii("example.com.").unwrap(), Path::new("t"), &text, &none).unwrap();
+        let none =
+            |_: &Path| -> std::io::Result<String> { Err(std::io::ErrorKind::NotFound.into()) };
+        let (zone, _) = Zone::from_master_text(
+            &Name::from_ascii("example.com.").unwrap(),
+            Path::new("t"),
+            &text,
+            &none,
+        )
+        .unwrap();
         Catalog::new([Arc::new(zone)])
     }
 

@@ -34,7 +34,10 @@ impl Daemon for AuthorityDaemon {
         Ok(())
     }
 
-    fn run(config: Config, shutdown: CancellationToken) -> impl Future<Output = anyhow::Result<()>> + Send {
+    fn run(
+        config: Config,
+        shutdown: CancellationToken,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send {
         run(config, shutdown)
     }
 }
@@ -97,7 +100,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 }
 
 /// Re-reads every zone file; on any error the zones already served stay as they are.
-async fn reload(authority: &Arc<Authority>, publisher: &ZoneSetPublisher, zones: &[sextant_config::ZoneConfig]) {
+async fn reload(
+    authority: &Arc<Authority>,
+    publisher: &ZoneSetPublisher,
+    zones: &[sextant_config::ZoneConfig],
+) {
     let zones = zones.to_vec();
     match tokio::task::spawn_blocking(move || load_catalog(&zones)).await {
         Ok(Ok((catalog, warnings))) => {
@@ -107,9 +114,18 @@ async fn reload(authority: &Arc<Authority>, publisher: &ZoneSetPublisher, zones:
             authority.replace(catalog);
             let generation = publisher.publish(authority.zone_names());
             let stats = authority.stats();
-            tracing::info!(zones = stats.zones, records = stats.records, generation, "zones reloaded");
+            tracing::info!(
+                zones = stats.zones,
+                records = stats.records,
+                generation,
+                "zones reloaded"
+            );
         }
-        Ok(Err(error)) => tracing::error!(%error, "reload failed; still serving the previous zones"),
-        Err(error) => tracing::error!(%error, "reload task failed; still serving the previous zones"),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "reload failed; still serving the previous zones")
+        }
+        Err(error) => {
+            tracing::error!(%error, "reload task failed; still serving the previous zones")
+        }
     }
 }

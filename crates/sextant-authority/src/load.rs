@@ -5,21 +5,17 @@ use std::sync::Arc;
 use sextant_config::ZoneConfig;
 use sextant_zone::{Catalog, Zone, ZoneError, ZoneWarning};
 
+/// Display carries the whole sentence; no `#[source]`, so `{:#}` does not repeat it.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("zone {zone}: cannot read {path}: {source}; check the path and permissions")]
+    #[error("zone {zone}: cannot read {path}: {cause}; check the path and permissions")]
     Read {
         zone: String,
         path: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("zone {zone}: {source}")]
-    Zone {
-        zone: String,
-        #[source]
-        source: ZoneError,
-    },
+    #[error("zone {zone}: {cause}")]
+    Zone { zone: String, cause: ZoneError },
 }
 
 /// Loads every zone; the first broken zone fails the whole load, so a catalog is
@@ -36,16 +32,16 @@ pub fn load_catalog(zones: &[ZoneConfig]) -> Result<(Catalog, Vec<ZoneWarning>),
 }
 
 fn load_zone(config: &ZoneConfig) -> Result<(Zone, Vec<ZoneWarning>), LoadError> {
-    let text = std::fs::read_to_string(&config.file).map_err(|source| LoadError::Read {
+    let text = std::fs::read_to_string(&config.file).map_err(|cause| LoadError::Read {
         zone: config.name.to_string(),
         path: config.file.display().to_string(),
-        source,
+        cause,
     })?;
     let read_include = |path: &std::path::Path| std::fs::read_to_string(path);
-    Zone::from_master_text(&config.name, &config.file, &text, &read_include).map_err(|source| {
+    Zone::from_master_text(&config.name, &config.file, &text, &read_include).map_err(|cause| {
         LoadError::Zone {
             zone: config.name.to_string(),
-            source,
+            cause,
         }
     })
 }

@@ -34,8 +34,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
     // Relative paths start at the file's directory, made absolute so that they do not
     // change meaning with the daemon's working directory.
-    let base = std::path::absolute(path.parent().unwrap_or(Path::new(".")))
-        .unwrap_or_else(|_| path.parent().unwrap_or(Path::new(".")).to_path_buf());
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let base = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
     config.resolve_paths(&base);
     let problems = config.problems();
     if problems.is_empty() {
@@ -48,26 +51,53 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     }
 }
 
+/// The TOML parser's report is several lines with a drawing; keep its position and
+/// its diagnosis on one line.
 fn syntax_message(error: &config::ConfigError) -> String {
-    format!("the file is not valid TOML ({error}); fix the syntax at the place named")
+    let text = error.to_string();
+    let position = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .and_then(|first| first.strip_prefix("TOML parse error at "))
+        .map(str::to_string);
+    let diagnosis = text
+        .lines()
+        .map(str::trim)
+        .rfind(|l| {
+            !l.is_empty() && !l.starts_with('|') && !l.contains(" | ") && !l.starts_with("in ")
+        })
+        .map(str::to_string);
+    match (position, diagnosis) {
+        (Some(position), Some(diagnosis)) => {
+            format!("invalid TOML at {position}: {diagnosis}; fix the syntax there")
+        }
+        _ => format!("invalid TOML ({}); fix the syntax", text.replace('\n', " ")),
+    }
 }
 
 /// Turns serde's messages into one sentence with the key and the fix.
 fn deserialize_error(path: &Path, error: &config::ConfigError) -> ConfigError {
     let (key, inner) = match error {
-        config::ConfigError::At { error, key, .. } => (key.clone().unwrap_or_default(), error.to_string()),
+        config::ConfigError::At { error, key, .. } => {
+            (key.clone().unwrap_or_default(), error.to_string())
+        }
         other => (String::new(), other.to_string()),
     };
     let message = if let Some(rest) = inner.strip_prefix("unknown field ") {
         let (field, expected) = rest.split_once(", expected").unwrap_or((rest, ""));
         let field = field.trim_matches('`');
-        let key = if key.is_empty() { field.to_string() } else { format!("{key}.{field}") };
+        let key = if key.is_empty() {
+            field.to_string()
+        } else {
+            format!("{key}.{field}")
+        };
         return ConfigError::one(
             path.to_path_buf(),
             key,
             format!(
-                "unknown key; the keys allowed here are{}; check the spelling (see docs/configuration.md)",
-                expected.trim_end_matches(" for key")
+                "unknown key; the keys allowed here are {}; check the spelling (see docs/configuration.md)",
+                expected.trim_start_matches(" one of ").trim_start()
             ),
         );
     } else if inner.starts_with("missing field ") {
@@ -75,7 +105,25 @@ fn deserialize_error(path: &Path, error: &config::ConfigError) -> ConfigError {
     } else {
         format!("{inner}; fix the value (see docs/configuration.md)")
     };
+    let message = match from_environment(&key) {
+        Some(variable) => {
+            format!("{message} (the value comes from the environment variable {variable})")
+        }
+        None => message,
+    };
     ConfigError::one(path.to_path_buf(), key, message)
+}
+
+/// The environment variable that set `key`, if one did.
+fn from_environment(key: &str) -> Option<String> {
+    if key.is_empty() {
+        return None;
+    }
+    let variable = format!(
+        "{ENV_PREFIX}{ENV_SEPARATOR}{}",
+        key.to_ascii_uppercase().replace('.', ENV_SEPARATOR)
+    );
+    std::env::var_os(&variable).map(|_| variable)
 }
 
 fn absolute(base: &Path, path: &mut PathBuf) {
@@ -121,12 +169,18 @@ impl Config {
         }
         if let Some(listener) = &self.listener {
             if listener.listen.is_empty() {
-                problem("listener.listen", "no address to serve on; add one, e.g. listen = [\"127.0.0.1:53\"]".into());
+                problem(
+                    "listener.listen",
+                    "no address to serve on; add one, e.g. listen = [\"127.0.0.1:53\"]".into(),
+                );
             }
             let mut seen = HashSet::new();
             for addr in &listener.listen {
                 if !seen.insert(addr) {
-                    problem("listener.listen", format!("{addr} is listed twice; remove the duplicate"));
+                    problem(
+                        "listener.listen",
+                        format!("{addr} is listed twice; remove the duplicate"),
+                    );
                 }
             }
             if listener.authority.is_none() && self.authority.is_none() {
@@ -136,13 +190,19 @@ impl Config {
                 );
             }
             if listener.backend_timeout.is_zero() {
-                problem("listener.backend_timeout", "must be longer than zero, e.g. \"1500ms\"".into());
+                problem(
+                    "listener.backend_timeout",
+                    "must be longer than zero, e.g. \"1500ms\"".into(),
+                );
             }
             if listener.backend_lanes == 0 || listener.backend_lanes > 64 {
                 problem("listener.backend_lanes", "must be between 1 and 64".into());
             }
             if !(512..=4096).contains(&listener.udp_payload_size) {
-                problem("listener.udp_payload_size", "must be between 512 and 4096 bytes (1232 is the safe default)".into());
+                problem(
+                    "listener.udp_payload_size",
+                    "must be between 512 and 4096 bytes (1232 is the safe default)".into(),
+                );
             }
             if listener.tcp_max_connections == 0 {
                 problem("listener.tcp_max_connections", "must be at least 1".into());
@@ -161,12 +221,18 @@ impl Config {
         }
         if let Some(authority) = &self.authority {
             if !(512..=4096).contains(&authority.edns_payload_size) {
-                problem("authority.edns_payload_size", "must be between 512 and 4096 bytes (1232 is the safe default)".into());
+                problem(
+                    "authority.edns_payload_size",
+                    "must be between 512 and 4096 bytes (1232 is the safe default)".into(),
+                );
             }
             let mut seen = HashSet::new();
             for zone in &authority.zones {
                 if !seen.insert(&zone.name) {
-                    problem("authority.zone", format!("zone {} is configured twice; keep one entry", zone.name));
+                    problem(
+                        "authority.zone",
+                        format!("zone {} is configured twice; keep one entry", zone.name),
+                    );
                 }
                 if !zone.file.is_file() {
                     problem(
@@ -203,8 +269,15 @@ fn tracing_filter_ok(level: &str) -> Result<(), String> {
                 known.join(", ")
             ));
         }
-        if !directive.contains('=') && !known.contains(&value.to_ascii_lowercase().as_str()) && !value.chars().all(|c| c.is_alphanumeric() || c == '_' || c == ':') {
-            return Err(format!("{directive:?} is not a level or a module name; use e.g. \"info\""));
+        if !directive.contains('=')
+            && !known.contains(&value.to_ascii_lowercase().as_str())
+            && !value
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == ':')
+        {
+            return Err(format!(
+                "{directive:?} is not a level or a module name; use e.g. \"info\""
+            ));
         }
     }
     Ok(())
@@ -253,7 +326,11 @@ file = "z.zone"
     #[test]
     fn unknown_key_names_file_key_and_fix() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write(dir.path(), "s.toml", "[listener]\nlisten = [\"127.0.0.1:0\"]\nlissten = 1\n");
+        let path = write(
+            dir.path(),
+            "s.toml",
+            "[listener]\nlisten = [\"127.0.0.1:0\"]\nlissten = 1\n",
+        );
         let err = load(&path).unwrap_err().to_string();
         assert!(err.contains("s.toml"), "{err}");
         assert!(err.contains("`listener.lissten`: unknown key"), "{err}");
@@ -279,8 +356,18 @@ file = "missing.zone"
         );
         let err = load(&path).unwrap_err();
         let keys: Vec<_> = err.problems.iter().map(|p| p.key.as_str()).collect();
-        assert_eq!(keys, ["listener.listen", "listener.backend_lanes", "authority.zone"]);
-        assert!(err.to_string().contains("missing.zone of zone example.com. does not exist"));
+        assert_eq!(
+            keys,
+            [
+                "listener.listen",
+                "listener.backend_lanes",
+                "authority.zone"
+            ]
+        );
+        assert!(
+            err.to_string()
+                .contains("missing.zone of zone example.com. does not exist")
+        );
     }
 
     #[test]
@@ -296,7 +383,12 @@ file = "missing.zone"
 
     #[test]
     fn missing_file_says_so() {
-        let err = load(Path::new("/nonexistent/sextant.toml")).unwrap_err().to_string();
-        assert!(err.contains("/nonexistent/sextant.toml: cannot read"), "{err}");
+        let err = load(Path::new("/nonexistent/sextant.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/nonexistent/sextant.toml: cannot read"),
+            "{err}"
+        );
     }
 }

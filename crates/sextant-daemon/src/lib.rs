@@ -34,7 +34,10 @@ pub trait Daemon {
     const NAME: &'static str;
     /// Deeper checks for `--check` beyond the config file itself (e.g. loading zones).
     fn check(config: &Config) -> anyhow::Result<()>;
-    fn run(config: Config, shutdown: CancellationToken) -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn run(
+        config: Config,
+        shutdown: CancellationToken,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
 /// Parses arguments, loads the configuration, then checks or runs the daemon.

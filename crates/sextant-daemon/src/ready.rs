@@ -68,7 +68,11 @@ mod tests {
     fn ready_file_is_written_whole_and_removed_on_drop() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/ready.json");
-        let ready = ReadyFile::write(Some(&path), &serde_json::json!({"listen": ["127.0.0.1:53"]})).unwrap();
+        let ready = ReadyFile::write(
+            Some(&path),
+            &serde_json::json!({"listen": ["127.0.0.1:53"]}),
+        )
+        .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("127.0.0.1:53"));
         drop(ready);

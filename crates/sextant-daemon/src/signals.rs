@@ -8,7 +8,8 @@ use tokio_util::sync::CancellationToken;
 pub fn shutdown_on_signals() -> anyhow::Result<CancellationToken> {
     let token = CancellationToken::new();
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let cancel = token.clone();
     tokio::spawn(async move {
         tokio::select! {

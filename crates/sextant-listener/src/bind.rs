@@ -55,7 +55,11 @@ const PORT_ZERO_ATTEMPTS: usize = 20;
 /// Binds `addr` for UDP (`udp_workers` sockets) and TCP on the same port. With port 0
 /// the kernel picks a UDP port and TCP takes the same one.
 pub fn bind_address(addr: SocketAddr, udp_workers: usize) -> Result<BoundAddress, BindError> {
-    let attempts = if addr.port() == 0 { PORT_ZERO_ATTEMPTS } else { 1 };
+    let attempts = if addr.port() == 0 {
+        PORT_ZERO_ATTEMPTS
+    } else {
+        1
+    };
     let mut last_error = None;
     for _ in 0..attempts {
         let first = udp_socket(addr).map_err(|e| bind_error(addr, "UDP", e))?;
@@ -122,13 +126,18 @@ mod tests {
         let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = holder.local_addr().unwrap();
         let err = bind_address(addr, 1).unwrap_err().to_string();
-        assert!(err.starts_with(&format!("cannot listen on {addr} (TCP)")), "{err}");
+        assert!(
+            err.starts_with(&format!("cannot listen on {addr} (TCP)")),
+            "{err}"
+        );
         assert!(err.contains("change `listener.listen`"), "{err}");
     }
 
     #[tokio::test]
     async fn an_address_not_on_this_host_says_so() {
-        let err = bind_address("192.0.2.1:5353".parse().unwrap(), 1).unwrap_err().to_string();
+        let err = bind_address("192.0.2.1:5353".parse().unwrap(), 1)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not configured on this host"), "{err}");
     }
 }

@@ -94,7 +94,13 @@ impl Frontend {
     }
 
     /// Forwards to the authority; SERVFAIL when it is down or too slow.
-    pub async fn forward(&self, packet: Bytes, client: SocketAddr, transport: Transport, max_response_size: u16) -> Option<Bytes> {
+    pub async fn forward(
+        &self,
+        packet: Bytes,
+        client: SocketAddr,
+        transport: Transport,
+        max_response_size: u16,
+    ) -> Option<Bytes> {
         let query = Query {
             wire: packet.clone(),
             client,
@@ -113,12 +119,18 @@ impl Frontend {
     }
 
     /// Decides, and forwards when needed.
-    pub async fn answer(&self, packet: Bytes, client: SocketAddr, transport: Transport) -> Option<Bytes> {
+    pub async fn answer(
+        &self,
+        packet: Bytes,
+        client: SocketAddr,
+        transport: Transport,
+    ) -> Option<Bytes> {
         match self.decide(&packet, transport) {
             Decision::Reply(bytes) => Some(Bytes::from(bytes)),
             Decision::Drop => None,
             Decision::Forward { max_response_size } => {
-                self.forward(packet, client, transport, max_response_size).await
+                self.forward(packet, client, transport, max_response_size)
+                    .await
             }
         }
     }
@@ -126,11 +138,24 @@ impl Frontend {
     fn servfail(&self, packet: &[u8]) -> Option<Vec<u8>> {
         let view = parse_query(packet).ok()?;
         let mut out = Vec::with_capacity(64);
-        write_error_response(&mut out, packet, &view.header, Some(&view), u16::from(RCODE_SERVFAIL), self.udp_payload_size);
+        write_error_response(
+            &mut out,
+            packet,
+            &view.header,
+            Some(&view),
+            u16::from(RCODE_SERVFAIL),
+            self.udp_payload_size,
+        );
         Some(out)
     }
 
-    fn reply(&self, packet: &[u8], header: &Header, view: Option<&QueryView>, rcode: u16) -> Decision {
+    fn reply(
+        &self,
+        packet: &[u8],
+        header: &Header,
+        view: Option<&QueryView>,
+        rcode: u16,
+    ) -> Decision {
         let mut out = Vec::with_capacity(64);
         write_error_response(&mut out, packet, header, view, rcode, self.udp_payload_size);
         Decision::Reply(out)
@@ -142,9 +167,10 @@ impl Frontend {
         match (transport, view.edns) {
             (Transport::Tcp, _) => u16::MAX,
             (Transport::Udp, None) => CLASSIC_UDP_SIZE,
-            (Transport::Udp, Some(edns)) => edns
-                .payload_size
-                .clamp(CLASSIC_UDP_SIZE, self.udp_payload_size.max(CLASSIC_UDP_SIZE)),
+            (Transport::Udp, Some(edns)) => edns.payload_size.clamp(
+                CLASSIC_UDP_SIZE,
+                self.udp_payload_size.max(CLASSIC_UDP_SIZE),
+            ),
         }
     }
 }

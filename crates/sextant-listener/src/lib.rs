@@ -33,7 +33,10 @@ impl Daemon for ListenerDaemon {
         Ok(())
     }
 
-    fn run(config: Config, shutdown: CancellationToken) -> impl Future<Output = anyhow::Result<()>> + Send {
+    fn run(
+        config: Config,
+        shutdown: CancellationToken,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send {
         run(config, shutdown)
     }
 }
@@ -97,12 +100,25 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     for address in bound {
         addresses.push(address.local.to_string());
         for socket in address.udp {
-            tasks.spawn(udp::serve(socket, frontend.clone(), udp_in_flight.clone(), shutdown.clone()));
+            tasks.spawn(udp::serve(
+                socket,
+                frontend.clone(),
+                udp_in_flight.clone(),
+                shutdown.clone(),
+            ));
         }
-        tasks.spawn(tcp::serve(address.tcp, frontend.clone(), tcp_connections.clone(), limits, shutdown.clone()));
+        tasks.spawn(tcp::serve(
+            address.tcp,
+            frontend.clone(),
+            tcp_connections.clone(),
+            limits,
+            shutdown.clone(),
+        ));
     }
 
-    let zone_set_known = tokio::time::timeout(ZONE_SET_WAIT, zone_sets.wait_for(Option::is_some)).await.is_ok();
+    let zone_set_known = tokio::time::timeout(ZONE_SET_WAIT, zone_sets.wait_for(Option::is_some))
+        .await
+        .is_ok();
     if !zone_set_known {
         tracing::warn!(authority = %authority_endpoint, "no zone set from the authority yet; answering SERVFAIL until it arrives");
     }

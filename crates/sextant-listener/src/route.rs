@@ -39,7 +39,10 @@ impl Router {
         if !zones.known {
             return Route::Unknown;
         }
-        if question.suffixes().any(|suffix| zones.apexes.contains(suffix)) {
+        if question
+            .suffixes()
+            .any(|suffix| zones.apexes.contains(suffix))
+        {
             Route::Authority
         } else {
             Route::Refuse
@@ -75,13 +78,21 @@ impl Router {
     }
 
     /// Applies every zone set the watcher receives until shutdown.
-    pub fn follow(self: &Arc<Self>, mut sets: watch::Receiver<Option<ZoneSet>>, shutdown: CancellationToken) {
+    pub fn follow(
+        self: &Arc<Self>,
+        mut sets: watch::Receiver<Option<ZoneSet>>,
+        shutdown: CancellationToken,
+    ) {
         let router = self.clone();
         tokio::spawn(async move {
             loop {
                 if let Some(set) = sets.borrow_and_update().clone() {
                     router.apply(&set);
-                    tracing::info!(zones = set.zones.len(), generation = set.generation, "zone set updated");
+                    tracing::info!(
+                        zones = set.zones.len(),
+                        generation = set.generation,
+                        "zone set updated"
+                    );
                 }
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -113,7 +124,10 @@ mod tests {
         let router = Router::default();
         let q = question(&packet(b"\x03www\x07Example\x03com\x00"));
         assert_eq!(router.route(&q), Route::Unknown);
-        router.apply(&ZoneSet { generation: 1, zones: vec!["example.com.".into()] });
+        router.apply(&ZoneSet {
+            generation: 1,
+            zones: vec!["example.com.".into()],
+        });
         assert_eq!(router.route(&q), Route::Authority);
         let other = question(&packet(b"\x03www\x07example\x03net\x00"));
         assert_eq!(router.route(&other), Route::Refuse);

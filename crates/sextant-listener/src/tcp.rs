@@ -30,7 +30,13 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Smallest message worth reading: a DNS header.
 const MIN_MESSAGE: usize = sextant_wire::consts::HEADER_LEN;
 
-pub async fn serve(listener: TcpListener, frontend: Arc<Frontend>, connections: Arc<Semaphore>, limits: TcpLimits, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    frontend: Arc<Frontend>,
+    connections: Arc<Semaphore>,
+    limits: TcpLimits,
+    shutdown: CancellationToken,
+) {
     loop {
         let (stream, client) = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -60,13 +66,22 @@ pub async fn serve(listener: TcpListener, frontend: Arc<Frontend>, connections: 
     }
 }
 
-async fn connection(mut reader: OwnedReadHalf, writer: OwnedWriteHalf, client: SocketAddr, frontend: Arc<Frontend>, limits: TcpLimits, shutdown: CancellationToken) {
+async fn connection(
+    mut reader: OwnedReadHalf,
+    writer: OwnedWriteHalf,
+    client: SocketAddr,
+    frontend: Arc<Frontend>,
+    limits: TcpLimits,
+    shutdown: CancellationToken,
+) {
     let (responses, queue) = mpsc::channel::<Bytes>(limits.max_in_flight);
     let writing = tokio::spawn(write_responses(writer, queue));
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
     loop {
         // Pipelining bound: no more reading while max_in_flight queries are pending.
-        let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            break;
+        };
         let message = tokio::select! {
             _ = shutdown.cancelled() => break,
             message = read_message(&mut reader, limits) => message,
@@ -105,12 +120,17 @@ async fn read_message(reader: &mut OwnedReadHalf, limits: TcpLimits) -> Option<B
         reader.read_exact(&mut message).await.ok()?;
         Some(Bytes::from(message))
     };
-    tokio::time::timeout(limits.read_timeout, rest).await.ok().flatten()
+    tokio::time::timeout(limits.read_timeout, rest)
+        .await
+        .ok()
+        .flatten()
 }
 
 async fn write_responses(mut writer: OwnedWriteHalf, mut queue: mpsc::Receiver<Bytes>) {
     while let Some(answer) = queue.recv().await {
-        let Ok(len) = u16::try_from(answer.len()) else { continue };
+        let Ok(len) = u16::try_from(answer.len()) else {
+            continue;
+        };
         let mut framed = Vec::with_capacity(answer.len() + 2);
         framed.extend_from_slice(&len.to_be_bytes());
         framed.extend_from_slice(&answer);

@@ -16,7 +16,12 @@ use crate::frontend::{Decision, Frontend};
 /// Largest datagram we read; a DNS query is far smaller, the rest is dropped unread.
 const RECV_BUFFER: usize = 4096;
 
-pub async fn serve(socket: UdpSocket, frontend: Arc<Frontend>, in_flight: Arc<Semaphore>, shutdown: CancellationToken) {
+pub async fn serve(
+    socket: UdpSocket,
+    frontend: Arc<Frontend>,
+    in_flight: Arc<Semaphore>,
+    shutdown: CancellationToken,
+) {
     let socket = Arc::new(socket);
     let mut buffer = vec![0u8; RECV_BUFFER];
     loop {
@@ -46,7 +51,10 @@ pub async fn serve(socket: UdpSocket, frontend: Arc<Frontend>, in_flight: Arc<Se
                 let frontend = frontend.clone();
                 let socket = socket.clone();
                 tokio::spawn(async move {
-                    if let Some(bytes) = frontend.forward(packet, client, Transport::Udp, max_response_size).await {
+                    if let Some(bytes) = frontend
+                        .forward(packet, client, Transport::Udp, max_response_size)
+                        .await
+                    {
                         send(&socket, &bytes, client).await;
                     }
                     drop(permit);

@@ -27,7 +27,9 @@ impl FromStr for Endpoint {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if let Some(path) = s.strip_prefix("unix:") {
             if path.is_empty() {
-                return Err("\"unix:\" needs a socket path, e.g. unix:/run/sextant/authority.sock".into());
+                return Err(
+                    "\"unix:\" needs a socket path, e.g. unix:/run/sextant/authority.sock".into(),
+                );
             }
             return Ok(Endpoint::Unix(PathBuf::from(path)));
         }
@@ -68,7 +70,7 @@ impl Endpoint {
     pub(crate) async fn connect(&self) -> Result<Channel, RpcError> {
         let connect_error = |source: tonic::transport::Error| RpcError::Connect {
             endpoint: self.clone(),
-            source: Box::new(source),
+            cause: Box::new(source),
         };
         match self {
             Endpoint::Tcp(addr) => {

@@ -4,34 +4,36 @@ use std::time::Duration;
 
 use crate::Endpoint;
 
+/// Display carries the whole sentence, cause included; no `#[source]`, so `{:#}`
+/// does not repeat it.
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
     #[error("backend {endpoint} is not connected")]
     Unavailable { endpoint: Endpoint },
     #[error("backend {endpoint} did not answer within {}ms", timeout.as_millis())]
-    Timeout { endpoint: Endpoint, timeout: Duration },
-    #[error("cannot connect to {endpoint}: {source}")]
+    Timeout {
+        endpoint: Endpoint,
+        timeout: Duration,
+    },
+    #[error("cannot connect to {endpoint}: {cause}")]
     Connect {
         endpoint: Endpoint,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        cause: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("gRPC call to {endpoint} failed: {status}")]
     Call {
         endpoint: Endpoint,
         status: Box<tonic::Status>,
     },
-    #[error("cannot listen for gRPC on {endpoint}: {source}; {fix}")]
+    #[error("cannot listen for gRPC on {endpoint}: {cause}; {fix}")]
     Bind {
         endpoint: Endpoint,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
         fix: &'static str,
     },
-    #[error("gRPC server on {endpoint} failed: {source}")]
+    #[error("gRPC server on {endpoint} failed: {cause}")]
     Serve {
         endpoint: Endpoint,
-        #[source]
-        source: tonic::transport::Error,
+        cause: tonic::transport::Error,
     },
 }

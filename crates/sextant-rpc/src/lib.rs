@@ -14,7 +14,12 @@ mod zones;
 
 /// Code generated from `proto/sextant/v1/dns.proto` at build time (see build.rs).
 mod pb {
-    #![allow(clippy::all, clippy::pedantic, clippy::unwrap_used, clippy::expect_used)]
+    #![allow(
+        clippy::all,
+        clippy::pedantic,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )]
     tonic::include_proto!("sextant.v1");
 }
 

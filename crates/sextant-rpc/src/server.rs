@@ -78,14 +78,15 @@ impl GrpcServer {
     pub async fn bind(endpoint: &Endpoint) -> Result<Self, RpcError> {
         let bind_error = |source: std::io::Error, fix| RpcError::Bind {
             endpoint: endpoint.clone(),
-            source,
+            cause: source,
             fix,
         };
         match endpoint {
             Endpoint::Unix(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| bind_error(e, "create the socket's directory or choose another path"))?;
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        bind_error(e, "create the socket's directory or choose another path")
+                    })?;
                 }
                 // A socket file left by a previous run would make bind fail; a live
                 // daemon on it would be found by connecting first.
@@ -111,7 +112,10 @@ impl GrpcServer {
             }
             Endpoint::Tcp(addr) => {
                 let listener = TcpListener::bind(addr).await.map_err(|e| {
-                    bind_error(e, "choose a free port, or an address configured on this host")
+                    bind_error(
+                        e,
+                        "choose a free port, or an address configured on this host",
+                    )
                 })?;
                 let local = listener
                     .local_addr()
@@ -130,7 +134,11 @@ impl GrpcServer {
     }
 
     /// Serves until `shutdown` is cancelled; marks the daemon healthy while it does.
-    pub async fn serve(self, services: Services, shutdown: CancellationToken) -> Result<(), RpcError> {
+    pub async fn serve(
+        self,
+        services: Services,
+        shutdown: CancellationToken,
+    ) -> Result<(), RpcError> {
         let Services { routes, health } = services;
         health
             .set_service_status("", tonic_health::ServingStatus::Serving)
@@ -157,6 +165,9 @@ impl GrpcServer {
         if let Endpoint::Unix(path) = &endpoint {
             let _ = std::fs::remove_file(path);
         }
-        result.map_err(|source| RpcError::Serve { endpoint, source })
+        result.map_err(|source| RpcError::Serve {
+            endpoint,
+            cause: source,
+        })
     }
 }

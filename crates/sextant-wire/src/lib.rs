@@ -9,7 +9,9 @@
 mod question;
 mod response;
 
-pub use question::{Edns, Header, Malformed, QueryView, Question, parse_header, parse_query, wire_name_from_text};
+pub use question::{
+    Edns, Header, Malformed, QueryView, Question, parse_header, parse_query, wire_name_from_text,
+};
 pub use response::{error_response, write_error_response};
 
 /// Header field values used across the crate.

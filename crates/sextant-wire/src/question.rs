@@ -50,7 +50,13 @@ pub struct Question {
 
 impl std::fmt::Debug for Question {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} type {} class {}", self.name_text(), self.qtype, self.qclass)
+        write!(
+            f,
+            "{} type {} class {}",
+            self.name_text(),
+            self.qtype,
+            self.qclass
+        )
     }
 }
 
@@ -69,7 +75,11 @@ impl Question {
             let start = offset?;
             let suffix = wire.get(start..)?;
             let label_len = usize::from(*suffix.first()?);
-            offset = if label_len == 0 { None } else { Some(start + 1 + label_len) };
+            offset = if label_len == 0 {
+                None
+            } else {
+                Some(start + 1 + label_len)
+            };
             Some(suffix)
         })
     }
@@ -131,7 +141,8 @@ pub fn parse_query(packet: &[u8]) -> Result<QueryView, Option<Malformed>> {
         return Err(malformed("the question count is not 1"));
     }
     let mut name = [0u8; 255];
-    let (name_len, mut at) = read_question_name(packet, HEADER_LEN, &mut name).map_err(malformed)?;
+    let (name_len, mut at) =
+        read_question_name(packet, HEADER_LEN, &mut name).map_err(malformed)?;
     let qtype = read_u16(packet, at).ok_or_else(|| malformed("the question is cut short"))?;
     let qclass = read_u16(packet, at + 2).ok_or_else(|| malformed("the question is cut short"))?;
     at += 4;
@@ -161,7 +172,7 @@ pub fn parse_query(packet: &[u8]) -> Result<QueryView, Option<Malformed>> {
                 if edns.is_some() {
                     return Err(malformed("more than one OPT record"));
                 }
-                if record.owner_is_root == false {
+                if !record.owner_is_root {
                     return Err(malformed("the OPT record's owner is not the root"));
                 }
                 edns = Some(Edns {
@@ -310,9 +321,13 @@ pub fn wire_name_from_text(text: &str) -> Option<Vec<u8>> {
                 at += 1;
             }
             b'\\' => {
-                let digits = bytes.get(at + 1..at + 4).filter(|d| d.iter().all(u8::is_ascii_digit));
+                let digits = bytes
+                    .get(at + 1..at + 4)
+                    .filter(|d| d.iter().all(u8::is_ascii_digit));
                 if let Some(digits) = digits {
-                    let value = digits.iter().fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
+                    let value = digits
+                        .iter()
+                        .fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
                     label.push(u8::try_from(value).ok()?);
                     at += 4;
                 } else {
@@ -435,12 +450,18 @@ mod tests {
         let opt = packet[packet.len() - 11..].to_vec();
         packet.extend_from_slice(&opt);
         packet[11] = 2;
-        assert_eq!(parse_query(&packet).unwrap_err().unwrap().reason, "more than one OPT record");
+        assert_eq!(
+            parse_query(&packet).unwrap_err().unwrap().reason,
+            "more than one OPT record"
+        );
     }
 
     #[test]
     fn text_names_round_trip_to_wire() {
-        assert_eq!(wire_name_from_text("Example.COM.").unwrap(), b"\x07example\x03com\x00");
+        assert_eq!(
+            wire_name_from_text("Example.COM.").unwrap(),
+            b"\x07example\x03com\x00"
+        );
         assert_eq!(wire_name_from_text(".").unwrap(), [0]);
         assert_eq!(wire_name_from_text("a\\.b.").unwrap(), b"\x03a.b\x00");
         assert_eq!(wire_name_from_text("a\\046b").unwrap(), b"\x03a.b\x00");

@@ -40,7 +40,11 @@ pub fn write_error_response(
         rcode
     };
     // QR=1, opcode copied, RD and CD copied, everything else clear.
-    let flags = 0x8000 | (header.flags & 0x7800) | (header.flags & 0x0100) | (header.flags & 0x0010) | (rcode & 0x0f);
+    let flags = 0x8000
+        | (header.flags & 0x7800)
+        | (header.flags & 0x0100)
+        | (header.flags & 0x0010)
+        | (rcode & 0x0f);
     out.extend_from_slice(&header.id.to_be_bytes());
     out.extend_from_slice(&flags.to_be_bytes());
     let question = view.and_then(|v| packet.get(HEADER_LEN..v.question_end));
@@ -73,11 +77,20 @@ mod tests {
     fn refused_echoes_question_case_and_edns() {
         let mut message = Message::query();
         message.metadata.recursion_desired = true;
-        message.add_query(Query::query(Name::from_ascii("WwW.Example.org.").unwrap(), RecordType::MX));
+        message.add_query(Query::query(
+            Name::from_ascii("WwW.Example.org.").unwrap(),
+            RecordType::MX,
+        ));
         message.set_edns(Edns::new());
         let packet = message.to_vec().unwrap();
         let view = parse_query(&packet).unwrap();
-        let wire = error_response(&packet, &view.header, Some(&view), u16::from(RCODE_REFUSED), 1232);
+        let wire = error_response(
+            &packet,
+            &view.header,
+            Some(&view),
+            u16::from(RCODE_REFUSED),
+            1232,
+        );
         let response = Message::from_vec(&wire).unwrap();
         assert_eq!(response.metadata.id, message.metadata.id);
         assert_eq!(response.metadata.response_code, ResponseCode::Refused);

@@ -60,8 +60,15 @@ enum Found<'z> {
     /// The RRsets answering the query (several for ANY).
     RRsets(Vec<&'z RRset>),
     Cname(&'z RRset, Name),
-    Dname { owner_labels: usize, rrset: &'z RRset, target: Name },
-    Referral { cut_labels: usize, ns: &'z RRset },
+    Dname {
+        owner_labels: usize,
+        rrset: &'z RRset,
+        target: Name,
+    },
+    Referral {
+        cut_labels: usize,
+        ns: &'z RRset,
+    },
     NoData,
     NxDomain,
 }
@@ -92,7 +99,11 @@ impl Catalog {
                     }
                     name = target;
                 }
-                Found::Dname { owner_labels, rrset, target } => {
+                Found::Dname {
+                    owner_labels,
+                    rrset,
+                    target,
+                } => {
                     let owner = name.trim_to(owner_labels);
                     out.answer.extend(rrset.records(&owner));
                     let prefix = label_count(&name) - owner_labels;
@@ -104,7 +115,8 @@ impl Catalog {
                     };
                     // The synthesized CNAME carries the DNAME's TTL (RFC 6672 §3.1).
                     let cname = RData::CNAME(hickory_proto::rr::rdata::CNAME(synthesized.clone()));
-                    out.answer.push(Record::from_rdata(name.clone(), rrset.ttl, cname));
+                    out.answer
+                        .push(Record::from_rdata(name.clone(), rrset.ttl, cname));
                     if qtype == RecordType::CNAME {
                         return out;
                     }
@@ -186,13 +198,20 @@ impl Zone {
             // DS is the parent's data at the cut: answered here, not referred.
             if depth > apex_labels && !(at_name && qtype == RecordType::DS) {
                 if let Some(ns) = node.get(RecordType::NS) {
-                    return Found::Referral { cut_labels: depth, ns };
+                    return Found::Referral {
+                        cut_labels: depth,
+                        ns,
+                    };
                 }
             }
             if !at_name {
                 if let Some(rrset) = node.get(RecordType::DNAME) {
                     if let Some(target) = dname_target(rrset) {
-                        return Found::Dname { owner_labels: depth, rrset, target };
+                        return Found::Dname {
+                            owner_labels: depth,
+                            rrset,
+                            target,
+                        };
                     }
                 }
             }
@@ -206,7 +225,9 @@ impl Zone {
         }
         // RFC 4592 §3.3.1: the source of synthesis is `*.<closest encloser>`.
         let mut encloser = key.base_name();
-        while !self.origin().zone_of(&encloser) || (self.node(&encloser).is_none() && !self.has_descendants(&encloser)) {
+        while !self.origin().zone_of(&encloser)
+            || (self.node(&encloser).is_none() && !self.has_descendants(&encloser))
+        {
             if label_count(&encloser) <= apex_labels {
                 break;
             }
@@ -278,9 +299,17 @@ mod tests {
     use super::*;
 
     fn zone(origin: &str, body: &str) -> Arc<Zone> {
-        let no_include = |_: &Path| -> std::io::Result<String> { Err(std::io::ErrorKind::NotFound.into()) };
-        let text = format!("$TTL 300\n@ SOA ns hostmaster 1 2 3 4 60\n  NS ns\nns A 192.0.2.53\n{body}");
-        let (zone, _) = Zone::from_master_text(&Name::from_ascii(origin).unwrap(), Path::new("t"), &text, &no_include).unwrap();
+        let no_include =
+            |_: &Path| -> std::io::Result<String> { Err(std::io::ErrorKind::NotFound.into()) };
+        let text =
+            format!("$TTL 300\n@ SOA ns hostmaster 1 2 3 4 60\n  NS ns\nns A 192.0.2.53\n{body}");
+        let (zone, _) = Zone::from_master_text(
+            &Name::from_ascii(origin).unwrap(),
+            Path::new("t"),
+            &text,
+            &no_include,
+        )
+        .unwrap();
         Arc::new(zone)
     }
 
@@ -309,7 +338,10 @@ mod tests {
     }
 
     fn texts(records: &[Record]) -> Vec<String> {
-        records.iter().map(|r| format!("{} {} {}", r.name, r.record_type(), r.data)).collect()
+        records
+            .iter()
+            .map(|r| format!("{} {} {}", r.name, r.record_type(), r.data))
+            .collect()
     }
 
     #[test]
@@ -335,7 +367,13 @@ mod tests {
     #[test]
     fn cname_chains_follow_into_other_zones_and_stop_on_loops() {
         let out = q("alias.example.com.", RecordType::A);
-        assert_eq!(texts(&out.answer), ["alias.example.com. CNAME www.example.com.", "www.example.com. A 192.0.2.1"]);
+        assert_eq!(
+            texts(&out.answer),
+            [
+                "alias.example.com. CNAME www.example.com.",
+                "www.example.com. A 192.0.2.1"
+            ]
+        );
         let out = q("out.example.com.", RecordType::A);
         assert_eq!(out.answer.len(), 2);
         let out = q("loop1.example.com.", RecordType::A);
@@ -359,7 +397,10 @@ mod tests {
         let out = q("hidden.sub.example.com.", RecordType::A);
         assert!(!out.authoritative);
         assert!(out.answer.is_empty());
-        assert_eq!(texts(&out.authority), ["sub.example.com. NS ns.sub.example.com."]);
+        assert_eq!(
+            texts(&out.authority),
+            ["sub.example.com. NS ns.sub.example.com."]
+        );
         assert_eq!(texts(&out.additional), ["ns.sub.example.com. A 192.0.2.99"]);
         let out = q("sub.example.com.", RecordType::DS);
         assert!(out.authoritative);
@@ -371,7 +412,10 @@ mod tests {
         let out = q("www.dn.example.com.", RecordType::A);
         assert_eq!(
             texts(&out.answer)[1..],
-            ["www.dn.example.com. CNAME www.other.org.", "www.other.org. A 198.51.100.1"]
+            [
+                "www.dn.example.com. CNAME www.other.org.",
+                "www.other.org. A 198.51.100.1"
+            ]
         );
         assert_eq!(out.answer[0].record_type(), RecordType::DNAME);
     }

@@ -181,23 +181,38 @@ impl ZoneBuilder {
             location: location.clone(),
             message,
         };
-        let at = |name: &Name, rtype| self.first_seen.get(&(name.clone(), rtype)).unwrap_or(&whole_file);
+        let at = |name: &Name, rtype| {
+            self.first_seen
+                .get(&(name.clone(), rtype))
+                .unwrap_or(&whole_file)
+        };
 
         for (name, node) in &self.nodes {
             if node.get(RecordType::SOA).is_some() && name != &self.origin {
                 return Err(error(
                     at(name, RecordType::SOA),
-                    format!("SOA record at {name}, but the zone's apex is {}; move it to the apex (@)", self.origin),
+                    format!(
+                        "SOA record at {name}, but the zone's apex is {}; move it to the apex (@)",
+                        self.origin
+                    ),
                 ));
             }
             if let Some(cname) = node.get(RecordType::CNAME) {
                 if cname.rdatas.len() > 1 {
-                    return Err(error(at(name, RecordType::CNAME), format!("{name} has more than one CNAME; keep one")));
+                    return Err(error(
+                        at(name, RecordType::CNAME),
+                        format!("{name} has more than one CNAME; keep one"),
+                    ));
                 }
                 let others: Vec<String> = node
                     .rrsets
                     .iter()
-                    .filter(|s| !matches!(s.rtype, RecordType::CNAME | RecordType::RRSIG | RecordType::NSEC))
+                    .filter(|s| {
+                        !matches!(
+                            s.rtype,
+                            RecordType::CNAME | RecordType::RRSIG | RecordType::NSEC
+                        )
+                    })
                     .map(|s| s.rtype.to_string())
                     .collect();
                 if !others.is_empty() {
@@ -212,7 +227,10 @@ impl ZoneBuilder {
             }
             if let Some(dname) = node.get(RecordType::DNAME) {
                 if dname.rdatas.len() > 1 {
-                    return Err(error(at(name, RecordType::DNAME), format!("{name} has more than one DNAME; keep one")));
+                    return Err(error(
+                        at(name, RecordType::DNAME),
+                        format!("{name} has more than one DNAME; keep one"),
+                    ));
                 }
             }
         }
@@ -220,19 +238,28 @@ impl ZoneBuilder {
         let Some(soa_set) = apex.and_then(|n| n.get(RecordType::SOA)) else {
             return Err(error(
                 &whole_file,
-                format!("zone {} has no SOA record; add one at the apex, e.g. `@ IN SOA ns1 hostmaster 1 7200 3600 1209600 3600`", self.origin),
+                format!(
+                    "zone {} has no SOA record; add one at the apex, e.g. `@ IN SOA ns1 hostmaster 1 7200 3600 1209600 3600`",
+                    self.origin
+                ),
             ));
         };
         if soa_set.rdatas.len() > 1 {
             return Err(error(
                 at(&self.origin, RecordType::SOA),
-                format!("zone {} has more than one SOA record; keep exactly one", self.origin),
+                format!(
+                    "zone {} has more than one SOA record; keep exactly one",
+                    self.origin
+                ),
             ));
         }
         if apex.and_then(|n| n.get(RecordType::NS)).is_none() {
             return Err(error(
                 &whole_file,
-                format!("zone {} has no NS records at its apex; add at least one, e.g. `@ IN NS ns1`", self.origin),
+                format!(
+                    "zone {} has no NS records at its apex; add at least one, e.g. `@ IN NS ns1`",
+                    self.origin
+                ),
             ));
         }
         let soa = soa_set
@@ -274,8 +301,14 @@ mod tests {
     use super::*;
 
     fn load(text: &str) -> Result<(Zone, Vec<ZoneWarning>), ZoneError> {
-        let no_include = |_: &Path| -> std::io::Result<String> { Err(std::io::ErrorKind::NotFound.into()) };
-        Zone::from_master_text(&Name::from_ascii("example.com.").unwrap(), Path::new("z"), text, &no_include)
+        let no_include =
+            |_: &Path| -> std::io::Result<String> { Err(std::io::ErrorKind::NotFound.into()) };
+        Zone::from_master_text(
+            &Name::from_ascii("example.com.").unwrap(),
+            Path::new("z"),
+            text,
+            &no_include,
+        )
     }
 
     const HEAD: &str = "$TTL 300\n@ SOA ns hostmaster 7 2 3 4 60\n  NS ns\nns A 192.0.2.1\n";
@@ -311,10 +344,15 @@ mod tests {
         ))
         .unwrap();
         let messages: Vec<_> = warnings.iter().map(|w| w.message.as_str()).collect();
-        assert!(messages[0].contains("uses the smallest, 30"), "{messages:?}");
+        assert!(
+            messages[0].contains("uses the smallest, 30"),
+            "{messages:?}"
+        );
         assert!(messages[1].contains("duplicate A record"), "{messages:?}");
         assert!(messages[2].contains("outside zone"), "{messages:?}");
-        let www = zone.node(&Name::from_ascii("www.example.com.").unwrap()).unwrap();
+        let www = zone
+            .node(&Name::from_ascii("www.example.com.").unwrap())
+            .unwrap();
         assert_eq!(www.get(RecordType::A).unwrap().ttl, 30);
         assert_eq!(www.get(RecordType::A).unwrap().rdatas.len(), 2);
     }

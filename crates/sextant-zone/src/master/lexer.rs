@@ -48,7 +48,10 @@ impl<'a> Lexer<'a> {
 
     /// Advances over one character (which may be several bytes of UTF-8).
     fn advance_char(&mut self) {
-        let width = self.text[self.at..].chars().next().map_or(1, char::len_utf8);
+        let width = self.text[self.at..]
+            .chars()
+            .next()
+            .map_or(1, char::len_utf8);
         if self.peek() == Some(b'\n') {
             self.line += 1;
         }
@@ -101,7 +104,8 @@ impl<'a> Lexer<'a> {
                         if open_paren.take().is_none() {
                             return Err(LexError {
                                 line: self.line,
-                                message: "')' without a '(' before it; remove it or add the '('".into(),
+                                message: "')' without a '(' before it; remove it or add the '('"
+                                    .into(),
                             });
                         }
                         self.at += 1;
@@ -203,7 +207,21 @@ mod tests {
         assert_eq!(entries.len(), 3);
         assert_eq!(texts(&entries[0]), ["$TTL", "3600"]);
         assert_eq!(entries[1].line, 3);
-        assert_eq!(texts(&entries[1]), ["@", "IN", "SOA", "ns", "hostmaster", "1", "2", "3", "4", "5"]);
+        assert_eq!(
+            texts(&entries[1]),
+            [
+                "@",
+                "IN",
+                "SOA",
+                "ns",
+                "hostmaster",
+                "1",
+                "2",
+                "3",
+                "4",
+                "5"
+            ]
+        );
         assert!(entries[2].owner_omitted);
         assert_eq!(entries[2].line, 6);
     }
@@ -212,15 +230,24 @@ mod tests {
     fn quoted_strings_keep_spaces_semicolons_and_escapes() {
         let text = "t TXT \"a b;c\" \"q\\\"q\" x\\ y\n";
         let entry = Lexer::new(text).next().unwrap().unwrap();
-        assert_eq!(texts(&entry), ["t", "TXT", "\"a b;c\"", "\"q\\\"q\"", "x\\ y"]);
+        assert_eq!(
+            texts(&entry),
+            ["t", "TXT", "\"a b;c\"", "\"q\\\"q\"", "x\\ y"]
+        );
         assert!(entry.tokens[2].quoted);
     }
 
     #[test]
     fn errors_name_the_line() {
-        let err = Lexer::new("a A 1\nb TXT (\n\"x\"\n").last().unwrap().unwrap_err();
+        let err = Lexer::new("a A 1\nb TXT (\n\"x\"\n")
+            .last()
+            .unwrap()
+            .unwrap_err();
         assert_eq!(err.line, 2);
-        let err = Lexer::new("a A 1\n\nb TXT \"open\n").last().unwrap().unwrap_err();
+        let err = Lexer::new("a A 1\n\nb TXT \"open\n")
+            .last()
+            .unwrap()
+            .unwrap_err();
         assert_eq!(err.line, 3);
         let err = Lexer::new("a A 1 )\n").next().unwrap().unwrap_err();
         assert_eq!(err.line, 1);

@@ -48,7 +48,14 @@ pub fn parse(
         last_ttl: None,
         last_owner: None,
     };
-    parse_into(text, Arc::new(file.to_path_buf()), &mut state, read_include, 0, &mut records)?;
+    parse_into(
+        text,
+        Arc::new(file.to_path_buf()),
+        &mut state,
+        read_include,
+        0,
+        &mut records,
+    )?;
     Ok(records)
 }
 
@@ -108,7 +115,9 @@ fn directive(
     match entry.tokens[0].text.to_ascii_uppercase().as_str() {
         "$ORIGIN" => {
             let [name] = args else {
-                return Err("$ORIGIN takes exactly one domain name, e.g. $ORIGIN example.com.".into());
+                return Err(
+                    "$ORIGIN takes exactly one domain name, e.g. $ORIGIN example.com.".into(),
+                );
             };
             state.origin = parse_name(name.text, &state.origin)?;
         }
@@ -134,8 +143,12 @@ fn directive(
                 p if p.is_absolute() => p.to_path_buf(),
                 p => file.parent().unwrap_or(Path::new(".")).join(p),
             };
-            let text = read_include(&included)
-                .map_err(|e| format!("cannot read $INCLUDE file {}: {e}; fix the path", included.display()))?;
+            let text = read_include(&included).map_err(|e| {
+                format!(
+                    "cannot read $INCLUDE file {}: {e}; fix the path",
+                    included.display()
+                )
+            })?;
             // The included file starts with its own origin; the parent's is restored after.
             let mut inner = State {
                 origin,
@@ -143,11 +156,20 @@ fn directive(
                 last_ttl: state.last_ttl,
                 last_owner: None,
             };
-            parse_into(&text, Arc::new(included), &mut inner, read_include, depth + 1, out)
-                .map_err(|e| e.to_string())?;
+            parse_into(
+                &text,
+                Arc::new(included),
+                &mut inner,
+                read_include,
+                depth + 1,
+                out,
+            )
+            .map_err(|e| e.to_string())?;
         }
         "$GENERATE" => {
-            return Err("$GENERATE (a BIND extension) is not supported; write the records out".into());
+            return Err(
+                "$GENERATE (a BIND extension) is not supported; write the records out".into(),
+            );
         }
         other => {
             return Err(format!(
@@ -191,7 +213,9 @@ fn record(entry: &Entry<'_>, state: &mut State) -> Result<Record, String> {
         }
     };
     if let Some(class) = class.filter(|c| c != "IN") {
-        return Err(format!("class {class} is not served; only class IN zones are supported"));
+        return Err(format!(
+            "class {class} is not served; only class IN zones are supported"
+        ));
     }
     let ttl = match ttl {
         Some(ttl) => {
@@ -214,7 +238,9 @@ fn record(entry: &Entry<'_>, state: &mut State) -> Result<Record, String> {
 
 fn is_class(upper: &str) -> bool {
     matches!(upper, "IN" | "CH" | "HS" | "CS" | "NONE" | "ANY")
-        || upper.strip_prefix("CLASS").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        || upper
+            .strip_prefix("CLASS")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn parse_type(upper: &str) -> Result<RecordType, String> {
@@ -224,9 +250,15 @@ fn parse_type(upper: &str) -> Result<RecordType, String> {
         }
     }
     match RecordType::from_str(upper) {
-        Ok(RecordType::ANY | RecordType::AXFR | RecordType::IXFR | RecordType::OPT | RecordType::TSIG) => {
-            Err(format!("{upper} is a query type, not a record type that can be in a zone"))
-        }
+        Ok(
+            RecordType::ANY
+            | RecordType::AXFR
+            | RecordType::IXFR
+            | RecordType::OPT
+            | RecordType::TSIG,
+        ) => Err(format!(
+            "{upper} is a query type, not a record type that can be in a zone"
+        )),
         Ok(rtype) => Ok(rtype),
         Err(_) => Err(format!(
             "{upper:?} is not a record type, TTL or class; check the spelling, or write an unknown type as TYPEnnn with RFC 3597 data (\\# LENGTH HEX)"
@@ -328,11 +360,19 @@ mod tests {
     use super::*;
 
     fn no_include(path: &Path) -> std::io::Result<String> {
-        Err(std::io::Error::new(std::io::ErrorKind::NotFound, path.display().to_string()))
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            path.display().to_string(),
+        ))
     }
 
     fn parse_text(text: &str) -> Result<Vec<LocatedRecord>, ZoneError> {
-        parse(text, Path::new("t.zone"), &Name::from_ascii("example.com.").unwrap(), &no_include)
+        parse(
+            text,
+            Path::new("t.zone"),
+            &Name::from_ascii("example.com.").unwrap(),
+            &no_include,
+        )
     }
 
     #[test]
@@ -343,7 +383,15 @@ mod tests {
         .unwrap();
         let summary: Vec<String> = records
             .iter()
-            .map(|r| format!("{} {} {} {}", r.record.name, r.record.ttl, r.record.record_type(), r.record.data))
+            .map(|r| {
+                format!(
+                    "{} {} {} {}",
+                    r.record.name,
+                    r.record.ttl,
+                    r.record.record_type(),
+                    r.record.data
+                )
+            })
             .collect();
         assert_eq!(
             summary,
@@ -360,7 +408,10 @@ mod tests {
 
     #[test]
     fn generic_and_dname_forms() {
-        let records = parse_text("$TTL 1\nu TYPE65534 \\# 3 abcdef\na TYPE1 \\# 4 c0000201\nd DNAME target\n").unwrap();
+        let records = parse_text(
+            "$TTL 1\nu TYPE65534 \\# 3 abcdef\na TYPE1 \\# 4 c0000201\nd DNAME target\n",
+        )
+        .unwrap();
         assert_eq!(records[0].record.record_type(), RecordType::Unknown(65534));
         assert_eq!(records[1].record.data.to_string(), "192.0.2.1");
         assert_eq!(records[2].record.record_type(), RecordType::DNAME);
@@ -393,7 +444,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(records[0].record.name.to_string(), "host.sub.example.com.");
-        assert_eq!(records[0].location.file.as_path(), Path::new("/zones/sub.inc"));
+        assert_eq!(
+            records[0].location.file.as_path(),
+            Path::new("/zones/sub.inc")
+        );
         assert_eq!(records[1].record.name.to_string(), "after.example.com.");
     }
 }

@@ -1,0 +1,82 @@
+//! DNS clients for tests: hickory-proto messages over std sockets, and `dig`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use hickory_proto::op::{Edns, Message, Query};
+use hickory_proto::rr::{Name, RecordType};
+
+/// Every test query gives up after this; tests never hang on a silent server.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+fn question(name: &str, rtype: RecordType) -> anyhow::Result<Message> {
+    let mut message = Message::query();
+    message.add_query(Query::query(Name::from_ascii(name)?, rtype));
+    message.set_edns(Edns::new());
+    Ok(message)
+}
+
+pub fn query_udp(server: SocketAddr, name: &str, rtype: RecordType) -> anyhow::Result<Message> {
+    let message = question(name, rtype)?;
+    let wire = query_udp_raw(server, &message.to_vec()?)?.context("no answer over UDP")?;
+    let response = Message::from_vec(&wire)?;
+    if response.metadata.id != message.metadata.id {
+        bail!("answer has the wrong ID");
+    }
+    Ok(response)
+}
+
+/// Sends raw bytes; `None` when nothing comes back within the timeout.
+pub fn query_udp_raw(server: SocketAddr, bytes: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
+    let socket = UdpSocket::bind("127.0.0.1:0")?;
+    socket.set_read_timeout(Some(TIMEOUT))?;
+    socket.send_to(bytes, server)?;
+    let mut buffer = vec![0u8; 65535];
+    match socket.recv_from(&mut buffer) {
+        Ok((len, _)) => Ok(Some(buffer[..len].to_vec())),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn query_tcp(server: SocketAddr, name: &str, rtype: RecordType) -> anyhow::Result<Message> {
+    let message = question(name, rtype)?;
+    let wire = message.to_vec()?;
+    let mut stream = TcpStream::connect_timeout(&server, TIMEOUT)?;
+    stream.set_read_timeout(Some(TIMEOUT))?;
+    stream.set_write_timeout(Some(TIMEOUT))?;
+    stream.write_all(&u16::try_from(wire.len())?.to_be_bytes())?;
+    stream.write_all(&wire)?;
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len)?;
+    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut answer)?;
+    let response = Message::from_vec(&answer)?;
+    if response.metadata.id != message.metadata.id {
+        bail!("answer has the wrong ID");
+    }
+    Ok(response)
+}
+
+/// Runs `dig @server -p port ARGS +time=2 +tries=1` and returns its output.
+pub fn dig(server: SocketAddr, args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new("dig")
+        .arg(format!("@{}", server.ip()))
+        .arg("-p")
+        .arg(server.port().to_string())
+        .args(args)
+        .args(["+time=2", "+tries=1"])
+        .output()
+        .context("running dig (install it with `apt-get install bind9-dnsutils`)")?;
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}

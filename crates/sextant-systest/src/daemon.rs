@@ -1,0 +1,112 @@
+//! One daemon process started for a test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+use crate::READY_TIMEOUT;
+
+/// The path of a workspace binary, next to the test executable's `deps/` folder.
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .context("test executable has no target directory")?;
+    let path = dir.join(name);
+    if !path.is_file() {
+        bail!(
+            "{} is missing; build the daemons first with `cargo build --workspace --bins` (`cargo xtask test` does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A child process, killed by PID when dropped.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Child,
+    ready: serde_json::Value,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `name --config CONFIG` and waits until it writes `ready_file`.
+    pub fn start(
+        name: &str,
+        config: &Path,
+        ready_file: &Path,
+        log_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        let _ = std::fs::remove_file(ready_file);
+        let log = log_dir.join(format!("{name}.log"));
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
+        let child = Command::new(binary(name)?)
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        let mut daemon = Self {
+            child,
+            ready: serde_json::Value::Null,
+            log,
+        };
+        let started = Instant::now();
+        loop {
+            if let Ok(text) = std::fs::read_to_string(ready_file) {
+                if let Ok(value) = serde_json::from_str(&text) {
+                    daemon.ready = value;
+                    return Ok(daemon);
+                }
+            }
+            if let Some(status) = daemon.child.try_wait()? {
+                bail!(
+                    "{name} exited with {status} before it was ready:\n{}",
+                    daemon.log_text()
+                );
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                bail!(
+                    "{name} not ready after {READY_TIMEOUT:?}:\n{}",
+                    daemon.log_text()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    pub fn ready(&self) -> &serde_json::Value {
+        &self.ready
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

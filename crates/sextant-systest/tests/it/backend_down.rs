@@ -1,0 +1,48 @@
+//! When the authority dies the listener answers SERVFAIL within a bound, and it
+//! reconnects by itself when the authority comes back.
+
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use sextant_systest::{Lab, query_udp};
+
+use crate::EXAMPLE_ZONE;
+
+#[test]
+fn servfail_while_the_authority_is_down_then_answers_again() {
+    let lab = Lab::new().unwrap();
+    let config = lab
+        .suite_config(&[("example.com", EXAMPLE_ZONE)], "backend_timeout = \"1s\"")
+        .unwrap();
+    let mut suite = lab.start_suite(&config).unwrap();
+    let ok = query_udp(suite.dns, "www.example.com.", RecordType::A).unwrap();
+    assert_eq!(ok.metadata.response_code, ResponseCode::NoError);
+
+    suite.authority.take().unwrap().kill();
+    let started = Instant::now();
+    let down = query_udp(suite.dns, "www.example.com.", RecordType::A).unwrap();
+    assert_eq!(down.metadata.response_code, ResponseCode::ServFail);
+    // The bound is the configured backend timeout plus scheduling slack.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "SERVFAIL took {:?}",
+        started.elapsed()
+    );
+
+    let _authority = lab.start_authority(&config).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let response = query_udp(suite.dns, "www.example.com.", RecordType::A).unwrap();
+        if response.metadata.response_code == ResponseCode::NoError {
+            assert_eq!(response.answers[0].data.to_string(), "192.0.2.80");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the listener did not reconnect:\n{}",
+            suite.listener.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,85 @@
+//! Configuration and zone errors: one sentence naming the file (and line) and the fix.
+
+use std::process::Command;
+
+use sextant_systest::{Lab, binary};
+
+use crate::EXAMPLE_ZONE;
+
+fn check(daemon: &str, config: &std::path::Path) -> (bool, String) {
+    let output = Command::new(binary(daemon).unwrap())
+        .arg("--config")
+        .arg(config)
+        .arg("--check")
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_sample_config_is_valid() {
+    let samples =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/sextant.toml");
+    assert_eq!(check("sextant-authority", &samples), (true, String::new()));
+    assert_eq!(check("sextant-listener", &samples), (true, String::new()));
+}
+
+#[test]
+fn a_misspelled_key_names_file_key_and_fix() {
+    let lab = Lab::new().unwrap();
+    let config = lab
+        .write(
+            "bad.toml",
+            "[listener]\nlisten = [\"127.0.0.1:0\"]\nbackend_timout = \"1s\"\n",
+        )
+        .unwrap();
+    let (ok, stderr) = check("sextant-listener", &config);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "{}: `listener.backend_timout`: unknown key",
+            config.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("check the spelling"), "{stderr}");
+}
+
+#[test]
+fn a_missing_zone_file_names_it() {
+    let lab = Lab::new().unwrap();
+    let config = lab
+        .write("s.toml", "[authority]\ngrpc = \"unix:a.sock\"\n[[authority.zone]]\nname = \"example.com\"\nfile = \"nowhere.zone\"\n")
+        .unwrap();
+    let (ok, stderr) = check("sextant-authority", &config);
+    assert!(!ok);
+    assert!(
+        stderr.contains(
+            "nowhere.zone of zone example.com. does not exist; create it or fix the path"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_zone_syntax_error_names_file_and_line() {
+    let lab = Lab::new().unwrap();
+    let broken = EXAMPLE_ZONE.replace("www     IN A   192.0.2.80", "www     IN A   192.0.2.800");
+    let config = lab.suite_config(&[("example.com", &broken)], "").unwrap();
+    let (ok, stderr) = check("sextant-authority", &config);
+    assert!(!ok);
+    let zone = lab.path().join("zones/example.com.zone");
+    assert!(
+        stderr.contains(&format!(
+            "zone example.com.: {}:5: bad A data",
+            zone.display()
+        )),
+        "{stderr}"
+    );
+    // The daemon itself refuses to start with it, with the same sentence.
+    let err = lab.start_authority(&config).unwrap_err().to_string();
+    assert!(err.contains(":5: bad A data"), "{err}");
+}

@@ -1,0 +1,20 @@
+//! System tests: real daemons, real sockets, real clients.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod backend_down;
+mod bind_errors;
+mod config_errors;
+mod query_path;
+
+/// A small zone used by several tests.
+pub const EXAMPLE_ZONE: &str = "\
+$TTL 3600
+@       IN SOA ns1 hostmaster 2026112101 7200 3600 1209600 300
+        IN NS  ns1
+ns1     IN A   192.0.2.1
+www     IN A   192.0.2.80
+        IN AAAA 2001:db8::80
+ftp     IN CNAME www
+sub     IN NS  ns.sub
+ns.sub  IN A   192.0.2.53
+";
