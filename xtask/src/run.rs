@@ -84,10 +84,10 @@ fn start_all(
 fn wait_ready(path: &PathBuf, children: &mut [(&str, Child)]) -> anyhow::Result<serde_json::Value> {
     let started = Instant::now();
     loop {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if let Ok(value) = serde_json::from_str(&text) {
-                return Ok(value);
-            }
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Ok(value) = serde_json::from_str(&text)
+        {
+            return Ok(value);
         }
         for (name, child) in children.iter_mut() {
             if let Some(status) = child.try_wait()? {

@@ -63,11 +63,11 @@ impl Daemon {
         };
         let started = Instant::now();
         loop {
-            if let Ok(text) = std::fs::read_to_string(ready_file) {
-                if let Ok(value) = serde_json::from_str(&text) {
-                    daemon.ready = value;
-                    return Ok(daemon);
-                }
+            if let Ok(text) = std::fs::read_to_string(ready_file)
+                && let Ok(value) = serde_json::from_str(&text)
+            {
+                daemon.ready = value;
+                return Ok(daemon);
             }
             if let Some(status) = daemon.child.try_wait()? {
                 bail!(

@@ -39,10 +39,10 @@ impl Catalog {
         let mut name = qname.to_lowercase();
         let mut skip_apex = qtype == RecordType::DS;
         loop {
-            if let Some(zone) = self.zones.get(&name) {
-                if !skip_apex || name.is_root() {
-                    return Some(zone);
-                }
+            if let Some(zone) = self.zones.get(&name)
+                && (!skip_apex || name.is_root())
+            {
+                return Some(zone);
             }
             skip_apex = false;
             if name.is_root() {

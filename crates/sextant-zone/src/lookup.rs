@@ -196,24 +196,24 @@ impl Zone {
             };
             let at_name = depth == labels;
             // DS is the parent's data at the cut: answered here, not referred.
-            if depth > apex_labels && !(at_name && qtype == RecordType::DS) {
-                if let Some(ns) = node.get(RecordType::NS) {
-                    return Found::Referral {
-                        cut_labels: depth,
-                        ns,
-                    };
-                }
+            if depth > apex_labels
+                && !(at_name && qtype == RecordType::DS)
+                && let Some(ns) = node.get(RecordType::NS)
+            {
+                return Found::Referral {
+                    cut_labels: depth,
+                    ns,
+                };
             }
-            if !at_name {
-                if let Some(rrset) = node.get(RecordType::DNAME) {
-                    if let Some(target) = dname_target(rrset) {
-                        return Found::Dname {
-                            owner_labels: depth,
-                            rrset,
-                            target,
-                        };
-                    }
-                }
+            if !at_name
+                && let Some(rrset) = node.get(RecordType::DNAME)
+                && let Some(target) = dname_target(rrset)
+            {
+                return Found::Dname {
+                    owner_labels: depth,
+                    rrset,
+                    target,
+                };
             }
         }
 
@@ -233,10 +233,10 @@ impl Zone {
             }
             encloser = encloser.base_name();
         }
-        if let Ok(wildcard) = encloser.prepend_label("*") {
-            if let Some(node) = self.node(&wildcard) {
-                return answer_from(node, qtype);
-            }
+        if let Ok(wildcard) = encloser.prepend_label("*")
+            && let Some(node) = self.node(&wildcard)
+        {
+            return answer_from(node, qtype);
         }
         Found::NxDomain
     }
@@ -274,10 +274,10 @@ fn answer_from(node: &Node, qtype: RecordType) -> Found<'_> {
     if let Some(set) = node.get(qtype) {
         return Found::RRsets(vec![set]);
     }
-    if let Some(cname) = node.get(RecordType::CNAME) {
-        if let Some(RData::CNAME(target)) = cname.rdatas.first() {
-            return Found::Cname(cname, target.0.clone());
-        }
+    if let Some(cname) = node.get(RecordType::CNAME)
+        && let Some(RData::CNAME(target)) = cname.rdatas.first()
+    {
+        return Found::Cname(cname, target.0.clone());
     }
     Found::NoData
 }

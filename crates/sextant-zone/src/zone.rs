@@ -225,13 +225,13 @@ impl ZoneBuilder {
                     ));
                 }
             }
-            if let Some(dname) = node.get(RecordType::DNAME) {
-                if dname.rdatas.len() > 1 {
-                    return Err(error(
-                        at(name, RecordType::DNAME),
-                        format!("{name} has more than one DNAME; keep one"),
-                    ));
-                }
+            if let Some(dname) = node.get(RecordType::DNAME)
+                && dname.rdatas.len() > 1
+            {
+                return Err(error(
+                    at(name, RecordType::DNAME),
+                    format!("{name} has more than one DNAME; keep one"),
+                ));
             }
         }
         let apex = self.nodes.get(&self.origin);

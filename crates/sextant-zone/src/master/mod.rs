@@ -244,10 +244,10 @@ fn is_class(upper: &str) -> bool {
 }
 
 fn parse_type(upper: &str) -> Result<RecordType, String> {
-    if let Some(number) = upper.strip_prefix("TYPE") {
-        if let Ok(code) = number.parse::<u16>() {
-            return Ok(RecordType::from(code));
-        }
+    if let Some(number) = upper.strip_prefix("TYPE")
+        && let Ok(code) = number.parse::<u16>()
+    {
+        return Ok(RecordType::from(code));
     }
     match RecordType::from_str(upper) {
         Ok(
@@ -321,7 +321,7 @@ fn parse_generic(rtype: RecordType, tokens: &[&Token<'_>]) -> Result<RData, Stri
         .parse()
         .map_err(|_| format!("{:?} is not a length; write \\# LENGTH HEX", length.text))?;
     let hex: String = hex.iter().map(|t| t.text).collect();
-    if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err("the generic data is not an even number of hex digits".into());
     }
     let bytes: Vec<u8> = (0..hex.len())
