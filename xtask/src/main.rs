@@ -1,7 +1,9 @@
 //! `cargo xtask run`: build and start the whole suite on loopback with the sample
 //! configuration. `cargo xtask test`: lint, build and run every test, installing the
 //! test peers (dig, ...) from Debian packages when they are missing and we may.
+//! `cargo xtask bench`: dnsperf against Sextant and the peers, side by side.
 
+mod bench;
 mod peers;
 mod run;
 
@@ -25,6 +27,15 @@ enum Task {
         #[arg(long)]
         release: bool,
     },
+    /// Measure Sextant and NSD, Knot and BIND with dnsperf on the same zone and queries.
+    Bench {
+        /// A one-minute smoke run (small zone, short runs) that proves the bench works.
+        #[arg(long)]
+        quick: bool,
+        /// Only the servers whose name contains this (sextant, nsd, knot, bind).
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// Check formatting and lints, build, and run the whole test suite.
     Test {
         /// Skip `cargo fmt --check` and `cargo clippy`.
@@ -39,6 +50,14 @@ enum Task {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Run { release } => run::run(release),
+        Task::Bench { quick, only } => {
+            let plan = if quick {
+                bench::Plan::quick()
+            } else {
+                bench::Plan::full()
+            };
+            bench::bench(plan, only.as_deref())
+        }
         Task::Test {
             no_lint,
             cargo_args,

@@ -76,9 +76,11 @@ pub fn respond(catalog: &Catalog, query: &Query, edns_payload_size: u16) -> Answ
     let cache_ttl = lookup.min_ttl();
     let mut message = response_message(&view, question, lookup, edns_payload_size);
     match encode_to_fit(&mut message, usize::from(query.max_response_size)) {
-        Some((bytes, truncated)) => Answer {
+        // Only a complete answer may be reused for other clients: a trimmed or
+        // truncated one was cut for this client's size.
+        Some((bytes, complete)) => Answer {
             wire: Bytes::from(bytes),
-            cache_ttl: if truncated { 0 } else { cache_ttl },
+            cache_ttl: if complete { cache_ttl } else { 0 },
         },
         None => error(
             wire,
@@ -131,11 +133,12 @@ fn response_message(
 /// Encodes `message` within `limit` bytes. Additional data is optional and dropped
 /// first without TC; if the answer and authority still do not fit, the response is
 /// sent with TC=1 and no records, so the client retries over TCP (RFC 2181 §9).
+/// The flag says whether the message went out complete.
 fn encode_to_fit(message: &mut Message, limit: usize) -> Option<(Vec<u8>, bool)> {
     let limit = limit.max(usize::from(CLASSIC_UDP_SIZE));
     let bytes = message.to_vec().ok()?;
     if bytes.len() <= limit {
-        return Some((bytes, false));
+        return Some((bytes, true));
     }
     message.additionals.clear();
     let bytes = message.to_vec().ok()?;
@@ -145,7 +148,7 @@ fn encode_to_fit(message: &mut Message, limit: usize) -> Option<(Vec<u8>, bool)>
     message.answers.clear();
     message.authorities.clear();
     message.metadata.truncation = true;
-    message.to_vec().ok().map(|bytes| (bytes, true))
+    message.to_vec().ok().map(|bytes| (bytes, false))
 }
 
 fn error(

@@ -82,9 +82,17 @@ pub struct ListenerConfig {
     /// Queries answered at once on one TCP connection (pipelining). Default 32.
     #[serde(default = "default_tcp_max_in_flight")]
     pub tcp_max_in_flight: usize,
+    /// Memory for the packet cache of backend answers, bytes; 0 turns it off.
+    /// Default 64 MiB.
+    #[serde(default = "default_packet_cache_bytes")]
+    pub packet_cache_bytes: u64,
     /// A JSON file written once the listener serves, with the addresses it bound.
     #[serde(default)]
     pub ready_file: Option<PathBuf>,
+}
+
+fn default_packet_cache_bytes() -> u64 {
+    64 * 1024 * 1024
 }
 
 fn default_backend_timeout() -> Duration {

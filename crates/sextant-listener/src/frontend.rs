@@ -10,6 +10,7 @@ use sextant_rpc::{Query, QueryClient, Transport};
 use sextant_wire::consts::*;
 use sextant_wire::{Header, QueryView, parse_query, write_error_response};
 
+use crate::packet_cache::{CacheKey, PacketCache};
 use crate::route::{Route, Router};
 
 /// What to do with one incoming message.
@@ -19,8 +20,12 @@ pub enum Decision {
     Reply(Vec<u8>),
     /// Send nothing (not a query, or unreadable).
     Drop,
-    /// Ask the backend; `max_response_size` is what the client can take.
-    Forward { max_response_size: u16 },
+    /// Ask the backend; `max_response_size` is what the client can take; `cache` says
+    /// where to keep the answer (key and zone-set generation), if anywhere.
+    Forward {
+        max_response_size: u16,
+        cache: Option<(CacheKey, u64)>,
+    },
 }
 
 /// Counters of what happened to queries; read by logs now, by metrics later.
@@ -47,6 +52,8 @@ pub struct Frontend {
     pub authority: QueryClient,
     /// Largest UDP response we send, bytes.
     pub udp_payload_size: u16,
+    /// `None` when disabled in the configuration.
+    pub packet_cache: Option<PacketCache>,
     pub counters: Counters,
 }
 
@@ -77,9 +84,23 @@ impl Frontend {
         }
         match self.router.route(&view.question) {
             Route::Authority => {
+                let max_response_size = self.max_response_size(&view, transport);
+                let cache = match (&self.packet_cache, self.router.generation()) {
+                    (Some(cache), Some(generation)) => {
+                        if let Some(hit) =
+                            cache.answer(packet, &view, generation, max_response_size)
+                        {
+                            return Decision::Reply(hit);
+                        }
+                        // A signed query must reach the backend every time.
+                        (!view.signed).then(|| (CacheKey::of(&view), generation))
+                    }
+                    _ => None,
+                };
                 bump(&self.counters.forwarded);
                 Decision::Forward {
-                    max_response_size: self.max_response_size(&view, transport),
+                    max_response_size,
+                    cache,
                 }
             }
             Route::Refuse => {
@@ -100,6 +121,7 @@ impl Frontend {
         client: SocketAddr,
         transport: Transport,
         max_response_size: u16,
+        cache: Option<(CacheKey, u64)>,
     ) -> Option<Bytes> {
         let query = Query {
             wire: packet.clone(),
@@ -109,7 +131,12 @@ impl Frontend {
         };
         match self.authority.query(query).await {
             Ok(answer) if answer.wire.is_empty() => None,
-            Ok(answer) => Some(answer.wire),
+            Ok(answer) => {
+                if let (Some(store), Some((key, generation))) = (&self.packet_cache, cache) {
+                    store.store(key, answer.wire.clone(), generation, answer.cache_ttl);
+                }
+                Some(answer.wire)
+            }
             Err(error) => {
                 bump(&self.counters.servfail);
                 tracing::debug!(%error, %client, "backend failed; answering SERVFAIL");
@@ -128,8 +155,11 @@ impl Frontend {
         match self.decide(&packet, transport) {
             Decision::Reply(bytes) => Some(Bytes::from(bytes)),
             Decision::Drop => None,
-            Decision::Forward { max_response_size } => {
-                self.forward(packet, client, transport, max_response_size)
+            Decision::Forward {
+                max_response_size,
+                cache,
+            } => {
+                self.forward(packet, client, transport, max_response_size, cache)
                     .await
             }
         }

@@ -4,12 +4,14 @@
 
 mod bind;
 mod frontend;
+mod packet_cache;
 mod route;
 mod tcp;
 mod udp;
 
 pub use bind::BindError;
 pub use frontend::{Counters, Decision, Frontend};
+pub use packet_cache::{CacheKey, PacketCache};
 pub use route::{Route, Router};
 
 use std::sync::Arc;
@@ -85,6 +87,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         router: router.clone(),
         authority,
         udp_payload_size: section.udp_payload_size,
+        packet_cache: (section.packet_cache_bytes > 0)
+            .then(|| PacketCache::new(section.packet_cache_bytes)),
         counters: Default::default(),
     });
 
@@ -136,6 +140,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         authority = %authority_endpoint,
         zones = router.zone_count(),
         udp_workers = workers,
+        packet_cache_bytes = section.packet_cache_bytes,
         "listener serving"
     );
 

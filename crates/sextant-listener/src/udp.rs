@@ -40,7 +40,10 @@ pub async fn serve(
         match frontend.decide(packet, Transport::Udp) {
             Decision::Drop => {}
             Decision::Reply(bytes) => send(&socket, &bytes, client).await,
-            Decision::Forward { max_response_size } => {
+            Decision::Forward {
+                max_response_size,
+                cache,
+            } => {
                 let Ok(permit) = in_flight.clone().try_acquire_owned() else {
                     // Over the in-flight bound the query is dropped: the client retries,
                     // and memory stays bounded however fast packets arrive.
@@ -52,7 +55,7 @@ pub async fn serve(
                 let socket = socket.clone();
                 tokio::spawn(async move {
                     if let Some(bytes) = frontend
-                        .forward(packet, client, Transport::Udp, max_response_size)
+                        .forward(packet, client, Transport::Udp, max_response_size, cache)
                         .await
                     {
                         send(&socket, &bytes, client).await;

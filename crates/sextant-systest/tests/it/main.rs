@@ -4,7 +4,9 @@
 mod backend_down;
 mod bind_errors;
 mod config_errors;
+mod grpc_tcp;
 mod query_path;
+mod reload;
 
 /// A small zone used by several tests.
 pub const EXAMPLE_ZONE: &str = "\

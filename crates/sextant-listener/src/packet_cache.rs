@@ -1,0 +1,234 @@
+//! The packet cache: complete wire answers from backends, keyed on the question and
+//! the flags that change an answer, served with only the ID and the question's case
+//! patched. Entries are tied to the zone-set generation they were answered under, so
+//! a newly published zone version makes every older entry stale at once.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use quick_cache::Equivalent;
+use sextant_wire::QueryView;
+use sextant_wire::consts::HEADER_LEN;
+
+/// Key bytes: flags, QTYPE, QCLASS, then the lower-cased wire name. Owned form.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CacheKey(Box<[u8]>);
+
+/// The same bytes, borrowed from a stack buffer for lookups without allocation.
+#[derive(Debug, Hash)]
+struct KeyRef<'a>(&'a [u8]);
+
+impl Equivalent<CacheKey> for KeyRef<'_> {
+    fn equivalent(&self, key: &CacheKey) -> bool {
+        *self.0 == *key.0
+    }
+}
+
+const FLAG_RD: u8 = 1;
+const FLAG_CD: u8 = 2;
+const FLAG_EDNS: u8 = 4;
+const FLAG_DO: u8 = 8;
+/// 5 bytes of flags and types plus the longest wire name.
+const KEY_MAX: usize = 5 + 255;
+
+/// Writes the key of `view` into `buffer`, returning its length.
+fn key_bytes(view: &QueryView, buffer: &mut [u8; KEY_MAX]) -> usize {
+    let header = &view.header;
+    let mut flags = 0;
+    if header.recursion_desired() {
+        flags |= FLAG_RD;
+    }
+    if header.checking_disabled() {
+        flags |= FLAG_CD;
+    }
+    if let Some(edns) = view.edns {
+        flags |= FLAG_EDNS;
+        if edns.dnssec_ok {
+            flags |= FLAG_DO;
+        }
+    }
+    let name = view.question.name_wire();
+    buffer[0] = flags;
+    buffer[1..3].copy_from_slice(&view.question.qtype.to_be_bytes());
+    buffer[3..5].copy_from_slice(&view.question.qclass.to_be_bytes());
+    buffer[5..5 + name.len()].copy_from_slice(name);
+    5 + name.len()
+}
+
+impl CacheKey {
+    pub fn of(view: &QueryView) -> Self {
+        let mut buffer = [0u8; KEY_MAX];
+        let len = key_bytes(view, &mut buffer);
+        CacheKey(buffer[..len].into())
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    wire: Bytes,
+    generation: u64,
+    expires: Instant,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct EntryWeighter;
+
+impl quick_cache::Weighter<CacheKey, Entry> for EntryWeighter {
+    fn weight(&self, key: &CacheKey, entry: &Entry) -> u64 {
+        // Bytes held plus a rough per-entry overhead, so the limit means memory.
+        (key.0.len() + entry.wire.len() + 96) as u64
+    }
+}
+
+#[derive(Debug)]
+pub struct PacketCache {
+    entries: quick_cache::sync::Cache<CacheKey, Entry, EntryWeighter>,
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+}
+
+/// A typical cached answer, bytes; used to size the cache's index.
+const TYPICAL_ENTRY: u64 = 256;
+
+impl PacketCache {
+    /// A cache holding at most about `capacity_bytes` of answers.
+    pub fn new(capacity_bytes: u64) -> Self {
+        let items = usize::try_from(capacity_bytes / TYPICAL_ENTRY)
+            .unwrap_or(usize::MAX)
+            .max(16);
+        Self {
+            entries: quick_cache::sync::Cache::with_weighter(
+                items,
+                capacity_bytes.max(1),
+                EntryWeighter,
+            ),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// The cached answer to `packet`, patched with its ID and question case, if one is
+    /// fresh, from `generation`, and fits in `max_size` bytes.
+    pub fn answer(
+        &self,
+        packet: &[u8],
+        view: &QueryView,
+        generation: u64,
+        max_size: u16,
+    ) -> Option<Vec<u8>> {
+        let mut buffer = [0u8; KEY_MAX];
+        let len = key_bytes(view, &mut buffer);
+        let hit = self
+            .entries
+            .get(&KeyRef(&buffer[..len]))
+            .filter(|e| {
+                e.generation == generation
+                    && e.expires > Instant::now()
+                    && e.wire.len() <= usize::from(max_size)
+            })
+            .and_then(|e| patch(&e.wire, packet, view.question_end));
+        let counter = if hit.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        hit
+    }
+
+    /// Stores a backend's answer for `ttl` seconds (0: not stored).
+    pub fn store(&self, key: CacheKey, wire: Bytes, generation: u64, ttl: u32) {
+        if ttl == 0 || wire.len() < HEADER_LEN {
+            return;
+        }
+        let expires = Instant::now() + Duration::from_secs(u64::from(ttl));
+        self.entries.insert(
+            key,
+            Entry {
+                wire,
+                generation,
+                expires,
+            },
+        );
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.len() == 0
+    }
+
+    pub fn clear(&self) {
+        self.entries.clear();
+    }
+}
+
+/// Copies `cached` with the query's ID and the query's spelling of the question (the
+/// same name, so the same length; only the case may differ).
+fn patch(cached: &[u8], packet: &[u8], question_end: usize) -> Option<Vec<u8>> {
+    let question = packet.get(HEADER_LEN..question_end)?;
+    let mut out = cached.to_vec();
+    out.get_mut(HEADER_LEN..question_end)?
+        .copy_from_slice(question);
+    out.get_mut(0..2)?.copy_from_slice(packet.get(0..2)?);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use sextant_wire::parse_query;
+
+    fn query(id: u16, name: &[u8]) -> Vec<u8> {
+        let mut p = id.to_be_bytes().to_vec();
+        p.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+        p.extend_from_slice(name);
+        p.extend_from_slice(&[0, 1, 0, 1]);
+        p
+    }
+
+    fn answer_to(q: &[u8]) -> Vec<u8> {
+        let mut a = q.to_vec();
+        a[2] |= 0x84;
+        a
+    }
+
+    #[test]
+    fn hit_patches_id_and_case_miss_on_new_generation() {
+        let cache = PacketCache::new(1 << 20);
+        let first = query(1, b"\x03www\x07example\x03com\x00");
+        let view = parse_query(&first).unwrap();
+        assert!(cache.answer(&first, &view, 7, 512).is_none());
+        cache.store(CacheKey::of(&view), Bytes::from(answer_to(&first)), 7, 60);
+
+        let second = query(2, b"\x03WwW\x07example\x03COM\x00");
+        let view2 = parse_query(&second).unwrap();
+        let hit = cache.answer(&second, &view2, 7, 512).unwrap();
+        assert_eq!(&hit[0..2], &[0, 2]);
+        assert_eq!(&hit[13..16], b"WwW");
+        assert_eq!(hit[2] & 0x84, 0x84);
+
+        assert!(
+            cache.answer(&second, &view2, 8, 512).is_none(),
+            "a new zone generation invalidates"
+        );
+        assert!(
+            cache.answer(&second, &view2, 7, 12).is_none(),
+            "too big for this client"
+        );
+        assert_eq!(cache.hits.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn zero_ttl_is_not_stored() {
+        let cache = PacketCache::new(1 << 20);
+        let q = query(1, b"\x01a\x00");
+        let view = parse_query(&q).unwrap();
+        cache.store(CacheKey::of(&view), Bytes::from(answer_to(&q)), 1, 0);
+        assert!(cache.is_empty());
+    }
+}

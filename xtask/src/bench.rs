@@ -1,0 +1,469 @@
+//! `cargo xtask bench`: Sextant (packet cache on and off) and the peers (NSD, Knot,
+//! BIND) serve the same generated zone, one after another, and dnsperf measures each
+//! with the same query file and settings. Prints a table with ratios to NSD, writes
+//! JSON and an SVG chart under target/bench/.
+
+use std::fmt::Write as _;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::{cargo, peers, workspace_root};
+
+/// Sizes and durations of one benchmark run.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    /// Names in the generated zone (each with an A record).
+    pub names: usize,
+    /// Seconds of each dnsperf run.
+    pub seconds: u32,
+    /// Queries per second of the fixed-rate latency run.
+    pub latency_rate: u32,
+}
+
+impl Plan {
+    pub fn full() -> Self {
+        Self {
+            names: 100_000,
+            seconds: 10,
+            latency_rate: 20_000,
+        }
+    }
+    pub fn quick() -> Self {
+        Self {
+            names: 10_000,
+            seconds: 2,
+            latency_rate: 5_000,
+        }
+    }
+}
+
+const BENCH_PEERS: &[(&str, &str)] = &[
+    ("dnsperf", "dnsperf"),
+    ("nsd", "nsd"),
+    ("knotd", "knot"),
+    ("named", "bind9"),
+];
+const ZONE: &str = "bench.test";
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Debug, Default)]
+struct Measure {
+    server: String,
+    udp_qps: f64,
+    tcp_qps: f64,
+    /// Average latency at the fixed rate, microseconds.
+    avg_latency_us: f64,
+    /// 99th percentile latency at the fixed rate, microseconds.
+    p99_latency_us: f64,
+    /// Resident memory after the runs, all of the server's processes, MB.
+    rss_mb: f64,
+    lost: u64,
+}
+
+pub fn bench(plan: Plan, only: Option<&str>) -> anyhow::Result<()> {
+    peers::ensure(BENCH_PEERS)?;
+    cargo(&["build", "--release", "--workspace", "--bins"])?;
+    let root = workspace_root();
+    let out = root.join("target/bench");
+    let work = out.join("work");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let zone_file = work.join(format!("{ZONE}.zone"));
+    let queries = work.join("queries.txt");
+    generate(plan.names, &zone_file, &queries)?;
+
+    let servers: Vec<&str> = ["sextant-cache", "sextant-nocache", "nsd", "knot", "bind"]
+        .into_iter()
+        .filter(|s| only.is_none_or(|o| s.contains(o)))
+        .collect();
+    let mut results = Vec::new();
+    for (index, server) in servers.iter().enumerate() {
+        let port = 15300 + index as u16;
+        let dir = work.join(server);
+        std::fs::create_dir_all(&dir)?;
+        eprintln!("== {server} on 127.0.0.1:{port}");
+        let mut processes = start(server, &root, &dir, &zone_file, port)?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let outcome = wait_answering(addr, &mut processes)
+            .and_then(|()| measure(server, addr, &queries, plan, &processes));
+        stop(&mut processes);
+        results.push(outcome?);
+    }
+    report(&results, &out)
+}
+
+/// A zone of `names` hosts and a query file: 80% existing names, 10% NXDOMAIN, 10%
+/// NODATA, in a fixed pseudo-random order (same every run).
+fn generate(names: usize, zone: &Path, queries: &Path) -> anyhow::Result<()> {
+    let mut text = format!(
+        "$ORIGIN {ZONE}.\n$TTL 3600\n@ SOA ns1 hostmaster 1 7200 3600 1209600 300\n  NS ns1\nns1 A 192.0.2.1\n"
+    );
+    for i in 0..names {
+        writeln!(
+            text,
+            "h{i} A 10.{}.{}.{}",
+            (i >> 16) & 255,
+            (i >> 8) & 255,
+            i & 255
+        )?;
+    }
+    std::fs::write(zone, text)?;
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut lines = String::new();
+    for _ in 0..names.max(100_000) {
+        // xorshift64: deterministic, no dependency.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let pick = (state % 10) as u32;
+        let host = (state >> 8) as usize % names;
+        match pick {
+            0 => writeln!(lines, "nx{host}.{ZONE} A")?,
+            1 => writeln!(lines, "h{host}.{ZONE} MX")?,
+            _ => writeln!(lines, "h{host}.{ZONE} A")?,
+        }
+    }
+    std::fs::write(queries, lines)?;
+    Ok(())
+}
+
+fn start(
+    server: &str,
+    root: &Path,
+    dir: &Path,
+    zone: &Path,
+    port: u16,
+) -> anyhow::Result<Vec<Child>> {
+    let zone = zone.display();
+    let spawn = |program: &Path, args: &[&str]| -> anyhow::Result<Child> {
+        let log = std::fs::File::create(dir.join("server.log"))?;
+        Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", program.display()))
+    };
+    match server {
+        "sextant-cache" | "sextant-nocache" => {
+            let cache = if server == "sextant-cache" {
+                64 * 1024 * 1024
+            } else {
+                0
+            };
+            let config = dir.join("sextant.toml");
+            std::fs::write(
+                &config,
+                format!(
+                    "[log]\nlevel = \"warn\"\n[listener]\nlisten = [\"127.0.0.1:{port}\"]\npacket_cache_bytes = {cache}\n\
+                     [authority]\ngrpc = \"unix:authority.sock\"\nready_file = \"authority.ready\"\n\
+                     [[authority.zone]]\nname = \"{ZONE}\"\nfile = \"{zone}\"\n"
+                ),
+            )?;
+            let bin = root.join("target/release");
+            let config = config.display().to_string();
+            let authority = spawn(&bin.join("sextant-authority"), &["--config", &config])?;
+            let ready = dir.join("authority.ready");
+            let started = Instant::now();
+            while !ready.exists() {
+                if started.elapsed() > READY_TIMEOUT {
+                    bail!(
+                        "sextant-authority not ready; see {}",
+                        dir.join("server.log").display()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let listener = spawn(&bin.join("sextant-listener"), &["--config", &config])?;
+            Ok(vec![authority, listener])
+        }
+        "nsd" => {
+            let d = dir.display();
+            let config = dir.join("nsd.conf");
+            std::fs::write(
+                &config,
+                format!(
+                    "server:\n  ip-address: 127.0.0.1@{port}\n  server-count: 1\n  username: \"\"\n  chroot: \"\"\n  zonesdir: \"{d}\"\n  \
+                     pidfile: \"{d}/nsd.pid\"\n  database: \"\"\n  xfrdfile: \"{d}/xfrd.state\"\n  xfrdir: \"{d}\"\n  \
+                     zonelistfile: \"{d}/zone.list\"\n  verbosity: 0\n  hide-version: yes\n\
+                     remote-control:\n  control-enable: no\nzone:\n  name: {ZONE}\n  zonefile: \"{zone}\"\n"
+                ),
+            )?;
+            Ok(vec![spawn(
+                Path::new("nsd"),
+                &["-d", "-c", &config.display().to_string()],
+            )?])
+        }
+        "knot" => {
+            let d = dir.display();
+            let config = dir.join("knot.conf");
+            std::fs::write(
+                &config,
+                format!(
+                    "server:\n    listen: 127.0.0.1@{port}\n    rundir: \"{d}\"\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\
+                     database:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: warning\n\
+                     zone:\n  - domain: {ZONE}\n    file: \"{zone}\"\n    storage: \"{d}\"\n    zonefile-sync: -1\n    journal-content: none\n"
+                ),
+            )?;
+            Ok(vec![spawn(
+                Path::new("knotd"),
+                &["-c", &config.display().to_string()],
+            )?])
+        }
+        "bind" => {
+            let d = dir.display();
+            let config = dir.join("named.conf");
+            std::fs::write(
+                &config,
+                format!(
+                    "options {{ directory \"{d}\"; listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};\n  \
+                     recursion no; pid-file \"{d}/named.pid\"; }};\ncontrols {{ }};\n\
+                     zone \"{ZONE}\" {{ type primary; file \"{zone}\"; }};\n"
+                ),
+            )?;
+            Ok(vec![spawn(
+                Path::new("named"),
+                &["-g", "-n", "1", "-c", &config.display().to_string()],
+            )?])
+        }
+        other => bail!("unknown server {other}"),
+    }
+}
+
+/// Polls with a real query until the server answers for the zone.
+fn wait_answering(addr: SocketAddr, processes: &mut [Child]) -> anyhow::Result<()> {
+    let query = [
+        0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, b'n', b's', b'1', 5, b'b', b'e', b'n', b'c',
+        b'h', 4, b't', b'e', b's', b't', 0, 0, 1, 0, 1,
+    ];
+    let socket = UdpSocket::bind("127.0.0.1:0")?;
+    socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let started = Instant::now();
+    let mut buffer = [0u8; 512];
+    loop {
+        for child in processes.iter_mut() {
+            if let Some(status) = child.try_wait()? {
+                bail!("the server exited ({status}) during start-up");
+            }
+        }
+        socket.send_to(&query, addr)?;
+        if let Ok((len, _)) = socket.recv_from(&mut buffer) {
+            // NOERROR with an answer: the zone is loaded.
+            if len > 12 && buffer[3] & 0x0f == 0 && buffer[7] > 0 {
+                return Ok(());
+            }
+        }
+        if started.elapsed() > READY_TIMEOUT {
+            bail!("no answer from {addr} after {READY_TIMEOUT:?}");
+        }
+    }
+}
+
+fn dnsperf(addr: SocketAddr, queries: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new("dnsperf")
+        .args(["-s", &addr.ip().to_string(), "-p", &addr.port().to_string()])
+        .arg("-d")
+        .arg(queries)
+        .args(args)
+        .output()
+        .context("running dnsperf")?;
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn field(text: &str, label: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn measure(
+    server: &str,
+    addr: SocketAddr,
+    queries: &Path,
+    plan: Plan,
+    processes: &[Child],
+) -> anyhow::Result<Measure> {
+    let seconds = plan.seconds.to_string();
+    // Warm-up: fills caches so every server is measured in its steady state.
+    dnsperf(addr, queries, &["-l", "1", "-c", "4", "-q", "200"])?;
+    let udp = dnsperf(addr, queries, &["-l", &seconds, "-c", "8", "-q", "500"])?;
+    let tcp = dnsperf(
+        addr,
+        queries,
+        &["-m", "tcp", "-l", &seconds, "-c", "8", "-q", "500"],
+    )?;
+    let rate = plan.latency_rate.to_string();
+    let fixed = dnsperf(
+        addr,
+        queries,
+        &["-l", &seconds, "-c", "4", "-q", "200", "-Q", &rate, "-v"],
+    )?;
+    let mut latencies: Vec<f64> = fixed
+        .lines()
+        .filter(|l| l.starts_with('>'))
+        .filter_map(|l| l.split_whitespace().last()?.parse().ok())
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let p99 = latencies
+        .get(latencies.len().saturating_sub(1) * 99 / 100)
+        .copied()
+        .unwrap_or(0.0);
+    let rss_kb: u64 = processes.iter().map(|c| rss_kb(c.id())).sum();
+    let measure = Measure {
+        server: server.to_string(),
+        udp_qps: field(&udp, "Queries per second:"),
+        tcp_qps: field(&tcp, "Queries per second:"),
+        avg_latency_us: field(&fixed, "Average Latency (s):") * 1e6,
+        p99_latency_us: p99 * 1e6,
+        rss_mb: rss_kb as f64 / 1024.0,
+        lost: field(&udp, "Queries lost:") as u64,
+    };
+    eprintln!("   {measure:?}");
+    Ok(measure)
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Stops by PID: SIGTERM, then SIGKILL after a grace period.
+fn stop(processes: &mut [Child]) {
+    for child in processes.iter().rev() {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+    }
+    for child in processes.iter_mut() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+fn report(results: &[Measure], out: &Path) -> anyhow::Result<()> {
+    let nsd = results.iter().find(|m| m.server == "nsd");
+    let ratio = |value: f64, base: Option<f64>| match base {
+        Some(base) if base > 0.0 => format!("{:.2}x", value / base),
+        _ => "-".into(),
+    };
+    let mut table = String::new();
+    writeln!(
+        table,
+        "{:<16} {:>10} {:>7} {:>10} {:>7} {:>9} {:>9} {:>9} {:>7}",
+        "server", "udp q/s", "vs nsd", "tcp q/s", "vs nsd", "avg µs", "p99 µs", "rss MB", "lost"
+    )?;
+    for m in results {
+        writeln!(
+            table,
+            "{:<16} {:>10.0} {:>7} {:>10.0} {:>7} {:>9.0} {:>9.0} {:>9.1} {:>7}",
+            m.server,
+            m.udp_qps,
+            ratio(m.udp_qps, nsd.map(|n| n.udp_qps)),
+            m.tcp_qps,
+            ratio(m.tcp_qps, nsd.map(|n| n.tcp_qps)),
+            m.avg_latency_us,
+            m.p99_latency_us,
+            m.rss_mb,
+            m.lost
+        )?;
+    }
+    println!("\n{table}");
+    let json: Vec<serde_json::Value> = results
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "server": m.server, "udp_qps": m.udp_qps, "tcp_qps": m.tcp_qps,
+                "avg_latency_us": m.avg_latency_us, "p99_latency_us": m.p99_latency_us,
+                "rss_mb": m.rss_mb, "lost": m.lost,
+            })
+        })
+        .collect();
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&json)?,
+    )?;
+    std::fs::write(out.join("results.txt"), &table)?;
+    std::fs::write(out.join("chart.svg"), chart(results))?;
+    println!("results: {0}/results.json, {0}/chart.svg", out.display());
+    Ok(())
+}
+
+/// Two bar groups, throughput and latency, one bar per server.
+fn chart(results: &[Measure]) -> String {
+    let width = 760.0;
+    let bar = 40.0;
+    let gap = 16.0;
+    let max_qps = results
+        .iter()
+        .map(|m| m.udp_qps.max(m.tcp_qps))
+        .fold(1.0, f64::max);
+    let max_lat = results.iter().map(|m| m.p99_latency_us).fold(1.0, f64::max);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"520\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <text x=\"10\" y=\"20\" font-size=\"15\">UDP and TCP queries per second (higher is better)</text>\n\
+         <text x=\"10\" y=\"290\" font-size=\"15\">Latency at a fixed rate, µs: average and p99 (lower is better)</text>\n"
+    );
+    for (i, m) in results.iter().enumerate() {
+        let x = 20.0 + i as f64 * (2.0 * bar + gap + 40.0);
+        for (j, (value, color)) in [(m.udp_qps, "#4477aa"), (m.tcp_qps, "#66ccee")]
+            .iter()
+            .enumerate()
+        {
+            let h = 200.0 * value / max_qps;
+            let _ = writeln!(
+                svg,
+                "<rect x=\"{:.0}\" y=\"{:.0}\" width=\"{bar}\" height=\"{h:.0}\" fill=\"{color}\"/>",
+                x + j as f64 * bar,
+                240.0 - h
+            );
+            let _ = writeln!(
+                svg,
+                "<text x=\"{:.0}\" y=\"{:.0}\" font-size=\"10\">{:.0}k</text>",
+                x + j as f64 * bar,
+                236.0 - h,
+                value / 1000.0
+            );
+        }
+        for (j, (value, color)) in [(m.avg_latency_us, "#228833"), (m.p99_latency_us, "#ccbb44")]
+            .iter()
+            .enumerate()
+        {
+            let h = 160.0 * value / max_lat;
+            let _ = writeln!(
+                svg,
+                "<rect x=\"{:.0}\" y=\"{:.0}\" width=\"{bar}\" height=\"{h:.0}\" fill=\"{color}\"/>",
+                x + j as f64 * bar,
+                480.0 - h
+            );
+            let _ = writeln!(
+                svg,
+                "<text x=\"{:.0}\" y=\"{:.0}\" font-size=\"10\">{:.0}</text>",
+                x + j as f64 * bar,
+                476.0 - h,
+                value
+            );
+        }
+        let _ = writeln!(svg, "<text x=\"{x:.0}\" y=\"256\">{}</text>", m.server);
+        let _ = writeln!(svg, "<text x=\"{x:.0}\" y=\"496\">{}</text>", m.server);
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
