@@ -5,7 +5,7 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 /// (program, Debian package) pairs the test suite needs.
-pub const TEST_PEERS: &[(&str, &str)] = &[("dig", "bind9-dnsutils")];
+pub const TEST_PEERS: &[(&str, &str)] = &[("dig", "bind9-dnsutils"), ("nsd", "nsd")];
 
 fn have(program: &str) -> bool {
     Command::new("sh")

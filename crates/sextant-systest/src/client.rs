@@ -13,20 +13,46 @@ use hickory_proto::rr::{Name, RecordType};
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 fn question(name: &str, rtype: RecordType) -> anyhow::Result<Message> {
+    question_with(name, rtype, Some(1232))
+}
+
+/// A query for `name`/`rtype`, with EDNS and this payload size or without EDNS.
+pub fn question_with(name: &str, rtype: RecordType, edns: Option<u16>) -> anyhow::Result<Message> {
     let mut message = Message::query();
     message.add_query(Query::query(Name::from_ascii(name)?, rtype));
-    message.set_edns(Edns::new());
+    if let Some(size) = edns {
+        let mut opt = Edns::new();
+        opt.set_max_payload(size);
+        message.set_edns(opt);
+    }
     Ok(message)
 }
 
-pub fn query_udp(server: SocketAddr, name: &str, rtype: RecordType) -> anyhow::Result<Message> {
-    let message = question(name, rtype)?;
-    let wire = query_udp_raw(server, &message.to_vec()?)?.context("no answer over UDP")?;
-    let response = Message::from_vec(&wire)?;
+/// Sends `message` over UDP or TCP and returns the response.
+pub fn exchange(server: SocketAddr, message: &Message, tcp: bool) -> anyhow::Result<Message> {
+    let wire = message.to_vec()?;
+    let answer = if tcp {
+        let mut stream = TcpStream::connect_timeout(&server, TIMEOUT)?;
+        stream.set_read_timeout(Some(TIMEOUT))?;
+        stream.write_all(&u16::try_from(wire.len())?.to_be_bytes())?;
+        stream.write_all(&wire)?;
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len)?;
+        let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        stream.read_exact(&mut answer)?;
+        answer
+    } else {
+        query_udp_raw(server, &wire)?.context("no answer over UDP")?
+    };
+    let response = Message::from_vec(&answer)?;
     if response.metadata.id != message.metadata.id {
         bail!("answer has the wrong ID");
     }
     Ok(response)
+}
+
+pub fn query_udp(server: SocketAddr, name: &str, rtype: RecordType) -> anyhow::Result<Message> {
+    exchange(server, &question(name, rtype)?, false)
 }
 
 /// Sends raw bytes; `None` when nothing comes back within the timeout.
@@ -50,22 +76,7 @@ pub fn query_udp_raw(server: SocketAddr, bytes: &[u8]) -> anyhow::Result<Option<
 }
 
 pub fn query_tcp(server: SocketAddr, name: &str, rtype: RecordType) -> anyhow::Result<Message> {
-    let message = question(name, rtype)?;
-    let wire = message.to_vec()?;
-    let mut stream = TcpStream::connect_timeout(&server, TIMEOUT)?;
-    stream.set_read_timeout(Some(TIMEOUT))?;
-    stream.set_write_timeout(Some(TIMEOUT))?;
-    stream.write_all(&u16::try_from(wire.len())?.to_be_bytes())?;
-    stream.write_all(&wire)?;
-    let mut len = [0u8; 2];
-    stream.read_exact(&mut len)?;
-    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    stream.read_exact(&mut answer)?;
-    let response = Message::from_vec(&answer)?;
-    if response.metadata.id != message.metadata.id {
-        bail!("answer has the wrong ID");
-    }
-    Ok(response)
+    exchange(server, &question(name, rtype)?, true)
 }
 
 /// Runs `dig @server -p port ARGS +time=2 +tries=1` and returns its output.

@@ -4,9 +4,11 @@
 
 mod client;
 mod daemon;
+mod peer;
 
-pub use client::{dig, query_tcp, query_udp, query_udp_raw};
+pub use client::{dig, exchange, query_tcp, query_udp, query_udp_raw, question_with};
 pub use daemon::{Daemon, binary};
+pub use peer::Peer;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,94 @@
+//! Reference servers from Debian packages (NSD, ...) started for comparison tests.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::READY_TIMEOUT;
+
+/// A peer server process, killed by PID when dropped.
+#[derive(Debug)]
+pub struct Peer {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    // A port free for UDP and TCP right now; the peer binds it a moment later.
+    for _ in 0..20 {
+        let udp = UdpSocket::bind("127.0.0.1:0")?;
+        let port = udp.local_addr()?.port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free port found")
+}
+
+impl Peer {
+    /// NSD serving `zones` (apex, file) from `dir`, one server process, no rate
+    /// limiting, on a free loopback port.
+    pub fn nsd(dir: &Path, zones: &[(&str, &Path)]) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let d = dir.display();
+        let mut config = format!(
+            "server:\n  ip-address: 127.0.0.1@{port}\n  server-count: 1\n  username: \"\"\n  chroot: \"\"\n  \
+             zonesdir: \"{d}\"\n  pidfile: \"{d}/nsd.pid\"\n  database: \"\"\n  xfrdfile: \"{d}/xfrd.state\"\n  \
+             xfrdir: \"{d}\"\n  zonelistfile: \"{d}/zone.list\"\n  verbosity: 1\n  rrl-ratelimit: 0\n  \
+             logfile: \"{d}/nsd.log\"\n  minimal-responses: yes\nremote-control:\n  control-enable: no\n"
+        );
+        for (apex, file) in zones {
+            config.push_str(&format!(
+                "zone:\n  name: {apex}\n  zonefile: \"{}\"\n",
+                file.display()
+            ));
+        }
+        let path = dir.join("nsd.conf");
+        std::fs::write(&path, config)?;
+        let child = Command::new("nsd")
+            .arg("-d")
+            .arg("-c")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting nsd (install it with `apt-get install nsd`)")?;
+        let mut peer = Self {
+            child,
+            addr: ([127, 0, 0, 1], port).into(),
+        };
+        peer.wait_answering(zones.first().map(|z| z.0).unwrap_or("."))?;
+        Ok(peer)
+    }
+
+    /// Polls with an SOA query for `apex` until the server answers it.
+    fn wait_answering(&mut self, apex: &str) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("the peer exited ({status}) during start-up");
+            }
+            if let Ok(response) =
+                crate::query_udp(self.addr, apex, hickory_proto::rr::RecordType::SOA)
+                && !response.answers.is_empty()
+            {
+                return Ok(());
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                bail!("the peer did not answer within {READY_TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
