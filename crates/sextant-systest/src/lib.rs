@@ -5,6 +5,7 @@
 mod client;
 mod daemon;
 mod peer;
+pub mod procstat;
 
 pub use client::{dig, exchange, query_tcp, query_udp, query_udp_raw, question_with};
 pub use daemon::{Daemon, binary};

@@ -8,6 +8,7 @@ mod differential_nsd;
 mod grpc_tcp;
 mod query_path;
 mod reload;
+mod robustness;
 
 /// A small zone used by several tests.
 pub const EXAMPLE_ZONE: &str = "\
