@@ -35,10 +35,10 @@ impl Prober {
         let handle = thread::spawn(move || {
             while !flag.load(Ordering::Relaxed) {
                 s.fetch_add(1, Ordering::Relaxed);
-                if let Ok(r) = query_udp(dns, "www.example.com.", RecordType::A) {
-                    if r.metadata.response_code == ResponseCode::NoError {
-                        a.fetch_add(1, Ordering::Relaxed);
-                    }
+                if let Ok(r) = query_udp(dns, "www.example.com.", RecordType::A)
+                    && r.metadata.response_code == ResponseCode::NoError
+                {
+                    a.fetch_add(1, Ordering::Relaxed);
                 }
                 thread::sleep(Duration::from_millis(10));
             }
