@@ -11,6 +11,7 @@ use futures_util::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{Answer, Query, Transport, pb};
@@ -27,11 +28,14 @@ const MAX_IN_FLIGHT_PER_STREAM: usize = 1024;
 #[derive(Debug)]
 pub struct QueryService<H> {
     handler: Arc<H>,
+    /// Cancelled when the server shuts down: streams then stop taking queries, finish
+    /// those in flight and end, so a graceful shutdown is not held open by listeners.
+    shutdown: CancellationToken,
 }
 
 impl<H> QueryService<H> {
-    pub fn new(handler: Arc<H>) -> Self {
-        Self { handler }
+    pub fn new(handler: Arc<H>, shutdown: CancellationToken) -> Self {
+        Self { handler, shutdown }
     }
 }
 
@@ -47,7 +51,12 @@ impl<H: QueryHandler> pb::query_server::Query for QueryService<H> {
     ) -> Result<Response<Self::ResolveStream>, Status> {
         let inbound = request.into_inner();
         let (sender, receiver) = mpsc::channel(MAX_IN_FLIGHT_PER_STREAM);
-        tokio::spawn(serve_stream(self.handler.clone(), inbound, sender));
+        tokio::spawn(serve_stream(
+            self.handler.clone(),
+            inbound,
+            sender,
+            self.shutdown.clone(),
+        ));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 }
@@ -56,12 +65,14 @@ async fn serve_stream<H: QueryHandler>(
     handler: Arc<H>,
     mut inbound: Streaming<pb::QueryRequest>,
     sender: mpsc::Sender<Result<pb::QueryResponse, Status>>,
+    shutdown: CancellationToken,
 ) {
     let mut in_flight = FuturesUnordered::new();
     let mut inbound_open = true;
     loop {
         tokio::select! {
             biased;
+            _ = shutdown.cancelled(), if inbound_open => inbound_open = false,
             Some(response) = in_flight.next(), if !in_flight.is_empty() => {
                 if sender.send(Ok(response)).await.is_err() {
                     return;

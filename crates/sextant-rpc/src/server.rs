@@ -15,6 +15,8 @@ use crate::{Endpoint, RpcError, ZoneSetPublisher, pb};
 pub struct Services {
     routes: RoutesBuilder,
     health: tonic_health::server::HealthReporter,
+    /// Ends long-lived streams when the server shuts down.
+    streams: CancellationToken,
 }
 
 impl std::fmt::Debug for Services {
@@ -34,13 +36,17 @@ impl Services {
         let (health, health_service) = tonic_health::server::health_reporter();
         let mut routes = Routes::builder();
         routes.add_service(health_service);
-        Self { routes, health }
+        Self {
+            routes,
+            health,
+            streams: CancellationToken::new(),
+        }
     }
 
     /// Serves the DNS query stream with `handler`.
     pub fn with_query<H: QueryHandler>(mut self, handler: Arc<H>) -> Self {
         self.routes.add_service(
-            pb::query_server::QueryServer::new(QueryService::new(handler))
+            pb::query_server::QueryServer::new(QueryService::new(handler, self.streams.clone()))
                 .max_decoding_message_size(128 * 1024)
                 .max_encoding_message_size(128 * 1024),
         );
@@ -49,7 +55,8 @@ impl Services {
 
     /// Serves the zone-set watch from `publisher`.
     pub fn with_zones(mut self, publisher: &ZoneSetPublisher) -> Self {
-        self.routes.add_service(publisher.service());
+        self.routes
+            .add_service(publisher.service(self.streams.clone()));
         self
     }
 }
@@ -139,7 +146,17 @@ impl GrpcServer {
         services: Services,
         shutdown: CancellationToken,
     ) -> Result<(), RpcError> {
-        let Services { routes, health } = services;
+        let Services {
+            routes,
+            health,
+            streams,
+        } = services;
+        // Graceful shutdown waits for open streams; end ours when shutdown begins.
+        let stop_streams = shutdown.clone();
+        tokio::spawn(async move {
+            stop_streams.cancelled().await;
+            streams.cancel();
+        });
         health
             .set_service_status("", tonic_health::ServingStatus::Serving)
             .await;

@@ -5,9 +5,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio::sync::watch;
+use tokio_stream::Stream;
 use tokio_stream::wrappers::WatchStream;
-use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -56,9 +57,13 @@ impl ZoneSetPublisher {
         self.sender.borrow().clone()
     }
 
-    pub(crate) fn service(&self) -> pb::zones_server::ZonesServer<ZonesService> {
+    pub(crate) fn service(
+        &self,
+        shutdown: CancellationToken,
+    ) -> pb::zones_server::ZonesServer<ZonesService> {
         pb::zones_server::ZonesServer::new(ZonesService {
             receiver: self.sender.subscribe(),
+            shutdown,
         })
     }
 }
@@ -66,6 +71,8 @@ impl ZoneSetPublisher {
 #[derive(Debug)]
 pub(crate) struct ZonesService {
     receiver: watch::Receiver<ZoneSet>,
+    /// Ends every watch when the server shuts down (a watch never ends by itself).
+    shutdown: CancellationToken,
 }
 
 type ZoneSetStream = Pin<Box<dyn Stream<Item = Result<pb::ZoneSet, Status>> + Send>>;
@@ -78,12 +85,14 @@ impl pb::zones_server::Zones for ZonesService {
         &self,
         _request: Request<pb::WatchZonesRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let stream = WatchStream::new(self.receiver.clone()).map(|set| {
-            Ok(pb::ZoneSet {
-                generation: set.generation,
-                zones: set.zones,
+        let stream = WatchStream::new(self.receiver.clone())
+            .map(|set| {
+                Ok(pb::ZoneSet {
+                    generation: set.generation,
+                    zones: set.zones,
+                })
             })
-        });
+            .take_until(self.shutdown.clone().cancelled_owned());
         Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -468,6 +468,22 @@ mod tests {
         assert!(wire_name_from_text("a..b.").is_none());
     }
 
+    /// Replays fuzz/corpus/listener_message, where crash reproducers are committed.
+    #[test]
+    fn fuzz_corpus_replays() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/corpus/listener_message");
+        let mut count = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            if let Ok(view) = parse_query(&bytes) {
+                assert!(view.question_end <= bytes.len());
+            }
+            count += 1;
+        }
+        assert!(count > 0);
+    }
+
     proptest! {
         #[test]
         fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {

@@ -53,3 +53,27 @@ fn servfail_while_the_authority_is_down_then_answers_again() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn the_authority_stops_promptly_while_the_listener_holds_its_streams() {
+    let lab = Lab::new().unwrap();
+    let config = lab
+        .suite_config(&[("example.com", EXAMPLE_ZONE)], "")
+        .unwrap();
+    let mut suite = lab.start_suite(&config).unwrap();
+    let ok = query_udp(suite.dns, "www.example.com.", RecordType::A).unwrap();
+    assert_eq!(ok.metadata.response_code, ResponseCode::NoError);
+    let authority = suite.authority.take().unwrap();
+    assert!(
+        authority.terminate(Duration::from_secs(5)).unwrap(),
+        "the authority did not exit cleanly within 5 s of SIGTERM"
+    );
+    assert!(
+        !lab.path().join("authority.sock").exists(),
+        "the socket file is removed"
+    );
+    assert!(
+        !lab.path().join("authority.ready.json").exists(),
+        "the ready file is removed"
+    );
+}

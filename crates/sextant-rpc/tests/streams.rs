@@ -1,0 +1,172 @@
+//! The gRPC contract in-process: multiplexed queries answered out of order, deadlines,
+//! fail-fast while disconnected, reconnection, the zone watch and health.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sextant_rpc::{
+    Answer, Endpoint, GrpcServer, HealthState, Query, QueryClient, QueryClientOptions,
+    QueryHandler, Services, Transport, ZoneSetPublisher, ZoneWatcher, check_health,
+};
+use tokio_util::sync::CancellationToken;
+
+/// Answers after a delay given by the first byte (in 10 ms units), echoing the bytes.
+struct Echo;
+
+impl QueryHandler for Echo {
+    fn handle(&self, query: Query) -> impl Future<Output = Answer> + Send {
+        async move {
+            let delay = u64::from(query.wire.first().copied().unwrap_or(0)) * 10;
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            Answer {
+                wire: query.wire,
+                cache_ttl: u32::from(query.max_response_size),
+            }
+        }
+    }
+}
+
+fn query(first: u8) -> Query {
+    Query {
+        wire: Bytes::from(vec![first, 1, 2, 3]),
+        client: "127.0.0.1:5353".parse().unwrap(),
+        transport: Transport::Udp,
+        max_response_size: 1232,
+    }
+}
+
+async fn serve(
+    endpoint: &Endpoint,
+    publisher: &ZoneSetPublisher,
+    shutdown: &CancellationToken,
+) -> Endpoint {
+    let server = GrpcServer::bind(endpoint).await.unwrap();
+    let bound = server.local_endpoint().clone();
+    let services = Services::new()
+        .with_query(Arc::new(Echo))
+        .with_zones(publisher);
+    tokio::spawn(server.serve(services, shutdown.clone()));
+    bound
+}
+
+async fn connected(client: &QueryClient) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !client.is_connected() {
+        assert!(Instant::now() < deadline, "client never connected");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn queries_are_multiplexed_and_answered_out_of_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let shutdown = CancellationToken::new();
+    let endpoint = serve(
+        &Endpoint::Unix(dir.path().join("b.sock")),
+        &ZoneSetPublisher::new(),
+        &shutdown,
+    )
+    .await;
+    let options = QueryClientOptions {
+        lanes: 1,
+        timeout: Duration::from_secs(5),
+    };
+    let client = QueryClient::start(endpoint, &options, shutdown.clone());
+    connected(&client).await;
+
+    // A slow query does not hold up a fast one on the same stream.
+    let slow = tokio::spawn({
+        let client = client.clone();
+        async move { (client.query(query(30)).await.unwrap(), Instant::now()) }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let fast = client.query(query(0)).await.unwrap();
+    let fast_done = Instant::now();
+    let (slow, slow_done) = slow.await.unwrap();
+    assert_eq!(fast.wire[0], 0);
+    assert_eq!(slow.wire[0], 30);
+    assert_eq!(slow.cache_ttl, 1232);
+    assert!(fast_done < slow_done);
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_slow_backend_hits_the_deadline_and_a_dead_one_fails_fast() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_down = CancellationToken::new();
+    let endpoint = serve(
+        &Endpoint::Unix(dir.path().join("b.sock")),
+        &ZoneSetPublisher::new(),
+        &server_down,
+    )
+    .await;
+    let client_shutdown = CancellationToken::new();
+    let options = QueryClientOptions {
+        lanes: 2,
+        timeout: Duration::from_millis(100),
+    };
+    let client = QueryClient::start(endpoint.clone(), &options, client_shutdown.clone());
+    connected(&client).await;
+    let err = client.query(query(50)).await.unwrap_err().to_string();
+    assert!(err.contains("did not answer within 100ms"), "{err}");
+
+    server_down.cancel();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.is_connected() {
+        assert!(
+            Instant::now() < deadline,
+            "client never noticed the server went away"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let started = Instant::now();
+    let err = client.query(query(0)).await.unwrap_err().to_string();
+    assert!(err.contains("is not connected"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_millis(50),
+        "a dead backend must fail at once"
+    );
+
+    // The server comes back on the same socket: the client reconnects by itself.
+    let back = CancellationToken::new();
+    serve(&endpoint, &ZoneSetPublisher::new(), &back).await;
+    connected(&client).await;
+    assert_eq!(client.query(query(0)).await.unwrap().wire[0], 0);
+    back.cancel();
+    client_shutdown.cancel();
+}
+
+#[tokio::test]
+async fn zone_sets_and_health_reach_clients_over_tcp() {
+    let shutdown = CancellationToken::new();
+    let publisher = ZoneSetPublisher::new();
+    publisher.publish(vec!["example.com.".into()]);
+    let endpoint = serve(&"tcp:127.0.0.1:0".parse().unwrap(), &publisher, &shutdown).await;
+    assert_eq!(
+        check_health(&endpoint, "").await.unwrap(),
+        HealthState::Serving
+    );
+
+    let mut sets = ZoneWatcher::start(endpoint, shutdown.clone());
+    let first = tokio::time::timeout(Duration::from_secs(10), sets.wait_for(Option::is_some))
+        .await
+        .unwrap()
+        .unwrap()
+        .clone()
+        .unwrap();
+    assert_eq!(first.zones, ["example.com."]);
+    let generation = publisher.publish(vec!["example.com.".into(), "example.org.".into()]);
+    let second = tokio::time::timeout(
+        Duration::from_secs(10),
+        sets.wait_for(|s| s.as_ref().is_some_and(|s| s.generation == generation)),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .clone()
+    .unwrap();
+    assert_eq!(second.zones.len(), 2);
+    shutdown.cancel();
+}
