@@ -16,14 +16,12 @@ use tokio_util::sync::CancellationToken;
 struct Echo;
 
 impl QueryHandler for Echo {
-    fn handle(&self, query: Query) -> impl Future<Output = Answer> + Send {
-        async move {
-            let delay = u64::from(query.wire.first().copied().unwrap_or(0)) * 10;
-            tokio::time::sleep(Duration::from_millis(delay)).await;
-            Answer {
-                wire: query.wire,
-                cache_ttl: u32::from(query.max_response_size),
-            }
+    async fn handle(&self, query: Query) -> Answer {
+        let delay = u64::from(query.wire.first().copied().unwrap_or(0)) * 10;
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        Answer {
+            wire: query.wire,
+            cache_ttl: u32::from(query.max_response_size),
         }
     }
 }
