@@ -2,10 +2,12 @@
 //! publishes the set of zones it serves.
 
 mod answer;
+mod control;
 mod load;
 mod service;
 
 pub use answer::respond;
+pub use control::Control;
 pub use load::{LoadError, load_catalog};
 pub use service::Authority;
 
@@ -62,12 +64,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let authority = Arc::new(Authority::new(catalog, section.edns_payload_size));
     let publisher = ZoneSetPublisher::new();
     publisher.publish(authority.zone_names());
+    let control = Arc::new(Control {
+        authority: authority.clone(),
+        publisher: publisher.clone(),
+        zones: section.zones.clone(),
+        started: std::time::Instant::now(),
+    });
 
     let server = GrpcServer::bind(&section.grpc).await?;
     let endpoint = server.local_endpoint().clone();
     let services = Services::new()
         .with_query(authority.clone())
-        .with_zones(&publisher);
+        .with_zones(&publisher)
+        .with_control(control.clone());
     let serving = tokio::spawn(server.serve(services, shutdown.clone()));
 
     let _ready = ReadyFile::write(
@@ -91,41 +100,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = hangup.recv() => reload(&authority, &publisher, &section.zones).await,
+            _ = hangup.recv() => {
+                if let Err(error) = control.reload_zones(None).await {
+                    tracing::error!(%error, "reload failed; still serving the previous zones");
+                }
+            }
         }
     }
     serving.await.context("gRPC server task failed")??;
     tracing::info!("authority stopped");
     Ok(())
-}
-
-/// Re-reads every zone file; on any error the zones already served stay as they are.
-async fn reload(
-    authority: &Arc<Authority>,
-    publisher: &ZoneSetPublisher,
-    zones: &[sextant_config::ZoneConfig],
-) {
-    let zones = zones.to_vec();
-    match tokio::task::spawn_blocking(move || load_catalog(&zones)).await {
-        Ok(Ok((catalog, warnings))) => {
-            for warning in &warnings {
-                tracing::warn!(%warning, "zone loaded with a fix-up");
-            }
-            authority.replace(catalog);
-            let generation = publisher.publish(authority.zone_names());
-            let stats = authority.stats();
-            tracing::info!(
-                zones = stats.zones,
-                records = stats.records,
-                generation,
-                "zones reloaded"
-            );
-        }
-        Ok(Err(error)) => {
-            tracing::error!(%error, "reload failed; still serving the previous zones")
-        }
-        Err(error) => {
-            tracing::error!(%error, "reload task failed; still serving the previous zones")
-        }
-    }
 }

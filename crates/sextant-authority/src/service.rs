@@ -30,6 +30,11 @@ impl Authority {
         }
     }
 
+    /// The catalog served now.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.load_full()
+    }
+
     pub fn replace(&self, catalog: Catalog) {
         self.catalog.store(Arc::new(catalog));
     }

@@ -4,6 +4,7 @@
 //! [`Query`], [`Answer`], [`ZoneSet`] and [`Endpoint`], implement [`QueryHandler`], and
 //! call [`QueryClient`] / [`ZoneWatcher`]; everything on the wire stays in here.
 
+mod control;
 mod endpoint;
 mod error;
 mod health;
@@ -23,6 +24,7 @@ mod pb {
     tonic::include_proto!("sextant.v1");
 }
 
+pub use control::{ControlClient, ControlHandler, DaemonStatus, ZoneStatus};
 pub use endpoint::{BoundEndpoint, Endpoint};
 pub use error::RpcError;
 pub use health::{HealthState, check_health};

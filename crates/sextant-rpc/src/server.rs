@@ -53,6 +53,15 @@ impl Services {
         self
     }
 
+    /// Serves operator control (status, reload) with `handler`.
+    pub fn with_control<H: crate::ControlHandler>(mut self, handler: Arc<H>) -> Self {
+        self.routes
+            .add_service(pb::control_server::ControlServer::new(
+                crate::control::ControlService::new(handler),
+            ));
+        self
+    }
+
     /// Serves the zone-set watch from `publisher`.
     pub fn with_zones(mut self, publisher: &ZoneSetPublisher) -> Self {
         self.routes

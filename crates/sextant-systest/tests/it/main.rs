@@ -4,6 +4,7 @@
 mod backend_down;
 mod bind_errors;
 mod config_errors;
+mod control;
 mod differential_nsd;
 mod grpc_tcp;
 mod query_path;

@@ -1,0 +1,105 @@
+//! Operator control of the authority: status, and reload by gRPC or SIGHUP. A reload
+//! builds the new catalog aside and swaps it in whole; on any error nothing changes.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sextant_config::ZoneConfig;
+use sextant_rpc::{ControlHandler, DaemonStatus, ZoneSetPublisher, ZoneStatus};
+use sextant_zone::Catalog;
+
+use crate::{Authority, load_catalog};
+
+#[derive(Debug)]
+pub struct Control {
+    pub authority: Arc<Authority>,
+    pub publisher: ZoneSetPublisher,
+    pub zones: Vec<ZoneConfig>,
+    pub started: Instant,
+}
+
+impl Control {
+    fn zone_statuses(&self, catalog: &Catalog) -> Vec<ZoneStatus> {
+        let mut zones: Vec<ZoneStatus> = catalog
+            .zones()
+            .map(|zone| ZoneStatus {
+                name: zone.origin().to_string(),
+                serial: zone.serial(),
+                records: zone.record_count() as u64,
+                source: self
+                    .zones
+                    .iter()
+                    .find(|z| &z.name == zone.origin())
+                    .map(|z| format!("file:{}", z.file.display()))
+                    .unwrap_or_default(),
+            })
+            .collect();
+        zones.sort_by(|a, b| a.name.cmp(&b.name));
+        zones
+    }
+
+    /// Reloads every zone, or only `zone`; returns the zones now served.
+    pub async fn reload_zones(&self, zone: Option<String>) -> Result<Vec<ZoneStatus>, String> {
+        let selected: Vec<ZoneConfig> = match &zone {
+            None => self.zones.clone(),
+            Some(name) => {
+                let wanted = name.trim_end_matches('.').to_ascii_lowercase() + ".";
+                let found: Vec<ZoneConfig> = self
+                    .zones
+                    .iter()
+                    .filter(|z| z.name.to_string() == wanted)
+                    .cloned()
+                    .collect();
+                if found.is_empty() {
+                    return Err(format!(
+                        "zone {wanted} is not configured here; the zones are {}",
+                        self.zones
+                            .iter()
+                            .map(|z| z.name.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                found
+            }
+        };
+        let (loaded, warnings) = tokio::task::spawn_blocking(move || load_catalog(&selected))
+            .await
+            .map_err(|e| format!("reload task failed: {e}"))?
+            .map_err(|e| e.to_string())?;
+        for warning in &warnings {
+            tracing::warn!(%warning, "zone loaded with a fix-up");
+        }
+        // Keep every zone not reloaded, replace those that were.
+        let current = self.authority.catalog();
+        let mut zones: Vec<_> = current
+            .zones()
+            .filter(|z| loaded.get(z.origin()).is_none())
+            .cloned()
+            .collect();
+        zones.extend(loaded.zones().cloned());
+        let catalog = Catalog::new(zones);
+        let statuses = self.zone_statuses(&catalog);
+        self.authority.replace(catalog);
+        let generation = self.publisher.publish(self.authority.zone_names());
+        for zone in &statuses {
+            tracing::info!(zone = %zone.name, serial = zone.serial, records = zone.records, generation, "zone served");
+        }
+        Ok(statuses)
+    }
+}
+
+impl ControlHandler for Control {
+    fn status(&self) -> DaemonStatus {
+        DaemonStatus {
+            daemon: "sextant-authority".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_seconds: self.started.elapsed().as_secs(),
+            zones: self.zone_statuses(&self.authority.catalog()),
+        }
+    }
+
+    async fn reload(&self, zone: Option<String>) -> Result<Vec<ZoneStatus>, String> {
+        self.reload_zones(zone).await
+    }
+}

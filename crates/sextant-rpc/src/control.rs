@@ -1,0 +1,153 @@
+//! Operator control (sextantctl): status and reload, as plain Rust types.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use crate::{Endpoint, RpcError, pb};
+
+/// One zone as the control tool shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZoneStatus {
+    pub name: String,
+    pub serial: u32,
+    pub records: u64,
+    pub source: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DaemonStatus {
+    pub daemon: String,
+    pub version: String,
+    pub uptime_seconds: u64,
+    pub zones: Vec<ZoneStatus>,
+}
+
+/// What a daemon implements to be controlled.
+pub trait ControlHandler: Send + Sync + 'static {
+    fn status(&self) -> DaemonStatus;
+    /// Reloads `zone` (or every zone when `None`); the error is one sentence.
+    fn reload(
+        &self,
+        zone: Option<String>,
+    ) -> impl Future<Output = Result<Vec<ZoneStatus>, String>> + Send;
+}
+
+#[derive(Debug)]
+pub(crate) struct ControlService<H> {
+    handler: Arc<H>,
+}
+
+impl<H> ControlService<H> {
+    pub(crate) fn new(handler: Arc<H>) -> Self {
+        Self { handler }
+    }
+}
+
+fn to_pb(zone: ZoneStatus) -> pb::ZoneStatus {
+    pb::ZoneStatus {
+        name: zone.name,
+        serial: zone.serial,
+        records: zone.records,
+        source: zone.source,
+    }
+}
+
+fn from_pb(zone: pb::ZoneStatus) -> ZoneStatus {
+    ZoneStatus {
+        name: zone.name,
+        serial: zone.serial,
+        records: zone.records,
+        source: zone.source,
+    }
+}
+
+#[tonic::async_trait]
+impl<H: ControlHandler> pb::control_server::Control for ControlService<H> {
+    async fn status(
+        &self,
+        _request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusReply>, Status> {
+        let status = self.handler.status();
+        Ok(Response::new(pb::StatusReply {
+            daemon: status.daemon,
+            version: status.version,
+            uptime_seconds: status.uptime_seconds,
+            zones: status.zones.into_iter().map(to_pb).collect(),
+        }))
+    }
+
+    async fn reload(
+        &self,
+        request: Request<pb::ReloadRequest>,
+    ) -> Result<Response<pb::ReloadReply>, Status> {
+        let zone = Some(request.into_inner().zone).filter(|z| !z.is_empty());
+        match self.handler.reload(zone).await {
+            Ok(zones) => Ok(Response::new(pb::ReloadReply {
+                zones: zones.into_iter().map(to_pb).collect(),
+            })),
+            Err(message) => Err(Status::failed_precondition(message)),
+        }
+    }
+}
+
+/// The control tool's client side.
+#[derive(Debug)]
+pub struct ControlClient {
+    endpoint: Endpoint,
+    client: pb::control_client::ControlClient<tonic::transport::Channel>,
+}
+
+impl ControlClient {
+    pub async fn connect(endpoint: &Endpoint) -> Result<Self, RpcError> {
+        let channel = endpoint.connect().await?;
+        Ok(Self {
+            endpoint: endpoint.clone(),
+            client: pb::control_client::ControlClient::new(channel),
+        })
+    }
+
+    fn call_error(&self, status: Status) -> RpcError {
+        RpcError::Call {
+            endpoint: self.endpoint.clone(),
+            status: Box::new(status),
+        }
+    }
+
+    pub async fn status(&mut self) -> Result<DaemonStatus, RpcError> {
+        let reply = self
+            .client
+            .status(pb::StatusRequest {})
+            .await
+            .map_err(|s| self.call_error(s))?
+            .into_inner();
+        Ok(DaemonStatus {
+            daemon: reply.daemon,
+            version: reply.version,
+            uptime_seconds: reply.uptime_seconds,
+            zones: reply.zones.into_iter().map(from_pb).collect(),
+        })
+    }
+
+    /// Reloads one zone or all; a failed reload's error message is the daemon's own.
+    pub async fn reload(
+        &mut self,
+        zone: Option<&str>,
+    ) -> Result<Result<Vec<ZoneStatus>, String>, RpcError> {
+        let request = pb::ReloadRequest {
+            zone: zone.unwrap_or_default().to_string(),
+        };
+        match self.client.reload(request).await {
+            Ok(reply) => Ok(Ok(reply
+                .into_inner()
+                .zones
+                .into_iter()
+                .map(from_pb)
+                .collect())),
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                Ok(Err(status.message().to_string()))
+            }
+            Err(status) => Err(self.call_error(status)),
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! sextantctl: the operator's tool, in the spirit of rndc, knotc and unbound-control.
+//!
+//! Exit status: 0 success; 1 a daemon is unreachable or refused the action (the reason
+//! is printed); 2 the configuration, a zone or the arguments are wrong.
+
+/// Prints a line to stdout, ignoring a closed pipe (`sextantctl status | head`).
+macro_rules! say {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout());
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+mod checks;
+mod status;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(version, about = "Control and inspect the Sextant daemons")]
+struct Cli {
+    /// The configuration file naming the daemons' endpoints.
+    #[arg(
+        long,
+        short,
+        global = true,
+        default_value = "/etc/sextant/sextant.toml"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Each daemon: reachable, version, uptime; each zone: serial, records, source.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Zone actions.
+    Zone {
+        #[command(subcommand)]
+        action: ZoneAction,
+    },
+    /// Validate a configuration file and every zone file it names.
+    CheckConfig { file: PathBuf },
+    /// Load one zone file as the authority would, and report what it holds.
+    CheckZone { origin: String, file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum ZoneAction {
+    /// Re-read a zone's file (or every zone's) and serve it if it loads cleanly.
+    Reload { name: Option<String> },
+}
+
+/// Outcome of a command: its exit status.
+pub(crate) enum Outcome {
+    Ok,
+    Unreachable,
+    BadInput,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::CheckConfig { file } => checks::check_config(&file),
+        Command::CheckZone { origin, file } => checks::check_zone(&origin, &file),
+        command => {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    eprintln!("sextantctl: cannot start the async runtime: {error}");
+                    return ExitCode::from(1);
+                }
+            };
+            runtime.block_on(async {
+                match command {
+                    Command::Status { json } => status::status(&cli.config, json).await,
+                    Command::Zone {
+                        action: ZoneAction::Reload { name },
+                    } => status::reload(&cli.config, name.as_deref()).await,
+                    Command::CheckConfig { .. } | Command::CheckZone { .. } => Outcome::BadInput,
+                }
+            })
+        }
+    };
+    match outcome {
+        Outcome::Ok => ExitCode::SUCCESS,
+        Outcome::Unreachable => ExitCode::from(1),
+        Outcome::BadInput => ExitCode::from(2),
+    }
+}
