@@ -48,7 +48,8 @@ const BENCH_PEERS: &[(&str, &str)] = &[
     ("named", "bind9"),
 ];
 const ZONE: &str = "bench.test";
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Long enough for a million-record zone on a slow machine.
+const READY_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(Clone, Debug, Default)]
 struct Measure {
@@ -94,6 +95,45 @@ pub fn bench(plan: Plan, only: Option<&str>) -> anyhow::Result<()> {
         results.push(outcome?);
     }
     report(&results, &out)
+}
+
+/// Load time and memory of a large zone: Sextant beside NSD and Knot on the same file.
+pub fn bench_load(records: usize) -> anyhow::Result<()> {
+    peers::ensure(BENCH_PEERS)?;
+    cargo(&["build", "--release", "--workspace", "--bins"])?;
+    let root = workspace_root();
+    let work = root.join("target/bench/load");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let zone_file = work.join(format!("{ZONE}.zone"));
+    generate(records, &zone_file, &work.join("queries.txt"))?;
+    let mut table = format!(
+        "zone of {records} A records ({:.0} MB of text)\n{:<16} {:>10} {:>10} {:>14}\n",
+        std::fs::metadata(&zone_file)?.len() as f64 / 1e6,
+        "server", "load s", "rss MB", "bytes/record"
+    );
+    for (index, server) in ["sextant-nocache", "nsd", "knot"].into_iter().enumerate() {
+        let port = 15350 + index as u16;
+        let dir = work.join(server);
+        std::fs::create_dir_all(&dir)?;
+        eprintln!("== loading into {server}");
+        let started = Instant::now();
+        let mut processes = start(server, &root, &dir, &zone_file, port)?;
+        let outcome = wait_answering(([127, 0, 0, 1], port).into(), &mut processes);
+        let seconds = started.elapsed().as_secs_f64();
+        let rss_kb: u64 = processes.iter().map(|c| rss_kb(c.id())).sum();
+        stop(&mut processes);
+        outcome?;
+        writeln!(
+            table,
+            "{server:<16} {seconds:>10.2} {:>10.1} {:>14.0}",
+            rss_kb as f64 / 1024.0,
+            rss_kb as f64 * 1024.0 / records as f64
+        )?;
+    }
+    println!("\n{table}");
+    std::fs::write(work.join("results.txt"), &table)?;
+    Ok(())
 }
 
 /// A zone of `names` hosts and a query file: 80% existing names, 10% NXDOMAIN, 10%

@@ -36,6 +36,12 @@ enum Task {
         #[arg(long)]
         only: Option<String>,
     },
+    /// Load a large generated zone into Sextant, NSD and Knot: time and memory.
+    BenchLoad {
+        /// Records in the generated zone.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: usize,
+    },
     /// Check formatting and lints, build, and run the whole test suite.
     Test {
         /// Skip `cargo fmt --check` and `cargo clippy`.
@@ -50,6 +56,7 @@ enum Task {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Run { release } => run::run(release),
+        Task::BenchLoad { records } => bench::bench_load(records),
         Task::Bench { quick, only } => {
             let plan = if quick {
                 bench::Plan::quick()
