@@ -110,7 +110,10 @@ pub fn bench_load(records: usize) -> anyhow::Result<()> {
     let mut table = format!(
         "zone of {records} A records ({:.0} MB of text)\n{:<16} {:>10} {:>10} {:>14}\n",
         std::fs::metadata(&zone_file)?.len() as f64 / 1e6,
-        "server", "load s", "rss MB", "bytes/record"
+        "server",
+        "load s",
+        "rss MB",
+        "bytes/record"
     );
     for (index, server) in ["sextant-nocache", "nsd", "knot"].into_iter().enumerate() {
         let port = 15350 + index as u16;

@@ -269,7 +269,16 @@ impl Zone {
 
 fn answer_from(node: &Node, qtype: RecordType) -> Found<'_> {
     if qtype == RecordType::ANY {
-        return Found::RRsets(node.rrsets().iter().collect());
+        // RFC 8482: one RRset, not all of them (ANY answers are an amplification
+        // tool). As NSD does: the SOA at the apex, elsewhere a fixed choice, here
+        // the RRset with the lowest type code.
+        let chosen = node
+            .get(RecordType::SOA)
+            .or_else(|| node.rrsets().iter().min_by_key(|set| u16::from(set.rtype)));
+        return match chosen {
+            Some(set) => Found::RRsets(vec![set]),
+            None => Found::NoData,
+        };
     }
     if let Some(set) = node.get(qtype) {
         return Found::RRsets(vec![set]);
@@ -418,6 +427,18 @@ mod tests {
             ]
         );
         assert_eq!(out.answer[0].record_type(), RecordType::DNAME);
+    }
+
+    #[test]
+    fn any_is_answered_with_one_rrset() {
+        let out = q("example.com.", RecordType::ANY);
+        assert_eq!(out.answer.len(), 1);
+        assert_eq!(out.answer[0].record_type(), RecordType::SOA);
+        let out = q("x.wild.example.com.", RecordType::ANY);
+        assert_eq!(
+            texts(&out.answer),
+            ["x.wild.example.com. MX 10 www.example.com."]
+        );
     }
 
     #[test]

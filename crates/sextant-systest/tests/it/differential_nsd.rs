@@ -116,6 +116,10 @@ const BATTERY: &[(&str, RecordType)] = &[
         RecordType::A,
     ),
     ("big.tricky.test.", RecordType::TXT),
+    ("www.tricky.test.", RecordType::ANY),
+    ("tricky.test.", RecordType::ANY),
+    ("foo.wild.tricky.test.", RecordType::ANY),
+    ("nope.tricky.test.", RecordType::ANY),
     ("www.other.test.", RecordType::A),
     ("nope.other.test.", RecordType::A),
 ];
