@@ -107,6 +107,7 @@ fn response_message(
         Rcode::NxDomain => ResponseCode::NXDomain,
         Rcode::YxDomain => ResponseCode::YXDomain,
         Rcode::Refused => ResponseCode::Refused,
+        Rcode::ServFail => ResponseCode::ServFail,
     };
     message.add_query(question);
     message.answers = lookup.answer;

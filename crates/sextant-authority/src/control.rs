@@ -31,7 +31,7 @@ impl Control {
                     .iter()
                     .find(|z| &z.name == zone.origin())
                     .map(|z| format!("file:{}", z.file.display()))
-                    .unwrap_or_default(),
+                    .unwrap_or_else(|| "secondary (sextant-transfer)".into()),
             })
             .collect();
         zones.sort_by(|a, b| a.name.cmp(&b.name));
@@ -70,15 +70,11 @@ impl Control {
         for warning in &warnings {
             tracing::warn!(%warning, "zone loaded with a fix-up");
         }
-        // Keep every zone not reloaded, replace those that were.
-        let current = self.authority.catalog();
-        let mut zones: Vec<_> = current
-            .zones()
-            .filter(|z| loaded.get(z.origin()).is_none())
-            .cloned()
-            .collect();
-        zones.extend(loaded.zones().cloned());
-        let catalog = Catalog::new(zones);
+        // Keep every zone not reloaded (secondaries included), replace those that were.
+        let catalog = self
+            .authority
+            .catalog()
+            .updated(loaded.zones().cloned(), &[]);
         let statuses = self.zone_statuses(&catalog);
         self.authority.replace(catalog);
         let generation = self.publisher.publish(self.authority.zone_names());

@@ -4,6 +4,7 @@
 mod answer;
 mod control;
 mod load;
+mod secondary;
 mod service;
 
 pub use answer::respond;
@@ -70,6 +71,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         zones: section.zones.clone(),
         started: std::time::Instant::now(),
     });
+
+    if let Some(endpoint) = config.secondaries_endpoint() {
+        secondary::follow(
+            endpoint.clone(),
+            authority.clone(),
+            publisher.clone(),
+            shutdown.clone(),
+        )
+        .await;
+    }
 
     let server = GrpcServer::bind(&section.grpc).await?;
     let endpoint = server.local_endpoint().clone();

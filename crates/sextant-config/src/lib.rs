@@ -10,4 +10,7 @@ mod model;
 
 pub use error::{ConfigError, Problem};
 pub use load::load;
-pub use model::{AuthorityConfig, Config, ListenerConfig, LogConfig, LogFormat, ZoneConfig};
+pub use model::{
+    AuthorityConfig, Config, ListenerConfig, LogConfig, LogFormat, SecondaryZoneConfig,
+    TransferConfig, ZoneConfig,
+};

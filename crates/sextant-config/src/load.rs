@@ -138,8 +138,13 @@ impl Config {
             if let Some(ready) = &mut listener.ready_file {
                 absolute(base, ready);
             }
-            if let Some(sextant_rpc::Endpoint::Unix(path)) = &mut listener.authority {
-                absolute(base, path);
+            for endpoint in [&mut listener.authority, &mut listener.transfer]
+                .into_iter()
+                .flatten()
+            {
+                if let sextant_rpc::Endpoint::Unix(path) = endpoint {
+                    absolute(base, path);
+                }
             }
         }
         if let Some(authority) = &mut self.authority {
@@ -151,6 +156,18 @@ impl Config {
             }
             for zone in &mut authority.zones {
                 absolute(base, &mut zone.file);
+            }
+            if let Some(sextant_rpc::Endpoint::Unix(path)) = &mut authority.secondaries {
+                absolute(base, path);
+            }
+        }
+        if let Some(transfer) = &mut self.transfer {
+            absolute(base, &mut transfer.state_dir);
+            if let Some(ready) = &mut transfer.ready_file {
+                absolute(base, ready);
+            }
+            if let sextant_rpc::Endpoint::Unix(path) = &mut transfer.grpc {
+                absolute(base, path);
             }
         }
     }
@@ -246,7 +263,68 @@ impl Config {
                 }
             }
         }
+        if let Some(transfer) = &self.transfer {
+            if transfer.min_refresh.is_zero() || transfer.min_refresh > transfer.max_refresh {
+                problem(
+                    "transfer.min_refresh",
+                    "must be above zero and at most transfer.max_refresh".into(),
+                );
+            }
+            if transfer.transfer_timeout.is_zero() {
+                problem(
+                    "transfer.transfer_timeout",
+                    "must be longer than zero, e.g. \"10s\"".into(),
+                );
+            }
+            let mut seen = HashSet::new();
+            for zone in &transfer.zones {
+                if !seen.insert(&zone.name) {
+                    problem(
+                        "transfer.zone",
+                        format!("zone {} is configured twice; keep one entry", zone.name),
+                    );
+                }
+                if zone.primaries.is_empty() {
+                    problem(
+                        "transfer.zone",
+                        format!(
+                            "zone {} has no primaries; add primaries = [\"ADDRESS:53\"]",
+                            zone.name
+                        ),
+                    );
+                }
+                let primary_too = self
+                    .authority
+                    .as_ref()
+                    .is_some_and(|a| a.zones.iter().any(|z| z.name == zone.name));
+                if primary_too {
+                    problem(
+                        "transfer.zone",
+                        format!(
+                            "zone {} is both a primary ([[authority.zone]]) and a secondary; keep one",
+                            zone.name
+                        ),
+                    );
+                }
+            }
+        }
         problems
+    }
+
+    /// The transfer daemon's endpoint as the listener reaches it (for NOTIFY).
+    pub fn listener_transfer_endpoint(&self) -> Option<&sextant_rpc::Endpoint> {
+        self.listener
+            .as_ref()
+            .and_then(|l| l.transfer.as_ref())
+            .or(self.transfer.as_ref().map(|t| &t.grpc))
+    }
+
+    /// The transfer daemon's endpoint as the authority reaches it (secondary zones).
+    pub fn secondaries_endpoint(&self) -> Option<&sextant_rpc::Endpoint> {
+        self.authority
+            .as_ref()
+            .and_then(|a| a.secondaries.as_ref())
+            .or(self.transfer.as_ref().map(|t| &t.grpc))
     }
 
     /// The listener's authority endpoint: explicit, or the authority section's own.

@@ -16,6 +16,7 @@ pub struct Config {
     pub log: LogConfig,
     pub listener: Option<ListenerConfig>,
     pub authority: Option<AuthorityConfig>,
+    pub transfer: Option<TransferConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -60,6 +61,10 @@ pub struct ListenerConfig {
     /// The authority's gRPC endpoint. Default: `authority.grpc` from the same file.
     #[serde(default)]
     pub authority: Option<Endpoint>,
+    /// Where NOTIFY messages go. Default: `transfer.grpc` from the same file; without
+    /// either, NOTIFY is answered NOTIMP.
+    #[serde(default)]
+    pub transfer: Option<Endpoint>,
     /// Deadline for a backend's answer; past it the client gets SERVFAIL. Default 1500ms.
     #[serde(default = "default_backend_timeout", with = "humantime_serde")]
     pub backend_timeout: Duration,
@@ -132,6 +137,63 @@ pub struct AuthorityConfig {
     /// Primary zones loaded from master files.
     #[serde(default, rename = "zone")]
     pub zones: Vec<ZoneConfig>,
+    /// The transfer daemon's endpoint for secondary zones. Default: `transfer.grpc`
+    /// from the same file; without either, no secondary zones are served.
+    #[serde(default)]
+    pub secondaries: Option<Endpoint>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferConfig {
+    /// Where the transfer daemon serves gRPC (NOTIFY from the listener, published
+    /// versions to the authority).
+    pub grpc: Endpoint,
+    /// Directory of the sled store holding staged and published zone versions.
+    pub state_dir: PathBuf,
+    /// A JSON file written once the store is open and gRPC is served.
+    #[serde(default)]
+    pub ready_file: Option<PathBuf>,
+    /// Bounds on the SOA refresh and retry intervals, whatever the primary's SOA says.
+    /// Defaults 5s and 1 day.
+    #[serde(default = "default_min_refresh", with = "humantime_serde")]
+    pub min_refresh: Duration,
+    #[serde(default = "default_max_refresh", with = "humantime_serde")]
+    pub max_refresh: Duration,
+    /// Longest silence from a primary during a transfer or SOA query. Default 10s.
+    #[serde(default = "default_transfer_timeout", with = "humantime_serde")]
+    pub transfer_timeout: Duration,
+    /// Largest zone accepted, in records. Default 20,000,000.
+    #[serde(default = "default_max_zone_records")]
+    pub max_zone_records: u64,
+    /// Secondary zones.
+    #[serde(default, rename = "zone")]
+    pub zones: Vec<SecondaryZoneConfig>,
+}
+
+fn default_min_refresh() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_max_refresh() -> Duration {
+    Duration::from_secs(86_400)
+}
+fn default_transfer_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_zone_records() -> u64 {
+    20_000_000
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecondaryZoneConfig {
+    #[serde(deserialize_with = "deserialize_name")]
+    pub name: Name,
+    /// Primaries, tried in order: `["192.0.2.1:53"]`.
+    pub primaries: Vec<SocketAddr>,
+    /// Addresses whose NOTIFY is accepted. Default: the primaries' addresses.
+    #[serde(default)]
+    pub allow_notify: Vec<std::net::IpAddr>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -23,9 +23,18 @@ pub enum Decision {
     /// Ask the backend; `max_response_size` is what the client can take; `cache` says
     /// where to keep the answer (key and zone-set generation), if anywhere.
     Forward {
+        backend: Backend,
         max_response_size: u16,
         cache: Option<(CacheKey, u64)>,
     },
+}
+
+/// The daemon a forwarded message goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Authority,
+    /// NOTIFY messages, for the secondary zones.
+    Transfer,
 }
 
 /// Counters of what happened to queries; read by logs now, by metrics later.
@@ -50,6 +59,8 @@ fn bump(counter: &AtomicU64) {
 pub struct Frontend {
     pub router: Arc<Router>,
     pub authority: QueryClient,
+    /// The transfer daemon, when one is configured (NOTIFY).
+    pub transfer: Option<QueryClient>,
     /// Largest UDP response we send, bytes.
     pub udp_payload_size: u16,
     /// `None` when disabled in the configuration.
@@ -75,6 +86,14 @@ impl Frontend {
                 return self.reply(packet, &malformed.header, None, u16::from(RCODE_FORMERR));
             }
         };
+        if view.header.opcode() == OPCODE_NOTIFY && self.transfer.is_some() {
+            bump(&self.counters.forwarded);
+            return Decision::Forward {
+                backend: Backend::Transfer,
+                max_response_size: self.max_response_size(&view, transport),
+                cache: None,
+            };
+        }
         if view.header.opcode() != OPCODE_QUERY {
             bump(&self.counters.notimp);
             return self.reply(packet, &view.header, Some(&view), u16::from(RCODE_NOTIMP));
@@ -99,6 +118,7 @@ impl Frontend {
                 };
                 bump(&self.counters.forwarded);
                 Decision::Forward {
+                    backend: Backend::Authority,
                     max_response_size,
                     cache,
                 }
@@ -114,9 +134,10 @@ impl Frontend {
         }
     }
 
-    /// Forwards to the authority; SERVFAIL when it is down or too slow.
+    /// Forwards to a backend; SERVFAIL when it is down or too slow.
     pub async fn forward(
         &self,
+        backend: Backend,
         packet: Bytes,
         client: SocketAddr,
         transport: Transport,
@@ -129,7 +150,14 @@ impl Frontend {
             transport,
             max_response_size,
         };
-        match self.authority.query(query).await {
+        let client_for = match backend {
+            Backend::Authority => Some(&self.authority),
+            Backend::Transfer => self.transfer.as_ref(),
+        };
+        let Some(backend_client) = client_for else {
+            return self.servfail(&packet).map(Bytes::from);
+        };
+        match backend_client.query(query).await {
             Ok(answer) if answer.wire.is_empty() => None,
             Ok(answer) => {
                 if let (Some(store), Some((key, generation))) = (&self.packet_cache, cache) {
@@ -156,10 +184,11 @@ impl Frontend {
             Decision::Reply(bytes) => Some(Bytes::from(bytes)),
             Decision::Drop => None,
             Decision::Forward {
+                backend,
                 max_response_size,
                 cache,
             } => {
-                self.forward(packet, client, transport, max_response_size, cache)
+                self.forward(backend, packet, client, transport, max_response_size, cache)
                     .await
             }
         }

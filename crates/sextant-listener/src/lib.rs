@@ -10,7 +10,7 @@ mod tcp;
 mod udp;
 
 pub use bind::BindError;
-pub use frontend::{Counters, Decision, Frontend};
+pub use frontend::{Backend, Counters, Decision, Frontend};
 pub use packet_cache::{CacheKey, PacketCache};
 pub use route::{Route, Router};
 
@@ -80,12 +80,23 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         },
         shutdown.clone(),
     );
+    let transfer = config.listener_transfer_endpoint().map(|endpoint| {
+        QueryClient::start(
+            endpoint.clone(),
+            &QueryClientOptions {
+                lanes: 1,
+                timeout: section.backend_timeout,
+            },
+            shutdown.clone(),
+        )
+    });
     let router = Arc::new(Router::default());
     let mut zone_sets = ZoneWatcher::start(authority_endpoint.clone(), shutdown.clone());
     router.follow(zone_sets.clone(), shutdown.clone());
     let frontend = Arc::new(Frontend {
         router: router.clone(),
         authority,
+        transfer,
         udp_payload_size: section.udp_payload_size,
         packet_cache: (section.packet_cache_bytes > 0)
             .then(|| PacketCache::new(section.packet_cache_bytes)),

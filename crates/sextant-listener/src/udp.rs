@@ -41,6 +41,7 @@ pub async fn serve(
             Decision::Drop => {}
             Decision::Reply(bytes) => send(&socket, &bytes, client).await,
             Decision::Forward {
+                backend,
                 max_response_size,
                 cache,
             } => {
@@ -55,7 +56,14 @@ pub async fn serve(
                 let socket = socket.clone();
                 tokio::spawn(async move {
                     if let Some(bytes) = frontend
-                        .forward(packet, client, Transport::Udp, max_response_size, cache)
+                        .forward(
+                            backend,
+                            packet,
+                            client,
+                            Transport::Udp,
+                            max_response_size,
+                            cache,
+                        )
                         .await
                     {
                         send(&socket, &bytes, client).await;

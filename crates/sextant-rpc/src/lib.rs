@@ -10,6 +10,7 @@ mod error;
 mod health;
 mod query_client;
 mod query_server;
+mod secondary;
 mod server;
 mod zones;
 
@@ -30,6 +31,9 @@ pub use error::RpcError;
 pub use health::{HealthState, check_health};
 pub use query_client::{QueryClient, QueryClientOptions};
 pub use query_server::{QueryHandler, QueryService};
+pub use secondary::{
+    VersionEvent, VersionNotifier, VersionSource, VersionState, ZoneVersion, follow_versions,
+};
 pub use server::{GrpcServer, Services};
 pub use zones::{ZoneSet, ZoneSetPublisher, ZoneWatcher, fetch_zone_set};
 

@@ -62,6 +62,23 @@ impl Services {
         self
     }
 
+    /// Serves published secondary zone versions from `source`, announced by `notifier`.
+    pub fn with_secondary_versions<S: crate::VersionSource>(
+        mut self,
+        source: Arc<S>,
+        notifier: &crate::VersionNotifier,
+    ) -> Self {
+        self.routes
+            .add_service(pb::secondary_zones_server::SecondaryZonesServer::new(
+                crate::secondary::SecondaryService::new(
+                    source,
+                    notifier.subscribe(),
+                    self.streams.clone(),
+                ),
+            ));
+        self
+    }
+
     /// Serves the zone-set watch from `publisher`.
     pub fn with_zones(mut self, publisher: &ZoneSetPublisher) -> Self {
         self.routes

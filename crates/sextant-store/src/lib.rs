@@ -206,6 +206,21 @@ impl Store {
         Ok(Some(records))
     }
 
+    /// The first record of the published version of `zone` (the SOA, by convention of
+    /// the caller), without reading the rest.
+    pub fn first_record(&self, zone: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(published) = self.published(zone)? else {
+            return Ok(None);
+        };
+        let name = version_tree_name(zone, published.version);
+        let tree = self
+            .db
+            .open_tree(&name)
+            .map_err(sled_error(format!("open {name}")))?;
+        let first = tree.first().map_err(sled_error(format!("read {name}")))?;
+        Ok(first.map(|(_, value)| value.to_vec()))
+    }
+
     /// Starts a new version of `zone`; nothing is visible until [`Staging::publish`].
     pub fn begin(&self, zone: &str) -> Result<Staging<'_>, StoreError> {
         let version = self

@@ -1,6 +1,6 @@
 //! The set of zones one server is authoritative for.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use hickory_proto::rr::{Name, RecordType};
@@ -12,6 +12,8 @@ use crate::Zone;
 #[derive(Debug, Default, Clone)]
 pub struct Catalog {
     zones: HashMap<Name, Arc<Zone>>,
+    /// Secondary zones past their SOA expire: answered SERVFAIL (RFC 1035 §3.3.13).
+    expired: HashSet<Name>,
 }
 
 impl Catalog {
@@ -21,7 +23,34 @@ impl Catalog {
                 .into_iter()
                 .map(|zone| (zone.origin().clone(), zone))
                 .collect(),
+            expired: HashSet::new(),
         }
+    }
+
+    /// A copy with `zones` added or replaced (by apex) and each zone's expired state
+    /// set as `expired` says; everything else stays as it is.
+    pub fn updated(
+        &self,
+        zones: impl IntoIterator<Item = Arc<Zone>>,
+        expired: &[(Name, bool)],
+    ) -> Self {
+        let mut next = self.clone();
+        for zone in zones {
+            next.zones.insert(zone.origin().clone(), zone);
+        }
+        for (origin, is_expired) in expired {
+            let origin = origin.to_lowercase();
+            if *is_expired {
+                next.expired.insert(origin);
+            } else {
+                next.expired.remove(&origin);
+            }
+        }
+        next
+    }
+
+    pub fn is_expired(&self, origin: &Name) -> bool {
+        self.expired.contains(origin)
     }
 
     pub fn zones(&self) -> impl Iterator<Item = &Arc<Zone>> {

@@ -17,6 +17,8 @@ pub enum Rcode {
     Refused,
     /// A DNAME substitution made a name longer than 255 bytes (RFC 6672 §2.2).
     YxDomain,
+    /// The zone is a secondary past its SOA expire.
+    ServFail,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,6 +82,10 @@ impl Catalog {
         let Some(mut zone) = self.zone_for(qname, qtype) else {
             return out;
         };
+        if self.is_expired(zone.origin()) {
+            out.rcode = Rcode::ServFail;
+            return out;
+        }
         out.rcode = Rcode::NoError;
         out.authoritative = true;
         let mut name = qname.clone();

@@ -1,0 +1,100 @@
+//! Secondary zones: the authority follows the versions the transfer daemon publishes
+//! and swaps each one in whole. A version that does not build keeps the previous one.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::rr::{Name, Record};
+use hickory_proto::serialize::binary::BinDecodable;
+use sextant_rpc::{Endpoint, VersionEvent, ZoneSetPublisher, ZoneVersion, follow_versions};
+use sextant_zone::master::LocatedRecord;
+use sextant_zone::{Location, Zone, ZoneBuilder};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::Authority;
+
+/// How long start-up waits for the transfer daemon's snapshot before serving without
+/// the secondary zones (they are added as soon as they arrive).
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(10);
+
+/// Follows `endpoint`; returns once the initial snapshot is in (or the wait ran out),
+/// leaving a task that applies every later version.
+pub async fn follow(
+    endpoint: Endpoint,
+    authority: Arc<Authority>,
+    publisher: ZoneSetPublisher,
+    shutdown: CancellationToken,
+) {
+    let mut events = follow_versions(endpoint.clone(), shutdown.clone());
+    let snapshot = tokio::time::timeout(SNAPSHOT_WAIT, async {
+        while let Some(event) = events.recv().await {
+            match event {
+                VersionEvent::Zone(version) => apply(&authority, &publisher, version),
+                VersionEvent::SnapshotDone => return,
+            }
+        }
+    })
+    .await;
+    if snapshot.is_err() {
+        tracing::warn!(%endpoint, "no snapshot of secondary zones from the transfer daemon yet; serving without them until it arrives");
+    }
+    tokio::spawn(apply_all(events, authority, publisher));
+}
+
+async fn apply_all(
+    mut events: mpsc::Receiver<VersionEvent>,
+    authority: Arc<Authority>,
+    publisher: ZoneSetPublisher,
+) {
+    while let Some(event) = events.recv().await {
+        if let VersionEvent::Zone(version) = event {
+            apply(&authority, &publisher, version);
+        }
+    }
+}
+
+fn apply(authority: &Authority, publisher: &ZoneSetPublisher, version: ZoneVersion) {
+    let (zone, serial, expired) = (version.zone.clone(), version.serial, version.expired);
+    match build(version) {
+        Ok(built) => {
+            let origin = built.origin().clone();
+            let catalog = authority
+                .catalog()
+                .updated([Arc::new(built)], &[(origin, expired)]);
+            authority.replace(catalog);
+            let generation = publisher.publish(authority.zone_names());
+            tracing::info!(%zone, serial, expired, generation, "secondary zone version served");
+        }
+        Err(error) => {
+            tracing::error!(%zone, serial, %error, "secondary zone version rejected; the previous version stays served")
+        }
+    }
+}
+
+fn build(version: ZoneVersion) -> Result<Zone, String> {
+    let origin = Name::from_ascii(&version.zone).map_err(|e| format!("bad zone name: {e}"))?;
+    let source = PathBuf::from(format!(
+        "transfer of {} serial {}",
+        version.zone, version.serial
+    ));
+    let mut builder = ZoneBuilder::new(&origin, &source);
+    let file = Arc::new(source);
+    for (index, bytes) in version.records.iter().enumerate() {
+        let record = Record::from_bytes(bytes)
+            .map_err(|e| format!("record {} does not decode: {e}", index + 1))?;
+        builder.add(LocatedRecord {
+            record,
+            location: Location {
+                file: file.clone(),
+                line: index + 1,
+            },
+        });
+    }
+    let (zone, warnings) = builder.build().map_err(|e| e.to_string())?;
+    for warning in warnings {
+        tracing::warn!(%warning, "secondary zone fix-up");
+    }
+    Ok(zone)
+}

@@ -1,0 +1,288 @@
+//! Published secondary zone versions, from the transfer daemon (which owns the store)
+//! to the authority (which serves them). A watcher first receives every published
+//! zone, then each zone again whenever its version or state changes.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::{Endpoint, RpcError, pb};
+
+/// A published zone version as the transfer daemon knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionState {
+    pub zone: String,
+    pub serial: u32,
+    /// The store's version id: a new id means new content.
+    pub version: u64,
+    pub expired: bool,
+}
+
+/// One complete zone version as the authority receives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZoneVersion {
+    pub zone: String,
+    pub serial: u32,
+    pub expired: bool,
+    /// Records in uncompressed wire form, the SOA first.
+    pub records: Vec<Vec<u8>>,
+}
+
+/// What the transfer daemon provides to the service: the state of every zone, and
+/// the records of a zone's published version (read from the store when sent).
+pub trait VersionSource: Send + Sync + 'static {
+    fn states(&self) -> Vec<VersionState>;
+    fn records(&self, zone: &str) -> Result<Vec<Vec<u8>>, String>;
+}
+
+/// Records per chunk: keeps each gRPC message far below the 4 MiB default limit.
+const CHUNK_RECORDS: usize = 1000;
+
+#[derive(Debug)]
+pub(crate) struct SecondaryService<S> {
+    source: Arc<S>,
+    changes: watch::Receiver<u64>,
+    shutdown: CancellationToken,
+}
+
+impl<S> SecondaryService<S> {
+    pub(crate) fn new(
+        source: Arc<S>,
+        changes: watch::Receiver<u64>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            source,
+            changes,
+            shutdown,
+        }
+    }
+}
+
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::ZoneVersionChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl<S: VersionSource> pb::secondary_zones_server::SecondaryZones for SecondaryService<S> {
+    type WatchStream = ChunkStream;
+
+    async fn watch(
+        &self,
+        _request: Request<pb::WatchVersionsRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let (sender, receiver) = mpsc::channel(8);
+        tokio::spawn(stream_versions(
+            self.source.clone(),
+            self.changes.clone(),
+            sender,
+            self.shutdown.clone(),
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+}
+
+async fn stream_versions<S: VersionSource>(
+    source: Arc<S>,
+    mut changes: watch::Receiver<u64>,
+    sender: mpsc::Sender<Result<pb::ZoneVersionChunk, Status>>,
+    shutdown: CancellationToken,
+) {
+    let mut sent: HashMap<String, VersionState> = HashMap::new();
+    let mut snapshot_done = false;
+    loop {
+        changes.borrow_and_update();
+        for state in source.states() {
+            if sent.get(&state.zone) == Some(&state) {
+                continue;
+            }
+            let zone = state.zone.clone();
+            let reader = source.clone();
+            let records = match tokio::task::spawn_blocking(move || reader.records(&zone)).await {
+                Ok(Ok(records)) => records,
+                Ok(Err(error)) => {
+                    tracing::warn!(zone = %state.zone, %error, "cannot read a published version; not sent");
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            if !send_version(&sender, &state, records).await {
+                return;
+            }
+            sent.insert(state.zone.clone(), state);
+        }
+        if !snapshot_done {
+            snapshot_done = true;
+            let marker = pb::ZoneVersionChunk {
+                last: true,
+                ..Default::default()
+            };
+            if sender.send(Ok(marker)).await.is_err() {
+                return;
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = changes.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+async fn send_version(
+    sender: &mpsc::Sender<Result<pb::ZoneVersionChunk, Status>>,
+    state: &VersionState,
+    records: Vec<Vec<u8>>,
+) -> bool {
+    let chunk = |first, last, records| pb::ZoneVersionChunk {
+        zone: state.zone.clone(),
+        serial: state.serial,
+        expired: state.expired,
+        first,
+        last,
+        records,
+    };
+    let mut pieces: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut records = records.into_iter().peekable();
+    while records.peek().is_some() {
+        pieces.push(records.by_ref().take(CHUNK_RECORDS).collect());
+    }
+    if pieces.is_empty() {
+        pieces.push(Vec::new());
+    }
+    let count = pieces.len();
+    for (i, piece) in pieces.into_iter().enumerate() {
+        let message = chunk(
+            i == 0,
+            i + 1 == count,
+            piece.into_iter().map(Into::into).collect(),
+        );
+        if sender.send(Ok(message)).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// The transfer daemon's handle: tell watchers that some zone changed.
+#[derive(Clone, Debug)]
+pub struct VersionNotifier {
+    sender: Arc<watch::Sender<u64>>,
+}
+
+impl Default for VersionNotifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl VersionNotifier {
+    pub fn new() -> Self {
+        Self {
+            sender: Arc::new(watch::channel(0).0),
+        }
+    }
+
+    pub fn notify(&self) {
+        self.sender.send_modify(|n| *n += 1);
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.sender.subscribe()
+    }
+}
+
+/// What the authority receives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VersionEvent {
+    Zone(ZoneVersion),
+    /// Every zone published at connection time has been sent.
+    SnapshotDone,
+}
+
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// Follows the transfer daemon's versions, reconnecting by itself; after a reconnect
+/// every zone is sent again.
+pub fn follow_versions(
+    endpoint: Endpoint,
+    shutdown: CancellationToken,
+) -> mpsc::Receiver<VersionEvent> {
+    let (sender, receiver) = mpsc::channel(4);
+    tokio::spawn(async move {
+        let mut backoff = RETRY_MIN;
+        loop {
+            let outcome = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                outcome = follow_once(&endpoint, &sender, &mut backoff) => outcome,
+            };
+            if sender.is_closed() {
+                return;
+            }
+            if let Err(error) = outcome {
+                tracing::debug!(%endpoint, %error, "secondary zone watch interrupted");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(RETRY_MAX);
+        }
+    });
+    receiver
+}
+
+async fn follow_once(
+    endpoint: &Endpoint,
+    sender: &mpsc::Sender<VersionEvent>,
+    backoff: &mut Duration,
+) -> Result<(), RpcError> {
+    let call_error = |status| RpcError::Call {
+        endpoint: endpoint.clone(),
+        status: Box::new(status),
+    };
+    let channel = endpoint.connect().await?;
+    let mut stream = pb::secondary_zones_client::SecondaryZonesClient::new(channel)
+        .watch(pb::WatchVersionsRequest {})
+        .await
+        .map_err(call_error)?
+        .into_inner();
+    *backoff = RETRY_MIN;
+    let mut building: Option<ZoneVersion> = None;
+    while let Some(chunk) = stream.message().await.map_err(call_error)? {
+        if chunk.zone.is_empty() {
+            if chunk.last && sender.send(VersionEvent::SnapshotDone).await.is_err() {
+                return Ok(());
+            }
+            continue;
+        }
+        if chunk.first {
+            building = Some(ZoneVersion {
+                zone: chunk.zone.clone(),
+                serial: chunk.serial,
+                expired: chunk.expired,
+                records: Vec::new(),
+            });
+        }
+        let Some(version) = building.as_mut().filter(|v| v.zone == chunk.zone) else {
+            return Err(call_error(Status::data_loss(
+                "a zone chunk arrived without its first chunk",
+            )));
+        };
+        version
+            .records
+            .extend(chunk.records.into_iter().map(|b| b.to_vec()));
+        if chunk.last
+            && let Some(version) = building.take()
+            && sender.send(VersionEvent::Zone(version)).await.is_err()
+        {
+            return Ok(());
+        }
+    }
+    Ok(())
+}

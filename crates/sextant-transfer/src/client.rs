@@ -1,0 +1,226 @@
+//! Talking to a primary: the SOA serial over UDP (TCP when truncated), and the AXFR
+//! stream over TCP, each step bounded in time.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, Query};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+use crate::XfrError;
+use crate::axfr::{AxfrReceiver, Limits, Progress};
+
+/// Timeouts of one exchange with a primary.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// Longest silence while a message is expected (a stalled primary fails here).
+    pub message: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(5),
+            message: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a completed AXFR brought.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AxfrOutcome {
+    pub serial: u32,
+    pub records: u64,
+    pub bytes: u64,
+    pub messages: u64,
+}
+
+fn timeout(primary: SocketAddr, timeouts: &Timeouts, during: &'static str) -> XfrError {
+    XfrError::Timeout {
+        primary,
+        seconds: timeouts.message.as_secs(),
+        during,
+    }
+}
+
+fn local_any(primary: SocketAddr) -> SocketAddr {
+    if primary.is_ipv6() {
+        "[::]:0".parse().unwrap_or(primary)
+    } else {
+        "0.0.0.0:0".parse().unwrap_or(primary)
+    }
+}
+
+/// Asks `primary` for the SOA serial of `zone`. The query leaves from a fresh random
+/// port with a random ID; an answer from elsewhere or with another ID is ignored.
+pub async fn soa_serial(
+    primary: SocketAddr,
+    zone: &Name,
+    timeouts: &Timeouts,
+) -> Result<u32, XfrError> {
+    let mut query = Message::query();
+    query.add_query(Query::query(zone.clone(), RecordType::SOA));
+    let wire = query.to_vec().map_err(|e| XfrError::Malformed {
+        primary,
+        reason: e.to_string(),
+    })?;
+    let connect_error = |cause| XfrError::Connect { primary, cause };
+    let socket = UdpSocket::bind(local_any(primary))
+        .await
+        .map_err(connect_error)?;
+    socket
+        .send_to(&wire, primary)
+        .await
+        .map_err(connect_error)?;
+    let mut buffer = vec![0u8; 4096];
+    let deadline = tokio::time::Instant::now() + timeouts.message;
+    let response = loop {
+        let (len, from) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buffer))
+            .await
+            .map_err(|_| timeout(primary, timeouts, "answering the SOA query"))?
+            .map_err(connect_error)?;
+        if from != primary {
+            continue;
+        }
+        let Ok(response) = Message::from_vec(&buffer[..len]) else {
+            continue;
+        };
+        if response.metadata.id == query.metadata.id
+            && response.metadata.message_type == MessageType::Response
+        {
+            break response;
+        }
+    };
+    let response = if response.metadata.truncation {
+        tcp_exchange(primary, &query, timeouts).await?
+    } else {
+        response
+    };
+    response
+        .answers
+        .iter()
+        .find_map(|r| match &r.data {
+            RData::SOA(soa) if r.name.to_lowercase() == zone.to_lowercase() => Some(soa.serial),
+            _ => None,
+        })
+        .ok_or_else(|| XfrError::Refused {
+            primary,
+            rcode: format!("{} without the zone's SOA", response.metadata.response_code),
+        })
+}
+
+async fn tcp_exchange(
+    primary: SocketAddr,
+    query: &Message,
+    timeouts: &Timeouts,
+) -> Result<Message, XfrError> {
+    let mut stream = connect(primary, timeouts).await?;
+    send_framed(&mut stream, primary, query).await?;
+    let (message, _) = read_framed(&mut stream, primary, timeouts, 0)
+        .await?
+        .ok_or(XfrError::Closed {
+            primary,
+            records: 0,
+        })?;
+    Ok(message)
+}
+
+async fn connect(primary: SocketAddr, timeouts: &Timeouts) -> Result<TcpStream, XfrError> {
+    let stream = tokio::time::timeout(timeouts.connect, TcpStream::connect(primary))
+        .await
+        .map_err(|_| XfrError::Timeout {
+            primary,
+            seconds: timeouts.connect.as_secs(),
+            during: "connecting",
+        })?
+        .map_err(|cause| XfrError::Connect { primary, cause })?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+async fn send_framed(
+    stream: &mut TcpStream,
+    primary: SocketAddr,
+    message: &Message,
+) -> Result<(), XfrError> {
+    let wire = message.to_vec().map_err(|e| XfrError::Malformed {
+        primary,
+        reason: e.to_string(),
+    })?;
+    let len = u16::try_from(wire.len()).map_err(|_| XfrError::Malformed {
+        primary,
+        reason: "query too long".into(),
+    })?;
+    let mut framed = len.to_be_bytes().to_vec();
+    framed.extend_from_slice(&wire);
+    stream
+        .write_all(&framed)
+        .await
+        .map_err(|cause| XfrError::Connect { primary, cause })
+}
+
+/// One length-prefixed message; `None` at a clean end of stream.
+async fn read_framed(
+    stream: &mut TcpStream,
+    primary: SocketAddr,
+    timeouts: &Timeouts,
+    records: u64,
+) -> Result<Option<(Message, usize)>, XfrError> {
+    let mut len = [0u8; 2];
+    match tokio::time::timeout(timeouts.message, stream.read_exact(&mut len)).await {
+        Err(_) => return Err(timeout(primary, timeouts, "during the transfer")),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Ok(Err(_)) => return Err(XfrError::Closed { primary, records }),
+        Ok(Ok(_)) => {}
+    }
+    let mut wire = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    match tokio::time::timeout(timeouts.message, stream.read_exact(&mut wire)).await {
+        Err(_) => return Err(timeout(primary, timeouts, "during the transfer")),
+        Ok(Err(_)) => return Err(XfrError::Closed { primary, records }),
+        Ok(Ok(_)) => {}
+    }
+    let message = Message::from_vec(&wire).map_err(|e| XfrError::Malformed {
+        primary,
+        reason: format!("a message does not parse ({e})"),
+    })?;
+    Ok(Some((message, wire.len())))
+}
+
+/// Transfers `zone` from `primary` by AXFR, handing each record to `sink`. Returns
+/// only once the closing SOA has arrived and matched the opening one.
+pub async fn axfr(
+    primary: SocketAddr,
+    zone: &Name,
+    timeouts: &Timeouts,
+    limits: Limits,
+    sink: &mut (dyn FnMut(&Record) -> Result<(), XfrError> + Send),
+) -> Result<AxfrOutcome, XfrError> {
+    let mut stream = connect(primary, timeouts).await?;
+    let mut query = Message::query();
+    query.add_query(Query::query(zone.clone(), RecordType::AXFR));
+    send_framed(&mut stream, primary, &query).await?;
+    let mut receiver = AxfrReceiver::new(primary, zone, query.metadata.id, limits);
+    let mut messages = 0;
+    loop {
+        let Some((message, len)) =
+            read_framed(&mut stream, primary, timeouts, receiver.records()).await?
+        else {
+            return Err(XfrError::Closed {
+                primary,
+                records: receiver.records(),
+            });
+        };
+        messages += 1;
+        if let Progress::Complete { serial } = receiver.accept(&message, len, sink)? {
+            return Ok(AxfrOutcome {
+                serial,
+                records: receiver.records(),
+                bytes: receiver.bytes(),
+                messages,
+            });
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! Expiry (RFC 1035 §3.3.13): a secondary that could not refresh a zone for longer
+//! than the SOA's EXPIRE stops answering for it (SERVFAIL) until a refresh succeeds.
+
+use std::time::{Duration, Instant};
+
+use crate::zones::ZoneState;
+
+/// Whether `state` is past expire at `now`. Without any success since start, the
+/// start of the daemon counts as the last success, so a restart does not expire a
+/// zone at once.
+pub fn is_expired(state: &ZoneState, started: Instant, now: Instant) -> bool {
+    let since = state.last_success.unwrap_or(started);
+    now.duration_since(since) > Duration::from_secs(u64::from(state.timers.expire))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zones::SoaTimers;
+
+    #[test]
+    fn expires_only_after_expire_without_success() {
+        let start = Instant::now();
+        let mut state = ZoneState {
+            timers: SoaTimers {
+                refresh: 1,
+                retry: 1,
+                expire: 10,
+            },
+            last_success: None,
+            last_failure: None,
+            expired: false,
+        };
+        assert!(!is_expired(&state, start, start + Duration::from_secs(9)));
+        assert!(is_expired(&state, start, start + Duration::from_secs(11)));
+        state.last_success = Some(start + Duration::from_secs(5));
+        assert!(!is_expired(&state, start, start + Duration::from_secs(11)));
+    }
+}

@@ -1,0 +1,160 @@
+//! The refresh event of one secondary zone: on its timer or a NOTIFY, ask the
+//! primaries for the SOA serial; when it is newer than the published one, transfer
+//! the zone by AXFR into a staged version and publish it only if the whole transfer
+//! checks out. Failures schedule a retry; past EXPIRE the zone is marked expired.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use hickory_proto::serialize::binary::BinEncodable;
+use tokio_util::sync::CancellationToken;
+
+use crate::XfrError;
+use crate::client::{self, AxfrOutcome};
+use crate::expire::is_expired;
+use crate::serial::is_newer;
+use crate::zones::{SoaTimers, ZoneEntry, Zones};
+
+/// What one refresh did.
+#[derive(Debug)]
+enum Refreshed {
+    UpToDate { serial: u32 },
+    Transferred(AxfrOutcome),
+}
+
+pub async fn run(zones: Arc<Zones>, key: String, shutdown: CancellationToken) {
+    let Some(zone) = zones.zones.get(&key) else {
+        return;
+    };
+    let Some(mut triggered) = zone.triggered.lock().take() else {
+        return;
+    };
+    // Check at once on start: the primary may have moved on while we were down.
+    let mut next = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep_until(next) => {}
+            Some(()) = triggered.recv() => tracing::info!(zone = %key, "NOTIFY received; checking the primary"),
+        }
+        let started = Instant::now();
+        let outcome = refresh_once(&zones, zone).await;
+        let now = Instant::now();
+        let mut state = zone.state.lock();
+        let was_expired = state.expired;
+        let wait = match outcome {
+            Ok(refreshed) => {
+                state.last_success = Some(now);
+                state.last_failure = None;
+                state.expired = false;
+                match refreshed {
+                    Refreshed::UpToDate { serial } => {
+                        tracing::debug!(zone = %key, serial, "up to date")
+                    }
+                    Refreshed::Transferred(done) => tracing::info!(
+                        zone = %key,
+                        serial = done.serial,
+                        records = done.records,
+                        bytes = done.bytes,
+                        messages = done.messages,
+                        seconds = format!("{:.3}", started.elapsed().as_secs_f64()),
+                        "zone transferred and published"
+                    ),
+                }
+                zones.clamp(state.timers.refresh)
+            }
+            Err(error) => {
+                tracing::warn!(zone = %key, %error, "refresh failed; the published version stays served");
+                state.last_failure = Some(error.to_string());
+                state.expired = is_expired(&state, zones.started, now);
+                if state.expired && !was_expired {
+                    tracing::error!(zone = %key, "zone expired: no successful refresh within the SOA expire; answering SERVFAIL");
+                }
+                zones.clamp(state.timers.retry)
+            }
+        };
+        if state.expired != was_expired {
+            zones.notifier().notify();
+        }
+        drop(state);
+        next = tokio::time::Instant::now() + wait;
+    }
+}
+
+async fn refresh_once(zones: &Zones, zone: &ZoneEntry) -> Result<Refreshed, XfrError> {
+    let published = zones.store.published(&zone.key)?.map(|p| p.serial);
+    let mut last_error = None;
+    for primary in &zone.primaries {
+        let serial = match client::soa_serial(*primary, &zone.name, &zones.timeouts).await {
+            Ok(serial) => serial,
+            Err(error) => {
+                last_error = Some(error);
+                continue;
+            }
+        };
+        if let Some(ours) = published
+            && !is_newer(serial, ours)
+        {
+            if serial != ours {
+                tracing::warn!(zone = %zone.key, %primary, theirs = serial, ours, "primary's serial is older than ours; keeping ours");
+            }
+            return Ok(Refreshed::UpToDate { serial: ours });
+        }
+        match transfer(zones, zone, *primary, published).await {
+            Ok(done) => return Ok(Refreshed::Transferred(done)),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or(XfrError::Malformed {
+        primary: ([0, 0, 0, 0], 0).into(),
+        reason: "no primary configured".into(),
+    }))
+}
+
+/// One AXFR into a staged version; published only when complete, newer and whole.
+/// Any error drops the staged version (its Drop deletes it).
+async fn transfer(
+    zones: &Zones,
+    zone: &ZoneEntry,
+    primary: std::net::SocketAddr,
+    published: Option<u32>,
+) -> Result<AxfrOutcome, XfrError> {
+    let mut staging = zones.store.begin(&zone.key)?;
+    let mut timers = None;
+    let mut sink = |record: &hickory_proto::rr::Record| -> Result<(), XfrError> {
+        if timers.is_none() {
+            timers = SoaTimers::of(record);
+        }
+        let wire = record.to_bytes().map_err(|e| XfrError::Malformed {
+            primary,
+            reason: format!("a record cannot be encoded ({e})"),
+        })?;
+        staging.push(&wire)?;
+        Ok(())
+    };
+    let done = client::axfr(
+        primary,
+        &zone.name,
+        &zones.timeouts,
+        zones.limits,
+        &mut sink,
+    )
+    .await?;
+    if let Some(ours) = published
+        && !is_newer(done.serial, ours)
+    {
+        return Err(XfrError::Malformed {
+            primary,
+            reason: format!(
+                "the transfer's serial {} is not newer than ours, {ours}",
+                done.serial
+            ),
+        });
+    }
+    staging.publish(done.serial).await?;
+    if let Some(timers) = timers {
+        zone.state.lock().timers = timers;
+    }
+    zones.notifier().notify();
+    Ok(done)
+}

@@ -1,0 +1,171 @@
+//! The secondary zones' shared state: configuration, store, timers, outcome of the
+//! last refresh, and the version source the authority watches.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::serialize::binary::BinDecodable;
+use parking_lot::Mutex;
+use sextant_config::TransferConfig;
+use sextant_rpc::{VersionNotifier, VersionSource, VersionState};
+use sextant_store::Store;
+use tokio::sync::mpsc;
+
+use crate::axfr::Limits;
+use crate::client::Timeouts;
+
+/// SOA timers in effect for a zone, seconds as the SOA gives them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SoaTimers {
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
+}
+
+impl SoaTimers {
+    /// Before any SOA is known: RFC 1912's suggested values.
+    pub const DEFAULT: Self = Self {
+        refresh: 3600,
+        retry: 600,
+        expire: 1_209_600,
+    };
+
+    pub fn of(record: &Record) -> Option<Self> {
+        match &record.data {
+            RData::SOA(soa) => Some(Self {
+                refresh: u32::try_from(soa.refresh).unwrap_or(0),
+                retry: u32::try_from(soa.retry).unwrap_or(0),
+                expire: u32::try_from(soa.expire).unwrap_or(0),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What the refresh task knows of one zone.
+#[derive(Clone, Debug)]
+pub struct ZoneState {
+    pub timers: SoaTimers,
+    pub last_success: Option<Instant>,
+    pub last_failure: Option<String>,
+    pub expired: bool,
+}
+
+#[derive(Debug)]
+pub struct ZoneEntry {
+    pub name: Name,
+    pub key: String,
+    pub primaries: Vec<SocketAddr>,
+    pub allow_notify: Vec<IpAddr>,
+    pub state: Mutex<ZoneState>,
+    /// Wakes the refresh task (NOTIFY); capacity 1, so a burst is one check.
+    pub trigger: mpsc::Sender<()>,
+    pub(crate) triggered: Mutex<Option<mpsc::Receiver<()>>>,
+}
+
+#[derive(Debug)]
+pub struct Zones {
+    pub(crate) store: Arc<Store>,
+    pub(crate) zones: HashMap<String, ZoneEntry>,
+    notifier: VersionNotifier,
+    pub(crate) min_refresh: Duration,
+    pub(crate) max_refresh: Duration,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) limits: Limits,
+    pub(crate) started: Instant,
+}
+
+impl Zones {
+    pub fn new(store: Arc<Store>, config: &TransferConfig) -> anyhow::Result<Self> {
+        let mut zones = HashMap::new();
+        for zone in &config.zones {
+            let key = zone.name.to_string();
+            let timers = store
+                .first_record(&key)?
+                .and_then(|bytes| Record::from_bytes(&bytes).ok())
+                .and_then(|soa| SoaTimers::of(&soa))
+                .unwrap_or(SoaTimers::DEFAULT);
+            let allow_notify = if zone.allow_notify.is_empty() {
+                zone.primaries.iter().map(SocketAddr::ip).collect()
+            } else {
+                zone.allow_notify.clone()
+            };
+            let (trigger, triggered) = mpsc::channel(1);
+            zones.insert(
+                key.clone(),
+                ZoneEntry {
+                    name: zone.name.clone(),
+                    key,
+                    primaries: zone.primaries.clone(),
+                    allow_notify,
+                    state: Mutex::new(ZoneState {
+                        timers,
+                        last_success: None,
+                        last_failure: None,
+                        expired: false,
+                    }),
+                    trigger,
+                    triggered: Mutex::new(Some(triggered)),
+                },
+            );
+        }
+        Ok(Self {
+            store,
+            zones,
+            notifier: VersionNotifier::new(),
+            min_refresh: config.min_refresh,
+            max_refresh: config.max_refresh,
+            timeouts: Timeouts {
+                connect: config.transfer_timeout,
+                message: config.transfer_timeout,
+            },
+            limits: Limits {
+                max_records: config.max_zone_records,
+                ..Limits::default()
+            },
+            started: Instant::now(),
+        })
+    }
+
+    pub fn notifier(&self) -> &VersionNotifier {
+        &self.notifier
+    }
+
+    pub fn published_count(&self) -> usize {
+        self.store.zones().map(|z| z.len()).unwrap_or(0)
+    }
+
+    /// Clamps an SOA interval (seconds) to the configured bounds.
+    pub(crate) fn clamp(&self, seconds: u32) -> Duration {
+        Duration::from_secs(u64::from(seconds)).clamp(self.min_refresh, self.max_refresh)
+    }
+}
+
+impl VersionSource for Zones {
+    fn states(&self) -> Vec<VersionState> {
+        let published = self.store.zones().unwrap_or_default();
+        published
+            .into_iter()
+            .filter_map(|(zone, p)| {
+                let entry = self.zones.get(&zone)?;
+                Some(VersionState {
+                    expired: entry.state.lock().expired,
+                    zone,
+                    serial: p.serial,
+                    version: p.version,
+                })
+            })
+            .collect()
+    }
+
+    fn records(&self, zone: &str) -> Result<Vec<Vec<u8>>, String> {
+        match self.store.records(zone) {
+            Ok(Some(records)) => Ok(records),
+            Ok(None) => Err(format!("zone {zone} has no published version")),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+}
