@@ -379,15 +379,47 @@ fn measure(
     Ok(measure)
 }
 
+/// Memory of a server: proportional set size (shared pages split between the
+/// processes sharing them) summed over the process and its descendants, so a server
+/// that forks workers (NSD) is measured whole and nothing is counted twice. KiB.
 fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let child: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let ppid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((child, ppid))
         })
-        .unwrap_or(0)
+        .collect();
+    let mut tree = vec![pid];
+    let mut at = 0;
+    while let Some(&parent) = tree.get(at) {
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        at += 1;
+    }
+    tree.iter()
+        .filter_map(|pid| {
+            let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+            rollup
+                .lines()
+                .find_map(|l| l.strip_prefix("Pss:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .sum()
 }
 
 /// Stops by PID: SIGTERM, then SIGKILL after a grace period.
@@ -418,7 +450,7 @@ fn report(results: &[Measure], out: &Path) -> anyhow::Result<()> {
     writeln!(
         table,
         "{:<16} {:>10} {:>7} {:>10} {:>7} {:>9} {:>9} {:>9} {:>7}",
-        "server", "udp q/s", "vs nsd", "tcp q/s", "vs nsd", "avg µs", "p99 µs", "rss MB", "lost"
+        "server", "udp q/s", "vs nsd", "tcp q/s", "vs nsd", "avg µs", "p99 µs", "mem MB", "lost"
     )?;
     for m in results {
         writeln!(

@@ -10,8 +10,10 @@ use anyhow::{Context, bail};
 
 use crate::{cargo, workspace_root};
 
-/// Backends first: the listener learns its zones from the authority.
+/// Backends first: the authority follows the transfer daemon's versions, the listener
+/// learns its zones from the authority.
 const DAEMONS: &[(&str, &str)] = &[
+    ("sextant-transfer", "transfer.ready.json"),
     ("sextant-authority", "authority.ready.json"),
     ("sextant-listener", "listener.ready.json"),
 ];

@@ -91,3 +91,23 @@ pub fn dig(server: SocketAddr, args: &[&str]) -> anyhow::Result<String> {
         .context("running dig (install it with `apt-get install bind9-dnsutils`)")?;
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
+
+/// Sends a NOTIFY for `zone` (RFC 1996) over UDP and returns the response.
+pub fn notify(server: SocketAddr, zone: &str) -> anyhow::Result<Message> {
+    let mut message = Message::new(
+        rand_id(),
+        hickory_proto::op::MessageType::Query,
+        hickory_proto::op::OpCode::Notify,
+    );
+    message.metadata.authoritative = true;
+    message.add_query(Query::query(Name::from_ascii(zone)?, RecordType::SOA));
+    exchange(server, &message, false)
+}
+
+fn rand_id() -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(7);
+    (nanos % 65_521) as u16
+}

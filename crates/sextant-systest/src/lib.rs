@@ -4,11 +4,13 @@
 
 mod client;
 mod daemon;
+mod fake_primary;
 mod peer;
 pub mod procstat;
 
-pub use client::{dig, exchange, query_tcp, query_udp, query_udp_raw, question_with};
+pub use client::{dig, exchange, notify, query_tcp, query_udp, query_udp_raw, question_with};
 pub use daemon::{Daemon, binary};
+pub use fake_primary::{FakePrimary, Fault};
 pub use peer::Peer;
 
 use std::net::SocketAddr;
@@ -66,8 +68,14 @@ impl Lab {
         self.write("sextant.toml", &config)
     }
 
-    /// Starts the authority, then the listener, both with `config`.
+    /// Starts the transfer daemon when `config` has one, then the authority, then
+    /// the listener, all with `config`.
     pub fn start_suite(&self, config: &Path) -> anyhow::Result<Suite> {
+        let transfer = if std::fs::read_to_string(config)?.contains("\n[transfer]") {
+            Some(self.start_transfer(config)?)
+        } else {
+            None
+        };
         let authority = self.start_authority(config)?;
         let listener = Daemon::start(
             "sextant-listener",
@@ -84,10 +92,42 @@ impl Lab {
             .parse()
             .context("listener ready file has a bad address")?;
         Ok(Suite {
+            transfer,
             authority: Some(authority),
             listener,
             dns,
         })
+    }
+
+    /// Starts the transfer daemon (before the authority, which follows it).
+    pub fn start_transfer(&self, config: &Path) -> anyhow::Result<Daemon> {
+        Daemon::start(
+            "sextant-transfer",
+            config,
+            &self.path().join("transfer.ready.json"),
+            self.path(),
+        )
+    }
+
+    /// Adds a `[transfer]` section with `secondaries` (zone, primary) to `config`.
+    /// Timers are short so tests run in seconds: refresh and retry at least 1s,
+    /// a primary silent for 1s fails the transfer.
+    pub fn add_transfer(
+        &self,
+        config: &Path,
+        secondaries: &[(&str, SocketAddr)],
+    ) -> anyhow::Result<()> {
+        let mut text = std::fs::read_to_string(config)?;
+        text.push_str(
+            "\n[transfer]\ngrpc = \"unix:transfer.sock\"\nstate_dir = \"transfer-state\"\nready_file = \"transfer.ready.json\"\nmin_refresh = \"1s\"\ntransfer_timeout = \"1s\"\n",
+        );
+        for (zone, primary) in secondaries {
+            text.push_str(&format!(
+                "\n[[transfer.zone]]\nname = \"{zone}\"\nprimaries = [\"{primary}\"]\n"
+            ));
+        }
+        std::fs::write(config, text)?;
+        Ok(())
     }
 
     pub fn start_authority(&self, config: &Path) -> anyhow::Result<Daemon> {
@@ -103,6 +143,7 @@ impl Lab {
 /// A running listener and authority.
 #[derive(Debug)]
 pub struct Suite {
+    pub transfer: Option<Daemon>,
     pub authority: Option<Daemon>,
     pub listener: Daemon,
     /// Where the listener answers DNS (UDP and TCP).

@@ -39,6 +39,28 @@ impl Peer {
     /// NSD serving `zones` (apex, file) from `dir`, one server process, no rate
     /// limiting, on a free loopback port.
     pub fn nsd(dir: &Path, zones: &[(&str, &Path)]) -> anyhow::Result<Self> {
+        Self::nsd_with(dir, zones, "")
+    }
+
+    /// Sends SIGHUP: NSD re-reads its zone files (and NOTIFYs its secondaries).
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .arg("-HUP")
+            .arg(self.child.id().to_string())
+            .status()?;
+        if !status.success() {
+            bail!("kill -HUP failed");
+        }
+        Ok(())
+    }
+
+    /// NSD as above, with `zone_options` (indented lines) added to every zone.
+    pub fn nsd_with(
+        dir: &Path,
+        zones: &[(&str, &Path)],
+        zone_options: &str,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
         let port = free_port()?;
         let d = dir.display();
         let mut config = format!(
@@ -49,7 +71,7 @@ impl Peer {
         );
         for (apex, file) in zones {
             config.push_str(&format!(
-                "zone:\n  name: {apex}\n  zonefile: \"{}\"\n",
+                "zone:\n  name: {apex}\n  zonefile: \"{}\"\n{zone_options}",
                 file.display()
             ));
         }

@@ -10,6 +10,7 @@ mod grpc_tcp;
 mod query_path;
 mod reload;
 mod robustness;
+mod transfer;
 
 /// A small zone used by several tests.
 pub const EXAMPLE_ZONE: &str = "\

@@ -1,0 +1,310 @@
+//! A scriptable primary for transfer tests: answers SOA queries over UDP and AXFR
+//! over TCP from a zone it is told, and misbehaves on request in the ways real
+//! primaries have (dying mid-transfer, stalling, sending garbage, changing the SOA).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, OpCode};
+use hickory_proto::rr::rdata::{A, NS, SOA};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+/// How the next transfers go wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    None,
+    /// Close the connection after this many records.
+    CloseAfter(usize),
+    /// Send this many records, then go silent with the connection open.
+    StallAfter(usize),
+    /// Send the opening message, then bytes that are not DNS.
+    Garbage,
+    /// End with an SOA whose serial differs from the opening one.
+    ClosingSoaDiffers,
+    /// Send every record but no closing SOA, then close.
+    NoClosingSoa,
+}
+
+#[derive(Debug)]
+struct Zone {
+    serial: u32,
+    hosts: Vec<String>,
+    /// refresh, retry, expire in seconds.
+    timers: (i32, i32, i32),
+    fault: Fault,
+}
+
+#[derive(Debug)]
+struct Shared {
+    origin: Name,
+    zone: parking_lot_free::Mutex<Zone>,
+    down: AtomicBool,
+    stop: AtomicBool,
+    soa_queries: AtomicUsize,
+    transfers: AtomicUsize,
+}
+
+/// std's Mutex, poison-tolerant: a panicking test thread must not wedge the primary.
+mod parking_lot_free {
+    #[derive(Debug, Default)]
+    pub struct Mutex<T>(std::sync::Mutex<T>);
+    impl<T> Mutex<T> {
+        pub fn new(value: T) -> Self {
+            Self(std::sync::Mutex::new(value))
+        }
+        pub fn lock(&self) -> std::sync::MutexGuard<'_, T> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+    }
+}
+
+/// Records per AXFR message: small, so that transfers span several messages.
+const RECORDS_PER_MESSAGE: usize = 20;
+
+#[derive(Debug)]
+pub struct FakePrimary {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl FakePrimary {
+    /// Serves `origin` with serial 1 and hosts `www` and `v1only`.
+    pub fn start(origin: &str) -> anyhow::Result<Self> {
+        let udp = UdpSocket::bind("127.0.0.1:0")?;
+        let addr = udp.local_addr()?;
+        let tcp = TcpListener::bind(addr)?;
+        udp.set_read_timeout(Some(Duration::from_millis(100)))?;
+        tcp.set_nonblocking(true)?;
+        let shared = Arc::new(Shared {
+            origin: Name::from_ascii(origin)?,
+            zone: parking_lot_free::Mutex::new(Zone {
+                serial: 1,
+                hosts: vec!["www".into(), "v1only".into()],
+                timers: (3600, 3600, 1_209_600),
+                fault: Fault::None,
+            }),
+            down: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            soa_queries: AtomicUsize::new(0),
+            transfers: AtomicUsize::new(0),
+        });
+        let udp_shared = shared.clone();
+        let tcp_shared = shared.clone();
+        let threads = vec![
+            thread::spawn(move || serve_udp(&udp, &udp_shared)),
+            thread::spawn(move || serve_tcp(&tcp, &tcp_shared)),
+        ];
+        Ok(Self {
+            addr,
+            shared,
+            threads,
+        })
+    }
+
+    /// The next version: `serial` with these host names (each gets an A record).
+    pub fn set_version(&self, serial: u32, hosts: &[&str]) {
+        let mut zone = self.shared.zone.lock();
+        zone.serial = serial;
+        zone.hosts = hosts.iter().map(|h| h.to_string()).collect();
+    }
+
+    /// SOA REFRESH, RETRY and EXPIRE, seconds.
+    pub fn set_timers(&self, refresh: i32, retry: i32, expire: i32) {
+        self.shared.zone.lock().timers = (refresh, retry, expire);
+    }
+
+    pub fn set_fault(&self, fault: Fault) {
+        self.shared.zone.lock().fault = fault;
+    }
+
+    /// While down, nothing is answered and connections are closed at once.
+    pub fn set_down(&self, down: bool) {
+        self.shared.down.store(down, Ordering::SeqCst);
+    }
+
+    pub fn soa_queries(&self) -> usize {
+        self.shared.soa_queries.load(Ordering::SeqCst)
+    }
+
+    pub fn transfers(&self) -> usize {
+        self.shared.transfers.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FakePrimary {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn soa(shared: &Shared, zone: &Zone, serial: u32) -> Record {
+    let (refresh, retry, expire) = zone.timers;
+    let ns = Name::from_ascii("ns1")
+        .ok()
+        .and_then(|n| n.append_domain(&shared.origin).ok())
+        .unwrap_or_default();
+    let mail = Name::from_ascii("hostmaster")
+        .ok()
+        .and_then(|n| n.append_domain(&shared.origin).ok())
+        .unwrap_or_default();
+    Record::from_rdata(
+        shared.origin.clone(),
+        60,
+        RData::SOA(SOA::new(ns, mail, serial, refresh, retry, expire, 60)),
+    )
+}
+
+/// The zone's records, SOA first, without the closing SOA.
+fn records(shared: &Shared, zone: &Zone) -> Vec<Record> {
+    let ns = Name::from_ascii("ns1")
+        .ok()
+        .and_then(|n| n.append_domain(&shared.origin).ok())
+        .unwrap_or_default();
+    let mut records = vec![
+        soa(shared, zone, zone.serial),
+        Record::from_rdata(shared.origin.clone(), 60, RData::NS(NS(ns.clone()))),
+        Record::from_rdata(ns, 60, RData::A(A::new(192, 0, 2, 1))),
+    ];
+    for (i, host) in zone.hosts.iter().enumerate() {
+        if let Ok(name) = Name::from_ascii(host).and_then(|h| h.append_domain(&shared.origin)) {
+            records.push(Record::from_rdata(
+                name,
+                60,
+                RData::A(A::new(192, 0, 2, 10 + (i % 200) as u8)),
+            ));
+        }
+    }
+    records
+}
+
+fn response_to(query: &Message, answers: Vec<Record>) -> Message {
+    let mut response = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
+    response.metadata.authoritative = true;
+    response.queries = query.queries.clone();
+    response.answers = answers;
+    response
+}
+
+fn serve_udp(socket: &UdpSocket, shared: &Shared) {
+    let mut buffer = [0u8; 4096];
+    while !shared.stop.load(Ordering::SeqCst) {
+        let Ok((len, from)) = socket.recv_from(&mut buffer) else {
+            continue;
+        };
+        if shared.down.load(Ordering::SeqCst) {
+            continue;
+        }
+        let Ok(query) = Message::from_vec(&buffer[..len]) else {
+            continue;
+        };
+        if query.queries.first().map(|q| q.query_type()) == Some(RecordType::SOA) {
+            shared.soa_queries.fetch_add(1, Ordering::SeqCst);
+            let answer = {
+                let zone = shared.zone.lock();
+                soa(shared, &zone, zone.serial)
+            };
+            if let Ok(wire) = response_to(&query, vec![answer]).to_vec() {
+                let _ = socket.send_to(&wire, from);
+            }
+        }
+    }
+}
+
+fn serve_tcp(listener: &TcpListener, shared: &Arc<Shared>) {
+    let mut connections = Vec::new();
+    while !shared.stop.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if shared.down.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let shared = shared.clone();
+                connections.push(thread::spawn(move || {
+                    let _ = serve_connection(stream, &shared);
+                }));
+            }
+            Err(_) => thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    for connection in connections {
+        let _ = connection.join();
+    }
+}
+
+fn write_message(stream: &mut TcpStream, message: &Message) -> std::io::Result<()> {
+    let wire = message.to_vec().map_err(std::io::Error::other)?;
+    stream.write_all(&(wire.len() as u16).to_be_bytes())?;
+    stream.write_all(&wire)
+}
+
+fn serve_connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len)?;
+    let mut wire = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut wire)?;
+    let query = Message::from_vec(&wire).map_err(std::io::Error::other)?;
+    match query.queries.first().map(|q| q.query_type()) {
+        Some(RecordType::SOA) => {
+            shared.soa_queries.fetch_add(1, Ordering::SeqCst);
+            let answer = {
+                let zone = shared.zone.lock();
+                soa(shared, &zone, zone.serial)
+            };
+            write_message(&mut stream, &response_to(&query, vec![answer]))
+        }
+        Some(RecordType::AXFR) => {
+            shared.transfers.fetch_add(1, Ordering::SeqCst);
+            let (records, closing, fault) = {
+                let zone = shared.zone.lock();
+                let closing_serial = if zone.fault == Fault::ClosingSoaDiffers {
+                    zone.serial + 1
+                } else {
+                    zone.serial
+                };
+                (
+                    records(shared, &zone),
+                    soa(shared, &zone, closing_serial),
+                    zone.fault,
+                )
+            };
+            let mut sent = 0;
+            for chunk in records.chunks(RECORDS_PER_MESSAGE) {
+                for _ in chunk {
+                    if matches!(fault, Fault::CloseAfter(k) if sent == k) {
+                        return Ok(()); // dropping the stream closes it mid-transfer
+                    }
+                    if matches!(fault, Fault::StallAfter(k) if sent == k) {
+                        while !shared.stop.load(Ordering::SeqCst) {
+                            thread::sleep(Duration::from_millis(50));
+                        }
+                        return Ok(());
+                    }
+                    sent += 1;
+                }
+                write_message(&mut stream, &response_to(&query, chunk.to_vec()))?;
+                if fault == Fault::Garbage {
+                    stream.write_all(&[0, 40])?;
+                    stream.write_all(b"this is not a DNS message, not at all!!!")?;
+                    return Ok(());
+                }
+            }
+            if fault == Fault::NoClosingSoa {
+                return Ok(());
+            }
+            write_message(&mut stream, &response_to(&query, vec![closing]))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,325 @@
+//! Lesson 4: an interrupted or wrong transfer must never be served. A scriptable
+//! primary fails in every way the issue lists; after each failure the previous
+//! version is still served whole, and once the primary behaves the new version
+//! appears whole. Also: expiry, kill -9 of the transfer daemon, and NSD as primary.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{RData, RecordType};
+use sextant_systest::{FakePrimary, Fault, Lab, Peer, Suite, notify, query_udp};
+
+use crate::EXAMPLE_ZONE;
+
+const ZONE: &str = "example.org.";
+
+fn rcode(dns: SocketAddr, name: &str) -> ResponseCode {
+    query_udp(dns, name, RecordType::A)
+        .map_or(ResponseCode::Unknown(0), |r| r.metadata.response_code)
+}
+
+fn serial(dns: SocketAddr) -> Option<u32> {
+    let response = query_udp(dns, ZONE, RecordType::SOA).ok()?;
+    response.answers.iter().find_map(|r| match &r.data {
+        RData::SOA(soa) => Some(soa.serial),
+        _ => None,
+    })
+}
+
+/// Polls `condition` every 50 ms for at most `limit`.
+fn eventually(limit: Duration, what: &str, suite: &Suite, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {limit:?}; transfer log:\n{}",
+            suite
+                .transfer
+                .as_ref()
+                .map(|t| t.log_text())
+                .unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn failures(suite: &Suite) -> usize {
+    suite
+        .transfer
+        .as_ref()
+        .map_or(0, |t| t.log_text().matches("refresh failed").count())
+}
+
+/// The old version, whole: its own name resolves, the new version's does not.
+fn assert_old_version_served(dns: SocketAddr, fault: &str) {
+    assert_eq!(serial(dns), Some(1), "{fault}: the serial moved");
+    assert_eq!(
+        rcode(dns, "v1only.example.org."),
+        ResponseCode::NoError,
+        "{fault}: the old version lost a name"
+    );
+    assert_eq!(
+        rcode(dns, "v2only.example.org."),
+        ResponseCode::NXDomain,
+        "{fault}: part of the new version is served"
+    );
+}
+
+fn start(lab: &Lab, primary: &FakePrimary) -> Suite {
+    let config = lab
+        .suite_config(&[("example.com", EXAMPLE_ZONE)], "")
+        .unwrap();
+    lab.add_transfer(&config, &[(ZONE, primary.addr)]).unwrap();
+    let suite = lab.start_suite(&config).unwrap();
+    eventually(
+        Duration::from_secs(15),
+        "the first transfer",
+        &suite,
+        || serial(suite.dns) == Some(1),
+    );
+    suite
+}
+
+#[test]
+fn every_failed_transfer_keeps_the_previous_version_whole() {
+    let lab = Lab::new().unwrap();
+    let primary = FakePrimary::start(ZONE).unwrap();
+    let suite = start(&lab, &primary);
+    assert_old_version_served(suite.dns, "initial");
+
+    let faults = [
+        ("connection closed after 3 records", Fault::CloseAfter(3)),
+        ("stall after 3 records", Fault::StallAfter(3)),
+        ("garbage bytes", Fault::Garbage),
+        (
+            "closing SOA differs from the opening one",
+            Fault::ClosingSoaDiffers,
+        ),
+        ("no closing SOA", Fault::NoClosingSoa),
+    ];
+    let mut hosts = vec!["www".to_string(), "v2only".to_string()];
+    // Enough names that the faulty transfers span several messages.
+    hosts.extend((0..60).map(|i| format!("h{i}")));
+    let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    for (what, fault) in faults {
+        primary.set_version(2, &hosts);
+        primary.set_fault(fault);
+        let before = failures(&suite);
+        let answer = notify(suite.dns, ZONE).unwrap();
+        assert_eq!(
+            answer.metadata.response_code,
+            ResponseCode::NoError,
+            "{what}: NOTIFY not accepted"
+        );
+        eventually(Duration::from_secs(10), what, &suite, || {
+            failures(&suite) > before
+        });
+        assert_old_version_served(suite.dns, what);
+    }
+
+    // A primary whose serial went backwards is not followed.
+    primary.set_fault(Fault::None);
+    primary.set_version(0, &hosts);
+    let asked = primary.soa_queries();
+    notify(suite.dns, ZONE).unwrap();
+    eventually(Duration::from_secs(10), "the SOA check", &suite, || {
+        primary.soa_queries() > asked
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_old_version_served(suite.dns, "serial lower than ours");
+
+    // The primary recovers: the new version appears, whole.
+    primary.set_version(2, &hosts);
+    notify(suite.dns, ZONE).unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the recovered transfer",
+        &suite,
+        || serial(suite.dns) == Some(2),
+    );
+    assert_eq!(
+        rcode(suite.dns, "v2only.example.org."),
+        ResponseCode::NoError
+    );
+    assert_eq!(rcode(suite.dns, "h59.example.org."), ResponseCode::NoError);
+    assert_eq!(
+        rcode(suite.dns, "v1only.example.org."),
+        ResponseCode::NXDomain
+    );
+}
+
+#[test]
+fn notify_from_a_stranger_or_for_another_zone_is_refused() {
+    let lab = Lab::new().unwrap();
+    let primary = FakePrimary::start(ZONE).unwrap();
+    let suite = start(&lab, &primary);
+    let other = notify(suite.dns, "example.net.").unwrap();
+    assert_eq!(other.metadata.response_code, ResponseCode::NotAuth);
+    // The sender here is 127.0.0.1, the primary's address: accepted. A different
+    // loopback address is not on the allow list.
+    let socket = std::net::UdpSocket::bind("127.0.0.2:0");
+    if let Ok(socket) = socket {
+        let mut message = hickory_proto::op::Message::new(
+            9,
+            hickory_proto::op::MessageType::Query,
+            hickory_proto::op::OpCode::Notify,
+        );
+        message.add_query(hickory_proto::op::Query::query(
+            hickory_proto::rr::Name::from_ascii(ZONE).unwrap(),
+            RecordType::SOA,
+        ));
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        socket
+            .send_to(&message.to_vec().unwrap(), suite.dns)
+            .unwrap();
+        let mut buffer = [0u8; 512];
+        let (len, _) = socket.recv_from(&mut buffer).unwrap();
+        let response = hickory_proto::op::Message::from_vec(&buffer[..len]).unwrap();
+        assert_eq!(response.metadata.response_code, ResponseCode::Refused);
+    }
+}
+
+#[test]
+fn an_unreachable_primary_expires_the_zone_then_it_comes_back() {
+    let lab = Lab::new().unwrap();
+    let primary = FakePrimary::start(ZONE).unwrap();
+    primary.set_timers(1, 1, 3);
+    let suite = start(&lab, &primary);
+    primary.set_down(true);
+    eventually(Duration::from_secs(20), "expiry", &suite, || {
+        rcode(suite.dns, "www.example.org.") == ResponseCode::ServFail
+    });
+    primary.set_down(false);
+    eventually(Duration::from_secs(20), "recovery", &suite, || {
+        rcode(suite.dns, "www.example.org.") == ResponseCode::NoError
+    });
+}
+
+#[test]
+fn kill_9_of_the_transfer_daemon_keeps_the_published_version() {
+    let lab = Lab::new().unwrap();
+    let primary = FakePrimary::start(ZONE).unwrap();
+    let config = lab
+        .suite_config(&[("example.com", EXAMPLE_ZONE)], "")
+        .unwrap();
+    lab.add_transfer(&config, &[(ZONE, primary.addr)]).unwrap();
+    // The kill must land while the daemon still waits on the stalled primary.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("transfer_timeout = \"1s\"", "transfer_timeout = \"30s\"");
+    std::fs::write(&config, text).unwrap();
+    let mut suite = lab.start_suite(&config).unwrap();
+    eventually(
+        Duration::from_secs(15),
+        "the first transfer",
+        &suite,
+        || serial(suite.dns) == Some(1),
+    );
+
+    // A version the daemon is stuck receiving when it is killed, with thousands of
+    // records already staged and flushed to disk (sled flushes every 500 ms).
+    let hosts: Vec<String> = (0..3000).map(|i| format!("big{i}")).collect();
+    let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    primary.set_version(2, &hosts);
+    primary.set_fault(Fault::StallAfter(2500));
+    let transfers = primary.transfers();
+    notify(suite.dns, ZONE).unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the transfer to start",
+        &suite,
+        || primary.transfers() > transfers,
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    suite.transfer.take().unwrap().kill();
+
+    primary.set_fault(Fault::None);
+    primary.set_version(1, &["www", "v1only"]);
+    let restarted = lab.start_transfer(&config).unwrap();
+    assert!(
+        restarted
+            .log_text()
+            .contains("deleted a zone version left unpublished by a crash"),
+        "the partial version was not collected:\n{}",
+        restarted.log_text()
+    );
+    assert_old_version_served(suite.dns, "after kill -9");
+
+    // Stopped cleanly, the store holds exactly the published version, whole.
+    assert!(restarted.terminate(Duration::from_secs(5)).unwrap());
+    let (store, cleanup) = sextant_store::Store::open(&lab.path().join("transfer-state")).unwrap();
+    assert!(
+        cleanup.orphan_versions.is_empty(),
+        "garbage left: {cleanup:?}"
+    );
+    let published = store.published(ZONE).unwrap().unwrap();
+    assert_eq!(published.serial, 1);
+    assert_eq!(
+        store.records(ZONE).unwrap().unwrap().len() as u64,
+        published.records
+    );
+}
+
+#[test]
+fn nsd_as_primary_transfers_and_notifies() {
+    let lab = Lab::new().unwrap();
+    let zone_file = lab
+        .write(
+            "nsd/example.org.zone",
+            "$ORIGIN example.org.\n$TTL 300\n@ SOA ns1 hostmaster 1 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.1\nv1only A 192.0.2.11\n",
+        )
+        .unwrap();
+    // NSD must know where to send NOTIFY before it starts: reserve the listener's port.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let nsd = Peer::nsd_with(
+        &lab.path().join("nsd"),
+        &[("example.org", &zone_file)],
+        &format!("  provide-xfr: 127.0.0.1 NOKEY\n  notify: 127.0.0.1@{port} NOKEY\n"),
+    )
+    .unwrap();
+    let config = lab
+        .suite_config(&[("example.com", EXAMPLE_ZONE)], "")
+        .unwrap();
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    std::fs::write(&config, text).unwrap();
+    lab.add_transfer(&config, &[(ZONE, nsd.addr)]).unwrap();
+    let suite = lab.start_suite(&config).unwrap();
+    eventually(Duration::from_secs(15), "the AXFR from NSD", &suite, || {
+        serial(suite.dns) == Some(1)
+    });
+    assert_eq!(
+        rcode(suite.dns, "v1only.example.org."),
+        ResponseCode::NoError
+    );
+
+    std::fs::write(
+        &zone_file,
+        "$ORIGIN example.org.\n$TTL 300\n@ SOA ns1 hostmaster 2 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.1\nv2only A 192.0.2.12\n",
+    )
+    .unwrap();
+    nsd.reload().unwrap();
+    // Refresh is an hour: only NSD's NOTIFY can bring serial 2 this fast.
+    eventually(
+        Duration::from_secs(15),
+        "NOTIFY and the new AXFR",
+        &suite,
+        || serial(suite.dns) == Some(2),
+    );
+    assert_eq!(
+        rcode(suite.dns, "v2only.example.org."),
+        ResponseCode::NoError
+    );
+    assert_eq!(
+        rcode(suite.dns, "v1only.example.org."),
+        ResponseCode::NXDomain
+    );
+}
