@@ -22,16 +22,19 @@ impl Control {
     fn zone_statuses(&self, catalog: &Catalog) -> Vec<ZoneStatus> {
         let mut zones: Vec<ZoneStatus> = catalog
             .zones()
-            .map(|zone| ZoneStatus {
-                name: zone.origin().to_string(),
-                serial: zone.serial(),
-                records: zone.record_count() as u64,
-                source: self
-                    .zones
-                    .iter()
-                    .find(|z| &z.name == zone.origin())
-                    .map(|z| format!("file:{}", z.file.display()))
-                    .unwrap_or_else(|| "secondary (sextant-transfer)".into()),
+            .map(|zone| {
+                let mut status = ZoneStatus::primary(
+                    zone.origin().to_string(),
+                    zone.serial(),
+                    zone.record_count() as u64,
+                    self.zones
+                        .iter()
+                        .find(|z| &z.name == zone.origin())
+                        .map(|z| format!("file:{}", z.file.display()))
+                        .unwrap_or_else(|| "secondary (sextant-transfer)".into()),
+                );
+                status.expired = catalog.is_expired(zone.origin());
+                status
             })
             .collect();
         zones.sort_by(|a, b| a.name.cmp(&b.name));

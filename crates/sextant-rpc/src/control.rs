@@ -13,6 +13,29 @@ pub struct ZoneStatus {
     pub serial: u32,
     pub records: u64,
     pub source: String,
+    /// Secondary zones: seconds since the last successful refresh, if any.
+    pub last_success_seconds_ago: Option<u64>,
+    /// Secondary zones: why the last refresh failed; empty when it succeeded.
+    pub last_failure: String,
+    /// Secondary zones: seconds until the next scheduled refresh.
+    pub next_refresh_seconds: Option<u64>,
+    pub expired: bool,
+}
+
+impl ZoneStatus {
+    /// A zone with no secondary state (a primary zone).
+    pub fn primary(name: String, serial: u32, records: u64, source: String) -> Self {
+        Self {
+            name,
+            serial,
+            records,
+            source,
+            last_success_seconds_ago: None,
+            last_failure: String::new(),
+            next_refresh_seconds: None,
+            expired: false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +73,10 @@ fn to_pb(zone: ZoneStatus) -> pb::ZoneStatus {
         serial: zone.serial,
         records: zone.records,
         source: zone.source,
+        last_success_seconds_ago: zone.last_success_seconds_ago,
+        last_failure: zone.last_failure,
+        next_refresh_seconds: zone.next_refresh_seconds,
+        expired: zone.expired,
     }
 }
 
@@ -59,6 +86,10 @@ fn from_pb(zone: pb::ZoneStatus) -> ZoneStatus {
         serial: zone.serial,
         records: zone.records,
         source: zone.source,
+        last_success_seconds_ago: zone.last_success_seconds_ago,
+        last_failure: zone.last_failure,
+        next_refresh_seconds: zone.next_refresh_seconds,
+        expired: zone.expired,
     }
 }
 

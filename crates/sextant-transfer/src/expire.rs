@@ -30,6 +30,8 @@ mod tests {
             last_success: None,
             last_failure: None,
             expired: false,
+            next_refresh: None,
+            force: false,
         };
         assert!(!is_expired(&state, start, start + Duration::from_secs(9)));
         assert!(is_expired(&state, start, start + Duration::from_secs(11)));

@@ -5,6 +5,7 @@
 
 pub mod axfr;
 pub mod client;
+mod control;
 mod error;
 mod expire;
 mod notify;
@@ -66,7 +67,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let endpoint = server.local_endpoint().clone();
     let services = Services::new()
         .with_query(zones.clone())
-        .with_secondary_versions(zones.clone(), zones.notifier());
+        .with_secondary_versions(zones.clone(), zones.notifier())
+        .with_control(zones.clone());
     let serving = tokio::spawn(server.serve(services, shutdown.clone()));
     for zone in &section.zones {
         tokio::spawn(refresh::run(

@@ -76,6 +76,7 @@ pub async fn run(zones: Arc<Zones>, key: String, shutdown: CancellationToken) {
         if state.expired != was_expired {
             zones.notifier().notify();
         }
+        state.next_refresh = Some(now + wait);
         drop(state);
         next = tokio::time::Instant::now() + wait;
     }
@@ -83,6 +84,7 @@ pub async fn run(zones: Arc<Zones>, key: String, shutdown: CancellationToken) {
 
 async fn refresh_once(zones: &Zones, zone: &ZoneEntry) -> Result<Refreshed, XfrError> {
     let published = zones.store.published(&zone.key)?.map(|p| p.serial);
+    let force = std::mem::take(&mut zone.state.lock().force);
     let mut last_error = None;
     for primary in &zone.primaries {
         let serial = match client::soa_serial(*primary, &zone.name, &zones.timeouts).await {
@@ -92,7 +94,7 @@ async fn refresh_once(zones: &Zones, zone: &ZoneEntry) -> Result<Refreshed, XfrE
                 continue;
             }
         };
-        if let Some(ours) = published
+        if let Some(ours) = published.filter(|_| !force)
             && !is_newer(serial, ours)
         {
             if serial != ours {
@@ -100,7 +102,11 @@ async fn refresh_once(zones: &Zones, zone: &ZoneEntry) -> Result<Refreshed, XfrE
             }
             return Ok(Refreshed::UpToDate { serial: ours });
         }
-        match transfer(zones, zone, *primary, published).await {
+        // A forced retransfer accepts the same serial again, never an older one.
+        let floor = published
+            .filter(|_| !force)
+            .or(published.map(|s| s.wrapping_sub(1)));
+        match transfer(zones, zone, *primary, floor).await {
             Ok(done) => return Ok(Refreshed::Transferred(done)),
             Err(error) => last_error = Some(error),
         }

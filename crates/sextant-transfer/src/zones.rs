@@ -52,6 +52,9 @@ pub struct ZoneState {
     pub last_success: Option<Instant>,
     pub last_failure: Option<String>,
     pub expired: bool,
+    pub next_refresh: Option<Instant>,
+    /// The next refresh transfers even when the serial has not moved (retransfer).
+    pub force: bool,
 }
 
 #[derive(Debug)]
@@ -106,6 +109,8 @@ impl Zones {
                         last_success: None,
                         last_failure: None,
                         expired: false,
+                        next_refresh: None,
+                        force: false,
                     }),
                     trigger,
                     triggered: Mutex::new(Some(triggered)),

@@ -61,6 +61,9 @@ enum Command {
 enum ZoneAction {
     /// Re-read a zone's file (or every zone's) and serve it if it loads cleanly.
     Reload { name: Option<String> },
+    /// Transfer a secondary zone (or every one) from its primary now, even if the
+    /// serial has not changed.
+    Retransfer { name: Option<String> },
 }
 
 /// Outcome of a command: its exit status.
@@ -91,7 +94,10 @@ fn main() -> ExitCode {
                     Command::Status { json } => status::status(&cli.config, json).await,
                     Command::Zone {
                         action: ZoneAction::Reload { name },
-                    } => status::reload(&cli.config, name.as_deref()).await,
+                    } => status::control(&cli.config, name.as_deref(), false).await,
+                    Command::Zone {
+                        action: ZoneAction::Retransfer { name },
+                    } => status::control(&cli.config, name.as_deref(), true).await,
                     Command::CheckConfig { .. } | Command::CheckZone { .. } => Outcome::BadInput,
                 }
             })

@@ -1,59 +1,36 @@
-//! status and zone reload, over the daemons' gRPC control service.
+//! status, zone reload and zone retransfer, over the daemons' gRPC control service.
 
 use std::path::Path;
 
-use sextant_rpc::{ControlClient, DaemonStatus, Endpoint, HealthState, check_health};
+use sextant_config::Config;
+use sextant_rpc::{ControlClient, DaemonStatus, Endpoint, HealthState, ZoneStatus, check_health};
 
 use crate::Outcome;
 
-fn authority_endpoint(config: &Path) -> Result<Endpoint, Outcome> {
-    let config = sextant_config::load(config).map_err(|error| {
+fn load(config: &Path) -> Result<Config, Outcome> {
+    sextant_config::load(config).map_err(|error| {
         eprintln!("{error}");
-        Outcome::BadInput
-    })?;
-    config.authority_endpoint().cloned().ok_or_else(|| {
-        eprintln!("the configuration names no authority (no [authority] section and no listener.authority)");
         Outcome::BadInput
     })
 }
 
-pub async fn status(config: &Path, json: bool) -> Outcome {
-    let endpoint = match authority_endpoint(config) {
-        Ok(endpoint) => endpoint,
-        Err(outcome) => return outcome,
-    };
-    let status = fetch(&endpoint).await;
-    if json {
-        let value = match &status {
-            Ok(s) => serde_json::json!({
-                "daemons": [{
-                    "daemon": s.daemon, "endpoint": endpoint.to_string(), "reachable": true,
-                    "version": s.version, "uptime_seconds": s.uptime_seconds,
-                }],
-                "zones": s.zones.iter().map(|z| serde_json::json!({
-                    "name": z.name, "serial": z.serial, "records": z.records, "source": z.source,
-                })).collect::<Vec<_>>(),
-            }),
-            Err(error) => serde_json::json!({
-                "daemons": [{"daemon": "sextant-authority", "endpoint": endpoint.to_string(), "reachable": false, "error": error}],
-                "zones": [],
-            }),
-        };
-        say!("{value:#}");
-    } else {
-        print_table(&endpoint, &status);
+/// The controllable daemons the configuration names, with their endpoints.
+fn daemons(config: &Config) -> Vec<(&'static str, Endpoint)> {
+    let mut daemons = Vec::new();
+    if let Some(endpoint) = config.authority_endpoint() {
+        daemons.push(("sextant-authority", endpoint.clone()));
     }
-    match status {
-        Ok(_) => Outcome::Ok,
-        Err(_) => Outcome::Unreachable,
+    if let Some(endpoint) = config.secondaries_endpoint() {
+        daemons.push(("sextant-transfer", endpoint.clone()));
     }
+    daemons
 }
 
-async fn fetch(endpoint: &Endpoint) -> Result<DaemonStatus, String> {
+async fn fetch(endpoint: &Endpoint, daemon: &str) -> Result<DaemonStatus, String> {
     match check_health(endpoint, "").await {
         Ok(HealthState::Serving) => {}
         Ok(other) => return Err(format!("health is {other:?}")),
-        Err(error) => return Err(format!("{error}; is sextant-authority running?")),
+        Err(error) => return Err(format!("{error}; is {daemon} running?")),
     }
     let mut client = ControlClient::connect(endpoint)
         .await
@@ -61,7 +38,54 @@ async fn fetch(endpoint: &Endpoint) -> Result<DaemonStatus, String> {
     client.status().await.map_err(|e| e.to_string())
 }
 
-fn print_table(endpoint: &Endpoint, status: &Result<DaemonStatus, String>) {
+fn zone_json(z: &ZoneStatus) -> serde_json::Value {
+    serde_json::json!({
+        "name": z.name, "serial": z.serial, "records": z.records, "source": z.source,
+        "last_success_seconds_ago": z.last_success_seconds_ago, "last_failure": z.last_failure,
+        "next_refresh_seconds": z.next_refresh_seconds, "expired": z.expired,
+    })
+}
+
+pub async fn status(config: &Path, json: bool) -> Outcome {
+    let config = match load(config) {
+        Ok(config) => config,
+        Err(outcome) => return outcome,
+    };
+    let daemons = daemons(&config);
+    if daemons.is_empty() {
+        eprintln!("the configuration names no daemon to ask ([authority] or [transfer] sections)");
+        return Outcome::BadInput;
+    }
+    let mut results = Vec::new();
+    for (daemon, endpoint) in &daemons {
+        results.push((*daemon, endpoint, fetch(endpoint, daemon).await));
+    }
+    if json {
+        let daemons: Vec<_> = results
+            .iter()
+            .map(|(daemon, endpoint, result)| match result {
+                Ok(s) => serde_json::json!({
+                    "daemon": daemon, "endpoint": endpoint.to_string(), "reachable": true,
+                    "version": s.version, "uptime_seconds": s.uptime_seconds,
+                    "zones": s.zones.iter().map(zone_json).collect::<Vec<_>>(),
+                }),
+                Err(error) => serde_json::json!({
+                    "daemon": daemon, "endpoint": endpoint.to_string(), "reachable": false, "error": error,
+                }),
+            })
+            .collect();
+        say!("{:#}", serde_json::json!({ "daemons": daemons }));
+    } else {
+        print_tables(&results);
+    }
+    if results.iter().all(|(_, _, r)| r.is_ok()) {
+        Outcome::Ok
+    } else {
+        Outcome::Unreachable
+    }
+}
+
+fn print_tables(results: &[(&str, &Endpoint, Result<DaemonStatus, String>)]) {
     say!(
         "{:<20} {:<44} {:<10} {:>10}",
         "DAEMON",
@@ -69,61 +93,120 @@ fn print_table(endpoint: &Endpoint, status: &Result<DaemonStatus, String>) {
         "VERSION",
         "UPTIME"
     );
-    match status {
-        Ok(s) => {
-            say!(
+    for (daemon, endpoint, result) in results {
+        match result {
+            Ok(s) => say!(
                 "{:<20} {:<44} {:<10} {:>9}s",
-                s.daemon,
+                daemon,
                 endpoint.to_string(),
                 s.version,
                 s.uptime_seconds
+            ),
+            Err(error) => say!(
+                "{:<20} {:<44} unreachable: {error}",
+                daemon,
+                endpoint.to_string()
+            ),
+        }
+    }
+    for (daemon, _, result) in results {
+        let Ok(status) = result else { continue };
+        say!();
+        if *daemon == "sextant-transfer" {
+            say!(
+                "{:<28} {:>11} {:>9} {:>9} {:>9} {:>8}  SOURCE / LAST FAILURE",
+                "SECONDARY ZONE",
+                "SERIAL",
+                "RECORDS",
+                "OK AGO",
+                "NEXT IN",
+                "EXPIRED"
             );
-            say!();
-            say!("{:<32} {:>12} {:>10}  SOURCE", "ZONE", "SERIAL", "RECORDS");
-            for zone in &s.zones {
+            for z in &status.zones {
+                let seconds = |v: Option<u64>| v.map_or("-".to_string(), |s| format!("{s}s"));
                 say!(
-                    "{:<32} {:>12} {:>10}  {}",
-                    zone.name,
-                    zone.serial,
-                    zone.records,
-                    zone.source
+                    "{:<28} {:>11} {:>9} {:>9} {:>9} {:>8}  {}{}",
+                    z.name,
+                    z.serial,
+                    z.records,
+                    seconds(z.last_success_seconds_ago),
+                    seconds(z.next_refresh_seconds),
+                    if z.expired { "yes" } else { "no" },
+                    z.source,
+                    if z.last_failure.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" / {}", z.last_failure)
+                    }
+                );
+            }
+        } else {
+            say!(
+                "{:<32} {:>12} {:>10} {:>8}  SOURCE",
+                "ZONE",
+                "SERIAL",
+                "RECORDS",
+                "EXPIRED"
+            );
+            for z in &status.zones {
+                say!(
+                    "{:<32} {:>12} {:>10} {:>8}  {}",
+                    z.name,
+                    z.serial,
+                    z.records,
+                    if z.expired { "yes" } else { "no" },
+                    z.source
                 );
             }
         }
-        Err(error) => say!(
-            "{:<20} {:<44} unreachable: {error}",
-            "sextant-authority",
-            endpoint.to_string()
-        ),
     }
 }
 
-pub async fn reload(config: &Path, zone: Option<&str>) -> Outcome {
-    let endpoint = match authority_endpoint(config) {
-        Ok(endpoint) => endpoint,
+/// `zone reload` asks the authority (re-read files); `zone retransfer` asks the
+/// transfer daemon (force a transfer).
+pub async fn control(config: &Path, zone: Option<&str>, retransfer: bool) -> Outcome {
+    let config = match load(config) {
+        Ok(config) => config,
         Err(outcome) => return outcome,
     };
-    let mut client = match ControlClient::connect(&endpoint).await {
+    let (daemon, endpoint) = if retransfer {
+        ("sextant-transfer", config.secondaries_endpoint())
+    } else {
+        ("sextant-authority", config.authority_endpoint())
+    };
+    let Some(endpoint) = endpoint else {
+        eprintln!("the configuration names no {daemon}");
+        return Outcome::BadInput;
+    };
+    let mut client = match ControlClient::connect(endpoint).await {
         Ok(client) => client,
         Err(error) => {
-            eprintln!("{error}; is sextant-authority running?");
+            eprintln!("{error}; is {daemon} running?");
             return Outcome::Unreachable;
         }
     };
     match client.reload(zone).await {
         Ok(Ok(zones)) => {
             for zone in zones {
-                say!(
-                    "{} serial {} ({} records) served",
-                    zone.name,
-                    zone.serial,
-                    zone.records
-                );
+                if retransfer {
+                    say!(
+                        "{} transfer requested (serial now {})",
+                        zone.name,
+                        zone.serial
+                    );
+                } else {
+                    say!(
+                        "{} serial {} ({} records) served",
+                        zone.name,
+                        zone.serial,
+                        zone.records
+                    );
+                }
             }
             Outcome::Ok
         }
         Ok(Err(message)) => {
-            eprintln!("reload refused, previous zones still served: {message}");
+            eprintln!("refused, nothing changed: {message}");
             Outcome::BadInput
         }
         Err(error) => {

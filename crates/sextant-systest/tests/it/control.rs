@@ -29,8 +29,8 @@ fn status_reload_and_exit_codes() {
     assert!(status.status.success());
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(json["daemons"][0]["reachable"], true);
-    assert_eq!(json["zones"][0]["name"], "example.com.");
-    assert_eq!(json["zones"][0]["serial"], 2026112101);
+    assert_eq!(json["daemons"][0]["zones"][0]["name"], "example.com.");
+    assert_eq!(json["daemons"][0]["zones"][0]["serial"], 2026112101);
     let table = String::from_utf8_lossy(&sextantctl(&config, &["status"]).stdout).into_owned();
     assert!(
         table.contains("example.com.") && table.contains("2026112101"),

@@ -147,6 +147,63 @@ fn every_failed_transfer_keeps_the_previous_version_whole() {
         rcode(suite.dns, "v1only.example.org."),
         ResponseCode::NXDomain
     );
+
+    // The operator's view, then a forced retransfer of an unchanged serial.
+    let config = lab.path().join("sextant.toml");
+    let status = sextantctl(&config, &["status", "--json"]);
+    assert!(status.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let transfer = &json["daemons"][1];
+    assert_eq!(transfer["daemon"], "sextant-transfer");
+    assert_eq!(transfer["zones"][0]["serial"], 2);
+    assert_eq!(transfer["zones"][0]["last_failure"], "");
+    assert_eq!(transfer["zones"][0]["expired"], false);
+    let before = primary.transfers();
+    let retransfer = sextantctl(&config, &["zone", "retransfer", ZONE]);
+    assert!(
+        retransfer.status.success(),
+        "{}",
+        String::from_utf8_lossy(&retransfer.stderr)
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the forced transfer",
+        &suite,
+        || primary.transfers() > before,
+    );
+}
+
+fn sextantctl(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(sextant_systest::binary("sextantctl").unwrap())
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_failed_refresh_is_visible_in_status() {
+    let lab = Lab::new().unwrap();
+    let primary = FakePrimary::start(ZONE).unwrap();
+    let suite = start(&lab, &primary);
+    primary.set_version(2, &["www", "v2only"]);
+    primary.set_fault(Fault::CloseAfter(2));
+    let before = failures(&suite);
+    notify(suite.dns, ZONE).unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the failed transfer",
+        &suite,
+        || failures(&suite) > before,
+    );
+    let status = sextantctl(&lab.path().join("sextant.toml"), &["status"]);
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert!(table.contains("SECONDARY ZONE"), "{table}");
+    assert!(
+        table.contains("closed the connection before the closing SOA"),
+        "{table}"
+    );
 }
 
 #[test]

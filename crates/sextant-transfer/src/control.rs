@@ -1,0 +1,76 @@
+//! Operator control of the transfer daemon: per-zone status (serial, last success,
+//! last failure and why, next refresh, expired) and forced retransfer.
+
+use std::time::Instant;
+
+use sextant_rpc::{ControlHandler, DaemonStatus, ZoneStatus};
+
+use crate::zones::Zones;
+
+impl Zones {
+    fn zone_statuses(&self) -> Vec<ZoneStatus> {
+        let now = Instant::now();
+        let mut statuses: Vec<ZoneStatus> = self
+            .zones
+            .values()
+            .map(|entry| {
+                let published = self.store.published(&entry.key).ok().flatten();
+                let state = entry.state.lock();
+                ZoneStatus {
+                    name: entry.key.clone(),
+                    serial: published.map_or(0, |p| p.serial),
+                    records: published.map_or(0, |p| p.records),
+                    source: entry
+                        .primaries
+                        .iter()
+                        .map(|p| format!("primary {p}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    last_success_seconds_ago: state
+                        .last_success
+                        .map(|t| now.duration_since(t).as_secs()),
+                    last_failure: state.last_failure.clone().unwrap_or_default(),
+                    next_refresh_seconds: state
+                        .next_refresh
+                        .map(|t| t.saturating_duration_since(now).as_secs()),
+                    expired: state.expired,
+                }
+            })
+            .collect();
+        statuses.sort_by(|a, b| a.name.cmp(&b.name));
+        statuses
+    }
+}
+
+impl ControlHandler for Zones {
+    fn status(&self) -> DaemonStatus {
+        DaemonStatus {
+            daemon: "sextant-transfer".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_seconds: self.started.elapsed().as_secs(),
+            zones: self.zone_statuses(),
+        }
+    }
+
+    /// Forces a transfer of `zone` (or of every zone) now.
+    async fn reload(&self, zone: Option<String>) -> Result<Vec<ZoneStatus>, String> {
+        let wanted = zone.map(|z| z.trim_end_matches('.').to_ascii_lowercase() + ".");
+        let mut matched = 0;
+        for entry in self
+            .zones
+            .values()
+            .filter(|e| wanted.as_ref().is_none_or(|w| &e.key == w))
+        {
+            entry.state.lock().force = true;
+            let _ = entry.trigger.try_send(());
+            matched += 1;
+        }
+        if matched == 0 {
+            return Err(format!(
+                "zone {} is not a secondary zone here",
+                wanted.unwrap_or_default()
+            ));
+        }
+        Ok(self.zone_statuses())
+    }
+}
