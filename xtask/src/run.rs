@@ -103,11 +103,18 @@ fn wait_ready(path: &PathBuf, children: &mut [(&str, Child)]) -> anyhow::Result<
     }
 }
 
-/// Waits for Ctrl-C or for a daemon to die.
+/// Waits for Ctrl-C or for a daemon to stop. Ctrl-C reaches the daemons too (same
+/// process group), so one may exit before our handler runs: a clean exit is a stop,
+/// only a failure is an error.
 fn supervise(children: &mut [(&str, Child)], stop: &AtomicBool) -> anyhow::Result<()> {
     while !stop.load(Ordering::SeqCst) {
         for (name, child) in children.iter_mut() {
             if let Some(status) = child.try_wait()? {
+                std::thread::sleep(Duration::from_millis(300));
+                if status.success() || stop.load(Ordering::SeqCst) {
+                    eprintln!("{name} stopped; stopping the others");
+                    return Ok(());
+                }
                 bail!("{name} exited ({status}); stopping the others");
             }
         }
