@@ -5,7 +5,12 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 /// (program, Debian package) pairs the test suite needs.
-pub const TEST_PEERS: &[(&str, &str)] = &[("dig", "bind9-dnsutils"), ("nsd", "nsd")];
+pub const TEST_PEERS: &[(&str, &str)] = &[
+    ("dig", "bind9-dnsutils"),
+    ("nsd", "nsd"),
+    ("knotd", "knot"),
+    ("named", "bind9"),
+];
 
 fn have(program: &str) -> bool {
     Command::new("sh")

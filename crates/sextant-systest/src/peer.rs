@@ -94,6 +94,86 @@ impl Peer {
         Ok(peer)
     }
 
+    /// Knot serving `zone` from `file` in `dir`, allowing AXFR from loopback and
+    /// sending NOTIFY to `notify` (the secondary's listener).
+    pub fn knot_primary(
+        dir: &Path,
+        zone: &str,
+        file: &Path,
+        notify: SocketAddr,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let port = free_port()?;
+        let d = dir.display();
+        let config = format!(
+            "server:\n    listen: 127.0.0.1@{port}\n    rundir: \"{d}\"\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\
+             database:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\n\
+             remote:\n  - id: secondary\n    address: {}@{}\n\
+             acl:\n  - id: transfer\n    address: 127.0.0.0/8\n    action: transfer\n\
+             zone:\n  - domain: {zone}\n    file: \"{}\"\n    storage: \"{d}\"\n    zonefile-sync: -1\n    \
+             journal-content: none\n    notify: secondary\n    acl: transfer\n",
+            notify.ip(),
+            notify.port(),
+            file.display()
+        );
+        let path = dir.join("knot.conf");
+        std::fs::write(&path, config)?;
+        let log = std::fs::File::create(dir.join("knot.log"))?;
+        let child = Command::new("knotd")
+            .arg("-c")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting knotd (install it with `apt-get install knot`)")?;
+        let mut peer = Self {
+            child,
+            addr: ([127, 0, 0, 1], port).into(),
+        };
+        peer.wait_answering(zone)?;
+        Ok(peer)
+    }
+
+    /// BIND (named) serving `zone` from `file` in `dir`, allowing AXFR from loopback
+    /// and sending NOTIFY to `notify`.
+    pub fn bind_primary(
+        dir: &Path,
+        zone: &str,
+        file: &Path,
+        notify: SocketAddr,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let port = free_port()?;
+        let d = dir.display();
+        let config = format!(
+            "options {{ directory \"{d}\"; pid-file \"{d}/named.pid\"; listen-on port {port} {{ 127.0.0.1; }};\n  \
+             listen-on-v6 {{ none; }}; recursion no; notify explicit; also-notify {{ {} port {}; }};\n  \
+             allow-transfer {{ 127.0.0.0/8; }}; notify-source 127.0.0.1; }};\ncontrols {{ }};\n\
+             zone \"{zone}\" {{ type primary; file \"{}\"; }};\n",
+            notify.ip(),
+            notify.port(),
+            file.display()
+        );
+        let path = dir.join("named.conf");
+        std::fs::write(&path, config)?;
+        let log = std::fs::File::create(dir.join("named.log"))?;
+        let child = Command::new("named")
+            .args(["-g", "-n", "1", "-c"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting named (install it with `apt-get install bind9`)")?;
+        let mut peer = Self {
+            child,
+            addr: ([127, 0, 0, 1], port).into(),
+        };
+        peer.wait_answering(zone)?;
+        Ok(peer)
+    }
+
     /// Polls with an SOA query for `apex` until the server answers it.
     fn wait_answering(&mut self, apex: &str) -> anyhow::Result<()> {
         let started = Instant::now();

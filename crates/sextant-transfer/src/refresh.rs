@@ -76,10 +76,23 @@ pub async fn run(zones: Arc<Zones>, key: String, shutdown: CancellationToken) {
         if state.expired != was_expired {
             zones.notifier().notify();
         }
+        let wait = jittered(wait);
         state.next_refresh = Some(now + wait);
         drop(state);
         next = tokio::time::Instant::now() + wait;
     }
+}
+
+/// Up to 10% off each interval, so zones loaded together do not refresh together.
+fn jittered(wait: std::time::Duration) -> std::time::Duration {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded randomly per instance: enough for spreading timers.
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let tenth = wait / 10;
+    let nanos = u64::try_from(tenth.as_nanos()).unwrap_or(u64::MAX);
+    wait - std::time::Duration::from_nanos(if nanos == 0 { 0 } else { random % nanos })
 }
 
 async fn refresh_once(zones: &Zones, zone: &ZoneEntry) -> Result<Refreshed, XfrError> {

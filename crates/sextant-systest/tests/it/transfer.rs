@@ -320,39 +320,43 @@ fn kill_9_of_the_transfer_daemon_keeps_the_published_version() {
     );
 }
 
-#[test]
-fn nsd_as_primary_transfers_and_notifies() {
+/// A real primary serves the zone and NOTIFYs our listener; we transfer it, then a
+/// change on the primary (SIGHUP) reaches us by NOTIFY and a new AXFR.
+fn primary_interop(
+    peer: &str,
+    start_primary: impl Fn(&std::path::Path, &std::path::Path, SocketAddr) -> anyhow::Result<Peer>,
+) {
     let lab = Lab::new().unwrap();
     let zone_file = lab
         .write(
-            "nsd/example.org.zone",
+            &format!("{peer}/example.org.zone"),
             "$ORIGIN example.org.\n$TTL 300\n@ SOA ns1 hostmaster 1 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.1\nv1only A 192.0.2.11\n",
         )
         .unwrap();
-    // NSD must know where to send NOTIFY before it starts: reserve the listener's port.
+    // The primary must know where to send NOTIFY before it starts: reserve the
+    // listener's port now.
     let port = std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let nsd = Peer::nsd_with(
-        &lab.path().join("nsd"),
-        &[("example.org", &zone_file)],
-        &format!("  provide-xfr: 127.0.0.1 NOKEY\n  notify: 127.0.0.1@{port} NOKEY\n"),
-    )
-    .unwrap();
+    let listener: SocketAddr = ([127, 0, 0, 1], port).into();
+    let primary = start_primary(&lab.path().join(peer), &zone_file, listener).unwrap();
     let config = lab
         .suite_config(&[("example.com", EXAMPLE_ZONE)], "")
         .unwrap();
     let text = std::fs::read_to_string(&config)
         .unwrap()
-        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+        .replace("127.0.0.1:0", &listener.to_string());
     std::fs::write(&config, text).unwrap();
-    lab.add_transfer(&config, &[(ZONE, nsd.addr)]).unwrap();
+    lab.add_transfer(&config, &[(ZONE, primary.addr)]).unwrap();
     let suite = lab.start_suite(&config).unwrap();
-    eventually(Duration::from_secs(15), "the AXFR from NSD", &suite, || {
-        serial(suite.dns) == Some(1)
-    });
+    eventually(
+        Duration::from_secs(15),
+        &format!("the AXFR from {peer}"),
+        &suite,
+        || serial(suite.dns) == Some(1),
+    );
     assert_eq!(
         rcode(suite.dns, "v1only.example.org."),
         ResponseCode::NoError
@@ -363,11 +367,11 @@ fn nsd_as_primary_transfers_and_notifies() {
         "$ORIGIN example.org.\n$TTL 300\n@ SOA ns1 hostmaster 2 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.1\nv2only A 192.0.2.12\n",
     )
     .unwrap();
-    nsd.reload().unwrap();
-    // Refresh is an hour: only NSD's NOTIFY can bring serial 2 this fast.
+    primary.reload().unwrap();
+    // Refresh is an hour: only the primary's NOTIFY can bring serial 2 this fast.
     eventually(
-        Duration::from_secs(15),
-        "NOTIFY and the new AXFR",
+        Duration::from_secs(20),
+        &format!("{peer}'s NOTIFY and the new AXFR"),
         &suite,
         || serial(suite.dns) == Some(2),
     );
@@ -379,4 +383,33 @@ fn nsd_as_primary_transfers_and_notifies() {
         rcode(suite.dns, "v1only.example.org."),
         ResponseCode::NXDomain
     );
+}
+
+#[test]
+fn nsd_primary_axfr_and_notify() {
+    primary_interop("nsd", |dir, file, notify_to| {
+        Peer::nsd_with(
+            dir,
+            &[("example.org", file)],
+            &format!(
+                "  provide-xfr: 127.0.0.1 NOKEY\n  notify: {}@{} NOKEY\n",
+                notify_to.ip(),
+                notify_to.port()
+            ),
+        )
+    });
+}
+
+#[test]
+fn knot_primary_axfr_and_notify() {
+    primary_interop("knot", |dir, file, notify_to| {
+        Peer::knot_primary(dir, "example.org.", file, notify_to)
+    });
+}
+
+#[test]
+fn bind_primary_axfr_and_notify() {
+    primary_interop("bind", |dir, file, notify_to| {
+        Peer::bind_primary(dir, "example.org.", file, notify_to)
+    });
 }
