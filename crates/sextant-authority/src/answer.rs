@@ -17,61 +17,36 @@ pub fn respond(catalog: &Catalog, query: &Query, edns_payload_size: u16) -> Answ
         Ok(view) => view,
         Err(None) => return Answer::default(), // not a query: no answer at all
         Err(Some(malformed)) => {
-            return error(
-                wire,
-                &malformed.header,
-                None,
-                u16::from(RCODE_FORMERR),
-                edns_payload_size,
-            );
+            let rcode = u16::from(RCODE_FORMERR);
+            return error(wire, &malformed.header, None, rcode, edns_payload_size);
         }
     };
     let header = view.header;
+    let reject = |rcode: u16| error(wire, &header, Some(&view), rcode, edns_payload_size);
     if header.opcode() != OPCODE_QUERY {
-        return error(
-            wire,
-            &header,
-            Some(&view),
-            u16::from(RCODE_NOTIMP),
-            edns_payload_size,
-        );
+        return reject(u16::from(RCODE_NOTIMP));
     }
     if view.edns.is_some_and(|e| e.version > 0) {
-        return error(wire, &header, Some(&view), RCODE_BADVERS, edns_payload_size);
+        return reject(RCODE_BADVERS);
     }
     // Zone transfers are not offered yet: refuse them like a primary whose
     // allow-transfer list is empty (the default).
     if view.question.qclass != CLASS_IN || matches!(view.question.qtype, TYPE_AXFR | TYPE_IXFR) {
-        return error(
-            wire,
-            &header,
-            Some(&view),
-            u16::from(RCODE_REFUSED),
-            edns_payload_size,
-        );
+        return reject(u16::from(RCODE_REFUSED));
     }
     let Some(question) = wire
         .get(HEADER_LEN..view.question_end)
         .and_then(|bytes| Question::read(&mut BinDecoder::new(bytes)).ok())
     else {
-        return error(
-            wire,
-            &header,
-            Some(&view),
-            u16::from(RCODE_FORMERR),
-            edns_payload_size,
-        );
+        return reject(u16::from(RCODE_FORMERR));
     };
 
     let lookup = catalog.lookup(question.name(), question.query_type());
-    if lookup.rcode == Rcode::Refused {
-        return error(
-            wire,
-            &header,
-            Some(&view),
-            u16::from(RCODE_REFUSED),
-            edns_payload_size,
-        );
+    match lookup.rcode {
+        Rcode::Refused => return reject(u16::from(RCODE_REFUSED)),
+        // An expired secondary zone: no data, not authoritative, never cached.
+        Rcode::ServFail => return reject(u16::from(RCODE_SERVFAIL)),
+        Rcode::NoError | Rcode::NxDomain | Rcode::YxDomain => {}
     }
     let cache_ttl = lookup.min_ttl();
     let mut message = response_message(&view, question, lookup, edns_payload_size);

@@ -182,8 +182,11 @@ impl Store {
         Ok(zones)
     }
 
-    /// The records of the published version of `zone`, in the order they were staged.
-    pub fn records(&self, zone: &str) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+    /// The published version of `zone` with its tree and the tree's name.
+    fn published_tree(
+        &self,
+        zone: &str,
+    ) -> Result<Option<(Published, sled::Tree, String)>, StoreError> {
         let Some(published) = self.published(zone)? else {
             return Ok(None);
         };
@@ -192,6 +195,14 @@ impl Store {
             .db
             .open_tree(&name)
             .map_err(sled_error(format!("open {name}")))?;
+        Ok(Some((published, tree, name)))
+    }
+
+    /// The records of the published version of `zone`, in the order they were staged.
+    pub fn records(&self, zone: &str) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+        let Some((published, tree, name)) = self.published_tree(zone)? else {
+            return Ok(None);
+        };
         let mut records = Vec::with_capacity(usize::try_from(published.records).unwrap_or(0));
         for entry in tree.iter() {
             let (_, value) = entry.map_err(sled_error(format!("read {name}")))?;
@@ -209,14 +220,9 @@ impl Store {
     /// The first record of the published version of `zone` (the SOA, by convention of
     /// the caller), without reading the rest.
     pub fn first_record(&self, zone: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(published) = self.published(zone)? else {
+        let Some((_, tree, name)) = self.published_tree(zone)? else {
             return Ok(None);
         };
-        let name = version_tree_name(zone, published.version);
-        let tree = self
-            .db
-            .open_tree(&name)
-            .map_err(sled_error(format!("open {name}")))?;
         let first = tree.first().map_err(sled_error(format!("read {name}")))?;
         Ok(first.map(|(_, value)| value.to_vec()))
     }

@@ -140,6 +140,15 @@ impl Lab {
     }
 }
 
+/// Runs `sextantctl --config CONFIG ARGS` and returns what it printed and its status.
+pub fn sextantctl(config: &Path, args: &[&str]) -> anyhow::Result<std::process::Output> {
+    Ok(std::process::Command::new(binary("sextantctl")?)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()?)
+}
+
 /// A running listener and authority.
 #[derive(Debug)]
 pub struct Suite {

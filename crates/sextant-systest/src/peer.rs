@@ -116,23 +116,16 @@ impl Peer {
             notify.port(),
             file.display()
         );
-        let path = dir.join("knot.conf");
-        std::fs::write(&path, config)?;
-        let log = std::fs::File::create(dir.join("knot.log"))?;
-        let child = Command::new("knotd")
-            .arg("-c")
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("starting knotd (install it with `apt-get install knot`)")?;
-        let mut peer = Self {
-            child,
-            addr: ([127, 0, 0, 1], port).into(),
-        };
-        peer.wait_answering(zone)?;
-        Ok(peer)
+        Self::spawn(
+            dir,
+            "knot.conf",
+            &config,
+            "knotd",
+            &["-c"],
+            "knot",
+            port,
+            zone,
+        )
     }
 
     /// BIND (named) serving `zone` from `file` in `dir`, allowing AXFR from loopback
@@ -155,17 +148,44 @@ impl Peer {
             notify.port(),
             file.display()
         );
-        let path = dir.join("named.conf");
+        Self::spawn(
+            dir,
+            "named.conf",
+            &config,
+            "named",
+            &["-g", "-n", "1", "-c"],
+            "bind9",
+            port,
+            zone,
+        )
+    }
+
+    /// Writes `config` as `dir/config_name`, runs `program ARGS CONFIG` with its
+    /// stderr in `dir/program.log`, and waits until it answers for `zone` on `port`.
+    #[allow(clippy::too_many_arguments)]
+    fn spawn(
+        dir: &Path,
+        config_name: &str,
+        config: &str,
+        program: &str,
+        args: &[&str],
+        package: &str,
+        port: u16,
+        zone: &str,
+    ) -> anyhow::Result<Self> {
+        let path = dir.join(config_name);
         std::fs::write(&path, config)?;
-        let log = std::fs::File::create(dir.join("named.log"))?;
-        let child = Command::new("named")
-            .args(["-g", "-n", "1", "-c"])
+        let log = std::fs::File::create(dir.join(format!("{program}.log")))?;
+        let child = Command::new(program)
+            .args(args)
             .arg(&path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .context("starting named (install it with `apt-get install bind9`)")?;
+            .with_context(|| {
+                format!("starting {program} (install it with `apt-get install {package}`)")
+            })?;
         let mut peer = Self {
             child,
             addr: ([127, 0, 0, 1], port).into(),

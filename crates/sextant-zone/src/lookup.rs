@@ -448,6 +448,19 @@ mod tests {
     }
 
     #[test]
+    fn an_expired_zone_is_servfail() {
+        let origin = Name::from_ascii("other.org.").unwrap();
+        let expired = catalog().updated([], &[(origin, true)]);
+        let out = expired.lookup(&Name::from_ascii("www.other.org.").unwrap(), RecordType::A);
+        assert_eq!(out.rcode, Rcode::ServFail);
+        let out = expired.lookup(
+            &Name::from_ascii("www.example.com.").unwrap(),
+            RecordType::A,
+        );
+        assert_eq!(out.rcode, Rcode::NoError, "other zones are not affected");
+    }
+
+    #[test]
     fn outside_every_zone_is_refused() {
         assert_eq!(q("example.net.", RecordType::A).rcode, Rcode::Refused);
     }

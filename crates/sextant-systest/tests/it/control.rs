@@ -1,21 +1,10 @@
 //! sextantctl against the running suite: status (table and JSON), reload by gRPC with
 //! a broken file refused whole, exit codes scripts can rely on.
 
-use std::process::{Command, Output};
-
 use hickory_proto::rr::RecordType;
-use sextant_systest::{Lab, binary, query_udp};
+use sextant_systest::{Lab, query_udp, sextantctl};
 
 use crate::EXAMPLE_ZONE;
-
-fn sextantctl(config: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(binary("sextantctl").unwrap())
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 #[test]
 fn status_reload_and_exit_codes() {
@@ -25,13 +14,14 @@ fn status_reload_and_exit_codes() {
         .unwrap();
     let mut suite = lab.start_suite(&config).unwrap();
 
-    let status = sextantctl(&config, &["status", "--json"]);
+    let status = sextantctl(&config, &["status", "--json"]).unwrap();
     assert!(status.status.success());
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(json["daemons"][0]["reachable"], true);
     assert_eq!(json["daemons"][0]["zones"][0]["name"], "example.com.");
     assert_eq!(json["daemons"][0]["zones"][0]["serial"], 2026112101);
-    let table = String::from_utf8_lossy(&sextantctl(&config, &["status"]).stdout).into_owned();
+    let table =
+        String::from_utf8_lossy(&sextantctl(&config, &["status"]).unwrap().stdout).into_owned();
     assert!(
         table.contains("example.com.") && table.contains("2026112101"),
         "{table}"
@@ -45,7 +35,7 @@ fn status_reload_and_exit_codes() {
             .replace("192.0.2.80", "192.0.2.82"),
     )
     .unwrap();
-    let reload = sextantctl(&config, &["zone", "reload", "example.com"]);
+    let reload = sextantctl(&config, &["zone", "reload", "example.com"]).unwrap();
     assert!(
         reload.status.success(),
         "{}",
@@ -64,7 +54,7 @@ fn status_reload_and_exit_codes() {
         EXAMPLE_ZONE.replace("ns1     IN A   192.0.2.1", "ns1     IN A   not-an-address"),
     )
     .unwrap();
-    let refused = sextantctl(&config, &["zone", "reload", "example.com"]);
+    let refused = sextantctl(&config, &["zone", "reload", "example.com"]).unwrap();
     assert_eq!(refused.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -79,7 +69,7 @@ fn status_reload_and_exit_codes() {
     );
 
     suite.authority.take().unwrap().kill();
-    let down = sextantctl(&config, &["status"]);
+    let down = sextantctl(&config, &["status"]).unwrap();
     assert_eq!(down.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&down.stdout).contains("unreachable"));
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
-use sextant_systest::{FakePrimary, Fault, Lab, Peer, Suite, notify, query_udp};
+use sextant_systest::{FakePrimary, Fault, Lab, Peer, Suite, notify, query_udp, sextantctl};
 
 use crate::EXAMPLE_ZONE;
 
@@ -150,7 +150,7 @@ fn every_failed_transfer_keeps_the_previous_version_whole() {
 
     // The operator's view, then a forced retransfer of an unchanged serial.
     let config = lab.path().join("sextant.toml");
-    let status = sextantctl(&config, &["status", "--json"]);
+    let status = sextantctl(&config, &["status", "--json"]).unwrap();
     assert!(status.status.success());
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     let transfer = &json["daemons"][1];
@@ -159,7 +159,7 @@ fn every_failed_transfer_keeps_the_previous_version_whole() {
     assert_eq!(transfer["zones"][0]["last_failure"], "");
     assert_eq!(transfer["zones"][0]["expired"], false);
     let before = primary.transfers();
-    let retransfer = sextantctl(&config, &["zone", "retransfer", ZONE]);
+    let retransfer = sextantctl(&config, &["zone", "retransfer", ZONE]).unwrap();
     assert!(
         retransfer.status.success(),
         "{}",
@@ -171,15 +171,6 @@ fn every_failed_transfer_keeps_the_previous_version_whole() {
         &suite,
         || primary.transfers() > before,
     );
-}
-
-fn sextantctl(config: &std::path::Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(sextant_systest::binary("sextantctl").unwrap())
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[test]
@@ -197,7 +188,7 @@ fn a_failed_refresh_is_visible_in_status() {
         &suite,
         || failures(&suite) > before,
     );
-    let status = sextantctl(&lab.path().join("sextant.toml"), &["status"]);
+    let status = sextantctl(&lab.path().join("sextant.toml"), &["status"]).unwrap();
     let table = String::from_utf8_lossy(&status.stdout);
     assert!(table.contains("SECONDARY ZONE"), "{table}");
     assert!(
