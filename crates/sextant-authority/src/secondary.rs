@@ -31,7 +31,7 @@ pub async fn follow(
     let snapshot = tokio::time::timeout(SNAPSHOT_WAIT, async {
         while let Some(event) = events.recv().await {
             match event {
-                VersionEvent::Zone(version) => apply(&authority, &publisher, version),
+                VersionEvent::Zone(version) => apply(&authority, &publisher, version).await,
                 VersionEvent::SnapshotDone => return,
             }
         }
@@ -50,14 +50,19 @@ async fn apply_all(
 ) {
     while let Some(event) = events.recv().await {
         if let VersionEvent::Zone(version) = event {
-            apply(&authority, &publisher, version);
+            apply(&authority, &publisher, version).await;
         }
     }
 }
 
-fn apply(authority: &Authority, publisher: &ZoneSetPublisher, version: ZoneVersion) {
+/// Builds the version off the async threads (a large zone takes seconds), then swaps
+/// it in.
+async fn apply(authority: &Authority, publisher: &ZoneSetPublisher, version: ZoneVersion) {
     let (zone, serial, expired) = (version.zone.clone(), version.serial, version.expired);
-    match build(version) {
+    let built = tokio::task::spawn_blocking(move || build(version))
+        .await
+        .unwrap_or_else(|e| Err(format!("zone build task failed: {e}")));
+    match built {
         Ok(built) => {
             let origin = built.origin().clone();
             let catalog = authority
@@ -67,9 +72,12 @@ fn apply(authority: &Authority, publisher: &ZoneSetPublisher, version: ZoneVersi
             let generation = publisher.publish(authority.zone_names());
             tracing::info!(%zone, serial, expired, generation, "secondary zone version served");
         }
-        Err(error) => {
-            tracing::error!(%zone, serial, %error, "secondary zone version rejected; the previous version stays served")
-        }
+        Err(error) => tracing::error!(
+            %zone,
+            serial,
+            %error,
+            "secondary zone version rejected; the previous version stays served"
+        ),
     }
 }
 
