@@ -29,10 +29,26 @@ pub enum Fault {
     NoClosingSoa,
 }
 
+/// How the primary answers IXFR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IxfrMode {
+    /// The differences from the client's version (when it knows that version).
+    Differences,
+    /// The whole zone, as AXFR would send it (RFC 1995 §4 allows it).
+    AxfrStyle,
+    /// Differences that delete a record the client does not have.
+    Inconsistent,
+    /// NOTIMP, as a primary without IXFR answers.
+    Refuse,
+}
+
 #[derive(Debug)]
 struct Zone {
     serial: u32,
     hosts: Vec<String>,
+    /// Earlier versions: serial and hosts.
+    history: Vec<(u32, Vec<String>)>,
+    ixfr: IxfrMode,
     /// refresh, retry, expire in seconds.
     timers: (i32, i32, i32),
     fault: Fault,
@@ -46,6 +62,7 @@ struct Shared {
     stop: AtomicBool,
     soa_queries: AtomicUsize,
     transfers: AtomicUsize,
+    ixfrs: AtomicUsize,
 }
 
 /// std's Mutex, poison-tolerant: a panicking test thread must not wedge the primary.
@@ -87,6 +104,8 @@ impl FakePrimary {
             zone: parking_lot_free::Mutex::new(Zone {
                 serial: 1,
                 hosts: vec!["www".into(), "v1only".into()],
+                history: Vec::new(),
+                ixfr: IxfrMode::Differences,
                 timers: (3600, 3600, 1_209_600),
                 fault: Fault::None,
             }),
@@ -94,6 +113,7 @@ impl FakePrimary {
             stop: AtomicBool::new(false),
             soa_queries: AtomicUsize::new(0),
             transfers: AtomicUsize::new(0),
+            ixfrs: AtomicUsize::new(0),
         });
         let udp_shared = shared.clone();
         let tcp_shared = shared.clone();
@@ -111,6 +131,8 @@ impl FakePrimary {
     /// The next version: `serial` with these host names (each gets an A record).
     pub fn set_version(&self, serial: u32, hosts: &[&str]) {
         let mut zone = self.shared.zone.lock();
+        let previous = (zone.serial, zone.hosts.clone());
+        zone.history.push(previous);
         zone.serial = serial;
         zone.hosts = hosts.iter().map(|h| h.to_string()).collect();
     }
@@ -133,8 +155,18 @@ impl FakePrimary {
         self.shared.soa_queries.load(Ordering::SeqCst)
     }
 
+    /// AXFR requests received.
     pub fn transfers(&self) -> usize {
         self.shared.transfers.load(Ordering::SeqCst)
+    }
+
+    /// IXFR requests received.
+    pub fn ixfrs(&self) -> usize {
+        self.shared.ixfrs.load(Ordering::SeqCst)
+    }
+
+    pub fn set_ixfr_mode(&self, mode: IxfrMode) {
+        self.shared.zone.lock().ixfr = mode;
     }
 }
 
@@ -175,16 +207,56 @@ fn records(shared: &Shared, zone: &Zone) -> Vec<Record> {
         Record::from_rdata(shared.origin.clone(), 60, RData::NS(NS(ns.clone()))),
         Record::from_rdata(ns, 60, RData::A(A::new(192, 0, 2, 1))),
     ];
-    for (i, host) in zone.hosts.iter().enumerate() {
-        if let Ok(name) = Name::from_ascii(host).and_then(|h| h.append_domain(&shared.origin)) {
-            records.push(Record::from_rdata(
-                name,
-                60,
-                RData::A(A::new(192, 0, 2, 10 + (i % 200) as u8)),
-            ));
-        }
-    }
+    records.extend(
+        zone.hosts
+            .iter()
+            .filter_map(|host| host_record(shared, host)),
+    );
     records
+}
+
+/// A host's A record; the address depends on the name only, so versions differ only
+/// by the names they hold.
+fn host_record(shared: &Shared, host: &str) -> Option<Record> {
+    let name = Name::from_ascii(host)
+        .and_then(|h| h.append_domain(&shared.origin))
+        .ok()?;
+    let last = 10 + (host.bytes().map(u32::from).sum::<u32>() % 200) as u8;
+    Some(Record::from_rdata(
+        name,
+        60,
+        RData::A(A::new(192, 0, 2, last)),
+    ))
+}
+
+/// The IXFR answer records for a client at `theirs`, or `None` to send the whole zone.
+fn ixfr_records(shared: &Shared, zone: &Zone, theirs: u32) -> Option<Vec<Record>> {
+    let old = zone
+        .history
+        .iter()
+        .rev()
+        .find(|(serial, _)| *serial == theirs)?;
+    let mut deleted: Vec<Record> = old
+        .1
+        .iter()
+        .filter(|h| !zone.hosts.contains(h))
+        .filter_map(|h| host_record(shared, h))
+        .collect();
+    if zone.ixfr == IxfrMode::Inconsistent {
+        deleted.extend(host_record(shared, "ghost"));
+    }
+    let added = zone
+        .hosts
+        .iter()
+        .filter(|h| !old.1.contains(h))
+        .filter_map(|h| host_record(shared, h));
+    let newest = soa(shared, zone, zone.serial);
+    let mut records = vec![newest.clone(), soa(shared, zone, theirs)];
+    records.extend(deleted);
+    records.push(newest.clone());
+    records.extend(added);
+    records.push(newest);
+    Some(records)
 }
 
 fn response_to(query: &Message, answers: Vec<Record>) -> Message {
@@ -264,47 +336,80 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<(
             };
             write_message(&mut stream, &response_to(&query, vec![answer]))
         }
+        Some(RecordType::IXFR) => {
+            shared.ixfrs.fetch_add(1, Ordering::SeqCst);
+            let theirs = query.authorities.first().and_then(|r| match &r.data {
+                RData::SOA(soa) => Some(soa.serial),
+                _ => None,
+            });
+            let (answer, mode) = {
+                let zone = shared.zone.lock();
+                let answer = if theirs == Some(zone.serial) {
+                    Some(vec![soa(shared, &zone, zone.serial)])
+                } else if matches!(zone.ixfr, IxfrMode::Differences | IxfrMode::Inconsistent) {
+                    theirs.and_then(|t| ixfr_records(shared, &zone, t))
+                } else {
+                    None
+                };
+                (answer, zone.ixfr)
+            };
+            if mode == IxfrMode::Refuse {
+                let mut refused = response_to(&query, Vec::new());
+                refused.metadata.response_code = hickory_proto::op::ResponseCode::NotImp;
+                return write_message(&mut stream, &refused);
+            }
+            match answer {
+                Some(records) => write_message(&mut stream, &response_to(&query, records)),
+                None => send_zone(&mut stream, &query, shared),
+            }
+        }
         Some(RecordType::AXFR) => {
             shared.transfers.fetch_add(1, Ordering::SeqCst);
-            let (records, closing, fault) = {
-                let zone = shared.zone.lock();
-                let closing_serial = if zone.fault == Fault::ClosingSoaDiffers {
-                    zone.serial + 1
-                } else {
-                    zone.serial
-                };
-                (
-                    records(shared, &zone),
-                    soa(shared, &zone, closing_serial),
-                    zone.fault,
-                )
-            };
-            let mut sent = 0;
-            for chunk in records.chunks(RECORDS_PER_MESSAGE) {
-                for _ in chunk {
-                    if matches!(fault, Fault::CloseAfter(k) if sent == k) {
-                        return Ok(()); // dropping the stream closes it mid-transfer
-                    }
-                    if matches!(fault, Fault::StallAfter(k) if sent == k) {
-                        while !shared.stop.load(Ordering::SeqCst) {
-                            thread::sleep(Duration::from_millis(50));
-                        }
-                        return Ok(());
-                    }
-                    sent += 1;
-                }
-                write_message(&mut stream, &response_to(&query, chunk.to_vec()))?;
-                if fault == Fault::Garbage {
-                    stream.write_all(&[0, 40])?;
-                    stream.write_all(b"this is not a DNS message, not at all!!!")?;
-                    return Ok(());
-                }
-            }
-            if fault == Fault::NoClosingSoa {
-                return Ok(());
-            }
-            write_message(&mut stream, &response_to(&query, vec![closing]))
+            send_zone(&mut stream, &query, shared)
         }
         _ => Ok(()),
     }
+}
+
+/// The whole zone as an AXFR stream (also the AXFR-style answer to IXFR), with the
+/// configured fault.
+fn send_zone(stream: &mut TcpStream, query: &Message, shared: &Shared) -> std::io::Result<()> {
+    let (records, closing, fault) = {
+        let zone = shared.zone.lock();
+        let closing_serial = if zone.fault == Fault::ClosingSoaDiffers {
+            zone.serial + 1
+        } else {
+            zone.serial
+        };
+        (
+            records(shared, &zone),
+            soa(shared, &zone, closing_serial),
+            zone.fault,
+        )
+    };
+    let mut sent = 0;
+    for chunk in records.chunks(RECORDS_PER_MESSAGE) {
+        for _ in chunk {
+            if matches!(fault, Fault::CloseAfter(k) if sent == k) {
+                return Ok(()); // dropping the stream closes it mid-transfer
+            }
+            if matches!(fault, Fault::StallAfter(k) if sent == k) {
+                while !shared.stop.load(Ordering::SeqCst) {
+                    thread::sleep(Duration::from_millis(50));
+                }
+                return Ok(());
+            }
+            sent += 1;
+        }
+        write_message(stream, &response_to(query, chunk.to_vec()))?;
+        if fault == Fault::Garbage {
+            stream.write_all(&[0, 40])?;
+            stream.write_all(b"this is not a DNS message, not at all!!!")?;
+            return Ok(());
+        }
+    }
+    if fault == Fault::NoClosingSoa {
+        return Ok(());
+    }
+    write_message(stream, &response_to(query, vec![closing]))
 }

@@ -10,7 +10,7 @@ pub mod procstat;
 
 pub use client::{dig, exchange, notify, query_tcp, query_udp, query_udp_raw, question_with};
 pub use daemon::{Daemon, binary};
-pub use fake_primary::{FakePrimary, Fault};
+pub use fake_primary::{FakePrimary, Fault, IxfrMode};
 pub use peer::Peer;
 
 use std::net::SocketAddr;

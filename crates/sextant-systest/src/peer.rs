@@ -95,7 +95,8 @@ impl Peer {
     }
 
     /// Knot serving `zone` from `file` in `dir`, allowing AXFR from loopback and
-    /// sending NOTIFY to `notify` (the secondary's listener).
+    /// sending NOTIFY to `notify` (the secondary's listener). Changes to the file are
+    /// journaled, so Knot answers IXFR with differences.
     pub fn knot_primary(
         dir: &Path,
         zone: &str,
@@ -111,7 +112,7 @@ impl Peer {
              remote:\n  - id: secondary\n    address: {}@{}\n\
              acl:\n  - id: transfer\n    address: 127.0.0.0/8\n    action: transfer\n\
              zone:\n  - domain: {zone}\n    file: \"{}\"\n    storage: \"{d}\"\n    zonefile-sync: -1\n    \
-             journal-content: none\n    notify: secondary\n    acl: transfer\n",
+             journal-content: changes\n    zonefile-load: difference\n    notify: secondary\n    acl: transfer\n",
             notify.ip(),
             notify.port(),
             file.display()
@@ -129,7 +130,8 @@ impl Peer {
     }
 
     /// BIND (named) serving `zone` from `file` in `dir`, allowing AXFR from loopback
-    /// and sending NOTIFY to `notify`.
+    /// and sending NOTIFY to `notify`; `ixfr-from-differences` makes it answer IXFR
+    /// with differences after a reload.
     pub fn bind_primary(
         dir: &Path,
         zone: &str,
@@ -143,7 +145,7 @@ impl Peer {
             "options {{ directory \"{d}\"; pid-file \"{d}/named.pid\"; listen-on port {port} {{ 127.0.0.1; }};\n  \
              listen-on-v6 {{ none; }}; recursion no; notify explicit; also-notify {{ {} port {}; }};\n  \
              allow-transfer {{ 127.0.0.0/8; }}; notify-source 127.0.0.1; }};\ncontrols {{ }};\n\
-             zone \"{zone}\" {{ type primary; file \"{}\"; }};\n",
+             zone \"{zone}\" {{ type primary; file \"{}\"; ixfr-from-differences yes; max-ixfr-ratio unlimited; }};\n",
             notify.ip(),
             notify.port(),
             file.display()

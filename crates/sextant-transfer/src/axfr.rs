@@ -88,32 +88,13 @@ impl AxfrReceiver {
         if self.complete {
             return Err(self.malformed("a message arrived after the closing SOA"));
         }
-        let meta = &message.metadata;
-        if meta.id != self.query_id {
-            return Err(self.malformed(format!(
-                "message ID {} is not the query's {}",
-                meta.id, self.query_id
-            )));
-        }
-        if meta.message_type != MessageType::Response || meta.op_code != OpCode::Query {
-            return Err(self.malformed("a message is not a query response"));
-        }
-        if meta.response_code != ResponseCode::NoError {
-            return Err(XfrError::Refused {
-                primary: self.primary,
-                rcode: meta.response_code.to_string(),
-            });
-        }
-        if meta.truncation {
-            return Err(self.malformed("a message has TC set"));
-        }
-        match message.queries.as_slice() {
-            [] => {}
-            [question]
-                if question.query_type() == RecordType::AXFR
-                    && question.name().to_lowercase() == self.zone => {}
-            _ => return Err(self.malformed("the question is not this zone's AXFR")),
-        }
+        check_message(
+            self.primary,
+            &self.zone,
+            self.query_id,
+            RecordType::AXFR,
+            message,
+        )?;
         self.bytes += wire_len as u64;
         if self.bytes > self.limits.max_bytes {
             return Err(XfrError::TooLarge {
@@ -191,6 +172,47 @@ impl AxfrReceiver {
             });
         }
         sink(record)
+    }
+}
+
+/// The checks every message of a transfer response must pass (RFC 5936 §2.2.1 and
+/// RFC 1995): our ID, a response to QUERY, NOERROR, no TC, and the question, when
+/// repeated, for this zone and transfer type.
+pub(crate) fn check_message(
+    primary: SocketAddr,
+    zone: &Name,
+    query_id: u16,
+    qtype: RecordType,
+    message: &Message,
+) -> Result<(), XfrError> {
+    let malformed = |reason: String| XfrError::Malformed { primary, reason };
+    let meta = &message.metadata;
+    if meta.id != query_id {
+        return Err(malformed(format!(
+            "message ID {} is not the query's {query_id}",
+            meta.id
+        )));
+    }
+    if meta.message_type != MessageType::Response || meta.op_code != OpCode::Query {
+        return Err(malformed("a message is not a query response".into()));
+    }
+    if meta.response_code != ResponseCode::NoError {
+        return Err(XfrError::Refused {
+            primary,
+            rcode: meta.response_code.to_string(),
+        });
+    }
+    if meta.truncation {
+        return Err(malformed("a message has TC set".into()));
+    }
+    match message.queries.as_slice() {
+        [] => Ok(()),
+        [question] if question.query_type() == qtype && question.name().to_lowercase() == *zone => {
+            Ok(())
+        }
+        _ => Err(malformed(format!(
+            "the question is not this zone's {qtype}"
+        ))),
     }
 }
 

@@ -224,3 +224,31 @@ pub async fn axfr(
         }
     }
 }
+
+/// Asks `primary` for the differences from our SOA `ours` (RFC 1995, over TCP).
+pub async fn ixfr(
+    primary: SocketAddr,
+    zone: &Name,
+    ours: &Record,
+    timeouts: &Timeouts,
+    limits: Limits,
+) -> Result<crate::ixfr::IxfrOutcome, XfrError> {
+    let mut stream = connect(primary, timeouts).await?;
+    let mut query = Message::query();
+    query.add_query(Query::query(zone.clone(), RecordType::IXFR));
+    query.authorities.push(ours.clone());
+    send_framed(&mut stream, primary, &query).await?;
+    let serial = crate::axfr::serial_of(ours);
+    let mut receiver =
+        crate::ixfr::IxfrReceiver::new(primary, zone, query.metadata.id, serial, limits);
+    let mut records = 0;
+    loop {
+        let Some((message, _)) = read_framed(&mut stream, primary, timeouts, records).await? else {
+            return Err(XfrError::Closed { primary, records });
+        };
+        records += message.answers.len() as u64;
+        if let Some(outcome) = receiver.accept(&message)? {
+            return Ok(outcome);
+        }
+    }
+}

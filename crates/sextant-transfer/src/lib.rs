@@ -8,6 +8,7 @@ pub mod client;
 mod control;
 mod error;
 mod expire;
+pub mod ixfr;
 mod notify;
 mod refresh;
 pub mod serial;

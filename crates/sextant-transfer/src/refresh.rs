@@ -18,8 +18,15 @@ use crate::zones::{SoaTimers, ZoneEntry, Zones};
 /// What one refresh did.
 #[derive(Debug)]
 enum Refreshed {
-    UpToDate { serial: u32 },
+    UpToDate {
+        serial: u32,
+    },
     Transferred(AxfrOutcome),
+    Incremental {
+        serial: u32,
+        diffs: usize,
+        records: usize,
+    },
 }
 
 pub async fn run(zones: Arc<Zones>, key: String, shutdown: CancellationToken) {
@@ -51,6 +58,18 @@ pub async fn run(zones: Arc<Zones>, key: String, shutdown: CancellationToken) {
                     Refreshed::UpToDate { serial } => {
                         tracing::debug!(zone = %key, serial, "up to date")
                     }
+                    Refreshed::Incremental {
+                        serial,
+                        diffs,
+                        records,
+                    } => tracing::info!(
+                        zone = %key,
+                        serial,
+                        diffs,
+                        records,
+                        seconds = format!("{:.3}", started.elapsed().as_secs_f64()),
+                        "zone updated by IXFR and published"
+                    ),
                     Refreshed::Transferred(done) => tracing::info!(
                         zone = %key,
                         serial = done.serial,
@@ -119,6 +138,15 @@ async fn refresh_once(zones: &Zones, zone: &ZoneEntry) -> Result<Refreshed, XfrE
         let floor = published
             .filter(|_| !force)
             .or(published.map(|s| s.wrapping_sub(1)));
+        if !force && published.is_some() {
+            match incremental(zones, zone, *primary).await {
+                Ok(Some(refreshed)) => return Ok(refreshed),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::info!(zone = %zone.key, %primary, %error, "IXFR failed; falling back to AXFR");
+                }
+            }
+        }
         match transfer(zones, zone, *primary, floor).await {
             Ok(done) => return Ok(Refreshed::Transferred(done)),
             Err(error) => last_error = Some(error),
@@ -127,6 +155,70 @@ async fn refresh_once(zones: &Zones, zone: &ZoneEntry) -> Result<Refreshed, XfrE
     Err(last_error.unwrap_or(XfrError::Malformed {
         primary: ([0, 0, 0, 0], 0).into(),
         reason: "no primary configured".into(),
+    }))
+}
+
+/// An IXFR from our published version: `Ok(None)` when the primary answered with the
+/// whole zone (AXFR-style), so that the caller transfers it by AXFR. The differences
+/// are checked against our version before anything is staged.
+async fn incremental(
+    zones: &Zones,
+    zone: &ZoneEntry,
+    primary: std::net::SocketAddr,
+) -> Result<Option<Refreshed>, XfrError> {
+    use hickory_proto::rr::Record;
+    use hickory_proto::serialize::binary::BinDecodable;
+
+    let malformed = |reason: String| XfrError::Malformed { primary, reason };
+    let Some(current) = zones.store.records(&zone.key)? else {
+        return Ok(None);
+    };
+    let current: Vec<Record> = current
+        .iter()
+        .map(|bytes| Record::from_bytes(bytes))
+        .collect::<Result<_, _>>()
+        .map_err(|e| malformed(format!("our stored version does not decode ({e})")))?;
+    let Some(ours) = current.first().cloned() else {
+        return Ok(None);
+    };
+    let ours_serial = crate::axfr::serial_of(&ours);
+    let outcome = client::ixfr(primary, &zone.name, &ours, &zones.timeouts, zones.limits).await?;
+    let (soa, diffs) = match outcome {
+        crate::ixfr::IxfrOutcome::UpToDate { .. } => {
+            return Ok(Some(Refreshed::UpToDate {
+                serial: ours_serial,
+            }));
+        }
+        crate::ixfr::IxfrOutcome::AxfrStyle => return Ok(None),
+        crate::ixfr::IxfrOutcome::Incremental { soa, diffs } => (soa, diffs),
+    };
+    let next = crate::ixfr::apply(current, &diffs, &soa).map_err(malformed)?;
+    let apex_ns = next.iter().any(|r| {
+        r.record_type() == hickory_proto::rr::RecordType::NS
+            && r.name.to_lowercase() == zone.name.to_lowercase()
+    });
+    if !apex_ns {
+        return Err(malformed(
+            "after the differences the zone has no NS records at its apex".into(),
+        ));
+    }
+    let serial = crate::axfr::serial_of(&soa);
+    let mut staging = zones.store.begin(&zone.key)?;
+    for record in &next {
+        let wire = record
+            .to_bytes()
+            .map_err(|e| malformed(format!("a record cannot be encoded ({e})")))?;
+        staging.push(&wire)?;
+    }
+    staging.publish(serial).await?;
+    if let Some(timers) = SoaTimers::of(&soa) {
+        zone.state.lock().timers = timers;
+    }
+    zones.notifier().notify();
+    Ok(Some(Refreshed::Incremental {
+        serial,
+        diffs: diffs.len(),
+        records: next.len(),
     }))
 }
 

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
-use sextant_systest::{FakePrimary, Fault, Lab, Peer, Suite, notify, query_udp, sextantctl};
+use sextant_systest::{
+    FakePrimary, Fault, IxfrMode, Lab, Peer, Suite, notify, query_udp, sextantctl,
+};
 
 use crate::EXAMPLE_ZONE;
 
@@ -85,6 +87,8 @@ fn start(lab: &Lab, primary: &FakePrimary) -> Suite {
 fn every_failed_transfer_keeps_the_previous_version_whole() {
     let lab = Lab::new().unwrap();
     let primary = FakePrimary::start(ZONE).unwrap();
+    // These faults are in the AXFR stream: no IXFR, so every refresh is an AXFR.
+    primary.set_ixfr_mode(IxfrMode::Refuse);
     let suite = start(&lab, &primary);
     assert_old_version_served(suite.dns, "initial");
 
@@ -174,9 +178,87 @@ fn every_failed_transfer_keeps_the_previous_version_whole() {
 }
 
 #[test]
+fn ixfr_applies_differences_and_falls_back_to_axfr() {
+    let lab = Lab::new().unwrap();
+    let primary = FakePrimary::start(ZONE).unwrap();
+    let suite = start(&lab, &primary);
+    assert_eq!(
+        (primary.transfers(), primary.ixfrs()),
+        (1, 0),
+        "the first version comes by AXFR"
+    );
+
+    // Differences: only what changed travels, the rest of the zone is kept.
+    primary.set_version(2, &["www", "v2only"]);
+    notify(suite.dns, ZONE).unwrap();
+    eventually(Duration::from_secs(10), "the IXFR", &suite, || {
+        serial(suite.dns) == Some(2)
+    });
+    assert_eq!(
+        (primary.transfers(), primary.ixfrs()),
+        (1, 1),
+        "served by IXFR, no AXFR"
+    );
+    assert_eq!(
+        rcode(suite.dns, "v2only.example.org."),
+        ResponseCode::NoError
+    );
+    assert_eq!(rcode(suite.dns, "www.example.org."), ResponseCode::NoError);
+    assert_eq!(
+        rcode(suite.dns, "v1only.example.org."),
+        ResponseCode::NXDomain
+    );
+    assert!(
+        suite
+            .transfer
+            .as_ref()
+            .unwrap()
+            .log_text()
+            .contains("zone updated by IXFR")
+    );
+
+    // Each way IXFR cannot be used ends in a whole AXFR of the new version.
+    for (serial_now, mode) in [
+        (3, IxfrMode::AxfrStyle),
+        (4, IxfrMode::Inconsistent),
+        (5, IxfrMode::Refuse),
+    ] {
+        let name = format!("v{serial_now}only");
+        primary.set_ixfr_mode(mode);
+        primary.set_version(serial_now, &["www", &name]);
+        let axfrs = primary.transfers();
+        notify(suite.dns, ZONE).unwrap();
+        eventually(
+            Duration::from_secs(10),
+            &format!("{mode:?} then AXFR"),
+            &suite,
+            || serial(suite.dns) == Some(serial_now),
+        );
+        assert_eq!(
+            primary.transfers(),
+            axfrs + 1,
+            "{mode:?}: one AXFR after the IXFR"
+        );
+        assert_eq!(
+            rcode(suite.dns, &format!("{name}.example.org.")),
+            ResponseCode::NoError,
+            "{mode:?}"
+        );
+        let previous = format!("v{}only.example.org.", serial_now - 1);
+        assert_eq!(
+            rcode(suite.dns, &previous),
+            ResponseCode::NXDomain,
+            "{mode:?}: an old name survived"
+        );
+    }
+}
+
+#[test]
 fn a_failed_refresh_is_visible_in_status() {
     let lab = Lab::new().unwrap();
     let primary = FakePrimary::start(ZONE).unwrap();
+    // These faults are in the AXFR stream: no IXFR, so every refresh is an AXFR.
+    primary.set_ixfr_mode(IxfrMode::Refuse);
     let suite = start(&lab, &primary);
     primary.set_version(2, &["www", "v2only"]);
     primary.set_fault(Fault::CloseAfter(2));
@@ -250,6 +332,8 @@ fn an_unreachable_primary_expires_the_zone_then_it_comes_back() {
 fn kill_9_of_the_transfer_daemon_keeps_the_published_version() {
     let lab = Lab::new().unwrap();
     let primary = FakePrimary::start(ZONE).unwrap();
+    // These faults are in the AXFR stream: no IXFR, so every refresh is an AXFR.
+    primary.set_ixfr_mode(IxfrMode::Refuse);
     let config = lab
         .suite_config(&[("example.com", EXAMPLE_ZONE)], "")
         .unwrap();
@@ -315,6 +399,7 @@ fn kill_9_of_the_transfer_daemon_keeps_the_published_version() {
 /// change on the primary (SIGHUP) reaches us by NOTIFY and a new AXFR.
 fn primary_interop(
     peer: &str,
+    serves_ixfr: bool,
     start_primary: impl Fn(&std::path::Path, &std::path::Path, SocketAddr) -> anyhow::Result<Peer>,
 ) {
     let lab = Lab::new().unwrap();
@@ -362,7 +447,7 @@ fn primary_interop(
     // Refresh is an hour: only the primary's NOTIFY can bring serial 2 this fast.
     eventually(
         Duration::from_secs(20),
-        &format!("{peer}'s NOTIFY and the new AXFR"),
+        &format!("{peer}'s NOTIFY and the new transfer"),
         &suite,
         || serial(suite.dns) == Some(2),
     );
@@ -374,11 +459,22 @@ fn primary_interop(
         rcode(suite.dns, "v1only.example.org."),
         ResponseCode::NXDomain
     );
+    let log = suite
+        .transfer
+        .as_ref()
+        .map(|t| t.log_text())
+        .unwrap_or_default();
+    assert_eq!(
+        log.contains("zone updated by IXFR"),
+        serves_ixfr,
+        "{peer}: IXFR used?\n{log}"
+    );
 }
 
 #[test]
 fn nsd_primary_axfr_and_notify() {
-    primary_interop("nsd", |dir, file, notify_to| {
+    // NSD 4.6 keeps no IXFR history here: it answers IXFR with the whole zone.
+    primary_interop("nsd", false, |dir, file, notify_to| {
         Peer::nsd_with(
             dir,
             &[("example.org", file)],
@@ -392,15 +488,15 @@ fn nsd_primary_axfr_and_notify() {
 }
 
 #[test]
-fn knot_primary_axfr_and_notify() {
-    primary_interop("knot", |dir, file, notify_to| {
+fn knot_primary_ixfr_and_notify() {
+    primary_interop("knot", true, |dir, file, notify_to| {
         Peer::knot_primary(dir, "example.org.", file, notify_to)
     });
 }
 
 #[test]
-fn bind_primary_axfr_and_notify() {
-    primary_interop("bind", |dir, file, notify_to| {
+fn bind_primary_ixfr_and_notify() {
+    primary_interop("bind", true, |dir, file, notify_to| {
         Peer::bind_primary(dir, "example.org.", file, notify_to)
     });
 }

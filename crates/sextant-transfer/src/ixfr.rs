@@ -1,0 +1,392 @@
+//! IXFR (RFC 1995): the receiver of an incremental transfer and the application of its
+//! differences to the current version. Differences are small and held in memory; a
+//! primary that answers with a whole zone ("AXFR-style") or with differences that do
+//! not fit our version sends us back to AXFR.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use hickory_proto::op::Message;
+use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
+use hickory_proto::serialize::binary::BinEncodable;
+
+use crate::XfrError;
+use crate::axfr::{Limits, check_message, serial_of};
+use crate::serial::is_newer;
+
+/// One difference sequence: from serial `from` to the SOA `to`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diff {
+    pub from: u32,
+    pub to: Record,
+    pub deleted: Vec<Record>,
+    pub added: Vec<Record>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IxfrOutcome {
+    /// The primary has nothing newer than our serial.
+    UpToDate { serial: u32 },
+    /// The primary sent the whole zone: transfer it by AXFR instead.
+    AxfrStyle,
+    /// Differences from our serial to `soa`'s.
+    Incremental { soa: Box<Record>, diffs: Vec<Diff> },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    First,
+    Second,
+    Deleting,
+    Adding,
+}
+
+#[derive(Debug)]
+pub struct IxfrReceiver {
+    primary: SocketAddr,
+    zone: Name,
+    query_id: u16,
+    ours: u32,
+    limits: Limits,
+    state: State,
+    newest: Option<Record>,
+    current: Option<Diff>,
+    diffs: Vec<Diff>,
+    records: u64,
+}
+
+impl IxfrReceiver {
+    pub fn new(primary: SocketAddr, zone: &Name, query_id: u16, ours: u32, limits: Limits) -> Self {
+        Self {
+            primary,
+            zone: zone.to_lowercase(),
+            query_id,
+            ours,
+            limits,
+            state: State::First,
+            newest: None,
+            current: None,
+            diffs: Vec::new(),
+            records: 0,
+        }
+    }
+
+    fn malformed(&self, reason: impl Into<String>) -> XfrError {
+        XfrError::Malformed {
+            primary: self.primary,
+            reason: reason.into(),
+        }
+    }
+
+    /// Checks one message; `Some` once the response is complete.
+    pub fn accept(&mut self, message: &Message) -> Result<Option<IxfrOutcome>, XfrError> {
+        check_message(
+            self.primary,
+            &self.zone,
+            self.query_id,
+            RecordType::IXFR,
+            message,
+        )?;
+        let last = message.answers.len();
+        for (index, record) in message.answers.iter().enumerate() {
+            self.records += 1;
+            if self.records > self.limits.max_records {
+                return Err(XfrError::TooLarge {
+                    primary: self.primary,
+                    limit: self.limits.max_records,
+                    what: "records",
+                });
+            }
+            if record.dns_class != DNSClass::IN || !self.zone.zone_of(&record.name) {
+                return Err(self.malformed(format!(
+                    "{} is outside zone {} or not class IN",
+                    record.name, self.zone
+                )));
+            }
+            let is_soa = record.record_type() == RecordType::SOA;
+            if is_soa && record.name.to_lowercase() != self.zone {
+                return Err(
+                    self.malformed(format!("SOA record at {}, below the apex", record.name))
+                );
+            }
+            match self.state {
+                State::First => {
+                    if !is_soa {
+                        return Err(
+                            self.malformed("the response does not begin with the zone's SOA")
+                        );
+                    }
+                    let serial = serial_of(record);
+                    if !is_newer(serial, self.ours) {
+                        return Ok(Some(IxfrOutcome::UpToDate { serial }));
+                    }
+                    self.newest = Some(record.clone());
+                    self.state = State::Second;
+                }
+                State::Second => {
+                    if !is_soa {
+                        return Ok(Some(IxfrOutcome::AxfrStyle));
+                    }
+                    if serial_of(record) != self.ours {
+                        return Err(self.malformed(format!(
+                            "the differences start at serial {}, but we have {}",
+                            serial_of(record),
+                            self.ours
+                        )));
+                    }
+                    self.start_diff(record);
+                }
+                State::Deleting => match &mut self.current {
+                    Some(diff) if is_soa => {
+                        diff.to = record.clone();
+                        self.state = State::Adding;
+                    }
+                    Some(diff) => diff.deleted.push(record.clone()),
+                    None => return Err(self.malformed("records outside a difference sequence")),
+                },
+                State::Adding => {
+                    if !is_soa {
+                        match &mut self.current {
+                            Some(diff) => diff.added.push(record.clone()),
+                            None => {
+                                return Err(self.malformed("records outside a difference sequence"));
+                            }
+                        }
+                        continue;
+                    }
+                    let Some(diff) = self.current.take() else {
+                        return Err(self.malformed("records outside a difference sequence"));
+                    };
+                    let reached = serial_of(&diff.to);
+                    self.diffs.push(diff);
+                    let newest = self
+                        .newest
+                        .clone()
+                        .ok_or_else(|| self.malformed("no opening SOA"))?;
+                    if reached == serial_of(&newest) {
+                        // The closing SOA: it must be the newest SOA and the last record.
+                        if record.data != newest.data || index + 1 != last {
+                            return Err(
+                                self.malformed("the closing SOA differs or records follow it")
+                            );
+                        }
+                        return Ok(Some(IxfrOutcome::Incremental {
+                            soa: Box::new(newest),
+                            diffs: std::mem::take(&mut self.diffs),
+                        }));
+                    }
+                    if serial_of(record) != reached {
+                        return Err(self.malformed(format!(
+                            "a difference starts at serial {} after one that reached {reached}",
+                            serial_of(record)
+                        )));
+                    }
+                    self.start_diff(record);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn start_diff(&mut self, old_soa: &Record) {
+        self.current = Some(Diff {
+            from: serial_of(old_soa),
+            to: old_soa.clone(),
+            deleted: Vec::new(),
+            added: Vec::new(),
+        });
+        self.state = State::Deleting;
+    }
+}
+
+/// Identity of a record for IXFR: owner (case-insensitive), type and RDATA; TTL aside.
+fn key(record: &Record) -> Option<(Name, RecordType, Vec<u8>)> {
+    Some((
+        record.name.to_lowercase(),
+        record.record_type(),
+        record.data.to_bytes().ok()?,
+    ))
+}
+
+/// Applies `diffs` to `current` (SOA first); returns the new version, `soa` first.
+/// A deletion of a record we do not have means our version and the primary's
+/// history disagree: the caller falls back to AXFR.
+pub fn apply(current: Vec<Record>, diffs: &[Diff], soa: &Record) -> Result<Vec<Record>, String> {
+    let mut records: Vec<Option<Record>> = current
+        .into_iter()
+        .filter(|r| r.record_type() != RecordType::SOA)
+        .map(Some)
+        .collect();
+    let mut index: HashMap<(Name, RecordType, Vec<u8>), usize> = HashMap::new();
+    for (i, record) in records.iter().enumerate() {
+        if let Some(k) = record.as_ref().and_then(key) {
+            index.insert(k, i);
+        }
+    }
+    for diff in diffs {
+        for record in diff
+            .deleted
+            .iter()
+            .filter(|r| r.record_type() != RecordType::SOA)
+        {
+            let k = key(record).ok_or("a deleted record does not encode")?;
+            let i = index.remove(&k).ok_or_else(|| {
+                format!(
+                    "serial {} deletes {} {}, which we do not have",
+                    diff.from,
+                    record.name,
+                    record.record_type()
+                )
+            })?;
+            records[i] = None;
+        }
+        for record in diff
+            .added
+            .iter()
+            .filter(|r| r.record_type() != RecordType::SOA)
+        {
+            let k = key(record).ok_or("an added record does not encode")?;
+            if let std::collections::hash_map::Entry::Vacant(slot) = index.entry(k) {
+                slot.insert(records.len());
+                records.push(Some(record.clone()));
+            }
+        }
+    }
+    Ok(std::iter::once(soa.clone())
+        .chain(records.into_iter().flatten())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use hickory_proto::op::{OpCode, Query};
+    use hickory_proto::rr::RData;
+    use hickory_proto::rr::rdata::{A, NS, SOA};
+
+    fn name(text: &str) -> Name {
+        Name::from_ascii(text).unwrap()
+    }
+    fn soa(serial: u32) -> Record {
+        Record::from_rdata(
+            name("example.com."),
+            300,
+            RData::SOA(SOA::new(
+                name("ns.example.com."),
+                name("h.example.com."),
+                serial,
+                1,
+                2,
+                3,
+                4,
+            )),
+        )
+    }
+    fn a(host: &str, last: u8) -> Record {
+        Record::from_rdata(name(host), 300, RData::A(A::new(192, 0, 2, last)))
+    }
+    fn ns() -> Record {
+        Record::from_rdata(
+            name("example.com."),
+            300,
+            RData::NS(NS(name("ns.example.com."))),
+        )
+    }
+    fn message(records: Vec<Record>) -> Message {
+        let mut m = Message::response(3, OpCode::Query);
+        m.add_query(Query::query(name("example.com."), RecordType::IXFR));
+        m.answers = records;
+        m
+    }
+    fn receive(ours: u32, records: Vec<Record>) -> Result<Option<IxfrOutcome>, XfrError> {
+        IxfrReceiver::new(
+            "127.0.0.1:53".parse().unwrap(),
+            &name("example.com."),
+            3,
+            ours,
+            Limits::default(),
+        )
+        .accept(&message(records))
+    }
+
+    #[test]
+    fn single_soa_means_up_to_date() {
+        assert_eq!(
+            receive(5, vec![soa(5)]).unwrap(),
+            Some(IxfrOutcome::UpToDate { serial: 5 })
+        );
+    }
+
+    #[test]
+    fn a_whole_zone_is_axfr_style() {
+        assert_eq!(
+            receive(5, vec![soa(6), ns(), a("www.example.com.", 1), soa(6)]).unwrap(),
+            Some(IxfrOutcome::AxfrStyle)
+        );
+    }
+
+    #[test]
+    fn differences_apply_in_order() {
+        let outcome = receive(
+            5,
+            vec![
+                soa(7),
+                soa(5),
+                a("old.example.com.", 1),
+                soa(6),
+                a("mid.example.com.", 2),
+                soa(6),
+                a("mid.example.com.", 2),
+                soa(7),
+                a("new.example.com.", 3),
+                soa(7),
+            ],
+        )
+        .unwrap()
+        .unwrap();
+        let IxfrOutcome::Incremental { soa: newest, diffs } = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(diffs.len(), 2);
+        let current = vec![
+            soa(5),
+            ns(),
+            a("old.example.com.", 1),
+            a("www.example.com.", 9),
+        ];
+        let next = apply(current, &diffs, &newest).unwrap();
+        let names: Vec<String> = next
+            .iter()
+            .map(|r| format!("{} {}", r.name, r.record_type()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "example.com. SOA",
+                "example.com. NS",
+                "www.example.com. A",
+                "new.example.com. A"
+            ]
+        );
+        assert_eq!(serial_of(&next[0]), 7);
+    }
+
+    #[test]
+    fn a_difference_that_does_not_fit_is_refused() {
+        let Some(IxfrOutcome::Incremental { soa: newest, diffs }) = receive(
+            5,
+            vec![soa(6), soa(5), a("ghost.example.com.", 1), soa(6), soa(6)],
+        )
+        .unwrap() else {
+            panic!("not incremental")
+        };
+        let err = apply(vec![soa(5), ns()], &diffs, &newest).unwrap_err();
+        assert!(err.contains("which we do not have"), "{err}");
+        let err = receive(4, vec![soa(6), soa(5), soa(6), soa(6)]).unwrap_err();
+        assert!(
+            err.to_string().contains("start at serial 5, but we have 4"),
+            "{err}"
+        );
+    }
+}
