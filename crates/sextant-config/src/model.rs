@@ -87,6 +87,13 @@ pub struct ListenerConfig {
     /// Queries answered at once on one TCP connection (pipelining). Default 32.
     #[serde(default = "default_tcp_max_in_flight")]
     pub tcp_max_in_flight: usize,
+    /// Clients allowed to query; others get REFUSED. Default: everyone.
+    #[serde(default = "default_allow_query")]
+    pub allow_query: Vec<ipnet::IpNet>,
+    /// Clients whose messages are dropped unanswered (UDP) or whose connections are
+    /// closed at once (TCP). Default: none.
+    #[serde(default)]
+    pub blackhole: Vec<ipnet::IpNet>,
     /// Memory for the packet cache of backend answers, bytes; 0 turns it off.
     /// Default 64 MiB.
     #[serde(default = "default_packet_cache_bytes")]
@@ -94,6 +101,13 @@ pub struct ListenerConfig {
     /// A JSON file written once the listener serves, with the addresses it bound.
     #[serde(default)]
     pub ready_file: Option<PathBuf>,
+}
+
+fn default_allow_query() -> Vec<ipnet::IpNet> {
+    ["0.0.0.0/0", "::/0"]
+        .iter()
+        .filter_map(|net| net.parse().ok())
+        .collect()
 }
 
 fn default_packet_cache_bytes() -> u64 {

@@ -37,6 +37,35 @@ pub enum Backend {
     Transfer,
 }
 
+/// Address-based access control (checked before anything else is read).
+#[derive(Debug, Default)]
+pub struct Acl {
+    pub allow_query: Vec<ipnet::IpNet>,
+    pub blackhole: Vec<ipnet::IpNet>,
+}
+
+impl Acl {
+    pub fn is_blackholed(&self, ip: std::net::IpAddr) -> bool {
+        self.blackhole
+            .iter()
+            .any(|net| net.contains(&canonical(ip)))
+    }
+
+    pub fn may_query(&self, ip: std::net::IpAddr) -> bool {
+        self.allow_query
+            .iter()
+            .any(|net| net.contains(&canonical(ip)))
+    }
+}
+
+/// IPv4 clients on a dual-stack socket appear as ::ffff:a.b.c.d; match them as IPv4.
+fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
+    }
+}
+
 /// Counters of what happened to queries; read by logs now, by metrics later.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -65,12 +94,18 @@ pub struct Frontend {
     pub udp_payload_size: u16,
     /// `None` when disabled in the configuration.
     pub packet_cache: Option<PacketCache>,
+    /// Who may query (others: REFUSED) and who is ignored entirely.
+    pub acl: Acl,
     pub counters: Counters,
 }
 
 impl Frontend {
-    /// Decides from the header, question and OPT alone.
-    pub fn decide(&self, packet: &[u8], transport: Transport) -> Decision {
+    /// Decides from the client, the header, question and OPT alone.
+    pub fn decide(&self, packet: &[u8], client: SocketAddr, transport: Transport) -> Decision {
+        if self.acl.is_blackholed(client.ip()) {
+            bump(&self.counters.dropped);
+            return Decision::Drop;
+        }
         bump(match transport {
             Transport::Udp => &self.counters.udp_queries,
             Transport::Tcp => &self.counters.tcp_queries,
@@ -83,9 +118,16 @@ impl Frontend {
             }
             Err(Some(malformed)) => {
                 bump(&self.counters.formerr);
+                if !self.acl.may_query(client.ip()) {
+                    return Decision::Drop;
+                }
                 return self.reply(packet, &malformed.header, None, u16::from(RCODE_FORMERR));
             }
         };
+        if !self.acl.may_query(client.ip()) {
+            bump(&self.counters.refused);
+            return self.reply(packet, &view.header, Some(&view), u16::from(RCODE_REFUSED));
+        }
         if view.header.opcode() == OPCODE_NOTIFY && self.transfer.is_some() {
             bump(&self.counters.forwarded);
             return Decision::Forward {
@@ -180,7 +222,7 @@ impl Frontend {
         client: SocketAddr,
         transport: Transport,
     ) -> Option<Bytes> {
-        match self.decide(&packet, transport) {
+        match self.decide(&packet, client, transport) {
             Decision::Reply(bytes) => Some(Bytes::from(bytes)),
             Decision::Drop => None,
             Decision::Forward {

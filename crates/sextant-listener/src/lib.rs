@@ -10,7 +10,7 @@ mod tcp;
 mod udp;
 
 pub use bind::BindError;
-pub use frontend::{Backend, Counters, Decision, Frontend};
+pub use frontend::{Acl, Backend, Counters, Decision, Frontend};
 pub use packet_cache::{CacheKey, PacketCache};
 pub use route::{Route, Router};
 
@@ -53,8 +53,8 @@ fn section(config: &Config) -> anyhow::Result<&sextant_config::ListenerConfig> {
 /// Forwarded UDP queries waiting for a backend at once; past it new ones are dropped
 /// (counted), so a flood costs bounded memory.
 const MAX_UDP_IN_FLIGHT: usize = 16 * 1024;
-/// How long start-up waits for the authority's zone set before declaring itself ready
-/// anyway (answering SERVFAIL for everything until the set arrives).
+/// How long start-up waits for the authority (zone set and a query stream) before
+/// declaring itself ready anyway (answering SERVFAIL until the authority is there).
 const ZONE_SET_WAIT: Duration = Duration::from_secs(5);
 
 /// Runs the listener until `shutdown` is cancelled.
@@ -100,6 +100,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         udp_payload_size: section.udp_payload_size,
         packet_cache: (section.packet_cache_bytes > 0)
             .then(|| PacketCache::new(section.packet_cache_bytes)),
+        acl: Acl {
+            allow_query: section.allow_query.clone(),
+            blackhole: section.blackhole.clone(),
+        },
         counters: Default::default(),
     });
 
@@ -131,11 +135,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         ));
     }
 
-    let zone_set_known = tokio::time::timeout(ZONE_SET_WAIT, zone_sets.wait_for(Option::is_some))
+    // Ready means answering: the zone set known and a query stream to the authority up.
+    let backend_ready = async {
+        let _ = zone_sets.wait_for(Option::is_some).await;
+        while !frontend.authority.is_connected() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    if tokio::time::timeout(ZONE_SET_WAIT, backend_ready)
         .await
-        .is_ok();
-    if !zone_set_known {
-        tracing::warn!(authority = %authority_endpoint, "no zone set from the authority yet; answering SERVFAIL until it arrives");
+        .is_err()
+    {
+        tracing::warn!(authority = %authority_endpoint, "the authority is not reachable yet; answering SERVFAIL until it is");
     }
     let _ready = ReadyFile::write(
         section.ready_file.as_deref(),

@@ -50,6 +50,10 @@ pub async fn serve(
                 }
             },
         };
+        if frontend.acl.is_blackholed(client.ip()) {
+            drop(stream);
+            continue;
+        }
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             // Over the connection limit: close at once, which costs us nothing.
             drop(stream);

@@ -37,7 +37,7 @@ pub async fn serve(
             },
         };
         let packet = &buffer[..len];
-        match frontend.decide(packet, Transport::Udp) {
+        match frontend.decide(packet, client, Transport::Udp) {
             Decision::Drop => {}
             Decision::Reply(bytes) => send(&socket, &bytes, client).await,
             Decision::Forward {

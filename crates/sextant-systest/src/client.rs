@@ -58,20 +58,34 @@ pub fn query_udp(server: SocketAddr, name: &str, rtype: RecordType) -> anyhow::R
 /// Sends raw bytes; `None` when nothing comes back within the timeout.
 pub fn query_udp_raw(server: SocketAddr, bytes: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
     let socket = UdpSocket::bind("127.0.0.1:0")?;
-    socket.set_read_timeout(Some(TIMEOUT))?;
     socket.send_to(bytes, server)?;
+    recv_within(&socket, TIMEOUT)
+}
+
+/// Waits for one datagram for at most `limit`. A signal (EINTR: test processes get
+/// SIGCHLD as daemons of other tests exit) does not end the wait early.
+pub fn recv_within(socket: &UdpSocket, limit: Duration) -> anyhow::Result<Option<Vec<u8>>> {
+    let deadline = std::time::Instant::now() + limit;
     let mut buffer = vec![0u8; 65535];
-    match socket.recv_from(&mut buffer) {
-        Ok((len, _)) => Ok(Some(buffer[..len].to_vec())),
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ) =>
-        {
-            Ok(None)
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(None);
         }
-        Err(e) => Err(e.into()),
+        socket.set_read_timeout(Some(left))?;
+        match socket.recv_from(&mut buffer) {
+            Ok((len, _)) => return Ok(Some(buffer[..len].to_vec())),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

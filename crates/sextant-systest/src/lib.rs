@@ -8,7 +8,9 @@ mod fake_primary;
 mod peer;
 pub mod procstat;
 
-pub use client::{dig, exchange, notify, query_tcp, query_udp, query_udp_raw, question_with};
+pub use client::{
+    dig, exchange, notify, query_tcp, query_udp, query_udp_raw, question_with, recv_within,
+};
 pub use daemon::{Daemon, binary};
 pub use fake_primary::{FakePrimary, Fault, IxfrMode};
 pub use peer::Peer;

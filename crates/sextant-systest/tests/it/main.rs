@@ -1,6 +1,7 @@
 //! System tests: real daemons, real sockets, real clients.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod acl;
 mod backend_down;
 mod bind_errors;
 mod config_errors;

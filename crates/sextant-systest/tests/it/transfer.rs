@@ -300,14 +300,12 @@ fn notify_from_a_stranger_or_for_another_zone_is_refused() {
             RecordType::SOA,
         ));
         socket
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        socket
             .send_to(&message.to_vec().unwrap(), suite.dns)
             .unwrap();
-        let mut buffer = [0u8; 512];
-        let (len, _) = socket.recv_from(&mut buffer).unwrap();
-        let response = hickory_proto::op::Message::from_vec(&buffer[..len]).unwrap();
+        let answer = sextant_systest::recv_within(&socket, Duration::from_secs(5))
+            .unwrap()
+            .unwrap();
+        let response = hickory_proto::op::Message::from_vec(&answer).unwrap();
         assert_eq!(response.metadata.response_code, ResponseCode::Refused);
     }
 }
