@@ -11,6 +11,7 @@ mod grpc_tcp;
 mod query_path;
 mod reload;
 mod robustness;
+mod systemd_units;
 mod transfer;
 
 /// A small zone used by several tests.

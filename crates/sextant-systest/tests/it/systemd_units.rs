@@ -1,0 +1,76 @@
+//! The units in deploy/ pass `systemd-analyze verify`, checked in a temporary root that
+//! holds the binaries where the units expect them (/usr/bin) and the system's own units
+//! (sysinit.target and friends). A deliberately broken copy must fail, so the check
+//! cannot pass by checking nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sextant_systest::{Lab, binary};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if kind.is_symlink() {
+            let _ = std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn verify(root: &Path, units: &[PathBuf]) -> (bool, String) {
+    let output = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(format!("--root={}", root.display()))
+        .args(units)
+        .output()
+        .expect("running systemd-analyze (install it with `apt-get install systemd`)");
+    (
+        output.status.success() && output.stderr.is_empty(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_unit_passes_systemd_analyze_verify() {
+    let lab = Lab::new().unwrap();
+    let root = lab.path().join("root");
+    let units_dir = root.join("etc/systemd/system");
+    std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    for daemon in ["sextant-listener", "sextant-authority", "sextant-transfer"] {
+        std::fs::copy(binary(daemon).unwrap(), root.join("usr/bin").join(daemon)).unwrap();
+    }
+    std::fs::copy("/usr/bin/kill", root.join("bin/kill")).unwrap();
+    copy_dir(
+        Path::new("/usr/lib/systemd/system"),
+        &root.join("usr/lib/systemd/system"),
+    );
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let mut units = Vec::new();
+    for entry in std::fs::read_dir(&deploy).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".service") || name.ends_with(".target") {
+            std::fs::create_dir_all(&units_dir).unwrap();
+            std::fs::copy(entry.path(), units_dir.join(&name)).unwrap();
+            units.push(units_dir.join(&name));
+        }
+    }
+    assert_eq!(units.len(), 4, "three services and the target");
+    let (ok, stderr) = verify(&root, &units);
+    assert!(ok, "systemd-analyze verify failed:\n{stderr}");
+
+    let broken = units_dir.join("sextant-broken.service");
+    let text = std::fs::read_to_string(units_dir.join("sextant-listener.service"))
+        .unwrap()
+        .replace("Type=notify", "Type=notify-please");
+    std::fs::write(&broken, text).unwrap();
+    let (ok, stderr) = verify(&root, &[broken]);
+    assert!(!ok, "a broken unit passed verification");
+    assert!(stderr.contains("notify-please"), "{stderr}");
+}
