@@ -62,6 +62,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     for warning in &warnings {
         tracing::warn!(%warning, "zone loaded with a fix-up");
     }
+    sextant_daemon::serve_metrics(section.metrics)?;
     let authority = Arc::new(Authority::new(catalog, section.edns_payload_size));
     let publisher = ZoneSetPublisher::new();
     publisher.publish(authority.zone_names());

@@ -24,6 +24,7 @@ pub struct Stats {
 
 impl Authority {
     pub fn new(catalog: Catalog, edns_payload_size: u16) -> Self {
+        record_gauges(&catalog);
         Self {
             catalog: ArcSwap::from_pointee(catalog),
             edns_payload_size,
@@ -36,6 +37,7 @@ impl Authority {
     }
 
     pub fn replace(&self, catalog: Catalog) {
+        record_gauges(&catalog);
         self.catalog.store(Arc::new(catalog));
     }
 
@@ -59,11 +61,23 @@ impl Authority {
     }
 }
 
+/// Zones and records served, for the metrics endpoint.
+fn record_gauges(catalog: &Catalog) {
+    metrics::gauge!("sextant_authority_zones").set(catalog.zones().count() as f64);
+    let records: usize = catalog.zones().map(|z| z.record_count()).sum();
+    metrics::gauge!("sextant_authority_records").set(records as f64);
+}
+
 impl QueryHandler for Authority {
     fn handle(&self, query: Query) -> impl Future<Output = Answer> + Send {
         // The lookup is in memory and short: answer before the future is polled,
         // without holding the catalog across an await.
         let answer = respond(&self.catalog.load(), &query, self.edns_payload_size);
+        let rcode = answer
+            .wire
+            .get(3)
+            .map_or("NONE", |f| sextant_wire::rcode_name(f & 0x0f));
+        metrics::counter!("sextant_authority_answers_total", "rcode" => rcode).increment(1);
         std::future::ready(answer)
     }
 }

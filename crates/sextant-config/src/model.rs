@@ -98,6 +98,9 @@ pub struct ListenerConfig {
     /// Default 64 MiB.
     #[serde(default = "default_packet_cache_bytes")]
     pub packet_cache_bytes: u64,
+    /// Prometheus endpoint (`/metrics`), e.g. `"127.0.0.1:9153"`. Default: off.
+    #[serde(default)]
+    pub metrics: Option<SocketAddr>,
     /// A JSON file written once the listener serves, with the addresses it bound.
     #[serde(default)]
     pub ready_file: Option<PathBuf>,
@@ -145,6 +148,9 @@ pub struct AuthorityConfig {
     /// EDNS payload size we advertise in answers. Default 1232.
     #[serde(default = "default_udp_payload_size")]
     pub edns_payload_size: u16,
+    /// Prometheus endpoint (`/metrics`). Default: off.
+    #[serde(default)]
+    pub metrics: Option<SocketAddr>,
     /// A JSON file written once every zone is loaded and gRPC is served.
     #[serde(default)]
     pub ready_file: Option<PathBuf>,
@@ -165,6 +171,9 @@ pub struct TransferConfig {
     pub grpc: Endpoint,
     /// Directory of the sled store holding staged and published zone versions.
     pub state_dir: PathBuf,
+    /// Prometheus endpoint (`/metrics`). Default: off.
+    #[serde(default)]
+    pub metrics: Option<SocketAddr>,
     /// A JSON file written once the store is open and gRPC is served.
     #[serde(default)]
     pub ready_file: Option<PathBuf>,

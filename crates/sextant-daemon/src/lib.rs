@@ -3,9 +3,11 @@
 //!
 //! A daemon's `main.rs` is one call to [`main`] with its `run(config, shutdown)`.
 
+mod metrics;
 mod ready;
 mod signals;
 
+pub use metrics::serve_metrics;
 pub use ready::{ReadyFile, notify_ready, notify_stopping};
 pub use signals::shutdown_on_signals;
 

@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use sextant_rpc::{Query, QueryClient, Transport};
@@ -12,6 +11,7 @@ use sextant_wire::{Header, QueryView, parse_query, write_error_response};
 
 use crate::packet_cache::{CacheKey, PacketCache};
 use crate::route::{Route, Router};
+use crate::stats;
 
 /// What to do with one incoming message.
 #[derive(Debug)]
@@ -35,6 +35,15 @@ pub enum Backend {
     Authority,
     /// NOTIFY messages, for the secondary zones.
     Transfer,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Authority => "authority",
+            Backend::Transfer => "transfer",
+        }
+    }
 }
 
 /// Address-based access control (checked before anything else is read).
@@ -66,24 +75,6 @@ fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
     }
 }
 
-/// Counters of what happened to queries; read by logs now, by metrics later.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub udp_queries: AtomicU64,
-    pub tcp_queries: AtomicU64,
-    pub dropped: AtomicU64,
-    pub formerr: AtomicU64,
-    pub refused: AtomicU64,
-    pub servfail: AtomicU64,
-    pub notimp: AtomicU64,
-    pub forwarded: AtomicU64,
-    pub overloaded: AtomicU64,
-}
-
-fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
-}
-
 #[derive(Debug)]
 pub struct Frontend {
     pub router: Arc<Router>,
@@ -96,40 +87,34 @@ pub struct Frontend {
     pub packet_cache: Option<PacketCache>,
     /// Who may query (others: REFUSED) and who is ignored entirely.
     pub acl: Acl,
-    pub counters: Counters,
 }
 
 impl Frontend {
     /// Decides from the client, the header, question and OPT alone.
     pub fn decide(&self, packet: &[u8], client: SocketAddr, transport: Transport) -> Decision {
         if self.acl.is_blackholed(client.ip()) {
-            bump(&self.counters.dropped);
+            stats::dropped("blackhole");
             return Decision::Drop;
         }
-        bump(match transport {
-            Transport::Udp => &self.counters.udp_queries,
-            Transport::Tcp => &self.counters.tcp_queries,
-        });
+        stats::query(transport);
         let view = match parse_query(packet) {
             Ok(view) => view,
             Err(None) => {
-                bump(&self.counters.dropped);
+                stats::dropped("not_a_query");
                 return Decision::Drop;
             }
             Err(Some(malformed)) => {
-                bump(&self.counters.formerr);
                 if !self.acl.may_query(client.ip()) {
+                    stats::dropped("malformed_from_stranger");
                     return Decision::Drop;
                 }
                 return self.reply(packet, &malformed.header, None, u16::from(RCODE_FORMERR));
             }
         };
         if !self.acl.may_query(client.ip()) {
-            bump(&self.counters.refused);
             return self.reply(packet, &view.header, Some(&view), u16::from(RCODE_REFUSED));
         }
         if view.header.opcode() == OPCODE_NOTIFY && self.transfer.is_some() {
-            bump(&self.counters.forwarded);
             return Decision::Forward {
                 backend: Backend::Transfer,
                 max_response_size: self.max_response_size(&view, transport),
@@ -137,7 +122,6 @@ impl Frontend {
             };
         }
         if view.header.opcode() != OPCODE_QUERY {
-            bump(&self.counters.notimp);
             return self.reply(packet, &view.header, Some(&view), u16::from(RCODE_NOTIMP));
         }
         if view.edns.is_some_and(|edns| edns.version > 0) {
@@ -151,6 +135,7 @@ impl Frontend {
                         if let Some(hit) =
                             cache.answer(packet, &view, generation, max_response_size)
                         {
+                            stats::answered("cache", &hit);
                             return Decision::Reply(hit);
                         }
                         // A signed query must reach the backend every time.
@@ -158,7 +143,6 @@ impl Frontend {
                     }
                     _ => None,
                 };
-                bump(&self.counters.forwarded);
                 Decision::Forward {
                     backend: Backend::Authority,
                     max_response_size,
@@ -166,11 +150,9 @@ impl Frontend {
                 }
             }
             Route::Refuse => {
-                bump(&self.counters.refused);
                 self.reply(packet, &view.header, Some(&view), u16::from(RCODE_REFUSED))
             }
             Route::Unknown => {
-                bump(&self.counters.servfail);
                 self.reply(packet, &view.header, Some(&view), u16::from(RCODE_SERVFAIL))
             }
         }
@@ -197,18 +179,22 @@ impl Frontend {
             Backend::Transfer => self.transfer.as_ref(),
         };
         let Some(backend_client) = client_for else {
+            stats::backend_failed(backend);
             return self.servfail(&packet).map(Bytes::from);
         };
+        let started = std::time::Instant::now();
         match backend_client.query(query).await {
             Ok(answer) if answer.wire.is_empty() => None,
             Ok(answer) => {
+                stats::backend_answered(backend, started.elapsed());
+                stats::answered("backend", &answer.wire);
                 if let (Some(store), Some((key, generation))) = (&self.packet_cache, cache) {
                     store.store(key, answer.wire.clone(), generation, answer.cache_ttl);
                 }
                 Some(answer.wire)
             }
             Err(error) => {
-                bump(&self.counters.servfail);
+                stats::backend_failed(backend);
                 tracing::debug!(%error, %client, "backend failed; answering SERVFAIL");
                 self.servfail(&packet).map(Bytes::from)
             }
@@ -247,6 +233,7 @@ impl Frontend {
             u16::from(RCODE_SERVFAIL),
             self.udp_payload_size,
         );
+        stats::answered("listener", &out);
         Some(out)
     }
 
@@ -259,6 +246,7 @@ impl Frontend {
     ) -> Decision {
         let mut out = Vec::with_capacity(64);
         write_error_response(&mut out, packet, header, view, rcode, self.udp_payload_size);
+        stats::answered("listener", &out);
         Decision::Reply(out)
     }
 

@@ -6,11 +6,12 @@ mod bind;
 mod frontend;
 mod packet_cache;
 mod route;
+mod stats;
 mod tcp;
 mod udp;
 
 pub use bind::BindError;
-pub use frontend::{Acl, Backend, Counters, Decision, Frontend};
+pub use frontend::{Acl, Backend, Decision, Frontend};
 pub use packet_cache::{CacheKey, PacketCache};
 pub use route::{Route, Router};
 
@@ -65,6 +66,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .cloned()
         .context("the listener has no authority endpoint; set listener.authority")?;
 
+    sextant_daemon::serve_metrics(section.metrics)?;
     // Bind first: a port conflict must stop start-up before anything else happens.
     let workers = std::thread::available_parallelism().map_or(2, usize::from);
     let mut bound = Vec::new();
@@ -104,7 +106,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             allow_query: section.allow_query.clone(),
             blackhole: section.blackhole.clone(),
         },
-        counters: Default::default(),
     });
 
     let udp_in_flight = Arc::new(Semaphore::new(MAX_UDP_IN_FLIGHT));
@@ -154,6 +155,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             "pid": std::process::id(),
             "udp": addresses,
             "tcp": addresses,
+            "metrics": section.metrics,
         }),
     )?;
     notify_ready();

@@ -134,6 +134,7 @@ impl PacketCache {
             &self.misses
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        crate::stats::cache(hit.is_some());
         hit
     }
 

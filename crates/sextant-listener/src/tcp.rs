@@ -56,6 +56,7 @@ pub async fn serve(
         }
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             // Over the connection limit: close at once, which costs us nothing.
+            crate::stats::dropped("tcp_limit");
             drop(stream);
             continue;
         };
@@ -63,8 +64,10 @@ pub async fn serve(
         let frontend = frontend.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
+            crate::stats::tcp_connections(1.0);
             let (reader, writer) = stream.into_split();
             connection(reader, writer, client, frontend, limits, shutdown).await;
+            crate::stats::tcp_connections(-1.0);
             drop(permit);
         });
     }

@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use sextant_rpc::Transport;
@@ -48,7 +47,7 @@ pub async fn serve(
                 let Ok(permit) = in_flight.clone().try_acquire_owned() else {
                     // Over the in-flight bound the query is dropped: the client retries,
                     // and memory stays bounded however fast packets arrive.
-                    frontend.counters.overloaded.fetch_add(1, Ordering::Relaxed);
+                    crate::stats::dropped("overload");
                     continue;
                 };
                 let packet = Bytes::copy_from_slice(packet);

@@ -62,6 +62,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     for orphan in &cleanup.orphan_versions {
         tracing::warn!(version = %orphan, "deleted a zone version left unpublished by a crash");
     }
+    sextant_daemon::serve_metrics(section.metrics)?;
     let zones = Arc::new(Zones::new(Arc::new(store), &section)?);
 
     let server = GrpcServer::bind(&section.grpc).await?;

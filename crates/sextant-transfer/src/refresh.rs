@@ -46,6 +46,13 @@ pub async fn run(zones: Arc<Zones>, key: String, shutdown: CancellationToken) {
         }
         let started = Instant::now();
         let outcome = refresh_once(&zones, zone).await;
+        let result = match &outcome {
+            Ok(Refreshed::UpToDate { .. }) => "up_to_date",
+            Ok(Refreshed::Transferred(_)) => "axfr",
+            Ok(Refreshed::Incremental { .. }) => "ixfr",
+            Err(_) => "failed",
+        };
+        metrics::counter!("sextant_transfer_refreshes_total", "result" => result).increment(1);
         let now = Instant::now();
         let mut state = zone.state.lock();
         let was_expired = state.expired;
@@ -94,6 +101,12 @@ pub async fn run(zones: Arc<Zones>, key: String, shutdown: CancellationToken) {
         };
         if state.expired != was_expired {
             zones.notifier().notify();
+        }
+        metrics::gauge!("sextant_transfer_zone_expired", "zone" => key.clone())
+            .set(f64::from(u8::from(state.expired)));
+        if let Ok(Some(published)) = zones.store.published(&key) {
+            metrics::gauge!("sextant_transfer_zone_serial", "zone" => key.clone())
+                .set(f64::from(published.serial));
         }
         let wait = jittered(wait);
         state.next_refresh = Some(now + wait);

@@ -14,6 +14,20 @@ pub use question::{
 };
 pub use response::{error_response, write_error_response};
 
+/// The mnemonic of a 4-bit RCODE, for logs and metrics labels.
+pub fn rcode_name(rcode: u8) -> &'static str {
+    match rcode {
+        0 => "NOERROR",
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        9 => "NOTAUTH",
+        _ => "OTHER",
+    }
+}
+
 /// Header field values used across the crate.
 pub mod consts {
     pub const HEADER_LEN: usize = 12;

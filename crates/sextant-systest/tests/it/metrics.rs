@@ -1,0 +1,104 @@
+//! The Prometheus endpoints: the listener's query counters move after queries, the
+//! authority reports what it serves.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use hickory_proto::rr::RecordType;
+use sextant_systest::{Lab, query_tcp, query_udp};
+
+use crate::EXAMPLE_ZONE;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET /metrics; the body, retried briefly while the endpoint comes up.
+fn scrape(address: SocketAddr) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut stream) = TcpStream::connect(address) {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            if stream
+                .write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+                .is_ok()
+            {
+                let mut response = String::new();
+                if stream.read_to_string(&mut response).is_ok() && response.contains("200 OK") {
+                    return response;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no metrics on {address}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The value of the first sample line that starts with `prefix`.
+fn sample(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find(|line| line.starts_with(prefix))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn counters_move_after_queries() {
+    let lab = Lab::new().unwrap();
+    let (listener_port, authority_port) = (free_port(), free_port());
+    let config = lab
+        .suite_config(
+            &[("example.com", EXAMPLE_ZONE)],
+            &format!("metrics = \"127.0.0.1:{listener_port}\""),
+        )
+        .unwrap();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[authority]\n",
+        &format!("[authority]\nmetrics = \"127.0.0.1:{authority_port}\"\n"),
+    );
+    std::fs::write(&config, text).unwrap();
+    let suite = lab.start_suite(&config).unwrap();
+    let listener: SocketAddr = ([127, 0, 0, 1], listener_port).into();
+    let authority: SocketAddr = ([127, 0, 0, 1], authority_port).into();
+
+    let before = scrape(listener);
+    for _ in 0..5 {
+        query_udp(suite.dns, "www.example.com.", RecordType::A).unwrap();
+    }
+    query_tcp(suite.dns, "www.example.com.", RecordType::A).unwrap();
+    query_udp(suite.dns, "www.example.net.", RecordType::A).unwrap();
+    let after = scrape(listener);
+    let udp = r#"sextant_listener_queries_total{transport="udp"}"#;
+    assert!(sample(&after, udp) >= sample(&before, udp) + 6.0, "{after}");
+    assert!(
+        sample(&after, r#"sextant_listener_queries_total{transport="tcp"}"#) >= 1.0,
+        "{after}"
+    );
+    assert!(
+        sample(&after, "sextant_listener_packet_cache_hits_total") >= 4.0,
+        "{after}"
+    );
+    assert!(after.contains(r#"rcode="REFUSED""#), "{after}");
+    assert!(
+        after.contains("sextant_listener_backend_seconds_bucket"),
+        "{after}"
+    );
+
+    let served = scrape(authority);
+    assert_eq!(sample(&served, "sextant_authority_zones"), 1.0, "{served}");
+    assert!(
+        sample(
+            &served,
+            r#"sextant_authority_answers_total{rcode="NOERROR"}"#
+        ) >= 1.0,
+        "{served}"
+    );
+}
