@@ -227,46 +227,14 @@ pub(crate) fn serial_of(record: &Record) -> u32 {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use hickory_proto::op::Query;
-    use hickory_proto::rr::rdata::{A, NS, SOA};
-
-    fn name(text: &str) -> Name {
-        Name::from_ascii(text).unwrap()
-    }
-
-    fn soa(serial: u32) -> Record {
-        Record::from_rdata(
-            name("example.com."),
-            300,
-            RData::SOA(SOA::new(
-                name("ns.example.com."),
-                name("h.example.com."),
-                serial,
-                1,
-                2,
-                3,
-                4,
-            )),
-        )
-    }
-
-    fn ns() -> Record {
-        Record::from_rdata(
-            name("example.com."),
-            300,
-            RData::NS(NS(name("ns.example.com."))),
-        )
-    }
+    use crate::test_records::{name, ns, soa};
 
     fn a(host: &str) -> Record {
-        Record::from_rdata(name(host), 300, RData::A(A::new(192, 0, 2, 1)))
+        crate::test_records::a(host, 1)
     }
 
     fn message(records: Vec<Record>) -> Message {
-        let mut m = Message::response(7, OpCode::Query);
-        m.add_query(Query::query(name("example.com."), RecordType::AXFR));
-        m.answers = records;
-        m
+        crate::test_records::message(7, RecordType::AXFR, records)
     }
 
     fn run(messages: Vec<Message>) -> (Result<Progress, XfrError>, Vec<String>) {

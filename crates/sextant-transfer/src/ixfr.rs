@@ -261,43 +261,10 @@ pub fn apply(current: Vec<Record>, diffs: &[Diff], soa: &Record) -> Result<Vec<R
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use hickory_proto::op::{OpCode, Query};
-    use hickory_proto::rr::RData;
-    use hickory_proto::rr::rdata::{A, NS, SOA};
+    use crate::test_records::{a, name, ns, soa};
 
-    fn name(text: &str) -> Name {
-        Name::from_ascii(text).unwrap()
-    }
-    fn soa(serial: u32) -> Record {
-        Record::from_rdata(
-            name("example.com."),
-            300,
-            RData::SOA(SOA::new(
-                name("ns.example.com."),
-                name("h.example.com."),
-                serial,
-                1,
-                2,
-                3,
-                4,
-            )),
-        )
-    }
-    fn a(host: &str, last: u8) -> Record {
-        Record::from_rdata(name(host), 300, RData::A(A::new(192, 0, 2, last)))
-    }
-    fn ns() -> Record {
-        Record::from_rdata(
-            name("example.com."),
-            300,
-            RData::NS(NS(name("ns.example.com."))),
-        )
-    }
     fn message(records: Vec<Record>) -> Message {
-        let mut m = Message::response(3, OpCode::Query);
-        m.add_query(Query::query(name("example.com."), RecordType::IXFR));
-        m.answers = records;
-        m
+        crate::test_records::message(3, RecordType::IXFR, records)
     }
     fn receive(ours: u32, records: Vec<Record>) -> Result<Option<IxfrOutcome>, XfrError> {
         IxfrReceiver::new(

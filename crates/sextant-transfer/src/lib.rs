@@ -12,6 +12,8 @@ pub mod ixfr;
 mod notify;
 mod refresh;
 pub mod serial;
+#[cfg(test)]
+mod test_records;
 mod zones;
 
 pub use error::XfrError;
