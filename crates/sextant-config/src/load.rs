@@ -224,6 +224,12 @@ impl Config {
             if listener.tcp_max_connections == 0 {
                 problem("listener.tcp_max_connections", "must be at least 1".into());
             }
+            if listener.tcp_max_connections_per_client == 0 {
+                problem(
+                    "listener.tcp_max_connections_per_client",
+                    "must be at least 1".into(),
+                );
+            }
             if listener.tcp_max_in_flight == 0 {
                 problem("listener.tcp_max_in_flight", "must be at least 1".into());
             }

@@ -84,6 +84,9 @@ pub struct ListenerConfig {
     /// TCP connections open at once, all clients together. Default 1024.
     #[serde(default = "default_tcp_max_connections")]
     pub tcp_max_connections: usize,
+    /// TCP connections open at once from one client address. Default 16.
+    #[serde(default = "default_tcp_max_connections_per_client")]
+    pub tcp_max_connections_per_client: usize,
     /// Queries answered at once on one TCP connection (pipelining). Default 32.
     #[serde(default = "default_tcp_max_in_flight")]
     pub tcp_max_in_flight: usize,
@@ -134,6 +137,9 @@ fn default_tcp_read_timeout() -> Duration {
 }
 fn default_tcp_max_connections() -> usize {
     1024
+}
+fn default_tcp_max_connections_per_client() -> usize {
+    16
 }
 fn default_tcp_max_in_flight() -> usize {
     32

@@ -114,6 +114,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         idle_timeout: section.tcp_idle_timeout,
         read_timeout: section.tcp_read_timeout,
         max_in_flight: section.tcp_max_in_flight,
+        max_per_client: section.tcp_max_connections_per_client,
     };
     let mut tasks = tokio::task::JoinSet::new();
     let mut addresses = Vec::new();

@@ -22,6 +22,45 @@ pub struct TcpLimits {
     pub idle_timeout: Duration,
     pub read_timeout: Duration,
     pub max_in_flight: usize,
+    pub max_per_client: usize,
+}
+
+/// Open connections per client address, so that one client cannot take every slot.
+#[derive(Debug, Default)]
+struct PerClient {
+    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+impl PerClient {
+    fn counts(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<std::net::IpAddr, usize>> {
+        // A panic elsewhere while holding the lock leaves plain counters: keep going.
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes a slot for `ip`, or `false` when it already has `limit` connections.
+    fn enter(&self, ip: std::net::IpAddr, limit: usize) -> bool {
+        let mut counts = self.counts();
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= limit {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    fn leave(&self, ip: std::net::IpAddr) {
+        let mut counts = self.counts();
+        if let Some(count) = counts.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&ip);
+            }
+        }
+    }
 }
 
 /// A response not written within this is abandoned with its connection: a client
@@ -37,6 +76,7 @@ pub async fn serve(
     limits: TcpLimits,
     shutdown: CancellationToken,
 ) {
+    let per_client = Arc::new(PerClient::default());
     loop {
         let (stream, client) = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -54,7 +94,13 @@ pub async fn serve(
             drop(stream);
             continue;
         }
+        if !per_client.enter(client.ip(), limits.max_per_client) {
+            crate::stats::dropped("tcp_client_limit");
+            drop(stream);
+            continue;
+        }
         let Ok(permit) = connections.clone().try_acquire_owned() else {
+            per_client.leave(client.ip());
             // Over the connection limit: close at once, which costs us nothing.
             crate::stats::dropped("tcp_limit");
             drop(stream);
@@ -63,11 +109,13 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let frontend = frontend.clone();
         let shutdown = shutdown.clone();
+        let per_client = per_client.clone();
         tokio::spawn(async move {
             crate::stats::tcp_connections(1.0);
             let (reader, writer) = stream.into_split();
             connection(reader, writer, client, frontend, limits, shutdown).await;
             crate::stats::tcp_connections(-1.0);
+            per_client.leave(client.ip());
             drop(permit);
         });
     }

@@ -1,6 +1,6 @@
 //! allow_query answers strangers REFUSED; blackhole ignores them entirely.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
@@ -53,4 +53,53 @@ fn allow_query_refuses_and_blackhole_ignores() {
         0,
         "the connection stays open"
     );
+}
+
+#[test]
+fn one_client_cannot_take_every_tcp_slot() {
+    let lab = Lab::new().unwrap();
+    let config = lab
+        .suite_config(
+            &[("example.com", EXAMPLE_ZONE)],
+            "tcp_max_connections_per_client = 4",
+        )
+        .unwrap();
+    let suite = lab.start_suite(&config).unwrap();
+    // Four idle connections from 127.0.0.1 hold its slots...
+    let held: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(suite.dns).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // ...so a fifth from the same address is closed at once...
+    let mut fifth = TcpStream::connect(suite.dns).unwrap();
+    fifth
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buffer = [0u8; 16];
+    assert_eq!(
+        fifth.read(&mut buffer).unwrap_or(0),
+        0,
+        "the fifth connection stayed open"
+    );
+    // ...while another address is served over TCP as usual.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&"127.0.0.2:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    socket.connect(&suite.dns.into()).unwrap();
+    let mut other: TcpStream = socket.into();
+    let query = question_with("www.example.com.", RecordType::A, None)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    other
+        .write_all(&(query.len() as u16).to_be_bytes())
+        .unwrap();
+    other.write_all(&query).unwrap();
+    other
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut len = [0u8; 2];
+    other.read_exact(&mut len).unwrap();
+    drop(held);
 }

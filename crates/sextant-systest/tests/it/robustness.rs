@@ -112,7 +112,7 @@ struct Phase {
 #[test]
 fn garbage_slow_clients_and_floods_do_not_knock_the_listener_over() {
     let lab = Lab::new().unwrap();
-    let limits = "tcp_idle_timeout = \"2s\"\ntcp_read_timeout = \"1s\"\ntcp_max_connections = 512";
+    let limits = "tcp_idle_timeout = \"2s\"\ntcp_read_timeout = \"1s\"\ntcp_max_connections = 512\ntcp_max_connections_per_client = 512";
     let config = lab
         .suite_config(&[("example.com", EXAMPLE_ZONE)], limits)
         .unwrap();
