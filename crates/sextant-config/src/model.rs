@@ -90,6 +90,12 @@ pub struct ListenerConfig {
     /// Queries answered at once on one TCP connection (pipelining). Default 32.
     #[serde(default = "default_tcp_max_in_flight")]
     pub tcp_max_in_flight: usize,
+    /// Answer to `version.bind`/`version.server` CH TXT. Default: off (REFUSED).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Answer to `id.server`/`hostname.bind` CH TXT. Default: off (REFUSED).
+    #[serde(default)]
+    pub identity: Option<String>,
     /// Clients allowed to query; others get REFUSED. Default: everyone.
     #[serde(default = "default_allow_query")]
     pub allow_query: Vec<ipnet::IpNet>,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sextant_rpc::{Query, QueryClient, Transport};
 use sextant_wire::consts::*;
-use sextant_wire::{Header, QueryView, parse_query, write_error_response};
+use sextant_wire::{Header, QueryView, parse_query, write_chaos_txt, write_error_response};
 
 use crate::packet_cache::{CacheKey, PacketCache};
 use crate::route::{Route, Router};
@@ -87,7 +87,15 @@ pub struct Frontend {
     pub packet_cache: Option<PacketCache>,
     /// Who may query (others: REFUSED) and who is ignored entirely.
     pub acl: Acl,
+    /// CH TXT answers for `version.bind` and `id.server`; `None` = REFUSED.
+    pub version: Option<String>,
+    pub identity: Option<String>,
 }
+
+/// `version.bind`, `version.server` (RFC 4892 §2), lower-cased wire form.
+const VERSION_NAMES: [&[u8]; 2] = [b"\x07version\x04bind\x00", b"\x07version\x06server\x00"];
+/// `id.server` (RFC 4892), `hostname.bind`.
+const IDENTITY_NAMES: [&[u8]; 2] = [b"\x02id\x06server\x00", b"\x08hostname\x04bind\x00"];
 
 impl Frontend {
     /// Decides from the client, the header, question and OPT alone.
@@ -126,6 +134,9 @@ impl Frontend {
         }
         if view.edns.is_some_and(|edns| edns.version > 0) {
             return self.reply(packet, &view.header, Some(&view), RCODE_BADVERS);
+        }
+        if view.question.qclass == CLASS_CH {
+            return self.chaos(packet, &view);
         }
         match self.router.route(&view.question) {
             Route::Authority => {
@@ -235,6 +246,29 @@ impl Frontend {
         );
         stats::answered("listener", &out);
         Some(out)
+    }
+
+    /// CH class: the server's version or identity when configured, REFUSED otherwise.
+    fn chaos(&self, packet: &[u8], view: &QueryView) -> Decision {
+        let name = view.question.name_wire();
+        let text = if view.question.qtype != TYPE_TXT {
+            None
+        } else if VERSION_NAMES.contains(&name) {
+            self.version.as_deref()
+        } else if IDENTITY_NAMES.contains(&name) {
+            self.identity.as_deref()
+        } else {
+            None
+        };
+        match text {
+            Some(text) => {
+                let mut out = Vec::with_capacity(64 + text.len());
+                write_chaos_txt(&mut out, packet, view, text, self.udp_payload_size);
+                stats::answered("listener", &out);
+                Decision::Reply(out)
+            }
+            None => self.reply(packet, &view.header, Some(view), u16::from(RCODE_REFUSED)),
+        }
     }
 
     fn reply(

@@ -102,6 +102,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         udp_payload_size: section.udp_payload_size,
         packet_cache: (section.packet_cache_bytes > 0)
             .then(|| PacketCache::new(section.packet_cache_bytes)),
+        version: section.version.clone(),
+        identity: section.identity.clone(),
         acl: Acl {
             allow_query: section.allow_query.clone(),
             blackhole: section.blackhole.clone(),

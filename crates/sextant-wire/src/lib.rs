@@ -12,7 +12,7 @@ mod response;
 pub use question::{
     Edns, Header, Malformed, QueryView, Question, parse_header, parse_query, wire_name_from_text,
 };
-pub use response::{error_response, write_error_response};
+pub use response::{error_response, write_chaos_txt, write_error_response};
 
 /// The mnemonic of a 4-bit RCODE, for logs and metrics labels.
 pub fn rcode_name(rcode: u8) -> &'static str {
@@ -46,6 +46,8 @@ pub mod consts {
     pub const TYPE_IXFR: u16 = 251;
     pub const TYPE_AXFR: u16 = 252;
     pub const CLASS_IN: u16 = 1;
+    pub const CLASS_CH: u16 = 3;
+    pub const TYPE_TXT: u16 = 16;
     /// The size every DNS client must accept over UDP (RFC 1035).
     pub const CLASSIC_UDP_SIZE: u16 = 512;
 }

@@ -65,6 +65,46 @@ pub fn write_error_response(
     }
 }
 
+/// Writes the answer to a CH TXT query (`version.bind` and the like) into `out`: the
+/// question copied, one TXT record with `text` (at most 255 bytes are sent), an OPT
+/// when the query had one. The owner name points at the question (no allocation).
+pub fn write_chaos_txt(
+    out: &mut Vec<u8>,
+    packet: &[u8],
+    view: &QueryView,
+    text: &str,
+    our_payload_size: u16,
+) {
+    out.clear();
+    let header = &view.header;
+    let flags = 0x8000 | (header.flags & 0x7800) | (header.flags & 0x0100) | 0x0400; // QR, AA
+    out.extend_from_slice(&header.id.to_be_bytes());
+    out.extend_from_slice(&flags.to_be_bytes());
+    out.extend_from_slice(&1u16.to_be_bytes()); // QDCOUNT
+    out.extend_from_slice(&1u16.to_be_bytes()); // ANCOUNT
+    out.extend_from_slice(&0u16.to_be_bytes()); // NSCOUNT
+    out.extend_from_slice(&u16::from(view.edns.is_some()).to_be_bytes());
+    out.extend_from_slice(
+        packet
+            .get(HEADER_LEN..view.question_end)
+            .unwrap_or_default(),
+    );
+    let text = &text.as_bytes()[..text.len().min(255)];
+    out.extend_from_slice(&[0xc0, HEADER_LEN as u8]); // owner: the question name
+    out.extend_from_slice(&16u16.to_be_bytes()); // TXT
+    out.extend_from_slice(&3u16.to_be_bytes()); // CH
+    out.extend_from_slice(&0u32.to_be_bytes()); // TTL
+    out.extend_from_slice(&(text.len() as u16 + 1).to_be_bytes());
+    out.push(text.len() as u8);
+    out.extend_from_slice(text);
+    if view.edns.is_some() {
+        out.push(0);
+        out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+        out.extend_from_slice(&our_payload_size.max(CLASSIC_UDP_SIZE).to_be_bytes());
+        out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -112,6 +152,21 @@ mod tests {
         let response = Message::from_vec(&wire).unwrap();
         // BADVERS and BADSIG share the value 16; hickory names it BADSIG.
         assert_eq!(u16::from(response.metadata.response_code), RCODE_BADVERS);
+    }
+
+    #[test]
+    fn chaos_txt_answers_with_the_text() {
+        let mut message = Message::query();
+        let mut query = Query::query(Name::from_ascii("version.bind.").unwrap(), RecordType::TXT);
+        query.set_query_class(hickory_proto::rr::DNSClass::CH);
+        message.add_query(query);
+        let packet = message.to_vec().unwrap();
+        let view = parse_query(&packet).unwrap();
+        let mut out = Vec::new();
+        write_chaos_txt(&mut out, &packet, &view, "Sextant 0.1.0", 1232);
+        let response = Message::from_vec(&out).unwrap();
+        assert!(response.metadata.authoritative);
+        assert_eq!(response.answers[0].data.to_string(), "Sextant 0.1.0");
     }
 
     #[test]

@@ -91,3 +91,30 @@ fn malformed_messages_get_formerr_or_silence() {
     let ok = query_udp(suite.dns, "www.example.com.", RecordType::A).unwrap();
     assert_eq!(ok.metadata.response_code, ResponseCode::NoError);
 }
+
+#[test]
+fn version_and_identity_are_off_unless_configured() {
+    let lab = Lab::new().unwrap();
+    let config = lab
+        .suite_config(&[("example.com", EXAMPLE_ZONE)], "")
+        .unwrap();
+    let suite = lab.start_suite(&config).unwrap();
+    let off = dig(suite.dns, &["version.bind", "CH", "TXT"]).unwrap();
+    assert!(off.contains("status: REFUSED"), "{off}");
+
+    let lab = Lab::new().unwrap();
+    let extra = "version = \"Sextant test\"\nidentity = \"ns-test-1\"";
+    let config = lab
+        .suite_config(&[("example.com", EXAMPLE_ZONE)], extra)
+        .unwrap();
+    let suite = lab.start_suite(&config).unwrap();
+    let version = dig(suite.dns, &["version.bind", "CH", "TXT", "+short"]).unwrap();
+    assert_eq!(version.trim(), "\"Sextant test\"");
+    let identity = dig(suite.dns, &["id.server", "CH", "TXT", "+short"]).unwrap();
+    assert_eq!(identity.trim(), "\"ns-test-1\"");
+    let tcp = dig(suite.dns, &["VERSION.BIND", "CH", "TXT", "+tcp"]).unwrap();
+    assert!(
+        tcp.contains("flags: qr aa") && tcp.contains("VERSION.BIND."),
+        "{tcp}"
+    );
+}
