@@ -6,7 +6,7 @@ use hickory_proto::rr::rdata::{A, NS, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 pub fn name(text: &str) -> Name {
-    Name::from_ascii(text).unwrap()
+    Name::from_ascii(text).unwrap() // ok: test fixtures only; the module is #[cfg(test)]
 }
 
 pub fn soa(serial: u32) -> Record {
