@@ -60,8 +60,8 @@ struct Measure {
     avg_latency_us: f64,
     /// 99th percentile latency at the fixed rate, microseconds.
     p99_latency_us: f64,
-    /// Resident memory after the runs, all of the server's processes, MB.
-    rss_mb: f64,
+    /// Memory after the runs (PSS over the server's process tree), MB.
+    memory_mb: f64,
     lost: u64,
 }
 
@@ -124,14 +124,14 @@ pub fn bench_load(records: usize) -> anyhow::Result<()> {
         let mut processes = start(server, &root, &dir, &zone_file, port)?;
         let outcome = wait_answering(([127, 0, 0, 1], port).into(), &mut processes);
         let seconds = started.elapsed().as_secs_f64();
-        let rss_kb: u64 = processes.iter().map(|c| rss_kb(c.id())).sum();
+        let memory_kb: u64 = processes.iter().map(|c| pss_kb(c.id())).sum();
         stop(&mut processes);
         outcome?;
         writeln!(
             table,
             "{server:<16} {seconds:>10.2} {:>10.1} {:>14.0}",
-            rss_kb as f64 / 1024.0,
-            rss_kb as f64 * 1024.0 / records as f64
+            memory_kb as f64 / 1024.0,
+            memory_kb as f64 * 1024.0 / records as f64
         )?;
     }
     println!("\n{table}");
@@ -365,14 +365,14 @@ fn measure(
         .get(latencies.len().saturating_sub(1) * 99 / 100)
         .copied()
         .unwrap_or(0.0);
-    let rss_kb: u64 = processes.iter().map(|c| rss_kb(c.id())).sum();
+    let memory_kb: u64 = processes.iter().map(|c| pss_kb(c.id())).sum();
     let measure = Measure {
         server: server.to_string(),
         udp_qps: field(&udp, "Queries per second:"),
         tcp_qps: field(&tcp, "Queries per second:"),
         avg_latency_us: field(&fixed, "Average Latency (s):") * 1e6,
         p99_latency_us: p99 * 1e6,
-        rss_mb: rss_kb as f64 / 1024.0,
+        memory_mb: memory_kb as f64 / 1024.0,
         lost: field(&udp, "Queries lost:") as u64,
     };
     eprintln!("   {measure:?}");
@@ -382,7 +382,7 @@ fn measure(
 /// Memory of a server: proportional set size (shared pages split between the
 /// processes sharing them) summed over the process and its descendants, so a server
 /// that forks workers (NSD) is measured whole and nothing is counted twice. KiB.
-fn rss_kb(pid: u32) -> u64 {
+fn pss_kb(pid: u32) -> u64 {
     let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -463,7 +463,7 @@ fn report(results: &[Measure], out: &Path) -> anyhow::Result<()> {
             ratio(m.tcp_qps, nsd.map(|n| n.tcp_qps)),
             m.avg_latency_us,
             m.p99_latency_us,
-            m.rss_mb,
+            m.memory_mb,
             m.lost
         )?;
     }
@@ -474,7 +474,7 @@ fn report(results: &[Measure], out: &Path) -> anyhow::Result<()> {
             serde_json::json!({
                 "server": m.server, "udp_qps": m.udp_qps, "tcp_qps": m.tcp_qps,
                 "avg_latency_us": m.avg_latency_us, "p99_latency_us": m.p99_latency_us,
-                "rss_mb": m.rss_mb, "lost": m.lost,
+                "memory_mb": m.memory_mb, "lost": m.lost,
             })
         })
         .collect();

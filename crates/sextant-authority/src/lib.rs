@@ -45,11 +45,10 @@ impl Daemon for AuthorityDaemon {
     }
 }
 
-fn section(config: &Config) -> anyhow::Result<&sextant_config::AuthorityConfig> {
-    config
-        .authority
-        .as_ref()
-        .context("the configuration has no [authority] section; add one (see samples/sextant.toml)")
+fn section(
+    config: &Config,
+) -> Result<&sextant_config::AuthorityConfig, sextant_config::MissingSection> {
+    sextant_config::required(config.authority.as_ref(), "authority")
 }
 
 /// Runs the authority until `shutdown` is cancelled.

@@ -12,6 +12,21 @@ pub struct Problem {
     pub message: String,
 }
 
+/// A daemon started with a configuration that has no section for it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the configuration has no [{0}] section; add one (see samples/sextant.toml and docs/configuration.md)"
+)]
+pub struct MissingSection(pub &'static str);
+
+/// `section`, or the error naming it.
+pub fn required<'a, T>(
+    section: Option<&'a T>,
+    name: &'static str,
+) -> Result<&'a T, MissingSection> {
+    section.ok_or(MissingSection(name))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub struct ConfigError {
     pub path: PathBuf,

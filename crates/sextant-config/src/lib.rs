@@ -8,7 +8,7 @@ mod error;
 mod load;
 mod model;
 
-pub use error::{ConfigError, Problem};
+pub use error::{ConfigError, MissingSection, Problem, required};
 pub use load::load;
 pub use model::{
     AuthorityConfig, Config, ListenerConfig, LogConfig, LogFormat, SecondaryZoneConfig,

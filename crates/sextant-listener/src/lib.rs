@@ -44,11 +44,10 @@ impl Daemon for ListenerDaemon {
     }
 }
 
-fn section(config: &Config) -> anyhow::Result<&sextant_config::ListenerConfig> {
-    config
-        .listener
-        .as_ref()
-        .context("the configuration has no [listener] section; add one (see samples/sextant.toml)")
+fn section(
+    config: &Config,
+) -> Result<&sextant_config::ListenerConfig, sextant_config::MissingSection> {
+    sextant_config::required(config.listener.as_ref(), "listener")
 }
 
 /// Forwarded UDP queries waiting for a backend at once; past it new ones are dropped

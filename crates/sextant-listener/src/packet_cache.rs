@@ -154,16 +154,8 @@ impl PacketCache {
         );
     }
 
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.entries.len() == 0
-    }
-
-    pub fn clear(&self) {
-        self.entries.clear();
     }
 }
 

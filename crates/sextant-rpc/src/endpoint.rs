@@ -59,9 +59,6 @@ impl fmt::Display for Endpoint {
     }
 }
 
-/// The endpoint a server really listens on (port 0 resolved), for ready files.
-pub type BoundEndpoint = Endpoint;
-
 /// How long to wait for a backend to accept a connection before calling it down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 

@@ -26,7 +26,7 @@ mod pb {
 }
 
 pub use control::{ControlClient, ControlHandler, DaemonStatus, ZoneStatus};
-pub use endpoint::{BoundEndpoint, Endpoint};
+pub use endpoint::Endpoint;
 pub use error::RpcError;
 pub use health::{HealthState, check_health};
 pub use query_client::{QueryClient, QueryClientOptions};
@@ -35,7 +35,7 @@ pub use secondary::{
     VersionEvent, VersionNotifier, VersionSource, VersionState, ZoneVersion, follow_versions,
 };
 pub use server::{GrpcServer, Services};
-pub use zones::{ZoneSet, ZoneSetPublisher, ZoneWatcher, fetch_zone_set};
+pub use zones::{ZoneSet, ZoneSetPublisher, ZoneWatcher};
 
 use std::net::SocketAddr;
 

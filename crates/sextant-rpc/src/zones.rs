@@ -171,19 +171,3 @@ async fn open_watch(endpoint: &Endpoint) -> Result<tonic::Streaming<pb::ZoneSet>
             status: Box::new(status),
         })
 }
-
-/// Reads a backend's current zone set once (for the control tool).
-pub async fn fetch_zone_set(endpoint: &Endpoint) -> Result<ZoneSet, RpcError> {
-    let mut stream = open_watch(endpoint).await?;
-    let call_error = |status| RpcError::Call {
-        endpoint: endpoint.clone(),
-        status: Box::new(status),
-    };
-    match stream.message().await.map_err(call_error)? {
-        Some(set) => Ok(ZoneSet {
-            generation: set.generation,
-            zones: set.zones,
-        }),
-        None => Err(call_error(Status::unavailable("zone watch closed"))),
-    }
-}

@@ -57,7 +57,7 @@ struct Zone {
 #[derive(Debug)]
 struct Shared {
     origin: Name,
-    zone: parking_lot_free::Mutex<Zone>,
+    zone: poison_tolerant::Mutex<Zone>,
     down: AtomicBool,
     stop: AtomicBool,
     soa_queries: AtomicUsize,
@@ -66,7 +66,7 @@ struct Shared {
 }
 
 /// std's Mutex, poison-tolerant: a panicking test thread must not wedge the primary.
-mod parking_lot_free {
+mod poison_tolerant {
     #[derive(Debug, Default)]
     pub struct Mutex<T>(std::sync::Mutex<T>);
     impl<T> Mutex<T> {
@@ -101,7 +101,7 @@ impl FakePrimary {
         tcp.set_nonblocking(true)?;
         let shared = Arc::new(Shared {
             origin: Name::from_ascii(origin)?,
-            zone: parking_lot_free::Mutex::new(Zone {
+            zone: poison_tolerant::Mutex::new(Zone {
                 serial: 1,
                 hosts: vec!["www".into(), "v1only".into()],
                 history: Vec::new(),

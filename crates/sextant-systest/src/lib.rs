@@ -142,6 +142,23 @@ impl Lab {
     }
 }
 
+/// Polls `condition` every 50 ms until it holds; an error naming `what` after `limit`.
+/// Tests wait for effects this way, never with a bare sleep.
+pub fn eventually(
+    limit: Duration,
+    what: &str,
+    mut condition: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + limit;
+    while !condition() {
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!("{what} did not happen within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
 /// Runs `sextantctl --config CONFIG ARGS` and returns what it printed and its status.
 pub fn sextantctl(config: &Path, args: &[&str]) -> anyhow::Result<std::process::Output> {
     Ok(std::process::Command::new(binary("sextantctl")?)

@@ -46,11 +46,10 @@ impl Daemon for TransferDaemon {
     }
 }
 
-fn section(config: &Config) -> anyhow::Result<&sextant_config::TransferConfig> {
-    config
-        .transfer
-        .as_ref()
-        .context("the configuration has no [transfer] section; add one (see docs/configuration.md)")
+fn section(
+    config: &Config,
+) -> Result<&sextant_config::TransferConfig, sextant_config::MissingSection> {
+    sextant_config::required(config.transfer.as_ref(), "transfer")
 }
 
 /// Runs the transfer daemon until `shutdown` is cancelled.

@@ -57,10 +57,6 @@ impl Catalog {
         self.zones.values()
     }
 
-    pub fn get(&self, origin: &Name) -> Option<&Arc<Zone>> {
-        self.zones.get(&origin.to_lowercase())
-    }
-
     /// The zone whose data answers `qname`: the most specific one, except that DS
     /// lives on the parent side of a cut (RFC 4035 §3.1.4.1), so a DS query for the
     /// apex of a zone goes to its parent when we serve that too.

@@ -19,11 +19,4 @@ impl RRset {
             .iter()
             .map(move |rdata| Record::from_rdata(owner.clone(), self.ttl, rdata.clone()))
     }
-
-    pub fn records_with_ttl(&self, owner: &Name, ttl: u32) -> impl Iterator<Item = Record> + '_ {
-        let owner = owner.clone();
-        self.rdatas
-            .iter()
-            .map(move |rdata| Record::from_rdata(owner.clone(), ttl, rdata.clone()))
-    }
 }

@@ -84,16 +84,6 @@ impl Zone {
             .next()
             .is_some_and(|(next, _)| name.zone_of(next))
     }
-
-    /// Every record in canonical order, SOA first (zone transfers, comparisons).
-    pub fn records(&self) -> impl Iterator<Item = Record> + '_ {
-        std::iter::once(self.soa.clone()).chain(self.nodes.iter().flat_map(|(name, node)| {
-            node.rrsets
-                .iter()
-                .filter(|set| set.rtype != RecordType::SOA)
-                .flat_map(move |set| set.records(name))
-        }))
-    }
 }
 
 /// Collects records and builds a checked [`Zone`], as `named-checkzone` would judge it.

@@ -2,10 +2,10 @@
 //! from the zone version that was replaced; a broken file keeps the old version.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hickory_proto::rr::RecordType;
-use sextant_systest::{Lab, query_udp};
+use sextant_systest::{Lab, eventually, query_udp};
 
 use crate::EXAMPLE_ZONE;
 
@@ -42,14 +42,10 @@ fn a_reload_replaces_cached_answers_and_a_broken_file_keeps_the_old_zone() {
             .unwrap()
             .success()
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while address_of_www(suite.dns) != "192.0.2.81" {
-        assert!(
-            Instant::now() < deadline,
-            "the reloaded zone was never served"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually(Duration::from_secs(10), "serving the reloaded zone", || {
+        address_of_www(suite.dns) == "192.0.2.81"
+    })
+    .unwrap();
 
     // A broken file: the previous version stays served, whole.
     std::fs::write(&zone, "this is not a zone file\n").unwrap();
@@ -60,19 +56,12 @@ fn a_reload_replaces_cached_answers_and_a_broken_file_keeps_the_old_zone() {
             .unwrap()
             .success()
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !suite
-        .authority
-        .as_ref()
-        .unwrap()
-        .log_text()
-        .contains("reload failed")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the failed reload was not reported"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let authority = suite.authority.as_ref().unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "reporting the failed reload",
+        || authority.log_text().contains("reload failed"),
+    )
+    .unwrap();
     assert_eq!(address_of_www(suite.dns), "192.0.2.81");
 }

@@ -4,7 +4,7 @@
 //! appears whole. Also: expiry, kill -9 of the transfer daemon, and NSD as primary.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
@@ -30,19 +30,15 @@ fn serial(dns: SocketAddr) -> Option<u32> {
 }
 
 /// Polls `condition` every 50 ms for at most `limit`.
-fn eventually(limit: Duration, what: &str, suite: &Suite, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not happen within {limit:?}; transfer log:\n{}",
-            suite
-                .transfer
-                .as_ref()
-                .map(|t| t.log_text())
-                .unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
+/// [`sextant_systest::eventually`], with the transfer daemon's log on failure.
+fn eventually(limit: Duration, what: &str, suite: &Suite, condition: impl FnMut() -> bool) {
+    if let Err(error) = sextant_systest::eventually(limit, what, condition) {
+        let log = suite
+            .transfer
+            .as_ref()
+            .map(|t| t.log_text())
+            .unwrap_or_default();
+        panic!("{error}; transfer log:\n{log}");
     }
 }
 
