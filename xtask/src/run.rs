@@ -15,6 +15,7 @@ use crate::{cargo, workspace_root};
 const DAEMONS: &[(&str, &str)] = &[
     ("sextant-transfer", "transfer.ready.json"),
     ("sextant-authority", "authority.ready.json"),
+    ("sextant-resolver", "resolver.ready.json"),
     ("sextant-listener", "listener.ready.json"),
 ];
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -48,6 +49,10 @@ pub fn run(release: bool) -> anyhow::Result<()> {
             listen.port()
         );
         println!("    dig @127.0.0.1 -p {} -x 192.0.2.80", listen.port());
+        println!(
+            "    dig @127.0.0.1 -p {} www.iana.org   # recursion (needs Internet access)",
+            listen.port()
+        );
         println!("Ctrl-C stops every daemon.");
         supervise(&mut children, &stop)
     });

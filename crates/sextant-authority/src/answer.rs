@@ -8,7 +8,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use sextant_rpc::{Answer, Query};
 use sextant_wire::consts::*;
 use sextant_wire::{QueryView, parse_query, write_error_response};
-use sextant_zone::{Catalog, Lookup, Rcode};
+use sextant_zone::{Catalog, Lookup, Rcode, encode_to_fit};
 
 /// Answers one query from `catalog`. Never fails: every problem becomes an RCODE.
 pub fn respond(catalog: &Catalog, query: &Query, edns_payload_size: u16) -> Answer {
@@ -104,27 +104,6 @@ fn response_message(
         message.set_edns(edns);
     }
     message
-}
-
-/// Encodes `message` within `limit` bytes. Additional data is optional and dropped
-/// first without TC; if the answer and authority still do not fit, the response is
-/// sent with TC=1 and no records, so the client retries over TCP (RFC 2181 §9).
-/// The flag says whether the message went out complete.
-fn encode_to_fit(message: &mut Message, limit: usize) -> Option<(Vec<u8>, bool)> {
-    let limit = limit.max(usize::from(CLASSIC_UDP_SIZE));
-    let bytes = message.to_vec().ok()?;
-    if bytes.len() <= limit {
-        return Some((bytes, true));
-    }
-    message.additionals.clear();
-    let bytes = message.to_vec().ok()?;
-    if bytes.len() <= limit {
-        return Some((bytes, false));
-    }
-    message.answers.clear();
-    message.authorities.clear();
-    message.metadata.truncation = true;
-    message.to_vec().ok().map(|bytes| (bytes, false))
 }
 
 fn error(

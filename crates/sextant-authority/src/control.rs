@@ -95,6 +95,7 @@ impl ControlHandler for Control {
             version: env!("CARGO_PKG_VERSION").into(),
             uptime_seconds: self.started.elapsed().as_secs(),
             zones: self.zone_statuses(&self.authority.catalog()),
+            cache: None,
         }
     }
 

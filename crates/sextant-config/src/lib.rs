@@ -11,6 +11,6 @@ mod model;
 pub use error::{ConfigError, MissingSection, Problem, required};
 pub use load::load;
 pub use model::{
-    AuthorityConfig, Config, ListenerConfig, LogConfig, LogFormat, SecondaryZoneConfig,
-    TransferConfig, ZoneConfig,
+    AuthorityConfig, Config, ForwardConfig, ForwardMode, ListenerConfig, LogConfig, LogFormat,
+    ResolverConfig, SecondaryZoneConfig, TransferConfig, ZoneConfig,
 };

@@ -138,9 +138,13 @@ impl Config {
             if let Some(ready) = &mut listener.ready_file {
                 absolute(base, ready);
             }
-            for endpoint in [&mut listener.authority, &mut listener.transfer]
-                .into_iter()
-                .flatten()
+            for endpoint in [
+                &mut listener.authority,
+                &mut listener.transfer,
+                &mut listener.resolver,
+            ]
+            .into_iter()
+            .flatten()
             {
                 if let sextant_rpc::Endpoint::Unix(path) = endpoint {
                     absolute(base, path);
@@ -158,6 +162,17 @@ impl Config {
                 absolute(base, &mut zone.file);
             }
             if let Some(sextant_rpc::Endpoint::Unix(path)) = &mut authority.secondaries {
+                absolute(base, path);
+            }
+        }
+        if let Some(resolver) = &mut self.resolver {
+            for path in [&mut resolver.ready_file, &mut resolver.root_hints]
+                .into_iter()
+                .flatten()
+            {
+                absolute(base, path);
+            }
+            if let sextant_rpc::Endpoint::Unix(path) = &mut resolver.grpc {
                 absolute(base, path);
             }
         }
@@ -200,10 +215,16 @@ impl Config {
                     );
                 }
             }
-            if listener.authority.is_none() && self.authority.is_none() {
+            if self.authority_endpoint().is_none() && self.resolver_endpoint().is_none() {
                 problem(
                     "listener.authority",
-                    "the listener has no authority to forward to; set listener.authority or add an [authority] section".into(),
+                    "the listener has no backend to forward to; set listener.authority or listener.resolver, or add an [authority] or [resolver] section".into(),
+                );
+            }
+            if listener.resolver_timeout.is_zero() {
+                problem(
+                    "listener.resolver_timeout",
+                    "must be longer than zero, e.g. \"4s\"".into(),
                 );
             }
             if listener.backend_timeout.is_zero() {
@@ -314,7 +335,18 @@ impl Config {
                 }
             }
         }
+        if let Some(resolver) = &self.resolver {
+            resolver_problems(resolver, self.listener.as_ref(), &mut problem);
+        }
         problems
+    }
+
+    /// The listener's resolver endpoint: explicit, or the resolver section's own.
+    pub fn resolver_endpoint(&self) -> Option<&sextant_rpc::Endpoint> {
+        self.listener
+            .as_ref()
+            .and_then(|l| l.resolver.as_ref())
+            .or(self.resolver.as_ref().map(|r| &r.grpc))
     }
 
     /// The transfer daemon's endpoint as the listener reaches it (for NOTIFY).
@@ -339,6 +371,92 @@ impl Config {
             .as_ref()
             .and_then(|l| l.authority.as_ref())
             .or(self.authority.as_ref().map(|a| &a.grpc))
+    }
+}
+
+fn resolver_problems(
+    resolver: &crate::ResolverConfig,
+    listener: Option<&crate::ListenerConfig>,
+    problem: &mut impl FnMut(&str, String),
+) {
+    for (key, value) in [
+        ("resolver.upstream_timeout", resolver.upstream_timeout),
+        ("resolver.resolution_timeout", resolver.resolution_timeout),
+    ] {
+        if value.is_zero() {
+            problem(key, "must be longer than zero, e.g. \"800ms\"".into());
+        }
+    }
+    if resolver.min_ttl > resolver.max_ttl {
+        problem(
+            "resolver.min_ttl",
+            format!(
+                "{} is above resolver.max_ttl ({}); lower it",
+                resolver.min_ttl, resolver.max_ttl
+            ),
+        );
+    }
+    for (key, value) in [
+        ("resolver.max_referrals", resolver.max_referrals),
+        (
+            "resolver.max_upstream_queries",
+            resolver.max_upstream_queries,
+        ),
+    ] {
+        if value == 0 {
+            problem(key, "must be at least 1".into());
+        }
+    }
+    if resolver.upstream_port == 0 {
+        problem(
+            "resolver.upstream_port",
+            "must be a port number, normally 53".into(),
+        );
+    }
+    // A fixed query port on an address the listener serves would steal its answers
+    // (the outage of lesson 3): refuse it here, where the fix is obvious.
+    let listen = listener.map_or(&[][..], |l| &l.listen[..]);
+    for (key, source) in [
+        ("resolver.query_source", resolver.query_source),
+        ("resolver.query_source_v6", resolver.query_source_v6),
+    ] {
+        let Some(source) = source else { continue };
+        if key.ends_with("_v6") != source.is_ipv6() {
+            problem(
+                key,
+                format!(
+                    "{source} is the wrong address family for {key}; use an {} address",
+                    if key.ends_with("_v6") { "IPv6" } else { "IPv4" }
+                ),
+            );
+        }
+        if source.port() == 0 {
+            continue;
+        }
+        for addr in listen {
+            let same_ip = addr.ip() == source.ip()
+                || addr.ip().is_unspecified()
+                || source.ip().is_unspecified();
+            if same_ip && addr.port() == source.port() {
+                problem(
+                    key,
+                    format!(
+                        "{source} clashes with the listener address {addr}; use port 0 (a random port per query, the safe default) or another port"
+                    ),
+                );
+            }
+        }
+    }
+    for forward in &resolver.forwards {
+        if forward.servers.is_empty() {
+            problem(
+                "resolver.forward",
+                format!(
+                    "forward zone {} has no servers; add servers = [\"ADDRESS:53\"]",
+                    forward.name
+                ),
+            );
+        }
     }
 }
 

@@ -17,6 +17,7 @@ pub struct Config {
     pub listener: Option<ListenerConfig>,
     pub authority: Option<AuthorityConfig>,
     pub transfer: Option<TransferConfig>,
+    pub resolver: Option<ResolverConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -65,6 +66,18 @@ pub struct ListenerConfig {
     /// either, NOTIFY is answered NOTIMP.
     #[serde(default)]
     pub transfer: Option<Endpoint>,
+    /// The resolver's gRPC endpoint. Default: `resolver.grpc` from the same file;
+    /// without either, recursive queries outside our zones are REFUSED.
+    #[serde(default)]
+    pub resolver: Option<Endpoint>,
+    /// Clients whose recursive queries (RD=1) go to the resolver; others get REFUSED
+    /// for names outside our zones. Default: loopback only (never an open resolver).
+    #[serde(default = "default_allow_recursion")]
+    pub allow_recursion: Vec<ipnet::IpNet>,
+    /// Deadline for the resolver's answer (iterative resolution takes longer than an
+    /// authoritative lookup). Default 4s.
+    #[serde(default = "default_resolver_timeout", with = "humantime_serde")]
+    pub resolver_timeout: Duration,
     /// Deadline for a backend's answer; past it the client gets SERVFAIL. Default 1500ms.
     #[serde(default = "default_backend_timeout", with = "humantime_serde")]
     pub backend_timeout: Duration,
@@ -120,6 +133,17 @@ fn default_allow_query() -> Vec<ipnet::IpNet> {
         .iter()
         .filter_map(|net| net.parse().ok())
         .collect()
+}
+
+fn default_allow_recursion() -> Vec<ipnet::IpNet> {
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .filter_map(|net| net.parse().ok())
+        .collect()
+}
+
+fn default_resolver_timeout() -> Duration {
+    Duration::from_secs(4)
 }
 
 fn default_packet_cache_bytes() -> u64 {
@@ -250,4 +274,130 @@ fn deserialize_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Name, D::E
     })?;
     name.set_fqdn(true);
     Ok(name.to_lowercase())
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolverConfig {
+    /// Where the resolver serves gRPC (queries from the listener, control).
+    pub grpc: Endpoint,
+    /// Prometheus endpoint (`/metrics`). Default: off.
+    #[serde(default)]
+    pub metrics: Option<SocketAddr>,
+    /// A JSON file written once the root is primed and gRPC is served.
+    #[serde(default)]
+    pub ready_file: Option<PathBuf>,
+    /// A root hints file (named.root format). Default: the IANA hints compiled in.
+    #[serde(default)]
+    pub root_hints: Option<PathBuf>,
+    /// When `root_hints` is unusable: true = say why and use the built-in hints,
+    /// false = refuse to start. Default true.
+    #[serde(default = "default_true")]
+    pub root_hints_fallback: bool,
+    /// Source of upstream queries: `"0.0.0.0:0"` (default) sends each query from a
+    /// fresh random port; a non-zero port fixes it (not advised: easier to spoof).
+    #[serde(default)]
+    pub query_source: Option<SocketAddr>,
+    /// The same for IPv6 upstreams. Default `[::]:0`.
+    #[serde(default)]
+    pub query_source_v6: Option<SocketAddr>,
+    /// Server addresses never queried, on top of those that cannot be servers
+    /// (0.0.0.0/8, ::, broadcast, multicast). Default: none.
+    #[serde(default)]
+    pub deny_servers: Vec<ipnet::IpNet>,
+    /// Upstream port (53 everywhere in the real DNS; other values are for labs).
+    #[serde(default = "default_upstream_port")]
+    pub upstream_port: u16,
+    /// Memory for the RRset cache, bytes. Default 64 MiB.
+    #[serde(default = "default_packet_cache_bytes")]
+    pub cache_bytes: u64,
+    /// TTL bounds applied to cached data, seconds. Defaults 0 and 86400.
+    #[serde(default)]
+    pub min_ttl: u32,
+    #[serde(default = "default_max_ttl")]
+    pub max_ttl: u32,
+    /// Longest a negative answer (NXDOMAIN/NODATA) is cached, seconds. Default 3600.
+    #[serde(default = "default_max_negative_ttl")]
+    pub max_negative_ttl: u32,
+    /// Serve expired data (TTL 30) when every upstream fails (RFC 8767). Default true.
+    #[serde(default = "default_true")]
+    pub serve_stale: bool,
+    /// How long past expiry data may still be served stale. Default 1 day.
+    #[serde(default = "default_stale_window", with = "humantime_serde")]
+    pub stale_window: Duration,
+    /// Send each zone's servers only one more label than they need (RFC 9156,
+    /// relaxed: falls back to the full name when a server stumbles). Default true.
+    #[serde(default = "default_true")]
+    pub qname_minimisation: bool,
+    /// Longest wait for one upstream server before trying another. Default 800ms.
+    #[serde(default = "default_upstream_timeout", with = "humantime_serde")]
+    pub upstream_timeout: Duration,
+    /// Longest a whole resolution may take before SERVFAIL (or stale data). Default 3s.
+    #[serde(default = "default_resolution_timeout", with = "humantime_serde")]
+    pub resolution_timeout: Duration,
+    /// Referrals followed for one name. Default 16.
+    #[serde(default = "default_max_referrals")]
+    pub max_referrals: usize,
+    /// Upstream queries one client query may cause, all sub-resolutions included.
+    /// Default 64.
+    #[serde(default = "default_max_upstream_queries")]
+    pub max_upstream_queries: usize,
+    /// Name server names without glue resolved per referral. Default 3.
+    #[serde(default = "default_max_ns_lookups")]
+    pub max_ns_lookups: usize,
+    /// Zones sent to other resolvers instead of iterated (split horizon).
+    #[serde(default, rename = "forward")]
+    pub forwards: Vec<ForwardConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardConfig {
+    #[serde(deserialize_with = "deserialize_name")]
+    pub name: Name,
+    /// Resolvers that answer for the zone, e.g. `["10.0.0.53:53"]`.
+    pub servers: Vec<SocketAddr>,
+    /// `only`: never iterate for this zone; `first`: iterate when the forwarders fail.
+    /// Default `only`.
+    #[serde(default)]
+    pub mode: ForwardMode,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardMode {
+    #[default]
+    Only,
+    First,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_upstream_port() -> u16 {
+    53
+}
+fn default_max_ttl() -> u32 {
+    86_400
+}
+fn default_max_negative_ttl() -> u32 {
+    3_600
+}
+fn default_stale_window() -> Duration {
+    Duration::from_secs(86_400)
+}
+fn default_upstream_timeout() -> Duration {
+    Duration::from_millis(800)
+}
+fn default_resolution_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+fn default_max_referrals() -> usize {
+    16
+}
+fn default_max_upstream_queries() -> usize {
+    64
+}
+fn default_max_ns_lookups() -> usize {
+    3
 }

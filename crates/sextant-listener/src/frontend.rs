@@ -33,6 +33,8 @@ pub enum Decision {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Authority,
+    /// Recursive queries outside our zones, from clients allowed to recurse.
+    Resolver,
     /// NOTIFY messages, for the secondary zones.
     Transfer,
 }
@@ -41,6 +43,7 @@ impl Backend {
     pub fn name(self) -> &'static str {
         match self {
             Backend::Authority => "authority",
+            Backend::Resolver => "resolver",
             Backend::Transfer => "transfer",
         }
     }
@@ -50,6 +53,7 @@ impl Backend {
 #[derive(Debug, Default)]
 pub struct Acl {
     pub allow_query: Vec<ipnet::IpNet>,
+    pub allow_recursion: Vec<ipnet::IpNet>,
     pub blackhole: Vec<ipnet::IpNet>,
 }
 
@@ -62,6 +66,12 @@ impl Acl {
 
     pub fn may_query(&self, ip: std::net::IpAddr) -> bool {
         self.allow_query
+            .iter()
+            .any(|net| net.contains(&canonical(ip)))
+    }
+
+    pub fn may_recurse(&self, ip: std::net::IpAddr) -> bool {
+        self.allow_recursion
             .iter()
             .any(|net| net.contains(&canonical(ip)))
     }
@@ -78,7 +88,13 @@ fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
 #[derive(Debug)]
 pub struct Frontend {
     pub router: Arc<Router>,
-    pub authority: QueryClient,
+    /// `None` in a resolver-only setup.
+    pub authority: Option<QueryClient>,
+    /// `None` when no resolver is configured: recursive queries are REFUSED.
+    pub resolver: Option<QueryClient>,
+    /// Follows the resolver's cache generation (bumped by flushes), so that its
+    /// answers leave the packet cache when its own cache is flushed.
+    pub resolver_generation: Option<Arc<Router>>,
     /// The transfer daemon, when one is configured (NOTIFY).
     pub transfer: Option<QueryClient>,
     /// Largest UDP response we send, bytes.
@@ -138,35 +154,52 @@ impl Frontend {
         if view.question.qclass == CLASS_CH {
             return self.chaos(packet, &view);
         }
-        match self.router.route(&view.question) {
-            Route::Authority => {
-                let max_response_size = self.max_response_size(&view, transport);
-                let cache = match (&self.packet_cache, self.router.generation()) {
-                    (Some(cache), Some(generation)) => {
-                        if let Some(hit) =
-                            cache.answer(packet, &view, generation, max_response_size)
-                        {
-                            stats::answered("cache", &hit);
-                            return Decision::Reply(hit);
-                        }
-                        // A signed query must reach the backend every time.
-                        (!view.signed).then(|| (CacheKey::of(&view), generation))
-                    }
-                    _ => None,
-                };
-                Decision::Forward {
-                    backend: Backend::Authority,
-                    max_response_size,
-                    cache,
-                }
-            }
+        let backend = match self.router.route(&view.question) {
+            Route::Authority => Backend::Authority,
+            Route::Refuse if self.recursion_for(&view, client) => Backend::Resolver,
             Route::Refuse => {
-                self.reply(packet, &view.header, Some(&view), u16::from(RCODE_REFUSED))
+                return self.reply(packet, &view.header, Some(&view), u16::from(RCODE_REFUSED));
             }
             Route::Unknown => {
-                self.reply(packet, &view.header, Some(&view), u16::from(RCODE_SERVFAIL))
+                return self.reply(packet, &view.header, Some(&view), u16::from(RCODE_SERVFAIL));
             }
+        };
+        let max_response_size = self.max_response_size(&view, transport);
+        let cache = match (&self.packet_cache, self.cache_generation()) {
+            (Some(cache), Some(generation)) => {
+                if let Some(hit) = cache.answer(packet, &view, generation, max_response_size) {
+                    stats::answered("cache", &hit);
+                    return Decision::Reply(hit);
+                }
+                // A signed query must reach the backend every time.
+                (!view.signed).then(|| (CacheKey::of(&view), generation))
+            }
+            _ => None,
+        };
+        Decision::Forward {
+            backend,
+            max_response_size,
+            cache,
         }
+    }
+
+    /// Whether a query outside our zones goes to the resolver: one is configured,
+    /// the client asked for recursion and may have it.
+    fn recursion_for(&self, view: &QueryView, client: SocketAddr) -> bool {
+        self.resolver.is_some()
+            && view.header.recursion_desired()
+            && self.acl.may_recurse(client.ip())
+    }
+
+    /// The packet cache's generation: changes when the authority's zone set changes
+    /// or the resolver's cache is flushed, so either drops every cached answer.
+    fn cache_generation(&self) -> Option<u64> {
+        let zones = self.router.generation()?;
+        let resolver = match &self.resolver_generation {
+            Some(router) => router.generation()?,
+            None => 0,
+        };
+        Some((zones << 32) ^ (resolver & 0xffff_ffff))
     }
 
     /// Forwards to a backend; SERVFAIL when it is down or too slow.
@@ -186,7 +219,8 @@ impl Frontend {
             max_response_size,
         };
         let client_for = match backend {
-            Backend::Authority => Some(&self.authority),
+            Backend::Authority => self.authority.as_ref(),
+            Backend::Resolver => self.resolver.as_ref(),
             Backend::Transfer => self.transfer.as_ref(),
         };
         let Some(backend_client) = client_for else {
@@ -200,7 +234,10 @@ impl Frontend {
                 stats::backend_answered(backend, started.elapsed());
                 stats::answered("backend", &answer.wire);
                 if let (Some(store), Some((key, generation))) = (&self.packet_cache, cache) {
-                    store.store(key, answer.wire.clone(), generation, answer.cache_ttl);
+                    // Recursive answers age in the cache like in the resolver's own;
+                    // authoritative ones keep the zone's TTLs.
+                    let ages = backend == Backend::Resolver;
+                    store.store(key, answer.wire.clone(), generation, answer.cache_ttl, ages);
                 }
                 Some(answer.wire)
             }

@@ -18,7 +18,6 @@ pub use route::{Route, Router};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use sextant_config::Config;
 use sextant_daemon::{Daemon, ReadyFile, notify_ready};
 use sextant_rpc::{QueryClient, QueryClientOptions, ZoneWatcher};
@@ -60,10 +59,11 @@ const ZONE_SET_WAIT: Duration = Duration::from_secs(5);
 /// Runs the listener until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let section = section(&config)?.clone();
-    let authority_endpoint = config
-        .authority_endpoint()
-        .cloned()
-        .context("the listener has no authority endpoint; set listener.authority")?;
+    let authority_endpoint = config.authority_endpoint().cloned();
+    let resolver_endpoint = config.resolver_endpoint().cloned();
+    if authority_endpoint.is_none() && resolver_endpoint.is_none() {
+        anyhow::bail!("the listener has no backend; set listener.authority or listener.resolver");
+    }
 
     sextant_daemon::serve_metrics(section.metrics)?;
     // Bind first: a port conflict must stop start-up before anything else happens.
@@ -73,14 +73,26 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         bound.push(bind::bind_address(*addr, workers)?);
     }
 
-    let authority = QueryClient::start(
-        authority_endpoint.clone(),
-        &QueryClientOptions {
-            lanes: section.backend_lanes,
-            timeout: section.backend_timeout,
-        },
-        shutdown.clone(),
-    );
+    let authority = authority_endpoint.as_ref().map(|endpoint| {
+        QueryClient::start(
+            endpoint.clone(),
+            &QueryClientOptions {
+                lanes: section.backend_lanes,
+                timeout: section.backend_timeout,
+            },
+            shutdown.clone(),
+        )
+    });
+    let resolver = resolver_endpoint.as_ref().map(|endpoint| {
+        QueryClient::start(
+            endpoint.clone(),
+            &QueryClientOptions {
+                lanes: section.backend_lanes,
+                timeout: section.resolver_timeout,
+            },
+            shutdown.clone(),
+        )
+    });
     let transfer = config.listener_transfer_endpoint().map(|endpoint| {
         QueryClient::start(
             endpoint.clone(),
@@ -91,12 +103,28 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             shutdown.clone(),
         )
     });
-    let router = Arc::new(Router::default());
-    let mut zone_sets = ZoneWatcher::start(authority_endpoint.clone(), shutdown.clone());
-    router.follow(zone_sets.clone(), shutdown.clone());
+    let (router, zone_sets) = match &authority_endpoint {
+        Some(endpoint) => {
+            let router = Arc::new(Router::default());
+            let zone_sets = ZoneWatcher::start(endpoint.clone(), shutdown.clone());
+            router.follow(zone_sets.clone(), shutdown.clone());
+            (router, Some(zone_sets))
+        }
+        None => (Arc::new(Router::without_zones()), None),
+    };
+    let resolver_generation = resolver_endpoint.as_ref().map(|endpoint| {
+        let generation = Arc::new(Router::default());
+        generation.follow(
+            ZoneWatcher::start(endpoint.clone(), shutdown.clone()),
+            shutdown.clone(),
+        );
+        generation
+    });
     let frontend = Arc::new(Frontend {
         router: router.clone(),
         authority,
+        resolver,
+        resolver_generation,
         transfer,
         udp_payload_size: section.udp_payload_size,
         packet_cache: (section.packet_cache_bytes > 0)
@@ -105,6 +133,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         identity: section.identity.clone(),
         acl: Acl {
             allow_query: section.allow_query.clone(),
+            allow_recursion: section.allow_recursion.clone(),
             blackhole: section.blackhole.clone(),
         },
     });
@@ -138,10 +167,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         ));
     }
 
-    // Ready means answering: the zone set known and a query stream to the authority up.
+    // Ready means answering: the zone set known and a query stream up to each backend.
     let backend_ready = async {
-        let _ = zone_sets.wait_for(Option::is_some).await;
-        while !frontend.authority.is_connected() {
+        if let Some(mut zone_sets) = zone_sets {
+            let _ = zone_sets.wait_for(Option::is_some).await;
+        }
+        let connected =
+            |client: &Option<QueryClient>| client.as_ref().is_none_or(|c| c.is_connected());
+        while !connected(&frontend.authority) || !connected(&frontend.resolver) {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     };
@@ -149,7 +182,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .await
         .is_err()
     {
-        tracing::warn!(authority = %authority_endpoint, "the authority is not reachable yet; answering SERVFAIL until it is");
+        tracing::warn!(authority = ?authority_endpoint, resolver = ?resolver_endpoint, "a backend is not reachable yet; answering SERVFAIL for its queries until it is");
     }
     let _ready = ReadyFile::write(
         section.ready_file.as_deref(),
@@ -163,7 +196,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     notify_ready();
     tracing::info!(
         listen = ?addresses,
-        authority = %authority_endpoint,
+        authority = ?authority_endpoint.as_ref().map(ToString::to_string),
+        resolver = ?resolver_endpoint.as_ref().map(ToString::to_string),
         zones = router.zone_count(),
         udp_workers = workers,
         packet_cache_bytes = section.packet_cache_bytes,

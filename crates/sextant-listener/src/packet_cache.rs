@@ -68,7 +68,10 @@ impl CacheKey {
 struct Entry {
     wire: Bytes,
     generation: u64,
+    stored: Instant,
     expires: Instant,
+    /// TTL positions to count down on a hit; empty for answers that do not age.
+    ttl_offsets: Box<[usize]>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -127,7 +130,14 @@ impl PacketCache {
                     && e.expires > Instant::now()
                     && e.wire.len() <= usize::from(max_size)
             })
-            .and_then(|e| patch(&e.wire, packet, view.question_end));
+            .and_then(|e| {
+                let mut out = patch(&e.wire, packet, view.question_end)?;
+                if !e.ttl_offsets.is_empty() {
+                    let age = u32::try_from(e.stored.elapsed().as_secs()).unwrap_or(u32::MAX);
+                    sextant_wire::age_ttls(&mut out, &e.ttl_offsets, age);
+                }
+                Some(out)
+            });
         let counter = if hit.is_some() {
             &self.hits
         } else {
@@ -138,18 +148,30 @@ impl PacketCache {
         hit
     }
 
-    /// Stores a backend's answer for `ttl` seconds (0: not stored).
-    pub fn store(&self, key: CacheKey, wire: Bytes, generation: u64, ttl: u32) {
+    /// Stores a backend's answer for `ttl` seconds (0: not stored). With `ages`, the
+    /// TTLs handed out count down with the time spent in the cache.
+    pub fn store(&self, key: CacheKey, wire: Bytes, generation: u64, ttl: u32, ages: bool) {
         if ttl == 0 || wire.len() < HEADER_LEN {
             return;
         }
-        let expires = Instant::now() + Duration::from_secs(u64::from(ttl));
+        let ttl_offsets = if ages {
+            match sextant_wire::ttl_offsets(&wire) {
+                Some(offsets) => offsets.into_boxed_slice(),
+                None => return, // cannot age it: do not keep it
+            }
+        } else {
+            Box::default()
+        };
+        let stored = Instant::now();
+        let expires = stored + Duration::from_secs(u64::from(ttl));
         self.entries.insert(
             key,
             Entry {
                 wire,
                 generation,
+                stored,
                 expires,
+                ttl_offsets,
             },
         );
     }
@@ -196,7 +218,13 @@ mod tests {
         let first = query(1, b"\x03www\x07example\x03com\x00");
         let view = parse_query(&first).unwrap();
         assert!(cache.answer(&first, &view, 7, 512).is_none());
-        cache.store(CacheKey::of(&view), Bytes::from(answer_to(&first)), 7, 60);
+        cache.store(
+            CacheKey::of(&view),
+            Bytes::from(answer_to(&first)),
+            7,
+            60,
+            false,
+        );
 
         let second = query(2, b"\x03WwW\x07example\x03COM\x00");
         let view2 = parse_query(&second).unwrap();
@@ -221,7 +249,7 @@ mod tests {
         let cache = PacketCache::new(1 << 20);
         let q = query(1, b"\x01a\x00");
         let view = parse_query(&q).unwrap();
-        cache.store(CacheKey::of(&view), Bytes::from(answer_to(&q)), 1, 0);
+        cache.store(CacheKey::of(&view), Bytes::from(answer_to(&q)), 1, 0, false);
         assert!(cache.is_empty());
     }
 }

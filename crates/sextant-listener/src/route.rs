@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
     Authority,
-    /// The name is in no zone we serve (and there is no resolver yet): REFUSED.
+    /// The name is in no zone we serve: the resolver's, when the client may
+    /// recurse; REFUSED otherwise.
     Refuse,
     /// The authority's zone set is not known yet: we cannot tell, so SERVFAIL.
     Unknown,
@@ -47,6 +48,16 @@ impl Router {
         } else {
             Route::Refuse
         }
+    }
+
+    /// A router that knows there are no zones (no authority configured).
+    pub fn without_zones() -> Self {
+        let router = Self::default();
+        router.apply(&ZoneSet {
+            generation: 0,
+            zones: Vec::new(),
+        });
+        router
     }
 
     pub fn generation(&self) -> Option<u64> {

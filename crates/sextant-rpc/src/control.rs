@@ -44,6 +44,24 @@ pub struct DaemonStatus {
     pub version: String,
     pub uptime_seconds: u64,
     pub zones: Vec<ZoneStatus>,
+    /// Daemons with a cache (the resolver).
+    pub cache: Option<CacheStatus>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStatus {
+    pub entries: u64,
+    pub bytes: u64,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+/// What to forget from a cache.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Flush {
+    All,
+    Name(String),
+    Subtree(String),
 }
 
 /// What a daemon implements to be controlled.
@@ -54,6 +72,11 @@ pub trait ControlHandler: Send + Sync + 'static {
         &self,
         zone: Option<String>,
     ) -> impl Future<Output = Result<Vec<ZoneStatus>, String>> + Send;
+    /// Forgets cached data; returns how many entries went. Daemons without a cache
+    /// keep this default.
+    fn flush(&self, _what: Flush) -> Result<u64, String> {
+        Err("this daemon has no cache to flush".into())
+    }
 }
 
 #[derive(Debug)]
@@ -105,7 +128,29 @@ impl<H: ControlHandler> pb::control_server::Control for ControlService<H> {
             version: status.version,
             uptime_seconds: status.uptime_seconds,
             zones: status.zones.into_iter().map(to_pb).collect(),
+            cache: status.cache.map(|c| pb::CacheStatus {
+                entries: c.entries,
+                bytes: c.bytes,
+                hits: c.hits,
+                misses: c.misses,
+            }),
         }))
+    }
+
+    async fn flush(
+        &self,
+        request: Request<pb::FlushRequest>,
+    ) -> Result<Response<pb::FlushReply>, Status> {
+        let request = request.into_inner();
+        let what = match (request.name.is_empty(), request.subtree) {
+            (true, _) => Flush::All,
+            (false, false) => Flush::Name(request.name),
+            (false, true) => Flush::Subtree(request.name),
+        };
+        match self.handler.flush(what) {
+            Ok(removed) => Ok(Response::new(pb::FlushReply { removed })),
+            Err(message) => Err(Status::failed_precondition(message)),
+        }
     }
 
     async fn reload(
@@ -157,7 +202,35 @@ impl ControlClient {
             version: reply.version,
             uptime_seconds: reply.uptime_seconds,
             zones: reply.zones.into_iter().map(from_pb).collect(),
+            cache: reply.cache.map(|c| CacheStatus {
+                entries: c.entries,
+                bytes: c.bytes,
+                hits: c.hits,
+                misses: c.misses,
+            }),
         })
+    }
+
+    /// Flushes a cache; a refusal (no cache, bad name) is the daemon's own sentence.
+    pub async fn flush(&mut self, what: &Flush) -> Result<Result<u64, String>, RpcError> {
+        let request = match what {
+            Flush::All => pb::FlushRequest::default(),
+            Flush::Name(name) => pb::FlushRequest {
+                name: name.clone(),
+                subtree: false,
+            },
+            Flush::Subtree(name) => pb::FlushRequest {
+                name: name.clone(),
+                subtree: true,
+            },
+        };
+        match self.client.flush(request).await {
+            Ok(reply) => Ok(Ok(reply.into_inner().removed)),
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                Ok(Err(status.message().to_string()))
+            }
+            Err(status) => Err(self.call_error(status)),
+        }
     }
 
     /// Reloads one zone or all; a failed reload's error message is the daemon's own.

@@ -25,7 +25,7 @@ mod pb {
     tonic::include_proto!("sextant.v1");
 }
 
-pub use control::{ControlClient, ControlHandler, DaemonStatus, ZoneStatus};
+pub use control::{CacheStatus, ControlClient, ControlHandler, DaemonStatus, Flush, ZoneStatus};
 pub use endpoint::Endpoint;
 pub use error::RpcError;
 pub use health::{HealthState, check_health};

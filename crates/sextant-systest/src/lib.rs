@@ -4,6 +4,7 @@
 
 mod client;
 mod daemon;
+mod dns_lab;
 mod fake_primary;
 mod peer;
 pub mod procstat;
@@ -12,6 +13,7 @@ pub use client::{
     dig, exchange, notify, query_tcp, query_udp, query_udp_raw, question_with, recv_within,
 };
 pub use daemon::{Daemon, binary};
+pub use dns_lab::{Behaviour, DnsLab, LabServer};
 pub use fake_primary::{FakePrimary, Fault, IxfrMode};
 pub use peer::Peer;
 
@@ -96,9 +98,55 @@ impl Lab {
         Ok(Suite {
             transfer,
             authority: Some(authority),
+            resolver: None,
             listener,
             dns,
         })
+    }
+
+    /// Writes a config for a listener and a resolver whose root hints are `hints`
+    /// (named.root text); `resolver_extra` is added to the `[resolver]` section.
+    pub fn resolver_config(&self, hints: &str, resolver_extra: &str) -> anyhow::Result<PathBuf> {
+        self.write("root.hints", hints)?;
+        let config = format!(
+            "[log]\nlevel = \"info,sextant_resolver=debug\"\n\n[listener]\nlisten = [\"127.0.0.1:0\"]\nready_file = \"listener.ready.json\"\n\n[resolver]\ngrpc = \"unix:resolver.sock\"\nready_file = \"resolver.ready.json\"\nroot_hints = \"root.hints\"\nupstream_timeout = \"300ms\"\n{resolver_extra}\n"
+        );
+        self.write("sextant.toml", &config)
+    }
+
+    /// Starts the resolver, then the listener, with `config`.
+    pub fn start_resolver_suite(&self, config: &Path) -> anyhow::Result<Suite> {
+        let resolver = self.start_resolver(config)?;
+        let listener = Daemon::start(
+            "sextant-listener",
+            config,
+            &self.path().join("listener.ready.json"),
+            self.path(),
+        )?;
+        let dns = listener
+            .ready()
+            .get("udp")
+            .and_then(|v| v.get(0))
+            .and_then(|v| v.as_str())
+            .context("listener ready file has no udp address")?
+            .parse()
+            .context("listener ready file has a bad address")?;
+        Ok(Suite {
+            transfer: None,
+            authority: None,
+            resolver: Some(resolver),
+            listener,
+            dns,
+        })
+    }
+
+    pub fn start_resolver(&self, config: &Path) -> anyhow::Result<Daemon> {
+        Daemon::start(
+            "sextant-resolver",
+            config,
+            &self.path().join("resolver.ready.json"),
+            self.path(),
+        )
     }
 
     /// Starts the transfer daemon (before the authority, which follows it).
@@ -173,6 +221,7 @@ pub fn sextantctl(config: &Path, args: &[&str]) -> anyhow::Result<std::process::
 pub struct Suite {
     pub transfer: Option<Daemon>,
     pub authority: Option<Daemon>,
+    pub resolver: Option<Daemon>,
     pub listener: Daemon,
     /// Where the listener answers DNS (UDP and TCP).
     pub dns: SocketAddr,

@@ -162,6 +162,59 @@ impl Peer {
         )
     }
 
+    /// Unbound as a plain iterating resolver (no validation) whose root hints are
+    /// `hints`, on a free loopback port; loopback upstreams allowed (a lab), and
+    /// `test.` resolved instead of answered NXDOMAIN by Unbound's RFC 6761 defaults.
+    pub fn unbound(dir: &Path, hints: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let port = free_port()?;
+        let d = dir.display();
+        let config = format!(
+            "server:\n  interface: 127.0.0.1@{port}\n  port: {port}\n  username: \"\"\n  chroot: \"\"\n  \
+             directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n  root-hints: \"{}\"\n  \
+             do-not-query-localhost: no\n  access-control: 127.0.0.0/8 allow\n  num-threads: 1\n  \
+             do-ip6: no\n  qname-minimisation: yes\n  module-config: \"iterator\"\n  use-syslog: no\n  \
+             logfile: \"\"\n  verbosity: 1\n  minimal-responses: yes\n  local-zone: \"test.\" nodefault\n\
+             remote-control:\n  control-enable: no\n",
+            hints.display()
+        );
+        let path = dir.join("unbound.conf");
+        std::fs::write(&path, config)?;
+        let log = std::fs::File::create(dir.join("unbound.log"))?;
+        let child = Command::new("unbound")
+            .arg("-d")
+            .arg("-c")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting unbound (install it with `apt-get install unbound`)")?;
+        let mut peer = Self {
+            child,
+            addr: ([127, 0, 0, 1], port).into(),
+        };
+        let started = Instant::now();
+        loop {
+            if let Some(status) = peer.child.try_wait()? {
+                bail!("unbound exited ({status}) during start-up; see {d}/unbound.log");
+            }
+            let mut probe = hickory_proto::op::Message::query();
+            probe.metadata.recursion_desired = true;
+            probe.add_query(hickory_proto::op::Query::query(
+                hickory_proto::rr::Name::root(),
+                hickory_proto::rr::RecordType::SOA,
+            ));
+            if crate::exchange(peer.addr, &probe, false).is_ok() {
+                return Ok(peer);
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                bail!("unbound did not answer within {READY_TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Writes `config` as `dir/config_name`, runs `program ARGS CONFIG` with its
     /// stderr in `dir/program.log`, and waits until it answers for `zone` on `port`.
     #[allow(clippy::too_many_arguments)]

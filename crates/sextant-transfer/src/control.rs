@@ -49,6 +49,7 @@ impl ControlHandler for Zones {
             version: env!("CARGO_PKG_VERSION").into(),
             uptime_seconds: self.started.elapsed().as_secs(),
             zones: self.zone_statuses(),
+            cache: None,
         }
     }
 

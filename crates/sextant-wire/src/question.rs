@@ -278,7 +278,7 @@ fn read_record(packet: &[u8], at: usize) -> Option<RecordSpan> {
 }
 
 /// Skips a possibly compressed name in place; a pointer ends it, so no loop can form.
-fn skip_name(packet: &[u8], mut at: usize) -> Option<usize> {
+pub(crate) fn skip_name(packet: &[u8], mut at: usize) -> Option<usize> {
     // 128 labels of one byte each fill 255 bytes: more means garbage.
     for _ in 0..128 {
         let label_len = *packet.get(at)?;

@@ -6,6 +6,7 @@
 
 mod catalog;
 mod error;
+mod fit;
 mod lookup;
 pub mod master;
 mod rrset;
@@ -13,6 +14,7 @@ mod zone;
 
 pub use catalog::Catalog;
 pub use error::{Location, ZoneError, ZoneWarning};
+pub use fit::encode_to_fit;
 pub use lookup::{Lookup, Rcode};
 pub use rrset::RRset;
 pub use zone::{Zone, ZoneBuilder};

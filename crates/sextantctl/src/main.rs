@@ -15,6 +15,7 @@ macro_rules! say {
     }};
 }
 
+mod cache;
 mod checks;
 mod status;
 
@@ -51,6 +52,11 @@ enum Command {
         #[command(subcommand)]
         action: ZoneAction,
     },
+    /// The resolver's cache.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Validate a configuration file and every zone file it names.
     CheckConfig { file: PathBuf },
     /// Load one zone file as the authority would, and report what it holds.
@@ -64,6 +70,23 @@ enum ZoneAction {
     /// Transfer a secondary zone (or every one) from its primary now, even if the
     /// serial has not changed.
     Retransfer { name: Option<String> },
+}
+
+#[derive(Subcommand)]
+enum CacheAction {
+    /// Entries, memory and hit ratio of the resolver's cache.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget a name (with --subtree, everything below it too) or everything.
+    Flush {
+        name: Option<String>,
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        subtree: bool,
+    },
 }
 
 /// Outcome of a command: its exit status.
@@ -98,6 +121,12 @@ fn main() -> ExitCode {
                     Command::Zone {
                         action: ZoneAction::Retransfer { name },
                     } => status::control(&cli.config, name.as_deref(), true).await,
+                    Command::Cache {
+                        action: CacheAction::Stats { json },
+                    } => cache::stats(&cli.config, json).await,
+                    Command::Cache {
+                        action: CacheAction::Flush { name, all, subtree },
+                    } => cache::flush(&cli.config, name.as_deref(), all, subtree).await,
                     Command::CheckConfig { .. } | Command::CheckZone { .. } => Outcome::BadInput,
                 }
             })

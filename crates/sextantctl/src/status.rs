@@ -23,6 +23,14 @@ fn daemons(config: &Config) -> Vec<(&'static str, Endpoint)> {
     if let Some(endpoint) = config.secondaries_endpoint() {
         daemons.push(("sextant-transfer", endpoint.clone()));
     }
+    if let Some(endpoint) = config
+        .resolver
+        .as_ref()
+        .map(|r| &r.grpc)
+        .or(config.resolver_endpoint())
+    {
+        daemons.push(("sextant-resolver", endpoint.clone()));
+    }
     daemons
 }
 
@@ -53,7 +61,9 @@ pub async fn status(config: &Path, json: bool) -> Outcome {
     };
     let daemons = daemons(&config);
     if daemons.is_empty() {
-        eprintln!("the configuration names no daemon to ask ([authority] or [transfer] sections)");
+        eprintln!(
+            "the configuration names no daemon to ask ([authority], [transfer] or [resolver] sections)"
+        );
         return Outcome::BadInput;
     }
     let mut results = Vec::new();
@@ -68,6 +78,9 @@ pub async fn status(config: &Path, json: bool) -> Outcome {
                     "daemon": daemon, "endpoint": endpoint.to_string(), "reachable": true,
                     "version": s.version, "uptime_seconds": s.uptime_seconds,
                     "zones": s.zones.iter().map(zone_json).collect::<Vec<_>>(),
+                    "cache": s.cache.map(|c| serde_json::json!({
+                        "entries": c.entries, "bytes": c.bytes, "hits": c.hits, "misses": c.misses,
+                    })),
                 }),
                 Err(error) => serde_json::json!({
                     "daemon": daemon, "endpoint": endpoint.to_string(), "reachable": false, "error": error,
@@ -112,6 +125,16 @@ fn print_tables(results: &[(&str, &Endpoint, Result<DaemonStatus, String>)]) {
     for (daemon, _, result) in results {
         let Ok(status) = result else { continue };
         say!();
+        if let Some(cache) = status.cache {
+            say!(
+                "{daemon} cache: {} entries, {} bytes, {} hits, {} misses",
+                cache.entries,
+                cache.bytes,
+                cache.hits,
+                cache.misses
+            );
+            continue;
+        }
         if *daemon == "sextant-transfer" {
             say!(
                 "{:<28} {:>11} {:>9} {:>9} {:>9} {:>8}  SOURCE / LAST FAILURE",

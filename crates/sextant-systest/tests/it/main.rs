@@ -11,6 +11,7 @@ mod grpc_tcp;
 mod metrics;
 mod query_path;
 mod reload;
+mod resolver;
 mod robustness;
 mod systemd_units;
 mod transfer;

@@ -43,7 +43,12 @@ fn every_unit_passes_systemd_analyze_verify() {
     let units_dir = root.join("etc/systemd/system");
     std::fs::create_dir_all(root.join("usr/bin")).unwrap();
     std::fs::create_dir_all(root.join("bin")).unwrap();
-    for daemon in ["sextant-listener", "sextant-authority", "sextant-transfer"] {
+    for daemon in [
+        "sextant-listener",
+        "sextant-authority",
+        "sextant-transfer",
+        "sextant-resolver",
+    ] {
         std::fs::copy(binary(daemon).unwrap(), root.join("usr/bin").join(daemon)).unwrap();
     }
     std::fs::copy("/usr/bin/kill", root.join("bin/kill")).unwrap();
@@ -61,7 +66,7 @@ fn every_unit_passes_systemd_analyze_verify() {
             units.push(units_dir.join(&name));
         }
     }
-    assert_eq!(units.len(), 4, "three services and the target");
+    assert_eq!(units.len(), 5, "four services and the target");
     let (ok, stderr) = verify(&root, &units);
     assert!(ok, "systemd-analyze verify failed:\n{stderr}");
 

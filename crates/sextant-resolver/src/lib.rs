@@ -1,0 +1,172 @@
+//! The resolver daemon: iterative resolution from the root with a shared cache,
+//! answering the listener's recursive queries over gRPC.
+
+mod addr;
+mod cache;
+mod classify;
+mod control;
+mod hints;
+mod iterate;
+mod resolve;
+mod servers;
+mod service;
+mod upstream;
+
+pub use addr::ServerFilter;
+pub use cache::{Cache, CacheLimits};
+pub use classify::assert_bailiwick_rules;
+pub use hints::RootHints;
+pub use resolve::{Forward, Limits, Outcome, Resolver};
+pub use service::{ResolverService, respond};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use sextant_config::{Config, ForwardMode, ResolverConfig};
+use sextant_daemon::{Daemon, ReadyFile, notify_ready};
+use sextant_rpc::{GrpcServer, Services, ZoneSetPublisher};
+use tokio_util::sync::CancellationToken;
+
+use crate::control::Control;
+use crate::upstream::Upstream;
+
+#[derive(Debug)]
+pub struct ResolverDaemon;
+
+impl Daemon for ResolverDaemon {
+    const NAME: &'static str = "sextant-resolver";
+
+    fn check(config: &Config) -> anyhow::Result<()> {
+        let section = section(config)?;
+        let filter = ServerFilter::new(section.deny_servers.clone());
+        let (hints, warning) = RootHints::load(
+            section.root_hints.as_deref(),
+            section.root_hints_fallback,
+            &filter,
+        )
+        .map_err(anyhow::Error::msg)?;
+        if let Some(warning) = warning {
+            eprintln!("warning: {warning}");
+        }
+        println!(
+            "root hints: {} server(s) from {}",
+            hints.servers.len(),
+            hints.source
+        );
+        Ok(())
+    }
+
+    fn run(
+        config: Config,
+        shutdown: CancellationToken,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send {
+        run(config, shutdown)
+    }
+}
+
+fn section(config: &Config) -> Result<&ResolverConfig, sextant_config::MissingSection> {
+    sextant_config::required(config.resolver.as_ref(), "resolver")
+}
+
+/// Builds the resolver from its configuration section: hints checked, query
+/// sources bound. Errors are the one-sentence start-up messages.
+pub async fn build(
+    section: &ResolverConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Resolver> {
+    let filter = ServerFilter::new(section.deny_servers.clone());
+    let (hints, warning) = RootHints::load(
+        section.root_hints.as_deref(),
+        section.root_hints_fallback,
+        &filter,
+    )
+    .map_err(anyhow::Error::msg)?;
+    if let Some(warning) = warning {
+        tracing::error!("{warning}");
+    }
+    let v4 = section
+        .query_source
+        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+    let v6 = section
+        .query_source_v6
+        .unwrap_or(SocketAddr::from(([0u16; 8], 0)));
+    let upstream = Upstream::new(v4, v6, shutdown)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let cache = Cache::new(CacheLimits {
+        bytes: section.cache_bytes,
+        min_ttl: section.min_ttl,
+        max_ttl: section.max_ttl,
+        max_negative_ttl: section.max_negative_ttl,
+        stale_window: if section.serve_stale {
+            section.stale_window
+        } else {
+            std::time::Duration::ZERO
+        },
+    });
+    let forwards = section
+        .forwards
+        .iter()
+        .map(|f| Forward {
+            zone: f.name.clone(),
+            servers: f.servers.clone(),
+            fall_back: f.mode == ForwardMode::First,
+        })
+        .collect();
+    let limits = Limits {
+        max_referrals: section.max_referrals,
+        max_upstream_queries: section.max_upstream_queries,
+        max_ns_lookups: section.max_ns_lookups,
+        upstream_timeout: section.upstream_timeout,
+        resolution_timeout: section.resolution_timeout,
+        qname_minimisation: section.qname_minimisation,
+        serve_stale: section.serve_stale,
+        upstream_port: section.upstream_port,
+    };
+    Ok(Resolver::new(
+        cache, upstream, filter, hints, forwards, limits,
+    ))
+}
+
+/// Runs the resolver until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let section = section(&config)?.clone();
+    sextant_daemon::serve_metrics(section.metrics)?;
+    let resolver = Arc::new(build(&section, shutdown.clone()).await?);
+    resolver.prime_at_start().await;
+
+    // The listener keeps resolver answers in its packet cache; a flush publishes a
+    // new generation here so that the listener drops them too.
+    let generations = ZoneSetPublisher::new();
+    generations.publish(Vec::new());
+    let control = Arc::new(Control {
+        resolver: resolver.clone(),
+        generations: generations.clone(),
+        started: std::time::Instant::now(),
+    });
+    let server = GrpcServer::bind(&section.grpc).await?;
+    let endpoint = server.local_endpoint().clone();
+    let services = Services::new()
+        .with_query(Arc::new(ResolverService {
+            resolver: resolver.clone(),
+        }))
+        .with_zones(&generations)
+        .with_control(control);
+    let serving = tokio::spawn(server.serve(services, shutdown.clone()));
+
+    let _ready = ReadyFile::write(
+        section.ready_file.as_deref(),
+        &serde_json::json!({
+            "pid": std::process::id(),
+            "grpc": endpoint.to_string(),
+            "root_hints": resolver.hints.source,
+        }),
+    )?;
+    notify_ready();
+    tracing::info!(grpc = %endpoint, hints = %resolver.hints.source, "resolver serving");
+    shutdown.cancelled().await;
+    serving.await.context("gRPC server task failed")??;
+    tracing::info!("resolver stopped");
+    Ok(())
+}

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    sextant_daemon::main::<sextant_resolver::ResolverDaemon>()
+}

@@ -1,0 +1,388 @@
+//! Resolving one question for a client: the cache first, then iteration, following
+//! CNAMEs across zones; identical questions in flight share one resolution; when
+//! every upstream fails, expired data is served stale (RFC 8767) before SERVFAIL.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::addr::ServerFilter;
+use crate::cache::{Cache, Data, Hit, Kind, Rank};
+use crate::classify::{End, Found};
+use crate::hints::RootHints;
+use crate::upstream::Upstream;
+
+/// Longest CNAME chain given to a client, all zones together.
+const MAX_CHAIN: usize = 12;
+/// Sub-resolutions nested (a name server's address needing its own resolution...).
+pub const MAX_DEPTH: usize = 4;
+
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_referrals: usize,
+    pub max_upstream_queries: usize,
+    pub max_ns_lookups: usize,
+    pub upstream_timeout: Duration,
+    pub resolution_timeout: Duration,
+    pub qname_minimisation: bool,
+    pub serve_stale: bool,
+    /// The port upstream servers listen on (53 outside labs).
+    pub upstream_port: u16,
+}
+
+/// A zone sent to other resolvers instead of iterated.
+#[derive(Clone, Debug)]
+pub struct Forward {
+    pub zone: Name,
+    pub servers: Vec<std::net::SocketAddr>,
+    /// Iterate when every forwarder fails.
+    pub fall_back: bool,
+}
+
+/// What a client gets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub rcode: ResponseCode,
+    pub answer: Vec<Record>,
+    /// The SOA of a negative answer.
+    pub authority: Vec<Record>,
+    /// Served from expired data because resolution failed.
+    pub stale: bool,
+}
+
+impl Outcome {
+    pub fn servfail() -> Self {
+        Self {
+            rcode: ResponseCode::ServFail,
+            answer: Vec::new(),
+            authority: Vec::new(),
+            stale: false,
+        }
+    }
+}
+
+/// Why a resolution gave up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    #[error("no server of the zone gave a usable answer")]
+    NoServerAnswered,
+    #[error("no usable name server address")]
+    NoServers,
+    #[error("the upstream query budget of this client query is spent")]
+    Budget,
+    #[error("too many referrals")]
+    TooManyReferrals,
+    #[error("sub-resolutions nested too deep")]
+    TooDeep,
+    #[error("CNAME chain too long or looping")]
+    Chain,
+}
+
+/// Upstream queries left for one client query, shared by its sub-resolutions.
+#[derive(Debug)]
+pub struct Budget(AtomicUsize);
+
+impl Budget {
+    pub fn new(queries: usize) -> Self {
+        Self(AtomicUsize::new(queries))
+    }
+
+    pub fn take(&self) -> Result<(), Failure> {
+        self.0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(1)
+            })
+            .map(|_| ())
+            .map_err(|_| {
+                metrics::counter!("sextant_resolver_budget_exhausted_total").increment(1);
+                Failure::Budget
+            })
+    }
+}
+
+type InFlight = HashMap<(Name, RecordType), watch::Receiver<Option<Arc<Outcome>>>>;
+
+#[derive(Debug)]
+pub struct Resolver {
+    pub cache: Cache,
+    pub upstream: Upstream,
+    pub filter: ServerFilter,
+    pub hints: RootHints,
+    pub forwards: Vec<Forward>,
+    pub limits: Limits,
+    in_flight: Mutex<InFlight>,
+    /// Client questions answered wholly from the cache, and the others.
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+}
+
+/// What the cache says about one name on the way along a chain.
+enum Cached {
+    Records(Vec<Record>),
+    Cname(Record, Name),
+    Negative { nxdomain: bool, soa: Option<Record> },
+}
+
+impl Resolver {
+    pub fn new(
+        cache: Cache,
+        upstream: Upstream,
+        filter: ServerFilter,
+        hints: RootHints,
+        mut forwards: Vec<Forward>,
+        limits: Limits,
+    ) -> Self {
+        // Most specific zone first, so the first match wins.
+        forwards.sort_by_key(|f| std::cmp::Reverse(f.zone.num_labels()));
+        Self {
+            cache,
+            upstream,
+            filter,
+            hints,
+            forwards,
+            limits,
+            in_flight: Mutex::default(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// The answer for a client. Cache hits return at once; misses for the same
+    /// question share one resolution, run as its own task so that a client giving up
+    /// does not cancel it for the others.
+    pub async fn resolve(self: &Arc<Self>, name: &Name, rtype: RecordType) -> Arc<Outcome> {
+        if let Some(outcome) = self.answer_from_cache(name, rtype) {
+            metrics::counter!("sextant_resolver_cache_total", "result" => "hit").increment(1);
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Arc::new(outcome);
+        }
+        metrics::counter!("sextant_resolver_cache_total", "result" => "miss").increment(1);
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let key = (name.to_lowercase(), rtype);
+        let mut receiver = {
+            let mut in_flight = self.in_flight.lock();
+            match in_flight.get(&key) {
+                Some(receiver) => {
+                    metrics::counter!("sextant_resolver_coalesced_total").increment(1);
+                    receiver.clone()
+                }
+                None => {
+                    let (sender, receiver) = watch::channel(None);
+                    in_flight.insert(key.clone(), receiver.clone());
+                    let resolver = self.clone();
+                    let name = name.clone();
+                    tokio::spawn(async move {
+                        let outcome = Arc::new(resolver.resolve_fresh(&name, rtype).await);
+                        resolver.in_flight.lock().remove(&key);
+                        let _ = sender.send(Some(outcome));
+                    });
+                    receiver
+                }
+            }
+        };
+        match receiver.wait_for(Option::is_some).await {
+            Ok(outcome) => outcome
+                .clone()
+                .unwrap_or_else(|| Arc::new(Outcome::servfail())),
+            Err(_) => Arc::new(Outcome::servfail()),
+        }
+    }
+
+    /// Resolution bounded in time and upstream queries; stale data or SERVFAIL when
+    /// it fails.
+    async fn resolve_fresh(self: &Arc<Self>, name: &Name, rtype: RecordType) -> Outcome {
+        let budget = Budget::new(self.limits.max_upstream_queries);
+        let work = self.resolve_chain(name, rtype, &budget, 0);
+        let failure = match tokio::time::timeout(self.limits.resolution_timeout, work).await {
+            Ok(Ok(outcome)) => return outcome,
+            Ok(Err(failure)) => failure.to_string(),
+            Err(_) => format!("no answer within {:?}", self.limits.resolution_timeout),
+        };
+        tracing::debug!(name = %name, ?rtype, %failure, "resolution failed");
+        metrics::counter!("sextant_resolver_failures_total").increment(1);
+        if self.limits.serve_stale
+            && let Some(outcome) = self.stale(name, rtype)
+        {
+            metrics::counter!("sextant_resolver_stale_answers_total").increment(1);
+            return outcome;
+        }
+        Outcome::servfail()
+    }
+
+    /// Follows `name` to an answer: from the cache where it can, iterating where it
+    /// must, across as many zones as the CNAMEs lead.
+    pub(crate) async fn resolve_chain(
+        self: &Arc<Self>,
+        name: &Name,
+        rtype: RecordType,
+        budget: &Budget,
+        depth: usize,
+    ) -> Result<Outcome, Failure> {
+        if depth > MAX_DEPTH {
+            return Err(Failure::TooDeep);
+        }
+        let mut answer: Vec<Record> = Vec::new();
+        let mut current = name.clone();
+        for _ in 0..MAX_CHAIN {
+            if let Some(cached) = self.cached(&current, rtype, false) {
+                match cached {
+                    Cached::Records(records) => return Ok(positive(answer, records)),
+                    Cached::Negative { nxdomain, soa } => {
+                        return Ok(negative(answer, nxdomain, soa));
+                    }
+                    Cached::Cname(record, target) => {
+                        answer.push(record);
+                        current = target;
+                        continue;
+                    }
+                }
+            }
+            let found = Box::pin(self.iterate(&current, rtype, budget, depth)).await?;
+            self.remember(&found, rtype);
+            answer.extend(found.chain);
+            match found.end {
+                End::Records(records) => return Ok(positive(answer, records)),
+                End::Negative { nxdomain, soa, .. } => {
+                    return Ok(negative(answer, nxdomain, soa.map(|soa| *soa)));
+                }
+                End::Continue(target) => current = target,
+            }
+            if answer.iter().any(|r| r.name == current) {
+                return Err(Failure::Chain);
+            }
+        }
+        Err(Failure::Chain)
+    }
+
+    /// Caches an answer: each CNAME of the chain, the final RRset(s) or the negative
+    /// answer. Only data that passed the bailiwick checks gets here.
+    fn remember(&self, found: &Found, rtype: RecordType) {
+        for cname in &found.chain {
+            self.cache.insert_rrset(vec![cname.clone()], Rank::Answer);
+        }
+        match &found.end {
+            End::Records(records) => {
+                let mut by_type: HashMap<RecordType, Vec<Record>> = HashMap::new();
+                for record in records {
+                    by_type
+                        .entry(record.record_type())
+                        .or_default()
+                        .push(record.clone());
+                }
+                for (_, rrset) in by_type {
+                    self.cache.insert_rrset(rrset, Rank::Answer);
+                }
+            }
+            End::Negative {
+                name,
+                nxdomain,
+                soa,
+            } => {
+                let kind = if *nxdomain {
+                    Kind::NxDomain
+                } else {
+                    Kind::RRset(rtype)
+                };
+                self.cache
+                    .insert_negative(name, kind, soa.as_deref().cloned());
+            }
+            End::Continue(_) => {}
+        }
+    }
+
+    /// The whole answer from fresh cache data, if the cache has all of it.
+    fn answer_from_cache(&self, name: &Name, rtype: RecordType) -> Option<Outcome> {
+        self.chain_from_cache(name, rtype, false)
+    }
+
+    fn stale(&self, name: &Name, rtype: RecordType) -> Option<Outcome> {
+        let mut outcome = self.chain_from_cache(name, rtype, true)?;
+        outcome.stale = true;
+        Some(outcome)
+    }
+
+    fn chain_from_cache(&self, name: &Name, rtype: RecordType, stale: bool) -> Option<Outcome> {
+        let mut answer = Vec::new();
+        let mut current = name.clone();
+        for _ in 0..MAX_CHAIN {
+            match self.cached(&current, rtype, stale)? {
+                Cached::Records(records) => return Some(positive(answer, records)),
+                Cached::Negative { nxdomain, soa } => return Some(negative(answer, nxdomain, soa)),
+                Cached::Cname(record, target) => {
+                    answer.push(record);
+                    current = target;
+                }
+            }
+        }
+        None
+    }
+
+    fn cached(&self, name: &Name, rtype: RecordType, stale: bool) -> Option<Cached> {
+        let get = |kind: Kind| -> Option<Hit> {
+            if stale {
+                self.cache.get_stale(name, kind)
+            } else {
+                self.cache.get(name, kind, Rank::Answer)
+            }
+        };
+        let nxdomain = if stale {
+            get(Kind::NxDomain)
+        } else {
+            self.cache.nxdomain(name)
+        };
+        if let Some(hit) = nxdomain {
+            return Some(Cached::Negative {
+                nxdomain: true,
+                soa: hit.soa(),
+            });
+        }
+        if let Some(hit) = get(Kind::RRset(rtype)) {
+            return Some(match hit.data {
+                Data::Records(_) => Cached::Records(hit.records()),
+                Data::Negative(_) => Cached::Negative {
+                    nxdomain: false,
+                    soa: hit.soa(),
+                },
+            });
+        }
+        if rtype == RecordType::CNAME {
+            return None;
+        }
+        let hit = get(Kind::RRset(RecordType::CNAME))?;
+        let record = hit.records().into_iter().next()?;
+        let RData::CNAME(target) = &record.data else {
+            return None;
+        };
+        let target = target.0.clone();
+        Some(Cached::Cname(record, target))
+    }
+}
+
+fn positive(mut answer: Vec<Record>, records: Vec<Record>) -> Outcome {
+    answer.extend(records);
+    Outcome {
+        rcode: ResponseCode::NoError,
+        answer,
+        authority: Vec::new(),
+        stale: false,
+    }
+}
+
+fn negative(answer: Vec<Record>, nxdomain: bool, soa: Option<Record>) -> Outcome {
+    Outcome {
+        rcode: if nxdomain {
+            ResponseCode::NXDomain
+        } else {
+            ResponseCode::NoError
+        },
+        answer,
+        authority: soa.into_iter().collect(),
+        stale: false,
+    }
+}

@@ -1,0 +1,465 @@
+//! One question to one upstream server, and the checks on what comes back. Each
+//! query leaves from a fresh socket on a kernel-chosen random port with a random ID
+//! (lesson 3, and the classic defence against spoofed answers); the socket is
+//! connected, so only datagrams from the address and port we asked reach us, and an
+//! answer counts only if its ID and question match ours exactly. Truncated answers
+//! are asked again over TCP; servers that reject EDNS are asked without it.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RecordType};
+use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, UdpSocket};
+use tokio::sync::mpsc;
+
+use crate::servers::Servers;
+
+/// EDNS payload we advertise upstream (RFC 9715: no fragmentation).
+pub const EDNS_PAYLOAD: u16 = 1232;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("the answer does not parse")]
+    Malformed,
+}
+
+/// Where upstream queries leave from.
+#[derive(Debug)]
+pub struct Upstream {
+    v4: Source,
+    v6: Source,
+    pub servers: Servers,
+}
+
+#[derive(Debug)]
+enum Source {
+    /// A fresh socket per query on this address, random port.
+    Ephemeral(IpAddr),
+    /// One socket on a configured port, answers dispatched by server and ID.
+    Fixed(Arc<FixedSocket>),
+}
+
+/// Queries waiting on a fixed-port socket, by server and ID.
+type Waiting = Mutex<HashMap<(SocketAddr, u16), mpsc::Sender<Vec<u8>>>>;
+
+#[derive(Debug)]
+struct FixedSocket {
+    socket: UdpSocket,
+    waiting: Waiting,
+}
+
+/// Why a configured query source cannot be used, in one sentence.
+pub fn source_error(key: &str, addr: SocketAddr, error: &io::Error) -> String {
+    let fix = match error.kind() {
+        io::ErrorKind::AddrInUse => format!(
+            "port {} is already in use on {}; set {key} to port 0 (a random port per query, the safe default) or a free port",
+            addr.port(),
+            addr.ip()
+        ),
+        io::ErrorKind::AddrNotAvailable => format!(
+            "{} is not an address of this host; set {key} to one of its addresses or to 0.0.0.0:0",
+            addr.ip()
+        ),
+        io::ErrorKind::PermissionDenied => format!(
+            "binding port {} needs privileges this process lacks; use port 0 (random, the default) or grant CAP_NET_BIND_SERVICE",
+            addr.port()
+        ),
+        _ => format!("fix {key} ({error})"),
+    };
+    format!("cannot send queries from {key} = {addr}: {fix}")
+}
+
+impl Upstream {
+    /// Checks the sources by binding them once; a fixed port stays bound for good.
+    pub async fn new(
+        v4: SocketAddr,
+        v6: SocketAddr,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<Self, String> {
+        let v4 = Source::open("resolver.query_source", v4, shutdown.clone()).await?;
+        let v6 = match Source::open("resolver.query_source_v6", v6, shutdown).await {
+            Ok(source) => source,
+            // A host without IPv6 still resolves over IPv4; only a configured fixed
+            // IPv6 source must work.
+            Err(_) if v6.port() == 0 => Source::Ephemeral(v6.ip()),
+            Err(e) => return Err(e),
+        };
+        Ok(Self {
+            v4,
+            v6,
+            servers: Servers::default(),
+        })
+    }
+
+    /// Asks `server` for `name`/`rtype` and returns its checked answer.
+    pub async fn exchange(
+        &self,
+        server: SocketAddr,
+        name: &Name,
+        rtype: RecordType,
+        recursion_desired: bool,
+        timeout: Duration,
+    ) -> Result<Message, ExchangeError> {
+        let ip = server.ip();
+        let use_edns = !self.servers.no_edns(ip);
+        let started = Instant::now();
+        let result = self
+            .udp_then_tcp(server, name, rtype, recursion_desired, use_edns, timeout)
+            .await;
+        let result = match result {
+            Ok(answer) if use_edns && rejects_edns(&answer) => {
+                // RFC 6891 §7: a server that does not know EDNS answers FORMERR (or
+                // NOTIMP) without an OPT; ask again the old way and remember it.
+                self.servers.set_no_edns(ip);
+                metrics::counter!("sextant_resolver_edns_fallbacks_total").increment(1);
+                self.udp_then_tcp(server, name, rtype, recursion_desired, false, timeout)
+                    .await
+            }
+            other => other,
+        };
+        match &result {
+            Ok(_) => self.servers.answered(ip, started.elapsed()),
+            Err(ExchangeError::Timeout(waited)) => {
+                metrics::counter!("sextant_resolver_upstream_timeouts_total").increment(1);
+                self.servers.timed_out(ip, *waited);
+            }
+            Err(_) => self.servers.timed_out(ip, started.elapsed()),
+        }
+        metrics::counter!("sextant_resolver_upstream_queries_total").increment(1);
+        result
+    }
+
+    async fn udp_then_tcp(
+        &self,
+        server: SocketAddr,
+        name: &Name,
+        rtype: RecordType,
+        recursion_desired: bool,
+        edns: bool,
+        timeout: Duration,
+    ) -> Result<Message, ExchangeError> {
+        let query = build_query(name, rtype, recursion_desired, edns);
+        let wire = query.to_vec().map_err(|_| ExchangeError::Malformed)?;
+        let source = match server {
+            SocketAddr::V4(_) => &self.v4,
+            SocketAddr::V6(_) => &self.v6,
+        };
+        let answer = match source {
+            Source::Ephemeral(ip) => udp_ephemeral(*ip, server, &wire, &query, timeout).await?,
+            Source::Fixed(fixed) => fixed.exchange(server, &wire, &query, timeout).await?,
+        };
+        if !answer.metadata.truncation {
+            return Ok(answer);
+        }
+        metrics::counter!("sextant_resolver_tcp_retries_total").increment(1);
+        let source_ip = match source {
+            Source::Ephemeral(ip) => *ip,
+            Source::Fixed(fixed) => fixed.socket.local_addr()?.ip(),
+        };
+        tcp_exchange(source_ip, server, &wire, &query, timeout).await
+    }
+}
+
+impl Source {
+    async fn open(
+        key: &str,
+        addr: SocketAddr,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<Self, String> {
+        let socket = UdpSocket::bind(addr)
+            .await
+            .map_err(|e| source_error(key, addr, &e))?;
+        if addr.port() == 0 {
+            return Ok(Source::Ephemeral(addr.ip()));
+        }
+        let fixed = Arc::new(FixedSocket {
+            socket,
+            waiting: Mutex::default(),
+        });
+        tokio::spawn(fixed.clone().dispatch(shutdown));
+        Ok(Source::Fixed(fixed))
+    }
+}
+
+impl FixedSocket {
+    /// Hands each datagram to the query waiting for its server and ID; drops the rest.
+    async fn dispatch(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+        let mut buffer = vec![0u8; 65_535];
+        loop {
+            let received = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                received = self.socket.recv_from(&mut buffer) => received,
+            };
+            let Ok((len, from)) = received else { continue };
+            let Some(id) = buffer.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+                continue;
+            };
+            let waiter = self.waiting.lock().get(&(from, id)).cloned();
+            match waiter {
+                Some(waiter) => {
+                    let _ = waiter.try_send(buffer[..len].to_vec());
+                }
+                None => metrics::counter!("sextant_resolver_unexpected_answers_total").increment(1),
+            }
+        }
+    }
+
+    async fn exchange(
+        &self,
+        server: SocketAddr,
+        wire: &[u8],
+        query: &Message,
+        timeout: Duration,
+    ) -> Result<Message, ExchangeError> {
+        let (sender, mut answers) = mpsc::channel(4);
+        let key = (server, query.metadata.id);
+        if self.waiting.lock().insert(key, sender).is_some() {
+            // Another query to this server holds the same ID: a fresh ID next time.
+            return Err(ExchangeError::Io(io::Error::other("query ID in use")));
+        }
+        let _unregister = Unregister(&self.waiting, key);
+        self.socket.send_to(wire, server).await?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let bytes = tokio::time::timeout_at(deadline, answers.recv())
+                .await
+                .map_err(|_| ExchangeError::Timeout(timeout))?
+                .ok_or(ExchangeError::Timeout(timeout))?;
+            if let Some(answer) = accept(&bytes, query) {
+                return Ok(answer);
+            }
+        }
+    }
+}
+
+struct Unregister<'a>(&'a Waiting, (SocketAddr, u16));
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        self.0.lock().remove(&self.1);
+    }
+}
+
+fn build_query(name: &Name, rtype: RecordType, recursion_desired: bool, edns: bool) -> Message {
+    let mut message = Message::new(rand::random(), MessageType::Query, OpCode::Query);
+    message.metadata.recursion_desired = recursion_desired;
+    message.add_query(Query::query(name.clone(), rtype));
+    if edns {
+        let mut opt = Edns::new();
+        opt.set_max_payload(EDNS_PAYLOAD);
+        message.set_edns(opt);
+    }
+    message
+}
+
+fn rejects_edns(answer: &Message) -> bool {
+    matches!(
+        answer.metadata.response_code,
+        ResponseCode::FormErr | ResponseCode::NotImp
+    ) && answer.edns.is_none()
+}
+
+/// The answer, if `bytes` answers `query`: a response with our ID and exactly our
+/// question (name bytes, type and class). Anything else is ignored, not fatal: a
+/// spoofed or stale datagram must not cost us the real answer.
+fn accept(bytes: &[u8], query: &Message) -> Option<Message> {
+    let answer = Message::from_vec(bytes).ok()?;
+    let ok = answer.metadata.message_type == MessageType::Response
+        && answer.metadata.id == query.metadata.id
+        && answer.queries.len() == 1
+        && query.queries.first().is_some_and(|asked| {
+            let got = &answer.queries[0];
+            got.query_type() == asked.query_type()
+                && got.query_class() == asked.query_class()
+                && got.name().eq_case(asked.name())
+        });
+    if !ok {
+        metrics::counter!("sextant_resolver_mismatched_answers_total").increment(1);
+    }
+    ok.then_some(answer)
+}
+
+async fn udp_ephemeral(
+    source: IpAddr,
+    server: SocketAddr,
+    wire: &[u8],
+    query: &Message,
+    timeout: Duration,
+) -> Result<Message, ExchangeError> {
+    let socket = UdpSocket::bind(SocketAddr::new(source, 0)).await?;
+    socket.connect(server).await?;
+    socket.send(wire).await?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buffer = vec![0u8; usize::from(EDNS_PAYLOAD).max(4096)];
+    loop {
+        let len = match tokio::time::timeout_at(deadline, socket.recv(&mut buffer)).await {
+            Err(_) => return Err(ExchangeError::Timeout(timeout)),
+            // ICMP port unreachable shows up here: the server is not there.
+            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                return Err(ExchangeError::Io(e));
+            }
+            Ok(Err(e)) => return Err(ExchangeError::Io(e)),
+            Ok(Ok(len)) => len,
+        };
+        if let Some(answer) = accept(&buffer[..len], query) {
+            return Ok(answer);
+        }
+    }
+}
+
+async fn tcp_exchange(
+    source: IpAddr,
+    server: SocketAddr,
+    wire: &[u8],
+    query: &Message,
+    timeout: Duration,
+) -> Result<Message, ExchangeError> {
+    let work = async {
+        let socket = match server {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        socket.bind(SocketAddr::new(source, 0))?;
+        let mut stream = socket.connect(server).await?;
+        let len = u16::try_from(wire.len()).map_err(|_| io::Error::other("query too long"))?;
+        let mut framed = Vec::with_capacity(wire.len() + 2);
+        framed.extend_from_slice(&len.to_be_bytes());
+        framed.extend_from_slice(wire);
+        stream.write_all(&framed).await?;
+        let len = stream.read_u16().await?;
+        let mut bytes = vec![0u8; usize::from(len)];
+        stream.read_exact(&mut bytes).await?;
+        accept(&bytes, query).ok_or(ExchangeError::Malformed)
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| ExchangeError::Timeout(timeout))?
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::str::FromStr;
+
+    use super::*;
+
+    fn question() -> Message {
+        build_query(
+            &Name::from_ascii("www.Example.test.").unwrap(),
+            RecordType::A,
+            false,
+            true,
+        )
+    }
+
+    fn reply_to(query: &Message) -> Message {
+        let mut answer = query.clone();
+        answer.metadata.message_type = MessageType::Response;
+        answer
+    }
+
+    #[test]
+    fn only_an_exact_echo_of_our_question_is_accepted() {
+        let query = question();
+        let good = reply_to(&query);
+        assert!(accept(&good.to_vec().unwrap(), &query).is_some());
+
+        let mut wrong_id = good.clone();
+        wrong_id.metadata.id = query.metadata.id.wrapping_add(1);
+        assert!(accept(&wrong_id.to_vec().unwrap(), &query).is_none());
+
+        let mut wrong_case = good.clone();
+        wrong_case.queries[0] =
+            Query::query(Name::from_str("www.example.test.").unwrap(), RecordType::A);
+        assert!(accept(&wrong_case.to_vec().unwrap(), &query).is_none());
+
+        let mut wrong_type = good.clone();
+        wrong_type.queries[0] = Query::query(
+            Name::from_ascii("www.Example.test.").unwrap(),
+            RecordType::AAAA,
+        );
+        assert!(accept(&wrong_type.to_vec().unwrap(), &query).is_none());
+
+        assert!(
+            accept(&query.to_vec().unwrap(), &query).is_none(),
+            "a query is no answer"
+        );
+        assert!(accept(b"\x01\x02garbage", &query).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_fixed_source_port_in_use_is_one_clear_sentence() {
+        let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let error = Upstream::new(
+            addr,
+            "[::]:0".parse().unwrap(),
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .unwrap_err();
+        assert!(error.contains("resolver.query_source"), "{error}");
+        assert!(error.contains("already in use"), "{error}");
+
+        let error = Upstream::new(
+            "192.0.2.77:5300".parse().unwrap(),
+            "[::]:0".parse().unwrap(),
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .unwrap_err();
+        assert!(error.contains("not an address of this host"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn answers_from_a_fixed_port_are_matched_by_server_and_id() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let server_addr = server.local_addr().unwrap();
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let fixed_addr = probe.local_addr().unwrap();
+        drop(probe);
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let upstream = Upstream::new(fixed_addr, "[::]:0".parse().unwrap(), shutdown.clone())
+            .await
+            .unwrap();
+        tokio::spawn(async move {
+            let mut buffer = vec![0u8; 4096];
+            let (len, from) = server.recv_from(&mut buffer).await.unwrap();
+            let query = Message::from_vec(&buffer[..len]).unwrap();
+            // A stray answer with another ID first, then the real one.
+            let mut stray = reply_to(&query);
+            stray.metadata.id = query.metadata.id.wrapping_add(7);
+            server
+                .send_to(&stray.to_vec().unwrap(), from)
+                .await
+                .unwrap();
+            server
+                .send_to(&reply_to(&query).to_vec().unwrap(), from)
+                .await
+                .unwrap();
+        });
+        let name = Name::from_ascii("www.Example.test.").unwrap();
+        let answer = upstream
+            .exchange(
+                server_addr,
+                &name,
+                RecordType::A,
+                false,
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer.queries[0].name(), &name);
+        shutdown.cancel();
+    }
+}

@@ -1,0 +1,598 @@
+//! The resolver against a DNS hierarchy built on loopback: a root, a `test.` TLD and
+//! leaf zones, each on port 53 of its own 127.x.y.z address (see `DnsLab`). Every
+//! scenario of lessons 1 and 2 and the hostile-upstream cases has its own test.
+
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use sextant_systest::{Behaviour, DnsLab, Lab, LabServer, Suite, dig, exchange};
+
+/// A recursive query (RD=1) through the listener.
+fn ask(suite: &Suite, name: &str, rtype: RecordType) -> Message {
+    let mut message = Message::query();
+    message.metadata.recursion_desired = true;
+    message.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
+    exchange(suite.dns, &message, false).unwrap()
+}
+
+fn addresses(response: &Message) -> Vec<String> {
+    response
+        .answers
+        .iter()
+        .filter(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA))
+        .map(|r| r.data.to_string())
+        .collect()
+}
+
+/// The standard hierarchy: root on .1, `test.` on .2, `example.test.` on .3,
+/// `other.test.` on .4. `tld_extra` adds delegation lines to `test.`.
+struct Hierarchy {
+    dns: DnsLab,
+    servers: Vec<LabServer>,
+}
+
+impl Hierarchy {
+    /// `{ipN}` in the extra lines stands for host N of the lab.
+    fn start(tld_extra: &str, example_ns_extra: &str) -> Self {
+        let dns = DnsLab::new();
+        let ip = |n: u8| dns.ip(n).to_string();
+        let place = |text: &str| {
+            (1..=9).fold(text.to_string(), |text, n| {
+                text.replace(&format!("{{ip{n}}}"), &ip(n))
+            })
+        };
+        let (tld_extra, example_ns_extra) = (place(tld_extra), place(example_ns_extra));
+        let root = format!(
+            "$TTL 86400\n\
+             @ SOA a.root-servers.lab. nstld.lab. 1 1800 900 604800 86400\n\
+             @ NS a.root-servers.lab.\n\
+             a.root-servers.lab. A {}\n\
+             test. NS ns.test.\n\
+             ns.test. A {}\n",
+            ip(1),
+            ip(2)
+        );
+        let tld = format!(
+            "$TTL 86400\n\
+             @ SOA ns h 1 1800 900 604800 300\n\
+             @ NS ns\n\
+             ns A {}\n\
+             example NS ns1.example\n\
+             ns1.example A {}\n\
+             other NS ns1.other\n\
+             ns1.other A {}\n\
+             {tld_extra}",
+            ip(2),
+            ip(3),
+            ip(4)
+        );
+        let example = format!(
+            "$TTL 300\n\
+             @ SOA ns1 h 1 1800 900 604800 60\n\
+             @ NS ns1\n\
+             {example_ns_extra}\
+             ns1 A {}\n\
+             www A 192.0.2.80\n\
+             www AAAA 2001:db8::80\n\
+             alias CNAME www.other.test.\n\
+             deep.er.sub A 192.0.2.81\n",
+            ip(3)
+        );
+        let other = format!(
+            "$TTL 300\n\
+             @ SOA ns1 h 1 1800 900 604800 60\n\
+             @ NS ns1\n\
+             ns1 A {}\n\
+             www A 192.0.2.44\n",
+            ip(4)
+        );
+        let servers = vec![
+            dns.serve(1, &[(".", &root)]).unwrap(),
+            dns.serve(2, &[("test.", &tld)]).unwrap(),
+            dns.serve(3, &[("example.test.", &example)]).unwrap(),
+            dns.serve(4, &[("other.test.", &other)]).unwrap(),
+        ];
+        Self { dns, servers }
+    }
+
+    fn hints(&self) -> String {
+        self.dns.hints(&[("a.root-servers.lab.", 1)])
+    }
+
+    fn server(&self, n: usize) -> &LabServer {
+        &self.servers[n - 1]
+    }
+}
+
+fn suite(lab: &Lab, hierarchy: &Hierarchy, extra: &str) -> Suite {
+    let config = lab.resolver_config(&hierarchy.hints(), extra).unwrap();
+    lab.start_resolver_suite(&config).unwrap()
+}
+
+#[test]
+fn resolves_a_and_aaaa_iteratively_then_from_the_cache() {
+    let hierarchy = Hierarchy::start("", "");
+    let lab = Lab::new().unwrap();
+    let suite = suite(&lab, &hierarchy, "");
+
+    let a = ask(&suite, "www.example.test.", RecordType::A);
+    assert_eq!(a.metadata.response_code, ResponseCode::NoError);
+    assert!(a.metadata.recursion_available);
+    assert!(!a.metadata.authoritative);
+    assert_eq!(addresses(&a), vec!["192.0.2.80"]);
+    let aaaa = ask(&suite, "www.example.test.", RecordType::AAAA);
+    assert_eq!(addresses(&aaaa), vec!["2001:db8::80"]);
+    // QNAME minimisation walks down through the empty non-terminals.
+    let deep = ask(&suite, "deep.er.sub.example.test.", RecordType::A);
+    assert_eq!(addresses(&deep), vec!["192.0.2.81"]);
+
+    let leaf_queries = hierarchy.server(3).queries();
+    for _ in 0..5 {
+        let again = ask(&suite, "www.example.test.", RecordType::A);
+        assert_eq!(addresses(&again), vec!["192.0.2.80"]);
+        assert!(again.answers[0].ttl <= 300);
+    }
+    assert_eq!(
+        hierarchy.server(3).queries(),
+        leaf_queries,
+        "cache hits ask nobody"
+    );
+
+    let output = dig(suite.dns, &["www.example.test.", "A"]).unwrap();
+    assert!(output.contains("192.0.2.80"), "{output}");
+    assert!(output.contains(" ra"), "dig sees RA: {output}");
+}
+
+#[test]
+fn follows_a_cname_into_another_zone() {
+    let hierarchy = Hierarchy::start("", "");
+    let lab = Lab::new().unwrap();
+    let suite = suite(&lab, &hierarchy, "");
+    let response = ask(&suite, "alias.example.test.", RecordType::A);
+    assert_eq!(response.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(response.answers[0].record_type(), RecordType::CNAME);
+    assert_eq!(addresses(&response), vec!["192.0.2.44"]);
+}
+
+#[test]
+fn nxdomain_and_nodata_carry_the_soa_and_are_cached() {
+    let hierarchy = Hierarchy::start("", "");
+    let lab = Lab::new().unwrap();
+    let suite = suite(&lab, &hierarchy, "");
+
+    let nx = ask(&suite, "nope.example.test.", RecordType::A);
+    assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(nx.authorities[0].record_type(), RecordType::SOA);
+    assert!(
+        nx.authorities[0].ttl <= 60,
+        "negative TTL from the SOA minimum"
+    );
+
+    let nodata = ask(&suite, "www.example.test.", RecordType::MX);
+    assert_eq!(nodata.metadata.response_code, ResponseCode::NoError);
+    assert!(nodata.answers.is_empty());
+    assert_eq!(nodata.authorities[0].record_type(), RecordType::SOA);
+
+    let leaf_queries = hierarchy.server(3).queries();
+    let nx_again = ask(&suite, "nope.example.test.", RecordType::A);
+    assert_eq!(nx_again.metadata.response_code, ResponseCode::NXDomain);
+    // RFC 8020: nothing exists below a name that does not exist.
+    let below = ask(&suite, "x.nope.example.test.", RecordType::A);
+    assert_eq!(below.metadata.response_code, ResponseCode::NXDomain);
+    let nodata_again = ask(&suite, "www.example.test.", RecordType::MX);
+    assert!(nodata_again.answers.is_empty());
+    assert_eq!(
+        hierarchy.server(3).queries(),
+        leaf_queries,
+        "negative answers are cached"
+    );
+}
+
+#[test]
+fn zero_glue_beside_a_good_server_costs_no_retry_storm_and_one_log_line() {
+    // example.test has two servers; the TLD gives 0.0.0.0 as the first one's glue.
+    let hierarchy = Hierarchy::start(
+        "example NS ns0.example\nns0.example A 0.0.0.0\n",
+        "@ NS ns0\nns0 A 0.0.0.0\n",
+    );
+    let lab = Lab::new().unwrap();
+    let suite = suite(&lab, &hierarchy, "");
+    for i in 0..20 {
+        let response = ask(&suite, &format!("host{i}.example.test."), RecordType::A);
+        assert_eq!(
+            response.metadata.response_code,
+            ResponseCode::NXDomain,
+            "query {i}"
+        );
+    }
+    let www = ask(&suite, "www.example.test.", RecordType::A);
+    assert_eq!(addresses(&www), vec!["192.0.2.80"]);
+    // One upstream query per client query at most (plus minimisation steps).
+    let leaf = hierarchy.server(3).queries();
+    assert!(
+        leaf <= 2 * 21,
+        "{leaf} queries to the good server: a retry storm"
+    );
+    let log = suite.resolver.as_ref().unwrap().log_text();
+    let warnings = log.matches("cannot be servers").count();
+    assert_eq!(warnings, 1, "logged once per server name:\n{log}");
+}
+
+#[test]
+fn every_glue_unusable_but_the_server_name_resolvable_elsewhere() {
+    // example.test's only server is ns.hosting.test; the TLD's glue for it is 0.0.0.0,
+    // but hosting.test itself (on .5) gives the real address.
+    let dns = DnsLab::new();
+    let ip = |n: u8| dns.ip(n).to_string();
+    let root = format!(
+        "$TTL 86400\n@ SOA a.root-servers.lab. n.lab. 1 1800 900 604800 86400\n@ NS a.root-servers.lab.\na.root-servers.lab. A {}\ntest. NS ns.test.\nns.test. A {}\n",
+        ip(1),
+        ip(2)
+    );
+    let tld = format!(
+        "$TTL 86400\n@ SOA ns h 1 1800 900 604800 300\n@ NS ns\nns A {}\nexample NS ns.hosting\nhosting NS ns1.hosting\nns1.hosting A {}\nns.hosting A 0.0.0.0\n",
+        ip(2),
+        ip(5)
+    );
+    let hosting = format!(
+        "$TTL 300\n@ SOA ns1 h 1 1800 900 604800 60\n@ NS ns1\nns1 A {}\nns A {}\n",
+        ip(5),
+        ip(3)
+    );
+    let example = "$TTL 300\n@ SOA ns.hosting.test. h 1 1800 900 604800 60\n@ NS ns.hosting.test.\nwww A 192.0.2.80\n";
+    let _servers = [
+        dns.serve(1, &[(".", &root)]).unwrap(),
+        dns.serve(2, &[("test.", &tld)]).unwrap(),
+        dns.serve(3, &[("example.test.", example)]).unwrap(),
+        dns.serve(5, &[("hosting.test.", &hosting)]).unwrap(),
+    ];
+    let lab = Lab::new().unwrap();
+    let config = lab
+        .resolver_config(&dns.hints(&[("a.root-servers.lab.", 1)]), "")
+        .unwrap();
+    let suite = lab.start_resolver_suite(&config).unwrap();
+    let response = ask(&suite, "www.example.test.", RecordType::A);
+    assert_eq!(response.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(addresses(&response), vec!["192.0.2.80"]);
+}
+
+#[test]
+fn a_lame_server_is_passed_over() {
+    let hierarchy = Hierarchy::start("example NS ns2.example\nns2.example A {ip5}\n", "");
+    let lame = hierarchy.dns.serve(5, &[]).unwrap();
+    lame.set_behaviour(Behaviour {
+        refuse: true,
+        ..Behaviour::default()
+    });
+    let lab = Lab::new().unwrap();
+    let suite = suite(&lab, &hierarchy, "");
+    for i in 0..5 {
+        let response = ask(&suite, &format!("www{i}.example.test."), RecordType::A);
+        assert_eq!(response.metadata.response_code, ResponseCode::NXDomain);
+    }
+    let www = ask(&suite, "www.example.test.", RecordType::A);
+    assert_eq!(addresses(&www), vec!["192.0.2.80"]);
+}
+
+#[test]
+fn a_server_that_never_answers_is_passed_over_and_a_dead_zone_fails_in_bounded_time() {
+    let hierarchy = Hierarchy::start(
+        "example NS ns2.example\nns2.example A {ip6}\ndead NS ns.dead\nns.dead A {ip6}\n",
+        "",
+    );
+    let silent = hierarchy.dns.serve(6, &[]).unwrap();
+    silent.set_behaviour(Behaviour {
+        silent: true,
+        ..Behaviour::default()
+    });
+    let lab = Lab::new().unwrap();
+    let suite = suite(&lab, &hierarchy, "");
+    let started = Instant::now();
+    for i in 0..5 {
+        let response = ask(&suite, &format!("www{i}.example.test."), RecordType::A);
+        assert_eq!(response.metadata.response_code, ResponseCode::NXDomain);
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    let started = Instant::now();
+    let dead = ask(&suite, "www.dead.test.", RecordType::A);
+    assert_eq!(dead.metadata.response_code, ResponseCode::ServFail);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn truncated_answers_are_asked_again_over_tcp() {
+    let hierarchy = Hierarchy::start("", "");
+    hierarchy.server(3).set_behaviour(Behaviour {
+        truncate_udp: true,
+        ..Behaviour::default()
+    });
+    let lab = Lab::new().unwrap();
+    let suite = suite(&lab, &hierarchy, "");
+    let response = ask(&suite, "www.example.test.", RecordType::A);
+    assert_eq!(addresses(&response), vec!["192.0.2.80"]);
+    assert!(hierarchy.server(3).tcp_queries() >= 1);
+}
+
+#[test]
+fn servers_that_reject_edns_are_asked_without_it() {
+    let hierarchy = Hierarchy::start("", "");
+    hierarchy.server(3).set_behaviour(Behaviour {
+        formerr_on_edns: true,
+        ..Behaviour::default()
+    });
+    let lab = Lab::new().unwrap();
+    let suite = suite(&lab, &hierarchy, "");
+    let response = ask(&suite, "www.example.test.", RecordType::A);
+    assert_eq!(addresses(&response), vec!["192.0.2.80"]);
+}
+
+fn poison(name: &str) -> Record {
+    Record::from_rdata(
+        Name::from_ascii(name).unwrap(),
+        86400,
+        RData::A(hickory_proto::rr::rdata::A([6, 6, 6, 6].into())),
+    )
+}
+
+#[test]
+fn out_of_bailiwick_additional_records_are_neither_cached_nor_used() {
+    let hierarchy = Hierarchy::start("", "");
+    hierarchy.server(3).set_behaviour(Behaviour {
+        inject_additional: vec![poison("www.other.test."), poison("ns1.other.test.")],
+        ..Behaviour::default()
+    });
+    let lab = Lab::new().unwrap();
+    let suite = suite(&lab, &hierarchy, "");
+    let www = ask(&suite, "www.example.test.", RecordType::A);
+    assert_eq!(addresses(&www), vec!["192.0.2.80"]);
+    let other = ask(&suite, "www.other.test.", RecordType::A);
+    assert_eq!(addresses(&other), vec!["192.0.2.44"]);
+    assert!(
+        hierarchy.server(4).queries() >= 1,
+        "other.test's own server was asked"
+    );
+}
+
+#[test]
+fn answers_with_the_wrong_id_or_question_are_ignored() {
+    let hierarchy = Hierarchy::start("", "");
+    hierarchy.server(3).set_behaviour(Behaviour {
+        spoof_first: Some(poison("www.example.test.")),
+        ..Behaviour::default()
+    });
+    let lab = Lab::new().unwrap();
+    let suite = suite(&lab, &hierarchy, "");
+    for _ in 0..3 {
+        let response = ask(&suite, "www.example.test.", RecordType::A);
+        assert_eq!(addresses(&response), vec!["192.0.2.80"]);
+    }
+}
+
+#[test]
+fn damaged_hints_fall_back_to_the_built_in_ones_with_a_message() {
+    let hierarchy = Hierarchy::start("", "");
+    let good = hierarchy.hints();
+    let cases = [
+        ("corrupted", good.replace(" A ", " A 999.")),
+        ("empty", String::new()),
+        ("truncated", good[..good.len() / 2].to_string()),
+    ];
+    for (what, text) in cases {
+        let lab = Lab::new().unwrap();
+        let config = lab.resolver_config(&text, "").unwrap();
+        let resolver = lab.start_resolver(&config).unwrap();
+        let log = resolver.log_text();
+        assert!(
+            log.contains("root.hints"),
+            "{what}: the file is named:\n{log}"
+        );
+        assert!(log.contains("using the built-in hints"), "{what}:\n{log}");
+        assert_eq!(
+            resolver.ready()["root_hints"],
+            "built-in IANA hints",
+            "{what}"
+        );
+    }
+
+    let lab = Lab::new().unwrap();
+    let config = lab
+        .resolver_config("", "root_hints_fallback = false")
+        .unwrap();
+    let error = lab.start_resolver(&config).unwrap_err().to_string();
+    assert!(error.contains("no NS records for the root zone"), "{error}");
+    assert!(error.contains("does not start"), "{error}");
+}
+
+#[test]
+fn a_fixed_query_source_that_clashes_is_one_sentence_at_start() {
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let lab = Lab::new().unwrap();
+    let config = lab
+        .resolver_config("", &format!("query_source = \"127.0.0.1:{port}\""))
+        .unwrap();
+    let error = lab.start_resolver(&config).unwrap_err().to_string();
+    assert!(error.contains("resolver.query_source"), "{error}");
+    assert!(error.contains("already in use"), "{error}");
+
+    // The same port as the listener's own address is refused by the config check.
+    let lab = Lab::new().unwrap();
+    let config = lab
+        .resolver_config("", "query_source = \"127.0.0.1:53\"")
+        .unwrap();
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("127.0.0.1:0\"]", "127.0.0.1:53\"]");
+    std::fs::write(&config, text).unwrap();
+    let error = lab.start_resolver(&config).unwrap_err().to_string();
+    assert!(
+        error.contains("clashes with the listener address"),
+        "{error}"
+    );
+}
+
+#[test]
+fn recursion_is_refused_to_clients_outside_allow_recursion() {
+    let hierarchy = Hierarchy::start("", "");
+    let lab = Lab::new().unwrap();
+    let config = lab.resolver_config(&hierarchy.hints(), "").unwrap();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[listener]\n",
+        "[listener]\nallow_recursion = [\"192.0.2.0/24\"]\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let suite = lab.start_resolver_suite(&config).unwrap();
+    let upstream_before = hierarchy.server(1).queries() + hierarchy.server(3).queries();
+    let response = ask(&suite, "www.example.test.", RecordType::A);
+    assert_eq!(response.metadata.response_code, ResponseCode::Refused);
+    let upstream_after = hierarchy.server(1).queries() + hierarchy.server(3).queries();
+    assert_eq!(
+        upstream_before, upstream_after,
+        "the resolver was never asked"
+    );
+}
+
+#[test]
+fn cache_flush_and_stats_over_the_control_tool() {
+    let hierarchy = Hierarchy::start("", "");
+    let lab = Lab::new().unwrap();
+    let config = lab.resolver_config(&hierarchy.hints(), "").unwrap();
+    let suite = lab.start_resolver_suite(&config).unwrap();
+    ask(&suite, "www.example.test.", RecordType::A);
+    let before = hierarchy.server(3).queries();
+    ask(&suite, "www.example.test.", RecordType::A);
+    assert_eq!(hierarchy.server(3).queries(), before);
+
+    let stats = sextant_systest::sextantctl(&config, &["cache", "stats", "--json"]).unwrap();
+    assert!(stats.status.success(), "{stats:?}");
+    let json: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert!(json["entries"].as_u64().unwrap() > 0, "{json}");
+
+    let flush =
+        sextant_systest::sextantctl(&config, &["cache", "flush", "www.example.test."]).unwrap();
+    assert!(flush.status.success(), "{flush:?}");
+    // The listener's packet cache follows the resolver's flush.
+    sextant_systest::eventually(
+        Duration::from_secs(5),
+        "the flush reaches the upstream",
+        || {
+            ask(&suite, "www.example.test.", RecordType::A);
+            hierarchy.server(3).queries() > before
+        },
+    )
+    .unwrap();
+    let all = sextant_systest::sextantctl(&config, &["cache", "flush", "--all"]).unwrap();
+    assert!(all.status.success(), "{all:?}");
+}
+
+#[test]
+fn forward_zones_only_and_first() {
+    let hierarchy = Hierarchy::start("", "");
+    // A forwarder for a zone the public tree does not know, and a dead forwarder
+    // for one it does.
+    let forwarder = hierarchy
+        .dns
+        .serve(
+            7,
+            &[(
+                "corp.lab.",
+                "$TTL 300\n@ SOA ns h 1 2 3 4 60\n@ NS ns\nns A 192.0.2.1\nwww A 10.1.2.3\n",
+            )],
+        )
+        .unwrap();
+    let dead = hierarchy.dns.serve(8, &[]).unwrap();
+    dead.set_behaviour(Behaviour {
+        silent: true,
+        ..Behaviour::default()
+    });
+    let extra = format!(
+        "\n[[resolver.forward]]\nname = \"corp.lab\"\nservers = [\"{}\"]\nmode = \"only\"\n\n[[resolver.forward]]\nname = \"example.test\"\nservers = [\"{}\"]\nmode = \"first\"\n",
+        forwarder.addr, dead.addr
+    );
+    let lab = Lab::new().unwrap();
+    let suite = suite(&lab, &hierarchy, &extra);
+    let corp = ask(&suite, "www.corp.lab.", RecordType::A);
+    assert_eq!(addresses(&corp), vec!["10.1.2.3"]);
+    assert!(forwarder.queries() >= 1);
+    let fallen_back = ask(&suite, "www.example.test.", RecordType::A);
+    assert_eq!(addresses(&fallen_back), vec!["192.0.2.80"]);
+    assert!(dead.queries() >= 1, "the forwarder was tried first");
+}
+
+#[test]
+fn expired_data_is_served_stale_when_the_upstreams_die() {
+    let hierarchy = Hierarchy::start("", "short 1 A 192.0.2.99\n");
+    let lab = Lab::new().unwrap();
+    let suite = suite(&lab, &hierarchy, "resolution_timeout = \"1s\"");
+    let fresh = ask(&suite, "short.example.test.", RecordType::A);
+    assert_eq!(addresses(&fresh), vec!["192.0.2.99"]);
+    hierarchy.server(3).set_behaviour(Behaviour {
+        silent: true,
+        ..Behaviour::default()
+    });
+    std::thread::sleep(Duration::from_millis(2100));
+    let stale = ask(&suite, "short.example.test.", RecordType::A);
+    assert_eq!(addresses(&stale), vec!["192.0.2.99"]);
+    assert_eq!(stale.answers[0].ttl, 30, "RFC 8767 stale TTL");
+}
+
+#[test]
+fn answers_match_unbound_on_the_same_lab() {
+    let hierarchy = Hierarchy::start("", "");
+    let lab = Lab::new().unwrap();
+    let suite = suite(&lab, &hierarchy, "");
+    let hints = lab.write("unbound/root.hints", &hierarchy.hints()).unwrap();
+    let unbound = sextant_systest::Peer::unbound(&lab.path().join("unbound"), &hints).unwrap();
+    let questions = [
+        ("www.example.test.", RecordType::A),
+        ("www.example.test.", RecordType::AAAA),
+        ("alias.example.test.", RecordType::A),
+        ("nope.example.test.", RecordType::A),
+        ("www.example.test.", RecordType::MX),
+        ("deep.er.sub.example.test.", RecordType::A),
+        ("er.sub.example.test.", RecordType::A),
+        ("www.other.test.", RecordType::A),
+        ("missing.test.", RecordType::A),
+        ("example.test.", RecordType::NS),
+        ("example.test.", RecordType::SOA),
+    ];
+    for (name, rtype) in questions {
+        let ours = ask(&suite, name, rtype);
+        let mut message = Message::query();
+        message.metadata.recursion_desired = true;
+        message.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
+        let theirs = exchange(unbound.addr, &message, false).unwrap();
+        assert_eq!(
+            ours.metadata.response_code,
+            theirs.metadata.response_code,
+            "{name} {rtype}: RCODE\n{}",
+            std::fs::read_to_string(lab.path().join("unbound/unbound.log")).unwrap_or_default()
+        );
+        let rdata = |m: &Message| {
+            let mut set: Vec<String> = m
+                .answers
+                .iter()
+                .map(|r| format!("{} {} {}", r.name.to_lowercase(), r.record_type(), r.data))
+                .collect();
+            set.sort();
+            set
+        };
+        assert_eq!(
+            rdata(&ours),
+            rdata(&theirs),
+            "{name} {rtype}: answer section"
+        );
+        let soa = |m: &Message| {
+            m.authorities
+                .iter()
+                .any(|r| r.record_type() == RecordType::SOA)
+        };
+        assert_eq!(soa(&ours), soa(&theirs), "{name} {rtype}: SOA in authority");
+    }
+}

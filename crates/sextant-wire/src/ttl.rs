@@ -1,0 +1,81 @@
+//! Where the TTLs of a response are, so that a cached answer can be aged in place.
+
+use crate::question::skip_name;
+
+const HEADER_LEN: usize = 12;
+const TYPE_OPT: u16 = 41;
+
+/// Byte offsets of every record's TTL in `message` (OPT excluded: its "TTL" holds
+/// EDNS flags). `None` when the message does not parse to its last byte.
+pub fn ttl_offsets(message: &[u8]) -> Option<Vec<usize>> {
+    let count = |at: usize| -> Option<usize> {
+        let bytes = message.get(at..at + 2)?;
+        Some(usize::from(u16::from_be_bytes([bytes[0], bytes[1]])))
+    };
+    let questions = count(4)?;
+    let records = count(6)? + count(8)? + count(10)?;
+    let mut at = HEADER_LEN;
+    for _ in 0..questions {
+        at = skip_name(message, at)? + 4;
+    }
+    let mut offsets = Vec::with_capacity(records);
+    for _ in 0..records {
+        at = skip_name(message, at)?;
+        let fixed = message.get(at..at + 10)?;
+        let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
+        let rdlength = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+        if rtype != TYPE_OPT {
+            offsets.push(at + 4);
+        }
+        at += 10 + rdlength;
+    }
+    (at == message.len()).then_some(offsets)
+}
+
+/// Lowers every TTL at `offsets` by `seconds`, never below zero.
+pub fn age_ttls(message: &mut [u8], offsets: &[usize], seconds: u32) {
+    for &offset in offsets {
+        if let Some(field) = message.get_mut(offset..offset + 4) {
+            let ttl = u32::from_be_bytes([field[0], field[1], field[2], field[3]]);
+            field.copy_from_slice(&ttl.saturating_sub(seconds).to_be_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// www.test. A? answered with one A record (TTL 300, compressed owner) and an OPT.
+    fn answer() -> Vec<u8> {
+        let mut m = vec![0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 1];
+        m.extend_from_slice(b"\x03www\x04test\x00\x00\x01\x00\x01");
+        m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 44, 0, 4, 192, 0, 2, 1]);
+        m.extend_from_slice(&[0, 0, 41, 4, 208, 0, 0, 0x80, 0, 0, 0]);
+        m
+    }
+
+    #[test]
+    fn finds_record_ttls_but_not_the_opt_flags() {
+        let mut m = answer();
+        let offsets = ttl_offsets(&m).unwrap_or_default();
+        assert_eq!(offsets, vec![12 + 14 + 6]);
+        age_ttls(&mut m, &offsets, 100);
+        assert_eq!(&m[32..36], &200u32.to_be_bytes());
+        age_ttls(&mut m, &offsets, 1000);
+        assert_eq!(&m[32..36], &0u32.to_be_bytes());
+        assert_eq!(m[m.len() - 4], 0x80, "DO bit untouched");
+    }
+
+    #[test]
+    fn truncated_or_padded_messages_are_refused() {
+        let m = answer();
+        assert!(ttl_offsets(&m[..m.len() - 1]).is_none());
+        let mut longer = m.clone();
+        longer.push(0);
+        assert!(ttl_offsets(&longer).is_none());
+        for cut in 0..m.len() {
+            let _ = ttl_offsets(&m[..cut]);
+        }
+    }
+}
