@@ -307,7 +307,7 @@ fn wait_answering(addr: SocketAddr, processes: &mut [Child]) -> anyhow::Result<(
     }
 }
 
-fn dnsperf(addr: SocketAddr, queries: &Path, args: &[&str]) -> anyhow::Result<String> {
+pub(crate) fn dnsperf(addr: SocketAddr, queries: &Path, args: &[&str]) -> anyhow::Result<String> {
     let output = Command::new("dnsperf")
         .args(["-s", &addr.ip().to_string(), "-p", &addr.port().to_string()])
         .arg("-d")
@@ -318,7 +318,7 @@ fn dnsperf(addr: SocketAddr, queries: &Path, args: &[&str]) -> anyhow::Result<St
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-fn field(text: &str, label: &str) -> f64 {
+pub(crate) fn field(text: &str, label: &str) -> f64 {
     text.lines()
         .find_map(|line| line.trim().strip_prefix(label))
         .and_then(|rest| rest.split_whitespace().next())
@@ -382,7 +382,7 @@ fn measure(
 /// Memory of a server: proportional set size (shared pages split between the
 /// processes sharing them) summed over the process and its descendants, so a server
 /// that forks workers (NSD) is measured whole and nothing is counted twice. KiB.
-fn pss_kb(pid: u32) -> u64 {
+pub(crate) fn pss_kb(pid: u32) -> u64 {
     let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -423,7 +423,7 @@ fn pss_kb(pid: u32) -> u64 {
 }
 
 /// Stops by PID: SIGTERM, then SIGKILL after a grace period.
-fn stop(processes: &mut [Child]) {
+pub(crate) fn stop(processes: &mut [Child]) {
     for child in processes.iter().rev() {
         let _ = Command::new("kill")
             .arg("-TERM")

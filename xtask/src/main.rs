@@ -4,6 +4,7 @@
 //! `cargo xtask bench`: dnsperf against Sextant and the peers, side by side.
 
 mod bench;
+mod bench_resolver;
 mod peers;
 mod run;
 
@@ -36,6 +37,13 @@ enum Task {
         #[arg(long)]
         only: Option<String>,
     },
+    /// Resolver cache hits and misses on a loopback hierarchy: Sextant, Unbound,
+    /// PowerDNS Recursor (needs root: the lab servers use port 53).
+    BenchResolver {
+        /// Fewer names and shorter runs.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Load a large generated zone into Sextant, NSD and Knot: time and memory.
     BenchLoad {
         /// Records in the generated zone.
@@ -57,6 +65,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Run { release } => run::run(release),
         Task::BenchLoad { records } => bench::bench_load(records),
+        Task::BenchResolver { quick } => bench_resolver::bench_resolver(quick),
         Task::Bench { quick, only } => {
             let plan = if quick {
                 bench::Plan::quick()

@@ -198,6 +198,9 @@ impl Resolver {
             .filter(|(_, ip)| self.filter.usable(*ip))
             .map(|(name, ip)| (ip, name.clone()))
             .collect();
+        if !self.priming_due() {
+            return hints;
+        }
         match self.prime(&hints, budget).await {
             Some(servers) if !servers.is_empty() => servers,
             _ => hints,
@@ -242,14 +245,12 @@ impl Resolver {
                 self.cache.insert_rrset(rrset, Rank::Additional);
             }
             let servers = self.cached_addresses(&names);
+            self.priming_succeeded();
             tracing::info!(servers = servers.len(), hints = %self.hints.source, "root primed");
             metrics::counter!("sextant_resolver_primings_total").increment(1);
             return Some(servers);
         }
-        tracing::warn!(
-            hints = %self.hints.source,
-            "priming failed: no root server answered; using the hints as they are"
-        );
+        self.priming_failed();
         None
     }
 
@@ -378,4 +379,77 @@ fn group(records: Vec<Record>) -> Vec<Vec<Record>> {
         }
     }
     sets
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::addr::ServerFilter;
+    use crate::cache::{Cache, CacheLimits};
+    use crate::hints::RootHints;
+    use crate::resolve::Limits;
+    use crate::upstream::Upstream;
+
+    /// A resolver whose only root server is a closed port on loopback.
+    async fn resolver_with_dead_root() -> Arc<Resolver> {
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let filter = ServerFilter::default();
+        let hints = RootHints::from_text(
+            Path::new("t"),
+            ". 1 NS a.root.lab.\na.root.lab. 1 A 127.0.0.1\n",
+            &filter,
+        )
+        .unwrap();
+        let upstream = Upstream::new(
+            "0.0.0.0:0".parse().unwrap(),
+            "[::]:0".parse().unwrap(),
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        let cache = Cache::new(CacheLimits {
+            bytes: 1 << 20,
+            min_ttl: 0,
+            max_ttl: 3600,
+            max_negative_ttl: 600,
+            stale_window: Duration::ZERO,
+        });
+        let limits = Limits {
+            max_referrals: 16,
+            max_upstream_queries: 64,
+            max_ns_lookups: 3,
+            upstream_timeout: Duration::from_millis(200),
+            resolution_timeout: Duration::from_secs(2),
+            qname_minimisation: true,
+            serve_stale: false,
+            upstream_port: port,
+        };
+        Arc::new(Resolver::new(
+            cache,
+            upstream,
+            filter,
+            hints,
+            Vec::new(),
+            limits,
+        ))
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_root_is_primed_again_only_after_a_pause() {
+        let resolver = resolver_with_dead_root().await;
+        assert!(resolver.priming_due());
+        let name = Name::from_ascii("www.example.").unwrap();
+        let outcome = resolver.resolve(&name, RecordType::A).await;
+        assert_eq!(outcome.rcode, hickory_proto::op::ResponseCode::ServFail);
+        assert!(
+            !resolver.priming_due(),
+            "no priming storm while the root is down"
+        );
+    }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -20,6 +20,9 @@ use crate::upstream::Upstream;
 
 /// Longest CNAME chain given to a client, all zones together.
 const MAX_CHAIN: usize = 12;
+/// After a failed priming, the hints are used as they are for this long.
+const PRIMING_RETRY: Duration = Duration::from_secs(5);
+const PRIMING_LOG_EVERY: Duration = Duration::from_secs(60);
 /// Sub-resolutions nested (a name server's address needing its own resolution...).
 pub const MAX_DEPTH: usize = 4;
 
@@ -117,6 +120,10 @@ pub struct Resolver {
     pub forwards: Vec<Forward>,
     pub limits: Limits,
     in_flight: Mutex<InFlight>,
+    /// When priming last failed and when that was last logged: while the root is
+    /// unreachable, priming is retried every few seconds, not for every query, and
+    /// said once a minute, not once per query.
+    priming_failure: Mutex<Option<(Instant, Instant)>>,
     /// Client questions answered wholly from the cache, and the others.
     pub hits: AtomicU64,
     pub misses: AtomicU64,
@@ -148,9 +155,35 @@ impl Resolver {
             forwards,
             limits,
             in_flight: Mutex::default(),
+            priming_failure: Mutex::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
+    }
+
+    /// Whether a priming query may be sent now.
+    pub(crate) fn priming_due(&self) -> bool {
+        self.priming_failure
+            .lock()
+            .is_none_or(|(failed, _)| failed.elapsed() >= PRIMING_RETRY)
+    }
+
+    pub(crate) fn priming_succeeded(&self) {
+        *self.priming_failure.lock() = None;
+    }
+
+    pub(crate) fn priming_failed(&self) {
+        let now = Instant::now();
+        let mut failure = self.priming_failure.lock();
+        let logged = failure.map(|(_, logged)| logged);
+        let say = logged.is_none_or(|at| now.duration_since(at) >= PRIMING_LOG_EVERY);
+        if say {
+            tracing::warn!(
+                hints = %self.hints.source,
+                "priming failed: no root server answered; using the hints as they are (said once a minute)"
+            );
+        }
+        *failure = Some((now, if say { now } else { logged.unwrap_or(now) }));
     }
 
     /// The answer for a client. Cache hits return at once; misses for the same
