@@ -12,5 +12,5 @@ pub use error::{ConfigError, MissingSection, Problem, required};
 pub use load::load;
 pub use model::{
     AuthorityConfig, Config, ForwardConfig, ForwardMode, ListenerConfig, LogConfig, LogFormat,
-    ResolverConfig, SecondaryZoneConfig, TransferConfig, ZoneConfig,
+    ResolverConfig, RrlConfig, SecondaryZoneConfig, TransferConfig, ZoneConfig,
 };

@@ -40,6 +40,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         .unwrap_or(Path::new("."));
     let base = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
     config.resolve_paths(&base);
+    config.source = Some(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
     let problems = config.problems();
     if problems.is_empty() {
         Ok(config)
@@ -219,6 +220,12 @@ impl Config {
                 problem(
                     "listener.authority",
                     "the listener has no backend to forward to; set listener.authority or listener.resolver, or add an [authority] or [resolver] section".into(),
+                );
+            }
+            if listener.rrl.ipv4_prefix_length > 32 || listener.rrl.ipv6_prefix_length > 128 {
+                problem(
+                    "listener.rrl",
+                    "prefix lengths are at most 32 (IPv4) and 128 (IPv6); the defaults are 24 and 56".into(),
                 );
             }
             if listener.resolver_timeout.is_zero() {

@@ -12,6 +12,9 @@ use sextant_rpc::Endpoint;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The file this was loaded from (absolute), for daemons that re-read it.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
     #[serde(default)]
     pub log: LogConfig,
     pub listener: Option<ListenerConfig>,
@@ -120,6 +123,9 @@ pub struct ListenerConfig {
     /// Default 64 MiB.
     #[serde(default = "default_packet_cache_bytes")]
     pub packet_cache_bytes: u64,
+    /// Response rate limiting for UDP answers. Default: off.
+    #[serde(default)]
+    pub rrl: RrlConfig,
     /// Prometheus endpoint (`/metrics`), e.g. `"127.0.0.1:9153"`. Default: off.
     #[serde(default)]
     pub metrics: Option<SocketAddr>,
@@ -133,6 +139,31 @@ fn default_allow_query() -> Vec<ipnet::IpNet> {
         .iter()
         .filter_map(|net| net.parse().ok())
         .collect()
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RrlConfig {
+    /// Identical UDP responses per second to one client network; 0 turns RRL off.
+    /// Default 0.
+    pub responses_per_second: u32,
+    /// Every `slip`-th limited response goes out truncated (TC=1) so that real
+    /// clients retry over TCP; 0 never, 1 always. Default 2.
+    pub slip: u32,
+    /// Client networks sharing a budget: IPv4 /24, IPv6 /56 by default.
+    pub ipv4_prefix_length: u8,
+    pub ipv6_prefix_length: u8,
+}
+
+impl Default for RrlConfig {
+    fn default() -> Self {
+        Self {
+            responses_per_second: 0,
+            slip: 2,
+            ipv4_prefix_length: 24,
+            ipv6_prefix_length: 56,
+        }
+    }
 }
 
 fn default_allow_recursion() -> Vec<ipnet::IpNet> {

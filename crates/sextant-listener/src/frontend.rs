@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use sextant_rpc::{Query, QueryClient, Transport};
 use sextant_wire::consts::*;
@@ -11,6 +12,7 @@ use sextant_wire::{Header, QueryView, parse_query, write_chaos_txt, write_error_
 
 use crate::packet_cache::{CacheKey, PacketCache};
 use crate::route::{Route, Router};
+use crate::rrl::{Rrl, Verdict, slip_response};
 use crate::stats;
 
 /// What to do with one incoming message.
@@ -85,6 +87,19 @@ fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
     }
 }
 
+/// What SIGHUP may change without a restart: swapped whole, so a packet sees one
+/// policy from start to end.
+#[derive(Debug, Default)]
+pub struct Policy {
+    /// Who may query (others: REFUSED), recurse, or is ignored entirely.
+    pub acl: Acl,
+    /// CH TXT answers for `version.bind` and `id.server`; `None` = REFUSED.
+    pub version: Option<String>,
+    pub identity: Option<String>,
+    /// Response rate limiting of UDP answers; `None` = off.
+    pub rrl: Option<Rrl>,
+}
+
 #[derive(Debug)]
 pub struct Frontend {
     pub router: Arc<Router>,
@@ -101,11 +116,7 @@ pub struct Frontend {
     pub udp_payload_size: u16,
     /// `None` when disabled in the configuration.
     pub packet_cache: Option<PacketCache>,
-    /// Who may query (others: REFUSED) and who is ignored entirely.
-    pub acl: Acl,
-    /// CH TXT answers for `version.bind` and `id.server`; `None` = REFUSED.
-    pub version: Option<String>,
-    pub identity: Option<String>,
+    pub policy: ArcSwap<Policy>,
 }
 
 /// `version.bind`, `version.server` (RFC 4892 §2), lower-cased wire form.
@@ -116,7 +127,8 @@ const IDENTITY_NAMES: [&[u8]; 2] = [b"\x02id\x06server\x00", b"\x08hostname\x04b
 impl Frontend {
     /// Decides from the client, the header, question and OPT alone.
     pub fn decide(&self, packet: &[u8], client: SocketAddr, transport: Transport) -> Decision {
-        if self.acl.is_blackholed(client.ip()) {
+        let policy = self.policy.load();
+        if policy.acl.is_blackholed(client.ip()) {
             stats::dropped("blackhole");
             return Decision::Drop;
         }
@@ -128,14 +140,14 @@ impl Frontend {
                 return Decision::Drop;
             }
             Err(Some(malformed)) => {
-                if !self.acl.may_query(client.ip()) {
+                if !policy.acl.may_query(client.ip()) {
                     stats::dropped("malformed_from_stranger");
                     return Decision::Drop;
                 }
                 return self.reply(packet, &malformed.header, None, u16::from(RCODE_FORMERR));
             }
         };
-        if !self.acl.may_query(client.ip()) {
+        if !policy.acl.may_query(client.ip()) {
             return self.reply(packet, &view.header, Some(&view), u16::from(RCODE_REFUSED));
         }
         if view.header.opcode() == OPCODE_NOTIFY && self.transfer.is_some() {
@@ -152,11 +164,11 @@ impl Frontend {
             return self.reply(packet, &view.header, Some(&view), RCODE_BADVERS);
         }
         if view.question.qclass == CLASS_CH {
-            return self.chaos(packet, &view);
+            return self.chaos(packet, &view, &policy);
         }
         let backend = match self.router.route(&view.question) {
             Route::Authority => Backend::Authority,
-            Route::Refuse if self.recursion_for(&view, client) => Backend::Resolver,
+            Route::Refuse if self.recursion_for(&view, client, &policy) => Backend::Resolver,
             Route::Refuse => {
                 return self.reply(packet, &view.header, Some(&view), u16::from(RCODE_REFUSED));
             }
@@ -185,10 +197,47 @@ impl Frontend {
 
     /// Whether a query outside our zones goes to the resolver: one is configured,
     /// the client asked for recursion and may have it.
-    fn recursion_for(&self, view: &QueryView, client: SocketAddr) -> bool {
+    fn recursion_for(&self, view: &QueryView, client: SocketAddr, policy: &Policy) -> bool {
         self.resolver.is_some()
             && view.header.recursion_desired()
-            && self.acl.may_recurse(client.ip())
+            && policy.acl.may_recurse(client.ip())
+    }
+
+    /// Response rate limiting of a UDP response: `None` sends it as it is; `Some`
+    /// sends the bytes given instead (the truncated slip answer), or nothing if empty.
+    /// Answers to clients that may recurse and asked for recursion are exempt: they
+    /// are our own networks, not forged victims.
+    pub fn rate_limit(&self, response: &[u8], client: SocketAddr) -> Option<Vec<u8>> {
+        let policy = self.policy.load();
+        let Some(rrl) = &policy.rrl else {
+            return None;
+        };
+        let recursive = response.get(2).is_some_and(|flags| flags & 0x01 != 0);
+        if recursive && policy.acl.may_recurse(client.ip()) {
+            return None;
+        }
+        let question_end = sextant_wire::question_end(response)?;
+        let name = response.get(HEADER_LEN..question_end - 4)?;
+        let qtype = u16::from_be_bytes([response[question_end - 4], response[question_end - 3]]);
+        let rcode = response[3] & 0x0f;
+        let answers = u16::from_be_bytes([response[6], response[7]]);
+        let kind = match (rcode, answers) {
+            (0, 0) => 1, // NODATA or referral
+            (0, _) => 0,
+            (3, _) => 2,
+            _ => 3,
+        };
+        match rrl.check(client.ip(), name, qtype, kind) {
+            Verdict::Send => None,
+            Verdict::Slip => {
+                stats::dropped("rrl_slip");
+                Some(slip_response(response, question_end).unwrap_or_default())
+            }
+            Verdict::Drop => {
+                stats::dropped("rrl");
+                Some(Vec::new())
+            }
+        }
     }
 
     /// The packet cache's generation: changes when the authority's zone set changes
@@ -286,14 +335,14 @@ impl Frontend {
     }
 
     /// CH class: the server's version or identity when configured, REFUSED otherwise.
-    fn chaos(&self, packet: &[u8], view: &QueryView) -> Decision {
+    fn chaos(&self, packet: &[u8], view: &QueryView, policy: &Policy) -> Decision {
         let name = view.question.name_wire();
         let text = if view.question.qtype != TYPE_TXT {
             None
         } else if VERSION_NAMES.contains(&name) {
-            self.version.as_deref()
+            policy.version.as_deref()
         } else if IDENTITY_NAMES.contains(&name) {
-            self.identity.as_deref()
+            policy.identity.as_deref()
         } else {
             None
         };

@@ -6,18 +6,20 @@ mod bind;
 mod frontend;
 mod packet_cache;
 mod route;
+mod rrl;
 mod stats;
 mod tcp;
 mod udp;
 
 pub use bind::BindError;
-pub use frontend::{Acl, Backend, Decision, Frontend};
+pub use frontend::{Acl, Backend, Decision, Frontend, Policy};
 pub use packet_cache::{CacheKey, PacketCache};
 pub use route::{Route, Router};
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use sextant_config::Config;
 use sextant_daemon::{Daemon, ReadyFile, notify_ready};
 use sextant_rpc::{QueryClient, QueryClientOptions, ZoneWatcher};
@@ -129,13 +131,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         udp_payload_size: section.udp_payload_size,
         packet_cache: (section.packet_cache_bytes > 0)
             .then(|| PacketCache::new(section.packet_cache_bytes)),
-        version: section.version.clone(),
-        identity: section.identity.clone(),
-        acl: Acl {
-            allow_query: section.allow_query.clone(),
-            allow_recursion: section.allow_recursion.clone(),
-            blackhole: section.blackhole.clone(),
-        },
+        policy: ArcSwap::from_pointee(policy(&section)),
     });
 
     let udp_in_flight = Arc::new(Semaphore::new(MAX_UDP_IN_FLIGHT));
@@ -204,8 +200,85 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         "listener serving"
     );
 
-    shutdown.cancelled().await;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| anyhow::anyhow!("installing the SIGHUP handler: {e}"))?;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = hangup.recv() => reload(&config, &section, &frontend),
+        }
+    }
     while tasks.join_next().await.is_some() {}
+    // Graceful stop: answers already asked of a backend still go out (each is bounded
+    // by its backend deadline), then the process exits.
+    let drained = async {
+        while udp_in_flight.available_permits() < MAX_UDP_IN_FLIGHT
+            || tcp_connections.available_permits() < section.tcp_max_connections
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let drain_limit = section.backend_timeout.max(section.resolver_timeout) + DRAIN_MARGIN;
+    if tokio::time::timeout(drain_limit, drained).await.is_err() {
+        tracing::warn!("stopped with queries still in flight");
+    }
     tracing::info!("listener stopped");
     Ok(())
+}
+
+/// Extra time past the longest backend deadline for the last answers to go out.
+const DRAIN_MARGIN: Duration = Duration::from_millis(500);
+
+/// The parts of the listener's section that SIGHUP may change.
+fn policy(section: &sextant_config::ListenerConfig) -> Policy {
+    let rrl = &section.rrl;
+    Policy {
+        acl: Acl {
+            allow_query: section.allow_query.clone(),
+            allow_recursion: section.allow_recursion.clone(),
+            blackhole: section.blackhole.clone(),
+        },
+        version: section.version.clone(),
+        identity: section.identity.clone(),
+        rrl: rrl::Rrl::new(rrl::RrlSettings {
+            responses_per_second: rrl.responses_per_second,
+            slip: rrl.slip,
+            ipv4_prefix: rrl.ipv4_prefix_length,
+            ipv6_prefix: rrl.ipv6_prefix_length,
+        }),
+    }
+}
+
+/// SIGHUP: re-reads the configuration file and applies the ACLs, CH TXT answers and
+/// rate limits at once. A file that does not load changes nothing. Settings that
+/// need a restart (addresses, backends, TCP limits, cache size) are reported, not
+/// applied.
+fn reload(config: &Config, running: &sextant_config::ListenerConfig, frontend: &Frontend) {
+    let Some(path) = config.source.as_deref() else {
+        tracing::warn!("SIGHUP ignored: the configuration was not read from a file");
+        return;
+    };
+    let new = match sextant_config::load(path) {
+        Ok(new) => new,
+        Err(error) => {
+            tracing::error!(%error, "SIGHUP: the configuration does not load; nothing changed");
+            return;
+        }
+    };
+    let Some(section) = new.listener.as_ref() else {
+        tracing::error!(file = %path.display(), "SIGHUP: the configuration has no [listener] section any more; nothing changed");
+        return;
+    };
+    let needs_restart = section.listen != running.listen
+        || section.tcp_max_connections != running.tcp_max_connections
+        || section.packet_cache_bytes != running.packet_cache_bytes
+        || new.authority_endpoint() != config.authority_endpoint()
+        || new.resolver_endpoint() != config.resolver_endpoint();
+    if needs_restart {
+        tracing::warn!(
+            "SIGHUP: listen addresses, backends, tcp_max_connections and packet_cache_bytes change only with a restart"
+        );
+    }
+    frontend.policy.store(Arc::new(policy(section)));
+    tracing::info!(file = %path.display(), "SIGHUP: ACLs, CH TXT answers and rate limits reloaded");
 }

@@ -1,7 +1,9 @@
 //! The TCP front end (RFC 7766): length-prefixed messages with hard bounds, idle and
 //! read timeouts, pipelined queries answered as they complete, and limits on the
-//! connections held. A connection that sends garbage is closed; nothing it sends can
-//! make the listener spin.
+//! connections held: at the total limit the oldest idle connection is closed to make
+//! room, and only when none is idle is the new one refused. edns-tcp-keepalive
+//! (RFC 7828) is answered with our idle timeout. A connection that sends garbage is
+//! closed; nothing it sends can make the listener spin.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -63,6 +65,56 @@ impl PerClient {
     }
 }
 
+/// Connections waiting for a query, oldest first, each with the token that closes it.
+#[derive(Debug, Default)]
+struct IdleConnections {
+    waiting: parking_lot::Mutex<
+        std::collections::BTreeMap<(std::time::Instant, u64), CancellationToken>,
+    >,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+impl IdleConnections {
+    /// Registers a connection as idle until the returned guard is dropped.
+    fn enter(self: &Arc<Self>, close: CancellationToken) -> IdleGuard {
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let key = (std::time::Instant::now(), id);
+        self.waiting.lock().insert(key, close);
+        IdleGuard {
+            registry: self.clone(),
+            key,
+        }
+    }
+
+    /// Closes the connection idle the longest; false when none is idle.
+    fn evict_oldest(&self) -> bool {
+        let oldest = self.waiting.lock().pop_first();
+        match oldest {
+            Some((_, close)) => {
+                close.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+struct IdleGuard {
+    registry: Arc<IdleConnections>,
+    key: (std::time::Instant, u64),
+}
+
+impl Drop for IdleGuard {
+    fn drop(&mut self) {
+        self.registry.waiting.lock().remove(&self.key);
+    }
+}
+
+/// How long a new connection waits for the slot of an evicted idle one.
+const EVICTION_WAIT: Duration = Duration::from_millis(500);
+
 /// A response not written within this is abandoned with its connection: a client
 /// that does not read cannot hold our memory.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -77,6 +129,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let per_client = Arc::new(PerClient::default());
+    let idle = Arc::new(IdleConnections::default());
     loop {
         let (stream, client) = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -90,7 +143,7 @@ pub async fn serve(
                 }
             },
         };
-        if frontend.acl.is_blackholed(client.ip()) {
+        if frontend.policy.load().acl.is_blackholed(client.ip()) {
             drop(stream);
             continue;
         }
@@ -99,24 +152,41 @@ pub async fn serve(
             drop(stream);
             continue;
         }
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
+        let permit = connections.clone().try_acquire_owned().ok();
+        if permit.is_none() && !idle.evict_oldest() {
             per_client.leave(client.ip());
-            // Over the connection limit: close at once, which costs us nothing.
+            // Over the connection limit with nobody idle: close at once, which
+            // costs us nothing.
             crate::stats::dropped("tcp_limit");
             drop(stream);
             continue;
-        };
+        }
         let _ = stream.set_nodelay(true);
         let frontend = frontend.clone();
         let shutdown = shutdown.clone();
         let per_client = per_client.clone();
+        let idle = idle.clone();
+        let connections = connections.clone();
         tokio::spawn(async move {
-            crate::stats::tcp_connections(1.0);
-            let (reader, writer) = stream.into_split();
-            connection(reader, writer, client, frontend, limits, shutdown).await;
-            crate::stats::tcp_connections(-1.0);
+            let permit = match permit {
+                Some(permit) => Some(permit),
+                // An idle connection was told to close: take its slot when it does.
+                None => {
+                    crate::stats::dropped("tcp_idle_evicted");
+                    tokio::time::timeout(EVICTION_WAIT, connections.acquire_owned())
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                }
+            };
+            if let Some(permit) = permit {
+                crate::stats::tcp_connections(1.0);
+                let (reader, writer) = stream.into_split();
+                connection(reader, writer, client, frontend, limits, &idle, shutdown).await;
+                crate::stats::tcp_connections(-1.0);
+                drop(permit);
+            }
             per_client.leave(client.ip());
-            drop(permit);
         });
     }
 }
@@ -127,8 +197,12 @@ async fn connection(
     client: SocketAddr,
     frontend: Arc<Frontend>,
     limits: TcpLimits,
+    idle: &Arc<IdleConnections>,
     shutdown: CancellationToken,
 ) {
+    // Cancelled at shutdown, or when the connection is evicted while idle.
+    let close = shutdown.child_token();
+    let keepalive = keepalive_units(limits.idle_timeout);
     let (responses, queue) = mpsc::channel::<Bytes>(limits.max_in_flight);
     let writing = tokio::spawn(write_responses(writer, queue));
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
@@ -137,15 +211,30 @@ async fn connection(
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             break;
         };
+        // Idle: no query of ours pending, so closing it loses nothing.
+        let idle_guard = (in_flight.available_permits() + 1 == limits.max_in_flight)
+            .then(|| idle.enter(close.clone()));
         let message = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = close.cancelled() => break,
             message = read_message(&mut reader, limits) => message,
         };
+        drop(idle_guard);
         let Some(message) = message else { break };
         let frontend = frontend.clone();
         let responses = responses.clone();
         tokio::spawn(async move {
+            let wants_keepalive = sextant_wire::parse_query(&message)
+                .ok()
+                .and_then(|view| view.edns)
+                .is_some_and(|edns| edns.tcp_keepalive);
             if let Some(answer) = frontend.answer(message, client, Transport::Tcp).await {
+                let answer = if wants_keepalive {
+                    let mut answer = answer.to_vec();
+                    sextant_wire::add_tcp_keepalive(&mut answer, keepalive);
+                    Bytes::from(answer)
+                } else {
+                    answer
+                };
                 let _ = responses.send(answer).await;
             }
             drop(permit);
@@ -154,6 +243,11 @@ async fn connection(
     // Let queries in flight finish, then the writer drains and closes.
     drop(responses);
     let _ = writing.await;
+}
+
+/// The idle timeout in the 100 ms units of edns-tcp-keepalive.
+fn keepalive_units(idle_timeout: Duration) -> u16 {
+    u16::try_from(idle_timeout.as_millis() / 100).unwrap_or(u16::MAX)
 }
 
 /// Reads one length-prefixed message. `None` ends the connection: EOF, idle or read

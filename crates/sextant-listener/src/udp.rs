@@ -38,7 +38,7 @@ pub async fn serve(
         let packet = &buffer[..len];
         match frontend.decide(packet, client, Transport::Udp) {
             Decision::Drop => {}
-            Decision::Reply(bytes) => send(&socket, &bytes, client).await,
+            Decision::Reply(bytes) => send(&socket, &frontend, &bytes, client).await,
             Decision::Forward {
                 backend,
                 max_response_size,
@@ -65,7 +65,7 @@ pub async fn serve(
                         )
                         .await
                     {
-                        send(&socket, &bytes, client).await;
+                        send(&socket, &frontend, &bytes, client).await;
                     }
                     drop(permit);
                 });
@@ -74,7 +74,14 @@ pub async fn serve(
     }
 }
 
-async fn send(socket: &UdpSocket, bytes: &[u8], client: SocketAddr) {
+/// Sends a response, unless rate limiting replaces it (slip) or drops it.
+async fn send(socket: &UdpSocket, frontend: &Frontend, bytes: &[u8], client: SocketAddr) {
+    let limited = frontend.rate_limit(bytes, client);
+    let bytes = match &limited {
+        None => bytes,
+        Some(instead) if instead.is_empty() => return,
+        Some(instead) => instead,
+    };
     if let Err(error) = socket.send_to(bytes, client).await {
         tracing::debug!(%error, %client, "UDP send failed");
     }

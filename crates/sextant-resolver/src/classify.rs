@@ -24,6 +24,28 @@ pub enum Classified {
     Lame(&'static str),
 }
 
+impl Classified {
+    /// A few words for the debug log.
+    pub fn summary(&self) -> String {
+        match self {
+            Classified::Referral { child, ns, glue } => {
+                format!("referral to {child} ({} NS, {} glue)", ns.len(), glue.len())
+            }
+            Classified::Found(found) => match &found.end {
+                End::Records(records) => format!(
+                    "answer ({} CNAME, {} records)",
+                    found.chain.len(),
+                    records.len()
+                ),
+                End::Negative { nxdomain: true, .. } => "NXDOMAIN".into(),
+                End::Negative { .. } => "NODATA".into(),
+                End::Continue(target) => format!("CNAME to {target}"),
+            },
+            Classified::Lame(why) => format!("lame: {why}"),
+        }
+    }
+}
+
 /// An answer to `qname`, through `chain` (CNAMEs, in order) to `end`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Found {

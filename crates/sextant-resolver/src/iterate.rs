@@ -117,6 +117,7 @@ impl Resolver {
                 .servers
                 .timeout(ip, self.limits.upstream_timeout);
             let address = SocketAddr::new(ip, self.limits.upstream_port);
+            tracing::debug!(%zone, server = %server_name, %address, %name, ?rtype, "asking");
             match self
                 .upstream
                 .exchange(address, name, rtype, false, timeout)
@@ -127,7 +128,10 @@ impl Resolver {
                         metrics::counter!("sextant_resolver_lame_total").increment(1);
                         tracing::debug!(%zone, server = %server_name, %ip, why, "lame answer; trying another server");
                     }
-                    usable => return Ok(usable),
+                    usable => {
+                        tracing::debug!(%zone, %name, outcome = usable.summary(), "answered");
+                        return Ok(usable);
+                    }
                 },
                 Err(error) => {
                     tracing::debug!(%zone, server = %server_name, %ip, %error, "no answer; trying another server");

@@ -60,11 +60,22 @@ impl Peer {
         zones: &[(&str, &Path)],
         zone_options: &str,
     ) -> anyhow::Result<Self> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        Self::nsd_on(dir, addr, zones, zone_options)
+    }
+
+    /// NSD on a given address (a lab server on port 53, say).
+    pub fn nsd_on(
+        dir: &Path,
+        addr: SocketAddr,
+        zones: &[(&str, &Path)],
+        zone_options: &str,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let port = free_port()?;
+        let (ip, port) = (addr.ip(), addr.port());
         let d = dir.display();
         let mut config = format!(
-            "server:\n  ip-address: 127.0.0.1@{port}\n  server-count: 1\n  username: \"\"\n  chroot: \"\"\n  \
+            "server:\n  ip-address: {ip}@{port}\n  server-count: 1\n  username: \"\"\n  chroot: \"\"\n  \
              zonesdir: \"{d}\"\n  pidfile: \"{d}/nsd.pid\"\n  database: \"\"\n  xfrdfile: \"{d}/xfrd.state\"\n  \
              xfrdir: \"{d}\"\n  zonelistfile: \"{d}/zone.list\"\n  verbosity: 1\n  rrl-ratelimit: 0\n  \
              logfile: \"{d}/nsd.log\"\n  minimal-responses: yes\nremote-control:\n  control-enable: no\n"
@@ -86,10 +97,7 @@ impl Peer {
             .stderr(Stdio::null())
             .spawn()
             .context("starting nsd (install it with `apt-get install nsd`)")?;
-        let mut peer = Self {
-            child,
-            addr: ([127, 0, 0, 1], port).into(),
-        };
+        let mut peer = Self { child, addr };
         peer.wait_answering(zones.first().map(|z| z.0).unwrap_or("."))?;
         Ok(peer)
     }

@@ -6,15 +6,17 @@
 //! exactly that and nothing more; complete messages are hickory-proto's job in the
 //! backends.
 
+mod opt;
 mod question;
 mod response;
 mod ttl;
 
+pub use opt::add_tcp_keepalive;
 pub use question::{
     Edns, Header, Malformed, QueryView, Question, parse_header, parse_query, wire_name_from_text,
 };
 pub use response::{error_response, write_chaos_txt, write_error_response};
-pub use ttl::{age_ttls, ttl_offsets};
+pub use ttl::{age_ttls, question_end, ttl_offsets};
 
 /// The mnemonic of a 4-bit RCODE, for logs and metrics labels.
 pub fn rcode_name(rcode: u8) -> &'static str {

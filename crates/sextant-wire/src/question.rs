@@ -36,6 +36,8 @@ pub struct Edns {
     pub payload_size: u16,
     pub version: u8,
     pub dnssec_ok: bool,
+    /// The query carries an edns-tcp-keepalive option (RFC 7828).
+    pub tcp_keepalive: bool,
 }
 
 /// The question, with the name kept lower-cased in wire form for lookups and cache
@@ -175,10 +177,12 @@ pub fn parse_query(packet: &[u8]) -> Result<QueryView, Option<Malformed>> {
                 if !record.owner_is_root {
                     return Err(malformed("the OPT record's owner is not the root"));
                 }
+                let options = packet.get(record.rdata..record.end).unwrap_or_default();
                 edns = Some(Edns {
                     payload_size: record.class,
                     version: ((record.ttl >> 16) & 0xff) as u8,
                     dnssec_ok: record.ttl & 0x8000 != 0,
+                    tcp_keepalive: has_option(options, OPTION_TCP_KEEPALIVE),
                 });
             }
             TYPE_TSIG => signed = true,
@@ -253,7 +257,26 @@ struct RecordSpan {
     class: u16,
     ttl: u32,
     owner_is_root: bool,
+    /// Where the record's data starts.
+    rdata: usize,
     end: usize,
+}
+
+/// edns-tcp-keepalive (RFC 7828).
+pub(crate) const OPTION_TCP_KEEPALIVE: u16 = 11;
+
+/// Whether the OPT data `options` holds option `code`; a cut-short list counts only
+/// the options before the cut.
+pub(crate) fn has_option(mut options: &[u8], code: u16) -> bool {
+    while options.len() >= 4 {
+        let this = u16::from_be_bytes([options[0], options[1]]);
+        let len = usize::from(u16::from_be_bytes([options[2], options[3]]));
+        if this == code {
+            return true;
+        }
+        options = options.get(4 + len..).unwrap_or_default();
+    }
+    false
 }
 
 /// Walks over one resource record without decoding its data.
@@ -273,6 +296,7 @@ fn read_record(packet: &[u8], at: usize) -> Option<RecordSpan> {
         class,
         ttl,
         owner_is_root,
+        rdata: at + 10,
         end,
     })
 }

@@ -32,6 +32,16 @@ pub fn ttl_offsets(message: &[u8]) -> Option<Vec<usize>> {
     (at == message.len()).then_some(offsets)
 }
 
+/// Where the one question of `message` ends (`None` without exactly one question).
+pub fn question_end(message: &[u8]) -> Option<usize> {
+    let questions = message.get(4..6)?;
+    if questions != [0, 1] {
+        return None;
+    }
+    let end = skip_name(message, HEADER_LEN)? + 4;
+    (end <= message.len()).then_some(end)
+}
+
 /// Lowers every TTL at `offsets` by `seconds`, never below zero.
 pub fn age_ttls(message: &mut [u8], offsets: &[usize], seconds: u32) {
     for &offset in offsets {

@@ -8,6 +8,7 @@ mod config_errors;
 mod control;
 mod differential_nsd;
 mod grpc_tcp;
+mod hardening;
 mod metrics;
 mod query_path;
 mod reload;

@@ -2,6 +2,7 @@
 //! leaf zones, each on port 53 of its own 127.x.y.z address (see `DnsLab`). Every
 //! scenario of lessons 1 and 2 and the hostile-upstream cases has its own test.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, Query, ResponseCode};
@@ -595,4 +596,52 @@ fn answers_match_unbound_on_the_same_lab() {
         };
         assert_eq!(soa(&ours), soa(&theirs), "{name} {rtype}: SOA in authority");
     }
+}
+
+#[test]
+fn resolves_through_a_real_nsd_in_the_hierarchy() {
+    // Root and TLD from the lab servers; example.test from NSD on host 3, port 53.
+    let dns = DnsLab::new();
+    let ip = |n: u8| dns.ip(n).to_string();
+    let root = format!(
+        "$TTL 86400\n@ SOA a.root-servers.lab. n.lab. 1 1800 900 604800 86400\n@ NS a.root-servers.lab.\na.root-servers.lab. A {}\ntest. NS ns.test.\nns.test. A {}\n",
+        ip(1),
+        ip(2)
+    );
+    let tld = format!(
+        "$TTL 86400\n@ SOA ns h 1 1800 900 604800 300\n@ NS ns\nns A {}\nexample NS ns1.example\nns1.example A {}\n",
+        ip(2),
+        ip(3)
+    );
+    let _servers = [
+        dns.serve(1, &[(".", &root)]).unwrap(),
+        dns.serve(2, &[("test.", &tld)]).unwrap(),
+    ];
+    let lab = Lab::new().unwrap();
+    let zone = lab
+        .write(
+            "nsd/example.test.zone",
+            &format!(
+                "$TTL 300\n@ SOA ns1 h 1 1800 900 604800 60\n@ NS ns1\nns1 A {}\nwww A 192.0.2.80\nalias CNAME www\n",
+                ip(3)
+            ),
+        )
+        .unwrap();
+    let _nsd = sextant_systest::Peer::nsd_on(
+        &lab.path().join("nsd"),
+        SocketAddr::from((dns.ip(3), 53)),
+        &[("example.test", &zone)],
+        "",
+    )
+    .unwrap();
+    let config = lab
+        .resolver_config(&dns.hints(&[("a.root-servers.lab.", 1)]), "")
+        .unwrap();
+    let suite = lab.start_resolver_suite(&config).unwrap();
+    let www = ask(&suite, "www.example.test.", RecordType::A);
+    assert_eq!(addresses(&www), vec!["192.0.2.80"]);
+    let alias = ask(&suite, "alias.example.test.", RecordType::A);
+    assert_eq!(alias.answers.len(), 2);
+    let nx = ask(&suite, "nope.example.test.", RecordType::A);
+    assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain);
 }
