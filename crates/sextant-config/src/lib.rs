@@ -9,8 +9,8 @@ mod load;
 mod model;
 
 pub use error::{ConfigError, MissingSection, Problem, required};
-pub use load::load;
+pub use load::{key_secret, load};
 pub use model::{
-    AuthorityConfig, Config, ForwardConfig, ForwardMode, ListenerConfig, LogConfig, LogFormat,
-    ResolverConfig, RrlConfig, SecondaryZoneConfig, TransferConfig, ZoneConfig,
+    AuthorityConfig, Config, ForwardConfig, ForwardMode, KeyConfig, ListenerConfig, LogConfig,
+    LogFormat, ResolverConfig, RrlConfig, SecondaryZoneConfig, TransferConfig, ZoneConfig,
 };

@@ -345,6 +345,50 @@ impl Config {
         if let Some(resolver) = &self.resolver {
             resolver_problems(resolver, self.listener.as_ref(), &mut problem);
         }
+        let mut key_names = HashSet::new();
+        for key in &self.keys {
+            if !key_names.insert(&key.name) {
+                problem(
+                    "key",
+                    format!("key {} is defined twice; keep one", key.name),
+                );
+            }
+            if !crate::model::KEY_ALGORITHMS.contains(&key.algorithm.as_str()) {
+                problem(
+                    "key",
+                    format!(
+                        "key {} has algorithm {:?}; use one of {}",
+                        key.name,
+                        key.algorithm,
+                        crate::model::KEY_ALGORITHMS.join(", ")
+                    ),
+                );
+            }
+            if key_secret(&key.secret).is_none_or(|s| s.is_empty()) {
+                problem(
+                    "key",
+                    format!(
+                        "the secret of key {} is not base64; paste it as tsig-keygen prints it",
+                        key.name
+                    ),
+                );
+            }
+        }
+        if let Some(transfer) = &self.transfer {
+            for zone in &transfer.zones {
+                if let Some(key) = &zone.key
+                    && !key_names.contains(key)
+                {
+                    problem(
+                        "transfer.zone",
+                        format!(
+                            "zone {} uses key {key}, which no [[key]] section defines; add it or fix the name",
+                            zone.name
+                        ),
+                    );
+                }
+            }
+        }
         problems
     }
 
@@ -465,6 +509,14 @@ fn resolver_problems(
             );
         }
     }
+}
+
+/// The secret of a key, decoded (`None` when it is not base64).
+pub fn key_secret(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()
 }
 
 /// A light check of a tracing filter so that a typo fails at --check, not at start.

@@ -21,7 +21,30 @@ pub struct Config {
     pub authority: Option<AuthorityConfig>,
     pub transfer: Option<TransferConfig>,
     pub resolver: Option<ResolverConfig>,
+    /// TSIG keys (RFC 8945), referred to by name from zones.
+    #[serde(default, rename = "key")]
+    pub keys: Vec<KeyConfig>,
 }
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// The key's name, the same on both sides, e.g. `transfer-key`.
+    #[serde(deserialize_with = "deserialize_name")]
+    pub name: Name,
+    /// `hmac-sha256` (default), `hmac-sha384` or `hmac-sha512`.
+    #[serde(default = "default_key_algorithm")]
+    pub algorithm: String,
+    /// The shared secret, base64, as `tsig-keygen`/`keymgr` print it.
+    pub secret: String,
+}
+
+fn default_key_algorithm() -> String {
+    "hmac-sha256".into()
+}
+
+/// TSIG algorithms supported (RFC 8945 §6: HMAC-SHA256 is mandatory).
+pub const KEY_ALGORITHMS: [&str; 3] = ["hmac-sha256", "hmac-sha384", "hmac-sha512"];
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -284,6 +307,16 @@ pub struct SecondaryZoneConfig {
     /// Addresses whose NOTIFY is accepted. Default: the primaries' addresses.
     #[serde(default)]
     pub allow_notify: Vec<std::net::IpAddr>,
+    /// The TSIG key (a `[[key]]` name) that signs every exchange with the primaries;
+    /// unsigned or badly signed answers are then rejected. Default: none.
+    #[serde(default, deserialize_with = "deserialize_optional_name")]
+    pub key: Option<Name>,
+}
+
+fn deserialize_optional_name<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Name>, D::Error> {
+    deserialize_name(d).map(Some)
 }
 
 #[derive(Clone, Debug, Deserialize)]

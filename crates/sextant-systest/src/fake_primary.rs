@@ -12,6 +12,7 @@ use std::time::Duration;
 use hickory_proto::op::{Message, MessageType, OpCode};
 use hickory_proto::rr::rdata::{A, NS, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
+use sextant_transfer::tsig::Key;
 
 /// How the next transfers go wrong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +28,8 @@ pub enum Fault {
     ClosingSoaDiffers,
     /// Send every record but no closing SOA, then close.
     NoClosingSoa,
+    /// Sign answers with a key of the same name but another secret.
+    BadTsig,
 }
 
 /// How the primary answers IXFR.
@@ -58,6 +61,8 @@ struct Zone {
 struct Shared {
     origin: Name,
     zone: poison_tolerant::Mutex<Zone>,
+    /// Signs every answer when set (TSIG).
+    tsig: poison_tolerant::Mutex<Option<Key>>,
     down: AtomicBool,
     stop: AtomicBool,
     soa_queries: AtomicUsize,
@@ -109,6 +114,7 @@ impl FakePrimary {
                 timers: (3600, 3600, 1_209_600),
                 fault: Fault::None,
             }),
+            tsig: poison_tolerant::Mutex::new(None),
             down: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             soa_queries: AtomicUsize::new(0),
@@ -140,6 +146,11 @@ impl FakePrimary {
     /// SOA REFRESH, RETRY and EXPIRE, seconds.
     pub fn set_timers(&self, refresh: i32, retry: i32, expire: i32) {
         self.shared.zone.lock().timers = (refresh, retry, expire);
+    }
+
+    /// Signs every answer with `key` (TSIG), or none when `None`.
+    pub fn set_tsig(&self, key: Option<Key>) {
+        *self.shared.tsig.lock() = key;
     }
 
     pub fn set_fault(&self, fault: Fault) {
@@ -285,7 +296,9 @@ fn serve_udp(socket: &UdpSocket, shared: &Shared) {
                 let zone = shared.zone.lock();
                 soa(shared, &zone, zone.serial)
             };
-            if let Ok(wire) = response_to(&query, vec![answer]).to_vec() {
+            let mut response = response_to(&query, vec![answer]);
+            StreamSigner::new(shared, &query).sign(&mut response);
+            if let Ok(wire) = response.to_vec() {
                 let _ = socket.send_to(&wire, from);
             }
         }
@@ -313,7 +326,46 @@ fn serve_tcp(listener: &TcpListener, shared: &Arc<Shared>) {
     }
 }
 
-fn write_message(stream: &mut TcpStream, message: &Message) -> std::io::Result<()> {
+/// Signs the messages of one answer stream, chained to the query's MAC.
+struct StreamSigner {
+    key: Option<Key>,
+    previous: Vec<u8>,
+    first: bool,
+}
+
+impl StreamSigner {
+    fn new(shared: &Shared, query: &Message) -> Self {
+        let mut key = shared.tsig.lock().clone();
+        if shared.zone.lock().fault == Fault::BadTsig {
+            key = key
+                .and_then(|k| Key::new(k.name(), "hmac-sha256", b"not the secret".to_vec()).ok());
+        }
+        Self {
+            key,
+            previous: query
+                .signature()
+                .map(|s| s.data.mac.clone())
+                .unwrap_or_default(),
+            first: true,
+        }
+    }
+
+    fn sign(&mut self, message: &mut Message) {
+        if let Some(key) = &self.key
+            && let Ok(mac) = key.sign_response(message, &self.previous, &[], self.first)
+        {
+            self.previous = mac;
+            self.first = false;
+        }
+    }
+}
+
+fn write_message(
+    stream: &mut TcpStream,
+    signer: &mut StreamSigner,
+    mut message: Message,
+) -> std::io::Result<()> {
+    signer.sign(&mut message);
     let wire = message.to_vec().map_err(std::io::Error::other)?;
     stream.write_all(&(wire.len() as u16).to_be_bytes())?;
     stream.write_all(&wire)
@@ -327,6 +379,7 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<(
     let mut wire = vec![0u8; usize::from(u16::from_be_bytes(len))];
     stream.read_exact(&mut wire)?;
     let query = Message::from_vec(&wire).map_err(std::io::Error::other)?;
+    let signer = &mut StreamSigner::new(shared, &query);
     match query.queries.first().map(|q| q.query_type()) {
         Some(RecordType::SOA) => {
             shared.soa_queries.fetch_add(1, Ordering::SeqCst);
@@ -334,7 +387,7 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<(
                 let zone = shared.zone.lock();
                 soa(shared, &zone, zone.serial)
             };
-            write_message(&mut stream, &response_to(&query, vec![answer]))
+            write_message(&mut stream, signer, response_to(&query, vec![answer]))
         }
         Some(RecordType::IXFR) => {
             shared.ixfrs.fetch_add(1, Ordering::SeqCst);
@@ -356,16 +409,16 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<(
             if mode == IxfrMode::Refuse {
                 let mut refused = response_to(&query, Vec::new());
                 refused.metadata.response_code = hickory_proto::op::ResponseCode::NotImp;
-                return write_message(&mut stream, &refused);
+                return write_message(&mut stream, signer, refused);
             }
             match answer {
-                Some(records) => write_message(&mut stream, &response_to(&query, records)),
-                None => send_zone(&mut stream, &query, shared),
+                Some(records) => write_message(&mut stream, signer, response_to(&query, records)),
+                None => send_zone(&mut stream, signer, &query, shared),
             }
         }
         Some(RecordType::AXFR) => {
             shared.transfers.fetch_add(1, Ordering::SeqCst);
-            send_zone(&mut stream, &query, shared)
+            send_zone(&mut stream, signer, &query, shared)
         }
         _ => Ok(()),
     }
@@ -373,7 +426,12 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<(
 
 /// The whole zone as an AXFR stream (also the AXFR-style answer to IXFR), with the
 /// configured fault.
-fn send_zone(stream: &mut TcpStream, query: &Message, shared: &Shared) -> std::io::Result<()> {
+fn send_zone(
+    stream: &mut TcpStream,
+    signer: &mut StreamSigner,
+    query: &Message,
+    shared: &Shared,
+) -> std::io::Result<()> {
     let (records, closing, fault) = {
         let zone = shared.zone.lock();
         let closing_serial = if zone.fault == Fault::ClosingSoaDiffers {
@@ -401,7 +459,7 @@ fn send_zone(stream: &mut TcpStream, query: &Message, shared: &Shared) -> std::i
             }
             sent += 1;
         }
-        write_message(stream, &response_to(query, chunk.to_vec()))?;
+        write_message(stream, signer, response_to(query, chunk.to_vec()))?;
         if fault == Fault::Garbage {
             stream.write_all(&[0, 40])?;
             stream.write_all(b"this is not a DNS message, not at all!!!")?;
@@ -411,5 +469,5 @@ fn send_zone(stream: &mut TcpStream, query: &Message, shared: &Shared) -> std::i
     if fault == Fault::NoClosingSoa {
         return Ok(());
     }
-    write_message(stream, &response_to(query, vec![closing]))
+    write_message(stream, signer, response_to(query, vec![closing]))
 }

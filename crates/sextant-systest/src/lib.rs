@@ -167,7 +167,22 @@ impl Lab {
         config: &Path,
         secondaries: &[(&str, SocketAddr)],
     ) -> anyhow::Result<()> {
+        self.add_transfer_with_key(config, secondaries, None)
+    }
+
+    /// As `add_transfer`, every zone signed with TSIG key `key` (name, base64 secret).
+    pub fn add_transfer_with_key(
+        &self,
+        config: &Path,
+        secondaries: &[(&str, SocketAddr)],
+        key: Option<(&str, &str)>,
+    ) -> anyhow::Result<()> {
         let mut text = std::fs::read_to_string(config)?;
+        if let Some((name, secret)) = key {
+            text.push_str(&format!(
+                "\n[[key]]\nname = \"{name}\"\nalgorithm = \"hmac-sha256\"\nsecret = \"{secret}\"\n"
+            ));
+        }
         text.push_str(
             "\n[transfer]\ngrpc = \"unix:transfer.sock\"\nstate_dir = \"transfer-state\"\nready_file = \"transfer.ready.json\"\nmin_refresh = \"1s\"\ntransfer_timeout = \"1s\"\n",
         );
@@ -175,6 +190,9 @@ impl Lab {
             text.push_str(&format!(
                 "\n[[transfer.zone]]\nname = \"{zone}\"\nprimaries = [\"{primary}\"]\n"
             ));
+            if let Some((name, _)) = key {
+                text.push_str(&format!("key = \"{name}\"\n"));
+            }
         }
         std::fs::write(config, text)?;
         Ok(())

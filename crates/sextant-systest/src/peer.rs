@@ -61,7 +61,19 @@ impl Peer {
         zone_options: &str,
     ) -> anyhow::Result<Self> {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-        Self::nsd_on(dir, addr, zones, zone_options)
+        Self::nsd_on(dir, addr, zones, zone_options, None)
+    }
+
+    /// NSD as in `nsd_with`, knowing TSIG key `key` (name, base64 secret) for the
+    /// zone options to use (`provide-xfr: 127.0.0.1 NAME`).
+    pub fn nsd_keyed(
+        dir: &Path,
+        zones: &[(&str, &Path)],
+        zone_options: &str,
+        key: (&str, &str),
+    ) -> anyhow::Result<Self> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        Self::nsd_on(dir, addr, zones, zone_options, Some(key))
     }
 
     /// NSD on a given address (a lab server on port 53, say).
@@ -70,6 +82,7 @@ impl Peer {
         addr: SocketAddr,
         zones: &[(&str, &Path)],
         zone_options: &str,
+        key: Option<(&str, &str)>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let (ip, port) = (addr.ip(), addr.port());
@@ -80,6 +93,11 @@ impl Peer {
              xfrdir: \"{d}\"\n  zonelistfile: \"{d}/zone.list\"\n  verbosity: 1\n  rrl-ratelimit: 0\n  \
              logfile: \"{d}/nsd.log\"\n  minimal-responses: yes\nremote-control:\n  control-enable: no\n"
         );
+        if let Some((name, secret)) = key {
+            config.push_str(&format!(
+                "key:\n  name: {name}\n  algorithm: hmac-sha256\n  secret: \"{secret}\"\n"
+            ));
+        }
         for (apex, file) in zones {
             config.push_str(&format!(
                 "zone:\n  name: {apex}\n  zonefile: \"{}\"\n{zone_options}",
@@ -102,23 +120,32 @@ impl Peer {
         Ok(peer)
     }
 
-    /// Knot serving `zone` from `file` in `dir`, allowing AXFR from loopback and
-    /// sending NOTIFY to `notify` (the secondary's listener). Changes to the file are
-    /// journaled, so Knot answers IXFR with differences.
+    /// Knot serving `zone` from `file` in `dir`, allowing AXFR from loopback (only
+    /// with TSIG key `key`, name and base64 secret, when given) and sending NOTIFY to
+    /// `notify` (the secondary's listener). Changes to the file are journaled, so
+    /// Knot answers IXFR with differences.
     pub fn knot_primary(
         dir: &Path,
         zone: &str,
         file: &Path,
         notify: SocketAddr,
+        key: Option<(&str, &str)>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let port = free_port()?;
         let d = dir.display();
+        let (key_section, acl_key) = match key {
+            Some((name, secret)) => (
+                format!("key:\n  - id: {name}\n    algorithm: hmac-sha256\n    secret: {secret}\n"),
+                format!("    key: {name}\n"),
+            ),
+            None => (String::new(), String::new()),
+        };
         let config = format!(
             "server:\n    listen: 127.0.0.1@{port}\n    rundir: \"{d}\"\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\
-             database:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\n\
+             database:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\n{key_section}\
              remote:\n  - id: secondary\n    address: {}@{}\n\
-             acl:\n  - id: transfer\n    address: 127.0.0.0/8\n    action: transfer\n\
+             acl:\n  - id: transfer\n    address: 127.0.0.0/8\n{acl_key}    action: transfer\n\
              zone:\n  - domain: {zone}\n    file: \"{}\"\n    storage: \"{d}\"\n    zonefile-sync: -1\n    \
              journal-content: changes\n    zonefile-load: difference\n    notify: secondary\n    acl: transfer\n",
             notify.ip(),
@@ -138,21 +165,30 @@ impl Peer {
     }
 
     /// BIND (named) serving `zone` from `file` in `dir`, allowing AXFR from loopback
-    /// and sending NOTIFY to `notify`; `ixfr-from-differences` makes it answer IXFR
-    /// with differences after a reload.
+    /// (only with TSIG key `key`, name and base64 secret, when given) and sending
+    /// NOTIFY to `notify`; `ixfr-from-differences` makes it answer IXFR with
+    /// differences after a reload.
     pub fn bind_primary(
         dir: &Path,
         zone: &str,
         file: &Path,
         notify: SocketAddr,
+        key: Option<(&str, &str)>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let port = free_port()?;
         let d = dir.display();
+        let (key_statement, allowed) = match key {
+            Some((name, secret)) => (
+                format!("key \"{name}\" {{ algorithm hmac-sha256; secret \"{secret}\"; }};\n"),
+                format!("key {name};"),
+            ),
+            None => (String::new(), "127.0.0.0/8;".to_string()),
+        };
         let config = format!(
-            "options {{ directory \"{d}\"; pid-file \"{d}/named.pid\"; listen-on port {port} {{ 127.0.0.1; }};\n  \
+            "{key_statement}options {{ directory \"{d}\"; pid-file \"{d}/named.pid\"; listen-on port {port} {{ 127.0.0.1; }};\n  \
              listen-on-v6 {{ none; }}; recursion no; notify explicit; also-notify {{ {} port {}; }};\n  \
-             allow-transfer {{ 127.0.0.0/8; }}; notify-source 127.0.0.1; }};\ncontrols {{ }};\n\
+             allow-transfer {{ {allowed} }}; notify-source 127.0.0.1; }};\ncontrols {{ }};\n\
              zone \"{zone}\" {{ type primary; file \"{}\"; ixfr-from-differences yes; max-ixfr-ratio unlimited; }};\n",
             notify.ip(),
             notify.port(),

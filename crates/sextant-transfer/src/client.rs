@@ -11,6 +11,7 @@ use tokio::net::{TcpStream, UdpSocket};
 
 use crate::XfrError;
 use crate::axfr::{AxfrReceiver, Limits, Progress};
+use crate::tsig::{Key, ResponseVerifier};
 
 /// Timeouts of one exchange with a primary.
 #[derive(Clone, Copy, Debug)]
@@ -60,9 +61,11 @@ pub async fn soa_serial(
     primary: SocketAddr,
     zone: &Name,
     timeouts: &Timeouts,
+    tsig: Option<&Key>,
 ) -> Result<u32, XfrError> {
     let mut query = Message::query();
     query.add_query(Query::query(zone.clone(), RecordType::SOA));
+    let mut verifier = sign(&mut query, tsig, primary)?;
     let wire = query.to_vec().map_err(|e| XfrError::Malformed {
         primary,
         reason: e.to_string(),
@@ -91,14 +94,22 @@ pub async fn soa_serial(
         if response.metadata.id == query.metadata.id
             && response.metadata.message_type == MessageType::Response
         {
-            break response;
+            break (response, buffer[..len].to_vec());
         }
     };
-    let response = if response.metadata.truncation {
+    let (response, response_wire) = if response.0.metadata.truncation {
+        // A fresh verifier: the TCP answer chains to the same query MAC.
+        verifier = sign(&mut query, tsig, primary)?;
         tcp_exchange(primary, &query, timeouts).await?
     } else {
         response
     };
+    if let Some(verifier) = &mut verifier {
+        verifier
+            .check(&response_wire, &response)
+            .and_then(|()| verifier.finish())
+            .map_err(|reason| XfrError::Tsig { primary, reason })?;
+    }
     response
         .answers
         .iter()
@@ -116,16 +127,54 @@ async fn tcp_exchange(
     primary: SocketAddr,
     query: &Message,
     timeouts: &Timeouts,
-) -> Result<Message, XfrError> {
+) -> Result<(Message, Vec<u8>), XfrError> {
     let mut stream = connect(primary, timeouts).await?;
     send_framed(&mut stream, primary, query).await?;
-    let (message, _) = read_framed(&mut stream, primary, timeouts, 0)
+    let (message, wire) = read_framed(&mut stream, primary, timeouts, 0)
         .await?
         .ok_or(XfrError::Closed {
             primary,
             records: 0,
         })?;
-    Ok(message)
+    Ok((message, wire))
+}
+
+/// Signs `query` with `tsig`, if any, and returns the verifier for its answers.
+fn sign(
+    query: &mut Message,
+    tsig: Option<&Key>,
+    primary: SocketAddr,
+) -> Result<Option<ResponseVerifier>, XfrError> {
+    let Some(key) = tsig else { return Ok(None) };
+    let mac = key
+        .sign_query(query)
+        .map_err(|reason| XfrError::Tsig { primary, reason })?;
+    Ok(Some(ResponseVerifier::new(key.clone(), mac)))
+}
+
+/// Checks one message of an answer stream against its TSIG, if the zone has a key.
+fn verify(
+    verifier: &mut Option<ResponseVerifier>,
+    wire: &[u8],
+    message: &Message,
+    primary: SocketAddr,
+) -> Result<(), XfrError> {
+    match verifier {
+        Some(verifier) => verifier
+            .check(wire, message)
+            .map_err(|reason| XfrError::Tsig { primary, reason }),
+        None => Ok(()),
+    }
+}
+
+/// At the end of a stream: the last message must have been signed.
+fn verify_end(verifier: &Option<ResponseVerifier>, primary: SocketAddr) -> Result<(), XfrError> {
+    match verifier {
+        Some(verifier) => verifier
+            .finish()
+            .map_err(|reason| XfrError::Tsig { primary, reason }),
+        None => Ok(()),
+    }
 }
 
 async fn connect(primary: SocketAddr, timeouts: &Timeouts) -> Result<TcpStream, XfrError> {
@@ -168,7 +217,7 @@ async fn read_framed(
     primary: SocketAddr,
     timeouts: &Timeouts,
     records: u64,
-) -> Result<Option<(Message, usize)>, XfrError> {
+) -> Result<Option<(Message, Vec<u8>)>, XfrError> {
     let mut len = [0u8; 2];
     match tokio::time::timeout(timeouts.message, stream.read_exact(&mut len)).await {
         Err(_) => return Err(timeout(primary, timeouts, "during the transfer")),
@@ -186,7 +235,7 @@ async fn read_framed(
         primary,
         reason: format!("a message does not parse ({e})"),
     })?;
-    Ok(Some((message, wire.len())))
+    Ok(Some((message, wire)))
 }
 
 /// Transfers `zone` from `primary` by AXFR, handing each record to `sink`. Returns
@@ -196,16 +245,18 @@ pub async fn axfr(
     zone: &Name,
     timeouts: &Timeouts,
     limits: Limits,
+    tsig: Option<&Key>,
     sink: &mut (dyn FnMut(&Record) -> Result<(), XfrError> + Send),
 ) -> Result<AxfrOutcome, XfrError> {
     let mut stream = connect(primary, timeouts).await?;
     let mut query = Message::query();
     query.add_query(Query::query(zone.clone(), RecordType::AXFR));
+    let mut verifier = sign(&mut query, tsig, primary)?;
     send_framed(&mut stream, primary, &query).await?;
     let mut receiver = AxfrReceiver::new(primary, zone, query.metadata.id, limits);
     let mut messages = 0;
     loop {
-        let Some((message, len)) =
+        let Some((message, wire)) =
             read_framed(&mut stream, primary, timeouts, receiver.records()).await?
         else {
             return Err(XfrError::Closed {
@@ -214,7 +265,10 @@ pub async fn axfr(
             });
         };
         messages += 1;
-        if let Progress::Complete { serial } = receiver.accept(&message, len, sink)? {
+        // Authenticate before a single record reaches the store.
+        verify(&mut verifier, &wire, &message, primary)?;
+        if let Progress::Complete { serial } = receiver.accept(&message, wire.len(), sink)? {
+            verify_end(&verifier, primary)?;
             return Ok(AxfrOutcome {
                 serial,
                 records: receiver.records(),
@@ -232,22 +286,27 @@ pub async fn ixfr(
     ours: &Record,
     timeouts: &Timeouts,
     limits: Limits,
+    tsig: Option<&Key>,
 ) -> Result<crate::ixfr::IxfrOutcome, XfrError> {
     let mut stream = connect(primary, timeouts).await?;
     let mut query = Message::query();
     query.add_query(Query::query(zone.clone(), RecordType::IXFR));
     query.authorities.push(ours.clone());
+    let mut verifier = sign(&mut query, tsig, primary)?;
     send_framed(&mut stream, primary, &query).await?;
     let serial = crate::axfr::serial_of(ours);
     let mut receiver =
         crate::ixfr::IxfrReceiver::new(primary, zone, query.metadata.id, serial, limits);
     let mut records = 0;
     loop {
-        let Some((message, _)) = read_framed(&mut stream, primary, timeouts, records).await? else {
+        let Some((message, wire)) = read_framed(&mut stream, primary, timeouts, records).await?
+        else {
             return Err(XfrError::Closed { primary, records });
         };
         records += message.answers.len() as u64;
+        verify(&mut verifier, &wire, &message, primary)?;
         if let Some(outcome) = receiver.accept(&message)? {
+            verify_end(&verifier, primary)?;
             return Ok(outcome);
         }
     }

@@ -40,6 +40,8 @@ pub enum XfrError {
         limit: u64,
         what: &'static str,
     },
+    #[error("primary {primary} failed the TSIG check: {reason}")]
+    Tsig { primary: SocketAddr, reason: String },
     #[error("storing the transfer failed: {0}")]
     Store(#[from] sextant_store::StoreError),
 }

@@ -14,6 +14,7 @@ mod refresh;
 pub mod serial;
 #[cfg(test)]
 mod test_records;
+pub mod tsig;
 mod zones;
 
 pub use error::XfrError;
@@ -64,7 +65,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         tracing::warn!(version = %orphan, "deleted a zone version left unpublished by a crash");
     }
     sextant_daemon::serve_metrics(section.metrics)?;
-    let zones = Arc::new(Zones::new(Arc::new(store), &section)?);
+    let zones = Arc::new(Zones::new(Arc::new(store), &section, &config.keys)?);
 
     let server = GrpcServer::bind(&section.grpc).await?;
     let endpoint = server.local_endpoint().clone();

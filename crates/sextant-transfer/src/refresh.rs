@@ -132,13 +132,16 @@ async fn refresh_once(zones: &Zones, zone: &ZoneEntry) -> Result<Refreshed, XfrE
     let force = std::mem::take(&mut zone.state.lock().force);
     let mut last_error = None;
     for primary in &zone.primaries {
-        let serial = match client::soa_serial(*primary, &zone.name, &zones.timeouts).await {
-            Ok(serial) => serial,
-            Err(error) => {
-                last_error = Some(error);
-                continue;
-            }
-        };
+        let serial =
+            match client::soa_serial(*primary, &zone.name, &zones.timeouts, zone.tsig.as_ref())
+                .await
+            {
+                Ok(serial) => serial,
+                Err(error) => {
+                    last_error = Some(error);
+                    continue;
+                }
+            };
         if let Some(ours) = published.filter(|_| !force)
             && !is_newer(serial, ours)
         {
@@ -195,7 +198,15 @@ async fn incremental(
         return Ok(None);
     };
     let ours_serial = crate::axfr::serial_of(&ours);
-    let outcome = client::ixfr(primary, &zone.name, &ours, &zones.timeouts, zones.limits).await?;
+    let outcome = client::ixfr(
+        primary,
+        &zone.name,
+        &ours,
+        &zones.timeouts,
+        zones.limits,
+        zone.tsig.as_ref(),
+    )
+    .await?;
     let (soa, diffs) = match outcome {
         crate::ixfr::IxfrOutcome::UpToDate { .. } => {
             return Ok(Some(Refreshed::UpToDate {
@@ -261,6 +272,7 @@ async fn transfer(
         &zone.name,
         &zones.timeouts,
         zones.limits,
+        zone.tsig.as_ref(),
         &mut sink,
     )
     .await?;

@@ -63,6 +63,8 @@ pub struct ZoneEntry {
     pub key: String,
     pub primaries: Vec<SocketAddr>,
     pub allow_notify: Vec<IpAddr>,
+    /// Signs every exchange with the primaries when set.
+    pub tsig: Option<crate::tsig::Key>,
     pub state: Mutex<ZoneState>,
     /// Wakes the refresh task (NOTIFY); capacity 1, so a burst is one check.
     pub trigger: mpsc::Sender<()>,
@@ -82,9 +84,27 @@ pub struct Zones {
 }
 
 impl Zones {
-    pub fn new(store: Arc<Store>, config: &TransferConfig) -> anyhow::Result<Self> {
+    pub fn new(
+        store: Arc<Store>,
+        config: &TransferConfig,
+        keys: &[sextant_config::KeyConfig],
+    ) -> anyhow::Result<Self> {
         let mut zones = HashMap::new();
         for zone in &config.zones {
+            let tsig = match &zone.key {
+                None => None,
+                Some(name) => {
+                    let key = keys.iter().find(|k| &k.name == name).ok_or_else(|| {
+                        anyhow::anyhow!("zone {} uses key {name}, which is not defined", zone.name)
+                    })?;
+                    let secret = sextant_config::key_secret(&key.secret)
+                        .ok_or_else(|| anyhow::anyhow!("the secret of key {name} is not base64"))?;
+                    Some(
+                        crate::tsig::Key::new(&key.name, &key.algorithm, secret)
+                            .map_err(anyhow::Error::msg)?,
+                    )
+                }
+            };
             let key = zone.name.to_string();
             let timers = store
                 .first_record(&key)?
@@ -104,6 +124,7 @@ impl Zones {
                     key,
                     primaries: zone.primaries.clone(),
                     allow_notify,
+                    tsig,
                     state: Mutex::new(ZoneState {
                         timers,
                         last_success: None,

@@ -632,6 +632,7 @@ fn resolves_through_a_real_nsd_in_the_hierarchy() {
         SocketAddr::from((dns.ip(3), 53)),
         &[("example.test", &zone)],
         "",
+        None,
     )
     .unwrap();
     let config = lab

@@ -389,8 +389,15 @@ fn kill_9_of_the_transfer_daemon_keeps_the_published_version() {
     );
 }
 
-/// A real primary serves the zone and NOTIFYs our listener; we transfer it, then a
-/// change on the primary (SIGHUP) reaches us by NOTIFY and a new AXFR.
+/// The TSIG key the interop primaries require for transfers.
+const KEY: (&str, &str) = (
+    "sextant-test-key",
+    "c2V4dGFudC10ZXN0LWtleS0wMTIzNDU2Nzg5YWJjZGVm",
+);
+
+/// A real primary serves the zone, allows transfers only with TSIG key `KEY`, and
+/// NOTIFYs our listener; we transfer it with the key, then a change on the primary
+/// (SIGHUP) reaches us by NOTIFY and a new transfer.
 fn primary_interop(
     peer: &str,
     serves_ixfr: bool,
@@ -419,11 +426,12 @@ fn primary_interop(
         .unwrap()
         .replace("127.0.0.1:0", &listener.to_string());
     std::fs::write(&config, text).unwrap();
-    lab.add_transfer(&config, &[(ZONE, primary.addr)]).unwrap();
+    lab.add_transfer_with_key(&config, &[(ZONE, primary.addr)], Some(KEY))
+        .unwrap();
     let suite = lab.start_suite(&config).unwrap();
     eventually(
         Duration::from_secs(15),
-        &format!("the AXFR from {peer}"),
+        &format!("the TSIG-signed AXFR from {peer}"),
         &suite,
         || serial(suite.dns) == Some(1),
     );
@@ -469,14 +477,16 @@ fn primary_interop(
 fn nsd_primary_axfr_and_notify() {
     // NSD 4.6 keeps no IXFR history here: it answers IXFR with the whole zone.
     primary_interop("nsd", false, |dir, file, notify_to| {
-        Peer::nsd_with(
+        Peer::nsd_keyed(
             dir,
             &[("example.org", file)],
             &format!(
-                "  provide-xfr: 127.0.0.1 NOKEY\n  notify: {}@{} NOKEY\n",
+                "  provide-xfr: 127.0.0.1 {}\n  notify: {}@{} NOKEY\n",
+                KEY.0,
                 notify_to.ip(),
                 notify_to.port()
             ),
+            KEY,
         )
     });
 }
@@ -484,13 +494,68 @@ fn nsd_primary_axfr_and_notify() {
 #[test]
 fn knot_primary_ixfr_and_notify() {
     primary_interop("knot", true, |dir, file, notify_to| {
-        Peer::knot_primary(dir, "example.org.", file, notify_to)
+        Peer::knot_primary(dir, "example.org.", file, notify_to, Some(KEY))
     });
 }
 
 #[test]
 fn bind_primary_ixfr_and_notify() {
     primary_interop("bind", true, |dir, file, notify_to| {
-        Peer::bind_primary(dir, "example.org.", file, notify_to)
+        Peer::bind_primary(dir, "example.org.", file, notify_to, Some(KEY))
     });
+}
+
+#[test]
+fn unsigned_or_badly_signed_answers_are_rejected_when_a_key_is_configured() {
+    // KEY's secret, decoded.
+    let key = sextant_transfer::tsig::Key::new(
+        &hickory_proto::rr::Name::from_ascii(KEY.0).unwrap(),
+        "hmac-sha256",
+        b"sextant-test-key-0123456789abcdef".to_vec(),
+    )
+    .unwrap();
+    let primary = FakePrimary::start(ZONE).unwrap();
+    primary.set_tsig(Some(key.clone()));
+    let lab = Lab::new().unwrap();
+    let config = lab
+        .suite_config(&[("example.com", EXAMPLE_ZONE)], "")
+        .unwrap();
+    lab.add_transfer_with_key(&config, &[(ZONE, primary.addr)], Some(KEY))
+        .unwrap();
+    let suite = lab.start_suite(&config).unwrap();
+    eventually(Duration::from_secs(10), "the signed AXFR", &suite, || {
+        serial(suite.dns) == Some(1)
+    });
+
+    primary.set_version(2, &["www", "v2only"]);
+    for (what, signer, fault) in [
+        (
+            "signed with the wrong secret",
+            Some(key.clone()),
+            Fault::BadTsig,
+        ),
+        ("not signed", None, Fault::None),
+    ] {
+        primary.set_tsig(signer);
+        primary.set_fault(fault);
+        let before = failures(&suite);
+        sextant_systest::notify(suite.dns, ZONE).unwrap();
+        eventually(Duration::from_secs(10), what, &suite, || {
+            failures(&suite) > before
+        });
+        assert_old_version_served(suite.dns, what);
+    }
+    let status = sextant_systest::sextantctl(&config, &["status"]).unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("TSIG"), "the failure names TSIG:\n{text}");
+
+    primary.set_tsig(Some(key));
+    primary.set_fault(Fault::None);
+    sextant_systest::notify(suite.dns, ZONE).unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the signed transfer after recovery",
+        &suite,
+        || serial(suite.dns) == Some(2),
+    );
 }
