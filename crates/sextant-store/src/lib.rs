@@ -8,6 +8,8 @@
 //! Schema, version 1:
 //! - default tree: `schema` → `1`; `published/<zone>` → version id (u64 BE), serial
 //!   (u32 BE), record count (u64 BE).
+//! - default tree, optional: `refreshed/<zone>` → Unix time (u64 BE) of the last
+//!   successful refresh, so that expiry counts from it across restarts.
 //! - one tree per zone version, `version/<zone>/<id as 16 hex digits>`: key = record
 //!   sequence number (u64 BE), value = the record.
 //!
@@ -27,6 +29,7 @@ const SCHEMA_KEY: &[u8] = b"schema";
 const SCHEMA_VERSION: &[u8] = b"1";
 const PUBLISHED_PREFIX: &str = "published/";
 const VERSION_PREFIX: &str = "version/";
+const REFRESHED_PREFIX: &str = "refreshed/";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -157,6 +160,37 @@ impl Store {
             self.db.flush().map_err(sled_error("flush after cleanup"))?;
         }
         Ok(cleanup)
+    }
+
+    /// Remembers, durably, when `zone` was last refreshed successfully (Unix
+    /// seconds).
+    pub async fn set_last_refresh(&self, zone: &str, unix_seconds: u64) -> Result<(), StoreError> {
+        let key = format!("{REFRESHED_PREFIX}{zone}");
+        self.db
+            .insert(&key, &unix_seconds.to_be_bytes())
+            .map_err(sled_error(format!("write {key}")))?;
+        self.db
+            .flush_async()
+            .await
+            .map_err(sled_error(format!("flush {key}")))?;
+        Ok(())
+    }
+
+    /// When `zone` was last refreshed successfully (Unix seconds), if ever.
+    pub fn last_refresh(&self, zone: &str) -> Result<Option<u64>, StoreError> {
+        let key = format!("{REFRESHED_PREFIX}{zone}");
+        let Some(bytes) = self
+            .db
+            .get(&key)
+            .map_err(sled_error(format!("read {key}")))?
+        else {
+            return Ok(None);
+        };
+        let bytes: [u8; 8] = bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+            key,
+            what: "last refresh time is not 8 bytes",
+        })?;
+        Ok(Some(u64::from_be_bytes(bytes)))
     }
 
     /// The published version of `zone` (apex name as the caller spells it), if any.

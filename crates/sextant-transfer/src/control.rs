@@ -28,7 +28,7 @@ impl Zones {
                         .join(", "),
                     last_success_seconds_ago: state
                         .last_success
-                        .map(|t| now.duration_since(t).as_secs()),
+                        .map(|t| t.elapsed().unwrap_or_default().as_secs()),
                     last_failure: state.last_failure.clone().unwrap_or_default(),
                     next_refresh_seconds: state
                         .next_refresh

@@ -1,16 +1,18 @@
 //! Expiry (RFC 1035 §3.3.13): a secondary that could not refresh a zone for longer
 //! than the SOA's EXPIRE stops answering for it (SERVFAIL) until a refresh succeeds.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use crate::zones::ZoneState;
 
-/// Whether `state` is past expire at `now`. Without any success since start, the
-/// start of the daemon counts as the last success, so a restart does not expire a
-/// zone at once.
-pub fn is_expired(state: &ZoneState, started: Instant, now: Instant) -> bool {
+/// Whether `state` is past expire at `now`. The last success is remembered across
+/// restarts; a zone never refreshed (nothing in the store) counts from the start of
+/// the daemon, so that a first start does not expire it at once.
+pub fn is_expired(state: &ZoneState, started: SystemTime, now: SystemTime) -> bool {
     let since = state.last_success.unwrap_or(started);
-    now.duration_since(since) > Duration::from_secs(u64::from(state.timers.expire))
+    // A wall clock set back makes the age zero, never negative.
+    now.duration_since(since).unwrap_or_default()
+        > Duration::from_secs(u64::from(state.timers.expire))
 }
 
 #[cfg(test)]
@@ -20,7 +22,7 @@ mod tests {
 
     #[test]
     fn expires_only_after_expire_without_success() {
-        let start = Instant::now();
+        let start = SystemTime::now();
         let mut state = ZoneState {
             timers: SoaTimers {
                 refresh: 1,

@@ -4,7 +4,7 @@
 //! checks out. Failures schedule a retry; past EXPIRE the zone is marked expired.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use hickory_proto::serialize::binary::BinEncodable;
 use tokio_util::sync::CancellationToken;
@@ -53,12 +53,17 @@ pub async fn run(zones: Arc<Zones>, key: String, shutdown: CancellationToken) {
             Err(_) => "failed",
         };
         metrics::counter!("sextant_transfer_refreshes_total", "result" => result).increment(1);
+        if outcome.is_ok()
+            && let Err(error) = zones.store.set_last_refresh(&key, unix_now()).await
+        {
+            tracing::warn!(zone = %key, %error, "cannot record the refresh time; expiry after a restart will count from the restart");
+        }
         let now = Instant::now();
         let mut state = zone.state.lock();
         let was_expired = state.expired;
         let wait = match outcome {
             Ok(refreshed) => {
-                state.last_success = Some(now);
+                state.last_success = Some(SystemTime::now());
                 state.last_failure = None;
                 state.expired = false;
                 match refreshed {
@@ -92,7 +97,7 @@ pub async fn run(zones: Arc<Zones>, key: String, shutdown: CancellationToken) {
             Err(error) => {
                 tracing::warn!(zone = %key, %error, "refresh failed; the published version stays served");
                 state.last_failure = Some(error.to_string());
-                state.expired = is_expired(&state, zones.started, now);
+                state.expired = is_expired(&state, zones.started_wall, SystemTime::now());
                 if state.expired && !was_expired {
                     tracing::error!(zone = %key, "zone expired: no successful refresh within the SOA expire; answering SERVFAIL");
                 }
@@ -113,6 +118,12 @@ pub async fn run(zones: Arc<Zones>, key: String, shutdown: CancellationToken) {
         drop(state);
         next = tokio::time::Instant::now() + wait;
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Up to 10% off each interval, so zones loaded together do not refresh together.

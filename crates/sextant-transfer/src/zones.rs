@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use hickory_proto::rr::{Name, RData, Record};
 use hickory_proto::serialize::binary::BinDecodable;
@@ -49,7 +49,8 @@ impl SoaTimers {
 #[derive(Clone, Debug)]
 pub struct ZoneState {
     pub timers: SoaTimers,
-    pub last_success: Option<Instant>,
+    /// Wall-clock time: it is persisted and must mean the same after a reboot.
+    pub last_success: Option<SystemTime>,
     pub last_failure: Option<String>,
     pub expired: bool,
     pub next_refresh: Option<Instant>,
@@ -81,6 +82,8 @@ pub struct Zones {
     pub(crate) timeouts: Timeouts,
     pub(crate) limits: Limits,
     pub(crate) started: Instant,
+    /// The same moment on the wall clock, for expiry.
+    pub(crate) started_wall: SystemTime,
 }
 
 impl Zones {
@@ -116,6 +119,7 @@ impl Zones {
             } else {
                 zone.allow_notify.clone()
             };
+            let state = initial_state(&store, &key, timers)?;
             let (trigger, triggered) = mpsc::channel(1);
             zones.insert(
                 key.clone(),
@@ -125,14 +129,7 @@ impl Zones {
                     primaries: zone.primaries.clone(),
                     allow_notify,
                     tsig,
-                    state: Mutex::new(ZoneState {
-                        timers,
-                        last_success: None,
-                        last_failure: None,
-                        expired: false,
-                        next_refresh: None,
-                        force: false,
-                    }),
+                    state: Mutex::new(state),
                     trigger,
                     triggered: Mutex::new(Some(triggered)),
                 },
@@ -153,6 +150,7 @@ impl Zones {
                 ..Limits::default()
             },
             started: Instant::now(),
+            started_wall: SystemTime::now(),
         })
     }
 
@@ -194,4 +192,25 @@ impl VersionSource for Zones {
             Err(error) => Err(error.to_string()),
         }
     }
+}
+
+/// A zone's state at start: its last successful refresh comes from the store (wall
+/// clock, which survives restarts and reboots), so a zone not refreshed for longer
+/// than EXPIRE before a restart is expired at once instead of being served for
+/// another EXPIRE.
+fn initial_state(store: &Store, key: &str, timers: SoaTimers) -> anyhow::Result<ZoneState> {
+    let last_success = store
+        .last_refresh(key)?
+        .map(|unix| SystemTime::UNIX_EPOCH + Duration::from_secs(unix));
+    let mut state = ZoneState {
+        timers,
+        last_success,
+        last_failure: None,
+        expired: false,
+        next_refresh: None,
+        force: false,
+    };
+    let now = SystemTime::now();
+    state.expired = last_success.is_some() && crate::expire::is_expired(&state, now, now);
+    Ok(state)
 }

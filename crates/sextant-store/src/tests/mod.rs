@@ -179,3 +179,21 @@ fn kill_9_never_publishes_half_a_zone() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_last_refresh_time_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (store, _) = reopen(dir.path());
+        assert_eq!(store.last_refresh("example.org.").unwrap(), None);
+        store
+            .set_last_refresh("example.org.", 1_790_000_000)
+            .await
+            .unwrap();
+    }
+    let (store, _) = reopen(dir.path());
+    assert_eq!(
+        store.last_refresh("example.org.").unwrap(),
+        Some(1_790_000_000)
+    );
+}

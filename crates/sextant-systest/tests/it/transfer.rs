@@ -559,3 +559,62 @@ fn unsigned_or_badly_signed_answers_are_rejected_when_a_key_is_configured() {
         || serial(suite.dns) == Some(2),
     );
 }
+
+#[test]
+fn expiry_counts_from_the_last_success_across_a_restart() {
+    let lab = Lab::new().unwrap();
+    let primary = FakePrimary::start(ZONE).unwrap();
+    primary.set_timers(3600, 3600, 3);
+    let config = lab
+        .suite_config(&[("example.com", EXAMPLE_ZONE)], "")
+        .unwrap();
+    lab.add_transfer(&config, &[(ZONE, primary.addr)]).unwrap();
+    let suite = lab.start_suite(&config).unwrap();
+    eventually(
+        Duration::from_secs(15),
+        "the first transfer",
+        &suite,
+        || serial(suite.dns) == Some(1),
+    );
+    // Down for longer than EXPIRE, daemons included; then everything restarts.
+    primary.set_down(true);
+    drop(suite);
+    std::thread::sleep(Duration::from_millis(3500));
+    let suite = lab.start_suite(&config).unwrap();
+    assert_eq!(
+        rcode(suite.dns, "www.example.org."),
+        ResponseCode::ServFail,
+        "a zone past EXPIRE before the restart is not served after it"
+    );
+    primary.set_down(false);
+    sextant_systest::notify(suite.dns, ZONE).unwrap();
+    eventually(Duration::from_secs(15), "recovery", &suite, || {
+        rcode(suite.dns, "www.example.org.") == ResponseCode::NoError
+    });
+}
+
+#[test]
+fn a_dead_first_primary_is_passed_over_for_the_next() {
+    let lab = Lab::new().unwrap();
+    let dead = FakePrimary::start(ZONE).unwrap();
+    dead.set_down(true);
+    let alive = FakePrimary::start(ZONE).unwrap();
+    let config = lab
+        .suite_config(&[("example.com", EXAMPLE_ZONE)], "")
+        .unwrap();
+    lab.add_transfer(&config, &[(ZONE, dead.addr)]).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("primaries = [\"{}\"]", dead.addr),
+        &format!("primaries = [\"{}\", \"{}\"]", dead.addr, alive.addr),
+    );
+    std::fs::write(&config, text).unwrap();
+    let suite = lab.start_suite(&config).unwrap();
+    eventually(
+        Duration::from_secs(15),
+        "the transfer from the second primary",
+        &suite,
+        || serial(suite.dns) == Some(1),
+    );
+    assert!(alive.transfers() >= 1);
+    assert_eq!(dead.transfers(), 0);
+}
