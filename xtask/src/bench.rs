@@ -139,9 +139,8 @@ pub fn bench_load(records: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A zone of `names` hosts and a query file: 80% existing names, 10% NXDOMAIN, 10%
-/// NODATA, in a fixed pseudo-random order (same every run).
-fn generate(names: usize, zone: &Path, queries: &Path) -> anyhow::Result<()> {
+/// A zone of `names` hosts (serial 1).
+pub(crate) fn generate_zone(names: usize, zone: &Path) -> anyhow::Result<()> {
     let mut text = format!(
         "$ORIGIN {ZONE}.\n$TTL 3600\n@ SOA ns1 hostmaster 1 7200 3600 1209600 300\n  NS ns1\nns1 A 192.0.2.1\n"
     );
@@ -155,6 +154,13 @@ fn generate(names: usize, zone: &Path, queries: &Path) -> anyhow::Result<()> {
         )?;
     }
     std::fs::write(zone, text)?;
+    Ok(())
+}
+
+/// A zone of `names` hosts and a query file: 80% existing names, 10% NXDOMAIN, 10%
+/// NODATA, in a fixed pseudo-random order (same every run).
+fn generate(names: usize, zone: &Path, queries: &Path) -> anyhow::Result<()> {
+    generate_zone(names, zone)?;
     let mut state: u64 = 0x2545_f491_4f6c_dd1d;
     let mut lines = String::new();
     for _ in 0..names.max(100_000) {

@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_resolver;
+mod bench_transfer;
 mod peers;
 mod run;
 
@@ -44,6 +45,13 @@ enum Task {
         #[arg(long)]
         quick: bool,
     },
+    /// AXFR of a large generated zone from a Knot primary into Sextant, Knot and
+    /// BIND as secondaries: time until served and peak memory.
+    BenchTransfer {
+        /// Records in the generated zone.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: usize,
+    },
     /// Load a large generated zone into Sextant, NSD and Knot: time and memory.
     BenchLoad {
         /// Records in the generated zone.
@@ -66,6 +74,7 @@ fn main() -> anyhow::Result<()> {
         Task::Run { release } => run::run(release),
         Task::BenchLoad { records } => bench::bench_load(records),
         Task::BenchResolver { quick } => bench_resolver::bench_resolver(quick),
+        Task::BenchTransfer { records } => bench_transfer::bench_transfer(records),
         Task::Bench { quick, only } => {
             let plan = if quick {
                 bench::Plan::quick()

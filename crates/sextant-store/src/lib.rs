@@ -5,13 +5,18 @@
 //! Invariant: the only crate that sees sled. Records are opaque bytes here; the
 //! transfer daemon decides their encoding.
 //!
-//! Schema, version 1:
-//! - default tree: `schema` → `1`; `published/<zone>` → version id (u64 BE), serial
+//! Schema, version 2:
+//! - default tree: `schema` → `2`; `published/<zone>` → version id (u64 BE), serial
 //!   (u32 BE), record count (u64 BE).
 //! - default tree, optional: `refreshed/<zone>` → Unix time (u64 BE) of the last
 //!   successful refresh, so that expiry counts from it across restarts.
-//! - one tree per zone version, `version/<zone>/<id as 16 hex digits>`: key = record
-//!   sequence number (u64 BE), value = the record.
+//! - one tree per zone version, `version/<zone>/<id as 16 hex digits>`: key = chunk
+//!   sequence number (u64 BE), value = a chunk of records in staging order, each as
+//!   its length (u32 BE) and its bytes. Chunks of about 64 KiB, not one entry per
+//!   record: sled copies a leaf node on every insert, so a million single-record
+//!   inserts cost seconds where a few hundred chunk inserts cost milliseconds.
+//!   (Schema 1 stored one record per entry; a schema 1 store is emptied at open and
+//!   its zones transferred again.)
 //!
 //! Discipline: records go into a fresh version tree in batches; `publish` flushes
 //! them, flips `published/<zone>` in one transaction, flushes again, and only then
@@ -22,11 +27,14 @@ use std::path::Path;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-/// Records written per sled batch while staging: large enough to amortise the
-/// batch cost, small enough that a batch is a few hundred kilobytes.
-const BATCH_RECORDS: usize = 1000;
+/// Bytes of records per chunk value.
+const CHUNK_BYTES: usize = 64 * 1024;
+/// Chunks written per sled batch while staging.
+const BATCH_CHUNKS: usize = 16;
 const SCHEMA_KEY: &[u8] = b"schema";
-const SCHEMA_VERSION: &[u8] = b"1";
+const SCHEMA_VERSION: &[u8] = b"2";
+/// Schemas this build replaces by an empty store (their data can be transferred again).
+const SCHEMA_REPLACED: &[&[u8]] = &[b"1"];
 const PUBLISHED_PREFIX: &str = "published/";
 const VERSION_PREFIX: &str = "version/";
 const REFRESHED_PREFIX: &str = "refreshed/";
@@ -108,6 +116,9 @@ pub struct Cleanup {
     /// Version trees no zone pointed at (staging left by a crash, or a previous
     /// version whose drop was interrupted), deleted.
     pub orphan_versions: Vec<String>,
+    /// The store had this older schema and was emptied: every zone is transferred
+    /// again.
+    pub replaced_schema: Option<String>,
 }
 
 #[derive(Debug)]
@@ -122,12 +133,27 @@ impl Store {
             .path(path)
             .open()
             .map_err(sled_error(format!("open {}", path.display())))?;
+        let mut replaced_schema = None;
         match db.get(SCHEMA_KEY).map_err(sled_error("read schema"))? {
             None => {
                 db.insert(SCHEMA_KEY, SCHEMA_VERSION)
                     .map_err(sled_error("write schema"))?;
             }
             Some(found) if found.as_ref() == SCHEMA_VERSION => {}
+            Some(found) if SCHEMA_REPLACED.contains(&found.as_ref()) => {
+                for name in db.tree_names() {
+                    if name.as_ref() != b"__sled__default" {
+                        db.drop_tree(&name)
+                            .map_err(sled_error("drop an old-schema tree"))?;
+                    }
+                }
+                db.clear()
+                    .map_err(sled_error("clear an old-schema store"))?;
+                db.insert(SCHEMA_KEY, SCHEMA_VERSION)
+                    .map_err(sled_error("write schema"))?;
+                db.flush().map_err(sled_error("flush the new schema"))?;
+                replaced_schema = Some(String::from_utf8_lossy(&found).into_owned());
+            }
             Some(found) => {
                 return Err(StoreError::Schema {
                     path: path.display().to_string(),
@@ -136,7 +162,8 @@ impl Store {
             }
         }
         let store = Self { db };
-        let cleanup = store.collect_garbage()?;
+        let mut cleanup = store.collect_garbage()?;
+        cleanup.replaced_schema = replaced_schema;
         Ok((store, cleanup))
     }
 
@@ -239,8 +266,17 @@ impl Store {
         };
         let mut records = Vec::with_capacity(usize::try_from(published.records).unwrap_or(0));
         for entry in tree.iter() {
-            let (_, value) = entry.map_err(sled_error(format!("read {name}")))?;
-            records.push(value.to_vec());
+            let (_, chunk) = entry.map_err(sled_error(format!("read {name}")))?;
+            for record in Chunk(&chunk) {
+                records.push(
+                    record
+                        .map_err(|what| StoreError::Corrupt {
+                            key: name.clone(),
+                            what,
+                        })?
+                        .to_vec(),
+                );
+            }
         }
         if records.len() as u64 != published.records {
             return Err(StoreError::Corrupt {
@@ -258,7 +294,14 @@ impl Store {
             return Ok(None);
         };
         let first = tree.first().map_err(sled_error(format!("read {name}")))?;
-        Ok(first.map(|(_, value)| value.to_vec()))
+        let Some((_, chunk)) = first else {
+            return Ok(None);
+        };
+        match Chunk(&chunk).next() {
+            Some(Ok(record)) => Ok(Some(record.to_vec())),
+            Some(Err(what)) => Err(StoreError::Corrupt { key: name, what }),
+            None => Ok(None),
+        }
     }
 
     /// Starts a new version of `zone`; nothing is visible until [`Staging::publish`].
@@ -277,6 +320,8 @@ impl Store {
             zone: zone.to_string(),
             version,
             tree,
+            chunk: Vec::with_capacity(CHUNK_BYTES + 1024),
+            chunks: 0,
             batch: sled::Batch::default(),
             in_batch: 0,
             records: 0,
@@ -292,21 +337,65 @@ pub struct Staging<'s> {
     zone: String,
     version: u64,
     tree: sled::Tree,
+    /// Records not yet in a batch, encoded as in a chunk value.
+    chunk: Vec<u8>,
+    chunks: u64,
     batch: sled::Batch,
     in_batch: usize,
     records: u64,
     finished: bool,
 }
 
+/// The records of one chunk value.
+struct Chunk<'a>(&'a [u8]);
+
+impl<'a> Iterator for Chunk<'a> {
+    type Item = Result<&'a [u8], &'static str>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let Some((len, rest)) = self.0.split_first_chunk::<4>() else {
+            self.0 = &[];
+            return Some(Err("a chunk ends inside a record length"));
+        };
+        let len = u32::from_be_bytes(*len) as usize;
+        let Some((record, rest)) = rest.split_at_checked(len) else {
+            self.0 = &[];
+            return Some(Err("a chunk ends inside a record"));
+        };
+        self.0 = rest;
+        Some(Ok(record))
+    }
+}
+
 impl Staging<'_> {
     pub fn push(&mut self, record: &[u8]) -> Result<(), StoreError> {
-        self.batch.insert(&self.records.to_be_bytes(), record);
+        let len = u32::try_from(record.len()).map_err(|_| StoreError::Corrupt {
+            key: version_tree_name(&self.zone, self.version),
+            what: "a record longer than 4 GiB",
+        })?;
+        self.chunk.extend_from_slice(&len.to_be_bytes());
+        self.chunk.extend_from_slice(record);
         self.records += 1;
-        self.in_batch += 1;
-        if self.in_batch >= BATCH_RECORDS {
-            self.write_batch()?;
+        if self.chunk.len() >= CHUNK_BYTES {
+            self.close_chunk();
+            if self.in_batch >= BATCH_CHUNKS {
+                self.write_batch()?;
+            }
         }
         Ok(())
+    }
+
+    fn close_chunk(&mut self) {
+        if self.chunk.is_empty() {
+            return;
+        }
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_BYTES + 1024));
+        self.batch.insert(&self.chunks.to_be_bytes(), chunk);
+        self.chunks += 1;
+        self.in_batch += 1;
     }
 
     pub fn records(&self) -> u64 {
@@ -324,6 +413,7 @@ impl Staging<'_> {
     /// Makes this version the published one, durably, and deletes the previous one.
     /// The caller has verified the version (closing SOA, serial, apex NS...).
     pub async fn publish(mut self, serial: u32) -> Result<Published, StoreError> {
+        self.close_chunk();
         self.write_batch()?;
         // The records must be durable before the pointer to them is.
         self.tree

@@ -61,6 +61,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         tokio::task::spawn_blocking(move || sextant_store::Store::open(&state_dir))
             .await
             .context("store task failed")??;
+    if let Some(old) = &cleanup.replaced_schema {
+        tracing::warn!(schema = %old, "the store had an older schema and was emptied; every zone is transferred again");
+    }
     for orphan in &cleanup.orphan_versions {
         tracing::warn!(version = %orphan, "deleted a zone version left unpublished by a crash");
     }

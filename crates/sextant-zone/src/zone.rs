@@ -1,12 +1,13 @@
 //! One zone in memory and the checks it must pass before it is served.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+use crate::canonical;
 use crate::master::LocatedRecord;
 use crate::{Location, RRset, ZoneError, ZoneWarning};
 
@@ -17,9 +18,9 @@ pub struct Zone {
     /// Lower case, fully qualified.
     origin: Name,
     soa: Record,
-    /// Keys lower-cased; `Name`'s order is the canonical DNS order (RFC 4034 §6.1), so
-    /// a name's descendants follow it directly.
-    nodes: BTreeMap<Name, Node>,
+    /// Keyed by `canonical::key`: byte order is the canonical DNS order (RFC 4034
+    /// §6.1), so a name's descendants follow it directly.
+    nodes: BTreeMap<Box<[u8]>, Node>,
     record_count: usize,
 }
 
@@ -71,18 +72,22 @@ impl Zone {
         }
     }
 
-    /// `name` must be lower case.
     pub(crate) fn node(&self, name: &Name) -> Option<&Node> {
-        self.nodes.get(name)
+        let mut buffer = [0u8; canonical::MAX_KEY];
+        let len = canonical::write_key(name, &mut buffer);
+        self.nodes.get(&buffer[..len])
     }
 
     /// True when some name below `name` exists: then `name` exists too, as an empty
     /// non-terminal if it has no node of its own.
     pub(crate) fn has_descendants(&self, name: &Name) -> bool {
+        let mut buffer = [0u8; canonical::MAX_KEY];
+        let len = canonical::write_key(name, &mut buffer);
+        let key = &buffer[..len];
         self.nodes
-            .range((Bound::Excluded(name), Bound::Unbounded))
+            .range::<[u8], _>((Bound::Excluded(key), Bound::Unbounded))
             .next()
-            .is_some_and(|(next, _)| name.zone_of(next))
+            .is_some_and(|(next, _)| next.starts_with(key))
     }
 }
 
@@ -91,9 +96,9 @@ impl Zone {
 pub struct ZoneBuilder {
     origin: Name,
     file: Arc<std::path::PathBuf>,
-    nodes: BTreeMap<Name, Node>,
+    nodes: BTreeMap<Box<[u8]>, Node>,
     /// Where each RRset was first written, for errors about it.
-    first_seen: BTreeMap<(Name, RecordType), Location>,
+    first_seen: HashMap<(Box<[u8]>, RecordType), Location>,
     warnings: Vec<ZoneWarning>,
     record_count: usize,
 }
@@ -106,7 +111,7 @@ impl ZoneBuilder {
             origin,
             file: Arc::new(file.to_path_buf()),
             nodes: BTreeMap::new(),
-            first_seen: BTreeMap::new(),
+            first_seen: HashMap::new(),
             warnings: Vec::new(),
             record_count: 0,
         }
@@ -124,7 +129,7 @@ impl ZoneBuilder {
             });
             return;
         }
-        let owner = record.name.to_lowercase();
+        let owner = canonical::key(&record.name);
         let rtype = record.record_type();
         let node = self.nodes.entry(owner.clone()).or_default();
         let position = node.rrsets.iter().position(|set| set.rtype == rtype);
@@ -173,12 +178,15 @@ impl ZoneBuilder {
         };
         let at = |name: &Name, rtype| {
             self.first_seen
-                .get(&(name.clone(), rtype))
+                .get(&(canonical::key(name), rtype))
                 .unwrap_or(&whole_file)
         };
 
-        for (name, node) in &self.nodes {
-            if node.get(RecordType::SOA).is_some() && name != &self.origin {
+        let origin_key = canonical::key(&self.origin);
+        for (key, node) in &self.nodes {
+            // Names are rebuilt only for messages: most nodes need none.
+            let name = &canonical::name(key);
+            if node.get(RecordType::SOA).is_some() && key != &origin_key {
                 return Err(error(
                     at(name, RecordType::SOA),
                     format!(
@@ -224,7 +232,7 @@ impl ZoneBuilder {
                 ));
             }
         }
-        let apex = self.nodes.get(&self.origin);
+        let apex = self.nodes.get(&origin_key);
         let Some(soa_set) = apex.and_then(|n| n.get(RecordType::SOA)) else {
             return Err(error(
                 &whole_file,

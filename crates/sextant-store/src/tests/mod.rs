@@ -197,3 +197,45 @@ async fn the_last_refresh_time_survives_a_reopen() {
         Some(1_790_000_000)
     );
 }
+
+#[tokio::test]
+async fn a_schema_1_store_is_emptied_and_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.insert(SCHEMA_KEY, b"1").unwrap();
+        db.insert("published/example.org.", &[0u8; 20][..]).unwrap();
+        db.open_tree("version/example.org./0000000000000000")
+            .unwrap()
+            .insert(0u64.to_be_bytes(), b"old record".as_slice())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let (store, cleanup) = reopen(dir.path());
+    assert_eq!(cleanup.replaced_schema.as_deref(), Some("1"));
+    assert_eq!(store.published("example.org.").unwrap(), None);
+    assert_eq!(store.zones().unwrap(), Vec::new());
+    let published = publish(&store, "example.org.", 7, 3).await;
+    assert_eq!(store.records("example.org.").unwrap().unwrap().len(), 3);
+    assert_eq!(published.records, 3);
+}
+
+#[tokio::test]
+async fn records_spanning_many_chunks_come_back_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = reopen(dir.path());
+    publish(&store, "big.example.", 1, 50_000).await;
+    let records = store.records("big.example.").unwrap().unwrap();
+    assert_eq!(records.len(), 50_000);
+    // `publish` numbers serial 1's records from 1,000,000.
+    assert!(
+        records
+            .iter()
+            .enumerate()
+            .all(|(i, r)| *r == record(1_000_000 + i as u64))
+    );
+    assert_eq!(
+        store.first_record("big.example.").unwrap(),
+        Some(record(1_000_000))
+    );
+}
