@@ -4,12 +4,14 @@
 mod answer;
 mod control;
 mod load;
+mod outgoing;
 mod secondary;
 mod service;
 
 pub use answer::respond;
 pub use control::Control;
 pub use load::{LoadError, load_catalog};
+pub use outgoing::TransferPolicy;
 pub use service::Authority;
 
 use std::sync::Arc;
@@ -51,6 +53,33 @@ fn section(
     sextant_config::required(config.authority.as_ref(), "authority")
 }
 
+/// Who may transfer zones out, and the key they must sign with.
+fn transfer_policy(
+    config: &Config,
+    section: &sextant_config::AuthorityConfig,
+) -> anyhow::Result<TransferPolicy> {
+    let key = match &section.transfer_key {
+        None => None,
+        Some(name) => {
+            let key = config
+                .keys
+                .iter()
+                .find(|k| &k.name == name)
+                .with_context(|| format!("authority.transfer_key {name} is not defined"))?;
+            let secret = sextant_config::key_secret(&key.secret)
+                .with_context(|| format!("the secret of key {name} is not base64"))?;
+            Some(
+                sextant_tsig::Key::new(&key.name, &key.algorithm, secret)
+                    .map_err(anyhow::Error::msg)?,
+            )
+        }
+    };
+    Ok(TransferPolicy {
+        allow: section.allow_transfer.clone(),
+        key,
+    })
+}
+
 /// Runs the authority until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let section = section(&config)?.clone();
@@ -62,7 +91,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         tracing::warn!(%warning, "zone loaded with a fix-up");
     }
     sextant_daemon::serve_metrics(section.metrics)?;
-    let authority = Arc::new(Authority::new(catalog, section.edns_payload_size));
+    let authority = Arc::new(Authority::new(
+        catalog,
+        section.edns_payload_size,
+        transfer_policy(&config, &section)?,
+    ));
     let publisher = ZoneSetPublisher::new();
     publisher.publish(authority.zone_names());
     let control = Arc::new(Control {

@@ -7,6 +7,7 @@ use arc_swap::ArcSwap;
 use sextant_rpc::{Answer, Query, QueryHandler};
 use sextant_zone::Catalog;
 
+use crate::outgoing::TransferPolicy;
 use crate::respond;
 
 #[derive(Debug)]
@@ -14,6 +15,8 @@ pub struct Authority {
     catalog: ArcSwap<Catalog>,
     /// EDNS payload size advertised in our answers, bytes.
     edns_payload_size: u16,
+    /// Who may transfer zones out.
+    transfers: TransferPolicy,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -23,11 +26,12 @@ pub struct Stats {
 }
 
 impl Authority {
-    pub fn new(catalog: Catalog, edns_payload_size: u16) -> Self {
+    pub fn new(catalog: Catalog, edns_payload_size: u16, transfers: TransferPolicy) -> Self {
         record_gauges(&catalog);
         Self {
             catalog: ArcSwap::from_pointee(catalog),
             edns_payload_size,
+            transfers,
         }
     }
 
@@ -79,5 +83,9 @@ impl QueryHandler for Authority {
             .map_or("NONE", |f| sextant_wire::rcode_name(f & 0x0f));
         metrics::counter!("sextant_authority_answers_total", "rcode" => rcode).increment(1);
         std::future::ready(answer)
+    }
+
+    fn transfer(&self, query: Query) -> tokio::sync::mpsc::Receiver<bytes::Bytes> {
+        crate::outgoing::transfer(self.catalog.load_full(), &self.transfers, query)
     }
 }

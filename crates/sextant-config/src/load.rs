@@ -374,6 +374,17 @@ impl Config {
                 );
             }
         }
+        if let Some(key) = self
+            .authority
+            .as_ref()
+            .and_then(|a| a.transfer_key.as_ref())
+            && !key_names.contains(key)
+        {
+            problem(
+                "authority.transfer_key",
+                format!("key {key} is not defined by any [[key]] section; add it or fix the name"),
+            );
+        }
         if let Some(transfer) = &self.transfer {
             for zone in &transfer.zones {
                 if let Some(key) = &zone.key

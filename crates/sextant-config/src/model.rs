@@ -251,6 +251,14 @@ pub struct AuthorityConfig {
     /// from the same file; without either, no secondary zones are served.
     #[serde(default)]
     pub secondaries: Option<Endpoint>,
+    /// Clients allowed outgoing zone transfers (AXFR/IXFR over TCP) of every zone
+    /// served. Default: nobody.
+    #[serde(default)]
+    pub allow_transfer: Vec<ipnet::IpNet>,
+    /// A `[[key]]` that every transfer request must be signed with (and that signs
+    /// every answer message). Default: none (`allow_transfer` alone decides).
+    #[serde(default, deserialize_with = "deserialize_optional_name")]
+    pub transfer_key: Option<Name>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use sextant_rpc::{Query, QueryClient, Transport};
 use sextant_wire::consts::*;
 use sextant_wire::{Header, QueryView, parse_query, write_chaos_txt, write_error_response};
+use tokio::sync::mpsc;
 
 use crate::packet_cache::{CacheKey, PacketCache};
 use crate::route::{Route, Router};
@@ -166,6 +167,11 @@ impl Frontend {
         if view.question.qclass == CLASS_CH {
             return self.chaos(packet, &view, &policy);
         }
+        let zone_transfer = matches!(view.question.qtype, TYPE_AXFR | TYPE_IXFR);
+        if zone_transfer && transport == Transport::Udp {
+            // Transfers are streams of messages: TCP only (RFC 5936 §4.2).
+            return self.reply(packet, &view.header, Some(&view), u16::from(RCODE_REFUSED));
+        }
         let backend = match self.router.route(&view.question) {
             Route::Authority => Backend::Authority,
             Route::Refuse if self.recursion_for(&view, client, &policy) => Backend::Resolver,
@@ -296,6 +302,56 @@ impl Frontend {
                 self.servfail(&packet).map(Bytes::from)
             }
         }
+    }
+
+    /// A zone transfer asked over TCP: the backend's messages in order, or the one
+    /// answer decided here (REFUSED and the like).
+    pub async fn transfer(&self, packet: Bytes, client: SocketAddr) -> mpsc::Receiver<Bytes> {
+        let (sender, receiver) = mpsc::channel(4);
+        let decision = self.decide(&packet, client, Transport::Tcp);
+        let single = |bytes: Option<Bytes>| {
+            if let Some(bytes) = bytes {
+                let _ = sender.try_send(bytes);
+            }
+        };
+        match decision {
+            Decision::Reply(bytes) => single(Some(Bytes::from(bytes))),
+            Decision::Drop => {}
+            Decision::Forward { backend, .. } => {
+                let client_for = match backend {
+                    Backend::Authority => self.authority.as_ref(),
+                    Backend::Resolver => self.resolver.as_ref(),
+                    Backend::Transfer => self.transfer.as_ref(),
+                };
+                let Some(backend_client) = client_for else {
+                    single(self.servfail(&packet).map(Bytes::from));
+                    return receiver;
+                };
+                let query = Query {
+                    wire: packet.clone(),
+                    client,
+                    transport: Transport::Tcp,
+                    max_response_size: u16::MAX,
+                };
+                match backend_client.transfer(query).await {
+                    Ok(mut messages) => {
+                        tokio::spawn(async move {
+                            while let Some(Ok(message)) = messages.recv().await {
+                                if sender.send(message).await.is_err() {
+                                    return;
+                                }
+                            }
+                        });
+                    }
+                    Err(error) => {
+                        stats::backend_failed(backend);
+                        tracing::debug!(%error, %client, "zone transfer failed at the backend");
+                        single(self.servfail(&packet).map(Bytes::from));
+                    }
+                }
+            }
+        }
+        receiver
     }
 
     /// Decides, and forwards when needed.

@@ -18,6 +18,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::frontend::Frontend;
+use sextant_wire::consts::{TYPE_AXFR, TYPE_IXFR};
 
 #[derive(Clone, Copy, Debug)]
 pub struct TcpLimits {
@@ -222,9 +223,21 @@ async fn connection(
         let Some(message) = message else { break };
         let frontend = frontend.clone();
         let responses = responses.clone();
+        let view = sextant_wire::parse_query(&message).ok();
+        if view.is_some_and(|v| matches!(v.question.qtype, TYPE_AXFR | TYPE_IXFR)) {
+            // A zone transfer is answered in order before the next message is read,
+            // so its messages are not interleaved with other answers.
+            let mut messages = frontend.transfer(message, client).await;
+            while let Some(bytes) = messages.recv().await {
+                if responses.send(bytes).await.is_err() {
+                    break;
+                }
+            }
+            drop(permit);
+            continue;
+        }
         tokio::spawn(async move {
-            let wants_keepalive = sextant_wire::parse_query(&message)
-                .ok()
+            let wants_keepalive = view
                 .and_then(|view| view.edns)
                 .is_some_and(|edns| edns.tcp_keepalive);
             if let Some(answer) = frontend.answer(message, client, Transport::Tcp).await {

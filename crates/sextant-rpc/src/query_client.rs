@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
@@ -138,6 +139,53 @@ impl QueryClient {
                 timeout: inner.timeout,
             }),
         }
+    }
+
+    /// An outgoing zone transfer: the backend's messages in order, over a connection
+    /// of its own (transfers are rare and long; they must not hold up a lane).
+    pub async fn transfer(
+        &self,
+        query: Query,
+    ) -> Result<mpsc::Receiver<Result<Bytes, RpcError>>, RpcError> {
+        let endpoint = self.inner.endpoint.clone();
+        let channel = endpoint.connect().await?;
+        let call_error = move |status: tonic::Status| RpcError::Call {
+            endpoint: endpoint.clone(),
+            status: Box::new(status),
+        };
+        let mut client = pb::query_client::QueryClient::new(channel)
+            .max_decoding_message_size(128 * 1024)
+            .max_encoding_message_size(128 * 1024);
+        let request = pb::QueryRequest {
+            request_id: 0,
+            wire: query.wire,
+            client: query.client.to_string(),
+            transport: match query.transport {
+                Transport::Udp => pb::Transport::Udp,
+                Transport::Tcp => pb::Transport::Tcp,
+            } as i32,
+            max_response_size: u32::from(query.max_response_size),
+        };
+        let mut stream = client
+            .transfer(request)
+            .await
+            .map_err(call_error.clone())?
+            .into_inner();
+        let (sender, receiver) = mpsc::channel(4);
+        tokio::spawn(async move {
+            loop {
+                let next = match stream.message().await {
+                    Ok(Some(message)) => Ok(message.wire),
+                    Ok(None) => return,
+                    Err(status) => Err(call_error(status)),
+                };
+                let failed = next.is_err();
+                if sender.send(next).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(receiver)
     }
 
     /// Round-robin over the connected lanes.

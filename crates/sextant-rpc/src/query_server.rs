@@ -19,6 +19,41 @@ use crate::{Answer, Query, Transport, pb};
 /// What a backend implements: one DNS query in, one answer out.
 pub trait QueryHandler: Send + Sync + 'static {
     fn handle(&self, query: Query) -> impl Future<Output = Answer> + Send;
+
+    /// A zone transfer: the answer's messages, in order, through the channel (which
+    /// bounds the memory a slow client can hold). Backends without zones keep this
+    /// default: one REFUSED message.
+    fn transfer(&self, query: Query) -> mpsc::Receiver<bytes::Bytes> {
+        let (sender, receiver) = mpsc::channel(1);
+        let _ = sender.try_send(refusal(&query.wire));
+        receiver
+    }
+}
+
+/// REFUSED (FORMERR when it does not parse) for a query, as a backend that does not
+/// offer what was asked answers.
+pub fn refusal(wire: &[u8]) -> bytes::Bytes {
+    let mut out = Vec::with_capacity(64);
+    match sextant_wire::parse_query(wire) {
+        Ok(view) => sextant_wire::write_error_response(
+            &mut out,
+            wire,
+            &view.header,
+            Some(&view),
+            u16::from(sextant_wire::consts::RCODE_REFUSED),
+            sextant_wire::consts::CLASSIC_UDP_SIZE,
+        ),
+        Err(Some(malformed)) => sextant_wire::write_error_response(
+            &mut out,
+            wire,
+            &malformed.header,
+            None,
+            u16::from(sextant_wire::consts::RCODE_FORMERR),
+            sextant_wire::consts::CLASSIC_UDP_SIZE,
+        ),
+        Err(None) => {}
+    }
+    bytes::Bytes::from(out)
 }
 
 /// Queries handled at once on one stream; past it the stream is not read, so a
@@ -44,6 +79,26 @@ type AnswerStream = Pin<Box<dyn Stream<Item = Result<pb::QueryResponse, Status>>
 #[tonic::async_trait]
 impl<H: QueryHandler> pb::query_server::Query for QueryService<H> {
     type ResolveStream = AnswerStream;
+    type TransferStream = AnswerStream;
+
+    async fn transfer(
+        &self,
+        request: Request<pb::QueryRequest>,
+    ) -> Result<Response<Self::TransferStream>, Status> {
+        let request = request.into_inner();
+        let request_id = request.request_id;
+        let query = query_from_request(request)
+            .ok_or_else(|| Status::invalid_argument("the request has no transport"))?;
+        let messages = self.handler.transfer(query);
+        let stream = ReceiverStream::new(messages).map(move |wire| {
+            Ok(pb::QueryResponse {
+                request_id,
+                wire,
+                cache_ttl: 0,
+            })
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
 
     async fn resolve(
         &self,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use hickory_proto::op::{Message, MessageType, OpCode};
 use hickory_proto::rr::rdata::{A, NS, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use sextant_transfer::tsig::Key;
+use sextant_tsig::Key;
 
 /// How the next transfers go wrong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use tokio::net::{TcpStream, UdpSocket};
 
 use crate::XfrError;
 use crate::axfr::{AxfrReceiver, Limits, Progress};
-use crate::tsig::{Key, ResponseVerifier};
+use sextant_tsig::{Key, ResponseVerifier};
 
 /// Timeouts of one exchange with a primary.
 #[derive(Clone, Copy, Debug)]

@@ -14,7 +14,6 @@ mod refresh;
 pub mod serial;
 #[cfg(test)]
 mod test_records;
-pub mod tsig;
 mod zones;
 
 pub use error::XfrError;

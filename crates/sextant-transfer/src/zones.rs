@@ -65,7 +65,7 @@ pub struct ZoneEntry {
     pub primaries: Vec<SocketAddr>,
     pub allow_notify: Vec<IpAddr>,
     /// Signs every exchange with the primaries when set.
-    pub tsig: Option<crate::tsig::Key>,
+    pub tsig: Option<sextant_tsig::Key>,
     pub state: Mutex<ZoneState>,
     /// Wakes the refresh task (NOTIFY); capacity 1, so a burst is one check.
     pub trigger: mpsc::Sender<()>,
@@ -103,7 +103,7 @@ impl Zones {
                     let secret = sextant_config::key_secret(&key.secret)
                         .ok_or_else(|| anyhow::anyhow!("the secret of key {name} is not base64"))?;
                     Some(
-                        crate::tsig::Key::new(&key.name, &key.algorithm, secret)
+                        sextant_tsig::Key::new(&key.name, &key.algorithm, secret)
                             .map_err(anyhow::Error::msg)?,
                     )
                 }

@@ -72,6 +72,21 @@ impl Zone {
         }
     }
 
+    /// Every record in AXFR order (RFC 5936 §2.2): the SOA, every other record in
+    /// canonical name order, the SOA again.
+    pub fn axfr_records(&self) -> impl Iterator<Item = Record> + '_ {
+        let body = self.nodes.iter().flat_map(|(key, node)| {
+            let owner = canonical::name(key);
+            node.rrsets
+                .iter()
+                .filter(|set| set.rtype != RecordType::SOA)
+                .flat_map(move |set| set.records(&owner).collect::<Vec<_>>())
+        });
+        std::iter::once(self.soa.clone())
+            .chain(body)
+            .chain(std::iter::once(self.soa.clone()))
+    }
+
     pub(crate) fn node(&self, name: &Name) -> Option<&Node> {
         let mut buffer = [0u8; canonical::MAX_KEY];
         let len = canonical::write_key(name, &mut buffer);
@@ -310,6 +325,22 @@ mod tests {
     }
 
     const HEAD: &str = "$TTL 300\n@ SOA ns hostmaster 7 2 3 4 60\n  NS ns\nns A 192.0.2.1\n";
+
+    #[test]
+    fn axfr_order_is_soa_records_soa() {
+        let zone = load("$TTL 60\n@ SOA ns h 7 1 1 1 1\n@ NS ns\nns A 192.0.2.1\nb A 192.0.2.2\n")
+            .unwrap()
+            .0;
+        let records: Vec<Record> = zone.axfr_records().collect();
+        assert_eq!(records.len(), zone.record_count() + 1);
+        assert_eq!(records[0].record_type(), RecordType::SOA);
+        assert_eq!(records[records.len() - 1].record_type(), RecordType::SOA);
+        assert!(
+            records[1..records.len() - 1]
+                .iter()
+                .all(|r| r.record_type() != RecordType::SOA)
+        );
+    }
 
     #[test]
     fn builds_and_counts() {

@@ -10,6 +10,7 @@ mod differential_nsd;
 mod grpc_tcp;
 mod hardening;
 mod metrics;
+mod outgoing;
 mod query_path;
 mod reload;
 mod resolver;

@@ -508,7 +508,7 @@ fn bind_primary_ixfr_and_notify() {
 #[test]
 fn unsigned_or_badly_signed_answers_are_rejected_when_a_key_is_configured() {
     // KEY's secret, decoded.
-    let key = sextant_transfer::tsig::Key::new(
+    let key = sextant_tsig::Key::new(
         &hickory_proto::rr::Name::from_ascii(KEY.0).unwrap(),
         "hmac-sha256",
         b"sextant-test-key-0123456789abcdef".to_vec(),

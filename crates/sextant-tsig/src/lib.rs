@@ -1,8 +1,8 @@
-//! TSIG (RFC 8945) for the exchanges with a primary: our queries are signed, and an
-//! answer stream counts only if its first and last messages carry a valid signature
-//! chained to ours, with at most 99 unsigned messages between two signed ones
-//! (§5.3.1; NSD signs every 96th message, BIND and Knot every one). Signing answers
-//! is here too: the test primary uses it, as will outgoing transfers.
+//! TSIG (RFC 8945) for zone transfers, both ways. As a secondary: our queries are
+//! signed, and an answer stream counts only if its first and last messages carry a
+//! valid signature chained to ours, with at most 99 unsigned messages between two
+//! signed ones (§5.3.1; NSD signs every 96th message, BIND and Knot every one). As a
+//! primary: a request's signature is verified and every answer message signed.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -53,6 +53,30 @@ impl Key {
 
     pub fn name(&self) -> &Name {
         self.signer.signer_name()
+    }
+
+    /// Verifies a signed request (`wire` as received, `message` parsed from it) and
+    /// returns its MAC, which the answer chains to.
+    pub fn verify_query(&self, wire: &[u8], message: &Message) -> Result<Vec<u8>, String> {
+        let signature = message
+            .signature()
+            .ok_or_else(|| "the request is not signed".to_string())?;
+        if signature.name != *self.name() || signature.data.algorithm != *self.signer.algorithm() {
+            return Err(format!(
+                "the request is signed with another key ({})",
+                signature.name
+            ));
+        }
+        let (tbv, record) = signed_bitmessage_to_buf(wire, None, true)
+            .map_err(|e| format!("the signed request does not parse ({e})"))?;
+        self.signer
+            .verify(&tbv, &record.data.mac)
+            .map_err(|_| "the request's TSIG signature is wrong".to_string())?;
+        let clock = now();
+        if clock.abs_diff(record.data.time) > u64::from(record.data.fudge) {
+            return Err("the request was signed outside the clock window".into());
+        }
+        Ok(record.data.mac.clone())
     }
 
     /// Signs a query; returns its MAC, which the answers must chain to.
@@ -272,6 +296,11 @@ mod tests {
         let mut query = Message::new(7, MessageType::Query, OpCode::Query);
         let mac = key.sign_query(&mut query).unwrap();
         assert!(query.signature().is_some());
+        let wire = query.to_vec().unwrap();
+        let parsed = Message::from_vec(&wire).unwrap();
+        assert_eq!(key.verify_query(&wire, &parsed).unwrap(), mac);
+        let other = super::tests::key(b"another secret of thirty-two b..");
+        assert!(other.verify_query(&wire, &parsed).is_err());
         let every = stream(&key, &mac, 5, |_| true);
         verify(&key, &mac, &every).unwrap();
         // NSD style: first, last and some in between signed.

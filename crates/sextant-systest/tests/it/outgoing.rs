@@ -1,0 +1,170 @@
+//! The primary role: zone transfers out of the authority through the listener, to
+//! `allow_transfer` clients over TCP only, TSIG-signed when a key is required; `dig
+//! AXFR` and Knot as a secondary of Sextant.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use sextant_systest::{Lab, Suite, dig, eventually, query_udp};
+
+use crate::EXAMPLE_ZONE;
+
+const KEY: (&str, &str) = (
+    "outgoing-key",
+    "c2V4dGFudC10ZXN0LWtleS0wMTIzNDU2Nzg5YWJjZGVm",
+);
+
+/// A suite serving example.com with `authority_extra` in the `[authority]` section
+/// and `extra` at the end of the file.
+fn start(lab: &Lab, authority_extra: &str, extra: &str) -> (Suite, std::path::PathBuf) {
+    let config = lab
+        .suite_config(&[("example.com", EXAMPLE_ZONE)], "")
+        .unwrap();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[authority]\n",
+        &format!("[authority]\n{authority_extra}\n"),
+    ) + extra;
+    std::fs::write(&config, text).unwrap();
+    (lab.start_suite(&config).unwrap(), config)
+}
+
+fn axfr_records(output: &str) -> Vec<&str> {
+    output
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .collect()
+}
+
+#[test]
+fn dig_axfr_is_allowed_only_to_allow_transfer_over_tcp() {
+    let lab = Lab::new().unwrap();
+    let (suite, _) = start(&lab, "allow_transfer = [\"127.0.0.1/32\"]", "");
+    let output = dig(suite.dns, &["AXFR", "example.com"]).unwrap();
+    let records = axfr_records(&output);
+    // SOA, NS, ns1 A, www A + AAAA, ftp CNAME, sub NS, ns.sub A, SOA.
+    assert_eq!(records.len(), 9, "{output}");
+    assert!(
+        records[0].contains("SOA") && records[8].contains("SOA"),
+        "{output}"
+    );
+
+    let udp = query_udp(suite.dns, "example.com.", RecordType::AXFR).unwrap();
+    assert_eq!(udp.metadata.response_code, ResponseCode::Refused);
+
+    let lab = Lab::new().unwrap();
+    let (closed, _) = start(&lab, "", "");
+    let refused = dig(closed.dns, &["AXFR", "example.com"]).unwrap();
+    assert!(refused.contains("Transfer failed"), "{refused}");
+}
+
+#[test]
+fn with_a_transfer_key_only_signed_requests_get_the_zone() {
+    let lab = Lab::new().unwrap();
+    let key = format!("\n[[key]]\nname = \"{}\"\nsecret = \"{}\"\n", KEY.0, KEY.1);
+    let (suite, _) = start(
+        &lab,
+        &format!(
+            "allow_transfer = [\"127.0.0.0/8\"]\ntransfer_key = \"{}\"",
+            KEY.0
+        ),
+        &key,
+    );
+    let signed = dig(
+        suite.dns,
+        &[
+            "-y",
+            &format!("hmac-sha256:{}:{}", KEY.0, KEY.1),
+            "AXFR",
+            "example.com",
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        axfr_records(&signed).len(),
+        9 + 1,
+        "the records and dig's TSIG line: {signed}"
+    );
+    let unsigned = dig(suite.dns, &["AXFR", "example.com"]).unwrap();
+    assert!(unsigned.contains("Transfer failed"), "{unsigned}");
+    let wrong = dig(
+        suite.dns,
+        &[
+            "-y",
+            &format!(
+                "hmac-sha256:{}:{}",
+                KEY.0, "d3JvbmcgZWNyZXQgb2YgdGhpcnR5LXR3byBieXRlcw=="
+            ),
+            "AXFR",
+            "example.com",
+        ],
+    )
+    .unwrap();
+    assert!(
+        !wrong.contains("192.0.2.80"),
+        "a wrong secret got the zone: {wrong}"
+    );
+}
+
+#[test]
+fn knot_transfers_the_zone_from_sextant_with_tsig() {
+    let lab = Lab::new().unwrap();
+    let key = format!("\n[[key]]\nname = \"{}\"\nsecret = \"{}\"\n", KEY.0, KEY.1);
+    let (suite, _) = start(
+        &lab,
+        &format!(
+            "allow_transfer = [\"127.0.0.0/8\"]\ntransfer_key = \"{}\"",
+            KEY.0
+        ),
+        &key,
+    );
+    let knot = knot_secondary(&lab.path().join("knot"), suite.dns).unwrap();
+    eventually(Duration::from_secs(20), "Knot's AXFR from Sextant", || {
+        query_udp(knot.0, "www.example.com.", RecordType::A)
+            .is_ok_and(|r| r.answers.iter().any(|a| a.data.to_string() == "192.0.2.80"))
+    })
+    .unwrap();
+}
+
+/// Knot as a secondary of `primary` for example.com with the TSIG key; returns its
+/// address and the process (killed on drop).
+fn knot_secondary(dir: &Path, primary: SocketAddr) -> anyhow::Result<(SocketAddr, KillOnDrop)> {
+    std::fs::create_dir_all(dir)?;
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let d = dir.display();
+    let config = format!(
+        "server:\n    listen: 127.0.0.1@{port}\n    rundir: \"{d}\"\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\
+         database:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\n\
+         key:\n  - id: {name}\n    algorithm: hmac-sha256\n    secret: {secret}\n\
+         remote:\n  - id: primary\n    address: {}@{}\n    key: {name}\n\
+         zone:\n  - domain: example.com.\n    master: primary\n    storage: \"{d}\"\n    zonefile-sync: -1\n    journal-content: none\n",
+        primary.ip(),
+        primary.port(),
+        name = KEY.0,
+        secret = KEY.1,
+    );
+    let path = dir.join("knot.conf");
+    std::fs::write(&path, config)?;
+    let log = std::fs::File::create(dir.join("knotd.log"))?;
+    let child = std::process::Command::new("knotd")
+        .arg("-c")
+        .arg(&path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()?;
+    Ok((([127, 0, 0, 1], port).into(), KillOnDrop(child)))
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
