@@ -4,6 +4,7 @@
 mod answer;
 mod control;
 mod load;
+mod notify_out;
 mod outgoing;
 mod secondary;
 mod service;
@@ -95,6 +96,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         catalog,
         section.edns_payload_size,
         transfer_policy(&config, &section)?,
+        section.notify.clone(),
     ));
     let publisher = ZoneSetPublisher::new();
     publisher.publish(authority.zone_names());
@@ -132,6 +134,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         }),
     )?;
     notify_ready();
+    authority.notify_all();
     let stats = authority.stats();
     tracing::info!(
         grpc = %endpoint,

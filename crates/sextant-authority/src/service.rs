@@ -17,6 +17,8 @@ pub struct Authority {
     edns_payload_size: u16,
     /// Who may transfer zones out.
     transfers: TransferPolicy,
+    /// Secondaries told of every new serial.
+    notify: Vec<std::net::SocketAddr>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -26,12 +28,25 @@ pub struct Stats {
 }
 
 impl Authority {
-    pub fn new(catalog: Catalog, edns_payload_size: u16, transfers: TransferPolicy) -> Self {
+    pub fn new(
+        catalog: Catalog,
+        edns_payload_size: u16,
+        transfers: TransferPolicy,
+        notify: Vec<std::net::SocketAddr>,
+    ) -> Self {
         record_gauges(&catalog);
         Self {
             catalog: ArcSwap::from_pointee(catalog),
             edns_payload_size,
             transfers,
+            notify,
+        }
+    }
+
+    /// NOTIFYs the secondaries of every zone served (at start).
+    pub fn notify_all(&self) {
+        for zone in self.catalog.load().zones() {
+            crate::notify_out::notify(zone.origin(), zone.soa(), &self.notify);
         }
     }
 
@@ -40,9 +55,23 @@ impl Authority {
         self.catalog.load_full()
     }
 
+    /// Swaps in `catalog` and NOTIFYs the secondaries of every zone whose serial
+    /// changed.
     pub fn replace(&self, catalog: Catalog) {
         record_gauges(&catalog);
-        self.catalog.store(Arc::new(catalog));
+        let old = self.catalog.swap(Arc::new(catalog));
+        if self.notify.is_empty() {
+            return;
+        }
+        for zone in self.catalog.load().zones() {
+            let before = old
+                .zones()
+                .find(|z| z.origin() == zone.origin())
+                .map(|z| z.serial());
+            if before != Some(zone.serial()) {
+                crate::notify_out::notify(zone.origin(), zone.soa(), &self.notify);
+            }
+        }
     }
 
     pub fn zone_names(&self) -> Vec<String> {

@@ -259,6 +259,10 @@ pub struct AuthorityConfig {
     /// every answer message). Default: none (`allow_transfer` alone decides).
     #[serde(default, deserialize_with = "deserialize_optional_name")]
     pub transfer_key: Option<Name>,
+    /// Secondaries sent a NOTIFY when a zone's serial changes, and at start, e.g.
+    /// `["192.0.2.2:53"]`. Default: none.
+    #[serde(default)]
+    pub notify: Vec<SocketAddr>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -109,39 +109,77 @@ fn with_a_transfer_key_only_signed_requests_get_the_zone() {
 }
 
 #[test]
-fn knot_transfers_the_zone_from_sextant_with_tsig() {
+fn knot_transfers_the_zone_from_sextant_with_tsig_and_follows_our_notify() {
     let lab = Lab::new().unwrap();
     let key = format!("\n[[key]]\nname = \"{}\"\nsecret = \"{}\"\n", KEY.0, KEY.1);
-    let (suite, _) = start(
+    // Knot's port first: the authority must know where to send NOTIFY.
+    let knot_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (suite, config) = start(
         &lab,
         &format!(
-            "allow_transfer = [\"127.0.0.0/8\"]\ntransfer_key = \"{}\"",
+            "allow_transfer = [\"127.0.0.0/8\"]\ntransfer_key = \"{}\"\nnotify = [\"127.0.0.1:{knot_port}\"]",
             KEY.0
         ),
         &key,
     );
-    let knot = knot_secondary(&lab.path().join("knot"), suite.dns).unwrap();
+    let knot = knot_secondary(&lab.path().join("knot"), suite.dns, knot_port).unwrap();
+    let answers = |name: &str, address: &str| {
+        query_udp(knot.0, name, RecordType::A)
+            .is_ok_and(|r| r.answers.iter().any(|a| a.data.to_string() == address))
+    };
     eventually(Duration::from_secs(20), "Knot's AXFR from Sextant", || {
-        query_udp(knot.0, "www.example.com.", RecordType::A)
-            .is_ok_and(|r| r.answers.iter().any(|a| a.data.to_string() == "192.0.2.80"))
+        answers("www.example.com.", "192.0.2.80")
     })
     .unwrap();
+
+    // A new serial: the reload NOTIFYs Knot, which transfers again at once (its
+    // REFRESH is two hours).
+    let zone_file = lab.path().join("zones/example.com.zone");
+    let text = std::fs::read_to_string(&zone_file)
+        .unwrap()
+        .replace("2026112101", "2026112102")
+        + "new     IN A   192.0.2.99\n";
+    std::fs::write(&zone_file, text).unwrap();
+    let reload = sextant_systest::sextantctl(&config, &["zone", "reload", "example.com"]).unwrap();
+    assert!(reload.status.success(), "{reload:?}");
+    eventually(
+        Duration::from_secs(20),
+        "NOTIFY and Knot's new transfer",
+        || answers("new.example.com.", "192.0.2.99"),
+    )
+    .unwrap();
+    assert!(
+        suite
+            .authority
+            .as_ref()
+            .unwrap()
+            .log_text()
+            .contains("NOTIFY acknowledged"),
+        "the NOTIFY was answered"
+    );
 }
 
-/// Knot as a secondary of `primary` for example.com with the TSIG key; returns its
-/// address and the process (killed on drop).
-fn knot_secondary(dir: &Path, primary: SocketAddr) -> anyhow::Result<(SocketAddr, KillOnDrop)> {
+/// Knot as a secondary of `primary` for example.com with the TSIG key, on `port`,
+/// accepting NOTIFY from loopback; returns its address and the process (killed on
+/// drop).
+fn knot_secondary(
+    dir: &Path,
+    primary: SocketAddr,
+    port: u16,
+) -> anyhow::Result<(SocketAddr, KillOnDrop)> {
     std::fs::create_dir_all(dir)?;
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
     let d = dir.display();
     let config = format!(
         "server:\n    listen: 127.0.0.1@{port}\n    rundir: \"{d}\"\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\
          database:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\n\
          key:\n  - id: {name}\n    algorithm: hmac-sha256\n    secret: {secret}\n\
          remote:\n  - id: primary\n    address: {}@{}\n    key: {name}\n\
-         zone:\n  - domain: example.com.\n    master: primary\n    storage: \"{d}\"\n    zonefile-sync: -1\n    journal-content: none\n",
+         acl:\n  - id: notify\n    address: 127.0.0.0/8\n    action: notify\n\
+         zone:\n  - domain: example.com.\n    master: primary\n    acl: notify\n    storage: \"{d}\"\n    zonefile-sync: -1\n    journal-content: none\n",
         primary.ip(),
         primary.port(),
         name = KEY.0,
