@@ -10,6 +10,7 @@ pub const TEST_PEERS: &[(&str, &str)] = &[
     ("nsd", "nsd"),
     ("knotd", "knot"),
     ("named", "bind9"),
+    ("dnssec-signzone", "bind9-utils"),
     ("unbound", "unbound"),
     ("systemd-analyze", "systemd"),
 ];

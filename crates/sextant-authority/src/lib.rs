@@ -3,6 +3,7 @@
 
 mod answer;
 mod control;
+mod journal;
 mod load;
 mod notify_out;
 mod outgoing;
@@ -75,9 +76,24 @@ fn transfer_policy(
             )
         }
     };
+    let journal = match &section.state_dir {
+        None => None,
+        Some(dir) => {
+            let dir = dir.clone();
+            let (store, _) = tokio::task::block_in_place(|| sextant_store::Store::open(&dir))
+                .with_context(|| {
+                    format!(
+                        "opening the IXFR journal in authority.state_dir {}",
+                        dir.display()
+                    )
+                })?;
+            Some(std::sync::Arc::new(store))
+        }
+    };
     Ok(TransferPolicy {
         allow: section.allow_transfer.clone(),
         key,
+        journal,
     })
 }
 

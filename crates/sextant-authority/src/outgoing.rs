@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{RData, Record, RecordType};
-use hickory_proto::serialize::binary::BinEncodable;
+use hickory_proto::serialize::binary::{BinDecodable, BinEncodable};
 use sextant_rpc::{Query, Transport};
 use sextant_zone::{Catalog, Zone};
 use tokio::sync::mpsc;
@@ -24,6 +24,8 @@ const QUEUE: usize = 4;
 pub struct TransferPolicy {
     pub allow: Vec<ipnet::IpNet>,
     pub key: Option<sextant_tsig::Key>,
+    /// Differences between versions; without it IXFR gets the whole zone.
+    pub journal: Option<Arc<sextant_store::Store>>,
 }
 
 impl TransferPolicy {
@@ -90,27 +92,44 @@ pub fn transfer(
     if catalog.is_expired(zone.origin()) {
         return refuse(ResponseCode::ServFail, "the zone has expired");
     }
-    let up_to_date = question.query_type() == RecordType::IXFR
-        && request.authorities.iter().any(|r| match &r.data {
-            RData::SOA(soa) => soa.serial == zone.serial(),
-            _ => false,
-        });
+    let client_serial = (question.query_type() == RecordType::IXFR)
+        .then(|| {
+            request.authorities.iter().find_map(|r| match &r.data {
+                RData::SOA(soa) => Some(soa.serial),
+                _ => None,
+            })
+        })
+        .flatten();
+    let answer = match client_serial {
+        Some(serial) if serial == zone.serial() => Answer::UpToDate,
+        Some(serial) => policy
+            .journal
+            .as_ref()
+            .and_then(|journal| {
+                journal
+                    .diffs_since(&crate::journal::key(&zone), serial)
+                    .ok()
+                    .flatten()
+            })
+            .filter(|chain| chain.last().is_some_and(|d| d.to == zone.serial()))
+            .map_or(Answer::Whole, Answer::Incremental),
+        None => Answer::Whole,
+    };
+    let kind = match &answer {
+        Answer::UpToDate => "up to date",
+        Answer::Whole => "whole zone",
+        Answer::Incremental(_) => "incremental",
+    };
     let key = policy.key.clone();
     let client = query.client;
     tokio::task::spawn_blocking(move || {
-        let outcome = stream(
-            &zone,
-            &request,
-            up_to_date,
-            key.as_ref(),
-            request_mac,
-            &sender,
-        );
+        let outcome = stream(&zone, &request, answer, key.as_ref(), request_mac, &sender);
         let result = if outcome.is_ok() { "ok" } else { "aborted" };
         metrics::counter!("sextant_authority_transfers_total", "result" => result).increment(1);
         match outcome {
             Ok(messages) => {
-                tracing::info!(zone = %zone.origin(), serial = zone.serial(), %client, messages, "zone transferred")
+                tracing::info!(zone = %zone.origin(), serial = zone.serial(), %client, messages,
+                    kind, "zone transferred")
             }
             Err(why) => {
                 tracing::warn!(zone = %zone.origin(), %client, why, "zone transfer aborted")
@@ -120,11 +139,21 @@ pub fn transfer(
     receiver
 }
 
-/// Packs the zone into messages and hands them over one by one; returns how many.
+/// What a transfer sends.
+enum Answer {
+    /// IXFR from our own serial: the SOA alone.
+    UpToDate,
+    /// AXFR, or IXFR without a journal chain from the client's serial (RFC 1995 §4).
+    Whole,
+    /// IXFR: the journal's differences from the client's serial to ours.
+    Incremental(Vec<sextant_store::Diff>),
+}
+
+/// Packs the answer into messages and hands them over one by one; returns how many.
 fn stream(
     zone: &Zone,
     request: &Message,
-    up_to_date: bool,
+    answer: Answer,
     key: Option<&sextant_tsig::Key>,
     request_mac: Option<Vec<u8>>,
     sender: &mpsc::Sender<Bytes>,
@@ -134,10 +163,24 @@ fn stream(
         previous: request_mac.unwrap_or_default(),
         first: true,
     };
-    let records: Box<dyn Iterator<Item = Record>> = if up_to_date {
-        Box::new(std::iter::once(zone.soa().clone()))
-    } else {
-        Box::new(zone.axfr_records())
+    let records: Box<dyn Iterator<Item = Record>> = match answer {
+        Answer::UpToDate => Box::new(std::iter::once(zone.soa().clone())),
+        Answer::Whole => Box::new(zone.axfr_records()),
+        Answer::Incremental(diffs) => {
+            // RFC 1995 §4: the newest SOA, then each difference (old SOA, removed,
+            // new SOA, added), then the newest SOA again.
+            let mut records = vec![zone.soa().clone()];
+            for diff in &diffs {
+                for bytes in diff.removed.iter().chain(&diff.added) {
+                    records.push(
+                        Record::from_bytes(bytes)
+                            .map_err(|_| "a journal record does not decode")?,
+                    );
+                }
+            }
+            records.push(zone.soa().clone());
+            Box::new(records.into_iter())
+        }
     };
     let mut batch = Vec::new();
     let mut bytes = 0;
@@ -271,6 +314,7 @@ mod tests {
         let policy = TransferPolicy {
             allow: loopback(),
             key: None,
+            journal: None,
         };
         let messages = ask(&policy, request(None), Transport::Tcp).await;
         assert!(messages.len() > 1, "{} messages", messages.len());
@@ -291,6 +335,7 @@ mod tests {
         let open = TransferPolicy {
             allow: loopback(),
             key: None,
+            journal: None,
         };
         assert_eq!(
             rcode(ask(&open, request(None), Transport::Udp).await),
@@ -305,6 +350,7 @@ mod tests {
         let keyed = TransferPolicy {
             allow: loopback(),
             key: Some(key.clone()),
+            journal: None,
         };
         assert_eq!(
             rcode(ask(&keyed, request(None), Transport::Tcp).await),

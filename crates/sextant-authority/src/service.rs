@@ -60,6 +60,9 @@ impl Authority {
     pub fn replace(&self, catalog: Catalog) {
         record_gauges(&catalog);
         let old = self.catalog.swap(Arc::new(catalog));
+        if let Some(journal) = &self.transfers.journal {
+            crate::journal::record(journal, &old, &self.catalog.load());
+        }
         if self.notify.is_empty() {
             return;
         }

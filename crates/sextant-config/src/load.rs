@@ -165,6 +165,9 @@ impl Config {
             if let Some(sextant_rpc::Endpoint::Unix(path)) = &mut authority.secondaries {
                 absolute(base, path);
             }
+            if let Some(dir) = &mut authority.state_dir {
+                absolute(base, dir);
+            }
         }
         if let Some(resolver) = &mut self.resolver {
             for path in [&mut resolver.ready_file, &mut resolver.root_hints]

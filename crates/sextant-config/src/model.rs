@@ -263,6 +263,11 @@ pub struct AuthorityConfig {
     /// `["192.0.2.2:53"]`. Default: none.
     #[serde(default)]
     pub notify: Vec<SocketAddr>,
+    /// Directory of the authority's IXFR journal (the differences between successive
+    /// versions of each zone, kept across restarts). Default: none, and IXFR is
+    /// answered with the whole zone.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -18,10 +18,16 @@
 //!   (Schema 1 stored one record per entry; a schema 1 store is emptied at open and
 //!   its zones transferred again.)
 //!
+//! - one tree per primary zone, `journal/<zone>`: the IXFR journal (see `journal`).
+//!
 //! Discipline: records go into a fresh version tree in batches; `publish` flushes
 //! them, flips `published/<zone>` in one transaction, flushes again, and only then
 //! drops the previous version. A crash at any point leaves either the old or the new
 //! version published, whole; `open` deletes every version tree no zone points at.
+
+mod journal;
+
+pub use journal::Diff;
 
 use std::path::Path;
 

@@ -96,12 +96,23 @@ pub struct FakePrimary {
     threads: Vec<thread::JoinHandle<()>>,
 }
 
+/// A UDP socket and a TCP listener on the same free loopback port. The port UDP
+/// got may be taken for TCP (by another test's connection): try another.
+fn bind_pair() -> anyhow::Result<(UdpSocket, TcpListener, SocketAddr)> {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0")?;
+        let addr = udp.local_addr()?;
+        if let Ok(tcp) = TcpListener::bind(addr) {
+            return Ok((udp, tcp, addr));
+        }
+    }
+    anyhow::bail!("no loopback port free for both UDP and TCP")
+}
+
 impl FakePrimary {
     /// Serves `origin` with serial 1 and hosts `www` and `v1only`.
     pub fn start(origin: &str) -> anyhow::Result<Self> {
-        let udp = UdpSocket::bind("127.0.0.1:0")?;
-        let addr = udp.local_addr()?;
-        let tcp = TcpListener::bind(addr)?;
+        let (udp, tcp, addr) = bind_pair()?;
         udp.set_read_timeout(Some(Duration::from_millis(100)))?;
         tcp.set_nonblocking(true)?;
         let shared = Arc::new(Shared {

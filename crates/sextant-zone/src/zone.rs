@@ -106,6 +106,15 @@ impl Zone {
     }
 }
 
+/// The type an RRSIG covers: the first two bytes of its data.
+fn covered_type(data: &RData) -> Option<u16> {
+    if data.record_type() != RecordType::RRSIG {
+        return None;
+    }
+    let bytes = hickory_proto::serialize::binary::BinEncodable::to_bytes(data).ok()?;
+    Some(u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]))
+}
+
 /// Collects records and builds a checked [`Zone`], as `named-checkzone` would judge it.
 #[derive(Debug)]
 pub struct ZoneBuilder {
@@ -147,7 +156,14 @@ impl ZoneBuilder {
         let owner = canonical::key(&record.name);
         let rtype = record.record_type();
         let node = self.nodes.entry(owner.clone()).or_default();
-        let position = node.rrsets.iter().position(|set| set.rtype == rtype);
+        // RRSIGs covering different types are different sets (RFC 4034 §3: each
+        // carries the TTL of the RRset it covers).
+        let covers = covered_type(&record.data);
+        let position = node.rrsets.iter().position(|set| {
+            set.rtype == rtype
+                && (rtype != RecordType::RRSIG
+                    || set.rdatas.first().and_then(covered_type) == covers)
+        });
         let Some(position) = position else {
             node.rrsets.push(RRset {
                 rtype,

@@ -15,6 +15,7 @@ mod query_path;
 mod reload;
 mod resolver;
 mod robustness;
+mod signed_zone;
 mod systemd_units;
 mod transfer;
 

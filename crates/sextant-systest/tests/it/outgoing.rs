@@ -121,7 +121,7 @@ fn knot_transfers_the_zone_from_sextant_with_tsig_and_follows_our_notify() {
     let (suite, config) = start(
         &lab,
         &format!(
-            "allow_transfer = [\"127.0.0.0/8\"]\ntransfer_key = \"{}\"\nnotify = [\"127.0.0.1:{knot_port}\"]",
+            "allow_transfer = [\"127.0.0.0/8\"]\ntransfer_key = \"{}\"\nnotify = [\"127.0.0.1:{knot_port}\"]\nstate_dir = \"authority-state\"",
             KEY.0
         ),
         &key,
@@ -152,14 +152,14 @@ fn knot_transfers_the_zone_from_sextant_with_tsig_and_follows_our_notify() {
         || answers("new.example.com.", "192.0.2.99"),
     )
     .unwrap();
+    let log = suite.authority.as_ref().unwrap().log_text();
     assert!(
-        suite
-            .authority
-            .as_ref()
-            .unwrap()
-            .log_text()
-            .contains("NOTIFY acknowledged"),
+        log.contains("NOTIFY acknowledged"),
         "the NOTIFY was answered"
+    );
+    assert!(
+        log.contains("kind=\"incremental\""),
+        "Knot's IXFR got the journaled difference:\n{log}"
     );
 }
 
@@ -205,4 +205,44 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+#[test]
+fn ixfr_sends_only_the_journaled_difference_even_after_a_restart() {
+    let lab = Lab::new().unwrap();
+    let (suite, config) = start(
+        &lab,
+        "allow_transfer = [\"127.0.0.1/32\"]\nstate_dir = \"authority-state\"",
+        "",
+    );
+    let zone_file = lab.path().join("zones/example.com.zone");
+    let text = std::fs::read_to_string(&zone_file)
+        .unwrap()
+        .replace("2026112101", "2026112102")
+        .replace("ftp     IN CNAME www\n", "")
+        + "new     IN A   192.0.2.99\n";
+    std::fs::write(&zone_file, text).unwrap();
+    let reload = sextant_systest::sextantctl(&config, &["zone", "reload"]).unwrap();
+    assert!(reload.status.success(), "{reload:?}");
+    let authority = suite.authority.as_ref().unwrap();
+    eventually(Duration::from_secs(10), "the change in the journal", || {
+        authority.log_text().contains("zone change journaled")
+    })
+    .unwrap();
+
+    let check = |dns: SocketAddr| {
+        let output = dig(dns, &["IXFR=2026112101", "example.com"]).unwrap();
+        let records = axfr_records(&output);
+        // New SOA, old SOA, the removed CNAME, new SOA, the added A, new SOA.
+        assert_eq!(records.len(), 6, "{output}");
+        assert!(records[2].contains("CNAME"), "{output}");
+        assert!(records[4].contains("192.0.2.99"), "{output}");
+        // A serial the journal does not know gets the whole zone.
+        let whole = dig(dns, &["IXFR=7", "example.com"]).unwrap();
+        assert!(axfr_records(&whole).len() >= 9, "{whole}");
+    };
+    check(suite.dns);
+    drop(suite);
+    let restarted = lab.start_suite(&config).unwrap();
+    check(restarted.dns);
 }

@@ -5,6 +5,7 @@
 //! 3597 generic form (`TYPE65534 \# 3 abcdef`), which hickory-proto's text parser does
 //! not read, are handled here.
 
+mod dnssec;
 mod lexer;
 
 pub use lexer::{Entry, LexError, Lexer, Token};
@@ -282,6 +283,10 @@ fn parse_name(text: &str, origin: &Name) -> Result<Name, String> {
 fn parse_rdata(rtype: RecordType, tokens: &[&Token<'_>], origin: &Name) -> Result<RData, String> {
     if tokens.first().is_some_and(|t| t.text == "\\#") {
         return parse_generic(rtype, &tokens[1..]);
+    }
+    let texts: Vec<&str> = tokens.iter().map(|t| t.text).collect();
+    if let Some(encoded) = dnssec::encode(rtype, &texts, origin) {
+        return encoded.map(|wire| unknown(rtype, wire));
     }
     match rtype {
         RecordType::DNAME => {
