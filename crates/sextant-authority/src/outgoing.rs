@@ -228,27 +228,7 @@ fn send(
 }
 
 fn error_response(wire: &[u8], rcode: ResponseCode) -> Bytes {
-    let mut out = Vec::with_capacity(64);
-    match sextant_wire::parse_query(wire) {
-        Ok(view) => sextant_wire::write_error_response(
-            &mut out,
-            wire,
-            &view.header,
-            Some(&view),
-            u16::from(rcode),
-            sextant_wire::consts::CLASSIC_UDP_SIZE,
-        ),
-        Err(Some(malformed)) => sextant_wire::write_error_response(
-            &mut out,
-            wire,
-            &malformed.header,
-            None,
-            u16::from(rcode),
-            sextant_wire::consts::CLASSIC_UDP_SIZE,
-        ),
-        Err(None) => {}
-    }
-    Bytes::from(out)
+    sextant_rpc::error_message(wire, u16::from(rcode))
 }
 
 #[cfg(test)]

@@ -39,13 +39,7 @@ impl Daemon for ResolverDaemon {
 
     fn check(config: &Config) -> anyhow::Result<()> {
         let section = section(config)?;
-        let filter = ServerFilter::new(section.deny_servers.clone());
-        let (hints, warning) = RootHints::load(
-            section.root_hints.as_deref(),
-            section.root_hints_fallback,
-            &filter,
-        )
-        .map_err(anyhow::Error::msg)?;
+        let (hints, _, warning) = hints(section)?;
         if let Some(warning) = warning {
             eprintln!("warning: {warning}");
         }
@@ -69,12 +63,9 @@ fn section(config: &Config) -> Result<&ResolverConfig, sextant_config::MissingSe
     sextant_config::required(config.resolver.as_ref(), "resolver")
 }
 
-/// Builds the resolver from its configuration section: hints checked, query
-/// sources bound. Errors are the one-sentence start-up messages.
-pub async fn build(
-    section: &ResolverConfig,
-    shutdown: CancellationToken,
-) -> anyhow::Result<Resolver> {
+/// The root hints the section asks for, with the address filter they were checked
+/// with and the warning when the built-in hints stand in for a damaged file.
+fn hints(section: &ResolverConfig) -> anyhow::Result<(RootHints, ServerFilter, Option<String>)> {
     let filter = ServerFilter::new(section.deny_servers.clone());
     let (hints, warning) = RootHints::load(
         section.root_hints.as_deref(),
@@ -82,6 +73,16 @@ pub async fn build(
         &filter,
     )
     .map_err(anyhow::Error::msg)?;
+    Ok((hints, filter, warning))
+}
+
+/// Builds the resolver from its configuration section: hints checked, query
+/// sources bound. Errors are the one-sentence start-up messages.
+pub async fn build(
+    section: &ResolverConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Resolver> {
+    let (hints, filter, warning) = hints(section)?;
     if let Some(warning) = warning {
         tracing::error!("{warning}");
     }

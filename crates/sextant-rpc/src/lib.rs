@@ -30,7 +30,7 @@ pub use endpoint::Endpoint;
 pub use error::RpcError;
 pub use health::{HealthState, check_health};
 pub use query_client::{QueryClient, QueryClientOptions};
-pub use query_server::{QueryHandler, QueryService, refusal};
+pub use query_server::{QueryHandler, QueryService, error_message, refusal};
 pub use secondary::{
     VersionEvent, VersionNotifier, VersionSource, VersionState, ZoneVersion, follow_versions,
 };

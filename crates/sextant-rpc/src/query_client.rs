@@ -118,16 +118,7 @@ impl QueryClient {
             request_id,
         };
 
-        let request = pb::QueryRequest {
-            request_id,
-            wire: query.wire,
-            client: query.client.to_string(),
-            transport: match query.transport {
-                Transport::Udp => pb::Transport::Udp,
-                Transport::Tcp => pb::Transport::Tcp,
-            } as i32,
-            max_response_size: u32::from(query.max_response_size),
-        };
+        let request = request(query, request_id);
         let exchange = async {
             sender.send(request).await.map_err(|_| unavailable())?;
             answer_rx.await.map_err(|_| unavailable())
@@ -156,16 +147,7 @@ impl QueryClient {
         let mut client = pb::query_client::QueryClient::new(channel)
             .max_decoding_message_size(128 * 1024)
             .max_encoding_message_size(128 * 1024);
-        let request = pb::QueryRequest {
-            request_id: 0,
-            wire: query.wire,
-            client: query.client.to_string(),
-            transport: match query.transport {
-                Transport::Udp => pb::Transport::Udp,
-                Transport::Tcp => pb::Transport::Tcp,
-            } as i32,
-            max_response_size: u32::from(query.max_response_size),
-        };
+        let request = request(query, 0);
         let mut stream = client
             .transfer(request)
             .await
@@ -196,6 +178,19 @@ impl QueryClient {
             .map(|i| &lanes[(start + i) % lanes.len()])
             .find(|lane| lane.connected.load(Ordering::Relaxed))
             .cloned()
+    }
+}
+
+fn request(query: Query, request_id: u64) -> pb::QueryRequest {
+    pb::QueryRequest {
+        request_id,
+        wire: query.wire,
+        client: query.client.to_string(),
+        transport: match query.transport {
+            Transport::Udp => pb::Transport::Udp,
+            Transport::Tcp => pb::Transport::Tcp,
+        } as i32,
+        max_response_size: u32::from(query.max_response_size),
     }
 }
 

@@ -30,18 +30,24 @@ pub trait QueryHandler: Send + Sync + 'static {
     }
 }
 
-/// REFUSED (FORMERR when it does not parse) for a query, as a backend that does not
-/// offer what was asked answers.
+/// REFUSED for a query, as a backend that does not offer what was asked answers.
 pub fn refusal(wire: &[u8]) -> bytes::Bytes {
+    error_message(wire, u16::from(sextant_wire::consts::RCODE_REFUSED))
+}
+
+/// The answer to `wire` carrying only `rcode` (FORMERR when it does not parse,
+/// nothing at all when it is not a query).
+pub fn error_message(wire: &[u8], rcode: u16) -> bytes::Bytes {
     let mut out = Vec::with_capacity(64);
+    let size = sextant_wire::consts::CLASSIC_UDP_SIZE;
     match sextant_wire::parse_query(wire) {
         Ok(view) => sextant_wire::write_error_response(
             &mut out,
             wire,
             &view.header,
             Some(&view),
-            u16::from(sextant_wire::consts::RCODE_REFUSED),
-            sextant_wire::consts::CLASSIC_UDP_SIZE,
+            rcode,
+            size,
         ),
         Err(Some(malformed)) => sextant_wire::write_error_response(
             &mut out,
@@ -49,7 +55,7 @@ pub fn refusal(wire: &[u8]) -> bytes::Bytes {
             &malformed.header,
             None,
             u16::from(sextant_wire::consts::RCODE_FORMERR),
-            sextant_wire::consts::CLASSIC_UDP_SIZE,
+            size,
         ),
         Err(None) => {}
     }
