@@ -205,12 +205,10 @@ impl Cache {
             RData::SOA(data) => data.minimum,
             _ => return,
         };
+        // RRsets still cached for a name now NXDOMAIN need no sweep (which would cost a
+        // pass over the whole cache per NXDOMAIN, a gift to random-subdomain floods):
+        // lookups consult the NXDOMAIN entry first.
         let ttl = soa.ttl.min(minimum).min(self.limits.max_negative_ttl);
-        if kind == Kind::NxDomain {
-            // A name that does not exist has no RRsets either: forget stale ones.
-            self.entries
-                .retain(|key, _| !(key.kind != Kind::NxDomain && key.name == name.to_lowercase()));
-        }
         self.insert(
             Key::new(name, kind),
             Data::Negative(Some(Arc::new(soa))),
