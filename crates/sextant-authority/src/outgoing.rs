@@ -100,29 +100,30 @@ pub fn transfer(
             })
         })
         .flatten();
-    let answer = match client_serial {
-        Some(serial) if serial == zone.serial() => Answer::UpToDate,
-        Some(serial) => policy
-            .journal
-            .as_ref()
-            .and_then(|journal| {
-                journal
-                    .diffs_since(&crate::journal::key(&zone), serial)
-                    .ok()
-                    .flatten()
-            })
-            .filter(|chain| chain.last().is_some_and(|d| d.to == zone.serial()))
-            .map_or(Answer::Whole, Answer::Incremental),
-        None => Answer::Whole,
-    };
-    let kind = match &answer {
-        Answer::UpToDate => "up to date",
-        Answer::Whole => "whole zone",
-        Answer::Incremental(_) => "incremental",
-    };
     let key = policy.key.clone();
+    let journal = policy.journal.clone();
     let client = query.client;
+    // The journal is read here too: sled reads are blocking I/O.
     tokio::task::spawn_blocking(move || {
+        let answer = match client_serial {
+            Some(serial) if serial == zone.serial() => Answer::UpToDate,
+            Some(serial) => journal
+                .as_ref()
+                .and_then(|journal| {
+                    journal
+                        .diffs_since(&crate::journal::key(&zone), serial)
+                        .ok()
+                        .flatten()
+                })
+                .filter(|chain| chain.last().is_some_and(|d| d.to == zone.serial()))
+                .map_or(Answer::Whole, Answer::Incremental),
+            None => Answer::Whole,
+        };
+        let kind = match &answer {
+            Answer::UpToDate => "up to date",
+            Answer::Whole => "whole zone",
+            Answer::Incremental(_) => "incremental",
+        };
         let outcome = stream(&zone, &request, answer, key.as_ref(), request_mac, &sender);
         let result = if outcome.is_ok() { "ok" } else { "aborted" };
         metrics::counter!("sextant_authority_transfers_total", "result" => result).increment(1);
