@@ -108,7 +108,13 @@ impl QueryHandler for Authority {
     fn handle(&self, query: Query) -> impl Future<Output = Answer> + Send {
         // The lookup is in memory and short: answer before the future is polled,
         // without holding the catalog across an await.
-        let answer = respond(&self.catalog.load(), &query, self.edns_payload_size);
+        let mut answer = respond(&self.catalog.load(), &query, self.edns_payload_size);
+        if let Some(key) = &self.transfers.key
+            && query.wire.len() >= 12
+            && sextant_wire::parse_query(&query.wire).is_ok_and(|view| view.signed)
+        {
+            answer = crate::outgoing::sign_answer(key, &query.wire, answer);
+        }
         let rcode = answer
             .wire
             .get(3)

@@ -79,6 +79,7 @@ pub fn main<D: Daemon>() -> ExitCode {
     };
     let result = runtime.block_on(async {
         let shutdown = shutdown_on_signals()?;
+        tokio::spawn(ready::watchdog(shutdown.clone()));
         D::run(config, shutdown).await
     });
     match result {

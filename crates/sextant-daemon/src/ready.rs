@@ -54,6 +54,26 @@ pub fn notify_ready() {
     }
 }
 
+/// Pings systemd's watchdog (`WatchdogSec=` in the unit) at half its interval, from
+/// the daemon's own runtime: a runtime that stops making progress stops the pings,
+/// and systemd restarts the daemon. Nothing to do outside systemd.
+pub async fn watchdog(shutdown: tokio_util::sync::CancellationToken) {
+    let Some(interval) = sd_notify::watchdog_enabled() else {
+        return;
+    };
+    let mut ticks = tokio::time::interval(interval / 2);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {
+                if let Err(error) = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]) {
+                    tracing::warn!(%error, "cannot ping the systemd watchdog");
+                }
+            }
+        }
+    }
+}
+
 /// Tells systemd we are shutting down (no-op outside systemd).
 pub fn notify_stopping() {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);

@@ -20,11 +20,29 @@ fn check(daemon: &str, config: &std::path::Path) -> (bool, String) {
 }
 
 #[test]
-fn the_sample_config_is_valid() {
-    let samples =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/sextant.toml");
-    assert_eq!(check("sextant-authority", &samples), (true, String::new()));
-    assert_eq!(check("sextant-listener", &samples), (true, String::new()));
+fn every_sample_config_is_valid_for_every_daemon_it_configures() {
+    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&samples).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (section, daemon) in [
+            ("[listener]", "sextant-listener"),
+            ("[authority]", "sextant-authority"),
+            ("[transfer]", "sextant-transfer"),
+            ("[resolver]", "sextant-resolver"),
+        ] {
+            if text.contains(section) {
+                let (ok, stderr) = check(daemon, &path);
+                assert!(ok, "{daemon} --check {}: {stderr}", path.display());
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 8, "only {checked} sample checks ran");
 }
 
 #[test]

@@ -246,3 +246,33 @@ fn ixfr_sends_only_the_journaled_difference_even_after_a_restart() {
     let restarted = lab.start_suite(&config).unwrap();
     check(restarted.dns);
 }
+
+#[test]
+fn a_sextant_secondary_transfers_from_a_sextant_primary_with_tsig() {
+    let key = format!("\n[[key]]\nname = \"{}\"\nsecret = \"{}\"\n", KEY.0, KEY.1);
+    let primary_lab = Lab::new().unwrap();
+    let (primary, _) = start(
+        &primary_lab,
+        &format!(
+            "allow_transfer = [\"127.0.0.0/8\"]\ntransfer_key = \"{}\"",
+            KEY.0
+        ),
+        &key,
+    );
+    let lab = Lab::new().unwrap();
+    let config = lab
+        .suite_config(&[("example.net", EXAMPLE_ZONE)], "")
+        .unwrap();
+    lab.add_transfer_with_key(&config, &[("example.com.", primary.dns)], Some(KEY))
+        .unwrap();
+    let secondary = lab.start_suite(&config).unwrap();
+    eventually(
+        Duration::from_secs(15),
+        "the signed SOA check and AXFR between two Sextants",
+        || {
+            query_udp(secondary.dns, "www.example.com.", RecordType::A)
+                .is_ok_and(|r| r.answers.iter().any(|a| a.data.to_string() == "192.0.2.80"))
+        },
+    )
+    .unwrap();
+}

@@ -79,3 +79,45 @@ fn every_unit_passes_systemd_analyze_verify() {
     assert!(!ok, "a broken unit passed verification");
     assert!(stderr.contains("notify-please"), "{stderr}");
 }
+
+/// The sd_notify protocol as systemd speaks it: READY=1 once serving, then
+/// WATCHDOG=1 at half of `WATCHDOG_USEC`, on the datagram socket in NOTIFY_SOCKET.
+#[test]
+fn daemons_tell_systemd_they_are_ready_and_ping_the_watchdog() {
+    let lab = Lab::new().unwrap();
+    let config = lab
+        .suite_config(&[("example.com", crate::EXAMPLE_ZONE)], "")
+        .unwrap();
+    let socket_path = lab.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let mut child = std::process::Command::new(binary("sextant-authority").unwrap())
+        .arg("--config")
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "200000")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (mut ready, mut pings) = (false, 0);
+    let mut buffer = [0u8; 512];
+    while std::time::Instant::now() < deadline && !(ready && pings >= 3) {
+        if let Ok(len) = socket.recv(&mut buffer) {
+            let message = String::from_utf8_lossy(&buffer[..len]);
+            ready |= message.contains("READY=1");
+            pings += usize::from(message.contains("WATCHDOG=1"));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ready, "no READY=1");
+    assert!(
+        pings >= 3,
+        "{pings} watchdog pings in 10 s at a 200 ms watchdog"
+    );
+}
