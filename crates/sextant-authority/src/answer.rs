@@ -4,42 +4,29 @@
 use bytes::Bytes;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query as Question, ResponseCode};
 use hickory_proto::rr::DNSClass;
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use sextant_rpc::{Answer, Query};
 use sextant_wire::consts::*;
-use sextant_wire::{QueryView, parse_query, write_error_response};
-use sextant_zone::{Catalog, Lookup, Rcode, encode_to_fit};
+use sextant_wire::{QueryView, write_error_response};
+use sextant_zone::{Catalog, Lookup, Rcode, Rejection, checked_question, encode_to_fit};
 
 /// Answers one query from `catalog`. Never fails: every problem becomes an RCODE.
 pub fn respond(catalog: &Catalog, query: &Query, edns_payload_size: u16) -> Answer {
     let wire = &query.wire[..];
-    let view = match parse_query(wire) {
-        Ok(view) => view,
-        Err(None) => return Answer::default(), // not a query: no answer at all
-        Err(Some(malformed)) => {
-            let rcode = u16::from(RCODE_FORMERR);
-            return error(wire, &malformed.header, None, rcode, edns_payload_size);
+    // Zone transfers arrive on their own stream (`outgoing`): on this path they are
+    // refused with the other queries no backend answers here.
+    let (view, question) = match checked_question(wire) {
+        Ok(checked) => checked,
+        Err(Rejection::Silent) => return Answer::default(),
+        Err(Rejection::Rcode {
+            header,
+            view,
+            rcode,
+        }) => {
+            return error(wire, &header, view.as_deref(), rcode, edns_payload_size);
         }
     };
     let header = view.header;
     let reject = |rcode: u16| error(wire, &header, Some(&view), rcode, edns_payload_size);
-    if header.opcode() != OPCODE_QUERY {
-        return reject(u16::from(RCODE_NOTIMP));
-    }
-    if view.edns.is_some_and(|e| e.version > 0) {
-        return reject(RCODE_BADVERS);
-    }
-    // Zone transfers are not offered yet: refuse them like a primary whose
-    // allow-transfer list is empty (the default).
-    if view.question.qclass != CLASS_IN || matches!(view.question.qtype, TYPE_AXFR | TYPE_IXFR) {
-        return reject(u16::from(RCODE_REFUSED));
-    }
-    let Some(question) = wire
-        .get(HEADER_LEN..view.question_end)
-        .and_then(|bytes| Question::read(&mut BinDecoder::new(bytes)).ok())
-    else {
-        return reject(u16::from(RCODE_FORMERR));
-    };
 
     let lookup = catalog.lookup(question.name(), question.query_type());
     match lookup.rcode {

@@ -6,11 +6,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query as Question};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use sextant_rpc::{Answer, Query, QueryHandler};
 use sextant_wire::consts::*;
-use sextant_wire::{QueryView, parse_query, write_error_response};
-use sextant_zone::encode_to_fit;
+use sextant_wire::{QueryView, write_error_response};
+use sextant_zone::{Rejection, checked_question, encode_to_fit};
 
 use crate::resolve::{Outcome, Resolver};
 use crate::upstream::EDNS_PAYLOAD;
@@ -38,30 +37,19 @@ impl QueryHandler for ResolverService {
 /// Answers one recursive query. Never fails: every problem becomes an RCODE.
 pub async fn respond(resolver: &Arc<Resolver>, query: &Query) -> Answer {
     let wire = &query.wire[..];
-    let view = match parse_query(wire) {
-        Ok(view) => view,
-        Err(None) => return Answer::default(),
-        Err(Some(malformed)) => {
-            return error(wire, &malformed.header, None, u16::from(RCODE_FORMERR));
+    let (view, question) = match checked_question(wire) {
+        Ok(checked) => checked,
+        Err(Rejection::Silent) => return Answer::default(),
+        Err(Rejection::Rcode {
+            header,
+            view,
+            rcode,
+        }) => {
+            return error(wire, &header, view.as_deref(), rcode);
         }
     };
     let header = view.header;
     let reject = |rcode: u16| error(wire, &header, Some(&view), rcode);
-    if header.opcode() != OPCODE_QUERY {
-        return reject(u16::from(RCODE_NOTIMP));
-    }
-    if view.edns.is_some_and(|e| e.version > 0) {
-        return reject(RCODE_BADVERS);
-    }
-    if view.question.qclass != CLASS_IN || matches!(view.question.qtype, TYPE_AXFR | TYPE_IXFR) {
-        return reject(u16::from(RCODE_REFUSED));
-    }
-    let Some(question) = wire
-        .get(HEADER_LEN..view.question_end)
-        .and_then(|bytes| Question::read(&mut BinDecoder::new(bytes)).ok())
-    else {
-        return reject(u16::from(RCODE_FORMERR));
-    };
     let outcome = resolver
         .resolve(question.name(), question.query_type())
         .await;

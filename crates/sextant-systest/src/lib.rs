@@ -81,20 +81,7 @@ impl Lab {
             None
         };
         let authority = self.start_authority(config)?;
-        let listener = Daemon::start(
-            "sextant-listener",
-            config,
-            &self.path().join("listener.ready.json"),
-            self.path(),
-        )?;
-        let dns = listener
-            .ready()
-            .get("udp")
-            .and_then(|v| v.get(0))
-            .and_then(|v| v.as_str())
-            .context("listener ready file has no udp address")?
-            .parse()
-            .context("listener ready file has a bad address")?;
+        let (listener, dns) = self.start_listener(config)?;
         Ok(Suite {
             transfer,
             authority: Some(authority),
@@ -117,6 +104,18 @@ impl Lab {
     /// Starts the resolver, then the listener, with `config`.
     pub fn start_resolver_suite(&self, config: &Path) -> anyhow::Result<Suite> {
         let resolver = self.start_resolver(config)?;
+        let (listener, dns) = self.start_listener(config)?;
+        Ok(Suite {
+            transfer: None,
+            authority: None,
+            resolver: Some(resolver),
+            listener,
+            dns,
+        })
+    }
+
+    /// Starts the listener and returns it with the address it answers on.
+    pub fn start_listener(&self, config: &Path) -> anyhow::Result<(Daemon, SocketAddr)> {
         let listener = Daemon::start(
             "sextant-listener",
             config,
@@ -131,13 +130,7 @@ impl Lab {
             .context("listener ready file has no udp address")?
             .parse()
             .context("listener ready file has a bad address")?;
-        Ok(Suite {
-            transfer: None,
-            authority: None,
-            resolver: Some(resolver),
-            listener,
-            dns,
-        })
+        Ok((listener, dns))
     }
 
     pub fn start_resolver(&self, config: &Path) -> anyhow::Result<Daemon> {

@@ -10,6 +10,7 @@ mod error;
 mod fit;
 mod lookup;
 pub mod master;
+mod query;
 mod rrset;
 mod zone;
 
@@ -17,5 +18,6 @@ pub use catalog::Catalog;
 pub use error::{Location, ZoneError, ZoneWarning};
 pub use fit::encode_to_fit;
 pub use lookup::{Lookup, Rcode};
+pub use query::{Rejection, checked_question};
 pub use rrset::RRset;
 pub use zone::{Zone, ZoneBuilder};
