@@ -6,6 +6,7 @@
 mod bench;
 mod bench_resolver;
 mod bench_transfer;
+mod install;
 mod peers;
 mod run;
 
@@ -58,6 +59,22 @@ enum Task {
         #[arg(long, default_value_t = 1_000_000)]
         records: usize,
     },
+    /// Install the binaries, systemd units, sysusers entry, docs and a starting
+    /// /etc/sextant/sextant.toml (never overwritten) as docs/operations.md lays out.
+    Install {
+        /// Where binaries, units and docs go (bin/, lib/systemd/system/, share/doc/).
+        #[arg(long, default_value = "/usr")]
+        prefix: std::path::PathBuf,
+        /// Stage the tree under this directory instead of / (packaging, tests).
+        #[arg(long)]
+        destdir: Option<std::path::PathBuf>,
+        /// Install the debug build instead of the release build.
+        #[arg(long)]
+        debug: bool,
+        /// Install what target/ already holds; do not run cargo build.
+        #[arg(long)]
+        no_build: bool,
+    },
     /// Check formatting and lints, build, and run the whole test suite.
     Test {
         /// Skip `cargo fmt --check` and `cargo clippy`.
@@ -83,6 +100,12 @@ fn main() -> anyhow::Result<()> {
             };
             bench::bench(plan, only.as_deref())
         }
+        Task::Install {
+            prefix,
+            destdir,
+            debug,
+            no_build,
+        } => install::install(&prefix, destdir.as_deref(), debug, no_build),
         Task::Test {
             no_lint,
             cargo_args,
@@ -106,6 +129,8 @@ fn test(no_lint: bool, cargo_args: &[String]) -> anyhow::Result<()> {
     }
     // System tests start the real binaries: build them before the tests run.
     cargo(&["build", "--workspace", "--bins"])?;
+    // The systemd test boots the tree `xtask install` lays out: build this binary too.
+    cargo(&["build", "--package", "xtask"])?;
     let mut args = vec!["test", "--workspace"];
     args.extend(cargo_args.iter().map(String::as_str));
     cargo(&args)

@@ -13,6 +13,9 @@ pub const TEST_PEERS: &[(&str, &str)] = &[
     ("dnssec-signzone", "bind9-utils"),
     ("unbound", "unbound"),
     ("systemd-analyze", "systemd"),
+    // The systemd boot test: a loopback interface in its namespace, and nsenter.
+    ("ip", "iproute2"),
+    ("nsenter", "util-linux"),
 ];
 
 fn have(program: &str) -> bool {

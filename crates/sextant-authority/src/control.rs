@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sextant_config::ZoneConfig;
-use sextant_rpc::{ControlHandler, DaemonStatus, ZoneSetPublisher, ZoneStatus};
+use sextant_rpc::{ControlHandler, DaemonStatus, NotifyOutcome, ZoneSetPublisher, ZoneStatus};
 use sextant_zone::Catalog;
 
 use crate::{Authority, load_catalog};
@@ -101,5 +101,45 @@ impl ControlHandler for Control {
 
     async fn reload(&self, zone: Option<String>) -> Result<Vec<ZoneStatus>, String> {
         self.reload_zones(zone).await
+    }
+
+    async fn notify(&self, zone: Option<String>) -> Result<Vec<NotifyOutcome>, String> {
+        let targets = self.authority.notify_targets();
+        if targets.is_empty() {
+            return Err(
+                "authority.notify lists no secondary; add their addresses there to send NOTIFY"
+                    .into(),
+            );
+        }
+        let catalog = self.authority.catalog();
+        let zones: Vec<_> = match &zone {
+            None => catalog.zones().collect(),
+            Some(name) => {
+                let wanted = name.trim_end_matches('.').to_ascii_lowercase() + ".";
+                let found: Vec<_> = catalog
+                    .zones()
+                    .filter(|z| z.origin().to_string().to_ascii_lowercase() == wanted)
+                    .collect();
+                if found.is_empty() {
+                    return Err(format!("zone {wanted} is not served here"));
+                }
+                found
+            }
+        };
+        let mut outcomes = Vec::new();
+        for zone in zones {
+            for (target, outcome) in
+                crate::notify_out::notify_and_wait(zone.origin(), zone.soa(), targets).await
+            {
+                outcomes.push(NotifyOutcome {
+                    zone: zone.origin().to_string(),
+                    serial: zone.serial(),
+                    target: target.to_string(),
+                    acknowledged: outcome == crate::notify_out::Outcome::Acknowledged,
+                    result: outcome.to_string(),
+                });
+            }
+        }
+        Ok(outcomes)
     }
 }

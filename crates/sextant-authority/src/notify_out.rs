@@ -23,7 +23,50 @@ pub fn notify(zone: &Name, soa: &Record, targets: &[SocketAddr]) {
     }
 }
 
-async fn notify_one(zone: Name, soa: Record, target: SocketAddr) {
+/// What became of one NOTIFY.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Acknowledged,
+    Refused(ResponseCode),
+    Unanswered,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Acknowledged => f.write_str("acknowledged"),
+            Self::Refused(rcode) => write!(f, "refused ({rcode})"),
+            Self::Unanswered => write!(f, "unanswered after {ATTEMPTS} tries"),
+        }
+    }
+}
+
+/// Notifies every target at once and waits for all of them (the operator's
+/// `sextantctl zone notify`).
+pub async fn notify_and_wait(
+    zone: &Name,
+    soa: &Record,
+    targets: &[SocketAddr],
+) -> Vec<(SocketAddr, Outcome)> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, target) in targets.iter().enumerate() {
+        let (zone, soa, target) = (zone.clone(), soa.clone(), *target);
+        tasks.spawn(async move { (index, target, notify_one(zone, soa, target).await) });
+    }
+    let mut outcomes = Vec::with_capacity(targets.len());
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok(outcome) = joined {
+            outcomes.push(outcome);
+        }
+    }
+    outcomes.sort_by_key(|(index, _, _)| *index);
+    outcomes
+        .into_iter()
+        .map(|(_, target, outcome)| (target, outcome))
+        .collect()
+}
+
+async fn notify_one(zone: Name, soa: Record, target: SocketAddr) -> Outcome {
     let serial = match &soa.data {
         hickory_proto::rr::RData::SOA(data) => data.serial,
         _ => 0,
@@ -35,19 +78,20 @@ async fn notify_one(zone: Name, soa: Record, target: SocketAddr) {
                 metrics::counter!("sextant_authority_notifies_total", "result" => "acknowledged")
                     .increment(1);
                 tracing::info!(%zone, serial, %target, "NOTIFY acknowledged");
-                return;
+                return Outcome::Acknowledged;
             }
             Ok(rcode) => {
                 metrics::counter!("sextant_authority_notifies_total", "result" => "refused")
                     .increment(1);
                 tracing::warn!(%zone, serial, %target, %rcode, "NOTIFY refused by the secondary; check its allow-notify settings");
-                return;
+                return Outcome::Refused(rcode);
             }
             Err(_) => timeout *= 2,
         }
     }
     metrics::counter!("sextant_authority_notifies_total", "result" => "unanswered").increment(1);
     tracing::warn!(%zone, serial, %target, attempts = ATTEMPTS, "no answer to NOTIFY; the secondary will catch up at its next refresh");
+    Outcome::Unanswered
 }
 
 /// One NOTIFY and its answer: our ID, QR set, opcode NOTIFY, from the target.

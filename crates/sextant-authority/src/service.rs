@@ -50,6 +50,11 @@ impl Authority {
         }
     }
 
+    /// The secondaries NOTIFYed of every new serial (`authority.notify`).
+    pub fn notify_targets(&self) -> &[std::net::SocketAddr] {
+        &self.notify
+    }
+
     /// The catalog served now.
     pub fn catalog(&self) -> Arc<Catalog> {
         self.catalog.load_full()

@@ -56,6 +56,17 @@ pub struct CacheStatus {
     pub misses: u64,
 }
 
+/// One secondary's answer to a NOTIFY sent on the operator's request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifyOutcome {
+    pub zone: String,
+    pub serial: u32,
+    pub target: String,
+    /// "acknowledged", "refused (NOTAUTH)", "unanswered after 3 tries".
+    pub result: String,
+    pub acknowledged: bool,
+}
+
 /// What to forget from a cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Flush {
@@ -76,6 +87,14 @@ pub trait ControlHandler: Send + Sync + 'static {
     /// keep this default.
     fn flush(&self, _what: Flush) -> Result<u64, String> {
         Err("this daemon has no cache to flush".into())
+    }
+    /// NOTIFYs the secondaries of `zone` (or of every zone) now and reports each
+    /// answer. Daemons that send no NOTIFY keep this default.
+    fn notify(
+        &self,
+        _zone: Option<String>,
+    ) -> impl Future<Output = Result<Vec<NotifyOutcome>, String>> + Send {
+        std::future::ready(Err("this daemon sends no NOTIFY".into()))
     }
 }
 
@@ -153,6 +172,28 @@ impl<H: ControlHandler> pb::control_server::Control for ControlService<H> {
         }
     }
 
+    async fn notify(
+        &self,
+        request: Request<pb::NotifyRequest>,
+    ) -> Result<Response<pb::NotifyReply>, Status> {
+        let zone = Some(request.into_inner().zone).filter(|z| !z.is_empty());
+        match self.handler.notify(zone).await {
+            Ok(outcomes) => Ok(Response::new(pb::NotifyReply {
+                outcomes: outcomes
+                    .into_iter()
+                    .map(|o| pb::NotifyOutcome {
+                        zone: o.zone,
+                        serial: o.serial,
+                        target: o.target,
+                        result: o.result,
+                        acknowledged: o.acknowledged,
+                    })
+                    .collect(),
+            })),
+            Err(message) => Err(Status::failed_precondition(message)),
+        }
+    }
+
     async fn reload(
         &self,
         request: Request<pb::ReloadRequest>,
@@ -226,6 +267,34 @@ impl ControlClient {
         };
         match self.client.flush(request).await {
             Ok(reply) => Ok(Ok(reply.into_inner().removed)),
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                Ok(Err(status.message().to_string()))
+            }
+            Err(status) => Err(self.call_error(status)),
+        }
+    }
+
+    /// NOTIFYs the secondaries of one zone or all; a refusal is the daemon's sentence.
+    pub async fn notify(
+        &mut self,
+        zone: Option<&str>,
+    ) -> Result<Result<Vec<NotifyOutcome>, String>, RpcError> {
+        let request = pb::NotifyRequest {
+            zone: zone.unwrap_or_default().to_string(),
+        };
+        match self.client.notify(request).await {
+            Ok(reply) => Ok(Ok(reply
+                .into_inner()
+                .outcomes
+                .into_iter()
+                .map(|o| NotifyOutcome {
+                    zone: o.zone,
+                    serial: o.serial,
+                    target: o.target,
+                    result: o.result,
+                    acknowledged: o.acknowledged,
+                })
+                .collect())),
             Err(status) if status.code() == tonic::Code::FailedPrecondition => {
                 Ok(Err(status.message().to_string()))
             }

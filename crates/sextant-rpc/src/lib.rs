@@ -25,7 +25,9 @@ mod pb {
     tonic::include_proto!("sextant.v1");
 }
 
-pub use control::{CacheStatus, ControlClient, ControlHandler, DaemonStatus, Flush, ZoneStatus};
+pub use control::{
+    CacheStatus, ControlClient, ControlHandler, DaemonStatus, Flush, NotifyOutcome, ZoneStatus,
+};
 pub use endpoint::Endpoint;
 pub use error::RpcError;
 pub use health::{HealthState, check_health};

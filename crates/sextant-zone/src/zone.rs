@@ -315,7 +315,19 @@ impl Zone {
         text: &str,
         read_include: crate::master::ReadInclude<'_>,
     ) -> Result<(Zone, Vec<ZoneWarning>), ZoneError> {
-        let records = crate::master::parse(text, file, origin, read_include)?;
+        Self::from_master_text_with_progress(origin, file, text, read_include, &|_| {})
+    }
+
+    /// [`Zone::from_master_text`], telling `progress` the line reached while parsing.
+    pub fn from_master_text_with_progress(
+        origin: &Name,
+        file: &Path,
+        text: &str,
+        read_include: crate::master::ReadInclude<'_>,
+        progress: crate::master::Progress<'_>,
+    ) -> Result<(Zone, Vec<ZoneWarning>), ZoneError> {
+        let records =
+            crate::master::parse_with_progress(text, file, origin, read_include, progress)?;
         let mut builder = ZoneBuilder::new(origin, file);
         for record in records {
             builder.add(record);

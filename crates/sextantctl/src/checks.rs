@@ -67,8 +67,13 @@ fn load(origin: &Name, file: &Path) -> Result<String, String> {
         )
     })?;
     let read_include = |path: &Path| std::fs::read_to_string(path);
-    let (zone, warnings) =
-        Zone::from_master_text(origin, file, &text, &read_include).map_err(|e| e.to_string())?;
+    let bar = progress_bar(&text, file);
+    let loaded =
+        Zone::from_master_text_with_progress(origin, file, &text, &read_include, &|line| {
+            bar.set_position(line as u64)
+        });
+    bar.finish_and_clear();
+    let (zone, warnings) = loaded.map_err(|e| e.to_string())?;
     for warning in &warnings {
         eprintln!("warning: {warning}");
     }
@@ -78,4 +83,29 @@ fn load(origin: &Name, file: &Path) -> Result<String, String> {
         zone.record_count(),
         warnings.len()
     ))
+}
+
+/// Zone files above this size get a progress bar (on a terminal; indicatif hides it
+/// when stderr is a pipe or a file).
+const PROGRESS_ABOVE_BYTES: usize = 4 << 20;
+
+/// A bar over the file's lines while it is parsed; indexing the records after the
+/// last line takes a moment more, which the message says.
+fn progress_bar(text: &str, file: &Path) -> indicatif::ProgressBar {
+    if text.len() < PROGRESS_ABOVE_BYTES {
+        return indicatif::ProgressBar::hidden();
+    }
+    let lines = text.bytes().filter(|b| *b == b'\n').count() as u64;
+    let bar = indicatif::ProgressBar::new(lines);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:40}] {pos}/{len} lines, {per_sec}, {eta} left",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(format!(
+        "reading {}",
+        file.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
 }

@@ -17,6 +17,7 @@ macro_rules! say {
 
 mod cache;
 mod checks;
+mod stats;
 mod status;
 
 use std::path::PathBuf;
@@ -57,6 +58,12 @@ enum Command {
         #[command(subcommand)]
         action: CacheAction,
     },
+    /// Every daemon's counters (queries, answers by RCODE, caches, transfers...), read
+    /// from the Prometheus endpoint of each section that sets `metrics`.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate a configuration file and every zone file it names.
     CheckConfig { file: PathBuf },
     /// Load one zone file as the authority would, and report what it holds.
@@ -70,6 +77,9 @@ enum ZoneAction {
     /// Transfer a secondary zone (or every one) from its primary now, even if the
     /// serial has not changed.
     Retransfer { name: Option<String> },
+    /// Send NOTIFY for a zone (or every zone) to the secondaries in authority.notify
+    /// now, and show each one's answer.
+    Notify { name: Option<String> },
 }
 
 #[derive(Subcommand)]
@@ -115,12 +125,16 @@ fn main() -> ExitCode {
             runtime.block_on(async {
                 match command {
                     Command::Status { json } => status::status(&cli.config, json).await,
+                    Command::Stats { json } => stats::stats(&cli.config, json).await,
                     Command::Zone {
                         action: ZoneAction::Reload { name },
                     } => status::control(&cli.config, name.as_deref(), false).await,
                     Command::Zone {
                         action: ZoneAction::Retransfer { name },
                     } => status::control(&cli.config, name.as_deref(), true).await,
+                    Command::Zone {
+                        action: ZoneAction::Notify { name },
+                    } => status::notify(&cli.config, name.as_deref()).await,
                     Command::Cache {
                         action: CacheAction::Stats { json },
                     } => cache::stats(&cli.config, json).await,

@@ -2,6 +2,11 @@
 
 use std::path::Path;
 
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
 use sextant_config::Config;
 use sextant_rpc::{ControlClient, DaemonStatus, Endpoint, HealthState, ZoneStatus, check_health};
 
@@ -70,6 +75,11 @@ pub async fn status(config: &Path, json: bool) -> Outcome {
     for (daemon, endpoint) in &daemons {
         results.push((*daemon, endpoint, fetch(endpoint, daemon).await));
     }
+    // A port 0 is chosen at start (tests): there is no address to probe.
+    let listener = match config.listener.as_ref().and_then(|l| l.listen.first()) {
+        Some(address) if address.port() != 0 => Some((*address, probe_listener(*address).await)),
+        _ => None,
+    };
     if json {
         let daemons: Vec<_> = results
             .iter()
@@ -87,18 +97,69 @@ pub async fn status(config: &Path, json: bool) -> Outcome {
                 }),
             })
             .collect();
-        say!("{:#}", serde_json::json!({ "daemons": daemons }));
+        let listener = listener.as_ref().map(|(address, probe)| match probe {
+            Ok(latency) => serde_json::json!({
+                "daemon": "sextant-listener", "dns": address.to_string(), "reachable": true,
+                "latency_us": latency.as_micros() as u64,
+            }),
+            Err(error) => serde_json::json!({
+                "daemon": "sextant-listener", "dns": address.to_string(), "reachable": false, "error": error,
+            }),
+        });
+        say!(
+            "{:#}",
+            serde_json::json!({ "daemons": daemons, "listener": listener })
+        );
     } else {
-        print_tables(&results);
+        print_tables(&results, listener.as_ref());
     }
-    if results.iter().all(|(_, _, r)| r.is_ok()) {
+    if results.iter().all(|(_, _, r)| r.is_ok())
+        && listener.as_ref().is_none_or(|(_, probe)| probe.is_ok())
+    {
         Outcome::Ok
     } else {
         Outcome::Unreachable
     }
 }
 
-fn print_tables(results: &[(&str, &Endpoint, Result<DaemonStatus, String>)]) {
+/// The listener has no control service: it is up when it answers DNS. Any answer to
+/// our ID counts (REFUSED included); only silence or an ICMP error is "down".
+async fn probe_listener(address: SocketAddr) -> Result<Duration, String> {
+    let id: u16 = std::process::id() as u16;
+    let mut query = Message::new(id, MessageType::Query, OpCode::Query);
+    query.add_query(Query::query(Name::root(), RecordType::SOA));
+    let wire = query.to_vec().map_err(|e| e.to_string())?;
+    let local: SocketAddr = if address.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    let exchange = async {
+        let socket = tokio::net::UdpSocket::bind(local).await?;
+        socket.connect(address).await?;
+        let sent = Instant::now();
+        socket.send(&wire).await?;
+        let mut buffer = [0u8; 512];
+        loop {
+            let len = socket.recv(&mut buffer).await?;
+            if len >= 12 && buffer[..2] == id.to_be_bytes() && buffer[2] & 0x80 != 0 {
+                return Ok::<_, std::io::Error>(sent.elapsed());
+            }
+        }
+    };
+    match tokio::time::timeout(Duration::from_secs(2), exchange).await {
+        Ok(Ok(latency)) => Ok(latency),
+        Ok(Err(error)) => Err(format!("{error}; is sextant-listener running?")),
+        Err(_) => Err("no DNS answer in 2 s; is sextant-listener running?".into()),
+    }
+}
+
+type ListenerProbe = (SocketAddr, Result<Duration, String>);
+
+fn print_tables(
+    results: &[(&str, &Endpoint, Result<DaemonStatus, String>)],
+    listener: Option<&ListenerProbe>,
+) {
     say!(
         "{:<20} {:<44} {:<10} {:>10}",
         "DAEMON",
@@ -119,6 +180,22 @@ fn print_tables(results: &[(&str, &Endpoint, Result<DaemonStatus, String>)]) {
                 "{:<20} {:<44} unreachable: {error}",
                 daemon,
                 endpoint.to_string()
+            ),
+        }
+    }
+    if let Some((address, probe)) = listener {
+        let endpoint = format!("dns {address}");
+        match probe {
+            Ok(latency) => say!(
+                "{:<20} {:<44} answering in {} µs",
+                "sextant-listener",
+                endpoint,
+                latency.as_micros()
+            ),
+            Err(error) => say!(
+                "{:<20} {:<44} unreachable: {error}",
+                "sextant-listener",
+                endpoint
             ),
         }
     }
@@ -230,6 +307,52 @@ pub async fn control(config: &Path, zone: Option<&str>, retransfer: bool) -> Out
         }
         Ok(Err(message)) => {
             eprintln!("refused, nothing changed: {message}");
+            Outcome::BadInput
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            Outcome::Unreachable
+        }
+    }
+}
+
+/// `zone notify`: the authority sends NOTIFY now and reports each secondary's answer.
+/// Exit 1 when a secondary did not acknowledge (the command's purpose failed).
+pub async fn notify(config: &Path, zone: Option<&str>) -> Outcome {
+    let config = match load(config) {
+        Ok(config) => config,
+        Err(outcome) => return outcome,
+    };
+    let Some(endpoint) = config.authority_endpoint() else {
+        eprintln!("the configuration names no sextant-authority");
+        return Outcome::BadInput;
+    };
+    let mut client = match ControlClient::connect(endpoint).await {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("{error}; is sextant-authority running?");
+            return Outcome::Unreachable;
+        }
+    };
+    match client.notify(zone).await {
+        Ok(Ok(outcomes)) => {
+            for o in &outcomes {
+                say!(
+                    "{} serial {} -> {}: {}",
+                    o.zone,
+                    o.serial,
+                    o.target,
+                    o.result
+                );
+            }
+            if outcomes.iter().all(|o| o.acknowledged) {
+                Outcome::Ok
+            } else {
+                Outcome::Unreachable
+            }
+        }
+        Ok(Err(message)) => {
+            eprintln!("{message}");
             Outcome::BadInput
         }
         Err(error) => {

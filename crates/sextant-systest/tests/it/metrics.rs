@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::RecordType;
-use sextant_systest::{Lab, query_tcp, query_udp};
+use sextant_systest::{Lab, query_tcp, query_udp, sextantctl};
 
 use crate::EXAMPLE_ZONE;
 
@@ -101,4 +101,44 @@ fn counters_move_after_queries() {
         ) >= 1.0,
         "{served}"
     );
+
+    // sextantctl stats reads the same endpoints: a table, and JSON for scripts.
+    let table = sextantctl(&config, &["stats"]).unwrap();
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(table.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("sextant-listener (127.0.0.1:{listener_port})"))
+            && text.contains("sextant_listener_queries_total{transport=udp}")
+            && text.contains("sextant_authority_zones")
+            && text.contains("µs mean"),
+        "{text}"
+    );
+    let json = sextantctl(&config, &["stats", "--json"]).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let udp_queries = json["daemons"][0]["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["name"] == "sextant_listener_queries_total" && s["labels"]["transport"] == "udp"
+        })
+        .map(|s| s["value"].as_f64().unwrap());
+    assert!(udp_queries >= Some(6.0), "{json}");
+
+    // A daemon that is down: exit 1, and the endpoint named.
+    drop(suite);
+    let down = sextantctl(&config, &["stats"]).unwrap();
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stdout).contains("unreachable"));
+}
+
+#[test]
+fn stats_without_any_metrics_endpoint_says_how_to_add_one() {
+    let lab = Lab::new().unwrap();
+    let config = lab
+        .suite_config(&[("example.com", EXAMPLE_ZONE)], "")
+        .unwrap();
+    let output = sextantctl(&config, &["stats"]).unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("has `metrics` set; add e.g."));
 }

@@ -121,3 +121,334 @@ fn daemons_tell_systemd_they_are_ready_and_ping_the_watchdog() {
         "{pings} watchdog pings in 10 s at a 200 ms watchdog"
     );
 }
+
+/// The whole suite under a real systemd: `cargo xtask install --destdir` stages the
+/// tree, `scripts/boot-under-systemd.sh` boots systemd as PID 1 of its own namespaces
+/// on a throw-away overlay of the host's root (the host's files are never written)
+/// and asks for sextant.target. Then dig, sextantctl and systemctl against it.
+///
+/// Needs root, systemd, unshare, nsenter and overlayfs; without them the test says
+/// why and checks nothing more (the verify test above still runs).
+#[test]
+fn sextant_target_starts_the_suite_under_systemd() {
+    let Some(reason_or_xtask) = boot_prerequisites() else {
+        return;
+    };
+    let xtask = reason_or_xtask;
+    let lab = Lab::new().unwrap();
+    let stage = lab.path().join("stage");
+    let scratch = lab.path().join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let installed = Command::new(&xtask)
+        .args([
+            "install",
+            "--debug",
+            "--no-build",
+            "--prefix",
+            "/usr",
+            "--destdir",
+        ])
+        .arg(&stage)
+        .output()
+        .unwrap();
+    assert!(
+        installed.status.success(),
+        "xtask install failed: {}",
+        String::from_utf8_lossy(&installed.stderr)
+    );
+    for file in [
+        "usr/bin/sextant-listener",
+        "usr/bin/sextantctl",
+        "usr/lib/systemd/system/sextant.target",
+        "usr/lib/systemd/system/sextant-resolver.service",
+        "usr/lib/sysusers.d/sextant.conf",
+        "usr/share/doc/sextant/operations.md",
+        "etc/sextant/sextant.toml",
+        "etc/sextant/zones/example.com.zone",
+    ] {
+        assert!(stage.join(file).is_file(), "xtask install left out {file}");
+    }
+
+    let boot = Boot::start(&scratch, &stage);
+    let state = boot.wait_until_booted();
+    if state != "running" {
+        panic!(
+            "the boot ended {state:?}, not \"running\":\n{}\n{}",
+            boot.run(&["systemctl", "--no-pager", "--failed"]).1,
+            boot.run(&["journalctl", "--no-pager", "-n", "60", "-u", "sextant-*"])
+                .1
+        );
+    }
+    let (ok, units) = boot.run(&[
+        "systemctl",
+        "is-active",
+        "sextant-transfer",
+        "sextant-authority",
+        "sextant-resolver",
+        "sextant-listener",
+    ]);
+    assert!(ok, "not every daemon is active:\n{units}");
+
+    // Answers on port 53 over UDP and TCP, v4 and v6, from the installed sample zone.
+    for args in [
+        &["@127.0.0.1", "www.example.com", "A"][..],
+        &["@127.0.0.1", "www.example.com", "A", "+tcp"][..],
+        &["@::1", "www.example.com", "A"][..],
+    ] {
+        let answer = boot.dig(args);
+        assert_eq!(answer.trim(), "192.0.2.80", "dig {args:?}");
+    }
+
+    let (ok, status) = boot.run(&["/usr/bin/sextantctl", "status"]);
+    assert!(ok, "sextantctl status failed:\n{status}");
+    for expected in [
+        "sextant-authority",
+        "sextant-transfer",
+        "sextant-resolver",
+        "example.com.",
+    ] {
+        assert!(status.contains(expected), "{expected} missing:\n{status}");
+    }
+
+    // Privileges as the units grant them: every daemon as `sextant`, and only the
+    // listener holding CAP_NET_BIND_SERVICE (bit 10).
+    for (daemon, capabilities) in [
+        ("sextant-listener", "0000000000000400"),
+        ("sextant-authority", "0000000000000000"),
+        ("sextant-resolver", "0000000000000000"),
+        ("sextant-transfer", "0000000000000000"),
+    ] {
+        let (_, pid) = boot.run(&["systemctl", "show", "-P", "MainPID", daemon]);
+        let (_, proc_status) = boot.run(&["cat", &format!("/proc/{}/status", pid.trim())]);
+        let field = |name: &str| {
+            proc_status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .map(|l| l.split_whitespace().collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        let (_, sextant_uid) = boot.run(&["id", "-u", "sextant"]);
+        assert_eq!(
+            field("Uid:").get(1).copied(),
+            Some(sextant_uid.trim()),
+            "{daemon} does not run as the sextant user"
+        );
+        assert_eq!(
+            field("CapEff:").get(1).copied(),
+            Some(capabilities),
+            "{daemon}'s effective capabilities"
+        );
+    }
+
+    let (ok, reload) = boot.run(&[
+        "systemctl",
+        "reload",
+        "sextant-authority",
+        "sextant-listener",
+    ]);
+    assert!(ok, "systemctl reload failed:\n{reload}");
+    assert_eq!(
+        boot.dig(&["@127.0.0.1", "www.example.com", "A"]).trim(),
+        "192.0.2.80"
+    );
+
+    let (ok, stop) = boot.run(&["systemctl", "stop", "sextant.target"]);
+    assert!(ok, "systemctl stop failed:\n{stop}");
+    // The daemons PartOf the target get their stop jobs in the same transaction, but
+    // systemctl returns once the target's own job is done: poll for the rest.
+    let stopping = std::time::Instant::now();
+    loop {
+        let (_, states) = boot.run(&[
+            "systemctl",
+            "is-active",
+            "sextant-transfer",
+            "sextant-authority",
+            "sextant-resolver",
+            "sextant-listener",
+        ]);
+        let states: Vec<_> = states.split_whitespace().map(str::to_owned).collect();
+        if states.iter().all(|s| s == "inactive") {
+            break;
+        }
+        assert!(
+            stopping.elapsed() < std::time::Duration::from_secs(20),
+            "stopping sextant.target left {states:?} after 20 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    eprintln!(
+        "every daemon stopped {:?} after the target",
+        stopping.elapsed()
+    );
+}
+
+/// The xtask binary when a boot can be tried here; `None` (with the reason printed)
+/// when it cannot.
+fn boot_prerequisites() -> Option<PathBuf> {
+    let skip = |why: &str| {
+        eprintln!("SKIPPED sextant_target_starts_the_suite_under_systemd: {why}");
+        None
+    };
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        });
+    if uid.as_deref() != Some("0") {
+        return skip("namespaces and mounts need root");
+    }
+    for tool in [
+        "/lib/systemd/systemd",
+        "/usr/bin/unshare",
+        "/usr/bin/nsenter",
+    ] {
+        if !Path::new(tool).exists() {
+            return skip(&format!("{tool} is not installed"));
+        }
+    }
+    let have = |program: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {program}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    for program in ["ip", "chroot", "timeout"] {
+        if !have(program) {
+            return skip(&format!("{program} is not installed"));
+        }
+    }
+    let Ok(listener) = binary("sextant-listener") else {
+        return skip("the binaries are not built");
+    };
+    let xtask = listener.with_file_name("xtask");
+    if !xtask.is_file() {
+        return skip("target/debug/xtask is not built; run the tests with `cargo xtask test`");
+    }
+    Some(xtask)
+}
+
+/// systemd booted in its own namespaces; killing its PID 1 on drop ends them all.
+struct Boot {
+    unshare: std::process::Child,
+    init: u32,
+}
+
+const BOOT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(90);
+
+impl Boot {
+    fn start(scratch: &Path, stage: &Path) -> Boot {
+        use std::os::unix::process::CommandExt as _;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/boot-under-systemd.sh");
+        let log = std::fs::File::create(scratch.with_file_name("boot.log")).unwrap();
+        // `timeout` bounds the whole boot even if this test process dies.
+        let mut unshare = Command::new("timeout")
+            .args([
+                "-s", "KILL", "300", "unshare", "--pid", "--fork", "--mount", "--net",
+            ])
+            .args(["--uts", "--ipc", "--propagation", "private", "bash"])
+            .arg(script)
+            .arg(scratch)
+            .arg(stage)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        // timeout → unshare → (fork) bash, which execs chroot, which execs systemd.
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(init) = grandchild(unshare.id()) {
+                return Boot { unshare, init };
+            }
+            if let Ok(Some(status)) = unshare.try_wait() {
+                let log =
+                    std::fs::read_to_string(scratch.with_file_name("boot.log")).unwrap_or_default();
+                panic!("the boot script ended ({status}) before systemd started:\n{log}");
+            }
+            assert!(
+                started.elapsed() < BOOT_DEADLINE,
+                "systemd did not start in {BOOT_DEADLINE:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// `systemctl is-system-running --wait`: "running" once every unit asked for has
+    /// started, "degraded" when one failed.
+    fn wait_until_booted(&self) -> String {
+        let started = std::time::Instant::now();
+        loop {
+            let (_, state) = self.run(&["systemctl", "is-system-running", "--wait"]);
+            let state = state.trim().to_owned();
+            if state == "running" || state == "degraded" {
+                return state;
+            }
+            assert!(
+                started.elapsed() < BOOT_DEADLINE,
+                "systemd did not finish booting in {BOOT_DEADLINE:?}: {state}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
+    /// Runs a command inside the booted system (its namespaces and root).
+    fn run(&self, args: &[&str]) -> (bool, String) {
+        let output = Command::new("timeout")
+            .args([
+                "30",
+                "nsenter",
+                "-t",
+                &self.init.to_string(),
+                "-a",
+                "-r",
+                "-w",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&output.stderr));
+        (output.status.success(), text)
+    }
+
+    /// The host's dig, in the booted system's network namespace.
+    fn dig(&self, args: &[&str]) -> String {
+        let output = Command::new("timeout")
+            .args(["30", "nsenter", "-t", &self.init.to_string(), "-n", "dig"])
+            .args(["+short", "+time=2", "+tries=2"])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+/// The PID of the child of the child of `pid`, if it exists yet.
+fn grandchild(pid: u32) -> Option<u32> {
+    let child = first_child(pid)?;
+    first_child(child)
+}
+
+fn first_child(pid: u32) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+impl Drop for Boot {
+    fn drop(&mut self) {
+        // SIGKILL to a PID namespace's init kills every process in it; the mounts go
+        // with the mount namespace.
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.init.to_string()])
+            .status();
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
+    }
+}

@@ -35,12 +35,30 @@ pub type ReadInclude<'f> = &'f dyn Fn(&Path) -> std::io::Result<String>;
 /// until memory runs out).
 const MAX_INCLUDE_DEPTH: usize = 16;
 
+/// Told the line reached in the top-level file, every [`PROGRESS_EVERY`] entries.
+pub type Progress<'p> = &'p dyn Fn(usize);
+
+/// Entries between two progress reports: often enough for a bar, rare enough to cost
+/// nothing.
+pub const PROGRESS_EVERY: usize = 4096;
+
 /// Parses master-file `text` read from `file`, with `origin` as the initial `$ORIGIN`.
 pub fn parse(
     text: &str,
     file: &Path,
     origin: &Name,
     read_include: ReadInclude<'_>,
+) -> Result<Vec<LocatedRecord>, ZoneError> {
+    parse_with_progress(text, file, origin, read_include, &|_| {})
+}
+
+/// [`parse`], reporting progress (for `sextantctl check-zone` on large files).
+pub fn parse_with_progress(
+    text: &str,
+    file: &Path,
+    origin: &Name,
+    read_include: ReadInclude<'_>,
+    progress: Progress<'_>,
 ) -> Result<Vec<LocatedRecord>, ZoneError> {
     let mut records = Vec::new();
     let mut state = State {
@@ -56,6 +74,7 @@ pub fn parse(
         read_include,
         0,
         &mut records,
+        progress,
     )?;
     Ok(records)
 }
@@ -76,8 +95,9 @@ fn parse_into(
     read_include: ReadInclude<'_>,
     depth: usize,
     out: &mut Vec<LocatedRecord>,
+    progress: Progress<'_>,
 ) -> Result<(), ZoneError> {
-    for entry in Lexer::new(text) {
+    for (index, entry) in Lexer::new(text).enumerate() {
         let entry = entry.map_err(|e| ZoneError {
             location: Location {
                 file: file.clone(),
@@ -85,6 +105,9 @@ fn parse_into(
             },
             message: e.message,
         })?;
+        if index % PROGRESS_EVERY == 0 {
+            progress(entry.line);
+        }
         let location = Location {
             file: file.clone(),
             line: entry.line,
@@ -164,6 +187,8 @@ fn directive(
                 read_include,
                 depth + 1,
                 out,
+                // Lines of an included file are not lines of the file the bar measures.
+                &|_| {},
             )
             .map_err(|e| e.to_string())?;
         }
