@@ -107,6 +107,10 @@ fn record_gauges(catalog: &Catalog) {
     metrics::gauge!("sextant_authority_zones").set(catalog.zones().count() as f64);
     let records: usize = catalog.zones().map(|z| z.record_count()).sum();
     metrics::gauge!("sextant_authority_records").set(records as f64);
+    for zone in catalog.zones() {
+        metrics::gauge!("sextant_authority_zone_serial", "zone" => zone.origin().to_string())
+            .set(f64::from(zone.serial()));
+    }
 }
 
 impl QueryHandler for Authority {

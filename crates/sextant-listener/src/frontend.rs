@@ -148,6 +148,7 @@ impl Frontend {
                 return self.reply(packet, &malformed.header, None, u16::from(RCODE_FORMERR));
             }
         };
+        stats::question(view.question.qtype);
         if !policy.acl.may_query(client.ip()) {
             return self.reply(packet, &view.header, Some(&view), u16::from(RCODE_REFUSED));
         }

@@ -1,15 +1,68 @@
 //! What the listener counts, as Prometheus metrics (`sextant_listener_*`). Per-packet
 //! events are counted here and never logged.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use metrics::Counter;
 use sextant_rpc::Transport;
+use sextant_wire::{QTYPE_LABELS, qtype_index};
 
 use crate::frontend::Backend;
 
+/// The per-packet counters, registered once: a `counter!` with labels looks its
+/// series up in the registry on every call, and these run for every packet.
+struct Hot {
+    queries: [Counter; 2],
+    qtypes: Vec<Counter>,
+    /// [source][rcode], rcode as the low 4 bits (labels by `rcode_name`).
+    answers: [Vec<Counter>; 3],
+    cache_hits: Counter,
+    cache_misses: Counter,
+}
+
+const SOURCES: [&str; 3] = ["listener", "cache", "backend"];
+
+/// Built at the first packet, after the daemon installed its recorder.
+fn hot() -> &'static Hot {
+    static HOT: OnceLock<Hot> = OnceLock::new();
+    HOT.get_or_init(|| Hot {
+        queries: [Transport::Udp, Transport::Tcp].map(
+            |t| metrics::counter!("sextant_listener_queries_total", "transport" => t.as_str()),
+        ),
+        qtypes: QTYPE_LABELS
+            .iter()
+            .map(|qtype| metrics::counter!("sextant_listener_questions_total", "qtype" => *qtype))
+            .collect(),
+        answers: SOURCES.map(|source| {
+            (0..16u8)
+                .map(|rcode| {
+                    metrics::counter!(
+                        "sextant_listener_answers_total",
+                        "source" => source,
+                        "rcode" => sextant_wire::rcode_name(rcode)
+                    )
+                })
+                .collect()
+        }),
+        cache_hits: metrics::counter!("sextant_listener_packet_cache_hits_total"),
+        cache_misses: metrics::counter!("sextant_listener_packet_cache_misses_total"),
+    })
+}
+
 pub fn query(transport: Transport) {
-    metrics::counter!("sextant_listener_queries_total", "transport" => transport.as_str())
-        .increment(1);
+    let index = match transport {
+        Transport::Udp => 0,
+        Transport::Tcp => 1,
+    };
+    hot().queries[index].increment(1);
+}
+
+/// A query whose question could be read, by QTYPE (bounded label set).
+pub fn question(qtype: u16) {
+    if let Some(counter) = hot().qtypes.get(qtype_index(qtype)) {
+        counter.increment(1);
+    }
 }
 
 /// A message not answered: `reason` is `not_a_query`, `blackhole`,
@@ -20,18 +73,18 @@ pub fn dropped(reason: &'static str) {
 
 /// An answer sent; `source` is `listener` (written here), `cache` or `backend`.
 pub fn answered(source: &'static str, wire: &[u8]) {
-    let rcode = wire
-        .get(3)
-        .map_or("NONE", |flags| sextant_wire::rcode_name(flags & 0x0f));
-    metrics::counter!("sextant_listener_answers_total", "source" => source, "rcode" => rcode)
-        .increment(1);
+    let rcode = wire.get(3).map_or(0, |flags| flags & 0x0f);
+    let source = SOURCES.iter().position(|s| *s == source).unwrap_or(0);
+    if let Some(counter) = hot().answers[source].get(usize::from(rcode)) {
+        counter.increment(1);
+    }
 }
 
 pub fn cache(hit: bool) {
     if hit {
-        metrics::counter!("sextant_listener_packet_cache_hits_total").increment(1);
+        hot().cache_hits.increment(1);
     } else {
-        metrics::counter!("sextant_listener_packet_cache_misses_total").increment(1);
+        hot().cache_misses.increment(1);
     }
 }
 

@@ -188,8 +188,13 @@ fn print_table(results: &[Scraped<'_>]) {
                         Some((series(&key), s.value))
                     })
                     .collect();
+                // Series registered ahead (every RCODE, every QTYPE) that never moved
+                // are noise in a table; --json has them all.
                 for sample in samples {
-                    if sample.name.ends_with("_bucket") || sample.name.ends_with("_sum") {
+                    if sample.name.ends_with("_bucket")
+                        || sample.name.ends_with("_sum")
+                        || sample.value == 0.0
+                    {
                         continue;
                     }
                     if let Some(base) = sample.name.strip_suffix("_count") {

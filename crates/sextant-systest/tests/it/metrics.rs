@@ -86,7 +86,17 @@ fn counters_move_after_queries() {
         sample(&after, "sextant_listener_packet_cache_hits_total") >= 4.0,
         "{after}"
     );
-    assert!(after.contains(r#"rcode="REFUSED""#), "{after}");
+    assert!(
+        sample(
+            &after,
+            r#"sextant_listener_answers_total{source="listener",rcode="REFUSED"}"#
+        ) >= 1.0,
+        "{after}"
+    );
+    assert!(
+        sample(&after, r#"sextant_listener_questions_total{qtype="A"}"#) >= 7.0,
+        "{after}"
+    );
     assert!(
         after.contains("sextant_listener_backend_seconds_bucket"),
         "{after}"
@@ -94,6 +104,14 @@ fn counters_move_after_queries() {
 
     let served = scrape(authority);
     assert_eq!(sample(&served, "sextant_authority_zones"), 1.0, "{served}");
+    assert_eq!(
+        sample(
+            &served,
+            r#"sextant_authority_zone_serial{zone="example.com."}"#
+        ),
+        2026112101.0,
+        "{served}"
+    );
     assert!(
         sample(
             &served,
