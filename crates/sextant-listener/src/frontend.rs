@@ -9,6 +9,7 @@ use bytes::Bytes;
 use sextant_rpc::{Query, QueryClient, Transport};
 use sextant_wire::consts::*;
 use sextant_wire::{Header, QueryView, parse_query, write_chaos_txt, write_error_response};
+use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::packet_cache::{CacheKey, PacketCache};
@@ -17,6 +18,16 @@ use crate::rrl::{Rrl, Verdict, slip_response};
 use crate::stats;
 
 /// What to do with one incoming message.
+/// A UDP query on its way to a backend (see [`Frontend::forward_udp`]).
+#[derive(Debug)]
+pub struct UdpForward {
+    pub backend: Backend,
+    pub packet: Bytes,
+    pub client: SocketAddr,
+    pub max_response_size: u16,
+    pub cache: Option<(CacheKey, u64)>,
+}
+
 #[derive(Debug)]
 pub enum Decision {
     /// Send these bytes back now.
@@ -268,23 +279,104 @@ impl Frontend {
         max_response_size: u16,
         cache: Option<(CacheKey, u64)>,
     ) -> Option<Bytes> {
+        let Some(backend_client) = self.backend_client(backend) else {
+            stats::backend_failed(backend);
+            return self.servfail(&packet).map(Bytes::from);
+        };
         let query = Query {
             wire: packet.clone(),
             client,
             transport,
             max_response_size,
         };
-        let client_for = match backend {
+        let started = std::time::Instant::now();
+        let outcome = backend_client.query(query).await;
+        self.finish(backend, &packet, client, cache, started, outcome)
+    }
+
+    /// Forwards a UDP query without a task of its own: the backend lane sends the
+    /// answer from its task when it arrives (or SERVFAIL at the deadline). `permit`
+    /// is the query's place in the in-flight bound, released once it is answered.
+    pub fn forward_udp(
+        self: &Arc<Self>,
+        socket: &Arc<UdpSocket>,
+        forward: UdpForward,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) {
+        let UdpForward {
+            backend,
+            packet,
+            client,
+            max_response_size,
+            cache,
+        } = forward;
+        let Some(backend_client) = self.backend_client(backend) else {
+            stats::backend_failed(backend);
+            if let Some(servfail) = self.servfail(&packet) {
+                self.send_udp(socket, &servfail, client);
+            }
+            return;
+        };
+        let query = Query {
+            wire: packet.clone(),
+            client,
+            transport: Transport::Udp,
+            max_response_size,
+        };
+        let started = std::time::Instant::now();
+        let frontend = self.clone();
+        let socket = socket.clone();
+        backend_client.submit(
+            query,
+            Box::new(move |outcome| {
+                if let Some(bytes) =
+                    frontend.finish(backend, &packet, client, cache, started, outcome)
+                {
+                    frontend.send_udp(&socket, &bytes, client);
+                }
+                drop(permit);
+            }),
+        );
+    }
+
+    /// Sends a UDP answer unless rate limiting replaces it (slip) or drops it. Never
+    /// waits: with the socket's send buffer full the answer is lost like any datagram.
+    pub fn send_udp(&self, socket: &UdpSocket, bytes: &[u8], client: SocketAddr) {
+        let limited = self.rate_limit(bytes, client);
+        let bytes = match &limited {
+            None => bytes,
+            Some(instead) if instead.is_empty() => return,
+            Some(instead) => instead,
+        };
+        if let Err(error) = socket.try_send_to(bytes, client) {
+            if error.kind() == std::io::ErrorKind::WouldBlock {
+                stats::dropped("send_buffer_full");
+            } else {
+                tracing::debug!(%error, %client, "UDP send failed");
+            }
+        }
+    }
+
+    fn backend_client(&self, backend: Backend) -> Option<&QueryClient> {
+        match backend {
             Backend::Authority => self.authority.as_ref(),
             Backend::Resolver => self.resolver.as_ref(),
             Backend::Transfer => self.transfer.as_ref(),
-        };
-        let Some(backend_client) = client_for else {
-            stats::backend_failed(backend);
-            return self.servfail(&packet).map(Bytes::from);
-        };
-        let started = std::time::Instant::now();
-        match backend_client.query(query).await {
+        }
+    }
+
+    /// What a backend's outcome becomes: its answer (kept in the packet cache when
+    /// it may be), nothing when it chose silence, SERVFAIL when it failed.
+    fn finish(
+        &self,
+        backend: Backend,
+        packet: &[u8],
+        client: SocketAddr,
+        cache: Option<(CacheKey, u64)>,
+        started: std::time::Instant,
+        outcome: Result<sextant_rpc::Answer, sextant_rpc::RpcError>,
+    ) -> Option<Bytes> {
+        match outcome {
             Ok(answer) if answer.wire.is_empty() => None,
             Ok(answer) => {
                 stats::backend_answered(backend, started.elapsed());
@@ -300,7 +392,7 @@ impl Frontend {
             Err(error) => {
                 stats::backend_failed(backend);
                 tracing::debug!(%error, %client, "backend failed; answering SERVFAIL");
-                self.servfail(&packet).map(Bytes::from)
+                self.servfail(packet).map(Bytes::from)
             }
         }
     }
@@ -319,12 +411,7 @@ impl Frontend {
             Decision::Reply(bytes) => single(Some(Bytes::from(bytes))),
             Decision::Drop => {}
             Decision::Forward { backend, .. } => {
-                let client_for = match backend {
-                    Backend::Authority => self.authority.as_ref(),
-                    Backend::Resolver => self.resolver.as_ref(),
-                    Backend::Transfer => self.transfer.as_ref(),
-                };
-                let Some(backend_client) = client_for else {
+                let Some(backend_client) = self.backend_client(backend) else {
                     single(self.servfail(&packet).map(Bytes::from));
                     return receiver;
                 };

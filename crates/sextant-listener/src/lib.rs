@@ -75,6 +75,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         bound.push(bind::bind_address(*addr, workers)?);
     }
 
+    // The lanes to the backends outlive the front end's sockets by the drain below:
+    // queries already forwarded at SIGTERM get their real answers, not SERVFAIL.
+    let lanes_shutdown = CancellationToken::new();
     let authority = authority_endpoint.as_ref().map(|endpoint| {
         QueryClient::start(
             endpoint.clone(),
@@ -82,7 +85,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 lanes: section.backend_lanes,
                 timeout: section.backend_timeout,
             },
-            shutdown.clone(),
+            lanes_shutdown.clone(),
         )
     });
     let resolver = resolver_endpoint.as_ref().map(|endpoint| {
@@ -92,7 +95,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 lanes: section.backend_lanes,
                 timeout: section.resolver_timeout,
             },
-            shutdown.clone(),
+            lanes_shutdown.clone(),
         )
     });
     let transfer = config.listener_transfer_endpoint().map(|endpoint| {
@@ -102,7 +105,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 lanes: 1,
                 timeout: section.backend_timeout,
             },
-            shutdown.clone(),
+            lanes_shutdown.clone(),
         )
     });
     let (router, zone_sets) = match &authority_endpoint {
@@ -222,6 +225,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     if tokio::time::timeout(drain_limit, drained).await.is_err() {
         tracing::warn!("stopped with queries still in flight");
     }
+    lanes_shutdown.cancel();
     tracing::info!("listener stopped");
     Ok(())
 }

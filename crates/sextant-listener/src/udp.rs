@@ -1,5 +1,6 @@
 //! The UDP front end: one receive loop per socket. Answers that need no backend are
-//! sent from the loop itself; forwarded queries run as tasks, bounded in number.
+//! sent from the loop itself; forwarded queries are handed to the backend lane with
+//! the answer's sending attached (no task per query), bounded in number.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::frontend::{Decision, Frontend};
+use crate::frontend::{Decision, Frontend, UdpForward};
 
 /// Largest datagram we read; a DNS query is far smaller, the rest is dropped unread.
 const RECV_BUFFER: usize = 4096;
@@ -50,25 +51,14 @@ pub async fn serve(
                     crate::stats::dropped("overload");
                     continue;
                 };
-                let packet = Bytes::copy_from_slice(packet);
-                let frontend = frontend.clone();
-                let socket = socket.clone();
-                tokio::spawn(async move {
-                    if let Some(bytes) = frontend
-                        .forward(
-                            backend,
-                            packet,
-                            client,
-                            Transport::Udp,
-                            max_response_size,
-                            cache,
-                        )
-                        .await
-                    {
-                        send(&socket, &frontend, &bytes, client).await;
-                    }
-                    drop(permit);
-                });
+                let forward = UdpForward {
+                    backend,
+                    packet: Bytes::copy_from_slice(packet),
+                    client,
+                    max_response_size,
+                    cache,
+                };
+                frontend.forward_udp(&socket, forward, permit);
             }
         }
     }

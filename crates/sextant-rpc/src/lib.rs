@@ -31,7 +31,7 @@ pub use control::{
 pub use endpoint::Endpoint;
 pub use error::RpcError;
 pub use health::{HealthState, check_health};
-pub use query_client::{QueryClient, QueryClientOptions};
+pub use query_client::{Completion, QueryClient, QueryClientOptions};
 pub use query_server::{QueryHandler, QueryService, error_message, refusal};
 pub use secondary::{
     VersionEvent, VersionNotifier, VersionSource, VersionState, ZoneVersion, follow_versions,

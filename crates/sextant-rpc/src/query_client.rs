@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt as _;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
@@ -37,6 +38,9 @@ impl Default for QueryClientOptions {
 
 /// Requests queued per lane before senders wait; bounds memory when a backend is slow.
 const LANE_QUEUE: usize = 4096;
+/// Most queries sent in one gRPC message: the ones already queued when the lane's
+/// writer runs, so batching adds no waiting.
+pub const MAX_BATCH: usize = 64;
 /// First and longest pause between reconnection attempts.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
@@ -60,9 +64,54 @@ struct Lane {
     connected: AtomicBool,
     /// `None` while the lane is disconnected.
     outgoing: Mutex<Option<mpsc::Sender<pb::QueryRequest>>>,
-    pending: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
+    pending: Mutex<HashMap<u64, Waiter>>,
     next_id: AtomicU64,
 }
+
+/// What runs when a query submitted with [`QueryClient::submit`] is over: with the
+/// answer, or with the reason there is none. Called exactly once.
+pub type Completion = Box<dyn FnOnce(Result<Answer, RpcError>) + Send>;
+
+/// Who waits for an answer: a task (`query`), or a completion run by the lane itself
+/// (`submit`), whose deadline the lane's sweep enforces.
+enum Waiter {
+    Task(oneshot::Sender<Answer>),
+    Callback {
+        done: Completion,
+        deadline: tokio::time::Instant,
+    },
+}
+
+impl std::fmt::Debug for Waiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Waiter::Task(_) => "Waiter::Task",
+            Waiter::Callback { .. } => "Waiter::Callback",
+        })
+    }
+}
+
+impl Waiter {
+    fn answer(self, answer: Answer) {
+        match self {
+            // The task may have timed out meanwhile; nothing to do then.
+            Waiter::Task(sender) => {
+                let _ = sender.send(answer);
+            }
+            Waiter::Callback { done, .. } => done(Ok(answer)),
+        }
+    }
+
+    /// Ends the wait without an answer. A task learns it from its dropped sender.
+    fn fail(self, error: impl FnOnce() -> RpcError) {
+        if let Waiter::Callback { done, .. } = self {
+            done(Err(error()));
+        }
+    }
+}
+
+/// How often a lane looks for submitted queries past their deadline.
+const SWEEP_EVERY: Duration = Duration::from_millis(50);
 
 impl QueryClient {
     /// Starts the lanes' connection tasks; they live until `shutdown` is cancelled.
@@ -75,7 +124,12 @@ impl QueryClient {
             .map(|_| Arc::new(Lane::default()))
             .collect();
         for lane in &lanes {
-            tokio::spawn(run_lane(lane.clone(), endpoint.clone(), shutdown.clone()));
+            tokio::spawn(run_lane(
+                lane.clone(),
+                endpoint.clone(),
+                options.timeout,
+                shutdown.clone(),
+            ));
         }
         Self {
             inner: Arc::new(Inner {
@@ -110,7 +164,9 @@ impl QueryClient {
 
         let request_id = lane.next_id.fetch_add(1, Ordering::Relaxed);
         let (answer_tx, answer_rx) = oneshot::channel();
-        lane.pending.lock().insert(request_id, answer_tx);
+        lane.pending
+            .lock()
+            .insert(request_id, Waiter::Task(answer_tx));
         // Removes the pending entry however this function ends (answer, timeout, or
         // the caller giving up), so the map cannot grow without bound.
         let _pending = PendingGuard {
@@ -129,6 +185,38 @@ impl QueryClient {
                 endpoint: inner.endpoint.clone(),
                 timeout: inner.timeout,
             }),
+        }
+    }
+
+    /// Sends one query without a task of its own: `done` runs on the lane's task when
+    /// the answer arrives, or with an error when the deadline passes, the lane breaks
+    /// or its queue is full. For the UDP path, where a task per query was the largest
+    /// cost after the system calls.
+    pub fn submit(&self, query: Query, done: Completion) {
+        let inner = &self.inner;
+        let unavailable = || RpcError::Unavailable {
+            endpoint: inner.endpoint.clone(),
+        };
+        let Some(lane) = self.pick_lane() else {
+            return done(Err(unavailable()));
+        };
+        let Some(sender) = lane.outgoing.lock().clone() else {
+            return done(Err(unavailable()));
+        };
+        let request_id = lane.next_id.fetch_add(1, Ordering::Relaxed);
+        lane.pending.lock().insert(
+            request_id,
+            Waiter::Callback {
+                done,
+                deadline: tokio::time::Instant::now() + inner.timeout,
+            },
+        );
+        if sender.try_send(request(query, request_id)).is_err() {
+            // A full queue (the backend is far behind) or a lane that just broke.
+            let waiter = lane.pending.lock().remove(&request_id);
+            if let Some(waiter) = waiter {
+                waiter.fail(unavailable);
+            }
         }
     }
 
@@ -207,7 +295,12 @@ impl Drop for PendingGuard<'_> {
 
 /// Keeps one lane connected: connect, stream, and on any failure fail the queries in
 /// flight, back off and start again.
-async fn run_lane(lane: Arc<Lane>, endpoint: Endpoint, shutdown: CancellationToken) {
+async fn run_lane(
+    lane: Arc<Lane>,
+    endpoint: Endpoint,
+    timeout: Duration,
+    shutdown: CancellationToken,
+) {
     let mut backoff = BACKOFF_MIN;
     let mut logged_down = false;
     loop {
@@ -225,17 +318,31 @@ async fn run_lane(lane: Arc<Lane>, endpoint: Endpoint, shutdown: CancellationTok
                 *lane.outgoing.lock() = Some(sender);
                 lane.connected.store(true, Ordering::Relaxed);
                 backoff = BACKOFF_MIN;
+                let mut sweep = tokio::time::interval(SWEEP_EVERY);
+                sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut answered = Vec::with_capacity(MAX_BATCH);
                 loop {
                     let message = tokio::select! {
                         _ = shutdown.cancelled() => break,
+                        _ = sweep.tick() => {
+                            sweep_expired(&lane, &endpoint, timeout);
+                            continue;
+                        }
                         message = inbound.message() => message,
                     };
                     match message {
-                        Ok(Some(response)) => {
-                            let waiter = lane.pending.lock().remove(&response.request_id);
-                            if let Some(waiter) = waiter {
-                                // The waiter may have timed out meanwhile; nothing to do then.
-                                let _ = waiter.send(Answer {
+                        Ok(Some(batch)) => {
+                            // Completions run outside the lock: they send datagrams.
+                            {
+                                let mut pending = lane.pending.lock();
+                                for response in batch.answers {
+                                    if let Some(waiter) = pending.remove(&response.request_id) {
+                                        answered.push((waiter, response));
+                                    }
+                                }
+                            }
+                            for (waiter, response) in answered.drain(..) {
+                                waiter.answer(Answer {
                                     wire: response.wire,
                                     cache_ttl: response.cache_ttl,
                                 });
@@ -250,8 +357,14 @@ async fn run_lane(lane: Arc<Lane>, endpoint: Endpoint, shutdown: CancellationTok
                 }
                 lane.connected.store(false, Ordering::Relaxed);
                 *lane.outgoing.lock() = None;
-                // Dropping the senders wakes every waiter with an error at once.
-                lane.pending.lock().clear();
+                // Every waiter learns at once: tasks from their dropped senders,
+                // completions from the error.
+                let waiters: Vec<Waiter> = lane.pending.lock().drain().map(|(_, w)| w).collect();
+                for waiter in waiters {
+                    waiter.fail(|| RpcError::Unavailable {
+                        endpoint: endpoint.clone(),
+                    });
+                }
                 if shutdown.is_cancelled() {
                     return;
                 }
@@ -263,11 +376,34 @@ async fn run_lane(lane: Arc<Lane>, endpoint: Endpoint, shutdown: CancellationTok
                 }
             }
         }
+        // A query submitted as the lane broke may have slipped in after the drain.
+        sweep_expired(&lane, &endpoint, timeout);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(backoff) => {}
         }
+        sweep_expired(&lane, &endpoint, timeout);
         backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Fails the submitted queries whose deadline has passed (tasks keep their own timers).
+fn sweep_expired(lane: &Lane, endpoint: &Endpoint, timeout: Duration) {
+    let now = tokio::time::Instant::now();
+    let expired: Vec<Waiter> = {
+        let mut pending = lane.pending.lock();
+        let ids: Vec<u64> = pending
+            .iter()
+            .filter(|(_, waiter)| matches!(waiter, Waiter::Callback { deadline, .. } if *deadline <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        ids.iter().filter_map(|id| pending.remove(id)).collect()
+    };
+    for waiter in expired {
+        waiter.fail(|| RpcError::Timeout {
+            endpoint: endpoint.clone(),
+            timeout,
+        });
     }
 }
 
@@ -276,7 +412,7 @@ async fn open_stream(
 ) -> Result<
     (
         mpsc::Sender<pb::QueryRequest>,
-        tonic::Streaming<pb::QueryResponse>,
+        tonic::Streaming<pb::AnswerBatch>,
     ),
     RpcError,
 > {
@@ -285,8 +421,11 @@ async fn open_stream(
         .max_decoding_message_size(128 * 1024)
         .max_encoding_message_size(128 * 1024);
     let (sender, receiver) = mpsc::channel(LANE_QUEUE);
+    let batches = ReceiverStream::new(receiver)
+        .ready_chunks(MAX_BATCH)
+        .map(|queries| pb::QueryBatch { queries });
     let response = client
-        .resolve(ReceiverStream::new(receiver))
+        .resolve(batches)
         .await
         .map_err(|status| RpcError::Call {
             endpoint: endpoint.clone(),

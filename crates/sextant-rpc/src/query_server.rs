@@ -62,8 +62,9 @@ pub fn error_message(wire: &[u8], rcode: u16) -> bytes::Bytes {
     bytes::Bytes::from(out)
 }
 
-/// Queries handled at once on one stream; past it the stream is not read, so a
-/// listener that floods one backend is slowed by HTTP/2 flow control, not by memory.
+/// Queries handled at once on one stream (a batch read at the bound may pass it by
+/// less than one batch); past it the stream is not read, so a listener that floods one
+/// backend is slowed by HTTP/2 flow control, not by memory.
 const MAX_IN_FLIGHT_PER_STREAM: usize = 1024;
 
 #[derive(Debug)]
@@ -81,10 +82,11 @@ impl<H> QueryService<H> {
 }
 
 type AnswerStream = Pin<Box<dyn Stream<Item = Result<pb::QueryResponse, Status>> + Send>>;
+type AnswerBatchStream = Pin<Box<dyn Stream<Item = Result<pb::AnswerBatch, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl<H: QueryHandler> pb::query_server::Query for QueryService<H> {
-    type ResolveStream = AnswerStream;
+    type ResolveStream = AnswerBatchStream;
     type TransferStream = AnswerStream;
 
     async fn transfer(
@@ -108,7 +110,7 @@ impl<H: QueryHandler> pb::query_server::Query for QueryService<H> {
 
     async fn resolve(
         &self,
-        request: Request<Streaming<pb::QueryRequest>>,
+        request: Request<Streaming<pb::QueryBatch>>,
     ) -> Result<Response<Self::ResolveStream>, Status> {
         let inbound = request.into_inner();
         let (sender, receiver) = mpsc::channel(MAX_IN_FLIGHT_PER_STREAM);
@@ -118,14 +120,18 @@ impl<H: QueryHandler> pb::query_server::Query for QueryService<H> {
             sender,
             self.shutdown.clone(),
         ));
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        // Answers ready together leave together, as one message.
+        let batches = ReceiverStream::new(receiver)
+            .ready_chunks(crate::query_client::MAX_BATCH)
+            .map(|answers| Ok(pb::AnswerBatch { answers }));
+        Ok(Response::new(Box::pin(batches)))
     }
 }
 
 async fn serve_stream<H: QueryHandler>(
     handler: Arc<H>,
-    mut inbound: Streaming<pb::QueryRequest>,
-    sender: mpsc::Sender<Result<pb::QueryResponse, Status>>,
+    mut inbound: Streaming<pb::QueryBatch>,
+    sender: mpsc::Sender<pb::QueryResponse>,
     shutdown: CancellationToken,
 ) {
     let mut in_flight = FuturesUnordered::new();
@@ -135,26 +141,28 @@ async fn serve_stream<H: QueryHandler>(
             biased;
             _ = shutdown.cancelled(), if inbound_open => inbound_open = false,
             Some(response) = in_flight.next(), if !in_flight.is_empty() => {
-                if sender.send(Ok(response)).await.is_err() {
+                if sender.send(response).await.is_err() {
                     return;
                 }
             }
             message = inbound.message(), if inbound_open && in_flight.len() < MAX_IN_FLIGHT_PER_STREAM => {
                 match message {
-                    Ok(Some(request)) => {
-                        let handler = handler.clone();
-                        in_flight.push(async move {
-                            let request_id = request.request_id;
-                            let answer = match query_from_request(request) {
-                                Some(query) => handler.handle(query).await,
-                                None => Answer::default(),
-                            };
-                            pb::QueryResponse {
-                                request_id,
-                                wire: answer.wire,
-                                cache_ttl: answer.cache_ttl,
-                            }
-                        });
+                    Ok(Some(batch)) => {
+                        for request in batch.queries {
+                            let handler = handler.clone();
+                            in_flight.push(async move {
+                                let request_id = request.request_id;
+                                let answer = match query_from_request(request) {
+                                    Some(query) => handler.handle(query).await,
+                                    None => Answer::default(),
+                                };
+                                pb::QueryResponse {
+                                    request_id,
+                                    wire: answer.wire,
+                                    cache_ttl: answer.cache_ttl,
+                                }
+                            });
+                        }
                     }
                     // The listener closed its side: finish what is in flight, then stop.
                     Ok(None) | Err(_) => inbound_open = false,

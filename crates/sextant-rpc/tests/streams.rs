@@ -168,3 +168,84 @@ async fn zone_sets_and_health_reach_clients_over_tcp() {
     assert_eq!(second.zones.len(), 2);
     shutdown.cancel();
 }
+
+/// `submit` runs its completion exactly once: with the answer, at the deadline (by the
+/// lane's sweep), or at once when no lane is connected. Many submitted together are
+/// answered (they travel in batches).
+#[tokio::test]
+async fn submitted_queries_complete_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_down = CancellationToken::new();
+    let endpoint = serve(
+        &Endpoint::Unix(dir.path().join("b.sock")),
+        &ZoneSetPublisher::new(),
+        &server_down,
+    )
+    .await;
+    let shutdown = CancellationToken::new();
+    let options = QueryClientOptions {
+        lanes: 1,
+        timeout: Duration::from_millis(200),
+    };
+    let client = QueryClient::start(endpoint, &options, shutdown.clone());
+    connected(&client).await;
+
+    let (sender, mut outcomes) = tokio::sync::mpsc::unbounded_channel();
+    let submit = |first: u8| {
+        let sender = sender.clone();
+        client.submit(
+            query(first),
+            Box::new(move |outcome| {
+                let _ = sender.send((first, outcome.map(|a| a.wire[0]).map_err(|e| e.to_string())));
+            }),
+        );
+    };
+    for _ in 0..500 {
+        submit(0);
+    }
+    submit(100); // one second: past the 200 ms deadline
+    let mut answered = 0;
+    let mut timed_out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while answered + timed_out.len() < 501 {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let (first, outcome) = tokio::time::timeout(remaining, outcomes.recv())
+            .await
+            .expect("every completion runs")
+            .unwrap();
+        match outcome {
+            Ok(byte) => {
+                assert_eq!(byte, first);
+                answered += 1;
+            }
+            Err(error) => timed_out.push((first, error)),
+        }
+    }
+    assert_eq!(answered, 500);
+    assert_eq!(timed_out.len(), 1);
+    assert_eq!(timed_out[0].0, 100);
+    assert!(
+        timed_out[0].1.contains("did not answer within 200ms"),
+        "{timed_out:?}"
+    );
+    // Nothing more: the late answer to the timed-out query finds no one waiting.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(outcomes.try_recv().is_err(), "a completion ran twice");
+
+    server_down.cancel();
+    let wait = Instant::now() + Duration::from_secs(10);
+    while client.is_connected() {
+        assert!(
+            Instant::now() < wait,
+            "client never noticed the server went away"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    submit(0);
+    let (_, outcome) = tokio::time::timeout(Duration::from_millis(50), outcomes.recv())
+        .await
+        .expect("a dead backend fails at once")
+        .unwrap();
+    assert!(outcome.unwrap_err().contains("is not connected"));
+    shutdown.cancel();
+}

@@ -189,15 +189,30 @@ impl Catalog {
 impl Zone {
     /// What this zone says about `name` (which must be at or below the apex).
     fn find(&self, name: &Name, qtype: RecordType) -> Found<'_> {
-        let key = name.to_lowercase();
+        // The canonical key of an ancestor is a prefix of the name's key, ending at
+        // a label's closing 0 byte: one key serves the whole walk.
+        let mut buffer = [0u8; crate::canonical::MAX_KEY];
+        let len = crate::canonical::write_key(name, &mut buffer);
+        let name_key = &buffer[..len];
         let apex_labels = label_count(self.origin());
-        let labels = label_count(&key);
+        let labels = label_count(name);
 
         // Walk down from the apex: a zone cut (NS below the apex) or a DNAME above the
         // name decides the answer before the name itself is looked at.
-        for depth in apex_labels..=labels {
-            let candidate = key.trim_to(depth);
-            let Some(node) = self.node(&candidate) else {
+        let label_ends = name_key
+            .iter()
+            .enumerate()
+            .filter(|(_, byte)| **byte == 0)
+            .map(|(end, _)| end + 1);
+        for (depth, end) in (1..).zip(label_ends) {
+            if depth < apex_labels {
+                continue;
+            }
+            let prefix = &name_key[..end];
+            if !self.has_cut(prefix) {
+                continue;
+            }
+            let Some(node) = self.node_at(prefix) else {
                 continue;
             };
             let at_name = depth == labels;
@@ -223,9 +238,10 @@ impl Zone {
             }
         }
 
-        if let Some(node) = self.node(&key) {
+        if let Some(node) = self.node_at(name_key) {
             return answer_from(node, qtype);
         }
+        let key = name.to_lowercase();
         if self.has_descendants(&key) {
             return Found::NoData; // an empty non-terminal
         }

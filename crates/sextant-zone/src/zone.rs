@@ -21,6 +21,12 @@ pub struct Zone {
     /// Keyed by `canonical::key`: byte order is the canonical DNS order (RFC 4034
     /// §6.1), so a name's descendants follow it directly.
     nodes: BTreeMap<Box<[u8]>, Node>,
+    /// Keys of the names with DNAME, or below the apex with NS (zone cuts): the nodes
+    /// the walk from the apex to a query name must stop at. Most zones have few, and
+    /// with none the walk costs nothing.
+    /// Hashes only: eight bytes per cut even in a zone of a million delegations; a
+    /// collision costs one tree lookup, never a wrong answer (the node is checked).
+    cuts: std::collections::HashSet<u64>,
     record_count: usize,
 }
 
@@ -37,6 +43,15 @@ impl Node {
     pub(crate) fn rrsets(&self) -> &[RRset] {
         &self.rrsets
     }
+}
+
+/// A fixed-key hash of a canonical key (the same in every process, unlike RandomState:
+/// nothing here is exposed to hash flooding, the set is built from the zone file).
+fn key_hash(key: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Number of labels, counting a leading `*` (hickory's `num_labels` does not).
@@ -85,6 +100,16 @@ impl Zone {
         std::iter::once(self.soa.clone())
             .chain(body)
             .chain(std::iter::once(self.soa.clone()))
+    }
+
+    /// The node at a canonical key (see [`canonical`]).
+    pub(crate) fn node_at(&self, key: &[u8]) -> Option<&Node> {
+        self.nodes.get(key)
+    }
+
+    /// True for the key of a name with DNAME, or below the apex with NS.
+    pub(crate) fn has_cut(&self, key: &[u8]) -> bool {
+        !self.cuts.is_empty() && self.cuts.contains(&key_hash(key))
     }
 
     pub(crate) fn node(&self, name: &Name) -> Option<&Node> {
@@ -295,11 +320,22 @@ impl ZoneBuilder {
             .records(&self.origin)
             .next()
             .ok_or_else(|| error(&whole_file, "empty SOA RRset".into()))?;
+        let apex_key = canonical::key(&self.origin);
+        let cuts = self
+            .nodes
+            .iter()
+            .filter(|(key, node)| {
+                (**key != apex_key && node.get(RecordType::NS).is_some())
+                    || node.get(RecordType::DNAME).is_some()
+            })
+            .map(|(key, _)| key_hash(key))
+            .collect();
         Ok((
             Zone {
                 origin: self.origin,
                 soa,
                 nodes: self.nodes,
+                cuts,
                 record_count: self.record_count,
             },
             self.warnings,
