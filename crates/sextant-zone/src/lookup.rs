@@ -3,7 +3,6 @@
 //! server is authoritative for (as NSD does).
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use crate::zone::{Node, label_count};
 use crate::{Catalog, RRset, Zone};
@@ -160,8 +159,8 @@ impl Catalog {
     /// Addresses of the names that NS, MX and SRV answers point to, where served here.
     fn add_additional(&self, out: &mut Lookup, sets: &[&RRset]) {
         for set in sets {
-            for rdata in &set.rdatas {
-                let target = match rdata {
+            for rdata in set.rdatas() {
+                let target = match &rdata {
                     RData::NS(ns) => &ns.0,
                     RData::MX(mx) => &mx.exchange,
                     RData::SRV(srv) => &srv.target,
@@ -272,10 +271,9 @@ impl Zone {
     /// A and AAAA records for the name servers of a referral that lie inside this
     /// zone (at or below the cut), needed to reach them at all.
     fn glue<'a>(&'a self, ns: &'a RRset) -> impl Iterator<Item = Record> + 'a {
-        ns.rdatas
-            .iter()
+        ns.rdatas()
             .filter_map(|rdata| match rdata {
-                RData::NS(ns) => Some(&ns.0),
+                RData::NS(ns) => Some(ns.0),
                 _ => None,
             })
             .filter(|target| self.origin().zone_of(target))
@@ -284,7 +282,7 @@ impl Zone {
                 [RecordType::A, RecordType::AAAA]
                     .into_iter()
                     .filter_map(move |rtype| node.and_then(|n| n.get(rtype)))
-                    .flat_map(move |set| set.records(target))
+                    .flat_map(move |set| set.records(&target))
             })
     }
 }
@@ -306,19 +304,16 @@ fn answer_from(node: &Node, qtype: RecordType) -> Found<'_> {
         return Found::RRsets(vec![set]);
     }
     if let Some(cname) = node.get(RecordType::CNAME)
-        && let Some(RData::CNAME(target)) = cname.rdatas.first()
+        && let Some(RData::CNAME(target)) = cname.first()
     {
-        return Found::Cname(cname, target.0.clone());
+        return Found::Cname(cname, target.0);
     }
     Found::NoData
 }
 
 /// DNAME data is kept as uncompressed wire bytes (hickory-proto has no DNAME type).
 fn dname_target(rrset: &RRset) -> Option<Name> {
-    match rrset.rdatas.first()? {
-        RData::Unknown { rdata, .. } => Name::read(&mut BinDecoder::new(&rdata.anything)).ok(),
-        _ => None,
-    }
+    crate::rrset::read_name(rrset.wire_rdatas().next()?)
 }
 
 #[cfg(test)]

@@ -137,7 +137,11 @@ fn covered_type(data: &RData) -> Option<u16> {
         return None;
     }
     let bytes = hickory_proto::serialize::binary::BinEncodable::to_bytes(data).ok()?;
-    Some(u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]))
+    covered_type_wire(&bytes)
+}
+
+fn covered_type_wire(wire: &[u8]) -> Option<u16> {
+    Some(u16::from_be_bytes([*wire.first()?, *wire.get(1)?]))
 }
 
 /// Collects records and builds a checked [`Zone`], as `named-checkzone` would judge it.
@@ -187,20 +191,27 @@ impl ZoneBuilder {
         let position = node.rrsets.iter().position(|set| {
             set.rtype == rtype
                 && (rtype != RecordType::RRSIG
-                    || set.rdatas.first().and_then(covered_type) == covers)
+                    || set.wire_rdatas().next().and_then(covered_type_wire) == covers)
         });
         let Some(position) = position else {
-            node.rrsets.push(RRset {
-                rtype,
-                ttl: record.ttl,
-                rdatas: vec![record.data],
-            });
-            self.first_seen.insert((owner, rtype), location);
-            self.record_count += 1;
+            let mut set = RRset::new(rtype, record.ttl);
+            if set.push(&record.data) {
+                node.rrsets.push(set);
+                self.first_seen.insert((owner, rtype), location);
+                self.record_count += 1;
+            } else {
+                self.warnings.push(ZoneWarning {
+                    location,
+                    message: format!(
+                        "{rtype} record for {} cannot be encoded; ignored",
+                        record.name
+                    ),
+                });
+            }
             return;
         };
         let set = &mut node.rrsets[position];
-        if set.rdatas.contains(&record.data) {
+        if !set.push(&record.data) {
             self.warnings.push(ZoneWarning {
                 location,
                 message: format!("duplicate {rtype} record for {} ignored", record.name),
@@ -218,12 +229,11 @@ impl ZoneBuilder {
             });
             set.ttl = smallest;
         }
-        set.rdatas.push(record.data);
         self.record_count += 1;
     }
 
     /// Checks the zone as a whole and returns it with the warnings found on the way.
-    pub fn build(self) -> Result<(Zone, Vec<ZoneWarning>), ZoneError> {
+    pub fn build(mut self) -> Result<(Zone, Vec<ZoneWarning>), ZoneError> {
         let whole_file = Location {
             file: self.file.clone(),
             line: 1,
@@ -252,7 +262,7 @@ impl ZoneBuilder {
                 ));
             }
             if let Some(cname) = node.get(RecordType::CNAME) {
-                if cname.rdatas.len() > 1 {
+                if cname.len() > 1 {
                     return Err(error(
                         at(name, RecordType::CNAME),
                         format!("{name} has more than one CNAME; keep one"),
@@ -280,7 +290,7 @@ impl ZoneBuilder {
                 }
             }
             if let Some(dname) = node.get(RecordType::DNAME)
-                && dname.rdatas.len() > 1
+                && dname.len() > 1
             {
                 return Err(error(
                     at(name, RecordType::DNAME),
@@ -298,7 +308,7 @@ impl ZoneBuilder {
                 ),
             ));
         };
-        if soa_set.rdatas.len() > 1 {
+        if soa_set.len() > 1 {
             return Err(error(
                 at(&self.origin, RecordType::SOA),
                 format!(
@@ -320,6 +330,10 @@ impl ZoneBuilder {
             .records(&self.origin)
             .next()
             .ok_or_else(|| error(&whole_file, "empty SOA RRset".into()))?;
+        for node in self.nodes.values_mut() {
+            node.rrsets.shrink_to_fit();
+            node.rrsets.iter_mut().for_each(RRset::shrink);
+        }
         let apex_key = canonical::key(&self.origin);
         let cuts = self
             .nodes
@@ -447,6 +461,6 @@ mod tests {
             .node(&Name::from_ascii("www.example.com.").unwrap())
             .unwrap();
         assert_eq!(www.get(RecordType::A).unwrap().ttl, 30);
-        assert_eq!(www.get(RecordType::A).unwrap().rdatas.len(), 2);
+        assert_eq!(www.get(RecordType::A).unwrap().len(), 2);
     }
 }
