@@ -17,8 +17,8 @@ pub struct RRset {
     /// Seconds; one value for the whole set (RFC 2181 §5.2).
     pub ttl: u32,
     /// Each record's RDATA after its 2-byte length; names uncompressed, in the case
-    /// they were written.
-    data: Vec<u8>,
+    /// they were written. A boxed slice: sets are built once and rarely grow.
+    data: Box<[u8]>,
 }
 
 impl RRset {
@@ -27,7 +27,7 @@ impl RRset {
         Self {
             rtype,
             ttl,
-            data: Vec::new(),
+            data: Box::default(),
         }
     }
 
@@ -46,14 +46,12 @@ impl RRset {
         let Ok(len) = u16::try_from(wire.len()) else {
             return false;
         };
-        self.data.extend_from_slice(&len.to_be_bytes());
-        self.data.extend_from_slice(&wire);
+        let mut data = std::mem::take(&mut self.data).into_vec();
+        data.reserve_exact(2 + wire.len());
+        data.extend_from_slice(&len.to_be_bytes());
+        data.extend_from_slice(&wire);
+        self.data = data.into_boxed_slice();
         true
-    }
-
-    /// Gives back the spare capacity left from building.
-    pub fn shrink(&mut self) {
-        self.data.shrink_to_fit();
     }
 
     pub fn len(&self) -> usize {
@@ -66,7 +64,7 @@ impl RRset {
 
     /// Each record's data in wire form.
     pub fn wire_rdatas(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        let mut rest = self.data.as_slice();
+        let mut rest: &[u8] = &self.data;
         std::iter::from_fn(move || {
             let (len, tail) = rest.split_first_chunk::<2>()?;
             let len = usize::from(u16::from_be_bytes(*len));

@@ -332,7 +332,6 @@ impl ZoneBuilder {
             .ok_or_else(|| error(&whole_file, "empty SOA RRset".into()))?;
         for node in self.nodes.values_mut() {
             node.rrsets.shrink_to_fit();
-            node.rrsets.iter_mut().for_each(RRset::shrink);
         }
         let apex_key = canonical::key(&self.origin);
         let cuts = self
@@ -376,12 +375,10 @@ impl Zone {
         read_include: crate::master::ReadInclude<'_>,
         progress: crate::master::Progress<'_>,
     ) -> Result<(Zone, Vec<ZoneWarning>), ZoneError> {
-        let records =
-            crate::master::parse_with_progress(text, file, origin, read_include, progress)?;
         let mut builder = ZoneBuilder::new(origin, file);
-        for record in records {
-            builder.add(record);
-        }
+        crate::master::parse_each(text, file, origin, read_include, progress, &mut |record| {
+            builder.add(record)
+        })?;
         builder.build()
     }
 }

@@ -42,6 +42,9 @@ pub type Progress<'p> = &'p dyn Fn(usize);
 /// nothing.
 pub const PROGRESS_EVERY: usize = 4096;
 
+/// Takes each record as it is read.
+pub type Sink<'s> = &'s mut dyn FnMut(LocatedRecord);
+
 /// Parses master-file `text` read from `file`, with `origin` as the initial `$ORIGIN`.
 pub fn parse(
     text: &str,
@@ -49,18 +52,23 @@ pub fn parse(
     origin: &Name,
     read_include: ReadInclude<'_>,
 ) -> Result<Vec<LocatedRecord>, ZoneError> {
-    parse_with_progress(text, file, origin, read_include, &|_| {})
+    let mut records = Vec::new();
+    parse_each(text, file, origin, read_include, &|_| {}, &mut |record| {
+        records.push(record)
+    })?;
+    Ok(records)
 }
 
-/// [`parse`], reporting progress (for `sextantctl check-zone` on large files).
-pub fn parse_with_progress(
+/// Hands each record to `sink` as soon as it is read: a large zone is never held
+/// twice (once as parsed records, once as the zone built from them).
+pub fn parse_each(
     text: &str,
     file: &Path,
     origin: &Name,
     read_include: ReadInclude<'_>,
     progress: Progress<'_>,
-) -> Result<Vec<LocatedRecord>, ZoneError> {
-    let mut records = Vec::new();
+    sink: Sink<'_>,
+) -> Result<(), ZoneError> {
     let mut state = State {
         origin: origin.clone(),
         default_ttl: None,
@@ -73,10 +81,9 @@ pub fn parse_with_progress(
         &mut state,
         read_include,
         0,
-        &mut records,
+        sink,
         progress,
-    )?;
-    Ok(records)
+    )
 }
 
 struct State {
@@ -94,7 +101,7 @@ fn parse_into(
     state: &mut State,
     read_include: ReadInclude<'_>,
     depth: usize,
-    out: &mut Vec<LocatedRecord>,
+    out: Sink<'_>,
     progress: Progress<'_>,
 ) -> Result<(), ZoneError> {
     for (index, entry) in Lexer::new(text).enumerate() {
@@ -122,7 +129,7 @@ fn parse_into(
             continue;
         }
         let record = record(&entry, state).map_err(fail)?;
-        out.push(LocatedRecord { record, location });
+        out(LocatedRecord { record, location });
     }
     Ok(())
 }
@@ -133,7 +140,7 @@ fn directive(
     file: &Path,
     read_include: ReadInclude<'_>,
     depth: usize,
-    out: &mut Vec<LocatedRecord>,
+    out: Sink<'_>,
 ) -> Result<(), String> {
     let args = &entry.tokens[1..];
     match entry.tokens[0].text.to_ascii_uppercase().as_str() {
