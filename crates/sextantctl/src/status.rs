@@ -274,16 +274,9 @@ pub async fn control(config: &Path, zone: Option<&str>, retransfer: bool) -> Out
     } else {
         ("sextant-authority", config.authority_endpoint())
     };
-    let Some(endpoint) = endpoint else {
-        eprintln!("the configuration names no {daemon}");
-        return Outcome::BadInput;
-    };
-    let mut client = match ControlClient::connect(endpoint).await {
+    let mut client = match connect(daemon, endpoint).await {
         Ok(client) => client,
-        Err(error) => {
-            eprintln!("{error}; is {daemon} running?");
-            return Outcome::Unreachable;
-        }
+        Err(outcome) => return outcome,
     };
     match client.reload(zone).await {
         Ok(Ok(zones)) => {
@@ -323,16 +316,9 @@ pub async fn notify(config: &Path, zone: Option<&str>) -> Outcome {
         Ok(config) => config,
         Err(outcome) => return outcome,
     };
-    let Some(endpoint) = config.authority_endpoint() else {
-        eprintln!("the configuration names no sextant-authority");
-        return Outcome::BadInput;
-    };
-    let mut client = match ControlClient::connect(endpoint).await {
+    let mut client = match connect("sextant-authority", config.authority_endpoint()).await {
         Ok(client) => client,
-        Err(error) => {
-            eprintln!("{error}; is sextant-authority running?");
-            return Outcome::Unreachable;
-        }
+        Err(outcome) => return outcome,
     };
     match client.notify(zone).await {
         Ok(Ok(outcomes)) => {
@@ -360,4 +346,16 @@ pub async fn notify(config: &Path, zone: Option<&str>) -> Outcome {
             Outcome::Unreachable
         }
     }
+}
+
+/// The control client of `daemon`, or the outcome to exit with (said on stderr).
+async fn connect(daemon: &str, endpoint: Option<&Endpoint>) -> Result<ControlClient, Outcome> {
+    let Some(endpoint) = endpoint else {
+        eprintln!("the configuration names no {daemon}");
+        return Err(Outcome::BadInput);
+    };
+    ControlClient::connect(endpoint).await.map_err(|error| {
+        eprintln!("{error}; is {daemon} running?");
+        Outcome::Unreachable
+    })
 }

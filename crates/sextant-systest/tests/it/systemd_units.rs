@@ -179,14 +179,7 @@ fn sextant_target_starts_the_suite_under_systemd() {
                 .1
         );
     }
-    let (ok, units) = boot.run(&[
-        "systemctl",
-        "is-active",
-        "sextant-transfer",
-        "sextant-authority",
-        "sextant-resolver",
-        "sextant-listener",
-    ]);
+    let (ok, units) = boot.run(&IS_ACTIVE);
     assert!(ok, "not every daemon is active:\n{units}");
 
     // Answers on port 53 over UDP and TCP, v4 and v6, from the installed sample zone.
@@ -258,14 +251,7 @@ fn sextant_target_starts_the_suite_under_systemd() {
     // systemctl returns once the target's own job is done: poll for the rest.
     let stopping = std::time::Instant::now();
     loop {
-        let (_, states) = boot.run(&[
-            "systemctl",
-            "is-active",
-            "sextant-transfer",
-            "sextant-authority",
-            "sextant-resolver",
-            "sextant-listener",
-        ]);
+        let (_, states) = boot.run(&IS_ACTIVE);
         let states: Vec<_> = states.split_whitespace().map(str::to_owned).collect();
         if states.iter().all(|s| s == "inactive") {
             break;
@@ -281,6 +267,16 @@ fn sextant_target_starts_the_suite_under_systemd() {
         stopping.elapsed()
     );
 }
+
+/// Prints one state per daemon, in this order.
+const IS_ACTIVE: [&str; 6] = [
+    "systemctl",
+    "is-active",
+    "sextant-transfer",
+    "sextant-authority",
+    "sextant-resolver",
+    "sextant-listener",
+];
 
 /// The xtask binary when a boot can be tried here; `None` (with the reason printed)
 /// when it cannot.
