@@ -2,7 +2,6 @@
 //! sent from the loop itself; forwarded queries are handed to the backend lane with
 //! the answer's sending attached (no task per query), bounded in number.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -39,7 +38,7 @@ pub async fn serve(
         let packet = &buffer[..len];
         match frontend.decide(packet, client, Transport::Udp) {
             Decision::Drop => {}
-            Decision::Reply(bytes) => send(&socket, &frontend, &bytes, client).await,
+            Decision::Reply(bytes) => frontend.send_udp(&socket, &bytes, client),
             Decision::Forward {
                 backend,
                 max_response_size,
@@ -61,18 +60,5 @@ pub async fn serve(
                 frontend.forward_udp(&socket, forward, permit);
             }
         }
-    }
-}
-
-/// Sends a response, unless rate limiting replaces it (slip) or drops it.
-async fn send(socket: &UdpSocket, frontend: &Frontend, bytes: &[u8], client: SocketAddr) {
-    let limited = frontend.rate_limit(bytes, client);
-    let bytes = match &limited {
-        None => bytes,
-        Some(instead) if instead.is_empty() => return,
-        Some(instead) => instead,
-    };
-    if let Err(error) = socket.send_to(bytes, client).await {
-        tracing::debug!(%error, %client, "UDP send failed");
     }
 }
