@@ -39,6 +39,9 @@ pub struct Behaviour {
     pub spoof_first: Option<Record>,
     /// Records added to the additional section of every answer.
     pub inject_additional: Vec<Record>,
+    /// Waits this long before each answer (a slow server; the server answers one
+    /// query at a time meanwhile).
+    pub delay: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -175,6 +178,9 @@ fn answer(shared: &Shared, wire: &[u8], transport: Transport) -> Option<Vec<u8>>
     let behaviour = shared.behaviour.lock().clone();
     if behaviour.silent {
         return None;
+    }
+    if let Some(delay) = behaviour.delay {
+        thread::sleep(delay);
     }
     let query = Message::from_vec(wire).ok()?;
     if behaviour.refuse || (behaviour.formerr_on_edns && query.edns.is_some()) {

@@ -646,3 +646,47 @@ fn resolves_through_a_real_nsd_in_the_hierarchy() {
     let nx = ask(&suite, "nope.example.test.", RecordType::A);
     assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain);
 }
+
+/// SIGTERM while a query is with a backend: the listener stops reading, but the
+/// answer still goes out before it exits (its lanes to the backends outlive its
+/// sockets by the drain; they used to be cancelled first, and such a query got
+/// SERVFAIL).
+#[test]
+fn a_query_in_flight_at_sigterm_still_gets_its_answer() {
+    let hierarchy = Hierarchy::start("", "");
+    let lab = Lab::new().unwrap();
+    let suite = suite(&lab, &hierarchy, "");
+    // Slow, but within the lab's 300 ms upstream timeout.
+    hierarchy.server(3).set_behaviour(Behaviour {
+        delay: Some(Duration::from_millis(200)),
+        ..Behaviour::default()
+    });
+    let mut message = Message::query();
+    message.metadata.recursion_desired = true;
+    message.add_query(Query::query(
+        Name::from_ascii("www.example.test.").unwrap(),
+        RecordType::A,
+    ));
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    client
+        .send_to(&message.to_vec().unwrap(), suite.dns)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let listener = suite.listener;
+    let stopping = std::thread::spawn(move || listener.terminate(Duration::from_secs(10)));
+
+    let mut buffer = [0u8; 1500];
+    let (len, _) = client
+        .recv_from(&mut buffer)
+        .expect("an answer after SIGTERM");
+    let answer = Message::from_vec(&buffer[..len]).unwrap();
+    assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(addresses(&answer), vec!["192.0.2.80"]);
+    assert!(
+        stopping.join().unwrap().unwrap(),
+        "the listener exits cleanly once the answer is out"
+    );
+}
