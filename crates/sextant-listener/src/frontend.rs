@@ -198,7 +198,7 @@ impl Frontend {
         let cache = match (&self.packet_cache, self.cache_generation()) {
             (Some(cache), Some(generation)) => {
                 if let Some(hit) = cache.answer(packet, &view, generation, max_response_size) {
-                    stats::answered("cache", &hit);
+                    stats::answered(stats::Source::Cache, &hit);
                     return Decision::Reply(hit);
                 }
                 // A signed query must reach the backend every time.
@@ -380,7 +380,7 @@ impl Frontend {
             Ok(answer) if answer.wire.is_empty() => None,
             Ok(answer) => {
                 stats::backend_answered(backend, started.elapsed());
-                stats::answered("backend", &answer.wire);
+                stats::answered(stats::Source::Backend, &answer.wire);
                 if let (Some(store), Some((key, generation))) = (&self.packet_cache, cache) {
                     // Recursive answers age in the cache like in the resolver's own;
                     // authoritative ones keep the zone's TTLs.
@@ -474,7 +474,7 @@ impl Frontend {
             u16::from(RCODE_SERVFAIL),
             self.udp_payload_size,
         );
-        stats::answered("listener", &out);
+        stats::answered(stats::Source::Listener, &out);
         Some(out)
     }
 
@@ -494,7 +494,7 @@ impl Frontend {
             Some(text) => {
                 let mut out = Vec::with_capacity(64 + text.len());
                 write_chaos_txt(&mut out, packet, view, text, self.udp_payload_size);
-                stats::answered("listener", &out);
+                stats::answered(stats::Source::Listener, &out);
                 Decision::Reply(out)
             }
             None => self.reply(packet, &view.header, Some(view), u16::from(RCODE_REFUSED)),
@@ -510,7 +510,7 @@ impl Frontend {
     ) -> Decision {
         let mut out = Vec::with_capacity(64);
         write_error_response(&mut out, packet, header, view, rcode, self.udp_payload_size);
-        stats::answered("listener", &out);
+        stats::answered(stats::Source::Listener, &out);
         Decision::Reply(out)
     }
 

@@ -21,6 +21,15 @@ struct Hot {
     cache_misses: Counter,
 }
 
+/// Who wrote an answer: the `source` label, and the answers' row in [`Hot`].
+#[derive(Clone, Copy, Debug)]
+pub enum Source {
+    /// Written by the listener itself (errors, CH TXT, refusals).
+    Listener = 0,
+    Cache = 1,
+    Backend = 2,
+}
+
 const SOURCES: [&str; 3] = ["listener", "cache", "backend"];
 
 /// Built at the first packet, after the daemon installed its recorder.
@@ -71,11 +80,10 @@ pub fn dropped(reason: &'static str) {
     metrics::counter!("sextant_listener_dropped_total", "reason" => reason).increment(1);
 }
 
-/// An answer sent; `source` is `listener` (written here), `cache` or `backend`.
-pub fn answered(source: &'static str, wire: &[u8]) {
+/// An answer sent, by who wrote it and its RCODE.
+pub fn answered(source: Source, wire: &[u8]) {
     let rcode = wire.get(3).map_or(0, |flags| flags & 0x0f);
-    let source = SOURCES.iter().position(|s| *s == source).unwrap_or(0);
-    if let Some(counter) = hot().answers[source].get(usize::from(rcode)) {
+    if let Some(counter) = hot().answers[source as usize].get(usize::from(rcode)) {
         counter.increment(1);
     }
 }
