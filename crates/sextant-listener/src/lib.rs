@@ -10,6 +10,7 @@ mod rrl;
 mod stats;
 mod tcp;
 mod udp;
+mod udp_batch;
 
 pub use bind::BindError;
 pub use frontend::{Acl, Backend, Decision, Frontend, Policy};

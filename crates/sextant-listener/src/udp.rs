@@ -1,6 +1,7 @@
-//! The UDP front end: one receive loop per socket. Answers that need no backend are
-//! sent from the loop itself; forwarded queries are handed to the backend lane with
-//! the answer's sending attached (no task per query), bounded in number.
+//! The UDP front end: one receive loop per socket. It reads the datagrams waiting in
+//! batches; answers that need no backend (cache hits, errors) leave together in one
+//! send once the batch is decided; forwarded queries are handed to the backend lane
+//! with the answer's sending attached (no task per query), bounded in number.
 
 use std::sync::Arc;
 
@@ -11,9 +12,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::frontend::{Decision, Frontend, UdpForward};
-
-/// Largest datagram we read; a DNS query is far smaller, the rest is dropped unread.
-const RECV_BUFFER: usize = 4096;
+use crate::udp_batch::{RecvBatch, SendBatch};
 
 pub async fn serve(
     socket: UdpSocket,
@@ -22,43 +21,73 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let socket = Arc::new(socket);
-    let mut buffer = vec![0u8; RECV_BUFFER];
+    let mut received = RecvBatch::new();
+    let mut replies = SendBatch::new();
     loop {
-        let (len, client) = tokio::select! {
+        tokio::select! {
             _ = shutdown.cancelled() => return,
-            received = socket.recv_from(&mut buffer) => match received {
-                Ok(received) => received,
-                // ICMP errors from earlier sends surface here on some systems: not fatal.
-                Err(error) => {
-                    tracing::debug!(%error, "UDP receive error");
-                    continue;
-                }
+            ready = socket.readable() => if let Err(error) = ready {
+                tracing::warn!(%error, "UDP socket failed");
+                return;
             },
-        };
-        let packet = &buffer[..len];
-        match frontend.decide(packet, client, Transport::Udp) {
-            Decision::Drop => {}
-            Decision::Reply(bytes) => frontend.send_udp(&socket, &bytes, client),
-            Decision::Forward {
+        }
+        // One batch per readiness: the wait above yields to the other tasks of this
+        // thread (the backend lanes) between batches, however fast packets arrive.
+        match received.recv(&socket) {
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
+            // ICMP errors from earlier sends surface here on some systems: not fatal.
+            Err(error) => {
+                tracing::debug!(%error, "UDP receive error");
+                continue;
+            }
+        }
+        for (packet, client) in received.datagrams() {
+            handle(&frontend, &socket, &in_flight, &mut replies, packet, client);
+        }
+        if !replies.is_empty() {
+            let flushed = replies.flush(&socket);
+            for _ in 0..flushed.buffer_full {
+                crate::stats::dropped("send_buffer_full");
+            }
+        }
+    }
+}
+
+fn handle(
+    frontend: &Arc<Frontend>,
+    socket: &Arc<UdpSocket>,
+    in_flight: &Arc<Semaphore>,
+    replies: &mut SendBatch,
+    packet: &[u8],
+    client: std::net::SocketAddr,
+) {
+    match frontend.decide(packet, client, Transport::Udp) {
+        Decision::Drop => {}
+        Decision::Reply(bytes) => match frontend.rate_limit(&bytes, client) {
+            None => replies.push(bytes, client),
+            Some(instead) if instead.is_empty() => {}
+            Some(instead) => replies.push(instead, client),
+        },
+        Decision::Forward {
+            backend,
+            max_response_size,
+            cache,
+        } => {
+            let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                // Over the in-flight bound the query is dropped: the client retries,
+                // and memory stays bounded however fast packets arrive.
+                crate::stats::dropped("overload");
+                return;
+            };
+            let forward = UdpForward {
                 backend,
+                packet: Bytes::copy_from_slice(packet),
+                client,
                 max_response_size,
                 cache,
-            } => {
-                let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-                    // Over the in-flight bound the query is dropped: the client retries,
-                    // and memory stays bounded however fast packets arrive.
-                    crate::stats::dropped("overload");
-                    continue;
-                };
-                let forward = UdpForward {
-                    backend,
-                    packet: Bytes::copy_from_slice(packet),
-                    client,
-                    max_response_size,
-                    cache,
-                };
-                frontend.forward_udp(&socket, forward, permit);
-            }
+            };
+            frontend.forward_udp(socket, forward, permit);
         }
     }
 }
