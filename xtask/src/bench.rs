@@ -494,6 +494,37 @@ fn report(results: &[Measure], out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What CI asks of `bench --quick`: that every server was measured and the table,
+/// JSON and chart were written. Not a speed: this machine's speed is not a test.
+pub fn check_smoke_run() -> anyhow::Result<()> {
+    let out = workspace_root().join("target/bench");
+    let json = std::fs::read_to_string(out.join("results.json"))
+        .context("the bench wrote no results.json")?;
+    let results: Vec<serde_json::Value> =
+        serde_json::from_str(&json).context("results.json is not a JSON list")?;
+    for server in ["sextant-cache", "sextant-nocache", "nsd", "knot", "bind"] {
+        let measured = results.iter().find(|r| r["server"] == server);
+        let answered = measured
+            .and_then(|r| r["udp_qps"].as_f64())
+            .is_some_and(|qps| qps > 0.0)
+            && measured
+                .and_then(|r| r["tcp_qps"].as_f64())
+                .is_some_and(|qps| qps > 0.0);
+        anyhow::ensure!(
+            answered,
+            "the bench has no UDP and TCP figures for {server}"
+        );
+    }
+    let table = std::fs::read_to_string(out.join("results.txt"))
+        .context("the bench wrote no results.txt")?;
+    anyhow::ensure!(table.contains("vs nsd"), "results.txt has no table");
+    let chart =
+        std::fs::read_to_string(out.join("chart.svg")).context("the bench drew no chart.svg")?;
+    anyhow::ensure!(chart.contains("<svg"), "chart.svg is not an SVG image");
+    println!("bench smoke run: every server measured; table, JSON and chart written");
+    Ok(())
+}
+
 /// Two bar groups, throughput and latency, one bar per server.
 fn chart(results: &[Measure]) -> String {
     let width = 760.0;

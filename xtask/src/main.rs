@@ -80,6 +80,9 @@ enum Task {
         /// Skip `cargo fmt --check` and `cargo clippy`.
         #[arg(long)]
         no_lint: bool,
+        /// Skip the closing `bench --quick` smoke run (it builds release binaries).
+        #[arg(long)]
+        no_bench: bool,
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(last = true)]
         cargo_args: Vec<String>,
@@ -108,12 +111,13 @@ fn main() -> anyhow::Result<()> {
         } => install::install(&prefix, destdir.as_deref(), debug, no_build),
         Task::Test {
             no_lint,
+            no_bench,
             cargo_args,
-        } => test(no_lint, &cargo_args),
+        } => test(no_lint, no_bench, &cargo_args),
     }
 }
 
-fn test(no_lint: bool, cargo_args: &[String]) -> anyhow::Result<()> {
+fn test(no_lint: bool, no_bench: bool, cargo_args: &[String]) -> anyhow::Result<()> {
     peers::ensure(peers::TEST_PEERS)?;
     if !no_lint {
         cargo(&["fmt", "--all", "--", "--check"])
@@ -133,7 +137,14 @@ fn test(no_lint: bool, cargo_args: &[String]) -> anyhow::Result<()> {
     cargo(&["build", "--package", "xtask"])?;
     let mut args = vec!["test", "--workspace"];
     args.extend(cargo_args.iter().map(String::as_str));
-    cargo(&args)
+    cargo(&args)?;
+    // The benchmark is part of the product (README promises every figure from one
+    // command): prove it still runs end to end, without judging this machine's speed.
+    if !no_bench && cargo_args.is_empty() {
+        bench::bench(bench::Plan::quick(), None).context("`cargo xtask bench --quick` failed")?;
+        bench::check_smoke_run()?;
+    }
+    Ok(())
 }
 
 pub(crate) fn cargo(args: &[&str]) -> anyhow::Result<()> {

@@ -16,6 +16,8 @@ pub const TEST_PEERS: &[(&str, &str)] = &[
     // The systemd boot test: a loopback interface in its namespace, and nsenter.
     ("ip", "iproute2"),
     ("nsenter", "util-linux"),
+    // The closing `bench --quick` smoke run.
+    ("dnsperf", "dnsperf"),
 ];
 
 fn have(program: &str) -> bool {
