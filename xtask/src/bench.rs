@@ -47,7 +47,7 @@ const BENCH_PEERS: &[(&str, &str)] = &[
     ("knotd", "knot"),
     ("named", "bind9"),
 ];
-const ZONE: &str = "bench.test";
+pub(crate) const ZONE: &str = "bench.test";
 /// Long enough for a million-record zone on a slow machine.
 const READY_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -159,7 +159,7 @@ pub(crate) fn generate_zone(names: usize, zone: &Path) -> anyhow::Result<()> {
 
 /// A zone of `names` hosts and a query file: 80% existing names, 10% NXDOMAIN, 10%
 /// NODATA, in a fixed pseudo-random order (same every run).
-fn generate(names: usize, zone: &Path, queries: &Path) -> anyhow::Result<()> {
+pub(crate) fn generate(names: usize, zone: &Path, queries: &Path) -> anyhow::Result<()> {
     generate_zone(names, zone)?;
     let mut state: u64 = 0x2545_f491_4f6c_dd1d;
     let mut lines = String::new();

@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_resolver;
+mod bench_rpc;
 mod bench_transfer;
 mod install;
 mod peers;
@@ -38,6 +39,13 @@ enum Task {
         /// Only the servers whose name contains this (sextant, nsd, knot, bind).
         #[arg(long)]
         only: Option<String>,
+    },
+    /// The listener-to-backend hop alone: a unary gRPC call per query against the
+    /// streaming lanes, on an authority loaded with the benchmark zone.
+    BenchRpc {
+        /// Seconds per mode.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
     /// Resolver cache hits and misses on a loopback hierarchy: Sextant, Unbound,
     /// PowerDNS Recursor (needs root: the lab servers use port 53).
@@ -93,6 +101,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Run { release } => run::run(release),
         Task::BenchLoad { records } => bench::bench_load(records),
+        Task::BenchRpc { seconds } => bench_rpc::bench_rpc(seconds),
         Task::BenchResolver { quick } => bench_resolver::bench_resolver(quick),
         Task::BenchTransfer { records } => bench_transfer::bench_transfer(records),
         Task::Bench { quick, only } => {

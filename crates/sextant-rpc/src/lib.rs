@@ -12,6 +12,7 @@ mod query_client;
 mod query_server;
 mod secondary;
 mod server;
+mod unary;
 mod zones;
 
 /// Code generated from `proto/sextant/v1/dns.proto` at build time (see build.rs).
@@ -37,6 +38,7 @@ pub use secondary::{
     VersionEvent, VersionNotifier, VersionSource, VersionState, ZoneVersion, follow_versions,
 };
 pub use server::{GrpcServer, Services};
+pub use unary::UnaryQueryClient;
 pub use zones::{ZoneSet, ZoneSetPublisher, ZoneWatcher};
 
 use std::net::SocketAddr;

@@ -269,7 +269,7 @@ impl QueryClient {
     }
 }
 
-fn request(query: Query, request_id: u64) -> pb::QueryRequest {
+pub(crate) fn request(query: Query, request_id: u64) -> pb::QueryRequest {
     pb::QueryRequest {
         request_id,
         wire: query.wire,

@@ -108,6 +108,22 @@ impl<H: QueryHandler> pb::query_server::Query for QueryService<H> {
         Ok(Response::new(Box::pin(stream)))
     }
 
+    async fn ask(
+        &self,
+        request: Request<pb::QueryRequest>,
+    ) -> Result<Response<pb::QueryResponse>, Status> {
+        let request = request.into_inner();
+        let request_id = request.request_id;
+        let query = query_from_request(request)
+            .ok_or_else(|| Status::invalid_argument("the request has no transport"))?;
+        let answer = self.handler.handle(query).await;
+        Ok(Response::new(pb::QueryResponse {
+            request_id,
+            wire: answer.wire,
+            cache_ttl: answer.cache_ttl,
+        }))
+    }
+
     async fn resolve(
         &self,
         request: Request<Streaming<pb::QueryBatch>>,

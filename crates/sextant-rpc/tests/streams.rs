@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sextant_rpc::{
     Answer, Endpoint, GrpcServer, HealthState, Query, QueryClient, QueryClientOptions,
-    QueryHandler, Services, Transport, ZoneSetPublisher, ZoneWatcher, check_health,
+    QueryHandler, Services, Transport, UnaryQueryClient, ZoneSetPublisher, ZoneWatcher,
+    check_health,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -247,5 +248,36 @@ async fn submitted_queries_complete_exactly_once() {
         .expect("a dead backend fails at once")
         .unwrap();
     assert!(outcome.unwrap_err().contains("is not connected"));
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_unary_call_gets_the_answer_a_lane_gets() {
+    let dir = tempfile::tempdir().unwrap();
+    let shutdown = CancellationToken::new();
+    let endpoint = serve(
+        &Endpoint::Unix(dir.path().join("b.sock")),
+        &ZoneSetPublisher::new(),
+        &shutdown,
+    )
+    .await;
+    let unary = UnaryQueryClient::connect(endpoint.clone()).await.unwrap();
+    let lanes = QueryClient::start(endpoint, &QueryClientOptions::default(), shutdown.clone());
+    connected(&lanes).await;
+    let by_call = unary.ask(query(0)).await.unwrap();
+    let by_lane = lanes.query(query(0)).await.unwrap();
+    assert_eq!(by_call, by_lane);
+    assert_eq!(by_call.wire.as_ref(), &[0, 1, 2, 3]);
+    assert_eq!(by_call.cache_ttl, 1232);
+    // Concurrent calls share the one connection, each on a stream of its own.
+    let calls: Vec<_> = (0..20u8)
+        .map(|i| {
+            let unary = unary.clone();
+            tokio::spawn(async move { unary.ask(query(i % 3)).await.unwrap() })
+        })
+        .collect();
+    for (i, call) in (0..20u8).zip(calls) {
+        assert_eq!(call.await.unwrap().wire[0], i % 3);
+    }
     shutdown.cancel();
 }
