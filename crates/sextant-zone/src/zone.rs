@@ -150,7 +150,7 @@ pub struct ZoneBuilder {
     origin: Name,
     file: Arc<std::path::PathBuf>,
     nodes: BTreeMap<Box<[u8]>, Node>,
-    /// Where each RRset was first written, for errors about it.
+    /// Where each SOA, CNAME and DNAME set was first written, for errors about it.
     first_seen: HashMap<(Box<[u8]>, RecordType), Location>,
     warnings: Vec<ZoneWarning>,
     record_count: usize,
@@ -184,7 +184,11 @@ impl ZoneBuilder {
         }
         let owner = canonical::key(&record.name);
         let rtype = record.record_type();
-        let node = self.nodes.entry(owner.clone()).or_default();
+        // Most names hold one set: room for exactly one, so that `build` has little
+        // to shrink (a million freed spare slots would be the load's largest waste).
+        let node = self.nodes.entry(owner.clone()).or_insert_with(|| Node {
+            rrsets: Vec::with_capacity(1),
+        });
         // RRSIGs covering different types are different sets (RFC 4034 §3: each
         // carries the TTL of the RRset it covers).
         let covers = covered_type(&record.data);
@@ -197,7 +201,14 @@ impl ZoneBuilder {
             let mut set = RRset::new(rtype, record.ttl);
             if set.push(&record.data) {
                 node.rrsets.push(set);
-                self.first_seen.insert((owner, rtype), location);
+                // Only these types' places are ever cited (the checks in `build`);
+                // remembering every set's would hold a key per RRset for the load.
+                if matches!(
+                    rtype,
+                    RecordType::SOA | RecordType::CNAME | RecordType::DNAME
+                ) {
+                    self.first_seen.insert((owner, rtype), location);
+                }
                 self.record_count += 1;
             } else {
                 self.warnings.push(ZoneWarning {
