@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on {addr} ({proto}): {cause}; {fix}")]
@@ -41,7 +41,8 @@ fn bind_error(addr: SocketAddr, proto: &'static str, cause: io::Error) -> BindEr
 /// The sockets for one configured address.
 #[derive(Debug)]
 pub struct BoundAddress {
-    pub udp: Vec<UdpSocket>,
+    /// Not yet registered with a runtime: each UDP worker takes one to its own.
+    pub udp: Vec<std::net::UdpSocket>,
     pub tcp: TcpListener,
     pub local: SocketAddr,
 }
@@ -81,7 +82,7 @@ pub fn bind_address(addr: SocketAddr, udp_workers: usize) -> Result<BoundAddress
     Err(last_error.unwrap_or_else(|| bind_error(addr, "TCP", io::ErrorKind::AddrInUse.into())))
 }
 
-fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
@@ -92,7 +93,7 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     let _ = socket.set_send_buffer_size(4 * 1024 * 1024);
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
+    Ok(socket.into())
 }
 
 fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {

@@ -112,7 +112,9 @@ pub struct Policy {
     pub rrl: Option<Rrl>,
 }
 
-#[derive(Debug)]
+/// Cheap to clone: a UDP worker holds a clone with lanes of its own to the backends;
+/// the packet cache and the policy are shared by all.
+#[derive(Clone, Debug)]
 pub struct Frontend {
     pub router: Arc<Router>,
     /// `None` in a resolver-only setup.
@@ -127,8 +129,8 @@ pub struct Frontend {
     /// Largest UDP response we send, bytes.
     pub udp_payload_size: u16,
     /// `None` when disabled in the configuration.
-    pub packet_cache: Option<PacketCache>,
-    pub policy: ArcSwap<Policy>,
+    pub packet_cache: Option<Arc<PacketCache>>,
+    pub policy: Arc<ArcSwap<Policy>>,
 }
 
 /// `version.bind`, `version.server` (RFC 4892 §2), lower-cased wire form.

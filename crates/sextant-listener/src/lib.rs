@@ -134,8 +134,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         transfer,
         udp_payload_size: section.udp_payload_size,
         packet_cache: (section.packet_cache_bytes > 0)
-            .then(|| PacketCache::new(section.packet_cache_bytes)),
-        policy: ArcSwap::from_pointee(policy(&section)),
+            .then(|| Arc::new(PacketCache::new(section.packet_cache_bytes))),
+        policy: Arc::new(ArcSwap::from_pointee(policy(&section))),
     });
 
     let udp_in_flight = Arc::new(Semaphore::new(MAX_UDP_IN_FLIGHT));
@@ -147,16 +147,42 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         max_per_client: section.tcp_max_connections_per_client,
     };
     let mut tasks = tokio::task::JoinSet::new();
+    let mut udp_workers = Vec::new();
     let mut addresses = Vec::new();
     for address in bound {
         addresses.push(address.local.to_string());
         for socket in address.udp {
-            tasks.spawn(udp::serve(
+            // A lane of its own to each backend, on the worker's runtime: a forwarded
+            // query and its answer never leave the worker's thread.
+            let own_lanes = || {
+                let lane = |client: &Option<QueryClient>| {
+                    client.as_ref().map(|client| {
+                        QueryClient::start(
+                            client.endpoint().clone(),
+                            &QueryClientOptions {
+                                lanes: 1,
+                                timeout: client.timeout(),
+                            },
+                            lanes_shutdown.clone(),
+                        )
+                    })
+                };
+                Arc::new(Frontend {
+                    authority: lane(&frontend.authority),
+                    resolver: lane(&frontend.resolver),
+                    transfer: lane(&frontend.transfer),
+                    ..Frontend::clone(&frontend)
+                })
+            };
+            let (worker, worker_frontend) = udp::spawn_worker(
                 socket,
-                frontend.clone(),
+                own_lanes,
                 udp_in_flight.clone(),
                 shutdown.clone(),
-            ));
+                lanes_shutdown.clone(),
+            )
+            .map_err(|e| anyhow::anyhow!("starting a UDP worker for {}: {e}", address.local))?;
+            udp_workers.push((worker, worker_frontend));
         }
         tasks.spawn(tcp::serve(
             address.tcp,
@@ -174,7 +200,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         }
         let connected =
             |client: &Option<QueryClient>| client.as_ref().is_none_or(|c| c.is_connected());
-        while !connected(&frontend.authority) || !connected(&frontend.resolver) {
+        let all_connected =
+            |frontend: &Frontend| connected(&frontend.authority) && connected(&frontend.resolver);
+        while !all_connected(&frontend)
+            || !udp_workers.iter().all(|(_, worker)| all_connected(worker))
+        {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     };
@@ -227,6 +257,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         tracing::warn!("stopped with queries still in flight");
     }
     lanes_shutdown.cancel();
+    // The UDP workers end with the lanes (their loops stopped at `shutdown`).
+    let _ = tokio::task::spawn_blocking(move || {
+        for (worker, _) in udp_workers {
+            let _ = worker.join();
+        }
+    })
+    .await;
     tracing::info!("listener stopped");
     Ok(())
 }

@@ -14,7 +14,40 @@ use tokio_util::sync::CancellationToken;
 use crate::frontend::{Decision, Frontend, UdpForward};
 use crate::udp_batch::{RecvBatch, SendBatch};
 
-pub async fn serve(
+/// Starts a receive loop on a thread of its own, with a single-threaded runtime: a
+/// socket's datagrams are decided and answered on the thread that read them. (On a
+/// work-stealing pool, a woken loop also woke an idle worker to look for work: a
+/// third more CPU per query at moderate rates.) `frontend` runs on that runtime, so
+/// the backend lanes it starts are the worker's own. The runtime outlives the loop
+/// until `keep_until` is cancelled, so answers still coming back from a backend
+/// after the loop has stopped are sent on its socket.
+pub fn spawn_worker(
+    socket: std::net::UdpSocket,
+    frontend: impl FnOnce() -> Arc<Frontend>,
+    in_flight: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    keep_until: CancellationToken,
+) -> std::io::Result<(std::thread::JoinHandle<()>, Arc<Frontend>)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (socket, frontend) = {
+        let _context = runtime.enter();
+        (UdpSocket::from_std(socket)?, frontend())
+    };
+    let worker_frontend = frontend.clone();
+    let thread = std::thread::Builder::new()
+        .name("udp-worker".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                serve(socket, frontend, in_flight, shutdown).await;
+                keep_until.cancelled().await;
+            });
+        })?;
+    Ok((thread, worker_frontend))
+}
+
+async fn serve(
     socket: UdpSocket,
     frontend: Arc<Frontend>,
     in_flight: Arc<Semaphore>,

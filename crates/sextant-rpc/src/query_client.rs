@@ -145,6 +145,11 @@ impl QueryClient {
         &self.inner.endpoint
     }
 
+    /// The deadline of one query.
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
     /// True when at least one lane has a live stream.
     pub fn is_connected(&self) -> bool {
         self.inner
