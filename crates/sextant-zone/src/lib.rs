@@ -10,6 +10,7 @@ mod error;
 mod fit;
 mod lookup;
 pub mod master;
+mod nodes;
 mod query;
 mod rrset;
 mod zone;

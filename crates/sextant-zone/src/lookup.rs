@@ -208,8 +208,8 @@ impl Zone {
                 continue;
             }
             let prefix = &name_key[..end];
-            if !self.has_cut(prefix) {
-                continue;
+            if !self.has_cuts() {
+                break;
             }
             let Some(node) = self.node_at(prefix) else {
                 continue;

@@ -1,7 +1,6 @@
 //! One zone in memory and the checks it must pass before it is served.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -9,6 +8,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::canonical;
 use crate::master::LocatedRecord;
+use crate::nodes::Nodes;
 use crate::{Location, RRset, ZoneError, ZoneWarning};
 
 /// The names of one zone, each with its RRsets. Immutable once built: a reload builds
@@ -20,13 +20,10 @@ pub struct Zone {
     soa: Record,
     /// Keyed by `canonical::key`: byte order is the canonical DNS order (RFC 4034
     /// §6.1), so a name's descendants follow it directly.
-    nodes: BTreeMap<Box<[u8]>, Node>,
-    /// Keys of the names with DNAME, or below the apex with NS (zone cuts): the nodes
-    /// the walk from the apex to a query name must stop at. Most zones have few, and
-    /// with none the walk costs nothing.
-    /// Hashes only: eight bytes per cut even in a zone of a million delegations; a
-    /// collision costs one tree lookup, never a wrong answer (the node is checked).
-    cuts: std::collections::HashSet<u64>,
+    nodes: Nodes,
+    /// Whether any name has DNAME, or NS below the apex (a zone cut): only then must
+    /// the walk from the apex to a query name look at the names above it.
+    has_cuts: bool,
     record_count: usize,
 }
 
@@ -43,15 +40,6 @@ impl Node {
     pub(crate) fn rrsets(&self) -> &[RRset] {
         &self.rrsets
     }
-}
-
-/// A fixed-key hash of a canonical key (the same in every process, unlike RandomState:
-/// nothing here is exposed to hash flooding, the set is built from the zone file).
-fn key_hash(key: &[u8]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    key.hash(&mut hasher);
-    hasher.finish()
 }
 
 /// Number of labels, counting a leading `*` (hickory's `num_labels` does not).
@@ -107,9 +95,9 @@ impl Zone {
         self.nodes.get(key)
     }
 
-    /// True for the key of a name with DNAME, or below the apex with NS.
-    pub(crate) fn has_cut(&self, key: &[u8]) -> bool {
-        !self.cuts.is_empty() && self.cuts.contains(&key_hash(key))
+    /// Whether some name has DNAME, or NS below the apex.
+    pub(crate) fn has_cuts(&self) -> bool {
+        self.has_cuts
     }
 
     pub(crate) fn node(&self, name: &Name) -> Option<&Node> {
@@ -125,9 +113,8 @@ impl Zone {
         let len = canonical::write_key(name, &mut buffer);
         let key = &buffer[..len];
         self.nodes
-            .range::<[u8], _>((Bound::Excluded(key), Bound::Unbounded))
-            .next()
-            .is_some_and(|(next, _)| next.starts_with(key))
+            .next_key_after(key)
+            .is_some_and(|next| next.starts_with(key))
     }
 }
 
@@ -149,6 +136,8 @@ fn covered_type_wire(wire: &[u8]) -> Option<u16> {
 pub struct ZoneBuilder {
     origin: Name,
     file: Arc<std::path::PathBuf>,
+    /// A tree while records arrive in file order: inserting in order costs less than
+    /// sorting a million scattered keys at the end.
     nodes: BTreeMap<Box<[u8]>, Node>,
     /// Where each SOA, CNAME and DNAME set was first written, for errors about it.
     first_seen: HashMap<(Box<[u8]>, RecordType), Location>,
@@ -259,11 +248,15 @@ impl ZoneBuilder {
                 .unwrap_or(&whole_file)
         };
 
+        for node in self.nodes.values_mut() {
+            node.rrsets.shrink_to_fit();
+        }
+        let nodes = Nodes::from_sorted(std::mem::take(&mut self.nodes));
         let origin_key = canonical::key(&self.origin);
-        for (key, node) in &self.nodes {
+        for (key, node) in nodes.iter() {
             // Names are rebuilt only for messages: most nodes need none.
             let name = &canonical::name(key);
-            if node.get(RecordType::SOA).is_some() && key != &origin_key {
+            if node.get(RecordType::SOA).is_some() && key != &*origin_key {
                 return Err(error(
                     at(name, RecordType::SOA),
                     format!(
@@ -309,7 +302,7 @@ impl ZoneBuilder {
                 ));
             }
         }
-        let apex = self.nodes.get(&origin_key);
+        let apex = nodes.get(&origin_key);
         let Some(soa_set) = apex.and_then(|n| n.get(RecordType::SOA)) else {
             return Err(error(
                 &whole_file,
@@ -341,25 +334,16 @@ impl ZoneBuilder {
             .records(&self.origin)
             .next()
             .ok_or_else(|| error(&whole_file, "empty SOA RRset".into()))?;
-        for node in self.nodes.values_mut() {
-            node.rrsets.shrink_to_fit();
-        }
-        let apex_key = canonical::key(&self.origin);
-        let cuts = self
-            .nodes
-            .iter()
-            .filter(|(key, node)| {
-                (**key != apex_key && node.get(RecordType::NS).is_some())
-                    || node.get(RecordType::DNAME).is_some()
-            })
-            .map(|(key, _)| key_hash(key))
-            .collect();
+        let has_cuts = nodes.iter().any(|(key, node)| {
+            (key != &*origin_key && node.get(RecordType::NS).is_some())
+                || node.get(RecordType::DNAME).is_some()
+        });
         Ok((
             Zone {
                 origin: self.origin,
                 soa,
-                nodes: self.nodes,
-                cuts,
+                nodes,
+                has_cuts,
                 record_count: self.record_count,
             },
             self.warnings,
