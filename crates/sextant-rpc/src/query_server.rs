@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -128,65 +129,86 @@ impl<H: QueryHandler> pb::query_server::Query for QueryService<H> {
         &self,
         request: Request<Streaming<pb::QueryBatch>>,
     ) -> Result<Response<Self::ResolveStream>, Status> {
-        let inbound = request.into_inner();
-        let (sender, receiver) = mpsc::channel(MAX_IN_FLIGHT_PER_STREAM);
-        tokio::spawn(serve_stream(
-            self.handler.clone(),
-            inbound,
-            sender,
-            self.shutdown.clone(),
-        ));
-        // Answers ready together leave together, as one message.
-        let batches = ReceiverStream::new(receiver)
-            .ready_chunks(crate::query_client::MAX_BATCH)
-            .map(|answers| Ok(pb::AnswerBatch { answers }));
-        Ok(Response::new(Box::pin(batches)))
+        let answers = Answers {
+            handler: self.handler.clone(),
+            inbound: request.into_inner(),
+            inbound_open: true,
+            in_flight: FuturesUnordered::new(),
+            shutdown: Box::pin(self.shutdown.clone().cancelled_owned()),
+        };
+        Ok(Response::new(Box::pin(answers)))
     }
 }
 
-async fn serve_stream<H: QueryHandler>(
+type Answering = Pin<Box<dyn Future<Output = pb::QueryResponse> + Send>>;
+
+/// One lane's answers, computed as the HTTP/2 stream asks for the next message: the
+/// queries are read, handled and answered on the stream's own task. (A task of its
+/// own per lane, fed and drained through channels, cost two more wakeups per query,
+/// most of a query's cost at moderate rates.) Answers ready together leave together.
+/// On shutdown it stops reading, finishes the queries in flight, and ends, so a
+/// graceful stop is not held open by connected listeners.
+struct Answers<H> {
     handler: Arc<H>,
-    mut inbound: Streaming<pb::QueryBatch>,
-    sender: mpsc::Sender<pb::QueryResponse>,
-    shutdown: CancellationToken,
-) {
-    let mut in_flight = FuturesUnordered::new();
-    let mut inbound_open = true;
-    loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled(), if inbound_open => inbound_open = false,
-            Some(response) = in_flight.next(), if !in_flight.is_empty() => {
-                if sender.send(response).await.is_err() {
-                    return;
-                }
-            }
-            message = inbound.message(), if inbound_open && in_flight.len() < MAX_IN_FLIGHT_PER_STREAM => {
-                match message {
-                    Ok(Some(batch)) => {
-                        for request in batch.queries {
-                            let handler = handler.clone();
-                            in_flight.push(async move {
-                                let request_id = request.request_id;
-                                let answer = match query_from_request(request) {
-                                    Some(query) => handler.handle(query).await,
-                                    None => Answer::default(),
-                                };
-                                pb::QueryResponse {
-                                    request_id,
-                                    wire: answer.wire,
-                                    cache_ttl: answer.cache_ttl,
-                                }
-                            });
-                        }
-                    }
-                    // The listener closed its side: finish what is in flight, then stop.
-                    Ok(None) | Err(_) => inbound_open = false,
-                }
-            }
-            else => return,
+    inbound: Streaming<pb::QueryBatch>,
+    inbound_open: bool,
+    in_flight: FuturesUnordered<Answering>,
+    shutdown: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+}
+
+impl<H: QueryHandler> Stream for Answers<H> {
+    type Item = Result<pb::AnswerBatch, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.inbound_open && this.shutdown.as_mut().poll(cx).is_ready() {
+            this.inbound_open = false;
         }
+        // Past the bound the stream is not read: a listener flooding one backend is
+        // slowed by HTTP/2 flow control, not by memory.
+        while this.inbound_open && this.in_flight.len() < MAX_IN_FLIGHT_PER_STREAM {
+            match Pin::new(&mut this.inbound).poll_next(cx) {
+                Poll::Ready(Some(Ok(batch))) => {
+                    for request in batch.queries {
+                        this.in_flight
+                            .push(answering(this.handler.clone(), request));
+                    }
+                }
+                // The listener closed its side: finish what is in flight, then stop.
+                Poll::Ready(Some(Err(_)) | None) => this.inbound_open = false,
+                Poll::Pending => break,
+            }
+        }
+        let mut answers = Vec::new();
+        while answers.len() < crate::query_client::MAX_BATCH {
+            match this.in_flight.poll_next_unpin(cx) {
+                Poll::Ready(Some(answer)) => answers.push(answer),
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+        if !answers.is_empty() {
+            return Poll::Ready(Some(Ok(pb::AnswerBatch { answers })));
+        }
+        if !this.inbound_open && this.in_flight.is_empty() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
     }
+}
+
+fn answering<H: QueryHandler>(handler: Arc<H>, request: pb::QueryRequest) -> Answering {
+    Box::pin(async move {
+        let request_id = request.request_id;
+        let answer = match query_from_request(request) {
+            Some(query) => handler.handle(query).await,
+            None => Answer::default(),
+        };
+        pb::QueryResponse {
+            request_id,
+            wire: answer.wire,
+            cache_ttl: answer.cache_ttl,
+        }
+    })
 }
 
 fn query_from_request(request: pb::QueryRequest) -> Option<Query> {
