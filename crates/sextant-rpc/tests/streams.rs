@@ -50,6 +50,16 @@ async fn serve(
     bound
 }
 
+/// The echo backend on a Unix socket in `dir`, with an empty zone set.
+async fn serve_on_unix_socket(dir: &std::path::Path, shutdown: &CancellationToken) -> Endpoint {
+    serve(
+        &Endpoint::Unix(dir.join("b.sock")),
+        &ZoneSetPublisher::new(),
+        shutdown,
+    )
+    .await
+}
+
 async fn connected(client: &QueryClient) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !client.is_connected() {
@@ -62,12 +72,7 @@ async fn connected(client: &QueryClient) {
 async fn queries_are_multiplexed_and_answered_out_of_order() {
     let dir = tempfile::tempdir().unwrap();
     let shutdown = CancellationToken::new();
-    let endpoint = serve(
-        &Endpoint::Unix(dir.path().join("b.sock")),
-        &ZoneSetPublisher::new(),
-        &shutdown,
-    )
-    .await;
+    let endpoint = serve_on_unix_socket(dir.path(), &shutdown).await;
     let options = QueryClientOptions {
         lanes: 1,
         timeout: Duration::from_secs(5),
@@ -255,12 +260,7 @@ async fn submitted_queries_complete_exactly_once() {
 async fn a_unary_call_gets_the_answer_a_lane_gets() {
     let dir = tempfile::tempdir().unwrap();
     let shutdown = CancellationToken::new();
-    let endpoint = serve(
-        &Endpoint::Unix(dir.path().join("b.sock")),
-        &ZoneSetPublisher::new(),
-        &shutdown,
-    )
-    .await;
+    let endpoint = serve_on_unix_socket(dir.path(), &shutdown).await;
     let unary = UnaryQueryClient::connect(endpoint.clone()).await.unwrap();
     let lanes = QueryClient::start(endpoint, &QueryClientOptions::default(), shutdown.clone());
     connected(&lanes).await;
