@@ -100,12 +100,7 @@ async fn queries_are_multiplexed_and_answered_out_of_order() {
 async fn a_slow_backend_hits_the_deadline_and_a_dead_one_fails_fast() {
     let dir = tempfile::tempdir().unwrap();
     let server_down = CancellationToken::new();
-    let endpoint = serve(
-        &Endpoint::Unix(dir.path().join("b.sock")),
-        &ZoneSetPublisher::new(),
-        &server_down,
-    )
-    .await;
+    let endpoint = serve_on_unix_socket(dir.path(), &server_down).await;
     let client_shutdown = CancellationToken::new();
     let options = QueryClientOptions {
         lanes: 2,
@@ -182,12 +177,7 @@ async fn zone_sets_and_health_reach_clients_over_tcp() {
 async fn submitted_queries_complete_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let server_down = CancellationToken::new();
-    let endpoint = serve(
-        &Endpoint::Unix(dir.path().join("b.sock")),
-        &ZoneSetPublisher::new(),
-        &server_down,
-    )
-    .await;
+    let endpoint = serve_on_unix_socket(dir.path(), &server_down).await;
     let shutdown = CancellationToken::new();
     let options = QueryClientOptions {
         lanes: 1,
