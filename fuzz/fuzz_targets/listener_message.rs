@@ -3,8 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sextant_wire::consts::{RCODE_BADVERS, RCODE_FORMERR, RCODE_REFUSED};
-use sextant_wire::{parse_query, write_error_response};
+use sextant_wire::{BadQuery, Rcode, parse_query, write_error_response};
 
 fuzz_target!(|packet: &[u8]| {
     let mut out = Vec::new();
@@ -12,15 +11,15 @@ fuzz_target!(|packet: &[u8]| {
         Ok(view) => {
             assert!(view.question_end <= packet.len());
             assert!(view.question.suffixes().count() >= 1);
-            for rcode in [u16::from(RCODE_REFUSED), RCODE_BADVERS] {
+            for rcode in [Rcode::REFUSED, Rcode::BADVERS] {
                 write_error_response(&mut out, packet, &view.header, Some(&view), rcode, 1232);
                 assert!(out.len() >= 12);
             }
         }
-        Err(Some(malformed)) => {
-            write_error_response(&mut out, packet, &malformed.header, None, u16::from(RCODE_FORMERR), 1232);
+        Err(BadQuery::Malformed(malformed)) => {
+            write_error_response(&mut out, packet, &malformed.header, None, Rcode::FORMERR, 1232);
             assert_eq!(out.len(), 12);
         }
-        Err(None) => {}
+        Err(BadQuery::Silent) => {}
     }
 });

@@ -1,110 +1,159 @@
-//! From a query's wire bytes to the response's wire bytes: validation, the lookup, EDNS
-//! and truncation. One function, read top to bottom.
+//! From a query's wire bytes to the response's wire bytes: the checks, the lookup,
+//! and the response writer (EDNS, truncation at RRset boundaries, the TSIG signature
+//! for signed queries). One function, read top to bottom.
 
 use bytes::Bytes;
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query as Question, ResponseCode};
-use hickory_proto::rr::DNSClass;
 use sextant_rpc::{Answer, Query};
-use sextant_wire::consts::*;
-use sextant_wire::{QueryView, write_error_response};
-use sextant_zone::{Catalog, Lookup, Rcode, Rejection, checked_question, encode_to_fit};
+use sextant_tsig::{AnswerSigner, Key};
+use sextant_wire::consts::CLASS_IN;
+use sextant_wire::{
+    EdnsReply, QueryView, Rcode, Refusal, ResponseWriter, Section, Signer, check_query, flags,
+};
+use sextant_zone::{Catalog, Lookup, Outcome, Part};
 
 /// Answers one query from `catalog`. Never fails: every problem becomes an RCODE.
-pub fn respond(catalog: &Catalog, query: &Query, edns_payload_size: u16) -> Answer {
+/// With `key`, a query signed with it gets a signed answer (a secondary's SOA check),
+/// and one that fails the check gets NOTAUTH.
+pub fn respond(
+    catalog: &Catalog,
+    query: &Query,
+    edns_payload_size: u16,
+    key: Option<&Key>,
+) -> Answer {
     let wire = &query.wire[..];
+    let mut out = Vec::with_capacity(512);
     // Zone transfers arrive on their own stream (`outgoing`): on this path they are
     // refused with the other queries no backend answers here.
-    let (view, question) = match checked_question(wire) {
-        Ok(checked) => checked,
-        Err(Rejection::Silent) => return Answer::default(),
-        Err(Rejection::Rcode {
-            header,
-            view,
-            rcode,
-        }) => {
-            return error(wire, &header, view.as_deref(), rcode, edns_payload_size);
+    let view = match check_query(wire) {
+        Ok(view) => view,
+        Err(refusal) => {
+            refusal.write(wire, edns_payload_size, &mut out);
+            return uncacheable(out);
         }
     };
-    let header = view.header;
-    let reject = |rcode: u16| error(wire, &header, Some(&view), rcode, edns_payload_size);
-
-    let lookup = catalog.lookup(question.name(), question.query_type());
-    match lookup.rcode {
-        Rcode::Refused => return reject(u16::from(RCODE_REFUSED)),
-        // An expired secondary zone: no data, not authoritative, never cached.
-        Rcode::ServFail => return reject(u16::from(RCODE_SERVFAIL)),
-        Rcode::NoError | Rcode::NxDomain | Rcode::YxDomain => {}
-    }
-    let cache_ttl = lookup.min_ttl();
-    let mut message = response_message(&view, question, lookup, edns_payload_size);
-    match encode_to_fit(&mut message, usize::from(query.max_response_size)) {
-        // Only a complete answer may be reused for other clients: a trimmed or
-        // truncated one was cut for this client's size.
-        Some((bytes, complete)) => Answer {
-            wire: Bytes::from(bytes),
-            cache_ttl: if complete { cache_ttl } else { 0 },
+    let signer = match key {
+        Some(key) if view.is_signed() => match AnswerSigner::for_request(key, wire) {
+            Ok(signer) => Some(signer),
+            Err(why) => {
+                tracing::debug!(why, "a signed query failed the TSIG check");
+                refusal(&view, Rcode::NOTAUTH).write(wire, edns_payload_size, &mut out);
+                return uncacheable(out);
+            }
         },
-        None => error(
-            wire,
-            &header,
-            Some(&view),
-            u16::from(RCODE_SERVFAIL),
-            edns_payload_size,
-        ),
-    }
-}
-
-fn response_message(
-    view: &QueryView,
-    question: Question,
-    lookup: Lookup,
-    edns_payload_size: u16,
-) -> Message {
-    let mut message = Message::new(view.header.id, MessageType::Response, OpCode::Query);
-    message.metadata.authoritative = lookup.authoritative;
-    message.metadata.recursion_desired = view.header.recursion_desired();
-    message.metadata.checking_disabled = view.header.checking_disabled();
-    message.metadata.response_code = match lookup.rcode {
-        Rcode::NoError => ResponseCode::NoError,
-        Rcode::NxDomain => ResponseCode::NXDomain,
-        Rcode::YxDomain => ResponseCode::YXDomain,
-        Rcode::Refused => ResponseCode::Refused,
-        Rcode::ServFail => ResponseCode::ServFail,
+        _ => None,
     };
-    message.add_query(question);
-    message.answers = lookup.answer;
-    message.authorities = lookup.authority;
-    message.additionals = lookup.additional;
-    for record in message
-        .answers
-        .iter_mut()
-        .chain(&mut message.authorities)
-        .chain(&mut message.additionals)
-    {
-        record.dns_class = DNSClass::IN;
-    }
-    if let Some(request_edns) = view.edns {
-        let mut edns = Edns::new();
-        edns.set_max_payload(edns_payload_size.max(CLASSIC_UDP_SIZE));
+    let signer = signer.as_ref().map(|s| s as &dyn Signer);
+
+    let lookup = catalog.lookup(view.qname(wire), view.question.qtype);
+    let mut writer =
+        ResponseWriter::new(&mut out, wire, &view, usize::from(query.max_response_size));
+    if let Some(edns) = view.edns {
         // RFC 3225: the DO bit is copied into the response.
-        edns.set_dnssec_ok(request_edns.dnssec_ok);
-        message.set_edns(edns);
+        writer.set_edns(EdnsReply::new(edns_payload_size, edns.dnssec_ok));
     }
-    message
+    if let Some(signer) = signer {
+        writer.reserve(signer.space());
+    }
+    let complete = match lookup.outcome {
+        Outcome::Refused => {
+            writer.set_rcode(Rcode::REFUSED);
+            false
+        }
+        // An expired secondary zone: no data, not authoritative, never cached.
+        Outcome::ServFail => {
+            writer.set_rcode(Rcode::SERVFAIL);
+            false
+        }
+        Outcome::NoError | Outcome::NxDomain | Outcome::YxDomain => {
+            write_lookup(&mut writer, &lookup)
+        }
+    };
+    let written = match signer {
+        Some(signer) => writer.finish_signed(signer),
+        None => Ok(writer.finish()),
+    };
+    if let Err(why) = written {
+        tracing::debug!(why, "signing an answer failed");
+        refusal(&view, Rcode::SERVFAIL).write(wire, edns_payload_size, &mut out);
+        return uncacheable(out);
+    }
+    // Only a complete, unsigned answer may be reused for other clients: a trimmed or
+    // truncated one was cut for this client's size, a signed one for its key.
+    let cache_ttl = if complete && signer.is_none() {
+        lookup.min_ttl()
+    } else {
+        0
+    };
+    Answer::Reply {
+        wire: Bytes::from(out),
+        cache_ttl,
+    }
 }
 
-fn error(
-    wire: &[u8],
-    header: &sextant_wire::Header,
-    view: Option<&QueryView>,
-    rcode: u16,
-    size: u16,
-) -> Answer {
-    let mut out = Vec::with_capacity(64);
-    write_error_response(&mut out, wire, header, view, rcode, size);
-    Answer {
-        wire: Bytes::from(out),
-        cache_ttl: 0,
+/// Writes the lookup's sections. The answer and authority sections go in whole or
+/// not at all: when they do not fit, the response says TC=1 and carries no records,
+/// so the client asks again over TCP (RFC 2181 §9). Additional RRsets are optional
+/// and left out one by one. Returns whether everything went in.
+fn write_lookup(writer: &mut ResponseWriter<'_>, lookup: &Lookup<'_>) -> bool {
+    writer.set_rcode(match lookup.outcome {
+        Outcome::NxDomain => Rcode::NXDOMAIN,
+        Outcome::YxDomain => Rcode::YXDOMAIN,
+        _ => Rcode::NOERROR,
+    });
+    writer.set_flag(flags::AA, lookup.authoritative);
+    let required = lookup
+        .answer
+        .iter()
+        .map(|part| (Section::Answer, part))
+        .chain(
+            lookup
+                .authority
+                .iter()
+                .map(|part| (Section::Authority, part)),
+        );
+    for (section, part) in required {
+        if push(writer, section, part).is_err() {
+            writer.clear_records();
+            writer.set_flag(flags::TC, true);
+            return false;
+        }
+    }
+    let mut complete = true;
+    for part in &lookup.additional {
+        complete &= push(writer, Section::Additional, part).is_ok();
+    }
+    complete
+}
+
+fn push(
+    writer: &mut ResponseWriter<'_>,
+    section: Section,
+    part: &Part<'_>,
+) -> Result<(), sextant_wire::Full> {
+    writer.push_rrset(
+        section,
+        &part.owner,
+        part.rtype,
+        CLASS_IN,
+        part.ttl,
+        part.rdatas(),
+    )
+}
+
+/// An answer carrying `rcode` alone for a query whose view was read.
+fn refusal(view: &QueryView, rcode: Rcode) -> Refusal {
+    Refusal::Answer {
+        header: view.header,
+        view: Some(Box::new(*view)),
+        rcode,
+    }
+}
+
+fn uncacheable(out: Vec<u8>) -> Answer {
+    if out.is_empty() {
+        Answer::Silent
+    } else {
+        Answer::once(out)
     }
 }
 
@@ -114,6 +163,7 @@ mod tests {
     use std::path::Path;
     use std::sync::Arc;
 
+    use hickory_proto::op::{Edns, Message, Query as Question, ResponseCode};
     use hickory_proto::rr::{Name, RecordType};
     use sextant_rpc::Transport;
     use sextant_zone::Zone;
@@ -153,8 +203,8 @@ mod tests {
             transport: Transport::Udp,
             max_response_size: max,
         };
-        let answer = respond(&catalog(), &query, 1232);
-        let response = Message::from_vec(&answer.wire).unwrap();
+        let answer = respond(&catalog(), &query, 1232, None);
+        let response = Message::from_vec(answer.wire().unwrap()).unwrap();
         assert_eq!(response.metadata.id, message.metadata.id);
         response
     }
@@ -184,5 +234,38 @@ mod tests {
         let response = ask("big.example.com.", RecordType::TXT, true, 65535);
         assert!(!response.metadata.truncation);
         assert_eq!(response.answers.len(), 100);
+    }
+
+    /// Replays fuzz/corpus/authority_respond (first byte: transport and size, then
+    /// the query), where crash reproducers are committed: an answer within the
+    /// client's size, or silence.
+    #[test]
+    fn fuzz_corpus_replays() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/corpus/authority_respond");
+        let catalog = catalog();
+        let mut count = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            let Some((&size, packet)) = data.split_first() else {
+                continue;
+            };
+            let query = Query {
+                wire: Bytes::copy_from_slice(packet),
+                client: "127.0.0.1:5353".parse().unwrap(),
+                transport: if size & 1 == 0 {
+                    Transport::Udp
+                } else {
+                    Transport::Tcp
+                },
+                max_response_size: 512 + u16::from(size) * 16,
+            };
+            if let Some(wire) = respond(&catalog, &query, 1232, None).wire() {
+                assert!(wire.len() >= 12);
+                assert!(wire.len() <= usize::from(query.max_response_size));
+            }
+            count += 1;
+        }
+        assert!(count > 0);
     }
 }

@@ -228,38 +228,10 @@ fn send(
         .map_err(|_| "the client went away")
 }
 
-/// A query signed with our key (a secondary's SOA check) gets a signed answer, as
-/// BIND, Knot and NSD give, chained to the query's MAC; a bad signature gets NOTAUTH.
-pub fn sign_answer(
-    key: &sextant_tsig::Key,
-    wire: &[u8],
-    answer: sextant_rpc::Answer,
-) -> sextant_rpc::Answer {
-    let signed = Message::from_vec(wire)
-        .map_err(|e| e.to_string())
-        .and_then(|request| key.verify_query(wire, &request))
-        .and_then(|mac| {
-            let mut message = Message::from_vec(&answer.wire).map_err(|e| e.to_string())?;
-            key.sign_response(&mut message, &mac, &[], true)?;
-            message.to_vec().map_err(|e| e.to_string())
-        });
-    match signed {
-        Ok(bytes) => sextant_rpc::Answer {
-            wire: Bytes::from(bytes),
-            cache_ttl: 0,
-        },
-        Err(why) => {
-            tracing::debug!(why, "a signed query failed the TSIG check");
-            sextant_rpc::Answer {
-                wire: error_response(wire, ResponseCode::NotAuth),
-                cache_ttl: 0,
-            }
-        }
-    }
-}
-
 fn error_response(wire: &[u8], rcode: ResponseCode) -> Bytes {
-    sextant_rpc::error_message(wire, u16::from(rcode))
+    let size = sextant_wire::consts::CLASSIC_UDP_SIZE;
+    let rcode = sextant_wire::Rcode::new(u16::from(rcode));
+    Bytes::from(sextant_wire::rcode_answer(wire, rcode, size).unwrap_or_default())
 }
 
 #[cfg(test)]

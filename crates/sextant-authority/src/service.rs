@@ -117,17 +117,16 @@ impl QueryHandler for Authority {
     fn handle(&self, query: Query) -> impl Future<Output = Answer> + Send {
         // The lookup is in memory and short: answer before the future is polled,
         // without holding the catalog across an await.
-        let mut answer = respond(&self.catalog.load(), &query, self.edns_payload_size);
-        if let Some(key) = &self.transfers.key
-            && query.wire.len() >= 12
-            && sextant_wire::parse_query(&query.wire).is_ok_and(|view| view.signed)
-        {
-            answer = crate::outgoing::sign_answer(key, &query.wire, answer);
-        }
+        let answer = respond(
+            &self.catalog.load(),
+            &query,
+            self.edns_payload_size,
+            self.transfers.key.as_ref(),
+        );
         let rcode = answer
-            .wire
-            .get(3)
-            .map_or("NONE", |f| sextant_wire::rcode_name(f & 0x0f));
+            .wire()
+            .and_then(|wire| sextant_wire::Rcode::of_message(wire))
+            .map_or("NONE", sextant_wire::Rcode::name);
         metrics::counter!("sextant_authority_answers_total", "rcode" => rcode).increment(1);
         std::future::ready(answer)
     }

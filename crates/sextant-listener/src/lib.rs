@@ -2,9 +2,13 @@
 //! each message, answers what it can by itself (FORMERR, REFUSED, NOTIMP, SERVFAIL)
 //! and forwards the rest, as raw wire bytes, to a backend over gRPC.
 
+mod backend;
 mod bind;
+mod chaos;
+mod forward;
 mod frontend;
 mod packet_cache;
+mod policy;
 mod route;
 mod rrl;
 mod stats;
@@ -12,9 +16,11 @@ mod tcp;
 mod udp;
 mod udp_batch;
 
+pub use backend::Backend;
 pub use bind::BindError;
-pub use frontend::{Acl, Backend, Decision, Frontend, Policy};
+pub use frontend::{Decision, Forward, Frontend};
 pub use packet_cache::{CacheKey, PacketCache};
+pub use policy::{Acl, Policy};
 pub use route::{Route, Router};
 
 use std::sync::Arc;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use quick_cache::Equivalent;
+use sextant_wire::HEADER_LEN;
 use sextant_wire::QueryView;
-use sextant_wire::consts::HEADER_LEN;
 
 /// Key bytes: flags, QTYPE, QCLASS, then the lower-cased wire name. Owned form.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -8,26 +8,77 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::IpAddr;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use parking_lot::Mutex;
+use sextant_wire::{Header, QueryView, Rcode};
+
+/// A question as rate limiting sees it: its lower-cased name and type, hashed once
+/// when the query is read, so that the answer (perhaps a backend's, much later) is
+/// accounted without reading it again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct QuestionKey(u64);
+
+impl QuestionKey {
+    /// The key of the question of `view`.
+    pub fn of(view: &QueryView) -> Self {
+        // Seeded per process: clients must not be able to make their questions share
+        // a bucket with someone else's.
+        static SEED: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+        let mut hasher = SEED.get_or_init(Default::default).build_hasher();
+        view.question.name_wire().hash(&mut hasher);
+        view.question.qtype.hash(&mut hasher);
+        QuestionKey(hasher.finish())
+    }
+}
+
+/// The kind of an answer: a flood of one kind must not starve the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AnswerKind {
+    /// NOERROR with records in the answer section.
+    Answer,
+    /// NOERROR without: NODATA or a referral.
+    Empty,
+    /// NXDOMAIN.
+    NxDomain,
+    /// Any other RCODE.
+    Error,
+}
+
+impl AnswerKind {
+    /// The kind of the response whose header is `header`.
+    pub fn of(header: &Header) -> Self {
+        match (Rcode::from_header(header.flags as u8), header.ancount) {
+            (Rcode::NOERROR, 0) => AnswerKind::Empty,
+            (Rcode::NOERROR, _) => AnswerKind::Answer,
+            (Rcode::NXDOMAIN, _) => AnswerKind::NxDomain,
+            _ => AnswerKind::Error,
+        }
+    }
+}
 
 /// What to do with one response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
+    /// Within the rate: send it.
     Send,
     /// Send a truncated (TC=1) empty answer instead.
     Slip,
+    /// Send nothing.
     Drop,
 }
 
+/// Rate limiting as configured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RrlSettings {
     /// Identical responses allowed per second per client network; 0 = off.
     pub responses_per_second: u32,
     /// Every `slip`-th limited response is sent truncated; 0 = never, 1 = always.
     pub slip: u32,
+    /// IPv4 clients in one network of this prefix length share a budget.
     pub ipv4_prefix: u8,
+    /// IPv6 clients in one network of this prefix length share a budget.
     pub ipv6_prefix: u8,
 }
 
@@ -63,14 +114,11 @@ impl Rrl {
         self.settings
     }
 
-    /// Accounts one response to `client`: `name` is the lower-cased wire question
-    /// name, `kind` distinguishes answers, NXDOMAIN and errors (so that a flood of
-    /// one kind does not starve the others).
-    pub fn check(&self, client: IpAddr, name: &[u8], qtype: u16, kind: u8) -> Verdict {
+    /// Accounts one response of `kind` to `client`'s `question`.
+    pub fn check(&self, client: IpAddr, question: QuestionKey, kind: AnswerKind) -> Verdict {
         let mut hasher = self.hasher.build_hasher();
         network(client, &self.settings).hash(&mut hasher);
-        name.hash(&mut hasher);
-        qtype.hash(&mut hasher);
+        question.hash(&mut hasher);
         kind.hash(&mut hasher);
         let key = hasher.finish();
         let rate = f64::from(self.settings.responses_per_second);
@@ -129,7 +177,8 @@ fn network(client: IpAddr, settings: &RrlSettings) -> IpAddr {
 
 /// The smallest honest answer to a limited query: the header (TC=1, QR=1, no
 /// records) and the question, so the client retries over TCP.
-pub fn slip_response(response: &[u8], question_end: usize) -> Option<Vec<u8>> {
+pub fn slip_response(response: &[u8]) -> Option<Vec<u8>> {
+    let question_end = sextant_wire::question_end(response)?;
     let mut out = response.get(..question_end)?.to_vec();
     out[2] |= 0x02; // TC
     for count in &mut out[6..12] {
@@ -157,12 +206,27 @@ mod tests {
         assert!(Rrl::new(settings(0, 2)).is_none());
     }
 
+    /// The key of a question for `name` (presentation form) and type A.
+    fn question(name: &str) -> QuestionKey {
+        let mut packet = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        packet.extend_from_slice(&sextant_wire::wire_name_from_text(name).unwrap());
+        packet.extend_from_slice(&[0, 1, 0, 1]);
+        QuestionKey::of(&sextant_wire::parse_query(&packet).unwrap())
+    }
+
+    #[test]
+    fn the_question_key_ignores_case() {
+        assert_eq!(question("WWW.example."), question("www.EXAMPLE."));
+        assert_ne!(question("www.example."), question("mail.example."));
+    }
+
     #[test]
     fn a_burst_is_cut_to_the_rate_with_every_second_limited_response_slipped() {
         let rrl = Rrl::new(settings(5, 2)).unwrap();
         let client: IpAddr = "192.0.2.7".parse().unwrap();
+        let www = question("www.");
         let verdicts: Vec<Verdict> = (0..25)
-            .map(|_| rrl.check(client, b"\x03www\x00", 1, 0))
+            .map(|_| rrl.check(client, www, AnswerKind::Answer))
             .collect();
         let sent = verdicts.iter().filter(|v| **v == Verdict::Send).count();
         let slipped = verdicts.iter().filter(|v| **v == Verdict::Slip).count();
@@ -170,10 +234,17 @@ mod tests {
         assert!((9..=11).contains(&slipped), "{verdicts:?}");
         // The same network shares the budget; another name has its own.
         let neighbour: IpAddr = "192.0.2.200".parse().unwrap();
-        assert_ne!(rrl.check(neighbour, b"\x03www\x00", 1, 0), Verdict::Send);
-        assert_eq!(rrl.check(neighbour, b"\x04mail\x00", 1, 0), Verdict::Send);
+        assert_ne!(rrl.check(neighbour, www, AnswerKind::Answer), Verdict::Send);
+        assert_eq!(
+            rrl.check(neighbour, question("mail."), AnswerKind::Answer),
+            Verdict::Send
+        );
+        assert_eq!(
+            rrl.check(neighbour, www, AnswerKind::NxDomain),
+            Verdict::Send
+        );
         let elsewhere: IpAddr = "198.51.100.1".parse().unwrap();
-        assert_eq!(rrl.check(elsewhere, b"\x03www\x00", 1, 0), Verdict::Send);
+        assert_eq!(rrl.check(elsewhere, www, AnswerKind::Answer), Verdict::Send);
     }
 
     #[test]
@@ -182,7 +253,7 @@ mod tests {
         response.extend_from_slice(b"\x01a\x00\x00\x01\x00\x01");
         let question_end = response.len();
         response.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1]);
-        let slip = slip_response(&response, question_end).unwrap();
+        let slip = slip_response(&response).unwrap();
         assert_eq!(slip.len(), question_end);
         assert_eq!(slip[2] & 0x02, 0x02);
         assert_eq!(&slip[6..12], &[0; 6]);

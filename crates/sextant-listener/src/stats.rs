@@ -8,14 +8,14 @@ use metrics::Counter;
 use sextant_rpc::Transport;
 use sextant_wire::{QTYPE_LABELS, qtype_index};
 
-use crate::frontend::Backend;
+use crate::backend::Backend;
 
 /// The per-packet counters, registered once: a `counter!` with labels looks its
 /// series up in the registry on every call, and these run for every packet.
 struct Hot {
     queries: [Counter; 2],
     qtypes: Vec<Counter>,
-    /// [source][rcode], rcode as the low 4 bits (labels by `rcode_name`).
+    /// [source][rcode], rcode as the low 4 bits of the header.
     answers: [Vec<Counter>; 3],
     cache_hits: Counter,
     cache_misses: Counter,
@@ -49,7 +49,7 @@ fn hot() -> &'static Hot {
                     metrics::counter!(
                         "sextant_listener_answers_total",
                         "source" => source,
-                        "rcode" => sextant_wire::rcode_name(rcode)
+                        "rcode" => sextant_wire::Rcode::from_header(rcode).name()
                     )
                 })
                 .collect()
@@ -82,7 +82,7 @@ pub fn dropped(reason: &'static str) {
 
 /// An answer sent, by who wrote it and its RCODE.
 pub fn answered(source: Source, wire: &[u8]) {
-    let rcode = wire.get(3).map_or(0, |flags| flags & 0x0f);
+    let rcode = sextant_wire::Rcode::of_message(wire).map_or(0, |rcode| rcode.header_bits());
     if let Some(counter) = hot().answers[source as usize].get(usize::from(rcode)) {
         counter.increment(1);
     }

@@ -120,7 +120,7 @@ const EVICTION_WAIT: Duration = Duration::from_millis(500);
 /// that does not read cannot hold our memory.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Smallest message worth reading: a DNS header.
-const MIN_MESSAGE: usize = sextant_wire::consts::HEADER_LEN;
+const MIN_MESSAGE: usize = sextant_wire::HEADER_LEN;
 
 pub async fn serve(
     listener: TcpListener,
@@ -223,11 +223,13 @@ async fn connection(
         let Some(message) = message else { break };
         let frontend = frontend.clone();
         let responses = responses.clone();
-        let view = sextant_wire::parse_query(&message).ok();
+        let parsed = sextant_wire::parse_query(&message);
+        let view = parsed.as_ref().ok().copied();
+        let decision = frontend.decide_parsed(&message, parsed, client, Transport::Tcp);
         if view.is_some_and(|v| matches!(v.question.qtype, TYPE_AXFR | TYPE_IXFR)) {
             // A zone transfer is answered in order before the next message is read,
             // so its messages are not interleaved with other answers.
-            let mut messages = frontend.transfer(message, client).await;
+            let mut messages = frontend.transfer(message, decision, client).await;
             while let Some(bytes) = messages.recv().await {
                 if responses.send(bytes).await.is_err() {
                     break;
@@ -240,7 +242,10 @@ async fn connection(
             let wants_keepalive = view
                 .and_then(|view| view.edns)
                 .is_some_and(|edns| edns.tcp_keepalive);
-            if let Some(answer) = frontend.answer(message, client, Transport::Tcp).await {
+            let answer = frontend
+                .answer(message, decision, client, Transport::Tcp)
+                .await;
+            if let Some(answer) = answer {
                 let answer = if wants_keepalive {
                     let mut answer = answer.to_vec();
                     sextant_wire::add_tcp_keepalive(&mut answer, keepalive);

@@ -11,7 +11,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::frontend::{Decision, Frontend, UdpForward};
+use crate::frontend::{Decision, Frontend};
 use crate::udp_batch::{RecvBatch, SendBatch};
 
 /// Starts a receive loop on a thread of its own, with a single-threaded runtime: a
@@ -97,30 +97,22 @@ fn handle(
 ) {
     match frontend.decide(packet, client, Transport::Udp) {
         Decision::Drop => {}
-        Decision::Reply(bytes) => match frontend.rate_limit(&bytes, client) {
-            None => replies.push(bytes, client),
-            Some(instead) if instead.is_empty() => {}
-            Some(instead) => replies.push(instead, client),
-        },
-        Decision::Forward {
-            backend,
-            max_response_size,
-            cache,
-        } => {
+        Decision::Reply { wire, question } => {
+            match frontend.rate_limited(&wire, client, question) {
+                Some(std::borrow::Cow::Borrowed(_)) => replies.push(wire, client),
+                Some(std::borrow::Cow::Owned(slip)) => replies.push(slip, client),
+                None => {}
+            }
+        }
+        Decision::Forward(forward) => {
             let Ok(permit) = in_flight.clone().try_acquire_owned() else {
                 // Over the in-flight bound the query is dropped: the client retries,
                 // and memory stays bounded however fast packets arrive.
                 crate::stats::dropped("overload");
                 return;
             };
-            let forward = UdpForward {
-                backend,
-                packet: Bytes::copy_from_slice(packet),
-                client,
-                max_response_size,
-                cache,
-            };
-            frontend.forward_udp(socket, forward, permit);
+            let packet = Bytes::copy_from_slice(packet);
+            frontend.forward_udp(socket, packet, client, forward, permit);
         }
     }
 }

@@ -1,15 +1,17 @@
 //! The resolver's side of the gRPC query stream: a client's wire query in, the
-//! wire response out. Validation mirrors the authority's; the answer comes from
-//! [`Resolver::resolve`].
+//! wire response out. The checks are the authority's (`sextant_wire::check_query`);
+//! the answer comes from [`Resolver::resolve`] and is written by the shared response
+//! writer.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query as Question};
+use hickory_proto::rr::{Name, Record};
+use hickory_proto::serialize::binary::{
+    BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding,
+};
 use sextant_rpc::{Answer, Query, QueryHandler};
-use sextant_wire::consts::*;
-use sextant_wire::{QueryView, write_error_response};
-use sextant_zone::{Rejection, checked_question, encode_to_fit};
+use sextant_wire::{EdnsReply, Rcode, ResponseWriter, Section, check_query, flags};
 
 use crate::resolve::{Outcome, Resolver};
 use crate::upstream::EDNS_PAYLOAD;
@@ -25,46 +27,126 @@ impl QueryHandler for ResolverService {
         async move {
             let answer = respond(&resolver, &query).await;
             let rcode = answer
-                .wire
-                .get(3)
-                .map_or("NONE", |f| sextant_wire::rcode_name(f & 0x0f));
+                .wire()
+                .and_then(|wire| Rcode::of_message(wire))
+                .map_or("NONE", Rcode::name);
             metrics::counter!("sextant_resolver_answers_total", "rcode" => rcode).increment(1);
             answer
         }
+    }
+
+    fn transfer(&self, query: Query) -> tokio::sync::mpsc::Receiver<Bytes> {
+        // A resolver has no zones to transfer.
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        let refusal = sextant_wire::rcode_answer(&query.wire, Rcode::REFUSED, EDNS_PAYLOAD);
+        if let Some(refusal) = refusal {
+            let _ = sender.try_send(Bytes::from(refusal));
+        }
+        receiver
     }
 }
 
 /// Answers one recursive query. Never fails: every problem becomes an RCODE.
 pub async fn respond(resolver: &Arc<Resolver>, query: &Query) -> Answer {
     let wire = &query.wire[..];
-    let (view, question) = match checked_question(wire) {
-        Ok(checked) => checked,
-        Err(Rejection::Silent) => return Answer::default(),
-        Err(Rejection::Rcode {
-            header,
-            view,
-            rcode,
-        }) => {
-            return error(wire, &header, view.as_deref(), rcode);
+    let mut out = Vec::with_capacity(512);
+    let view = match check_query(wire) {
+        Ok(view) => view,
+        Err(sextant_wire::Refusal::Silent) => return Answer::Silent,
+        Err(refusal) => {
+            refusal.write(wire, EDNS_PAYLOAD, &mut out);
+            // RA: this is a recursive server, even when it refuses.
+            if let Some(flags) = out.get_mut(3) {
+                *flags |= 0x80;
+            }
+            return Answer::once(out);
         }
     };
-    let header = view.header;
-    let reject = |rcode: u16| error(wire, &header, Some(&view), rcode);
-    let outcome = resolver
-        .resolve(question.name(), question.query_type())
-        .await;
+    // The resolver's model of names and records is hickory-proto's.
+    let Ok(qname) = Name::read(&mut BinDecoder::new(view.qname(wire))) else {
+        return Answer::once(refused_with(wire, &view, Rcode::FORMERR));
+    };
+    let outcome = resolver.resolve(&qname, view.question.qtype.into()).await;
     // Stale and failed answers must not be reused by the listener: they stand in
     // only until the upstreams are back.
     let reusable = !outcome.stale && outcome.rcode != hickory_proto::op::ResponseCode::ServFail;
-    let cache_ttl = if reusable { min_ttl(&outcome) } else { 0 };
-    let mut message = response(&view, question, &outcome);
-    match encode_to_fit(&mut message, usize::from(query.max_response_size)) {
-        Some((bytes, complete)) => Answer {
-            wire: Bytes::from(bytes),
-            cache_ttl: if complete { cache_ttl } else { 0 },
-        },
-        None => reject(u16::from(RCODE_SERVFAIL)),
+
+    let mut writer =
+        ResponseWriter::new(&mut out, wire, &view, usize::from(query.max_response_size));
+    writer.set_flag(flags::RA, true);
+    writer.set_rcode(Rcode::new(u16::from(outcome.rcode)));
+    if let Some(edns) = view.edns {
+        writer.set_edns(EdnsReply::new(EDNS_PAYLOAD, edns.dnssec_ok));
     }
+    let complete = write_outcome(&mut writer, &outcome);
+    writer.finish();
+    let cache_ttl = if reusable && complete {
+        min_ttl(&outcome)
+    } else {
+        0
+    };
+    Answer::Reply {
+        wire: Bytes::from(out),
+        cache_ttl,
+    }
+}
+
+/// Writes the answer and authority sections whole, or TC=1 with no records when
+/// they do not fit (RFC 2181 §9). Returns whether they went in.
+fn write_outcome(writer: &mut ResponseWriter<'_>, outcome: &Outcome) -> bool {
+    let records = outcome
+        .answer
+        .iter()
+        .map(|record| (Section::Answer, record))
+        .chain(outcome.authority.iter().map(|r| (Section::Authority, r)));
+    for (section, record) in records {
+        let written = encode(record).is_some_and(|(owner, rdata)| {
+            writer
+                .push_record(
+                    section,
+                    &owner,
+                    u16::from(record.record_type()),
+                    u16::from(record.dns_class),
+                    record.ttl,
+                    &rdata,
+                )
+                .is_ok()
+        });
+        if !written {
+            writer.clear_records();
+            writer.set_flag(flags::TC, true);
+            return false;
+        }
+    }
+    true
+}
+
+/// A record's owner and data in uncompressed wire form, the owner in its own case.
+fn encode(record: &Record) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut owner = Vec::with_capacity(record.name.len() + 2);
+    for label in record.name.iter() {
+        owner.push(u8::try_from(label.len()).ok()?);
+        owner.extend_from_slice(label);
+    }
+    owner.push(0);
+    let mut rdata = Vec::with_capacity(32);
+    let mut encoder = BinEncoder::new(&mut rdata);
+    encoder.set_name_encoding(NameEncoding::Uncompressed);
+    record.data.emit(&mut encoder).ok()?;
+    Some((owner, rdata))
+}
+
+fn refused_with(wire: &[u8], view: &sextant_wire::QueryView, rcode: Rcode) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    sextant_wire::write_error_response(
+        &mut out,
+        wire,
+        &view.header,
+        Some(view),
+        rcode,
+        EDNS_PAYLOAD,
+    );
+    out
 }
 
 fn min_ttl(outcome: &Outcome) -> u32 {
@@ -75,39 +157,4 @@ fn min_ttl(outcome: &Outcome) -> u32 {
         .map(|r| r.ttl)
         .min()
         .unwrap_or(0)
-}
-
-fn response(view: &QueryView, question: Question, outcome: &Outcome) -> Message {
-    let mut message = Message::new(view.header.id, MessageType::Response, OpCode::Query);
-    message.metadata.recursion_desired = view.header.recursion_desired();
-    message.metadata.recursion_available = true;
-    message.metadata.checking_disabled = view.header.checking_disabled();
-    message.metadata.response_code = outcome.rcode;
-    message.add_query(question);
-    message.answers = outcome.answer.clone();
-    message.authorities = outcome.authority.clone();
-    if let Some(request_edns) = view.edns {
-        let mut edns = Edns::new();
-        edns.set_max_payload(EDNS_PAYLOAD);
-        edns.set_dnssec_ok(request_edns.dnssec_ok);
-        message.set_edns(edns);
-    }
-    message
-}
-
-fn error(
-    wire: &[u8],
-    header: &sextant_wire::Header,
-    view: Option<&QueryView>,
-    rcode: u16,
-) -> Answer {
-    let mut out = Vec::with_capacity(64);
-    write_error_response(&mut out, wire, header, view, rcode, EDNS_PAYLOAD);
-    if let Some(flags) = out.get_mut(3) {
-        *flags |= 0x80; // RA: this is a recursive server, even when it refuses.
-    }
-    Answer {
-        wire: Bytes::from(out),
-        cache_ttl: 0,
-    }
 }

@@ -132,7 +132,7 @@ where
                 };
                 next = (next + 1) % queries.len();
                 match ask(query).await {
-                    Ok(answer) if !answer.wire.is_empty() => answered += 1,
+                    Ok(answer) if answer.wire().is_some() => answered += 1,
                     _ => failed += 1,
                 }
             }

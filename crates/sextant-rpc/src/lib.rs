@@ -33,7 +33,7 @@ pub use endpoint::Endpoint;
 pub use error::RpcError;
 pub use health::{HealthState, check_health};
 pub use query_client::{Completion, QueryClient, QueryClientOptions};
-pub use query_server::{QueryHandler, QueryService, error_message, refusal};
+pub use query_server::{QueryHandler, QueryService};
 pub use secondary::{
     VersionEvent, VersionNotifier, VersionSource, VersionState, ZoneVersion, follow_versions,
 };
@@ -74,10 +74,49 @@ pub struct Query {
 }
 
 /// A backend's answer to one [`Query`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Answer {
-    /// The complete response; empty means the listener sends nothing back.
-    pub wire: Bytes,
-    /// Seconds the listener may keep this answer in its packet cache; 0 = never.
-    pub cache_ttl: u32,
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Send this response back.
+    Reply {
+        /// The complete response.
+        wire: Bytes,
+        /// Seconds the listener may keep it in its packet cache; 0 = never.
+        cache_ttl: u32,
+    },
+    /// Send nothing back: the message was not a query (no header, or a response).
+    Silent,
+}
+
+impl Answer {
+    /// A response the listener must not keep.
+    pub fn once(wire: impl Into<Bytes>) -> Self {
+        Answer::Reply {
+            wire: wire.into(),
+            cache_ttl: 0,
+        }
+    }
+
+    /// The response, unless the answer is silence.
+    pub fn wire(&self) -> Option<&Bytes> {
+        match self {
+            Answer::Reply { wire, .. } => Some(wire),
+            Answer::Silent => None,
+        }
+    }
+
+    /// On the wire of the contract, silence is an empty message (see dns.proto).
+    pub(crate) fn to_parts(&self) -> (Bytes, u32) {
+        match self {
+            Answer::Reply { wire, cache_ttl } => (wire.clone(), *cache_ttl),
+            Answer::Silent => (Bytes::new(), 0),
+        }
+    }
+
+    pub(crate) fn from_parts(wire: Bytes, cache_ttl: u32) -> Self {
+        if wire.is_empty() {
+            Answer::Silent
+        } else {
+            Answer::Reply { wire, cache_ttl }
+        }
+    }
 }

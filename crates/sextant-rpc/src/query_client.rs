@@ -347,10 +347,8 @@ async fn run_lane(
                                 }
                             }
                             for (waiter, response) in answered.drain(..) {
-                                waiter.answer(Answer {
-                                    wire: response.wire,
-                                    cache_ttl: response.cache_ttl,
-                                });
+                                waiter
+                                    .answer(Answer::from_parts(response.wire, response.cache_ttl));
                             }
                         }
                         Ok(None) => break,

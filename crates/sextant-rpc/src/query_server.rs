@@ -22,45 +22,9 @@ pub trait QueryHandler: Send + Sync + 'static {
     fn handle(&self, query: Query) -> impl Future<Output = Answer> + Send;
 
     /// A zone transfer: the answer's messages, in order, through the channel (which
-    /// bounds the memory a slow client can hold). Backends without zones keep this
-    /// default: one REFUSED message.
-    fn transfer(&self, query: Query) -> mpsc::Receiver<bytes::Bytes> {
-        let (sender, receiver) = mpsc::channel(1);
-        let _ = sender.try_send(refusal(&query.wire));
-        receiver
-    }
-}
-
-/// REFUSED for a query, as a backend that does not offer what was asked answers.
-pub fn refusal(wire: &[u8]) -> bytes::Bytes {
-    error_message(wire, u16::from(sextant_wire::consts::RCODE_REFUSED))
-}
-
-/// The answer to `wire` carrying only `rcode` (FORMERR when it does not parse,
-/// nothing at all when it is not a query).
-pub fn error_message(wire: &[u8], rcode: u16) -> bytes::Bytes {
-    let mut out = Vec::with_capacity(64);
-    let size = sextant_wire::consts::CLASSIC_UDP_SIZE;
-    match sextant_wire::parse_query(wire) {
-        Ok(view) => sextant_wire::write_error_response(
-            &mut out,
-            wire,
-            &view.header,
-            Some(&view),
-            rcode,
-            size,
-        ),
-        Err(Some(malformed)) => sextant_wire::write_error_response(
-            &mut out,
-            wire,
-            &malformed.header,
-            None,
-            u16::from(sextant_wire::consts::RCODE_FORMERR),
-            size,
-        ),
-        Err(None) => {}
-    }
-    bytes::Bytes::from(out)
+    /// bounds the memory a slow client can hold). A backend without zones sends one
+    /// message, its refusal.
+    fn transfer(&self, query: Query) -> mpsc::Receiver<bytes::Bytes>;
 }
 
 /// Queries handled at once on one stream (a batch read at the bound may pass it by
@@ -117,11 +81,11 @@ impl<H: QueryHandler> pb::query_server::Query for QueryService<H> {
         let request_id = request.request_id;
         let query = query_from_request(request)
             .ok_or_else(|| Status::invalid_argument("the request has no transport"))?;
-        let answer = self.handler.handle(query).await;
+        let (wire, cache_ttl) = self.handler.handle(query).await.to_parts();
         Ok(Response::new(pb::QueryResponse {
             request_id,
-            wire: answer.wire,
-            cache_ttl: answer.cache_ttl,
+            wire,
+            cache_ttl,
         }))
     }
 
@@ -202,12 +166,13 @@ fn answering<H: QueryHandler>(handler: Arc<H>, request: pb::QueryRequest) -> Ans
         let request_id = request.request_id;
         let answer = match query_from_request(request) {
             Some(query) => handler.handle(query).await,
-            None => Answer::default(),
+            None => Answer::Silent,
         };
+        let (wire, cache_ttl) = answer.to_parts();
         pb::QueryResponse {
             request_id,
-            wire: answer.wire,
-            cache_ttl: answer.cache_ttl,
+            wire,
+            cache_ttl,
         }
     })
 }

@@ -35,9 +35,6 @@ impl UnaryQueryClient {
                 status: Box::new(status),
             })?
             .into_inner();
-        Ok(Answer {
-            wire: response.wire,
-            cache_ttl: response.cache_ttl,
-        })
+        Ok(Answer::from_parts(response.wire, response.cache_ttl))
     }
 }

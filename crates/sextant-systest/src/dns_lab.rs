@@ -209,8 +209,8 @@ fn answer(shared: &Shared, wire: &[u8], transport: Transport) -> Option<Vec<u8>>
             1232
         },
     };
-    let mut reply = sextant_authority::respond(&shared.catalog, &request, 1232)
-        .wire
+    let mut reply = sextant_authority::respond(&shared.catalog, &request, 1232, None)
+        .wire()?
         .to_vec();
     if !behaviour.inject_additional.is_empty() {
         let mut message = Message::from_vec(&reply).ok()?;

@@ -11,7 +11,7 @@ use hickory_proto::rr::rdata::tsig::{
     TSIG, TsigAlgorithm, make_tsig_record, signed_bitmessage_to_buf,
 };
 use hickory_proto::rr::{Name, TSigner};
-use hickory_proto::serialize::binary::BinEncoder;
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 /// Allowed clock difference with the primary, seconds (RFC 8945 §10 suggests 300).
 const FUDGE: u16 = 300;
@@ -103,12 +103,51 @@ impl Key {
     ) -> Result<Vec<u8>, String> {
         message.signature = None;
         let bytes = message.to_vec().map_err(|e| e.to_string())?;
+        let (mac, record) = self.response_signature(&bytes, previous_mac, unsigned, first)?;
+        message.set_signature(Box::new(record));
+        Ok(mac)
+    }
+
+    /// [`Key::sign_response`] of a message in wire form: the TSIG record is appended
+    /// to `message` and counted in its header. Returns this message's MAC.
+    pub fn sign_response_wire(
+        &self,
+        message: &mut Vec<u8>,
+        previous_mac: &[u8],
+        unsigned: &[u8],
+        first: bool,
+    ) -> Result<Vec<u8>, String> {
+        if message.len() < 12 {
+            return Err("the message has no header".into());
+        }
+        let (mac, record) = self.response_signature(message, previous_mac, unsigned, first)?;
+        let record = record.to_bytes().map_err(|e| e.to_string())?;
+        let arcount = u16::from_be_bytes([message[10], message[11]])
+            .checked_add(1)
+            .ok_or("the additional section is full")?;
+        message[10..12].copy_from_slice(&arcount.to_be_bytes());
+        message.extend_from_slice(&record);
+        Ok(mac)
+    }
+
+    /// The MAC over `bytes` (a message without its TSIG) and the TSIG record holding it.
+    fn response_signature(
+        &self,
+        bytes: &[u8],
+        previous_mac: &[u8],
+        unsigned: &[u8],
+        first: bool,
+    ) -> Result<(Vec<u8>, hickory_proto::rr::Record<TSIG>), String> {
+        let id = u16::from_be_bytes([
+            *bytes.first().ok_or("empty message")?,
+            *bytes.get(1).ok_or("empty message")?,
+        ]);
         let stub = TSIG::new(
             self.signer.algorithm().clone(),
             now(),
             FUDGE,
             Vec::new(),
-            message.metadata.id,
+            id,
             None,
             Vec::new(),
         );
@@ -117,7 +156,7 @@ impl Key {
         tbs.extend_from_slice(&len.to_be_bytes());
         tbs.extend_from_slice(previous_mac);
         tbs.extend_from_slice(unsigned);
-        tbs.extend_from_slice(&bytes);
+        tbs.extend_from_slice(bytes);
         if first {
             // A fresh buffer: BinEncoder writes from offset 0, it does not append.
             let mut variables = Vec::with_capacity(64);
@@ -130,8 +169,50 @@ impl Key {
         }
         let mac = self.signer.sign(&tbs).map_err(|e| e.to_string())?;
         let record = make_tsig_record(self.name().clone(), stub.set_mac(mac.clone()));
-        message.set_signature(Box::new(record));
-        Ok(mac)
+        Ok((mac, record))
+    }
+
+    /// Verifies a signed request given as wire bytes alone; returns its MAC.
+    pub fn verify_request(&self, wire: &[u8]) -> Result<Vec<u8>, String> {
+        let message =
+            Message::from_vec(wire).map_err(|e| format!("the request does not parse ({e})"))?;
+        self.verify_query(wire, &message)
+    }
+}
+
+/// Signs a single answer to a verified request: the response writer's
+/// [`sextant_wire::Signer`] for answers to signed queries.
+#[derive(Debug)]
+pub struct AnswerSigner<'k> {
+    key: &'k Key,
+    request_mac: Vec<u8>,
+}
+
+impl<'k> AnswerSigner<'k> {
+    /// Verifies the request `wire` with `key`; the signer then chains to its MAC.
+    pub fn for_request(key: &'k Key, wire: &[u8]) -> Result<Self, String> {
+        Ok(Self {
+            key,
+            request_mac: key.verify_request(wire)?,
+        })
+    }
+}
+
+/// The largest MAC of the algorithms supported (HMAC-SHA512).
+const MAX_MAC_LEN: usize = 64;
+
+impl sextant_wire::Signer for AnswerSigner<'_> {
+    fn space(&self) -> usize {
+        // Owner, fixed fields, algorithm name (at most "hmac-sha512." = 13 bytes),
+        // time, fudge, MAC size, MAC, original ID, error, other length.
+        let name = self.key.name().len() + 2;
+        name + 10 + 13 + 6 + 2 + 2 + MAX_MAC_LEN + 2 + 2 + 2
+    }
+
+    fn sign(&self, message: &mut Vec<u8>) -> Result<(), String> {
+        self.key
+            .sign_response_wire(message, &self.request_mac, &[], true)
+            .map(|_| ())
     }
 }
 
@@ -306,6 +387,30 @@ mod tests {
         // NSD style: first, last and some in between signed.
         let sparse = stream(&key, &mac, 6, |i| i == 0 || i == 3 || i == 5);
         verify(&key, &mac, &sparse).unwrap();
+    }
+
+    #[test]
+    fn a_wire_answer_is_signed_within_the_space_it_asks_for() {
+        use sextant_wire::Signer;
+        let key = key(b"0123456789abcdef0123456789abcdef");
+        let mut query = Message::new(9, MessageType::Query, OpCode::Query);
+        query.add_query(Query::query(
+            Name::from_ascii("example.").unwrap(),
+            RecordType::SOA,
+        ));
+        key.sign_query(&mut query).unwrap();
+        let query_wire = query.to_vec().unwrap();
+        let signer = AnswerSigner::for_request(&key, &query_wire).unwrap();
+        let mut answer = response(9, 0).to_vec().unwrap();
+        let before = answer.len();
+        signer.sign(&mut answer).unwrap();
+        assert!(answer.len() - before <= signer.space());
+        let parsed = Message::from_vec(&answer).unwrap();
+        assert!(parsed.signature().is_some());
+        let mut verifier = ResponseVerifier::new(key.clone(), signer.request_mac.clone());
+        verifier.check(&answer, &parsed).unwrap();
+        verifier.finish().unwrap();
+        assert!(AnswerSigner::for_request(&key, &response(9, 1).to_vec().unwrap()).is_err());
     }
 
     #[test]

@@ -1,19 +1,14 @@
 //! Where the TTLs of a response are, so that a cached answer can be aged in place.
 
-use crate::question::skip_name;
-
-const HEADER_LEN: usize = 12;
-const TYPE_OPT: u16 = 41;
+use crate::consts::TYPE_OPT;
+use crate::header::{HEADER_LEN, count_at};
+use crate::name::skip_name;
 
 /// Byte offsets of every record's TTL in `message` (OPT excluded: its "TTL" holds
 /// EDNS flags). `None` when the message does not parse to its last byte.
 pub fn ttl_offsets(message: &[u8]) -> Option<Vec<usize>> {
-    let count = |at: usize| -> Option<usize> {
-        let bytes = message.get(at..at + 2)?;
-        Some(usize::from(u16::from_be_bytes([bytes[0], bytes[1]])))
-    };
-    let questions = count(4)?;
-    let records = count(6)? + count(8)? + count(10)?;
+    let questions = count_at(message, 4)?;
+    let records = count_at(message, 6)? + count_at(message, 8)? + count_at(message, 10)?;
     let mut at = HEADER_LEN;
     for _ in 0..questions {
         at = skip_name(message, at)? + 4;

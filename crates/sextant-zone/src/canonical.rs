@@ -38,6 +38,45 @@ pub(crate) fn write_key(name: &Name, out: &mut [u8; MAX_KEY]) -> usize {
     len
 }
 
+/// Writes the key of the uncompressed wire name `wire` into `out` and returns its
+/// length (the same key [`write_key`] makes of the same name).
+pub(crate) fn write_key_wire(wire: &[u8], out: &mut [u8; MAX_KEY]) -> usize {
+    let mut starts = [0usize; 128];
+    let mut labels = 0;
+    for start in sextant_wire::label_starts(wire) {
+        if labels == starts.len() {
+            break;
+        }
+        starts[labels] = start;
+        labels += 1;
+    }
+    let mut len = 0;
+    for &start in starts[..labels].iter().rev() {
+        let label_len = usize::from(wire[start]);
+        for &byte in &wire[start + 1..start + 1 + label_len] {
+            match byte.to_ascii_lowercase() {
+                0 => {
+                    out[len] = 1;
+                    out[len + 1] = 1;
+                    len += 2;
+                }
+                1 => {
+                    out[len] = 1;
+                    out[len + 1] = 2;
+                    len += 2;
+                }
+                other => {
+                    out[len] = other;
+                    len += 1;
+                }
+            }
+        }
+        out[len] = 0;
+        len += 1;
+    }
+    len
+}
+
 pub(crate) fn key(name: &Name) -> Box<[u8]> {
     let mut buffer = [0u8; MAX_KEY];
     let len = write_key(name, &mut buffer);
@@ -108,6 +147,28 @@ mod tests {
         by_name.sort();
         let sorted: Vec<Box<[u8]>> = by_name.iter().map(key).collect();
         assert_eq!(sorted, keys, "same order as Name's Ord");
+    }
+
+    #[test]
+    fn wire_names_make_the_same_keys() {
+        for text in [
+            "example.com.",
+            ".",
+            "\\000.\\001.x.",
+            "*.Wild.example.",
+            "A.b.C.",
+        ] {
+            let name = n(text);
+            let mut wire = Vec::new();
+            for label in name.iter() {
+                wire.push(label.len() as u8);
+                wire.extend_from_slice(label);
+            }
+            wire.push(0);
+            let mut buffer = [0u8; MAX_KEY];
+            let len = write_key_wire(&wire, &mut buffer);
+            assert_eq!(&buffer[..len], &*key(&name), "{text}");
+        }
     }
 
     #[test]

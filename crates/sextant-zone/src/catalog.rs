@@ -6,14 +6,17 @@ use std::sync::Arc;
 use hickory_proto::rr::{Name, RecordType};
 
 use crate::Zone;
+use crate::zone::wire_name;
 
 /// Zones by apex. Immutable: a reload builds a new catalog and swaps it in whole, so a
 /// query sees either the old set of zones or the new one.
 #[derive(Debug, Default, Clone)]
 pub struct Catalog {
-    zones: HashMap<Name, Arc<Zone>>,
+    /// Keyed by the apex in wire form, lower case: a query's name suffixes are looked
+    /// up as they are, without building names.
+    zones: HashMap<Box<[u8]>, Arc<Zone>>,
     /// Secondary zones past their SOA expire: answered SERVFAIL (RFC 1035 §3.3.13).
-    expired: HashSet<Name>,
+    expired: HashSet<Box<[u8]>>,
 }
 
 impl Catalog {
@@ -21,7 +24,7 @@ impl Catalog {
         Self {
             zones: zones
                 .into_iter()
-                .map(|zone| (zone.origin().clone(), zone))
+                .map(|zone| (Box::from(zone.origin_wire()), zone))
                 .collect(),
             expired: HashSet::new(),
         }
@@ -36,10 +39,10 @@ impl Catalog {
     ) -> Self {
         let mut next = self.clone();
         for zone in zones {
-            next.zones.insert(zone.origin().clone(), zone);
+            next.zones.insert(Box::from(zone.origin_wire()), zone);
         }
         for (origin, is_expired) in expired {
-            let origin = origin.to_lowercase();
+            let origin = wire_name(origin).into_boxed_slice();
             if *is_expired {
                 next.expired.insert(origin);
             } else {
@@ -50,7 +53,11 @@ impl Catalog {
     }
 
     pub fn is_expired(&self, origin: &Name) -> bool {
-        self.expired.contains(origin)
+        self.is_expired_wire(&wire_name(origin))
+    }
+
+    pub(crate) fn is_expired_wire(&self, origin: &[u8]) -> bool {
+        !self.expired.is_empty() && self.expired.contains(origin)
     }
 
     pub fn zones(&self) -> impl Iterator<Item = &Arc<Zone>> {
@@ -61,19 +68,22 @@ impl Catalog {
     /// lives on the parent side of a cut (RFC 4035 §3.1.4.1), so a DS query for the
     /// apex of a zone goes to its parent when we serve that too.
     pub fn zone_for(&self, qname: &Name, qtype: RecordType) -> Option<&Arc<Zone>> {
-        let mut name = qname.to_lowercase();
+        self.zone_for_wire(&wire_name(qname), qtype)
+    }
+
+    /// [`Catalog::zone_for`] of a lower-cased wire name.
+    pub(crate) fn zone_for_wire(&self, qname: &[u8], qtype: RecordType) -> Option<&Arc<Zone>> {
         let mut skip_apex = qtype == RecordType::DS;
-        loop {
-            if let Some(zone) = self.zones.get(&name)
-                && (!skip_apex || name.is_root())
+        let root = qname.len().saturating_sub(1);
+        for start in sextant_wire::label_starts(qname).chain([root]) {
+            let suffix = qname.get(start..).unwrap_or_default();
+            if let Some(zone) = self.zones.get(suffix)
+                && (!skip_apex || suffix == [0])
             {
                 return Some(zone);
             }
             skip_apex = false;
-            if name.is_root() {
-                return None;
-            }
-            name = name.base_name();
         }
+        None
     }
 }

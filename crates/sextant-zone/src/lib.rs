@@ -7,18 +7,14 @@
 mod canonical;
 mod catalog;
 mod error;
-mod fit;
 mod lookup;
 pub mod master;
 mod nodes;
-mod query;
 mod rrset;
 mod zone;
 
 pub use catalog::Catalog;
 pub use error::{Location, ZoneError, ZoneWarning};
-pub use fit::encode_to_fit;
-pub use lookup::{Lookup, Rcode};
-pub use query::{Rejection, checked_question};
+pub use lookup::{Lookup, Outcome, Part};
 pub use rrset::RRset;
 pub use zone::{Zone, ZoneBuilder};

@@ -1,16 +1,25 @@
 //! The authoritative lookup, following RFC 1034 §4.3.2 step 3, with wildcards (RFC
 //! 4592), DNAME (RFC 6672) and CNAME chains that continue into the other zones this
 //! server is authoritative for (as NSD does).
+//!
+//! It works on names in wire form, as the query carries them, and its result points
+//! at the zone's stored RRsets: the response writer copies them into the answer
+//! without decoding them.
 
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use std::borrow::Cow;
 
-use crate::zone::{Node, label_count};
-use crate::{Catalog, RRset, Zone};
+use hickory_proto::rr::RecordType;
+use sextant_wire::{MAX_NAME_LEN, is_subdomain, label_count, lowercase_into, suffix_with_labels};
 
-/// The outcome of a lookup, before it is written as a DNS message.
+use crate::zone::Node;
+use crate::{Catalog, RRset, Zone, canonical};
+
+/// What the lookup found, before it is written as a DNS message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rcode {
+pub enum Outcome {
+    /// Data, a referral, a NODATA: the RCODE is NOERROR.
     NoError,
+    /// The name (the last of a CNAME chain) does not exist.
     NxDomain,
     /// The name is not in any zone served here.
     Refused,
@@ -20,19 +29,54 @@ pub enum Rcode {
     ServFail,
 }
 
+/// One RRset of an answer: where the writer finds its owner and data.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Lookup {
-    pub rcode: Rcode,
-    pub authoritative: bool,
-    pub answer: Vec<Record>,
-    pub authority: Vec<Record>,
-    pub additional: Vec<Record>,
+pub struct Part<'a> {
+    /// The owner, an uncompressed wire name in the case it should read.
+    pub owner: Cow<'a, [u8]>,
+    /// The type code.
+    pub rtype: u16,
+    /// Seconds.
+    pub ttl: u32,
+    /// Each record's data after its 2-byte length, names uncompressed.
+    data: Cow<'a, [u8]>,
 }
 
-impl Lookup {
+impl<'a> Part<'a> {
+    fn stored(owner: Cow<'a, [u8]>, set: &'a RRset) -> Self {
+        Self {
+            owner,
+            rtype: u16::from(set.rtype),
+            ttl: set.ttl,
+            data: Cow::Borrowed(set.wire()),
+        }
+    }
+
+    /// Each record's data in wire form.
+    pub fn rdatas(&self) -> impl Iterator<Item = &[u8]> {
+        crate::rrset::split_rdatas(&self.data)
+    }
+}
+
+/// The sections of an answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lookup<'a> {
+    /// What the RCODE will be.
+    pub outcome: Outcome,
+    /// AA: false for a referral.
+    pub authoritative: bool,
+    /// The answer section's RRsets, in order.
+    pub answer: Vec<Part<'a>>,
+    /// The authority section's RRsets.
+    pub authority: Vec<Part<'a>>,
+    /// The additional section's RRsets (optional data: dropped first when short of room).
+    pub additional: Vec<Part<'a>>,
+}
+
+impl Lookup<'_> {
     fn refused() -> Self {
         Self {
-            rcode: Rcode::Refused,
+            outcome: Outcome::Refused,
             authoritative: false,
             answer: Vec::new(),
             authority: Vec::new(),
@@ -46,7 +90,7 @@ impl Lookup {
             .iter()
             .chain(&self.authority)
             .chain(&self.additional)
-            .map(|r| r.ttl)
+            .map(|part| part.ttl)
             .min()
             .unwrap_or(0)
     }
@@ -56,15 +100,47 @@ impl Lookup {
 /// returned (a loop, or a chain no resolver would follow anyway).
 const MAX_CHAIN: usize = 12;
 
+/// A name being looked up: as it should read in the answer, and lower-cased for
+/// matching.
+struct Current<'a> {
+    name: Cow<'a, [u8]>,
+    lower: [u8; MAX_NAME_LEN],
+    lower_len: usize,
+}
+
+impl<'a> Current<'a> {
+    fn new(name: Cow<'a, [u8]>) -> Self {
+        let mut lower = [0u8; MAX_NAME_LEN];
+        let lower_len = lowercase_into(&name, &mut lower);
+        Self {
+            name,
+            lower,
+            lower_len,
+        }
+    }
+
+    fn lower(&self) -> &[u8] {
+        &self.lower[..self.lower_len]
+    }
+
+    /// The suffix of the name with `labels` labels, in the answer's case.
+    fn suffix(&self, labels: usize) -> Cow<'a, [u8]> {
+        match &self.name {
+            Cow::Borrowed(name) => Cow::Borrowed(suffix_with_labels(name, labels)),
+            Cow::Owned(name) => Cow::Owned(suffix_with_labels(name, labels).to_vec()),
+        }
+    }
+}
+
 /// What one zone says about one name.
 enum Found<'z> {
-    /// The RRsets answering the query (several for ANY).
-    RRsets(Vec<&'z RRset>),
-    Cname(&'z RRset, Name),
+    /// The RRset answering the query (for ANY, the one chosen).
+    RRset(&'z RRset),
+    Cname(&'z RRset, &'z [u8]),
     Dname {
         owner_labels: usize,
         rrset: &'z RRset,
-        target: Name,
+        target: &'z [u8],
     },
     Referral {
         cut_labels: usize,
@@ -75,80 +151,83 @@ enum Found<'z> {
 }
 
 impl Catalog {
-    /// Answers `qname`/`qtype` from the zones served here.
-    pub fn lookup(&self, qname: &Name, qtype: RecordType) -> Lookup {
+    /// Answers `qname` (uncompressed wire form, in the client's case) and `qtype` from
+    /// the zones served here.
+    pub fn lookup<'a>(&'a self, qname: &'a [u8], qtype: u16) -> Lookup<'a> {
         let mut out = Lookup::refused();
-        let Some(mut zone) = self.zone_for(qname, qtype) else {
+        let qtype = RecordType::from(qtype);
+        let mut current = Current::new(Cow::Borrowed(qname));
+        let Some(mut zone) = self.zone_for_wire(current.lower(), qtype) else {
             return out;
         };
-        if self.is_expired(zone.origin()) {
-            out.rcode = Rcode::ServFail;
+        if self.is_expired_wire(zone.origin_wire()) {
+            out.outcome = Outcome::ServFail;
             return out;
         }
-        out.rcode = Rcode::NoError;
+        out.outcome = Outcome::NoError;
         out.authoritative = true;
-        let mut name = qname.clone();
         for _ in 0..MAX_CHAIN {
-            match zone.find(&name, qtype) {
-                Found::RRsets(sets) => {
-                    for set in &sets {
-                        out.answer.extend(set.records(&name));
-                    }
-                    self.add_additional(&mut out, &sets);
+            match zone.find(current.lower(), qtype) {
+                Found::RRset(set) => {
+                    out.answer.push(Part::stored(current.name, set));
+                    self.add_additional(&mut out.additional, set);
                     return out;
                 }
                 Found::Cname(set, target) => {
-                    out.answer.extend(set.records(&name));
+                    out.answer.push(Part::stored(current.name, set));
                     if qtype == RecordType::CNAME {
                         return out;
                     }
-                    name = target;
+                    current = Current::new(Cow::Borrowed(target));
                 }
                 Found::Dname {
                     owner_labels,
                     rrset,
                     target,
                 } => {
-                    let owner = name.trim_to(owner_labels);
-                    out.answer.extend(rrset.records(&owner));
-                    let prefix = label_count(&name) - owner_labels;
-                    let synthesized = Name::from_labels(name.iter().take(prefix))
-                        .and_then(|prefix| prefix.append_domain(&target));
-                    let Ok(synthesized) = synthesized else {
-                        out.rcode = Rcode::YxDomain;
+                    out.answer
+                        .push(Part::stored(current.suffix(owner_labels), rrset));
+                    let Some(synthesized) = substitute(&current.name, owner_labels, target) else {
+                        out.outcome = Outcome::YxDomain;
                         return out;
                     };
                     // The synthesized CNAME carries the DNAME's TTL (RFC 6672 §3.1).
-                    let cname = RData::CNAME(hickory_proto::rr::rdata::CNAME(synthesized.clone()));
-                    out.answer
-                        .push(Record::from_rdata(name.clone(), rrset.ttl, cname));
+                    let mut data = Vec::with_capacity(2 + synthesized.len());
+                    data.extend_from_slice(&(synthesized.len() as u16).to_be_bytes());
+                    data.extend_from_slice(&synthesized);
+                    out.answer.push(Part {
+                        owner: current.name,
+                        rtype: u16::from(RecordType::CNAME),
+                        ttl: rrset.ttl,
+                        data: Cow::Owned(data),
+                    });
                     if qtype == RecordType::CNAME {
                         return out;
                     }
-                    name = synthesized;
+                    current = Current::new(Cow::Owned(synthesized));
                 }
                 Found::Referral { cut_labels, ns } => {
-                    let cut = name.trim_to(cut_labels);
                     if out.answer.is_empty() {
                         out.authoritative = false;
                     }
-                    out.authority.extend(ns.records(&cut));
-                    out.additional.extend(zone.glue(ns));
+                    out.authority
+                        .push(Part::stored(current.suffix(cut_labels), ns));
+                    zone.glue(ns, &mut out.additional);
                     return out;
                 }
                 Found::NoData => {
-                    out.authority.push(zone.negative_soa());
+                    out.authority.extend(zone.negative_soa());
                     return out;
                 }
                 Found::NxDomain => {
                     // After a CNAME, the RCODE describes the chain's last name (RFC 6604).
-                    out.rcode = Rcode::NxDomain;
-                    out.authority.push(zone.negative_soa());
+                    out.outcome = Outcome::NxDomain;
+                    out.authority.extend(zone.negative_soa());
                     return out;
                 }
             }
             // The chain leaves this zone: continue only where we are authoritative.
-            match self.zone_for(&name, qtype) {
+            match self.zone_for_wire(current.lower(), qtype) {
                 Some(next) => zone = next,
                 None => return out,
             }
@@ -157,27 +236,26 @@ impl Catalog {
     }
 
     /// Addresses of the names that NS, MX and SRV answers point to, where served here.
-    fn add_additional(&self, out: &mut Lookup, sets: &[&RRset]) {
-        for set in sets {
-            for rdata in set.rdatas() {
-                let target = match &rdata {
-                    RData::NS(ns) => &ns.0,
-                    RData::MX(mx) => &mx.exchange,
-                    RData::SRV(srv) => &srv.target,
-                    _ => continue,
-                };
-                let Some(zone) = self.zone_for(target, RecordType::A) else {
-                    continue;
-                };
-                for rtype in [RecordType::A, RecordType::AAAA] {
-                    if let Found::RRsets(found) = zone.find(target, rtype) {
-                        for found in found {
-                            for record in found.records(target) {
-                                if !out.additional.contains(&record) {
-                                    out.additional.push(record);
-                                }
-                            }
-                        }
+    fn add_additional<'a>(&'a self, additional: &mut Vec<Part<'a>>, set: &'a RRset) {
+        let skip = match set.rtype {
+            RecordType::NS => 0,
+            RecordType::MX => 2,
+            RecordType::SRV => 6,
+            _ => return,
+        };
+        for rdata in set.wire_rdatas() {
+            let Some(target) = rdata.get(skip..) else {
+                continue;
+            };
+            let target = Current::new(Cow::Borrowed(target));
+            let Some(zone) = self.zone_for_wire(target.lower(), RecordType::A) else {
+                continue;
+            };
+            for rtype in [RecordType::A, RecordType::AAAA] {
+                if let Found::RRset(found) = zone.find(target.lower(), rtype) {
+                    let part = Part::stored(target.name.clone(), found);
+                    if !additional.contains(&part) {
+                        additional.push(part);
                     }
                 }
             }
@@ -185,105 +263,144 @@ impl Catalog {
     }
 }
 
+/// The name DNAME substitution makes of `name` (RFC 6672 §2.2): the labels below the
+/// DNAME owner's `owner_labels`, then `target`. `None` past 255 bytes.
+fn substitute(name: &[u8], owner_labels: usize, target: &[u8]) -> Option<Vec<u8>> {
+    let owner = suffix_with_labels(name, owner_labels);
+    let prefix = &name[..name.len() - owner.len()];
+    let total = prefix.len() + target.len();
+    if total > MAX_NAME_LEN {
+        return None;
+    }
+    let mut synthesized = Vec::with_capacity(total);
+    synthesized.extend_from_slice(prefix);
+    synthesized.extend_from_slice(target);
+    Some(synthesized)
+}
+
 impl Zone {
-    /// What this zone says about `name` (which must be at or below the apex).
-    fn find(&self, name: &Name, qtype: RecordType) -> Found<'_> {
+    /// What this zone says about `name` (lower-cased, at or below the apex).
+    fn find(&self, name: &[u8], qtype: RecordType) -> Found<'_> {
         // The canonical key of an ancestor is a prefix of the name's key, ending at
         // a label's closing 0 byte: one key serves the whole walk.
-        let mut buffer = [0u8; crate::canonical::MAX_KEY];
-        let len = crate::canonical::write_key(name, &mut buffer);
+        let mut buffer = [0u8; canonical::MAX_KEY];
+        let len = canonical::write_key_wire(name, &mut buffer);
         let name_key = &buffer[..len];
-        let apex_labels = label_count(self.origin());
+        let apex_labels = self.apex_labels();
         let labels = label_count(name);
+        let label_ends = || {
+            name_key
+                .iter()
+                .enumerate()
+                .filter(|(_, byte)| **byte == 0)
+                .map(|(end, _)| end + 1)
+        };
 
         // Walk down from the apex: a zone cut (NS below the apex) or a DNAME above the
         // name decides the answer before the name itself is looked at.
-        let label_ends = name_key
-            .iter()
-            .enumerate()
-            .filter(|(_, byte)| **byte == 0)
-            .map(|(end, _)| end + 1);
-        for (depth, end) in (1..).zip(label_ends) {
-            if depth < apex_labels {
-                continue;
-            }
-            let prefix = &name_key[..end];
-            if !self.has_cuts() {
-                break;
-            }
-            let Some(node) = self.node_at(prefix) else {
-                continue;
-            };
-            let at_name = depth == labels;
-            // DS is the parent's data at the cut: answered here, not referred.
-            if depth > apex_labels
-                && !(at_name && qtype == RecordType::DS)
-                && let Some(ns) = node.get(RecordType::NS)
-            {
-                return Found::Referral {
-                    cut_labels: depth,
-                    ns,
+        if self.has_cuts() {
+            for (depth, end) in (1..).zip(label_ends()) {
+                if depth < apex_labels {
+                    continue;
+                }
+                let Some(node) = self.node_at(&name_key[..end]) else {
+                    continue;
                 };
-            }
-            if !at_name
-                && let Some(rrset) = node.get(RecordType::DNAME)
-                && let Some(target) = dname_target(rrset)
-            {
-                return Found::Dname {
-                    owner_labels: depth,
-                    rrset,
-                    target,
-                };
+                let at_name = depth == labels;
+                // DS is the parent's data at the cut: answered here, not referred.
+                if depth > apex_labels
+                    && !(at_name && qtype == RecordType::DS)
+                    && let Some(ns) = node.get(RecordType::NS)
+                {
+                    return Found::Referral {
+                        cut_labels: depth,
+                        ns,
+                    };
+                }
+                if !at_name
+                    && let Some(rrset) = node.get(RecordType::DNAME)
+                    && let Some(target) = rrset.wire_rdatas().next()
+                {
+                    return Found::Dname {
+                        owner_labels: depth,
+                        rrset,
+                        target,
+                    };
+                }
             }
         }
 
         if let Some(node) = self.node_at(name_key) {
             return answer_from(node, qtype);
         }
-        let key = name.to_lowercase();
-        if self.has_descendants(&key) {
+        if self.has_descendants_key(name_key) {
             return Found::NoData; // an empty non-terminal
         }
-        // RFC 4592 §3.3.1: the source of synthesis is `*.<closest encloser>`.
-        let mut encloser = key.base_name();
-        while !self.origin().zone_of(&encloser)
-            || (self.node(&encloser).is_none() && !self.has_descendants(&encloser))
-        {
-            if label_count(&encloser) <= apex_labels {
-                break;
-            }
-            encloser = encloser.base_name();
+        // RFC 4592 §3.3.1: the source of synthesis is `*.<closest encloser>`, the
+        // longest ancestor that exists (has a node or names below it).
+        let mut ancestors = [0usize; 128];
+        let mut count = 0;
+        for end in label_ends().take(ancestors.len()) {
+            ancestors[count] = end;
+            count += 1;
         }
-        if let Ok(wildcard) = encloser.prepend_label("*")
-            && let Some(node) = self.node(&wildcard)
-        {
-            return answer_from(node, qtype);
+        let ancestors = &ancestors[..count];
+        let encloser_end = ancestors
+            .iter()
+            .rev()
+            .skip(1)
+            .take(labels.saturating_sub(apex_labels))
+            .copied()
+            .find(|&end| {
+                let key = &name_key[..end];
+                self.node_at(key).is_some() || self.has_descendants_key(key)
+            })
+            .unwrap_or_else(|| {
+                ancestors
+                    .get(apex_labels.wrapping_sub(1))
+                    .copied()
+                    .unwrap_or(0)
+            });
+        let mut wildcard = [0u8; canonical::MAX_KEY];
+        let mut len = encloser_end;
+        wildcard[..len].copy_from_slice(&name_key[..len]);
+        if len + 2 <= wildcard.len() {
+            wildcard[len] = b'*';
+            wildcard[len + 1] = 0;
+            len += 2;
+            if let Some(node) = self.node_at(&wildcard[..len]) {
+                return answer_from(node, qtype);
+            }
         }
         Found::NxDomain
     }
 
-    fn negative_soa(&self) -> Record {
-        let mut soa = self.soa().clone();
-        soa.ttl = self.negative_ttl();
-        soa
+    /// The SOA of negative answers, with the negative TTL (RFC 2308 §5).
+    fn negative_soa(&self) -> Option<Part<'_>> {
+        let soa = self.apex()?.get(RecordType::SOA)?;
+        let mut part = Part::stored(Cow::Borrowed(self.origin_wire()), soa);
+        part.ttl = self.negative_ttl();
+        Some(part)
     }
 
     /// A and AAAA records for the name servers of a referral that lie inside this
     /// zone (at or below the cut), needed to reach them at all.
-    fn glue<'a>(&'a self, ns: &'a RRset) -> impl Iterator<Item = Record> + 'a {
-        ns.rdatas()
-            .filter_map(|rdata| match rdata {
-                RData::NS(ns) => Some(ns.0),
-                _ => None,
-            })
-            .filter(|target| self.origin().zone_of(target))
-            .flat_map(move |target| {
-                let node = self.node(&target.to_lowercase());
-                [RecordType::A, RecordType::AAAA]
-                    .into_iter()
-                    .filter_map(move |rtype| node.and_then(|n| n.get(rtype)))
-                    .flat_map(move |set| set.records(&target))
-            })
+    fn glue<'a>(&'a self, ns: &'a RRset, additional: &mut Vec<Part<'a>>) {
+        for target in ns.wire_rdatas() {
+            if !is_subdomain(target, self.origin_wire()) {
+                continue;
+            }
+            let mut buffer = [0u8; canonical::MAX_KEY];
+            let len = canonical::write_key_wire(target, &mut buffer);
+            let Some(node) = self.node_at(&buffer[..len]) else {
+                continue;
+            };
+            for rtype in [RecordType::A, RecordType::AAAA] {
+                if let Some(set) = node.get(rtype) {
+                    additional.push(Part::stored(Cow::Borrowed(target), set));
+                }
+            }
+        }
     }
 }
 
@@ -296,24 +413,19 @@ fn answer_from(node: &Node, qtype: RecordType) -> Found<'_> {
             .get(RecordType::SOA)
             .or_else(|| node.rrsets().iter().min_by_key(|set| u16::from(set.rtype)));
         return match chosen {
-            Some(set) => Found::RRsets(vec![set]),
+            Some(set) => Found::RRset(set),
             None => Found::NoData,
         };
     }
     if let Some(set) = node.get(qtype) {
-        return Found::RRsets(vec![set]);
+        return Found::RRset(set);
     }
     if let Some(cname) = node.get(RecordType::CNAME)
-        && let Some(RData::CNAME(target)) = cname.first()
+        && let Some(target) = cname.wire_rdatas().next()
     {
-        return Found::Cname(cname, target.0);
+        return Found::Cname(cname, target);
     }
     Found::NoData
-}
-
-/// DNAME data is kept as uncompressed wire bytes (hickory-proto has no DNAME type).
-fn dname_target(rrset: &RRset) -> Option<Name> {
-    crate::rrset::read_name(rrset.wire_rdatas().next()?)
 }
 
 #[cfg(test)]
@@ -321,6 +433,9 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use std::path::Path;
     use std::sync::Arc;
+
+    use hickory_proto::rr::{Name, RData, Record};
+    use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, Restrict};
 
     use super::*;
 
@@ -359,8 +474,61 @@ mod tests {
         ])
     }
 
-    fn q(name: &str, rtype: RecordType) -> Lookup {
-        catalog().lookup(&Name::from_ascii(name).unwrap(), rtype)
+    /// The name in wire form, in its own case.
+    fn wire(text: &str) -> Vec<u8> {
+        let name = Name::from_ascii(text).unwrap();
+        let mut wire = Vec::new();
+        for label in name.iter() {
+            wire.push(label.len() as u8);
+            wire.extend_from_slice(label);
+        }
+        wire.push(0);
+        wire
+    }
+
+    /// What a lookup found, with its parts as hickory records for easy checking.
+    struct Found {
+        outcome: Outcome,
+        authoritative: bool,
+        answer: Vec<Record>,
+        authority: Vec<Record>,
+        additional: Vec<Record>,
+    }
+
+    fn records(parts: &[Part<'_>]) -> Vec<Record> {
+        parts
+            .iter()
+            .flat_map(|part| {
+                let owner = Name::read(&mut BinDecoder::new(&part.owner)).unwrap();
+                part.rdatas()
+                    .map(|rdata| {
+                        let data = RData::read(
+                            &mut BinDecoder::new(rdata),
+                            RecordType::from(part.rtype),
+                            Restrict::new(rdata.len() as u16),
+                        )
+                        .unwrap();
+                        Record::from_rdata(owner.clone(), part.ttl, data)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn lookup_in(catalog: &Catalog, name: &str, rtype: RecordType) -> Found {
+        let qname = wire(name);
+        let out = catalog.lookup(&qname, u16::from(rtype));
+        Found {
+            outcome: out.outcome,
+            authoritative: out.authoritative,
+            answer: records(&out.answer),
+            authority: records(&out.authority),
+            additional: records(&out.additional),
+        }
+    }
+
+    fn q(name: &str, rtype: RecordType) -> Found {
+        lookup_in(&catalog(), name, rtype)
     }
 
     fn texts(records: &[Record]) -> Vec<String> {
@@ -373,7 +541,7 @@ mod tests {
     #[test]
     fn exact_match_echoes_query_case() {
         let out = q("WWW.example.com.", RecordType::A);
-        assert_eq!(out.rcode, Rcode::NoError);
+        assert_eq!(out.outcome, Outcome::NoError);
         assert!(out.authoritative);
         assert_eq!(texts(&out.answer), ["WWW.example.com. A 192.0.2.1"]);
     }
@@ -381,13 +549,17 @@ mod tests {
     #[test]
     fn nodata_nxdomain_and_empty_non_terminals() {
         let out = q("www.example.com.", RecordType::MX);
-        assert_eq!((out.rcode, out.answer.len()), (Rcode::NoError, 0));
+        assert_eq!((out.outcome, out.answer.len()), (Outcome::NoError, 0));
         assert_eq!(out.authority[0].record_type(), RecordType::SOA);
         assert_eq!(out.authority[0].ttl, 60);
         let out = q("nope.example.com.", RecordType::A);
-        assert_eq!(out.rcode, Rcode::NxDomain);
+        assert_eq!(out.outcome, Outcome::NxDomain);
         let out = q("b.c.example.com.", RecordType::A);
-        assert_eq!(out.rcode, Rcode::NoError, "an empty non-terminal is NODATA");
+        assert_eq!(
+            out.outcome,
+            Outcome::NoError,
+            "an empty non-terminal is NODATA"
+        );
     }
 
     #[test]
@@ -413,7 +585,7 @@ mod tests {
         let out = q("x.y.wild.example.com.", RecordType::TXT);
         assert_eq!(out.answer.len(), 1, "a wildcard covers deeper names too");
         let out = q("x.wild.example.com.", RecordType::A);
-        assert_eq!((out.rcode, out.answer.len()), (Rcode::NoError, 0));
+        assert_eq!((out.outcome, out.answer.len()), (Outcome::NoError, 0));
         let out = q("x.wild.example.com.", RecordType::MX);
         assert_eq!(texts(&out.additional), ["www.example.com. A 192.0.2.1"]);
     }
@@ -462,17 +634,18 @@ mod tests {
     fn an_expired_zone_is_servfail() {
         let origin = Name::from_ascii("other.org.").unwrap();
         let expired = catalog().updated([], &[(origin, true)]);
-        let out = expired.lookup(&Name::from_ascii("www.other.org.").unwrap(), RecordType::A);
-        assert_eq!(out.rcode, Rcode::ServFail);
-        let out = expired.lookup(
-            &Name::from_ascii("www.example.com.").unwrap(),
-            RecordType::A,
+        let out = lookup_in(&expired, "www.other.org.", RecordType::A);
+        assert_eq!(out.outcome, Outcome::ServFail);
+        let out = lookup_in(&expired, "www.example.com.", RecordType::A);
+        assert_eq!(
+            out.outcome,
+            Outcome::NoError,
+            "other zones are not affected"
         );
-        assert_eq!(out.rcode, Rcode::NoError, "other zones are not affected");
     }
 
     #[test]
     fn outside_every_zone_is_refused() {
-        assert_eq!(q("example.net.", RecordType::A).rcode, Rcode::Refused);
+        assert_eq!(q("example.net.", RecordType::A).outcome, Outcome::Refused);
     }
 }

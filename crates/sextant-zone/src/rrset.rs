@@ -8,7 +8,7 @@
 use hickory_proto::rr::rdata::{A, AAAA, NULL};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{
-    BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding, Restrict,
+    BinDecoder, BinEncodable, BinEncoder, NameEncoding, Restrict,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,14 +64,12 @@ impl RRset {
 
     /// Each record's data in wire form.
     pub fn wire_rdatas(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        let mut rest: &[u8] = &self.data;
-        std::iter::from_fn(move || {
-            let (len, tail) = rest.split_first_chunk::<2>()?;
-            let len = usize::from(u16::from_be_bytes(*len));
-            let (data, tail) = tail.split_at_checked(len)?;
-            rest = tail;
-            Some(data)
-        })
+        split_rdatas(&self.data)
+    }
+
+    /// The records' data as stored: each one's 2-byte length, then its data.
+    pub(crate) fn wire(&self) -> &[u8] {
+        &self.data
     }
 
     /// Each record's data, decoded.
@@ -91,6 +89,17 @@ impl RRset {
         self.rdatas()
             .map(move |rdata| Record::from_rdata(owner.clone(), ttl, rdata))
     }
+}
+
+/// Each record's data in a buffer of length-prefixed records.
+pub(crate) fn split_rdatas(mut rest: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let (len, tail) = rest.split_first_chunk::<2>()?;
+        let len = usize::from(u16::from_be_bytes(*len));
+        let (data, tail) = tail.split_at_checked(len)?;
+        rest = tail;
+        Some(data)
+    })
 }
 
 fn encode(rdata: &RData) -> Option<Vec<u8>> {
@@ -129,11 +138,6 @@ fn decode(rtype: RecordType, wire: &[u8]) -> RData {
         code: rtype,
         rdata: NULL::with(wire.to_vec()),
     }
-}
-
-/// Decodes a name at the start of `wire` (DNAME's target).
-pub(crate) fn read_name(wire: &[u8]) -> Option<Name> {
-    Name::read(&mut BinDecoder::new(wire)).ok()
 }
 
 #[cfg(test)]

@@ -17,6 +17,10 @@ use crate::{Location, RRset, ZoneError, ZoneWarning};
 pub struct Zone {
     /// Lower case, fully qualified.
     origin: Name,
+    /// The origin in wire form, lower case.
+    origin_wire: Box<[u8]>,
+    /// Labels of the origin (the root has none).
+    apex_labels: usize,
     soa: Record,
     /// Keyed by `canonical::key`: byte order is the canonical DNS order (RFC 4034
     /// §6.1), so a name's descendants follow it directly.
@@ -42,14 +46,36 @@ impl Node {
     }
 }
 
-/// Number of labels, counting a leading `*` (hickory's `num_labels` does not).
-pub(crate) fn label_count(name: &Name) -> usize {
-    name.iter().count()
+/// A name in uncompressed wire form, lower-cased.
+pub fn wire_name(name: &Name) -> Vec<u8> {
+    let mut wire = Vec::with_capacity(name.len() + 2);
+    for label in name.iter() {
+        wire.push(label.len() as u8);
+        wire.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    wire.push(0);
+    wire
 }
 
 impl Zone {
     pub fn origin(&self) -> &Name {
         &self.origin
+    }
+
+    /// The origin in wire form, lower case.
+    pub fn origin_wire(&self) -> &[u8] {
+        &self.origin_wire
+    }
+
+    pub(crate) fn apex_labels(&self) -> usize {
+        self.apex_labels
+    }
+
+    /// The apex node (it always exists: it holds the SOA).
+    pub(crate) fn apex(&self) -> Option<&Node> {
+        let mut buffer = [0u8; canonical::MAX_KEY];
+        let len = canonical::write_key_wire(&self.origin_wire, &mut buffer);
+        self.nodes.get(&buffer[..len])
     }
 
     pub fn soa(&self) -> &Record {
@@ -100,18 +126,16 @@ impl Zone {
         self.has_cuts
     }
 
+    #[cfg(test)]
     pub(crate) fn node(&self, name: &Name) -> Option<&Node> {
         let mut buffer = [0u8; canonical::MAX_KEY];
         let len = canonical::write_key(name, &mut buffer);
         self.nodes.get(&buffer[..len])
     }
 
-    /// True when some name below `name` exists: then `name` exists too, as an empty
-    /// non-terminal if it has no node of its own.
-    pub(crate) fn has_descendants(&self, name: &Name) -> bool {
-        let mut buffer = [0u8; canonical::MAX_KEY];
-        let len = canonical::write_key(name, &mut buffer);
-        let key = &buffer[..len];
+    /// True when some name below the one with canonical key `key` exists: then that
+    /// name exists too, as an empty non-terminal if it has no node of its own.
+    pub(crate) fn has_descendants_key(&self, key: &[u8]) -> bool {
         self.nodes
             .next_key_after(key)
             .is_some_and(|next| next.starts_with(key))
@@ -338,8 +362,11 @@ impl ZoneBuilder {
             (key != &*origin_key && node.get(RecordType::NS).is_some())
                 || node.get(RecordType::DNAME).is_some()
         });
+        let origin_wire = wire_name(&self.origin).into_boxed_slice();
         Ok((
             Zone {
+                apex_labels: sextant_wire::label_count(&origin_wire),
+                origin_wire,
                 origin: self.origin,
                 soa,
                 nodes,
@@ -454,5 +481,22 @@ mod tests {
             .unwrap();
         assert_eq!(www.get(RecordType::A).unwrap().ttl, 30);
         assert_eq!(www.get(RecordType::A).unwrap().len(), 2);
+    }
+
+    /// Replays fuzz/corpus/zone_file, where crash reproducers are committed: an
+    /// error or a zone, never a panic.
+    #[test]
+    fn fuzz_corpus_replays() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/zone_file");
+        let mut count = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            if let Ok(text) = std::str::from_utf8(&data) {
+                let _ = load(text);
+            }
+            count += 1;
+        }
+        assert!(count > 0);
     }
 }

@@ -1,10 +1,84 @@
-//! Editing the OPT record of a backend's response in place: the listener adds what
-//! only it knows (its TCP idle timeout) without re-encoding the message.
+//! EDNS (RFC 6891): the OPT record a response carries, and editing the OPT record of
+//! a backend's response in place, so the listener adds what only it knows (its TCP
+//! idle timeout) without re-encoding the message.
 
-use crate::question::{OPTION_TCP_KEEPALIVE, has_option, skip_name};
+use crate::consts::TYPE_OPT;
+use crate::header::{HEADER_LEN, count_at};
+use crate::name::skip_name;
+use crate::query::has_option;
 
-const HEADER_LEN: usize = 12;
-const TYPE_OPT: u16 = 41;
+/// edns-tcp-keepalive (RFC 7828).
+pub const OPTION_TCP_KEEPALIVE: u16 = 11;
+/// DNS cookie (RFC 7873).
+pub const OPTION_COOKIE: u16 = 10;
+/// Padding (RFC 7830).
+pub const OPTION_PADDING: u16 = 12;
+/// Extended DNS Error (RFC 8914).
+pub const OPTION_EDE: u16 = 15;
+
+/// The OPT record of a response: our payload size, the DO bit echoed (RFC 3225) and
+/// any options. The extended RCODE bits are filled in by the writer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EdnsReply {
+    /// The largest UDP payload we accept, bytes (at least 512 goes on the wire).
+    pub payload_size: u16,
+    /// DO, copied from the query.
+    pub dnssec_ok: bool,
+    /// Options as they go on the wire (code, length, data, ...).
+    options: Vec<u8>,
+}
+
+impl EdnsReply {
+    /// An OPT record with no options.
+    pub fn new(payload_size: u16, dnssec_ok: bool) -> Self {
+        Self {
+            payload_size,
+            dnssec_ok,
+            options: Vec::new(),
+        }
+    }
+
+    /// Adds an option; options over 65535 bytes in all are not added (false).
+    pub fn push_option(&mut self, code: u16, data: &[u8]) -> bool {
+        let Ok(len) = u16::try_from(data.len()) else {
+            return false;
+        };
+        if self.options.len() + 4 + data.len() > usize::from(u16::MAX) {
+            return false;
+        }
+        self.options.extend_from_slice(&code.to_be_bytes());
+        self.options.extend_from_slice(&len.to_be_bytes());
+        self.options.extend_from_slice(data);
+        true
+    }
+
+    /// Adds an Extended DNS Error (RFC 8914 §2) with its info code and a short text.
+    pub fn push_extended_error(&mut self, info_code: u16, text: &str) -> bool {
+        let mut data = Vec::with_capacity(2 + text.len());
+        data.extend_from_slice(&info_code.to_be_bytes());
+        data.extend_from_slice(text.as_bytes());
+        self.push_option(OPTION_EDE, &data)
+    }
+
+    /// Bytes the record takes in a message.
+    pub fn wire_len(&self) -> usize {
+        11 + self.options.len()
+    }
+
+    /// Appends the record to `out` with the extended RCODE bits given.
+    pub(crate) fn write(&self, out: &mut Vec<u8>, extended_rcode: u8) {
+        out.push(0); // the root owner
+        out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+        let size = self.payload_size.max(crate::consts::CLASSIC_UDP_SIZE);
+        out.extend_from_slice(&size.to_be_bytes());
+        let do_bit = if self.dnssec_ok { 0x80 } else { 0 };
+        out.extend_from_slice(&[extended_rcode, 0, do_bit, 0]); // version 0
+        // `push_option` keeps the options under 65536 bytes.
+        let len = u16::try_from(self.options.len()).unwrap_or(u16::MAX);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&self.options);
+    }
+}
 
 /// Adds edns-tcp-keepalive (RFC 7828 §3.3.2) with `timeout` in units of 100 ms to the
 /// response's OPT record. Returns false, changing nothing, when the response has no
@@ -32,13 +106,9 @@ pub fn add_tcp_keepalive(response: &mut Vec<u8>, timeout: u16) -> bool {
 
 /// The OPT record's RDLENGTH offset and the end of its data.
 fn find_opt(message: &[u8]) -> Option<(usize, usize)> {
-    let count = |at: usize| -> Option<usize> {
-        let bytes = message.get(at..at + 2)?;
-        Some(usize::from(u16::from_be_bytes([bytes[0], bytes[1]])))
-    };
-    let questions = count(4)?;
-    let before_additional = count(6)? + count(8)?;
-    let additional = count(10)?;
+    let questions = count_at(message, 4)?;
+    let before_additional = count_at(message, 6)? + count_at(message, 8)?;
+    let additional = count_at(message, 10)?;
     let mut at = HEADER_LEN;
     for _ in 0..questions {
         at = skip_name(message, at)? + 4;

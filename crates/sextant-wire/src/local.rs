@@ -1,16 +1,19 @@
-//! Responses the listener writes itself (FORMERR, REFUSED, SERVFAIL, NOTIMP,
-//! BADVERS): header, the question copied byte for byte (so its case is echoed) and an
-//! OPT record when the query had one.
+//! The answers a server writes without a backend's data: an RCODE alone (FORMERR,
+//! REFUSED, SERVFAIL, NOTIMP, BADVERS, NOTAUTH) with the question echoed byte for
+//! byte and an OPT record when the query had one, and the CH TXT answers.
 
 use crate::consts::*;
-use crate::{Header, QueryView};
+use crate::edns::EdnsReply;
+use crate::header::{Header, flags};
+use crate::writer::{ResponseWriter, Section};
+use crate::{BadQuery, QueryView, Rcode, parse_query};
 
 /// Builds an error response into a new buffer. See [`write_error_response`].
 pub fn error_response(
     packet: &[u8],
     header: &Header,
     view: Option<&QueryView>,
-    rcode: u16,
+    rcode: Rcode,
     our_payload_size: u16,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
@@ -29,45 +32,48 @@ pub fn write_error_response(
     packet: &[u8],
     header: &Header,
     view: Option<&QueryView>,
-    rcode: u16,
+    rcode: Rcode,
     our_payload_size: u16,
 ) {
-    out.clear();
-    let edns = view.and_then(|v| v.edns);
-    let rcode = if rcode > 15 && edns.is_none() {
-        u16::from(RCODE_FORMERR)
-    } else {
-        rcode
+    let mut writer = match view {
+        Some(view) => {
+            let mut writer = ResponseWriter::new(out, packet, view, usize::from(u16::MAX));
+            if view.edns.is_some() {
+                writer.set_edns(EdnsReply::new(our_payload_size, false));
+            }
+            writer
+        }
+        None => ResponseWriter::without_question(out, header, usize::from(u16::MAX)),
     };
-    // QR=1, opcode copied, RD and CD copied, everything else clear.
-    let flags = 0x8000
-        | (header.flags & 0x7800)
-        | (header.flags & 0x0100)
-        | (header.flags & 0x0010)
-        | (rcode & 0x0f);
-    out.extend_from_slice(&header.id.to_be_bytes());
-    out.extend_from_slice(&flags.to_be_bytes());
-    let question = view.and_then(|v| packet.get(HEADER_LEN..v.question_end));
-    out.extend_from_slice(&u16::from(question.is_some()).to_be_bytes());
-    out.extend_from_slice(&0u16.to_be_bytes()); // ANCOUNT
-    out.extend_from_slice(&0u16.to_be_bytes()); // NSCOUNT
-    out.extend_from_slice(&u16::from(edns.is_some()).to_be_bytes());
-    if let Some(question) = question {
-        out.extend_from_slice(question);
-    }
-    if edns.is_some() {
-        out.push(0); // root owner
-        out.extend_from_slice(&TYPE_OPT.to_be_bytes());
-        out.extend_from_slice(&our_payload_size.max(CLASSIC_UDP_SIZE).to_be_bytes());
-        let extended_rcode = ((rcode >> 4) & 0xff) as u8;
-        out.extend_from_slice(&[extended_rcode, 0, 0, 0]); // version 0, DO clear
-        out.extend_from_slice(&0u16.to_be_bytes()); // no options
+    writer.set_rcode(rcode);
+    writer.finish();
+}
+
+/// The answer to `packet` carrying only `rcode`: FORMERR when the question does not
+/// read, `None` when it is not a query at all (no answer is due).
+pub fn rcode_answer(packet: &[u8], rcode: Rcode, our_payload_size: u16) -> Option<Vec<u8>> {
+    match parse_query(packet) {
+        Ok(view) => Some(error_response(
+            packet,
+            &view.header,
+            Some(&view),
+            rcode,
+            our_payload_size,
+        )),
+        Err(BadQuery::Malformed(malformed)) => Some(error_response(
+            packet,
+            &malformed.header,
+            None,
+            Rcode::FORMERR,
+            our_payload_size,
+        )),
+        Err(BadQuery::Silent) => None,
     }
 }
 
 /// Writes the answer to a CH TXT query (`version.bind` and the like) into `out`: the
 /// question copied, one TXT record with `text` (at most 255 bytes are sent), an OPT
-/// when the query had one. The owner name points at the question (no allocation).
+/// when the query had one. The owner name points at the question.
 pub fn write_chaos_txt(
     out: &mut Vec<u8>,
     packet: &[u8],
@@ -75,34 +81,25 @@ pub fn write_chaos_txt(
     text: &str,
     our_payload_size: u16,
 ) {
-    out.clear();
-    let header = &view.header;
-    let flags = 0x8000 | (header.flags & 0x7800) | (header.flags & 0x0100) | 0x0400; // QR, AA
-    out.extend_from_slice(&header.id.to_be_bytes());
-    out.extend_from_slice(&flags.to_be_bytes());
-    out.extend_from_slice(&1u16.to_be_bytes()); // QDCOUNT
-    out.extend_from_slice(&1u16.to_be_bytes()); // ANCOUNT
-    out.extend_from_slice(&0u16.to_be_bytes()); // NSCOUNT
-    out.extend_from_slice(&u16::from(view.edns.is_some()).to_be_bytes());
-    out.extend_from_slice(
-        packet
-            .get(HEADER_LEN..view.question_end)
-            .unwrap_or_default(),
-    );
-    let text = &text.as_bytes()[..text.len().min(255)];
-    out.extend_from_slice(&[0xc0, HEADER_LEN as u8]); // owner: the question name
-    out.extend_from_slice(&16u16.to_be_bytes()); // TXT
-    out.extend_from_slice(&3u16.to_be_bytes()); // CH
-    out.extend_from_slice(&0u32.to_be_bytes()); // TTL
-    out.extend_from_slice(&(text.len() as u16 + 1).to_be_bytes());
-    out.push(text.len() as u8);
-    out.extend_from_slice(text);
+    let mut writer = ResponseWriter::new(out, packet, view, usize::from(u16::MAX));
+    writer.set_flag(flags::AA, true);
     if view.edns.is_some() {
-        out.push(0);
-        out.extend_from_slice(&TYPE_OPT.to_be_bytes());
-        out.extend_from_slice(&our_payload_size.max(CLASSIC_UDP_SIZE).to_be_bytes());
-        out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        writer.set_edns(EdnsReply::new(our_payload_size, false));
     }
+    let text = &text.as_bytes()[..text.len().min(255)];
+    let mut rdata = Vec::with_capacity(1 + text.len());
+    rdata.push(text.len() as u8);
+    rdata.extend_from_slice(text);
+    // A 256-byte record always fits in a 64 KiB message.
+    let _ = writer.push_record(
+        Section::Answer,
+        view.qname(packet),
+        TYPE_TXT,
+        CLASS_CH,
+        0,
+        &rdata,
+    );
+    writer.finish();
 }
 
 #[cfg(test)]
@@ -124,13 +121,7 @@ mod tests {
         message.set_edns(Edns::new());
         let packet = message.to_vec().unwrap();
         let view = parse_query(&packet).unwrap();
-        let wire = error_response(
-            &packet,
-            &view.header,
-            Some(&view),
-            u16::from(RCODE_REFUSED),
-            1232,
-        );
+        let wire = error_response(&packet, &view.header, Some(&view), Rcode::REFUSED, 1232);
         let response = Message::from_vec(&wire).unwrap();
         assert_eq!(response.metadata.id, message.metadata.id);
         assert_eq!(response.metadata.response_code, ResponseCode::Refused);
@@ -148,10 +139,13 @@ mod tests {
         message.set_edns(edns);
         let packet = message.to_vec().unwrap();
         let view = parse_query(&packet).unwrap();
-        let wire = error_response(&packet, &view.header, Some(&view), RCODE_BADVERS, 1232);
+        let wire = error_response(&packet, &view.header, Some(&view), Rcode::BADVERS, 1232);
         let response = Message::from_vec(&wire).unwrap();
         // BADVERS and BADSIG share the value 16; hickory names it BADSIG.
-        assert_eq!(u16::from(response.metadata.response_code), RCODE_BADVERS);
+        assert_eq!(
+            u16::from(response.metadata.response_code),
+            Rcode::BADVERS.code()
+        );
     }
 
     #[test]
@@ -173,7 +167,7 @@ mod tests {
     fn formerr_without_question() {
         let packet = [0x12, 0x34, 0x01, 0x00, 0, 2, 0, 0, 0, 0, 0, 0];
         let header = crate::parse_header(&packet).unwrap();
-        let wire = error_response(&packet, &header, None, u16::from(RCODE_FORMERR), 1232);
+        let wire = error_response(&packet, &header, None, Rcode::FORMERR, 1232);
         assert_eq!(wire, [0x12, 0x34, 0x81, 0x01, 0, 0, 0, 0, 0, 0, 0, 0]);
     }
 }

@@ -1,52 +1,46 @@
-//! Reading a query's header, question and EDNS OPT record from untrusted bytes.
+//! Reading a query's header, question and EDNS OPT record from untrusted bytes, once:
+//! the [`QueryView`] is what every later step (routing, the packet cache, the
+//! backends' checks and lookups) reads instead of the bytes.
 
+use crate::Rcode;
 use crate::consts::*;
-
-/// The fixed 12-byte header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Header {
-    pub id: u16,
-    /// Bytes 2 and 3: QR, opcode, AA, TC, RD, RA, Z, AD, CD, RCODE.
-    pub flags: u16,
-    pub qdcount: u16,
-    pub ancount: u16,
-    pub nscount: u16,
-    pub arcount: u16,
-}
-
-impl Header {
-    pub fn is_response(&self) -> bool {
-        self.flags & 0x8000 != 0
-    }
-    pub fn opcode(&self) -> u8 {
-        ((self.flags >> 11) & 0x0f) as u8
-    }
-    pub fn recursion_desired(&self) -> bool {
-        self.flags & 0x0100 != 0
-    }
-    pub fn checking_disabled(&self) -> bool {
-        self.flags & 0x0010 != 0
-    }
-}
+use crate::edns::OPTION_TCP_KEEPALIVE;
+use crate::header::{HEADER_LEN, Header, opcode, parse_header};
+use crate::name::{MAX_NAME_LEN, skip_name, wire_name_to_text};
 
 /// The EDNS(0) OPT record of a query.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Edns {
     /// The requestor's UDP payload size, as sent (may be below 512).
     pub payload_size: u16,
+    /// The EDNS version (only 0 is answered; others get BADVERS).
     pub version: u8,
+    /// DO: the client wants DNSSEC records (RFC 3225).
     pub dnssec_ok: bool,
     /// The query carries an edns-tcp-keepalive option (RFC 7828).
     pub tcp_keepalive: bool,
+    /// Where the OPT record's options are in the packet (start, end).
+    options: (u16, u16),
+}
+
+impl Edns {
+    /// The OPT record's options as sent (code, length, data, ...).
+    pub fn options<'p>(&self, packet: &'p [u8]) -> &'p [u8] {
+        packet
+            .get(usize::from(self.options.0)..usize::from(self.options.1))
+            .unwrap_or_default()
+    }
 }
 
 /// The question, with the name kept lower-cased in wire form for lookups and cache
 /// keys (the original case stays in the packet).
 #[derive(Clone, Copy)]
 pub struct Question {
-    name: [u8; 255],
+    name: [u8; MAX_NAME_LEN],
     name_len: u8,
+    /// QTYPE.
     pub qtype: u16,
+    /// QCLASS.
     pub qclass: u16,
 }
 
@@ -95,35 +89,54 @@ impl Question {
 /// A query that has a readable header but is otherwise malformed: answer FORMERR.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Malformed {
+    /// The header, for the FORMERR's ID and flags.
     pub header: Header,
+    /// What is wrong, for logs and metrics.
     pub reason: &'static str,
 }
 
-/// The parts of a query the listener needs.
+/// Why a message is not a readable query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadQuery {
+    /// No header, or a response: send nothing back.
+    Silent,
+    /// A header but a malformed rest: answer FORMERR.
+    Malformed(Malformed),
+}
+
+/// A query read once: its header, question, OPT record and TSIG position.
 #[derive(Clone, Copy, Debug)]
 pub struct QueryView {
+    /// The header as sent.
     pub header: Header,
+    /// The question, its name lower-cased.
     pub question: Question,
     /// Offset just past the question: the question's bytes are `[12..question_end]`.
     pub question_end: usize,
+    /// The OPT record, when the query has one.
     pub edns: Option<Edns>,
-    /// A TSIG record is present (the backend must see the message untouched).
-    pub signed: bool,
+    /// Where the TSIG record starts, when the query is signed (it is the last record;
+    /// the backend must see the message untouched to check it).
+    pub tsig_at: Option<usize>,
 }
 
-/// Reads the header, or `None` when the packet is too short to have one (silence).
-pub fn parse_header(packet: &[u8]) -> Option<Header> {
-    let word = |i: usize| -> Option<u16> {
-        Some(u16::from_be_bytes([*packet.get(i)?, *packet.get(i + 1)?]))
-    };
-    Some(Header {
-        id: word(0)?,
-        flags: word(2)?,
-        qdcount: word(4)?,
-        ancount: word(6)?,
-        nscount: word(8)?,
-        arcount: word(10)?,
-    })
+impl QueryView {
+    /// Whether the query carries a TSIG record.
+    pub fn is_signed(&self) -> bool {
+        self.tsig_at.is_some()
+    }
+
+    /// The question name as the client wrote it (uncompressed, original case).
+    pub fn qname<'p>(&self, packet: &'p [u8]) -> &'p [u8] {
+        packet
+            .get(HEADER_LEN..self.question_end.saturating_sub(4))
+            .unwrap_or(&[0])
+    }
+
+    /// Whether the client set DO (wants DNSSEC records).
+    pub fn dnssec_ok(&self) -> bool {
+        self.edns.is_some_and(|edns| edns.dnssec_ok)
+    }
 }
 
 /// Most records we walk past in a query before calling it malformed. A real query has
@@ -131,18 +144,17 @@ pub fn parse_header(packet: &[u8]) -> Option<Header> {
 /// per packet small whatever the counts claim.
 const MAX_RECORDS_SKIPPED: usize = 8;
 
-/// Reads header, question and OPT of a query. Returns `Err(None)` when the packet must
-/// be dropped silently (no header, or it is a response), `Err(Some(_))` for FORMERR.
-pub fn parse_query(packet: &[u8]) -> Result<QueryView, Option<Malformed>> {
-    let header = parse_header(packet).ok_or(None)?;
+/// Reads header, question and OPT of a query.
+pub fn parse_query(packet: &[u8]) -> Result<QueryView, BadQuery> {
+    let header = parse_header(packet).ok_or(BadQuery::Silent)?;
     if header.is_response() {
-        return Err(None);
+        return Err(BadQuery::Silent);
     }
-    let malformed = |reason| Some(Malformed { header, reason });
+    let malformed = |reason| BadQuery::Malformed(Malformed { header, reason });
     if header.qdcount != 1 {
         return Err(malformed("the question count is not 1"));
     }
-    let mut name = [0u8; 255];
+    let mut name = [0u8; MAX_NAME_LEN];
     let (name_len, mut at) =
         read_question_name(packet, HEADER_LEN, &mut name).map_err(malformed)?;
     let qtype = read_u16(packet, at).ok_or_else(|| malformed("the question is cut short"))?;
@@ -156,11 +168,12 @@ pub fn parse_query(packet: &[u8]) -> Result<QueryView, Option<Malformed>> {
         return Err(malformed("too many records for a query"));
     }
     let mut edns = None;
-    let mut signed = false;
+    let mut tsig_at = None;
     for index in 0..total {
-        if signed {
+        if tsig_at.is_some() {
             return Err(malformed("a record follows the TSIG record"));
         }
+        let record_start = at;
         let record = read_record(packet, at).ok_or_else(|| malformed("a record is cut short"))?;
         at = record.end;
         if index < others {
@@ -178,14 +191,17 @@ pub fn parse_query(packet: &[u8]) -> Result<QueryView, Option<Malformed>> {
                     return Err(malformed("the OPT record's owner is not the root"));
                 }
                 let options = packet.get(record.rdata..record.end).unwrap_or_default();
+                // A query is at most 65535 bytes, so its offsets fit.
+                let span = |at: usize| u16::try_from(at).unwrap_or(u16::MAX);
                 edns = Some(Edns {
                     payload_size: record.class,
                     version: ((record.ttl >> 16) & 0xff) as u8,
                     dnssec_ok: record.ttl & 0x8000 != 0,
                     tcp_keepalive: has_option(options, OPTION_TCP_KEEPALIVE),
+                    options: (span(record.rdata), span(record.end)),
                 });
             }
-            TYPE_TSIG => signed = true,
+            TYPE_TSIG => tsig_at = Some(record_start),
             _ => {}
         }
     }
@@ -202,7 +218,79 @@ pub fn parse_query(packet: &[u8]) -> Result<QueryView, Option<Malformed>> {
         },
         question_end,
         edns,
-        signed,
+        tsig_at,
+    })
+}
+
+/// Why a backend gives a query no normal answer.
+#[derive(Clone, Debug)]
+pub enum Refusal {
+    /// Not a query at all: no answer.
+    Silent,
+    /// Answer with this RCODE alone.
+    Answer {
+        /// The query's header (ID and flags to echo).
+        header: Header,
+        /// The view, when the question could be read (it is then echoed).
+        /// Boxed: a view is 300 bytes, and this path is the rare one.
+        view: Option<Box<QueryView>>,
+        /// The RCODE to answer with.
+        rcode: Rcode,
+    },
+}
+
+impl Refusal {
+    /// The answer to the query this refusal is about, into `out`; nothing for
+    /// [`Refusal::Silent`]. `payload_size` is the EDNS size we advertise.
+    pub fn write(&self, query: &[u8], payload_size: u16, out: &mut Vec<u8>) {
+        out.clear();
+        if let Refusal::Answer {
+            header,
+            view,
+            rcode,
+        } = self
+        {
+            crate::local::write_error_response(
+                out,
+                query,
+                header,
+                view.as_deref(),
+                *rcode,
+                payload_size,
+            );
+        }
+    }
+}
+
+/// The checks every backend makes before answering a query: readable, a QUERY, EDNS
+/// version 0, class IN, and not a zone transfer (those arrive on their own stream).
+pub fn check_query(wire: &[u8]) -> Result<QueryView, Refusal> {
+    let view = match parse_query(wire) {
+        Ok(view) => view,
+        Err(BadQuery::Silent) => return Err(Refusal::Silent),
+        Err(BadQuery::Malformed(malformed)) => {
+            return Err(Refusal::Answer {
+                header: malformed.header,
+                view: None,
+                rcode: Rcode::FORMERR,
+            });
+        }
+    };
+    let rcode = if view.header.opcode() != opcode::QUERY {
+        Rcode::NOTIMP
+    } else if view.edns.is_some_and(|e| e.version > 0) {
+        Rcode::BADVERS
+    } else if view.question.qclass != CLASS_IN
+        || matches!(view.question.qtype, TYPE_AXFR | TYPE_IXFR)
+    {
+        Rcode::REFUSED
+    } else {
+        return Ok(view);
+    };
+    Err(Refusal::Answer {
+        header: view.header,
+        view: Some(Box::new(view)),
+        rcode,
     })
 }
 
@@ -225,7 +313,7 @@ fn read_u32(packet: &[u8], at: usize) -> Option<u32> {
 fn read_question_name(
     packet: &[u8],
     mut at: usize,
-    out: &mut [u8; 255],
+    out: &mut [u8; MAX_NAME_LEN],
 ) -> Result<(u8, usize), &'static str> {
     let mut len = 0usize;
     loop {
@@ -262,9 +350,6 @@ struct RecordSpan {
     end: usize,
 }
 
-/// edns-tcp-keepalive (RFC 7828).
-pub(crate) const OPTION_TCP_KEEPALIVE: u16 = 11;
-
 /// Whether the OPT data `options` holds option `code`; a cut-short list counts only
 /// the options before the cut.
 pub(crate) fn has_option(mut options: &[u8], code: u16) -> bool {
@@ -299,105 +384,6 @@ fn read_record(packet: &[u8], at: usize) -> Option<RecordSpan> {
         rdata: at + 10,
         end,
     })
-}
-
-/// Skips a possibly compressed name in place; a pointer ends it, so no loop can form.
-pub(crate) fn skip_name(packet: &[u8], mut at: usize) -> Option<usize> {
-    // 128 labels of one byte each fill 255 bytes: more means garbage.
-    for _ in 0..128 {
-        let label_len = *packet.get(at)?;
-        match label_len & 0xc0 {
-            0x00 if label_len == 0 => return Some(at + 1),
-            0x00 => at += 1 + usize::from(label_len),
-            0xc0 => {
-                packet.get(at + 1)?;
-                return Some(at + 2);
-            }
-            _ => return None,
-        }
-    }
-    None
-}
-
-/// Wire form (lower-cased) of a name in presentation form such as `example.com.`,
-/// with `\\X` and `\\DDD` escapes; `None` if it is not a valid name.
-pub fn wire_name_from_text(text: &str) -> Option<Vec<u8>> {
-    let mut wire = Vec::with_capacity(text.len() + 2);
-    let bytes = text.as_bytes();
-    if text == "." {
-        return Some(vec![0]);
-    }
-    let mut label = Vec::with_capacity(63);
-    let mut at = 0;
-    let finish = |label: &mut Vec<u8>, wire: &mut Vec<u8>| -> Option<()> {
-        if label.is_empty() || label.len() > 63 {
-            return None;
-        }
-        wire.push(label.len() as u8);
-        wire.extend(label.iter().map(u8::to_ascii_lowercase));
-        label.clear();
-        Some(())
-    };
-    while at < bytes.len() {
-        match bytes[at] {
-            b'.' => {
-                finish(&mut label, &mut wire)?;
-                at += 1;
-            }
-            b'\\' => {
-                let digits = bytes
-                    .get(at + 1..at + 4)
-                    .filter(|d| d.iter().all(u8::is_ascii_digit));
-                if let Some(digits) = digits {
-                    let value = digits
-                        .iter()
-                        .fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
-                    label.push(u8::try_from(value).ok()?);
-                    at += 4;
-                } else {
-                    label.push(*bytes.get(at + 1)?);
-                    at += 2;
-                }
-            }
-            byte => {
-                label.push(byte);
-                at += 1;
-            }
-        }
-    }
-    if !label.is_empty() {
-        finish(&mut label, &mut wire)?;
-    }
-    wire.push(0);
-    (wire.len() <= 255).then_some(wire)
-}
-
-/// Presentation form of a wire name, escaping what needs it.
-pub(crate) fn wire_name_to_text(wire: &[u8]) -> String {
-    let mut text = String::new();
-    let mut at = 0;
-    while let Some(&len) = wire.get(at) {
-        if len == 0 {
-            break;
-        }
-        let label = wire.get(at + 1..at + 1 + usize::from(len)).unwrap_or(&[]);
-        for &byte in label {
-            match byte {
-                b'.' | b'\\' | b'"' | b'(' | b')' | b';' | b'@' | b'$' => {
-                    text.push('\\');
-                    text.push(char::from(byte));
-                }
-                0x21..=0x7e => text.push(char::from(byte)),
-                _ => text.push_str(&format!("\\{byte:03}")),
-            }
-        }
-        text.push('.');
-        at += 1 + usize::from(len);
-    }
-    if text.is_empty() {
-        text.push('.');
-    }
-    text
 }
 
 #[cfg(test)]
@@ -445,27 +431,34 @@ mod tests {
 
     #[test]
     fn short_packets_and_responses_are_dropped() {
-        assert!(matches!(parse_query(&[0; 11]), Err(None)));
+        assert!(matches!(parse_query(&[0; 11]), Err(BadQuery::Silent)));
         let mut packet = query("a.", RecordType::A, None);
         packet[2] |= 0x80;
-        assert!(matches!(parse_query(&packet), Err(None)));
+        assert!(matches!(parse_query(&packet), Err(BadQuery::Silent)));
+    }
+
+    fn malformed(packet: &[u8]) -> Option<Malformed> {
+        match parse_query(packet) {
+            Err(BadQuery::Malformed(malformed)) => Some(malformed),
+            _ => None,
+        }
     }
 
     #[test]
     fn malformed_queries_keep_their_header() {
         let mut packet = query("a.", RecordType::A, None);
         packet[5] = 2; // QDCOUNT 2
-        let err = parse_query(&packet).unwrap_err().unwrap();
+        let err = malformed(&packet).unwrap();
         assert_eq!(err.header.id, u16::from_be_bytes([packet[0], packet[1]]));
         // A compression pointer in the question.
         let mut packet = query("a.", RecordType::A, None);
         packet[12] = 0xc0;
         packet[13] = 0x00;
-        assert!(parse_query(&packet).unwrap_err().is_some());
+        assert!(malformed(&packet).is_some());
         // Trailing garbage.
         let mut packet = query("a.", RecordType::A, None);
         packet.push(0);
-        assert!(parse_query(&packet).unwrap_err().is_some());
+        assert!(malformed(&packet).is_some());
     }
 
     #[test]
@@ -475,21 +468,48 @@ mod tests {
         packet.extend_from_slice(&opt);
         packet[11] = 2;
         assert_eq!(
-            parse_query(&packet).unwrap_err().unwrap().reason,
+            malformed(&packet).unwrap().reason,
             "more than one OPT record"
         );
     }
 
     #[test]
-    fn text_names_round_trip_to_wire() {
-        assert_eq!(
-            wire_name_from_text("Example.COM.").unwrap(),
-            b"\x07example\x03com\x00"
-        );
-        assert_eq!(wire_name_from_text(".").unwrap(), [0]);
-        assert_eq!(wire_name_from_text("a\\.b.").unwrap(), b"\x03a.b\x00");
-        assert_eq!(wire_name_from_text("a\\046b").unwrap(), b"\x03a.b\x00");
-        assert!(wire_name_from_text("a..b.").is_none());
+    fn the_view_keeps_the_original_name_options_and_tsig_position() {
+        let packet = query("WWW.Example.COM.", RecordType::A, Some(1232));
+        let view = parse_query(&packet).unwrap();
+        assert_eq!(view.qname(&packet), b"\x03WWW\x07Example\x03COM\x00");
+        assert!(view.dnssec_ok());
+        assert_eq!(view.edns.unwrap().options(&packet), b"");
+        assert!(!view.is_signed());
+        let mut signed = packet.clone();
+        signed[11] = 2;
+        let tsig_at = signed.len();
+        signed.extend_from_slice(b"\x01k\x00\x00\xfa\x00\xff\x00\x00\x00\x00\x00\x00");
+        assert_eq!(parse_query(&signed).unwrap().tsig_at, Some(tsig_at));
+    }
+
+    #[test]
+    fn backends_refuse_what_they_do_not_answer() {
+        let rcode = |packet: &[u8]| match check_query(packet) {
+            Ok(_) => Rcode::NOERROR,
+            Err(Refusal::Silent) => Rcode::new(0xfff),
+            Err(Refusal::Answer { rcode, .. }) => rcode,
+        };
+        assert_eq!(rcode(&query("a.", RecordType::A, None)), Rcode::NOERROR);
+        assert_eq!(rcode(&query("a.", RecordType::AXFR, None)), Rcode::REFUSED);
+        let mut notify = query("a.", RecordType::SOA, None);
+        notify[2] |= 4 << 3;
+        assert_eq!(rcode(&notify), Rcode::NOTIMP);
+        let mut chaos = query("a.", RecordType::TXT, None);
+        let class_at = chaos.len() - 1;
+        chaos[class_at] = 3;
+        assert_eq!(rcode(&chaos), Rcode::REFUSED);
+        let mut version1 = query("a.", RecordType::A, Some(1232));
+        let version_at = version1.len() - 5;
+        version1[version_at] = 1;
+        assert_eq!(rcode(&version1), Rcode::BADVERS);
+        assert_eq!(rcode(&[1, 2, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0]), Rcode::FORMERR);
+        assert_eq!(rcode(&[1, 2, 0x80]), Rcode::new(0xfff));
     }
 
     /// Replays fuzz/corpus/listener_message, where crash reproducers are committed.

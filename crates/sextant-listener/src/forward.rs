@@ -1,0 +1,220 @@
+//! Forwarding to the backends: a query's raw bytes to the daemon the decision named,
+//! its answer back to the client (kept in the packet cache when it may be), SERVFAIL
+//! when the backend is down or late, and zone transfers streamed in order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sextant_rpc::{Answer, Query, QueryClient, RpcError, Transport};
+use sextant_wire::{Rcode, rcode_answer};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::backend::Backend;
+use crate::frontend::{Decision, Forward, Frontend};
+use crate::policy::Limited;
+use crate::rrl::QuestionKey;
+use crate::stats;
+
+impl Frontend {
+    /// Decides, and forwards when needed (the TCP path: one task per query).
+    pub async fn answer(
+        &self,
+        packet: Bytes,
+        decision: Decision,
+        client: SocketAddr,
+        transport: Transport,
+    ) -> Option<Bytes> {
+        match decision {
+            Decision::Reply { wire, .. } => Some(Bytes::from(wire)),
+            Decision::Drop => None,
+            Decision::Forward(forward) => {
+                let Some(backend_client) = self.backend_client(forward.backend) else {
+                    stats::backend_failed(forward.backend);
+                    return self.servfail(&packet).map(Bytes::from);
+                };
+                let query = Query {
+                    wire: packet.clone(),
+                    client,
+                    transport,
+                    max_response_size: forward.max_response_size,
+                };
+                let started = std::time::Instant::now();
+                let outcome = backend_client.query(query).await;
+                self.finish(&forward, &packet, client, started, outcome)
+            }
+        }
+    }
+
+    /// Forwards a UDP query without a task of its own: the backend lane sends the
+    /// answer from its task when it arrives (or SERVFAIL at the deadline). `permit`
+    /// is the query's place in the in-flight bound, released once it is answered.
+    pub fn forward_udp(
+        self: &Arc<Self>,
+        socket: &Arc<UdpSocket>,
+        packet: Bytes,
+        client: SocketAddr,
+        forward: Forward,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) {
+        let Some(backend_client) = self.backend_client(forward.backend) else {
+            stats::backend_failed(forward.backend);
+            if let Some(servfail) = self.servfail(&packet) {
+                self.send_udp(socket, &servfail, client, Some(forward.question));
+            }
+            return;
+        };
+        let query = Query {
+            wire: packet.clone(),
+            client,
+            transport: Transport::Udp,
+            max_response_size: forward.max_response_size,
+        };
+        let started = std::time::Instant::now();
+        let frontend = self.clone();
+        let socket = socket.clone();
+        backend_client.submit(
+            query,
+            Box::new(move |outcome| {
+                if let Some(bytes) = frontend.finish(&forward, &packet, client, started, outcome) {
+                    frontend.send_udp(&socket, &bytes, client, Some(forward.question));
+                }
+                drop(permit);
+            }),
+        );
+    }
+
+    /// What rate limiting makes of a UDP response: itself, a slip answer, or nothing.
+    pub fn rate_limited<'r>(
+        &self,
+        response: &'r [u8],
+        client: SocketAddr,
+        question: Option<QuestionKey>,
+    ) -> Option<std::borrow::Cow<'r, [u8]>> {
+        let Some(question) = question else {
+            return Some(response.into());
+        };
+        match self.policy.load().rate_limit(response, client, question) {
+            Limited::Send => Some(response.into()),
+            Limited::Slip(slip) => Some(slip.into()),
+            Limited::Drop => None,
+        }
+    }
+
+    /// Sends a UDP answer unless rate limiting replaces it (slip) or drops it. Never
+    /// waits: with the socket's send buffer full the answer is lost like any datagram.
+    pub fn send_udp(
+        &self,
+        socket: &UdpSocket,
+        bytes: &[u8],
+        client: SocketAddr,
+        question: Option<QuestionKey>,
+    ) {
+        let Some(bytes) = self.rate_limited(bytes, client, question) else {
+            return;
+        };
+        if let Err(error) = socket.try_send_to(&bytes, client) {
+            if error.kind() == std::io::ErrorKind::WouldBlock {
+                stats::dropped("send_buffer_full");
+            } else {
+                tracing::debug!(%error, %client, "UDP send failed");
+            }
+        }
+    }
+
+    fn backend_client(&self, backend: Backend) -> Option<&QueryClient> {
+        match backend {
+            Backend::Authority => self.authority.as_ref(),
+            Backend::Resolver => self.resolver.as_ref(),
+            Backend::Transfer => self.transfer.as_ref(),
+        }
+    }
+
+    /// What a backend's outcome becomes: its answer (kept in the packet cache when
+    /// it may be), nothing when it chose silence, SERVFAIL when it failed.
+    fn finish(
+        &self,
+        forward: &Forward,
+        packet: &[u8],
+        client: SocketAddr,
+        started: std::time::Instant,
+        outcome: Result<Answer, RpcError>,
+    ) -> Option<Bytes> {
+        match outcome {
+            Ok(Answer::Silent) => None,
+            Ok(Answer::Reply { wire, cache_ttl }) => {
+                stats::backend_answered(forward.backend, started.elapsed());
+                stats::answered(stats::Source::Backend, &wire);
+                if let (Some(store), Some((key, generation))) = (&self.packet_cache, &forward.cache)
+                {
+                    // Recursive answers age in the cache like in the resolver's own;
+                    // authoritative ones keep the zone's TTLs.
+                    let ages = forward.backend == Backend::Resolver;
+                    store.store(key.clone(), wire.clone(), *generation, cache_ttl, ages);
+                }
+                Some(wire)
+            }
+            Err(error) => {
+                stats::backend_failed(forward.backend);
+                tracing::debug!(%error, %client, "backend failed; answering SERVFAIL");
+                self.servfail(packet).map(Bytes::from)
+            }
+        }
+    }
+
+    /// A zone transfer asked over TCP: the backend's messages in order, or the one
+    /// answer decided here (REFUSED and the like).
+    pub async fn transfer(
+        &self,
+        packet: Bytes,
+        decision: Decision,
+        client: SocketAddr,
+    ) -> mpsc::Receiver<Bytes> {
+        let (sender, receiver) = mpsc::channel(4);
+        let single = |bytes: Option<Bytes>| {
+            if let Some(bytes) = bytes {
+                let _ = sender.try_send(bytes);
+            }
+        };
+        match decision {
+            Decision::Reply { wire, .. } => single(Some(Bytes::from(wire))),
+            Decision::Drop => {}
+            Decision::Forward(forward) => {
+                let Some(backend_client) = self.backend_client(forward.backend) else {
+                    single(self.servfail(&packet).map(Bytes::from));
+                    return receiver;
+                };
+                let query = Query {
+                    wire: packet.clone(),
+                    client,
+                    transport: Transport::Tcp,
+                    max_response_size: u16::MAX,
+                };
+                match backend_client.transfer(query).await {
+                    Ok(mut messages) => {
+                        tokio::spawn(async move {
+                            while let Some(Ok(message)) = messages.recv().await {
+                                if sender.send(message).await.is_err() {
+                                    return;
+                                }
+                            }
+                        });
+                    }
+                    Err(error) => {
+                        stats::backend_failed(forward.backend);
+                        tracing::debug!(%error, %client, "zone transfer failed at the backend");
+                        single(self.servfail(&packet).map(Bytes::from));
+                    }
+                }
+            }
+        }
+        receiver
+    }
+
+    fn servfail(&self, packet: &[u8]) -> Option<Vec<u8>> {
+        let out = rcode_answer(packet, Rcode::SERVFAIL, self.udp_payload_size)?;
+        stats::answered(stats::Source::Listener, &out);
+        Some(out)
+    }
+}
