@@ -4,10 +4,12 @@
 //! Every problem is reported at once, each as one sentence naming the file, the key
 //! and the fix. Relative paths in the file are relative to the file's directory.
 
+mod endpoint;
 mod error;
 mod load;
 mod model;
 
+pub use endpoint::Endpoint;
 pub use error::{ConfigError, MissingSection, Problem, required};
 pub use load::{key_secret, load};
 pub use model::{

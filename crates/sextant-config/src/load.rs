@@ -147,7 +147,7 @@ impl Config {
             .into_iter()
             .flatten()
             {
-                if let sextant_rpc::Endpoint::Unix(path) = endpoint {
+                if let crate::Endpoint::Unix(path) = endpoint {
                     absolute(base, path);
                 }
             }
@@ -156,13 +156,13 @@ impl Config {
             if let Some(ready) = &mut authority.ready_file {
                 absolute(base, ready);
             }
-            if let sextant_rpc::Endpoint::Unix(path) = &mut authority.grpc {
+            if let crate::Endpoint::Unix(path) = &mut authority.grpc {
                 absolute(base, path);
             }
             for zone in &mut authority.zones {
                 absolute(base, &mut zone.file);
             }
-            if let Some(sextant_rpc::Endpoint::Unix(path)) = &mut authority.secondaries {
+            if let Some(crate::Endpoint::Unix(path)) = &mut authority.secondaries {
                 absolute(base, path);
             }
             if let Some(dir) = &mut authority.state_dir {
@@ -176,7 +176,7 @@ impl Config {
             {
                 absolute(base, path);
             }
-            if let sextant_rpc::Endpoint::Unix(path) = &mut resolver.grpc {
+            if let crate::Endpoint::Unix(path) = &mut resolver.grpc {
                 absolute(base, path);
             }
         }
@@ -185,7 +185,7 @@ impl Config {
             if let Some(ready) = &mut transfer.ready_file {
                 absolute(base, ready);
             }
-            if let sextant_rpc::Endpoint::Unix(path) = &mut transfer.grpc {
+            if let crate::Endpoint::Unix(path) = &mut transfer.grpc {
                 absolute(base, path);
             }
         }
@@ -407,7 +407,7 @@ impl Config {
     }
 
     /// The listener's resolver endpoint: explicit, or the resolver section's own.
-    pub fn resolver_endpoint(&self) -> Option<&sextant_rpc::Endpoint> {
+    pub fn resolver_endpoint(&self) -> Option<&crate::Endpoint> {
         self.listener
             .as_ref()
             .and_then(|l| l.resolver.as_ref())
@@ -415,7 +415,7 @@ impl Config {
     }
 
     /// The transfer daemon's endpoint as the listener reaches it (for NOTIFY).
-    pub fn listener_transfer_endpoint(&self) -> Option<&sextant_rpc::Endpoint> {
+    pub fn listener_transfer_endpoint(&self) -> Option<&crate::Endpoint> {
         self.listener
             .as_ref()
             .and_then(|l| l.transfer.as_ref())
@@ -423,7 +423,7 @@ impl Config {
     }
 
     /// The transfer daemon's endpoint as the authority reaches it (secondary zones).
-    pub fn secondaries_endpoint(&self) -> Option<&sextant_rpc::Endpoint> {
+    pub fn secondaries_endpoint(&self) -> Option<&crate::Endpoint> {
         self.authority
             .as_ref()
             .and_then(|a| a.secondaries.as_ref())
@@ -431,7 +431,7 @@ impl Config {
     }
 
     /// The listener's authority endpoint: explicit, or the authority section's own.
-    pub fn authority_endpoint(&self) -> Option<&sextant_rpc::Endpoint> {
+    pub fn authority_endpoint(&self) -> Option<&crate::Endpoint> {
         self.listener
             .as_ref()
             .and_then(|l| l.authority.as_ref())
@@ -591,7 +591,7 @@ file = "z.zone"
         assert_eq!(listener.backend_lanes, 2);
         assert_eq!(
             config.authority_endpoint(),
-            Some(&sextant_rpc::Endpoint::Unix(dir.path().join("auth.sock")))
+            Some(&crate::Endpoint::Unix(dir.path().join("auth.sock")))
         );
         let zone = &config.authority.as_ref().unwrap().zones[0];
         assert_eq!(zone.name.to_string(), "example.com.");

@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::Endpoint;
 use hickory_proto::rr::Name;
 use serde::Deserialize;
-use sextant_rpc::Endpoint;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -58,7 +58,7 @@ pub struct Frontend {
     pub resolver: Option<QueryClient>,
     /// Follows the resolver's cache generation (bumped by flushes), so that its
     /// answers leave the packet cache when its own cache is flushed.
-    pub resolver_generation: Option<Arc<Router>>,
+    pub resolver_generation: Option<Arc<crate::route::Generation>>,
     /// The transfer daemon, when one is configured (NOTIFY).
     pub transfer: Option<QueryClient>,
     /// Largest UDP response we send, bytes.
@@ -174,7 +174,7 @@ impl Frontend {
     fn cache_generation(&self) -> Option<u64> {
         let zones = self.router.generation()?;
         let resolver = match &self.resolver_generation {
-            Some(router) => router.generation()?,
+            Some(generation) => generation.get()?,
             None => 0,
         };
         Some((zones << 32) ^ (resolver & 0xffff_ffff))

@@ -29,7 +29,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use sextant_config::Config;
 use sextant_daemon::{Daemon, ReadyFile, notify_ready};
-use sextant_rpc::{QueryClient, QueryClientOptions, ZoneWatcher};
+use sextant_rpc::{CacheGenerationWatcher, QueryClient, QueryClientOptions, ZoneWatcher};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -125,12 +125,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         None => (Arc::new(Router::without_zones()), None),
     };
     let resolver_generation = resolver_endpoint.as_ref().map(|endpoint| {
-        let generation = Arc::new(Router::default());
-        generation.follow(
-            ZoneWatcher::start(endpoint.clone(), shutdown.clone()),
+        route::Generation::follow(
+            CacheGenerationWatcher::start(endpoint.clone(), shutdown.clone()),
             shutdown.clone(),
-        );
-        generation
+        )
     });
     let frontend = Arc::new(Frontend {
         router: router.clone(),

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use sextant_rpc::ZoneSet;
@@ -143,5 +144,47 @@ mod tests {
         let other = question(&packet(b"\x03www\x07example\x03net\x00"));
         assert_eq!(router.route(&other), Route::Refuse);
         assert_eq!(router.generation(), Some(1));
+    }
+}
+
+/// A backend's cache generation as last heard (see `sextant_rpc::CacheGenerations`).
+#[derive(Debug)]
+pub struct Generation {
+    /// `UNKNOWN` until the first value arrives.
+    value: AtomicU64,
+}
+
+const UNKNOWN: u64 = u64::MAX;
+
+impl Generation {
+    /// Follows `generations` until `shutdown`.
+    pub fn follow(
+        mut generations: watch::Receiver<Option<u64>>,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        let generation = Arc::new(Self {
+            value: AtomicU64::new(UNKNOWN),
+        });
+        let following = generation.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Some(value) = *generations.borrow_and_update() {
+                    following
+                        .value
+                        .store(value.min(UNKNOWN - 1), Ordering::Relaxed);
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    changed = generations.changed() => if changed.is_err() { return },
+                }
+            }
+        });
+        generation
+    }
+
+    /// The generation, once known.
+    pub fn get(&self) -> Option<u64> {
+        let value = self.value.load(Ordering::Relaxed);
+        (value != UNKNOWN).then_some(value)
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use hickory_proto::rr::Name;
-use sextant_rpc::{CacheStatus, ControlHandler, DaemonStatus, Flush, ZoneSetPublisher, ZoneStatus};
+use sextant_rpc::{CacheGenerations, CacheStatus, ControlHandler, DaemonStatus, Flush, ZoneStatus};
 
 use crate::resolve::Resolver;
 
@@ -14,7 +14,7 @@ use crate::resolve::Resolver;
 pub struct Control {
     pub resolver: Arc<Resolver>,
     /// Bumped on every flush; the listener watches it.
-    pub generations: ZoneSetPublisher,
+    pub generations: CacheGenerations,
     pub started: std::time::Instant,
 }
 
@@ -56,7 +56,7 @@ impl ControlHandler for Control {
             Flush::Name(text) => self.resolver.cache.flush(&parse(&text)?, false),
             Flush::Subtree(text) => self.resolver.cache.flush(&parse(&text)?, true),
         };
-        self.generations.publish(Vec::new());
+        self.generations.bump();
         tracing::info!(removed, "cache flushed");
         Ok(removed as u64)
     }

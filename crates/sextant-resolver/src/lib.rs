@@ -25,7 +25,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use sextant_config::{Config, ForwardMode, ResolverConfig};
 use sextant_daemon::{Daemon, ReadyFile, notify_ready};
-use sextant_rpc::{GrpcServer, Services, ZoneSetPublisher};
+use sextant_rpc::{CacheGenerations, GrpcServer, Services};
 use tokio_util::sync::CancellationToken;
 
 use crate::control::Control;
@@ -139,8 +139,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     // The listener keeps resolver answers in its packet cache; a flush publishes a
     // new generation here so that the listener drops them too.
-    let generations = ZoneSetPublisher::new();
-    generations.publish(Vec::new());
+    let generations = CacheGenerations::new();
     let control = Arc::new(Control {
         resolver: resolver.clone(),
         generations: generations.clone(),
@@ -152,7 +151,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .with_query(Arc::new(ResolverService {
             resolver: resolver.clone(),
         }))
-        .with_zones(&generations)
+        .with_cache_generations(&generations)
         .with_control(control);
     let serving = tokio::spawn(server.serve(services, shutdown.clone()));
 

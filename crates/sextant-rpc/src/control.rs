@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use crate::endpoint::Dial;
 use crate::{Endpoint, RpcError, pb};
 
 /// One zone as the control tool shows it.

@@ -1,70 +1,24 @@
-//! Where a daemon's gRPC service lives: a Unix socket path (the default: file
-//! permissions are the access control) or a TCP address.
+//! Connecting to a daemon's gRPC [`Endpoint`]: an HTTP/2 channel over a Unix socket
+//! or TCP, tuned for many small messages on few long-lived streams.
 
-use std::fmt;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Uri};
 
-use crate::RpcError;
-
-/// A gRPC endpoint as written in the config: `unix:/run/sextant/authority.sock` or
-/// `tcp:127.0.0.1:7001` (a bare `127.0.0.1:7001` is read as TCP too).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
-#[serde(try_from = "String")]
-pub enum Endpoint {
-    Unix(PathBuf),
-    Tcp(SocketAddr),
-}
-
-impl FromStr for Endpoint {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if let Some(path) = s.strip_prefix("unix:") {
-            if path.is_empty() {
-                return Err(
-                    "\"unix:\" needs a socket path, e.g. unix:/run/sextant/authority.sock".into(),
-                );
-            }
-            return Ok(Endpoint::Unix(PathBuf::from(path)));
-        }
-        let addr = s.strip_prefix("tcp:").unwrap_or(s);
-        addr.parse().map(Endpoint::Tcp).map_err(|_| {
-            format!(
-                "{s:?} is not a gRPC endpoint; write unix:/path/to.sock or tcp:ADDRESS:PORT (e.g. tcp:127.0.0.1:7001)"
-            )
-        })
-    }
-}
-
-impl TryFrom<String> for Endpoint {
-    type Error = String;
-
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
-    }
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
-            Endpoint::Tcp(addr) => write!(f, "tcp:{addr}"),
-        }
-    }
-}
+use crate::{Endpoint, RpcError};
 
 /// How long to wait for a backend to accept a connection before calling it down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-impl Endpoint {
+/// Dialling an endpoint.
+pub(crate) trait Dial {
     /// Opens an HTTP/2 channel to the endpoint and waits until it is connected.
-    pub(crate) async fn connect(&self) -> Result<Channel, RpcError> {
+    async fn connect(&self) -> Result<Channel, RpcError>;
+}
+
+impl Dial for Endpoint {
+    async fn connect(&self) -> Result<Channel, RpcError> {
         let connect_error = |source: tonic::transport::Error| RpcError::Connect {
             endpoint: self.clone(),
             cause: Box::new(source),
@@ -104,27 +58,4 @@ fn tune(endpoint: tonic::transport::Endpoint) -> tonic::transport::Endpoint {
         .initial_connection_window_size(16 * 1024 * 1024)
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(Duration::from_secs(5))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_unix_and_tcp_forms() {
-        assert_eq!(
-            "unix:/run/x.sock".parse::<Endpoint>(),
-            Ok(Endpoint::Unix("/run/x.sock".into()))
-        );
-        let tcp = Endpoint::Tcp("127.0.0.1:7001".parse().unwrap_or_else(|_| unreachable!()));
-        assert_eq!("tcp:127.0.0.1:7001".parse::<Endpoint>(), Ok(tcp.clone()));
-        assert_eq!("127.0.0.1:7001".parse::<Endpoint>(), Ok(tcp));
-    }
-
-    #[test]
-    fn rejects_garbage_with_the_fix() {
-        let err = "localhost".parse::<Endpoint>().err().unwrap_or_default();
-        assert!(err.contains("unix:/path/to.sock"), "{err}");
-        assert!("unix:".parse::<Endpoint>().is_err());
-    }
 }

@@ -4,6 +4,7 @@
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
+use crate::endpoint::Dial;
 use crate::{Endpoint, RpcError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 //! [`Query`], [`Answer`], [`ZoneSet`] and [`Endpoint`], implement [`QueryHandler`], and
 //! call [`QueryClient`] / [`ZoneWatcher`]; everything on the wire stays in here.
 
+mod cache_watch;
 mod control;
 mod endpoint;
 mod error;
@@ -13,6 +14,7 @@ mod query_server;
 mod secondary;
 mod server;
 mod unary;
+mod watch;
 mod zones;
 
 /// Code generated from `proto/sextant/v1/dns.proto` at build time (see build.rs).
@@ -26,10 +28,10 @@ mod pb {
     tonic::include_proto!("sextant.v1");
 }
 
+pub use cache_watch::{CacheGenerationWatcher, CacheGenerations};
 pub use control::{
     CacheStatus, ControlClient, ControlHandler, DaemonStatus, Flush, NotifyOutcome, ZoneStatus,
 };
-pub use endpoint::Endpoint;
 pub use error::RpcError;
 pub use health::{HealthState, check_health};
 pub use query_client::{Completion, QueryClient, QueryClientOptions};
@@ -38,6 +40,7 @@ pub use secondary::{
     VersionEvent, VersionNotifier, VersionSource, VersionState, ZoneVersion, follow_versions,
 };
 pub use server::{GrpcServer, Services};
+pub use sextant_config::Endpoint;
 pub use unary::UnaryQueryClient;
 pub use zones::{ZoneSet, ZoneSetPublisher, ZoneWatcher};
 

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::endpoint::Dial;
 use crate::{Answer, Endpoint, Query, RpcError, Transport, pb};
 
 #[derive(Clone, Debug)]

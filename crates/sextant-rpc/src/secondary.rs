@@ -13,6 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use crate::endpoint::Dial;
 use crate::{Endpoint, RpcError, pb};
 
 /// A published zone version as the transfer daemon knows it.

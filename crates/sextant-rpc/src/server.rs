@@ -85,6 +85,13 @@ impl Services {
             .add_service(publisher.service(self.streams.clone()));
         self
     }
+
+    /// Serves the cache-generation watch of `generations`.
+    pub fn with_cache_generations(mut self, generations: &crate::CacheGenerations) -> Self {
+        self.routes
+            .add_service(generations.service(self.streams.clone()));
+        self
+    }
 }
 
 enum Incoming {

@@ -4,6 +4,7 @@
 
 use tonic::transport::Channel;
 
+use crate::endpoint::Dial;
 use crate::query_client::request;
 use crate::{Answer, Endpoint, Query, RpcError, pb};
 

@@ -3,7 +3,6 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::watch;
@@ -12,6 +11,7 @@ use tokio_stream::wrappers::WatchStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use crate::endpoint::Dial;
 use crate::{Endpoint, RpcError, pb};
 
 /// The zones a backend serves, as apex names in lower-case presentation form with the
@@ -103,63 +103,20 @@ impl pb::zones_server::Zones for ZonesService {
 #[derive(Debug)]
 pub struct ZoneWatcher;
 
-const RETRY_MIN: Duration = Duration::from_millis(50);
-const RETRY_MAX: Duration = Duration::from_secs(2);
-
 impl ZoneWatcher {
+    /// Starts following `endpoint`'s zone set until `shutdown`.
     pub fn start(
         endpoint: Endpoint,
         shutdown: CancellationToken,
     ) -> watch::Receiver<Option<ZoneSet>> {
-        let (sender, receiver) = watch::channel(None);
-        tokio::spawn(async move {
-            let mut backoff = RETRY_MIN;
-            loop {
-                let outcome = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    outcome = follow(&endpoint, &sender, &mut backoff) => outcome,
-                };
-                if let Err(error) = outcome {
-                    tracing::debug!(%endpoint, %error, "zone watch interrupted");
-                }
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(RETRY_MAX);
-            }
-        });
-        receiver
+        crate::watch::keep_following(endpoint, shutdown, "zone set", open_watch, |set| ZoneSet {
+            generation: set.generation,
+            zones: set.zones,
+        })
     }
 }
 
-async fn follow(
-    endpoint: &Endpoint,
-    sender: &watch::Sender<Option<ZoneSet>>,
-    backoff: &mut Duration,
-) -> Result<(), RpcError> {
-    let mut stream = open_watch(endpoint).await?;
-    *backoff = RETRY_MIN;
-    loop {
-        match stream.message().await {
-            Ok(Some(set)) => {
-                sender.send_replace(Some(ZoneSet {
-                    generation: set.generation,
-                    zones: set.zones,
-                }));
-            }
-            Ok(None) => return Ok(()),
-            Err(status) => {
-                return Err(RpcError::Call {
-                    endpoint: endpoint.clone(),
-                    status: Box::new(status),
-                });
-            }
-        }
-    }
-}
-
-async fn open_watch(endpoint: &Endpoint) -> Result<tonic::Streaming<pb::ZoneSet>, RpcError> {
+async fn open_watch(endpoint: Endpoint) -> Result<tonic::Streaming<pb::ZoneSet>, RpcError> {
     let channel = endpoint.connect().await?;
     let mut client = pb::zones_client::ZonesClient::new(channel);
     client
