@@ -19,20 +19,25 @@ pub use service::Authority;
 use std::sync::Arc;
 
 use anyhow::Context;
-use sextant_config::Config;
-use sextant_daemon::{Daemon, ReadyFile, notify_ready};
+use sextant_config::{AuthorityConfig, Config};
+use sextant_daemon::Daemon;
 use sextant_rpc::{GrpcServer, Services, ZoneSetPublisher};
-use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
+/// The authority as `sextant_daemon` runs it.
 #[derive(Debug)]
-pub struct AuthorityDaemon;
+pub struct AuthorityDaemon {
+    authority: Arc<Authority>,
+    control: Arc<Control>,
+    endpoint: sextant_rpc::Endpoint,
+    serving: tokio::task::JoinHandle<Result<(), sextant_rpc::RpcError>>,
+}
 
 impl Daemon for AuthorityDaemon {
     const NAME: &'static str = "sextant-authority";
+    type Section = AuthorityConfig;
 
-    fn check(config: &Config) -> anyhow::Result<()> {
-        let section = section(config)?;
+    fn check(_config: &Config, section: &AuthorityConfig) -> anyhow::Result<()> {
         let (catalog, warnings) = load_catalog(&section.zones)?;
         for warning in warnings {
             eprintln!("warning: {warning}");
@@ -41,25 +46,85 @@ impl Daemon for AuthorityDaemon {
         Ok(())
     }
 
-    fn run(
+    async fn start(
         config: Config,
+        section: AuthorityConfig,
         shutdown: CancellationToken,
-    ) -> impl Future<Output = anyhow::Result<()>> + Send {
-        run(config, shutdown)
+    ) -> anyhow::Result<Self> {
+        let zones = section.zones.clone();
+        let (catalog, warnings) = tokio::task::spawn_blocking(move || load_catalog(&zones))
+            .await
+            .context("zone loading task failed")??;
+        for warning in &warnings {
+            tracing::warn!(%warning, "zone loaded with a fix-up");
+        }
+        let authority = Arc::new(Authority::new(
+            catalog,
+            section.edns_payload_size,
+            transfer_policy(&config, &section)?,
+            section.notify.clone(),
+        ));
+        let publisher = ZoneSetPublisher::new();
+        publisher.publish(authority.zone_names());
+        let control = Arc::new(Control {
+            authority: authority.clone(),
+            publisher: publisher.clone(),
+            zones: section.zones.clone(),
+            started: std::time::Instant::now(),
+        });
+        if let Some(endpoint) = config.secondaries_endpoint() {
+            secondary::follow(
+                endpoint.clone(),
+                authority.clone(),
+                publisher.clone(),
+                shutdown.clone(),
+            )
+            .await;
+        }
+        let server = GrpcServer::bind(&section.grpc).await?;
+        let endpoint = server.local_endpoint().clone();
+        let services = Services::new()
+            .with_query(authority.clone())
+            .with_zones(&publisher)
+            .with_control(control.clone());
+        let serving = tokio::spawn(server.serve(services, shutdown));
+        authority.notify_all();
+        let stats = authority.stats();
+        tracing::info!(
+            grpc = %endpoint,
+            zones = stats.zones,
+            records = stats.records,
+            "authority serving"
+        );
+        Ok(Self {
+            authority,
+            control,
+            endpoint,
+            serving,
+        })
+    }
+
+    fn ready_info(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut info = serde_json::Map::new();
+        info.insert("grpc".into(), self.endpoint.to_string().into());
+        info.insert("zones".into(), self.authority.zone_names().into());
+        info
+    }
+
+    async fn reload(&self) {
+        if let Err(error) = self.control.reload_zones(None).await {
+            tracing::error!(%error, "reload failed; still serving the previous zones");
+        }
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.serving.await.context("gRPC server task failed")??;
+        Ok(())
     }
 }
 
-fn section(
-    config: &Config,
-) -> Result<&sextant_config::AuthorityConfig, sextant_config::MissingSection> {
-    sextant_config::required(config.authority.as_ref(), "authority")
-}
-
 /// Who may transfer zones out, and the key they must sign with.
-fn transfer_policy(
-    config: &Config,
-    section: &sextant_config::AuthorityConfig,
-) -> anyhow::Result<TransferPolicy> {
+fn transfer_policy(config: &Config, section: &AuthorityConfig) -> anyhow::Result<TransferPolicy> {
     let key = match &section.transfer_key {
         None => None,
         Some(name) => {
@@ -95,82 +160,4 @@ fn transfer_policy(
         key,
         journal,
     })
-}
-
-/// Runs the authority until `shutdown` is cancelled.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let section = section(&config)?.clone();
-    let zones = section.zones.clone();
-    let (catalog, warnings) = tokio::task::spawn_blocking(move || load_catalog(&zones))
-        .await
-        .context("zone loading task failed")??;
-    for warning in &warnings {
-        tracing::warn!(%warning, "zone loaded with a fix-up");
-    }
-    sextant_daemon::serve_metrics(section.metrics)?;
-    let authority = Arc::new(Authority::new(
-        catalog,
-        section.edns_payload_size,
-        transfer_policy(&config, &section)?,
-        section.notify.clone(),
-    ));
-    let publisher = ZoneSetPublisher::new();
-    publisher.publish(authority.zone_names());
-    let control = Arc::new(Control {
-        authority: authority.clone(),
-        publisher: publisher.clone(),
-        zones: section.zones.clone(),
-        started: std::time::Instant::now(),
-    });
-
-    if let Some(endpoint) = config.secondaries_endpoint() {
-        secondary::follow(
-            endpoint.clone(),
-            authority.clone(),
-            publisher.clone(),
-            shutdown.clone(),
-        )
-        .await;
-    }
-
-    let server = GrpcServer::bind(&section.grpc).await?;
-    let endpoint = server.local_endpoint().clone();
-    let services = Services::new()
-        .with_query(authority.clone())
-        .with_zones(&publisher)
-        .with_control(control.clone());
-    let serving = tokio::spawn(server.serve(services, shutdown.clone()));
-
-    let _ready = ReadyFile::write(
-        section.ready_file.as_deref(),
-        &serde_json::json!({
-            "pid": std::process::id(),
-            "grpc": endpoint.to_string(),
-            "zones": authority.zone_names(),
-        }),
-    )?;
-    notify_ready();
-    authority.notify_all();
-    let stats = authority.stats();
-    tracing::info!(
-        grpc = %endpoint,
-        zones = stats.zones,
-        records = stats.records,
-        "authority serving"
-    );
-
-    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = hangup.recv() => {
-                if let Err(error) = control.reload_zones(None).await {
-                    tracing::error!(%error, "reload failed; still serving the previous zones");
-                }
-            }
-        }
-    }
-    serving.await.context("gRPC server task failed")??;
-    tracing::info!("authority stopped");
-    Ok(())
 }

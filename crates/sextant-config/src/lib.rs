@@ -8,6 +8,8 @@ mod endpoint;
 mod error;
 mod load;
 mod model;
+mod section;
+mod validate;
 
 pub use endpoint::Endpoint;
 pub use error::{ConfigError, MissingSection, Problem, required};
@@ -16,3 +18,4 @@ pub use model::{
     AuthorityConfig, Config, ForwardConfig, ForwardMode, KeyConfig, ListenerConfig, LogConfig,
     LogFormat, ResolverConfig, RrlConfig, SecondaryZoneConfig, TransferConfig, ZoneConfig,
 };
+pub use section::Section;

@@ -1,7 +1,7 @@
 //! What every Sextant daemon does the same way: command-line arguments, logging,
 //! readiness (ready file and systemd), signals and the exit status.
 //!
-//! A daemon's `main.rs` is one call to [`main`] with its `run(config, shutdown)`.
+//! A daemon's `main.rs` is one call to [`main`] with its [`Daemon`] implementation.
 
 mod metrics;
 mod ready;
@@ -15,8 +15,9 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Parser;
-use sextant_config::{Config, LogConfig, LogFormat};
+use sextant_config::{Config, LogConfig, LogFormat, MissingSection, Section};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -31,15 +32,42 @@ pub struct DaemonArgs {
     pub check: bool,
 }
 
-/// What a daemon plugs into [`main`].
-pub trait Daemon {
+/// What a daemon plugs into [`main`]: how it starts, reloads and stops. Everything
+/// else — arguments, configuration, logging, the metrics endpoint, the ready file,
+/// systemd readiness and watchdog, signals — is done the same way for all of them by
+/// [`run`].
+pub trait Daemon: Sized + Send + Sync + 'static {
+    /// The process name, in logs and errors (`sextant-listener`).
     const NAME: &'static str;
-    /// Deeper checks for `--check` beyond the config file itself (e.g. loading zones).
-    fn check(config: &Config) -> anyhow::Result<()>;
-    fn run(
+    /// The configuration section the daemon runs from.
+    type Section: Section;
+
+    /// What `--check` verifies beyond the configuration file itself (zone files, root
+    /// hints), saying what it found on stdout. Default: nothing more.
+    fn check(_config: &Config, _section: &Self::Section) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// Binds, loads and starts serving; returns once the daemon answers. Errors are
+    /// the one-sentence start-up messages.
+    fn start(
         config: Config,
+        section: Self::Section,
         shutdown: CancellationToken,
-    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    ) -> impl Future<Output = anyhow::Result<Self>> + Send;
+
+    /// What the ready file says beside the PID: bound addresses, zones served.
+    fn ready_info(&self) -> serde_json::Map<String, serde_json::Value>;
+
+    /// SIGHUP: re-read what can change without a restart. Default: nothing.
+    fn reload(&self) -> impl Future<Output = ()> + Send {
+        async {
+            tracing::info!("SIGHUP: nothing to reload");
+        }
+    }
+
+    /// After shutdown is asked for: finish what is in flight, then return.
+    fn stop(self) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
 /// Parses arguments, loads the configuration, then checks or runs the daemon.
@@ -54,7 +82,8 @@ pub fn main<D: Daemon>() -> ExitCode {
         }
     };
     if args.check {
-        return match D::check(&config) {
+        let checked = section::<D>(&config).and_then(|section| D::check(&config, section));
+        return match checked {
             Ok(()) => {
                 println!("{}: {} is valid", D::NAME, args.config.display());
                 ExitCode::SUCCESS
@@ -80,7 +109,7 @@ pub fn main<D: Daemon>() -> ExitCode {
     let result = runtime.block_on(async {
         let shutdown = shutdown_on_signals()?;
         tokio::spawn(ready::watchdog(shutdown.clone()));
-        D::run(config, shutdown).await
+        run::<D>(config, shutdown).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -90,6 +119,35 @@ pub fn main<D: Daemon>() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn section<D: Daemon>(config: &Config) -> anyhow::Result<&D::Section> {
+    Ok(D::Section::of(config).ok_or(MissingSection(D::Section::NAME))?)
+}
+
+/// Runs daemon `D` until `shutdown` is cancelled: its metrics endpoint, its start,
+/// the ready file and systemd readiness once it serves, SIGHUP reloads, then its
+/// graceful stop.
+pub async fn run<D: Daemon>(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let section = section::<D>(&config)?.clone();
+    // Installed first: SIGHUP's default action would end a daemon still starting.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
+    serve_metrics(section.metrics())?;
+    let daemon = D::start(config, section.clone(), shutdown.clone()).await?;
+    let mut ready = daemon.ready_info();
+    ready.insert("pid".into(), std::process::id().into());
+    let _ready = ReadyFile::write(section.ready_file(), &ready)?;
+    notify_ready();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = hangup.recv() => daemon.reload().await,
+        }
+    }
+    daemon.stop().await?;
+    tracing::info!("{} stopped", D::NAME);
+    Ok(())
 }
 
 /// Logging to stderr; `RUST_LOG` overrides the configured level.

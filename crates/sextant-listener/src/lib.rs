@@ -27,35 +27,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use sextant_config::Config;
-use sextant_daemon::{Daemon, ReadyFile, notify_ready};
+use sextant_config::{Config, ListenerConfig};
+use sextant_daemon::Daemon;
 use sextant_rpc::{CacheGenerationWatcher, QueryClient, QueryClientOptions, ZoneWatcher};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+/// The listener as `sextant_daemon` runs it.
 #[derive(Debug)]
-pub struct ListenerDaemon;
-
-impl Daemon for ListenerDaemon {
-    const NAME: &'static str = "sextant-listener";
-
-    fn check(config: &Config) -> anyhow::Result<()> {
-        section(config)?;
-        Ok(())
-    }
-
-    fn run(
-        config: Config,
-        shutdown: CancellationToken,
-    ) -> impl Future<Output = anyhow::Result<()>> + Send {
-        run(config, shutdown)
-    }
-}
-
-fn section(
-    config: &Config,
-) -> Result<&sextant_config::ListenerConfig, sextant_config::MissingSection> {
-    sextant_config::required(config.listener.as_ref(), "listener")
+pub struct ListenerDaemon {
+    config: Config,
+    section: ListenerConfig,
+    frontend: Arc<Frontend>,
+    tasks: tokio::task::JoinSet<()>,
+    udp_workers: Vec<(std::thread::JoinHandle<()>, Arc<Frontend>)>,
+    udp_in_flight: Arc<Semaphore>,
+    tcp_connections: Arc<Semaphore>,
+    /// Ends the lanes to the backends, after the drain.
+    lanes_shutdown: CancellationToken,
+    addresses: Vec<String>,
 }
 
 /// Forwarded UDP queries waiting for a backend at once; past it new ones are dropped
@@ -65,16 +55,76 @@ const MAX_UDP_IN_FLIGHT: usize = 16 * 1024;
 /// declaring itself ready anyway (answering SERVFAIL until the authority is there).
 const ZONE_SET_WAIT: Duration = Duration::from_secs(5);
 
-/// Runs the listener until `shutdown` is cancelled.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let section = section(&config)?.clone();
+impl Daemon for ListenerDaemon {
+    const NAME: &'static str = "sextant-listener";
+    type Section = ListenerConfig;
+
+    async fn start(
+        config: Config,
+        section: ListenerConfig,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        start(config, section, shutdown).await
+    }
+
+    fn ready_info(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut info = serde_json::Map::new();
+        info.insert("udp".into(), self.addresses.clone().into());
+        info.insert("tcp".into(), self.addresses.clone().into());
+        info.insert(
+            "metrics".into(),
+            self.section.metrics.map(|m| m.to_string()).into(),
+        );
+        info
+    }
+
+    async fn reload(&self) {
+        reload(&self.config, &self.section, &self.frontend);
+    }
+
+    async fn stop(mut self) -> anyhow::Result<()> {
+        while self.tasks.join_next().await.is_some() {}
+        // Graceful stop: answers already asked of a backend still go out (each is
+        // bounded by its backend deadline), then the process exits. Holding every
+        // permit means nothing is in flight.
+        let udp = u32::try_from(MAX_UDP_IN_FLIGHT).unwrap_or(u32::MAX);
+        let tcp = u32::try_from(self.section.tcp_max_connections).unwrap_or(u32::MAX);
+        let drained = async {
+            let _udp = self.udp_in_flight.acquire_many(udp).await;
+            let _tcp = self.tcp_connections.acquire_many(tcp).await;
+        };
+        let drain_limit = self
+            .section
+            .backend_timeout
+            .max(self.section.resolver_timeout)
+            + DRAIN_MARGIN;
+        if tokio::time::timeout(drain_limit, drained).await.is_err() {
+            tracing::warn!("stopped with queries still in flight");
+        }
+        self.lanes_shutdown.cancel();
+        // The UDP workers end with the lanes (their loops stopped at `shutdown`).
+        let workers = std::mem::take(&mut self.udp_workers);
+        let _ = tokio::task::spawn_blocking(move || {
+            for (worker, _) in workers {
+                let _ = worker.join();
+            }
+        })
+        .await;
+        Ok(())
+    }
+}
+
+/// Binds, connects to the backends and starts every front end.
+async fn start(
+    config: Config,
+    section: ListenerConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ListenerDaemon> {
     let authority_endpoint = config.authority_endpoint().cloned();
     let resolver_endpoint = config.resolver_endpoint().cloned();
     if authority_endpoint.is_none() && resolver_endpoint.is_none() {
         anyhow::bail!("the listener has no backend; set listener.authority or listener.resolver");
     }
-
-    sextant_daemon::serve_metrics(section.metrics)?;
     // Bind first: a port conflict must stop start-up before anything else happens.
     let workers = std::thread::available_parallelism().map_or(2, usize::from);
     let mut bound = Vec::new();
@@ -82,39 +132,33 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         bound.push(bind::bind_address(*addr, workers)?);
     }
 
-    // The lanes to the backends outlive the front end's sockets by the drain below:
-    // queries already forwarded at SIGTERM get their real answers, not SERVFAIL.
+    // The lanes to the backends outlive the front end's sockets by the drain in
+    // `stop`: queries already forwarded at SIGTERM get their real answers, not SERVFAIL.
     let lanes_shutdown = CancellationToken::new();
-    let authority = authority_endpoint.as_ref().map(|endpoint| {
-        QueryClient::start(
-            endpoint.clone(),
-            &QueryClientOptions {
-                lanes: section.backend_lanes,
-                timeout: section.backend_timeout,
-            },
-            lanes_shutdown.clone(),
-        )
-    });
-    let resolver = resolver_endpoint.as_ref().map(|endpoint| {
-        QueryClient::start(
-            endpoint.clone(),
-            &QueryClientOptions {
-                lanes: section.backend_lanes,
-                timeout: section.resolver_timeout,
-            },
-            lanes_shutdown.clone(),
-        )
-    });
-    let transfer = config.listener_transfer_endpoint().map(|endpoint| {
-        QueryClient::start(
-            endpoint.clone(),
-            &QueryClientOptions {
-                lanes: 1,
-                timeout: section.backend_timeout,
-            },
-            lanes_shutdown.clone(),
-        )
-    });
+    let client = |endpoint: &Option<sextant_rpc::Endpoint>, lanes, timeout| {
+        endpoint.as_ref().map(|endpoint| {
+            QueryClient::start(
+                endpoint.clone(),
+                &QueryClientOptions { lanes, timeout },
+                lanes_shutdown.clone(),
+            )
+        })
+    };
+    let authority = client(
+        &authority_endpoint,
+        section.backend_lanes,
+        section.backend_timeout,
+    );
+    let resolver = client(
+        &resolver_endpoint,
+        section.backend_lanes,
+        section.resolver_timeout,
+    );
+    let transfer = client(
+        &config.listener_transfer_endpoint().cloned(),
+        1,
+        section.backend_timeout,
+    );
     let (router, zone_sets) = match &authority_endpoint {
         Some(endpoint) => {
             let router = Arc::new(Router::default());
@@ -202,14 +246,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         if let Some(mut zone_sets) = zone_sets {
             let _ = zone_sets.wait_for(Option::is_some).await;
         }
-        let connected =
-            |client: &Option<QueryClient>| client.as_ref().is_none_or(|c| c.is_connected());
-        let all_connected =
-            |frontend: &Frontend| connected(&frontend.authority) && connected(&frontend.resolver);
-        while !all_connected(&frontend)
-            || !udp_workers.iter().all(|(_, worker)| all_connected(worker))
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        let frontends = std::iter::once(&frontend).chain(udp_workers.iter().map(|(_, f)| f));
+        for frontend in frontends {
+            for client in [&frontend.authority, &frontend.resolver]
+                .into_iter()
+                .flatten()
+            {
+                client.wait_connected().await;
+            }
         }
     };
     if tokio::time::timeout(ZONE_SET_WAIT, backend_ready)
@@ -218,16 +262,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     {
         tracing::warn!(authority = ?authority_endpoint, resolver = ?resolver_endpoint, "a backend is not reachable yet; answering SERVFAIL for its queries until it is");
     }
-    let _ready = ReadyFile::write(
-        section.ready_file.as_deref(),
-        &serde_json::json!({
-            "pid": std::process::id(),
-            "udp": addresses,
-            "tcp": addresses,
-            "metrics": section.metrics,
-        }),
-    )?;
-    notify_ready();
     tracing::info!(
         listen = ?addresses,
         authority = ?authority_endpoint.as_ref().map(ToString::to_string),
@@ -237,46 +271,24 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         packet_cache_bytes = section.packet_cache_bytes,
         "listener serving"
     );
-
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .map_err(|e| anyhow::anyhow!("installing the SIGHUP handler: {e}"))?;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = hangup.recv() => reload(&config, &section, &frontend),
-        }
-    }
-    while tasks.join_next().await.is_some() {}
-    // Graceful stop: answers already asked of a backend still go out (each is bounded
-    // by its backend deadline), then the process exits.
-    let drained = async {
-        while udp_in_flight.available_permits() < MAX_UDP_IN_FLIGHT
-            || tcp_connections.available_permits() < section.tcp_max_connections
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    let drain_limit = section.backend_timeout.max(section.resolver_timeout) + DRAIN_MARGIN;
-    if tokio::time::timeout(drain_limit, drained).await.is_err() {
-        tracing::warn!("stopped with queries still in flight");
-    }
-    lanes_shutdown.cancel();
-    // The UDP workers end with the lanes (their loops stopped at `shutdown`).
-    let _ = tokio::task::spawn_blocking(move || {
-        for (worker, _) in udp_workers {
-            let _ = worker.join();
-        }
+    Ok(ListenerDaemon {
+        config,
+        section,
+        frontend,
+        tasks,
+        udp_workers,
+        udp_in_flight,
+        tcp_connections,
+        lanes_shutdown,
+        addresses,
     })
-    .await;
-    tracing::info!("listener stopped");
-    Ok(())
 }
 
 /// Extra time past the longest backend deadline for the last answers to go out.
 const DRAIN_MARGIN: Duration = Duration::from_millis(500);
 
 /// The parts of the listener's section that SIGHUP may change.
-fn policy(section: &sextant_config::ListenerConfig) -> Policy {
+fn policy(section: &ListenerConfig) -> Policy {
     let rrl = &section.rrl;
     Policy {
         acl: Acl {
@@ -299,7 +311,7 @@ fn policy(section: &sextant_config::ListenerConfig) -> Policy {
 /// rate limits at once. A file that does not load changes nothing. Settings that
 /// need a restart (addresses, backends, TCP limits, cache size) are reported, not
 /// applied.
-fn reload(config: &Config, running: &sextant_config::ListenerConfig, frontend: &Frontend) {
+fn reload(config: &Config, running: &ListenerConfig, frontend: &Frontend) {
     let Some(path) = config.source.as_deref() else {
         tracing::warn!("SIGHUP ignored: the configuration was not read from a file");
         return;

@@ -24,21 +24,26 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use sextant_config::{Config, ForwardMode, ResolverConfig};
-use sextant_daemon::{Daemon, ReadyFile, notify_ready};
+use sextant_daemon::Daemon;
 use sextant_rpc::{CacheGenerations, GrpcServer, Services};
 use tokio_util::sync::CancellationToken;
 
 use crate::control::Control;
 use crate::upstream::Upstream;
 
+/// The resolver as `sextant_daemon` runs it.
 #[derive(Debug)]
-pub struct ResolverDaemon;
+pub struct ResolverDaemon {
+    endpoint: sextant_rpc::Endpoint,
+    hints_source: String,
+    serving: tokio::task::JoinHandle<Result<(), sextant_rpc::RpcError>>,
+}
 
 impl Daemon for ResolverDaemon {
     const NAME: &'static str = "sextant-resolver";
+    type Section = ResolverConfig;
 
-    fn check(config: &Config) -> anyhow::Result<()> {
-        let section = section(config)?;
+    fn check(_config: &Config, section: &ResolverConfig) -> anyhow::Result<()> {
         let (hints, _, warning) = hints(section)?;
         if let Some(warning) = warning {
             eprintln!("warning: {warning}");
@@ -51,16 +56,50 @@ impl Daemon for ResolverDaemon {
         Ok(())
     }
 
-    fn run(
-        config: Config,
+    async fn start(
+        _config: Config,
+        section: ResolverConfig,
         shutdown: CancellationToken,
-    ) -> impl Future<Output = anyhow::Result<()>> + Send {
-        run(config, shutdown)
+    ) -> anyhow::Result<Self> {
+        let resolver = Arc::new(build(&section, shutdown.clone()).await?);
+        resolver.prime_at_start().await;
+        // The listener keeps resolver answers in its packet cache; a flush bumps the
+        // cache generation here so that the listener drops them too.
+        let generations = CacheGenerations::new();
+        let control = Arc::new(Control {
+            resolver: resolver.clone(),
+            generations: generations.clone(),
+            started: std::time::Instant::now(),
+        });
+        let server = GrpcServer::bind(&section.grpc).await?;
+        let endpoint = server.local_endpoint().clone();
+        let services = Services::new()
+            .with_query(Arc::new(ResolverService {
+                resolver: resolver.clone(),
+            }))
+            .with_cache_generations(&generations)
+            .with_control(control);
+        let serving = tokio::spawn(server.serve(services, shutdown));
+        let hints_source = resolver.hints.source.to_string();
+        tracing::info!(grpc = %endpoint, hints = %hints_source, "resolver serving");
+        Ok(Self {
+            endpoint,
+            hints_source,
+            serving,
+        })
     }
-}
 
-fn section(config: &Config) -> Result<&ResolverConfig, sextant_config::MissingSection> {
-    sextant_config::required(config.resolver.as_ref(), "resolver")
+    fn ready_info(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut info = serde_json::Map::new();
+        info.insert("grpc".into(), self.endpoint.to_string().into());
+        info.insert("root_hints".into(), self.hints_source.clone().into());
+        info
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.serving.await.context("gRPC server task failed")??;
+        Ok(())
+    }
 }
 
 /// The root hints the section asks for, with the address filter they were checked
@@ -128,45 +167,4 @@ pub async fn build(
     Ok(Resolver::new(
         cache, upstream, filter, hints, forwards, limits,
     ))
-}
-
-/// Runs the resolver until `shutdown` is cancelled.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let section = section(&config)?.clone();
-    sextant_daemon::serve_metrics(section.metrics)?;
-    let resolver = Arc::new(build(&section, shutdown.clone()).await?);
-    resolver.prime_at_start().await;
-
-    // The listener keeps resolver answers in its packet cache; a flush publishes a
-    // new generation here so that the listener drops them too.
-    let generations = CacheGenerations::new();
-    let control = Arc::new(Control {
-        resolver: resolver.clone(),
-        generations: generations.clone(),
-        started: std::time::Instant::now(),
-    });
-    let server = GrpcServer::bind(&section.grpc).await?;
-    let endpoint = server.local_endpoint().clone();
-    let services = Services::new()
-        .with_query(Arc::new(ResolverService {
-            resolver: resolver.clone(),
-        }))
-        .with_cache_generations(&generations)
-        .with_control(control);
-    let serving = tokio::spawn(server.serve(services, shutdown.clone()));
-
-    let _ready = ReadyFile::write(
-        section.ready_file.as_deref(),
-        &serde_json::json!({
-            "pid": std::process::id(),
-            "grpc": endpoint.to_string(),
-            "root_hints": resolver.hints.source,
-        }),
-    )?;
-    notify_ready();
-    tracing::info!(grpc = %endpoint, hints = %resolver.hints.source, "resolver serving");
-    shutdown.cancelled().await;
-    serving.await.context("gRPC server task failed")??;
-    tracing::info!("resolver stopped");
-    Ok(())
 }

@@ -58,6 +58,8 @@ struct Inner {
     timeout: Duration,
     lanes: Vec<Arc<Lane>>,
     next_lane: AtomicUsize,
+    /// Woken whenever a lane connects.
+    connects: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug, Default)]
@@ -124,11 +126,13 @@ impl QueryClient {
         let lanes: Vec<Arc<Lane>> = (0..options.lanes.max(1))
             .map(|_| Arc::new(Lane::default()))
             .collect();
+        let connects = Arc::new(tokio::sync::Notify::new());
         for lane in &lanes {
             tokio::spawn(run_lane(
                 lane.clone(),
                 endpoint.clone(),
                 options.timeout,
+                connects.clone(),
                 shutdown.clone(),
             ));
         }
@@ -138,6 +142,7 @@ impl QueryClient {
                 timeout: options.timeout,
                 lanes,
                 next_lane: AtomicUsize::new(0),
+                connects,
             }),
         }
     }
@@ -157,6 +162,20 @@ impl QueryClient {
             .lanes
             .iter()
             .any(|lane| lane.connected.load(Ordering::Relaxed))
+    }
+
+    /// Returns once at least one lane has a live stream.
+    pub async fn wait_connected(&self) {
+        loop {
+            let notified = self.inner.connects.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before the check, so a connection in between is not missed.
+            notified.as_mut().enable();
+            if self.is_connected() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Sends one query and waits for its answer, at most the configured timeout.
@@ -305,6 +324,7 @@ async fn run_lane(
     lane: Arc<Lane>,
     endpoint: Endpoint,
     timeout: Duration,
+    connects: Arc<tokio::sync::Notify>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = BACKOFF_MIN;
@@ -323,6 +343,7 @@ async fn run_lane(
                 }
                 *lane.outgoing.lock() = Some(sender);
                 lane.connected.store(true, Ordering::Relaxed);
+                connects.notify_waiters();
                 backoff = BACKOFF_MIN;
                 let mut sweep = tokio::time::interval(SWEEP_EVERY);
                 sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

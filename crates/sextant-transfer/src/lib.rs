@@ -1,6 +1,7 @@
 //! The transfer daemon, Sextant's secondary: SOA refresh/retry/expire timers, NOTIFY,
 //! and AXFR (RFC 5936) received as a checked stream into a staged store version that
-//! is published only when the transfer ended with the SOA it began with (lesson 4).
+//! is published only when the transfer ended with the SOA it began with, so an
+//! interrupted transfer never publishes half a zone.
 //! The authority follows the published versions over gRPC.
 
 pub mod axfr;
@@ -22,77 +23,75 @@ pub use zones::Zones;
 use std::sync::Arc;
 
 use anyhow::Context;
-use sextant_config::Config;
-use sextant_daemon::{Daemon, ReadyFile, notify_ready};
+use sextant_config::{Config, TransferConfig};
+use sextant_daemon::Daemon;
 use sextant_rpc::{GrpcServer, Services};
 use tokio_util::sync::CancellationToken;
 
+/// The transfer daemon as `sextant_daemon` runs it.
 #[derive(Debug)]
-pub struct TransferDaemon;
+pub struct TransferDaemon {
+    zones: Arc<Zones>,
+    endpoint: sextant_rpc::Endpoint,
+    names: Vec<String>,
+    serving: tokio::task::JoinHandle<Result<(), sextant_rpc::RpcError>>,
+}
 
 impl Daemon for TransferDaemon {
     const NAME: &'static str = "sextant-transfer";
+    type Section = TransferConfig;
 
-    fn check(config: &Config) -> anyhow::Result<()> {
-        section(config)?;
+    async fn start(
+        config: Config,
+        section: TransferConfig,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let state_dir = section.state_dir.clone();
+        let (store, cleanup) =
+            tokio::task::spawn_blocking(move || sextant_store::Store::open(&state_dir))
+                .await
+                .context("store task failed")??;
+        if let Some(old) = &cleanup.replaced_schema {
+            tracing::warn!(schema = %old, "the store had an older schema and was emptied; every zone is transferred again");
+        }
+        for orphan in &cleanup.orphan_versions {
+            tracing::warn!(version = %orphan, "deleted a zone version left unpublished by a crash");
+        }
+        let zones = Arc::new(Zones::new(Arc::new(store), &section, &config.keys)?);
+        let server = GrpcServer::bind(&section.grpc).await?;
+        let endpoint = server.local_endpoint().clone();
+        let services = Services::new()
+            .with_query(zones.clone())
+            .with_secondary_versions(zones.clone(), zones.notifier())
+            .with_control(zones.clone());
+        let serving = tokio::spawn(server.serve(services, shutdown.clone()));
+        for zone in &section.zones {
+            tokio::spawn(refresh::run(
+                zones.clone(),
+                zone.name.to_string(),
+                shutdown.clone(),
+            ));
+        }
+        let names: Vec<String> = section.zones.iter().map(|z| z.name.to_string()).collect();
+        tracing::info!(grpc = %endpoint, zones = names.len(), published = zones.published_count(), "transfer serving");
+        Ok(Self {
+            zones,
+            endpoint,
+            names,
+            serving,
+        })
+    }
+
+    fn ready_info(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut info = serde_json::Map::new();
+        info.insert("grpc".into(), self.endpoint.to_string().into());
+        info.insert("zones".into(), self.names.clone().into());
+        info
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        drop(self.zones);
+        self.serving.await.context("gRPC server task failed")??;
         Ok(())
     }
-
-    fn run(
-        config: Config,
-        shutdown: CancellationToken,
-    ) -> impl Future<Output = anyhow::Result<()>> + Send {
-        run(config, shutdown)
-    }
-}
-
-fn section(
-    config: &Config,
-) -> Result<&sextant_config::TransferConfig, sextant_config::MissingSection> {
-    sextant_config::required(config.transfer.as_ref(), "transfer")
-}
-
-/// Runs the transfer daemon until `shutdown` is cancelled.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let section = section(&config)?.clone();
-    let state_dir = section.state_dir.clone();
-    let (store, cleanup) =
-        tokio::task::spawn_blocking(move || sextant_store::Store::open(&state_dir))
-            .await
-            .context("store task failed")??;
-    if let Some(old) = &cleanup.replaced_schema {
-        tracing::warn!(schema = %old, "the store had an older schema and was emptied; every zone is transferred again");
-    }
-    for orphan in &cleanup.orphan_versions {
-        tracing::warn!(version = %orphan, "deleted a zone version left unpublished by a crash");
-    }
-    sextant_daemon::serve_metrics(section.metrics)?;
-    let zones = Arc::new(Zones::new(Arc::new(store), &section, &config.keys)?);
-
-    let server = GrpcServer::bind(&section.grpc).await?;
-    let endpoint = server.local_endpoint().clone();
-    let services = Services::new()
-        .with_query(zones.clone())
-        .with_secondary_versions(zones.clone(), zones.notifier())
-        .with_control(zones.clone());
-    let serving = tokio::spawn(server.serve(services, shutdown.clone()));
-    for zone in &section.zones {
-        tokio::spawn(refresh::run(
-            zones.clone(),
-            zone.name.to_string(),
-            shutdown.clone(),
-        ));
-    }
-
-    let names: Vec<String> = section.zones.iter().map(|z| z.name.to_string()).collect();
-    let _ready = ReadyFile::write(
-        section.ready_file.as_deref(),
-        &serde_json::json!({ "pid": std::process::id(), "grpc": endpoint.to_string(), "zones": names }),
-    )?;
-    notify_ready();
-    tracing::info!(grpc = %endpoint, zones = names.len(), published = zones.published_count(), "transfer serving");
-    shutdown.cancelled().await;
-    serving.await.context("gRPC server task failed")??;
-    tracing::info!("transfer stopped");
-    Ok(())
 }
