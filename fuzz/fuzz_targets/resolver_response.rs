@@ -6,5 +6,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    sextant_resolver::assert_bailiwick_rules(data);
+    sextant_resolver::fuzzing::assert_bailiwick_rules(data);
 });

@@ -15,7 +15,7 @@ use crate::{cargo, peers, workspace_root};
 
 /// Sizes and durations of one benchmark run.
 #[derive(Clone, Copy, Debug)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Names in the generated zone (each with an A record).
     pub names: usize,
     /// Seconds of each dnsperf run.
@@ -25,14 +25,14 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn full() -> Self {
+    pub(crate) fn full() -> Self {
         Self {
             names: 100_000,
             seconds: 10,
             latency_rate: 20_000,
         }
     }
-    pub fn quick() -> Self {
+    pub(crate) fn quick() -> Self {
         Self {
             names: 10_000,
             seconds: 2,
@@ -65,7 +65,7 @@ struct Measure {
     lost: u64,
 }
 
-pub fn bench(plan: Plan, only: Option<&str>) -> anyhow::Result<()> {
+pub(crate) fn bench(plan: Plan, only: Option<&str>) -> anyhow::Result<()> {
     peers::ensure(BENCH_PEERS)?;
     cargo(&["build", "--release", "--workspace", "--bins"])?;
     let root = workspace_root();
@@ -98,7 +98,7 @@ pub fn bench(plan: Plan, only: Option<&str>) -> anyhow::Result<()> {
 }
 
 /// Load time and memory of a large zone: Sextant beside NSD and Knot on the same file.
-pub fn bench_load(records: usize) -> anyhow::Result<()> {
+pub(crate) fn bench_load(records: usize) -> anyhow::Result<()> {
     peers::ensure(BENCH_PEERS)?;
     cargo(&["build", "--release", "--workspace", "--bins"])?;
     let root = workspace_root();
@@ -509,7 +509,7 @@ fn report(results: &[Measure], out: &Path) -> anyhow::Result<()> {
 
 /// What CI asks of `bench --quick`: that every server was measured and the table,
 /// JSON and chart were written. Not a speed: this machine's speed is not a test.
-pub fn check_smoke_run() -> anyhow::Result<()> {
+pub(crate) fn check_smoke_run() -> anyhow::Result<()> {
     let out = workspace_root().join("target/bench");
     let json = std::fs::read_to_string(out.join("results.json"))
         .context("the bench wrote no results.json")?;

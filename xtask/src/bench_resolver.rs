@@ -38,7 +38,7 @@ struct Measure {
     memory_mb: f64,
 }
 
-pub fn bench_resolver(quick: bool) -> anyhow::Result<()> {
+pub(crate) fn bench_resolver(quick: bool) -> anyhow::Result<()> {
     peers::ensure(PEERS)?;
     cargo(&["build", "--release", "--workspace", "--bins"])?;
     let root = workspace_root();

@@ -11,7 +11,7 @@ use crate::{bench, cargo, workspace_root};
 /// Queries kept in flight, as a busy listener does.
 const CONCURRENCY: usize = 64;
 
-pub fn bench_rpc(seconds: u64) -> anyhow::Result<()> {
+pub(crate) fn bench_rpc(seconds: u64) -> anyhow::Result<()> {
     cargo(&["build", "--release", "--package", "sextant-authority"])?;
     cargo(&[
         "build",

@@ -22,7 +22,7 @@ const PRIMARY_PORT: u16 = 15500;
 /// A million records take a while everywhere.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(600);
 
-pub fn bench_transfer(records: usize) -> anyhow::Result<()> {
+pub(crate) fn bench_transfer(records: usize) -> anyhow::Result<()> {
     peers::ensure(PEERS)?;
     cargo(&["build", "--release", "--workspace", "--bins"])?;
     let root = workspace_root();

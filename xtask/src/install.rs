@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 
 use crate::{cargo, workspace_root};
 
-pub const BINARIES: &[&str] = &[
+pub(crate) const BINARIES: &[&str] = &[
     "sextant-listener",
     "sextant-authority",
     "sextant-transfer",
@@ -21,7 +21,7 @@ pub const BINARIES: &[&str] = &[
 
 /// Where each kind of file goes, under the staging root.
 #[derive(Debug)]
-pub struct Layout {
+pub(crate) struct Layout {
     pub prefix: PathBuf,
     pub destdir: PathBuf,
 }
@@ -31,30 +31,30 @@ impl Layout {
         let relative = path.strip_prefix("/").unwrap_or(path);
         self.destdir.join(relative)
     }
-    pub fn bin_dir(&self) -> PathBuf {
+    pub(crate) fn bin_dir(&self) -> PathBuf {
         self.prefix.join("bin")
     }
-    pub fn unit_dir(&self) -> PathBuf {
+    pub(crate) fn unit_dir(&self) -> PathBuf {
         self.prefix.join("lib/systemd/system")
     }
-    pub fn sysusers_dir(&self) -> PathBuf {
+    pub(crate) fn sysusers_dir(&self) -> PathBuf {
         self.prefix.join("lib/sysusers.d")
     }
-    pub fn doc_dir(&self) -> PathBuf {
+    pub(crate) fn doc_dir(&self) -> PathBuf {
         self.prefix.join("share/doc/sextant")
     }
-    pub fn config_dir(&self) -> PathBuf {
+    pub(crate) fn config_dir(&self) -> PathBuf {
         PathBuf::from("/etc/sextant")
     }
 }
 
 /// The units in deploy/ name `/usr/bin/<daemon>`; an install elsewhere rewrites that.
-pub fn unit_text(text: &str, layout: &Layout) -> String {
+pub(crate) fn unit_text(text: &str, layout: &Layout) -> String {
     let bin = layout.bin_dir();
     text.replace("/usr/bin/sextant", &format!("{}/sextant", bin.display()))
 }
 
-pub fn install(
+pub(crate) fn install(
     prefix: &Path,
     destdir: Option<&Path>,
     debug: bool,

@@ -5,7 +5,7 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 /// (program, Debian package) pairs the test suite needs.
-pub const TEST_PEERS: &[(&str, &str)] = &[
+pub(crate) const TEST_PEERS: &[(&str, &str)] = &[
     ("dig", "bind9-dnsutils"),
     ("nsd", "nsd"),
     ("knotd", "knot"),
@@ -29,7 +29,7 @@ fn have(program: &str) -> bool {
 
 /// Installs missing peers with apt-get when running as root; otherwise says exactly
 /// what to install.
-pub fn ensure(peers: &[(&str, &str)]) -> anyhow::Result<()> {
+pub(crate) fn ensure(peers: &[(&str, &str)]) -> anyhow::Result<()> {
     let missing: Vec<&str> = peers
         .iter()
         .filter(|(program, _)| !have(program))

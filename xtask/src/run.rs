@@ -20,7 +20,7 @@ const DAEMONS: &[(&str, &str)] = &[
 ];
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub fn run(release: bool) -> anyhow::Result<()> {
+pub(crate) fn run(release: bool) -> anyhow::Result<()> {
     let mut build = vec!["build", "--workspace", "--bins"];
     if release {
         build.push("--release");

@@ -11,7 +11,7 @@ use sextant_zone::Catalog;
 use crate::{Authority, load_catalog};
 
 #[derive(Debug)]
-pub struct Control {
+pub(crate) struct Control {
     pub authority: Arc<Authority>,
     pub publisher: ZoneSetPublisher,
     pub zones: Vec<ZoneConfig>,
@@ -42,7 +42,7 @@ impl Control {
     }
 
     /// Reloads every zone, or only `zone`; returns the zones now served.
-    pub async fn reload_zones(&self, zone: Option<String>) -> Result<Vec<ZoneStatus>, String> {
+    pub(crate) async fn reload_zones(&self, zone: Option<String>) -> Result<Vec<ZoneStatus>, String> {
         let selected: Vec<ZoneConfig> = match &zone {
             None => self.zones.clone(),
             Some(name) => {

@@ -11,7 +11,7 @@ use sextant_store::{Diff, Store};
 use sextant_zone::{Catalog, Zone};
 
 /// Appends a difference for every zone whose serial moved between `old` and `new`.
-pub fn record(journal: &Arc<Store>, old: &Catalog, new: &Catalog) {
+pub(crate) fn record(journal: &Arc<Store>, old: &Catalog, new: &Catalog) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
@@ -43,7 +43,7 @@ pub fn record(journal: &Arc<Store>, old: &Catalog, new: &Catalog) {
 }
 
 /// The journal key of a zone: its lower-case name.
-pub fn key(zone: &Zone) -> String {
+pub(crate) fn key(zone: &Zone) -> String {
     zone.origin().to_string()
 }
 
@@ -57,7 +57,7 @@ fn diff_zone_name(diff: &Diff) -> String {
 
 /// The records of `before` not in `after` and the other way round, each list led by
 /// its SOA; `None` if a record does not encode.
-pub fn diff(before: &Zone, after: &Zone) -> Option<Diff> {
+pub(crate) fn diff(before: &Zone, after: &Zone) -> Option<Diff> {
     let encode = |zone: &Zone| -> Option<Vec<Vec<u8>>> {
         zone.axfr_records()
             .filter(|r| r.record_type() != RecordType::SOA)

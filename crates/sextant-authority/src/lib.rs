@@ -11,10 +11,10 @@ mod secondary;
 mod service;
 
 pub use answer::respond;
-pub use control::Control;
-pub use load::{LoadError, load_catalog};
-pub use outgoing::TransferPolicy;
-pub use service::Authority;
+use control::Control;
+use load::load_catalog;
+use outgoing::TransferPolicy;
+use service::Authority;
 
 use std::sync::Arc;
 

@@ -7,7 +7,7 @@ use sextant_zone::{Catalog, Zone, ZoneError, ZoneWarning};
 
 /// Display carries the whole sentence; no `#[source]`, so `{:#}` does not repeat it.
 #[derive(Debug, thiserror::Error)]
-pub enum LoadError {
+pub(crate) enum LoadError {
     #[error("zone {zone}: cannot read {path}: {cause}; check the path and permissions")]
     Read {
         zone: String,
@@ -20,7 +20,7 @@ pub enum LoadError {
 
 /// Loads every zone; the first broken zone fails the whole load, so a catalog is
 /// only ever served complete.
-pub fn load_catalog(zones: &[ZoneConfig]) -> Result<(Catalog, Vec<ZoneWarning>), LoadError> {
+pub(crate) fn load_catalog(zones: &[ZoneConfig]) -> Result<(Catalog, Vec<ZoneWarning>), LoadError> {
     let mut loaded = Vec::with_capacity(zones.len());
     let mut warnings = Vec::new();
     for config in zones {

@@ -14,7 +14,7 @@ const ATTEMPTS: u32 = 3;
 const FIRST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Notifies every target of `zone`'s new `soa`, each in its own task.
-pub fn notify(zone: &Name, soa: &Record, targets: &[SocketAddr]) {
+pub(crate) fn notify(zone: &Name, soa: &Record, targets: &[SocketAddr]) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
@@ -25,7 +25,7 @@ pub fn notify(zone: &Name, soa: &Record, targets: &[SocketAddr]) {
 
 /// What became of one NOTIFY.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Acknowledged,
     Refused(ResponseCode),
     Unanswered,
@@ -43,7 +43,7 @@ impl std::fmt::Display for Outcome {
 
 /// Notifies every target at once and waits for all of them (the operator's
 /// `sextantctl zone notify`).
-pub async fn notify_and_wait(
+pub(crate) async fn notify_and_wait(
     zone: &Name,
     soa: &Record,
     targets: &[SocketAddr],

@@ -21,7 +21,7 @@ const QUEUE: usize = 4;
 
 /// Who may transfer, and the key they must sign with.
 #[derive(Debug, Default)]
-pub struct TransferPolicy {
+pub(crate) struct TransferPolicy {
     pub allow: Vec<ipnet::IpNet>,
     pub key: Option<sextant_tsig::Key>,
     /// Differences between versions; without it IXFR gets the whole zone.
@@ -40,7 +40,7 @@ impl TransferPolicy {
 
 /// Answers a transfer request from `catalog`: the messages in order through the
 /// returned channel, or one error message (REFUSED, NOTAUTH, FORMERR, SERVFAIL).
-pub fn transfer(
+pub(crate) fn transfer(
     catalog: Arc<Catalog>,
     policy: &TransferPolicy,
     query: Query,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use hickory_proto::rr::{Name, Record};
 use hickory_proto::serialize::binary::BinDecodable;
 use sextant_rpc::{Endpoint, VersionEvent, ZoneSetPublisher, ZoneVersion, follow_versions};
-use sextant_zone::master::LocatedRecord;
+use sextant_zone::LocatedRecord;
 use sextant_zone::{Location, Zone, ZoneBuilder};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +21,7 @@ const SNAPSHOT_WAIT: Duration = Duration::from_secs(10);
 
 /// Follows `endpoint`; returns once the initial snapshot is in (or the wait ran out),
 /// leaving a task that applies every later version.
-pub async fn follow(
+pub(crate) async fn follow(
     endpoint: Endpoint,
     authority: Arc<Authority>,
     publisher: ZoneSetPublisher,

@@ -11,7 +11,7 @@ use crate::outgoing::TransferPolicy;
 use crate::respond;
 
 #[derive(Debug)]
-pub struct Authority {
+pub(crate) struct Authority {
     catalog: ArcSwap<Catalog>,
     /// EDNS payload size advertised in our answers, bytes.
     edns_payload_size: u16,
@@ -22,13 +22,13 @@ pub struct Authority {
 }
 
 #[derive(Clone, Copy, Debug)]
-pub struct Stats {
+pub(crate) struct Stats {
     pub zones: usize,
     pub records: usize,
 }
 
 impl Authority {
-    pub fn new(
+    pub(crate) fn new(
         catalog: Catalog,
         edns_payload_size: u16,
         transfers: TransferPolicy,
@@ -44,25 +44,25 @@ impl Authority {
     }
 
     /// NOTIFYs the secondaries of every zone served (at start).
-    pub fn notify_all(&self) {
+    pub(crate) fn notify_all(&self) {
         for zone in self.catalog.load().zones() {
             crate::notify_out::notify(zone.origin(), zone.soa(), &self.notify);
         }
     }
 
     /// The secondaries NOTIFYed of every new serial (`authority.notify`).
-    pub fn notify_targets(&self) -> &[std::net::SocketAddr] {
+    pub(crate) fn notify_targets(&self) -> &[std::net::SocketAddr] {
         &self.notify
     }
 
     /// The catalog served now.
-    pub fn catalog(&self) -> Arc<Catalog> {
+    pub(crate) fn catalog(&self) -> Arc<Catalog> {
         self.catalog.load_full()
     }
 
     /// Swaps in `catalog` and NOTIFYs the secondaries of every zone whose serial
     /// changed.
-    pub fn replace(&self, catalog: Catalog) {
+    pub(crate) fn replace(&self, catalog: Catalog) {
         record_gauges(&catalog);
         let old = self.catalog.swap(Arc::new(catalog));
         if let Some(journal) = &self.transfers.journal {
@@ -82,7 +82,7 @@ impl Authority {
         }
     }
 
-    pub fn zone_names(&self) -> Vec<String> {
+    pub(crate) fn zone_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .catalog
             .load()
@@ -93,7 +93,7 @@ impl Authority {
         names
     }
 
-    pub fn stats(&self) -> Stats {
+    pub(crate) fn stats(&self) -> Stats {
         let catalog = self.catalog.load();
         Stats {
             zones: catalog.zones().count(),

@@ -44,7 +44,7 @@ fn default_key_algorithm() -> String {
 }
 
 /// TSIG algorithms supported (RFC 8945 §6: HMAC-SHA256 is mandatory).
-pub const KEY_ALGORITHMS: [&str; 3] = ["hmac-sha256", "hmac-sha384", "hmac-sha512"];
+pub(crate) const KEY_ALGORITHMS: [&str; 3] = ["hmac-sha256", "hmac-sha384", "hmac-sha512"];
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -57,7 +57,7 @@ pub fn notify_ready() {
 /// Pings systemd's watchdog (`WatchdogSec=` in the unit) at half its interval, from
 /// the daemon's own runtime: a runtime that stops making progress stops the pings,
 /// and systemd restarts the daemon. Nothing to do outside systemd.
-pub async fn watchdog(shutdown: tokio_util::sync::CancellationToken) {
+pub(crate) async fn watchdog(shutdown: tokio_util::sync::CancellationToken) {
     let Some(interval) = sd_notify::watchdog_enabled() else {
         return;
     };

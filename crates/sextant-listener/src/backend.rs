@@ -2,7 +2,7 @@
 
 /// The daemon a forwarded message goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     /// Queries inside the zones served here.
     Authority,
     /// Recursive queries outside our zones, from clients allowed to recurse.
@@ -13,7 +13,7 @@ pub enum Backend {
 
 impl Backend {
     /// The `backend` label of metrics and logs.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Backend::Authority => "authority",
             Backend::Resolver => "resolver",

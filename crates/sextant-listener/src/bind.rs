@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on {addr} ({proto}): {cause}; {fix}")]
-pub struct BindError {
+pub(crate) struct BindError {
     pub addr: SocketAddr,
     pub proto: &'static str,
     pub cause: io::Error,
@@ -40,7 +40,7 @@ fn bind_error(addr: SocketAddr, proto: &'static str, cause: io::Error) -> BindEr
 
 /// The sockets for one configured address.
 #[derive(Debug)]
-pub struct BoundAddress {
+pub(crate) struct BoundAddress {
     /// Not yet registered with a runtime: each UDP worker takes one to its own.
     pub udp: Vec<std::net::UdpSocket>,
     pub tcp: TcpListener,
@@ -55,7 +55,7 @@ const PORT_ZERO_ATTEMPTS: usize = 20;
 
 /// Binds `addr` for UDP (`udp_workers` sockets) and TCP on the same port. With port 0
 /// the kernel picks a UDP port and TCP takes the same one.
-pub fn bind_address(addr: SocketAddr, udp_workers: usize) -> Result<BoundAddress, BindError> {
+pub(crate) fn bind_address(addr: SocketAddr, udp_workers: usize) -> Result<BoundAddress, BindError> {
     let attempts = if addr.port() == 0 {
         PORT_ZERO_ATTEMPTS
     } else {

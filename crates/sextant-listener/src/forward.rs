@@ -19,7 +19,7 @@ use crate::stats;
 
 impl Frontend {
     /// Decides, and forwards when needed (the TCP path: one task per query).
-    pub async fn answer(
+    pub(crate) async fn answer(
         &self,
         packet: Bytes,
         decision: Decision,
@@ -50,7 +50,7 @@ impl Frontend {
     /// Forwards a UDP query without a task of its own: the backend lane sends the
     /// answer from its task when it arrives (or SERVFAIL at the deadline). `permit`
     /// is the query's place in the in-flight bound, released once it is answered.
-    pub fn forward_udp(
+    pub(crate) fn forward_udp(
         self: &Arc<Self>,
         socket: &Arc<UdpSocket>,
         packet: Bytes,
@@ -86,7 +86,7 @@ impl Frontend {
     }
 
     /// What rate limiting makes of a UDP response: itself, a slip answer, or nothing.
-    pub fn rate_limited<'r>(
+    pub(crate) fn rate_limited<'r>(
         &self,
         response: &'r [u8],
         client: SocketAddr,
@@ -104,7 +104,7 @@ impl Frontend {
 
     /// Sends a UDP answer unless rate limiting replaces it (slip) or drops it. Never
     /// waits: with the socket's send buffer full the answer is lost like any datagram.
-    pub fn send_udp(
+    pub(crate) fn send_udp(
         &self,
         socket: &UdpSocket,
         bytes: &[u8],
@@ -165,7 +165,7 @@ impl Frontend {
 
     /// A zone transfer asked over TCP: the backend's messages in order, or the one
     /// answer decided here (REFUSED and the like).
-    pub async fn transfer(
+    pub(crate) async fn transfer(
         &self,
         packet: Bytes,
         decision: Decision,

@@ -19,7 +19,7 @@ use crate::stats;
 
 /// What to do with one incoming message.
 #[derive(Debug)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Send these bytes back now.
     Reply {
         /// The response.
@@ -35,7 +35,7 @@ pub enum Decision {
 
 /// A query on its way to a backend, with what the answer's handling needs.
 #[derive(Clone, Debug)]
-pub struct Forward {
+pub(crate) struct Forward {
     /// Where it goes.
     pub backend: Backend,
     /// What the client can take, bytes.
@@ -49,7 +49,7 @@ pub struct Forward {
 /// Cheap to clone: a UDP worker holds a clone with lanes of its own to the backends;
 /// the packet cache and the policy are shared by all.
 #[derive(Clone, Debug)]
-pub struct Frontend {
+pub(crate) struct Frontend {
     /// The zone set: which questions are the authority's.
     pub router: Arc<Router>,
     /// `None` in a resolver-only setup.
@@ -71,12 +71,12 @@ pub struct Frontend {
 
 impl Frontend {
     /// Decides from the client, the header, question and OPT alone.
-    pub fn decide(&self, packet: &[u8], client: SocketAddr, transport: Transport) -> Decision {
+    pub(crate) fn decide(&self, packet: &[u8], client: SocketAddr, transport: Transport) -> Decision {
         self.decide_parsed(packet, sextant_wire::parse_query(packet), client, transport)
     }
 
     /// [`Frontend::decide`] for a message already read with `parse_query`.
-    pub fn decide_parsed(
+    pub(crate) fn decide_parsed(
         &self,
         packet: &[u8],
         parsed: Result<QueryView, BadQuery>,

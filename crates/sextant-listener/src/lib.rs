@@ -16,12 +16,10 @@ mod tcp;
 mod udp;
 mod udp_batch;
 
-pub use backend::Backend;
-pub use bind::BindError;
-pub use frontend::{Decision, Forward, Frontend};
-pub use packet_cache::{CacheKey, PacketCache};
-pub use policy::{Acl, Policy};
-pub use route::{Route, Router};
+use frontend::Frontend;
+use packet_cache::PacketCache;
+use policy::{Acl, Policy};
+use route::Router;
 
 use std::sync::Arc;
 use std::time::Duration;

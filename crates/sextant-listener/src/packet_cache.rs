@@ -13,7 +13,7 @@ use sextant_wire::QueryView;
 
 /// Key bytes: flags, QTYPE, QCLASS, then the lower-cased wire name. Owned form.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct CacheKey(Box<[u8]>);
+pub(crate) struct CacheKey(Box<[u8]>);
 
 /// The same bytes, borrowed from a stack buffer for lookups without allocation.
 #[derive(Debug, Hash)]
@@ -57,7 +57,7 @@ fn key_bytes(view: &QueryView, buffer: &mut [u8; KEY_MAX]) -> usize {
 }
 
 impl CacheKey {
-    pub fn of(view: &QueryView) -> Self {
+    pub(crate) fn of(view: &QueryView) -> Self {
         let mut buffer = [0u8; KEY_MAX];
         let len = key_bytes(view, &mut buffer);
         CacheKey(buffer[..len].into())
@@ -85,7 +85,7 @@ impl quick_cache::Weighter<CacheKey, Entry> for EntryWeighter {
 }
 
 #[derive(Debug)]
-pub struct PacketCache {
+pub(crate) struct PacketCache {
     entries: quick_cache::sync::Cache<CacheKey, Entry, EntryWeighter>,
     pub hits: AtomicU64,
     pub misses: AtomicU64,
@@ -96,7 +96,7 @@ const TYPICAL_ENTRY: u64 = 256;
 
 impl PacketCache {
     /// A cache holding at most about `capacity_bytes` of answers.
-    pub fn new(capacity_bytes: u64) -> Self {
+    pub(crate) fn new(capacity_bytes: u64) -> Self {
         let items = usize::try_from(capacity_bytes / TYPICAL_ENTRY)
             .unwrap_or(usize::MAX)
             .max(16);
@@ -113,7 +113,7 @@ impl PacketCache {
 
     /// The cached answer to `packet`, patched with its ID and question case, if one is
     /// fresh, from `generation`, and fits in `max_size` bytes.
-    pub fn answer(
+    pub(crate) fn answer(
         &self,
         packet: &[u8],
         view: &QueryView,
@@ -150,7 +150,7 @@ impl PacketCache {
 
     /// Stores a backend's answer for `ttl` seconds (0: not stored). With `ages`, the
     /// TTLs handed out count down with the time spent in the cache.
-    pub fn store(&self, key: CacheKey, wire: Bytes, generation: u64, ttl: u32, ages: bool) {
+    pub(crate) fn store(&self, key: CacheKey, wire: Bytes, generation: u64, ttl: u32, ages: bool) {
         if ttl == 0 || wire.len() < HEADER_LEN {
             return;
         }
@@ -176,7 +176,8 @@ impl PacketCache {
         );
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.len() == 0
     }
 }

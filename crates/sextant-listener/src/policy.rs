@@ -10,7 +10,7 @@ use crate::stats;
 
 /// Address-based access control (checked before anything else is read).
 #[derive(Debug, Default)]
-pub struct Acl {
+pub(crate) struct Acl {
     /// Who may query at all (others get REFUSED, or silence for garbage).
     pub allow_query: Vec<ipnet::IpNet>,
     /// Who may ask for recursion.
@@ -21,17 +21,17 @@ pub struct Acl {
 
 impl Acl {
     /// The client is ignored: not even an error goes back.
-    pub fn is_blackholed(&self, ip: IpAddr) -> bool {
+    pub(crate) fn is_blackholed(&self, ip: IpAddr) -> bool {
         contains(&self.blackhole, ip)
     }
 
     /// The client may query.
-    pub fn may_query(&self, ip: IpAddr) -> bool {
+    pub(crate) fn may_query(&self, ip: IpAddr) -> bool {
         contains(&self.allow_query, ip)
     }
 
     /// The client may have recursion.
-    pub fn may_recurse(&self, ip: IpAddr) -> bool {
+    pub(crate) fn may_recurse(&self, ip: IpAddr) -> bool {
         contains(&self.allow_recursion, ip)
     }
 }
@@ -51,7 +51,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 
 /// The SIGHUP-reloadable part of the listener's configuration.
 #[derive(Debug, Default)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// Who may query (others: REFUSED), recurse, or is ignored entirely.
     pub acl: Acl,
     /// CH TXT answers for `version.bind` and `id.server`; `None` = REFUSED.
@@ -64,7 +64,7 @@ pub struct Policy {
 
 /// What rate limiting does with one UDP response.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Limited {
+pub(crate) enum Limited {
     /// Send it as it is.
     Send,
     /// Send this truncated answer instead, so a real client retries over TCP.
@@ -77,7 +77,7 @@ impl Policy {
     /// Response rate limiting of a UDP `response` to `client`'s question `question`.
     /// Answers to clients that may recurse and asked for recursion are exempt: they
     /// are our own networks, not forged victims.
-    pub fn rate_limit(
+    pub(crate) fn rate_limit(
         &self,
         response: &[u8],
         client: SocketAddr,

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Where a query goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     Authority,
     /// The name is in no zone we serve: the resolver's, when the client may
     /// recurse; REFUSED otherwise.
@@ -31,12 +31,12 @@ struct Zones {
 }
 
 #[derive(Debug, Default)]
-pub struct Router {
+pub(crate) struct Router {
     zones: ArcSwap<Zones>,
 }
 
 impl Router {
-    pub fn route(&self, question: &Question) -> Route {
+    pub(crate) fn route(&self, question: &Question) -> Route {
         let zones = self.zones.load();
         if !zones.known {
             return Route::Unknown;
@@ -52,7 +52,7 @@ impl Router {
     }
 
     /// A router that knows there are no zones (no authority configured).
-    pub fn without_zones() -> Self {
+    pub(crate) fn without_zones() -> Self {
         let router = Self::default();
         router.apply(&ZoneSet {
             generation: 0,
@@ -61,12 +61,12 @@ impl Router {
         router
     }
 
-    pub fn generation(&self) -> Option<u64> {
+    pub(crate) fn generation(&self) -> Option<u64> {
         let zones = self.zones.load();
         zones.known.then_some(zones.generation)
     }
 
-    pub fn zone_count(&self) -> usize {
+    pub(crate) fn zone_count(&self) -> usize {
         self.zones.load().apexes.len()
     }
 
@@ -90,7 +90,7 @@ impl Router {
     }
 
     /// Applies every zone set the watcher receives until shutdown.
-    pub fn follow(
+    pub(crate) fn follow(
         self: &Arc<Self>,
         mut sets: watch::Receiver<Option<ZoneSet>>,
         shutdown: CancellationToken,
@@ -149,7 +149,7 @@ mod tests {
 
 /// A backend's cache generation as last heard (see `sextant_rpc::CacheGenerations`).
 #[derive(Debug)]
-pub struct Generation {
+pub(crate) struct Generation {
     /// `UNKNOWN` until the first value arrives.
     value: AtomicU64,
 }
@@ -158,7 +158,7 @@ const UNKNOWN: u64 = u64::MAX;
 
 impl Generation {
     /// Follows `generations` until `shutdown`.
-    pub fn follow(
+    pub(crate) fn follow(
         mut generations: watch::Receiver<Option<u64>>,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
@@ -183,7 +183,7 @@ impl Generation {
     }
 
     /// The generation, once known.
-    pub fn get(&self) -> Option<u64> {
+    pub(crate) fn get(&self) -> Option<u64> {
         let value = self.value.load(Ordering::Relaxed);
         (value != UNKNOWN).then_some(value)
     }

@@ -18,11 +18,11 @@ use sextant_wire::{Header, QueryView, Rcode};
 /// when the query is read, so that the answer (perhaps a backend's, much later) is
 /// accounted without reading it again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct QuestionKey(u64);
+pub(crate) struct QuestionKey(u64);
 
 impl QuestionKey {
     /// The key of the question of `view`.
-    pub fn of(view: &QueryView) -> Self {
+    pub(crate) fn of(view: &QueryView) -> Self {
         // Seeded per process: clients must not be able to make their questions share
         // a bucket with someone else's.
         static SEED: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
@@ -35,7 +35,7 @@ impl QuestionKey {
 
 /// The kind of an answer: a flood of one kind must not starve the others.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AnswerKind {
+pub(crate) enum AnswerKind {
     /// NOERROR with records in the answer section.
     Answer,
     /// NOERROR without: NODATA or a referral.
@@ -48,7 +48,7 @@ pub enum AnswerKind {
 
 impl AnswerKind {
     /// The kind of the response whose header is `header`.
-    pub fn of(header: &Header) -> Self {
+    pub(crate) fn of(header: &Header) -> Self {
         match (Rcode::from_header(header.flags as u8), header.ancount) {
             (Rcode::NOERROR, 0) => AnswerKind::Empty,
             (Rcode::NOERROR, _) => AnswerKind::Answer,
@@ -60,7 +60,7 @@ impl AnswerKind {
 
 /// What to do with one response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Within the rate: send it.
     Send,
     /// Send a truncated (TC=1) empty answer instead.
@@ -71,7 +71,7 @@ pub enum Verdict {
 
 /// Rate limiting as configured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RrlSettings {
+pub(crate) struct RrlSettings {
     /// Identical responses allowed per second per client network; 0 = off.
     pub responses_per_second: u32,
     /// Every `slip`-th limited response is sent truncated; 0 = never, 1 = always.
@@ -94,7 +94,7 @@ const SHARDS: usize = 16;
 const MAX_PER_SHARD: usize = 16_384;
 
 #[derive(Debug)]
-pub struct Rrl {
+pub(crate) struct Rrl {
     settings: RrlSettings,
     shards: Vec<Mutex<HashMap<u64, Bucket>>>,
     hasher: std::collections::hash_map::RandomState,
@@ -102,7 +102,7 @@ pub struct Rrl {
 
 impl Rrl {
     /// `None` when the settings turn it off.
-    pub fn new(settings: RrlSettings) -> Option<Self> {
+    pub(crate) fn new(settings: RrlSettings) -> Option<Self> {
         (settings.responses_per_second > 0).then(|| Self {
             settings,
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
@@ -110,12 +110,9 @@ impl Rrl {
         })
     }
 
-    pub fn settings(&self) -> RrlSettings {
-        self.settings
-    }
 
     /// Accounts one response of `kind` to `client`'s `question`.
-    pub fn check(&self, client: IpAddr, question: QuestionKey, kind: AnswerKind) -> Verdict {
+    pub(crate) fn check(&self, client: IpAddr, question: QuestionKey, kind: AnswerKind) -> Verdict {
         let mut hasher = self.hasher.build_hasher();
         network(client, &self.settings).hash(&mut hasher);
         question.hash(&mut hasher);
@@ -177,7 +174,7 @@ fn network(client: IpAddr, settings: &RrlSettings) -> IpAddr {
 
 /// The smallest honest answer to a limited query: the header (TC=1, QR=1, no
 /// records) and the question, so the client retries over TCP.
-pub fn slip_response(response: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn slip_response(response: &[u8]) -> Option<Vec<u8>> {
     let question_end = sextant_wire::question_end(response)?;
     let mut out = response.get(..question_end)?.to_vec();
     out[2] |= 0x02; // TC

@@ -23,7 +23,7 @@ struct Hot {
 
 /// Who wrote an answer: the `source` label, and the answers' row in [`Hot`].
 #[derive(Clone, Copy, Debug)]
-pub enum Source {
+pub(crate) enum Source {
     /// Written by the listener itself (errors, CH TXT, refusals).
     Listener = 0,
     Cache = 1,
@@ -59,7 +59,7 @@ fn hot() -> &'static Hot {
     })
 }
 
-pub fn query(transport: Transport) {
+pub(crate) fn query(transport: Transport) {
     let index = match transport {
         Transport::Udp => 0,
         Transport::Tcp => 1,
@@ -68,7 +68,7 @@ pub fn query(transport: Transport) {
 }
 
 /// A query whose question could be read, by QTYPE (bounded label set).
-pub fn question(qtype: u16) {
+pub(crate) fn question(qtype: u16) {
     if let Some(counter) = hot().qtypes.get(qtype_index(qtype)) {
         counter.increment(1);
     }
@@ -76,19 +76,19 @@ pub fn question(qtype: u16) {
 
 /// A message not answered: `reason` is `not_a_query`, `blackhole`,
 /// `malformed_from_stranger`, `overload` or `tcp_limit`.
-pub fn dropped(reason: &'static str) {
+pub(crate) fn dropped(reason: &'static str) {
     metrics::counter!("sextant_listener_dropped_total", "reason" => reason).increment(1);
 }
 
 /// An answer sent, by who wrote it and its RCODE.
-pub fn answered(source: Source, wire: &[u8]) {
+pub(crate) fn answered(source: Source, wire: &[u8]) {
     let rcode = sextant_wire::Rcode::of_message(wire).map_or(0, |rcode| rcode.header_bits());
     if let Some(counter) = hot().answers[source as usize].get(usize::from(rcode)) {
         counter.increment(1);
     }
 }
 
-pub fn cache(hit: bool) {
+pub(crate) fn cache(hit: bool) {
     if hit {
         hot().cache_hits.increment(1);
     } else {
@@ -96,17 +96,17 @@ pub fn cache(hit: bool) {
     }
 }
 
-pub fn backend_answered(backend: Backend, elapsed: Duration) {
+pub(crate) fn backend_answered(backend: Backend, elapsed: Duration) {
     metrics::histogram!("sextant_listener_backend_seconds", "backend" => backend.name())
         .record(elapsed.as_secs_f64());
 }
 
-pub fn backend_failed(backend: Backend) {
+pub(crate) fn backend_failed(backend: Backend) {
     metrics::counter!("sextant_listener_backend_failures_total", "backend" => backend.name())
         .increment(1);
 }
 
 /// Open TCP connections, up or down by one.
-pub fn tcp_connections(delta: f64) {
+pub(crate) fn tcp_connections(delta: f64) {
     metrics::gauge!("sextant_listener_tcp_connections").increment(delta);
 }

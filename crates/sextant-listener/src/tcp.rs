@@ -21,7 +21,7 @@ use crate::frontend::Frontend;
 use sextant_wire::consts::{TYPE_AXFR, TYPE_IXFR};
 
 #[derive(Clone, Copy, Debug)]
-pub struct TcpLimits {
+pub(crate) struct TcpLimits {
     pub idle_timeout: Duration,
     pub read_timeout: Duration,
     pub max_in_flight: usize,
@@ -122,7 +122,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Smallest message worth reading: a DNS header.
 const MIN_MESSAGE: usize = sextant_wire::HEADER_LEN;
 
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     frontend: Arc<Frontend>,
     connections: Arc<Semaphore>,

@@ -21,7 +21,7 @@ use crate::udp_batch::{RecvBatch, SendBatch};
 /// the backend lanes it starts are the worker's own. The runtime outlives the loop
 /// until `keep_until` is cancelled, so answers still coming back from a backend
 /// after the loop has stopped are sent on its socket.
-pub fn spawn_worker(
+pub(crate) fn spawn_worker(
     socket: std::net::UdpSocket,
     frontend: impl FnOnce() -> Arc<Frontend>,
     in_flight: Arc<Semaphore>,

@@ -15,10 +15,10 @@ use tokio::net::UdpSocket;
 
 /// Datagrams moved per system call. Enough to drain a loaded socket in a few calls;
 /// small enough that one batch's answers leave before the next is read.
-pub const BATCH: usize = 32;
+pub(crate) const BATCH: usize = 32;
 
 /// Largest datagram we read; a DNS query is far smaller, the rest is dropped unread.
-pub const RECV_BUFFER: usize = 4096;
+pub(crate) const RECV_BUFFER: usize = 4096;
 
 thread_local! {
     // The header array holds raw pointers, so it cannot travel with a task between
@@ -31,13 +31,13 @@ thread_local! {
 }
 
 /// Reusable buffers for one socket's reads: no allocation per datagram.
-pub struct RecvBatch {
+pub(crate) struct RecvBatch {
     buffers: Vec<Box<[u8]>>,
     received: Vec<(usize, Option<SocketAddr>)>,
 }
 
 impl RecvBatch {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         RecvBatch {
             buffers: (0..BATCH)
                 .map(|_| vec![0u8; RECV_BUFFER].into_boxed_slice())
@@ -47,7 +47,7 @@ impl RecvBatch {
     }
 
     /// Reads what is waiting, without waiting: `WouldBlock` when nothing is.
-    pub fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+    pub(crate) fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         let buffers = &mut self.buffers;
         let received = &mut self.received;
         received.clear();
@@ -74,7 +74,7 @@ impl RecvBatch {
 
     /// The datagrams of the last read, with their senders. One whose sender could
     /// not be read (never on UDP/IP) is skipped: there is nobody to answer.
-    pub fn datagrams(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
+    pub(crate) fn datagrams(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
         self.received
             .iter()
             .zip(&self.buffers)
@@ -89,37 +89,37 @@ impl Default for RecvBatch {
 }
 
 /// Answers waiting to leave together.
-pub struct SendBatch {
+pub(crate) struct SendBatch {
     answers: Vec<(Vec<u8>, SocketAddr)>,
 }
 
 /// How a flush went: datagrams handed to the kernel, and those lost because the
 /// send buffer was full (like any datagram, they are not retried).
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Flushed {
+pub(crate) struct Flushed {
     pub sent: usize,
     pub buffer_full: usize,
     pub failed: usize,
 }
 
 impl SendBatch {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         SendBatch {
             answers: Vec::with_capacity(BATCH),
         }
     }
 
-    pub fn push(&mut self, answer: Vec<u8>, client: SocketAddr) {
+    pub(crate) fn push(&mut self, answer: Vec<u8>, client: SocketAddr) {
         self.answers.push((answer, client));
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.answers.is_empty()
     }
 
     /// Sends everything queued, never waiting. A datagram the kernel refuses (an
     /// unreachable address, say) is skipped and the rest still go.
-    pub fn flush(&mut self, socket: &UdpSocket) -> Flushed {
+    pub(crate) fn flush(&mut self, socket: &UdpSocket) -> Flushed {
         let mut flushed = Flushed::default();
         let mut start = 0;
         while start < self.answers.len() {

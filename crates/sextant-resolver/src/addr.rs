@@ -1,5 +1,5 @@
 //! Which addresses may be sent a query. A referral's glue is data from the network:
-//! an address that cannot be a name server (the 0.0.0.0 glue of lesson 1) is treated
+//! an address that cannot be a name server (bogus 0.0.0.0 glue, for one) is treated
 //! as absent, and saying so is rate-limited so that a bad delegation cannot flood
 //! the log.
 

@@ -28,13 +28,13 @@ pub enum Kind {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Key {
+pub(crate) struct Key {
     name: Name,
     kind: Kind,
 }
 
 impl Key {
-    pub fn new(name: &Name, kind: Kind) -> Self {
+    pub(crate) fn new(name: &Name, kind: Kind) -> Self {
         Self {
             name: name.to_lowercase(),
             kind,
@@ -116,7 +116,7 @@ impl quick_cache::Weighter<Key, Entry> for Weigher {
 }
 
 /// TTL given to stale answers (RFC 8767 §4 recommends 30 seconds).
-pub const STALE_TTL: u32 = 30;
+pub(crate) const STALE_TTL: u32 = 30;
 
 #[derive(Clone, Copy, Debug)]
 pub struct CacheLimits {

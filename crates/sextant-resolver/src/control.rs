@@ -11,7 +11,7 @@ use sextant_rpc::{CacheGenerations, CacheStatus, ControlHandler, DaemonStatus, F
 use crate::resolve::Resolver;
 
 #[derive(Debug)]
-pub struct Control {
+pub(crate) struct Control {
     pub resolver: Arc<Resolver>,
     /// Bumped on every flush; the listener watches it.
     pub generations: CacheGenerations,

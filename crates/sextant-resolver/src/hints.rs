@@ -1,6 +1,6 @@
 //! Root hints: where iteration starts. The IANA hints are compiled in; a hints file
-//! from the configuration is checked at start (lesson 2: a corrupted file once broke
-//! every lookup without a word), and priming (RFC 8109) replaces the hints with the
+//! from the configuration is checked at start (a corrupted hints file once broke
+//! every lookup of a widely deployed resolver without a word), and priming (RFC 8109) replaces the hints with the
 //! root's own NS set as soon as a root server answers.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -120,7 +120,7 @@ impl RootHints {
                 file.display()
             )))
         };
-        let records = sextant_zone::master::parse(text, path, &Name::root(), &no_include)
+        let records = sextant_zone::parse(text, path, &Name::root(), &no_include)
             .map_err(|e| {
                 format!(
                     "{e}; the root hints file is damaged: restore it (e.g. from https://www.internic.net/domain/named.root) or remove resolver.root_hints to use the built-in hints"

@@ -5,6 +5,8 @@ mod addr;
 mod cache;
 mod classify;
 mod control;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod hints;
 mod iterate;
 mod resolve;
@@ -12,12 +14,11 @@ mod servers;
 mod service;
 mod upstream;
 
-pub use addr::ServerFilter;
-pub use cache::{Cache, CacheLimits};
-pub use classify::assert_bailiwick_rules;
-pub use hints::RootHints;
-pub use resolve::{Forward, Limits, Outcome, Resolver};
-pub use service::{ResolverService, respond};
+use addr::ServerFilter;
+use cache::{Cache, CacheLimits};
+use hints::RootHints;
+use resolve::{Forward, Limits, Resolver};
+use service::ResolverService;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

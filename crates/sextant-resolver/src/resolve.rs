@@ -24,7 +24,7 @@ const MAX_CHAIN: usize = 12;
 const PRIMING_RETRY: Duration = Duration::from_secs(5);
 const PRIMING_LOG_EVERY: Duration = Duration::from_secs(60);
 /// Sub-resolutions nested (a name server's address needing its own resolution...).
-pub const MAX_DEPTH: usize = 4;
+pub(crate) const MAX_DEPTH: usize = 4;
 
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -72,7 +72,7 @@ impl Outcome {
 
 /// Why a resolution gave up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Failure {
+pub(crate) enum Failure {
     #[error("no server of the zone gave a usable answer")]
     NoServerAnswered,
     #[error("no usable name server address")]
@@ -89,14 +89,14 @@ pub enum Failure {
 
 /// Upstream queries left for one client query, shared by its sub-resolutions.
 #[derive(Debug)]
-pub struct Budget(AtomicUsize);
+pub(crate) struct Budget(AtomicUsize);
 
 impl Budget {
-    pub fn new(queries: usize) -> Self {
+    pub(crate) fn new(queries: usize) -> Self {
         Self(AtomicUsize::new(queries))
     }
 
-    pub fn take(&self) -> Result<(), Failure> {
+    pub(crate) fn take(&self) -> Result<(), Failure> {
         self.0
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
                 left.checked_sub(1)

@@ -17,7 +17,7 @@ use crate::resolve::{Outcome, Resolver};
 use crate::upstream::EDNS_PAYLOAD;
 
 #[derive(Debug)]
-pub struct ResolverService {
+pub(crate) struct ResolverService {
     pub resolver: Arc<Resolver>,
 }
 
@@ -47,7 +47,7 @@ impl QueryHandler for ResolverService {
 }
 
 /// Answers one recursive query. Never fails: every problem becomes an RCODE.
-pub async fn respond(resolver: &Arc<Resolver>, query: &Query) -> Answer {
+pub(crate) async fn respond(resolver: &Arc<Resolver>, query: &Query) -> Answer {
     let wire = &query.wire[..];
     let mut out = Vec::with_capacity(512);
     let view = match check_query(wire) {

@@ -1,6 +1,7 @@
 //! One question to one upstream server, and the checks on what comes back. Each
 //! query leaves from a fresh socket on a kernel-chosen random port with a random ID
-//! (lesson 3, and the classic defence against spoofed answers); the socket is
+//! (a fixed source port is easy to spoof, and can clash with a listen address);
+//! the socket is
 //! connected, so only datagrams from the address and port we asked reach us, and an
 //! answer counts only if its ID and question match ours exactly. Truncated answers
 //! are asked again over TCP; servers that reject EDNS are asked without it.
@@ -21,7 +22,7 @@ use tokio::sync::mpsc;
 use crate::servers::Servers;
 
 /// EDNS payload we advertise upstream (RFC 9715: no fragmentation).
-pub const EDNS_PAYLOAD: u16 = 1232;
+pub(crate) const EDNS_PAYLOAD: u16 = 1232;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExchangeError {
@@ -59,7 +60,7 @@ struct FixedSocket {
 }
 
 /// Why a configured query source cannot be used, in one sentence.
-pub fn source_error(key: &str, addr: SocketAddr, error: &io::Error) -> String {
+pub(crate) fn source_error(key: &str, addr: SocketAddr, error: &io::Error) -> String {
     let fix = match error.kind() {
         io::ErrorKind::AddrInUse => format!(
             "port {} is already in use on {}; set {key} to port 0 (a random port per query, the safe default) or a free port",

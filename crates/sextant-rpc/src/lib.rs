@@ -23,7 +23,10 @@ mod pb {
         clippy::all,
         clippy::pedantic,
         clippy::unwrap_used,
-        clippy::expect_used
+        clippy::expect_used,
+        missing_docs,
+        unreachable_pub,
+        missing_debug_implementations
     )]
     tonic::include_proto!("sextant.v1");
 }

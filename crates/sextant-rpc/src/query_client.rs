@@ -41,7 +41,7 @@ impl Default for QueryClientOptions {
 const LANE_QUEUE: usize = 4096;
 /// Most queries sent in one gRPC message: the ones already queued when the lane's
 /// writer runs, so batching adds no waiting.
-pub const MAX_BATCH: usize = 64;
+pub(crate) const MAX_BATCH: usize = 64;
 /// First and longest pause between reconnection attempts.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);

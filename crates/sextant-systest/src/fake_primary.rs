@@ -73,12 +73,12 @@ struct Shared {
 /// std's Mutex, poison-tolerant: a panicking test thread must not wedge the primary.
 mod poison_tolerant {
     #[derive(Debug, Default)]
-    pub struct Mutex<T>(std::sync::Mutex<T>);
+    pub(super) struct Mutex<T>(std::sync::Mutex<T>);
     impl<T> Mutex<T> {
-        pub fn new(value: T) -> Self {
+        pub(super) fn new(value: T) -> Self {
             Self(std::sync::Mutex::new(value))
         }
-        pub fn lock(&self) -> std::sync::MutexGuard<'_, T> {
+        pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, T> {
             self.0
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -15,7 +15,7 @@ use sextant_tsig::{Key, ResponseVerifier};
 
 /// Timeouts of one exchange with a primary.
 #[derive(Clone, Copy, Debug)]
-pub struct Timeouts {
+pub(crate) struct Timeouts {
     pub connect: Duration,
     /// Longest silence while a message is expected (a stalled primary fails here).
     pub message: Duration,
@@ -32,7 +32,7 @@ impl Default for Timeouts {
 
 /// What a completed AXFR brought.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AxfrOutcome {
+pub(crate) struct AxfrOutcome {
     pub serial: u32,
     pub records: u64,
     pub bytes: u64,
@@ -57,7 +57,7 @@ fn local_any(primary: SocketAddr) -> SocketAddr {
 
 /// Asks `primary` for the SOA serial of `zone`. The query leaves from a fresh random
 /// port with a random ID; an answer from elsewhere or with another ID is ignored.
-pub async fn soa_serial(
+pub(crate) async fn soa_serial(
     primary: SocketAddr,
     zone: &Name,
     timeouts: &Timeouts,
@@ -240,7 +240,7 @@ async fn read_framed(
 
 /// Transfers `zone` from `primary` by AXFR, handing each record to `sink`. Returns
 /// only once the closing SOA has arrived and matched the opening one.
-pub async fn axfr(
+pub(crate) async fn axfr(
     primary: SocketAddr,
     zone: &Name,
     timeouts: &Timeouts,
@@ -280,7 +280,7 @@ pub async fn axfr(
 }
 
 /// Asks `primary` for the differences from our SOA `ours` (RFC 1995, over TCP).
-pub async fn ixfr(
+pub(crate) async fn ixfr(
     primary: SocketAddr,
     zone: &Name,
     ours: &Record,

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 #[derive(Debug, thiserror::Error)]
-pub enum XfrError {
+pub(crate) enum XfrError {
     #[error("cannot connect to primary {primary}: {cause}")]
     Connect {
         primary: SocketAddr,

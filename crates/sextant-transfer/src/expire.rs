@@ -3,12 +3,12 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::zones::ZoneState;
+use crate::state::ZoneState;
 
 /// Whether `state` is past expire at `now`. The last success is remembered across
 /// restarts; a zone never refreshed (nothing in the store) counts from the start of
 /// the daemon, so that a first start does not expire it at once.
-pub fn is_expired(state: &ZoneState, started: SystemTime, now: SystemTime) -> bool {
+pub(crate) fn is_expired(state: &ZoneState, started: SystemTime, now: SystemTime) -> bool {
     let since = state.last_success.unwrap_or(started);
     // A wall clock set back makes the age zero, never negative.
     now.duration_since(since).unwrap_or_default()
@@ -18,7 +18,7 @@ pub fn is_expired(state: &ZoneState, started: SystemTime, now: SystemTime) -> bo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zones::SoaTimers;
+    use crate::state::SoaTimers;
 
     #[test]
     fn expires_only_after_expire_without_success() {

@@ -16,7 +16,7 @@ use crate::serial::is_newer;
 
 /// One difference sequence: from serial `from` to the SOA `to`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Diff {
+pub(crate) struct Diff {
     pub from: u32,
     pub to: Record,
     pub deleted: Vec<Record>,
@@ -24,7 +24,7 @@ pub struct Diff {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum IxfrOutcome {
+pub(crate) enum IxfrOutcome {
     /// The primary has nothing newer than our serial.
     UpToDate { serial: u32 },
     /// The primary sent the whole zone: transfer it by AXFR instead.
@@ -42,7 +42,7 @@ enum State {
 }
 
 #[derive(Debug)]
-pub struct IxfrReceiver {
+pub(crate) struct IxfrReceiver {
     primary: SocketAddr,
     zone: Name,
     query_id: u16,
@@ -56,7 +56,7 @@ pub struct IxfrReceiver {
 }
 
 impl IxfrReceiver {
-    pub fn new(primary: SocketAddr, zone: &Name, query_id: u16, ours: u32, limits: Limits) -> Self {
+    pub(crate) fn new(primary: SocketAddr, zone: &Name, query_id: u16, ours: u32, limits: Limits) -> Self {
         Self {
             primary,
             zone: zone.to_lowercase(),
@@ -79,7 +79,7 @@ impl IxfrReceiver {
     }
 
     /// Checks one message; `Some` once the response is complete.
-    pub fn accept(&mut self, message: &Message) -> Result<Option<IxfrOutcome>, XfrError> {
+    pub(crate) fn accept(&mut self, message: &Message) -> Result<Option<IxfrOutcome>, XfrError> {
         check_message(
             self.primary,
             &self.zone,
@@ -211,7 +211,7 @@ fn key(record: &Record) -> Option<(Name, RecordType, Vec<u8>)> {
 /// Applies `diffs` to `current` (SOA first); returns the new version, `soa` first.
 /// A deletion of a record we do not have means our version and the primary's
 /// history disagree: the caller falls back to AXFR.
-pub fn apply(current: Vec<Record>, diffs: &[Diff], soa: &Record) -> Result<Vec<Record>, String> {
+pub(crate) fn apply(current: Vec<Record>, diffs: &[Diff], soa: &Record) -> Result<Vec<Record>, String> {
     let mut records: Vec<Option<Record>> = current
         .into_iter()
         .filter(|r| r.record_type() != RecordType::SOA)

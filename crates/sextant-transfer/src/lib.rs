@@ -4,21 +4,24 @@
 //! interrupted transfer never publishes half a zone.
 //! The authority follows the published versions over gRPC.
 
-pub mod axfr;
-pub mod client;
+mod axfr;
+mod client;
 mod control;
 mod error;
 mod expire;
-pub mod ixfr;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
+mod ixfr;
 mod notify;
 mod refresh;
-pub mod serial;
+mod serial;
+mod state;
 #[cfg(test)]
 mod test_records;
 mod zones;
 
-pub use error::XfrError;
-pub use zones::Zones;
+use error::XfrError;
+use zones::Zones;
 
 use std::sync::Arc;
 

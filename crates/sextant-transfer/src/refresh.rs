@@ -13,7 +13,8 @@ use crate::XfrError;
 use crate::client::{self, AxfrOutcome};
 use crate::expire::is_expired;
 use crate::serial::is_newer;
-use crate::zones::{SoaTimers, ZoneEntry, Zones};
+use crate::state::SoaTimers;
+use crate::zones::{ZoneEntry, Zones};
 
 /// What one refresh did.
 #[derive(Debug)]
@@ -29,7 +30,7 @@ enum Refreshed {
     },
 }
 
-pub async fn run(zones: Arc<Zones>, key: String, shutdown: CancellationToken) {
+pub(crate) async fn run(zones: Arc<Zones>, key: String, shutdown: CancellationToken) {
     let Some(zone) = zones.zones.get(&key) else {
         return;
     };

@@ -4,7 +4,7 @@
 /// True when `a` is newer than `b` (RFC 1982 §3.2, SERIAL_BITS = 32). For the one
 /// pair the RFC leaves undefined (exactly half the space apart) it answers false, so
 /// an ambiguous serial never replaces a zone.
-pub fn is_newer(a: u32, b: u32) -> bool {
+pub(crate) fn is_newer(a: u32, b: u32) -> bool {
     a != b && a.wrapping_sub(b) < (1 << 31)
 }
 

@@ -5,11 +5,11 @@ use hickory_proto::op::{Message, OpCode, Query};
 use hickory_proto::rr::rdata::{A, NS, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-pub fn name(text: &str) -> Name {
+pub(crate) fn name(text: &str) -> Name {
     Name::from_ascii(text).unwrap() // ok: test fixtures only; the module is #[cfg(test)]
 }
 
-pub fn soa(serial: u32) -> Record {
+pub(crate) fn soa(serial: u32) -> Record {
     let soa = SOA::new(
         name("ns.example.com."),
         name("h.example.com."),
@@ -22,7 +22,7 @@ pub fn soa(serial: u32) -> Record {
     Record::from_rdata(name("example.com."), 300, RData::SOA(soa))
 }
 
-pub fn ns() -> Record {
+pub(crate) fn ns() -> Record {
     Record::from_rdata(
         name("example.com."),
         300,
@@ -30,12 +30,12 @@ pub fn ns() -> Record {
     )
 }
 
-pub fn a(host: &str, last: u8) -> Record {
+pub(crate) fn a(host: &str, last: u8) -> Record {
     Record::from_rdata(name(host), 300, RData::A(A::new(192, 0, 2, last)))
 }
 
 /// A transfer response with ID `id` for `qtype`, carrying `records`.
-pub fn message(id: u16, qtype: RecordType, records: Vec<Record>) -> Message {
+pub(crate) fn message(id: u16, qtype: RecordType, records: Vec<Record>) -> Message {
     let mut m = Message::response(id, OpCode::Query);
     m.add_query(Query::query(name("example.com."), qtype));
     m.answers = records;

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::rr::{Name, Record};
 use hickory_proto::serialize::binary::BinDecodable;
 use parking_lot::Mutex;
 use sextant_config::TransferConfig;
@@ -16,50 +16,10 @@ use tokio::sync::mpsc;
 
 use crate::axfr::Limits;
 use crate::client::Timeouts;
-
-/// SOA timers in effect for a zone, seconds as the SOA gives them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SoaTimers {
-    pub refresh: u32,
-    pub retry: u32,
-    pub expire: u32,
-}
-
-impl SoaTimers {
-    /// Before any SOA is known: RFC 1912's suggested values.
-    pub const DEFAULT: Self = Self {
-        refresh: 3600,
-        retry: 600,
-        expire: 1_209_600,
-    };
-
-    pub fn of(record: &Record) -> Option<Self> {
-        match &record.data {
-            RData::SOA(soa) => Some(Self {
-                refresh: u32::try_from(soa.refresh).unwrap_or(0),
-                retry: u32::try_from(soa.retry).unwrap_or(0),
-                expire: u32::try_from(soa.expire).unwrap_or(0),
-            }),
-            _ => None,
-        }
-    }
-}
-
-/// What the refresh task knows of one zone.
-#[derive(Clone, Debug)]
-pub struct ZoneState {
-    pub timers: SoaTimers,
-    /// Wall-clock time: it is persisted and must mean the same after a reboot.
-    pub last_success: Option<SystemTime>,
-    pub last_failure: Option<String>,
-    pub expired: bool,
-    pub next_refresh: Option<Instant>,
-    /// The next refresh transfers even when the serial has not moved (retransfer).
-    pub force: bool,
-}
+use crate::state::{SoaTimers, ZoneState};
 
 #[derive(Debug)]
-pub struct ZoneEntry {
+pub(crate) struct ZoneEntry {
     pub name: Name,
     pub key: String,
     pub primaries: Vec<SocketAddr>,
@@ -73,7 +33,7 @@ pub struct ZoneEntry {
 }
 
 #[derive(Debug)]
-pub struct Zones {
+pub(crate) struct Zones {
     pub(crate) store: Arc<Store>,
     pub(crate) zones: HashMap<String, ZoneEntry>,
     notifier: VersionNotifier,
@@ -87,7 +47,7 @@ pub struct Zones {
 }
 
 impl Zones {
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<Store>,
         config: &TransferConfig,
         keys: &[sextant_config::KeyConfig],
@@ -154,11 +114,11 @@ impl Zones {
         })
     }
 
-    pub fn notifier(&self) -> &VersionNotifier {
+    pub(crate) fn notifier(&self) -> &VersionNotifier {
         &self.notifier
     }
 
-    pub fn published_count(&self) -> usize {
+    pub(crate) fn published_count(&self) -> usize {
         self.store.zones().map(|z| z.len()).unwrap_or(0)
     }
 

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use hickory_proto::rr::RecordType;
 use sextant_wire::{MAX_NAME_LEN, is_subdomain, label_count, lowercase_into, suffix_with_labels};
 
-use crate::zone::Node;
+use crate::nodes::Node;
 use crate::{Catalog, RRset, Zone, canonical};
 
 /// What the lookup found, before it is written as a DNS message.

@@ -8,7 +8,23 @@ use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 
-use crate::zone::Node;
+use crate::RRset;
+
+#[derive(Debug, Default)]
+/// One name's RRsets.
+pub(crate) struct Node {
+    pub(crate) rrsets: Vec<RRset>,
+}
+
+impl Node {
+    pub(crate) fn get(&self, rtype: hickory_proto::rr::RecordType) -> Option<&RRset> {
+        self.rrsets.iter().find(|set| set.rtype == rtype)
+    }
+
+    pub(crate) fn rrsets(&self) -> &[RRset] {
+        &self.rrsets
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct Nodes {

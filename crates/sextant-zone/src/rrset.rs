@@ -12,7 +12,7 @@ use hickory_proto::serialize::binary::{
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RRset {
+pub(crate) struct RRset {
     pub rtype: RecordType,
     /// Seconds; one value for the whole set (RFC 2181 §5.2).
     pub ttl: u32,
@@ -23,7 +23,7 @@ pub struct RRset {
 
 impl RRset {
     /// An empty set.
-    pub fn new(rtype: RecordType, ttl: u32) -> Self {
+    pub(crate) fn new(rtype: RecordType, ttl: u32) -> Self {
         Self {
             rtype,
             ttl,
@@ -33,7 +33,7 @@ impl RRset {
 
     /// Adds `rdata` unless the set holds the same data already (RFC 2181 §5: a set
     /// has no duplicates). False when it was a duplicate or cannot be encoded.
-    pub fn push(&mut self, rdata: &RData) -> bool {
+    pub(crate) fn push(&mut self, rdata: &RData) -> bool {
         let Some(wire) = encode(rdata) else {
             return false;
         };
@@ -54,16 +54,13 @@ impl RRset {
         true
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.wire_rdatas().count()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
-    }
 
     /// Each record's data in wire form.
-    pub fn wire_rdatas(&self) -> impl Iterator<Item = &[u8]> + '_ {
+    pub(crate) fn wire_rdatas(&self) -> impl Iterator<Item = &[u8]> + '_ {
         split_rdatas(&self.data)
     }
 
@@ -73,17 +70,18 @@ impl RRset {
     }
 
     /// Each record's data, decoded.
-    pub fn rdatas(&self) -> impl Iterator<Item = RData> + '_ {
+    pub(crate) fn rdatas(&self) -> impl Iterator<Item = RData> + '_ {
         self.wire_rdatas().map(|wire| decode(self.rtype, wire))
     }
 
-    pub fn first(&self) -> Option<RData> {
+    #[cfg(test)]
+    pub(crate) fn first(&self) -> Option<RData> {
         self.rdatas().next()
     }
 
     /// The set as records owned by `owner` (the query's spelling of the name, so that
     /// the answer compresses against the question and echoes its case).
-    pub fn records<'s>(&'s self, owner: &Name) -> impl Iterator<Item = Record> + use<'s> {
+    pub(crate) fn records<'s>(&'s self, owner: &Name) -> impl Iterator<Item = Record> + use<'s> {
         let owner = owner.clone();
         let ttl = self.ttl;
         self.rdatas()

@@ -8,7 +8,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::canonical;
 use crate::master::LocatedRecord;
-use crate::nodes::Nodes;
+use crate::nodes::{Node, Nodes};
 use crate::{Location, RRset, ZoneError, ZoneWarning};
 
 /// The names of one zone, each with its RRsets. Immutable once built: a reload builds
@@ -31,23 +31,8 @@ pub struct Zone {
     record_count: usize,
 }
 
-#[derive(Debug, Default)]
-pub(crate) struct Node {
-    rrsets: Vec<RRset>,
-}
-
-impl Node {
-    pub(crate) fn get(&self, rtype: RecordType) -> Option<&RRset> {
-        self.rrsets.iter().find(|set| set.rtype == rtype)
-    }
-
-    pub(crate) fn rrsets(&self) -> &[RRset] {
-        &self.rrsets
-    }
-}
-
 /// A name in uncompressed wire form, lower-cased.
-pub fn wire_name(name: &Name) -> Vec<u8> {
+pub(crate) fn wire_name(name: &Name) -> Vec<u8> {
     let mut wire = Vec::with_capacity(name.len() + 2);
     for label in name.iter() {
         wire.push(label.len() as u8);

@@ -28,7 +28,7 @@ async fn resolver(config: &Path) -> Result<ControlClient, Outcome> {
     })
 }
 
-pub async fn stats(config: &Path, json: bool) -> Outcome {
+pub(crate) async fn stats(config: &Path, json: bool) -> Outcome {
     let mut client = match resolver(config).await {
         Ok(client) => client,
         Err(outcome) => return outcome,
@@ -65,7 +65,7 @@ pub async fn stats(config: &Path, json: bool) -> Outcome {
     Outcome::Ok
 }
 
-pub async fn flush(config: &Path, name: Option<&str>, all: bool, subtree: bool) -> Outcome {
+pub(crate) async fn flush(config: &Path, name: Option<&str>, all: bool, subtree: bool) -> Outcome {
     let what = match (name, all) {
         (None, true) => Flush::All,
         (Some(name), false) if subtree => Flush::Subtree(name.to_string()),

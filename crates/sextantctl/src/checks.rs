@@ -7,7 +7,7 @@ use sextant_zone::Zone;
 
 use crate::Outcome;
 
-pub fn check_config(file: &Path) -> Outcome {
+pub(crate) fn check_config(file: &Path) -> Outcome {
     let config = match sextant_config::load(file) {
         Ok(config) => config,
         Err(error) => {
@@ -35,7 +35,7 @@ pub fn check_config(file: &Path) -> Outcome {
     }
 }
 
-pub fn check_zone(origin: &str, file: &Path) -> Outcome {
+pub(crate) fn check_zone(origin: &str, file: &Path) -> Outcome {
     let name = match Name::from_ascii(origin) {
         Ok(mut name) => {
             name.set_fqdn(true);

@@ -16,13 +16,13 @@ const MAX_RESPONSE: u64 = 8 << 20;
 
 /// One line of the Prometheus text format.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
+pub(crate) struct Sample {
     pub name: String,
     pub labels: BTreeMap<String, String>,
     pub value: f64,
 }
 
-pub async fn stats(config_path: &Path, json: bool) -> Outcome {
+pub(crate) async fn stats(config_path: &Path, json: bool) -> Outcome {
     let config = match sextant_config::load(config_path) {
         Ok(config) => config,
         Err(error) => {
@@ -104,7 +104,7 @@ async fn scrape(address: SocketAddr) -> Result<String, String> {
 }
 
 /// The samples of a Prometheus text exposition; comment and malformed lines skipped.
-pub fn parse(text: &str) -> Vec<Sample> {
+pub(crate) fn parse(text: &str) -> Vec<Sample> {
     text.lines()
         .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
         .filter_map(parse_line)

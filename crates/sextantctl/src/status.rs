@@ -59,7 +59,7 @@ fn zone_json(z: &ZoneStatus) -> serde_json::Value {
     })
 }
 
-pub async fn status(config: &Path, json: bool) -> Outcome {
+pub(crate) async fn status(config: &Path, json: bool) -> Outcome {
     let config = match load(config) {
         Ok(config) => config,
         Err(outcome) => return outcome,
@@ -264,7 +264,7 @@ fn print_tables(
 
 /// `zone reload` asks the authority (re-read files); `zone retransfer` asks the
 /// transfer daemon (force a transfer).
-pub async fn control(config: &Path, zone: Option<&str>, retransfer: bool) -> Outcome {
+pub(crate) async fn control(config: &Path, zone: Option<&str>, retransfer: bool) -> Outcome {
     let config = match load(config) {
         Ok(config) => config,
         Err(outcome) => return outcome,
@@ -311,7 +311,7 @@ pub async fn control(config: &Path, zone: Option<&str>, retransfer: bool) -> Out
 
 /// `zone notify`: the authority sends NOTIFY now and reports each secondary's answer.
 /// Exit 1 when a secondary did not acknowledge (the command's purpose failed).
-pub async fn notify(config: &Path, zone: Option<&str>) -> Outcome {
+pub(crate) async fn notify(config: &Path, zone: Option<&str>) -> Outcome {
     let config = match load(config) {
         Ok(config) => config,
         Err(outcome) => return outcome,

@@ -3,7 +3,10 @@
 use std::process::Command;
 use std::time::Duration;
 
+use std::path::Path;
+
 use super::*;
+use crate::schema::{SCHEMA_KEY, VERSION_PREFIX};
 
 fn record(i: u64) -> Vec<u8> {
     format!("record {i:08} of a zone, with some padding to look like a real RR").into_bytes()

@@ -7,7 +7,7 @@
 //! the authority section of positive answers, as Knot and Unbound do). One documented
 //! difference remains, checked rather than ignored: Sextant adds the A/AAAA records of
 //! NS, MX and SRV targets that any zone served here holds (RFC 1035 §3.3.9-style
-//! additional processing, which issue 3 asks for); NSD adds only in-zone NS glue.
+//! additional processing); NSD adds only in-zone NS glue.
 
 use std::collections::BTreeSet;
 

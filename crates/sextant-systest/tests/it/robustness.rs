@@ -1,4 +1,4 @@
-//! Lesson 5: garbage on TCP 53 once drove a DNS server to 100% CPU and a crash. Here
+//! Garbage on TCP 53 once drove a DNS server to 100% CPU and a crash. Here
 //! the running suite is attacked in bounded phases (telnet typists, slowloris, absurd
 //! lengths, random datagrams, compression loops) while a prober sends real queries;
 //! the prober must be answered, the listener must live, and its CPU and memory must

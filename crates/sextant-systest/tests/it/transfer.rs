@@ -1,5 +1,6 @@
-//! Lesson 4: an interrupted or wrong transfer must never be served. A scriptable
-//! primary fails in every way the issue lists; after each failure the previous
+//! An interrupted or wrong transfer must never be served. A scriptable primary
+//! fails in every way one can (dropped connection, stall, garbage, wrong or missing
+//! closing SOA, older serial); after each failure the previous
 //! version is still served whole, and once the primary behaves the new version
 //! appears whole. Also: expiry, kill -9 of the transfer daemon, and NSD as primary.
 

@@ -9,7 +9,7 @@ use hickory_proto::serialize::binary::BinEncodable;
 
 /// The wire data of a record of `rtype` from its tokens, or `None` when `rtype` is
 /// not one of the types handled here.
-pub fn encode(
+pub(super) fn encode(
     rtype: RecordType,
     tokens: &[&str],
     origin: &Name,

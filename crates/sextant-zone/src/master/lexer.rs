@@ -4,14 +4,14 @@
 
 /// One whitespace-separated item of an entry, exactly as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Token<'a> {
+pub(crate) struct Token<'a> {
     pub text: &'a str,
     pub quoted: bool,
 }
 
 /// A directive or a record: its tokens and the line it starts on.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry<'a> {
+pub(crate) struct Entry<'a> {
     pub line: usize,
     /// The entry starts with white space: the owner is the previous record's.
     pub owner_omitted: bool,
@@ -19,13 +19,13 @@ pub struct Entry<'a> {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LexError {
+pub(crate) struct LexError {
     pub line: usize,
     pub message: String,
 }
 
 /// Iterates over the entries of `text`.
-pub struct Lexer<'a> {
+pub(crate) struct Lexer<'a> {
     text: &'a str,
     at: usize,
     line: usize,
@@ -33,7 +33,7 @@ pub struct Lexer<'a> {
 }
 
 impl<'a> Lexer<'a> {
-    pub fn new(text: &'a str) -> Self {
+    pub(crate) fn new(text: &'a str) -> Self {
         Self {
             text,
             at: 0,

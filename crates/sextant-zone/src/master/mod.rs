@@ -8,7 +8,7 @@
 mod dnssec;
 mod lexer;
 
-pub use lexer::{Entry, LexError, Lexer, Token};
+pub(crate) use lexer::{Entry, Lexer, Token};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -40,10 +40,10 @@ pub type Progress<'p> = &'p dyn Fn(usize);
 
 /// Entries between two progress reports: often enough for a bar, rare enough to cost
 /// nothing.
-pub const PROGRESS_EVERY: usize = 4096;
+pub(crate) const PROGRESS_EVERY: usize = 4096;
 
 /// Takes each record as it is read.
-pub type Sink<'s> = &'s mut dyn FnMut(LocatedRecord);
+pub(crate) type Sink<'s> = &'s mut dyn FnMut(LocatedRecord);
 
 /// Parses master-file `text` read from `file`, with `origin` as the initial `$ORIGIN`.
 pub fn parse(
@@ -61,7 +61,7 @@ pub fn parse(
 
 /// Hands each record to `sink` as soon as it is read: a large zone is never held
 /// twice (once as parsed records, once as the zone built from them).
-pub fn parse_each(
+pub(crate) fn parse_each(
     text: &str,
     file: &Path,
     origin: &Name,

@@ -1,0 +1,126 @@
+//! Writing a zone version where nobody reads it, then publishing it in one small
+//! transaction, after its records are durable.
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use crate::schema::*;
+use crate::{Published, Store, StoreError, sled_error};
+
+/// A zone version being written. Dropped without `publish`, it is deleted.
+#[derive(Debug)]
+pub struct Staging<'s> {
+    pub(crate) store: &'s Store,
+    pub(crate) zone: String,
+    pub(crate) version: u64,
+    pub(crate) tree: sled::Tree,
+    /// Records not yet in a batch, encoded as in a chunk value.
+    pub(crate) chunk: Vec<u8>,
+    pub(crate) chunks: u64,
+    pub(crate) batch: sled::Batch,
+    pub(crate) in_batch: usize,
+    pub(crate) records: u64,
+    pub(crate) finished: bool,
+}
+
+
+impl Staging<'_> {
+    pub fn push(&mut self, record: &[u8]) -> Result<(), StoreError> {
+        let len = u32::try_from(record.len()).map_err(|_| StoreError::Corrupt {
+            key: version_tree_name(&self.zone, self.version),
+            what: "a record longer than 4 GiB",
+        })?;
+        self.chunk.extend_from_slice(&len.to_be_bytes());
+        self.chunk.extend_from_slice(record);
+        self.records += 1;
+        if self.chunk.len() >= CHUNK_BYTES {
+            self.close_chunk();
+            if self.in_batch >= BATCH_CHUNKS {
+                self.write_batch()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn close_chunk(&mut self) {
+        if self.chunk.is_empty() {
+            return;
+        }
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_BYTES + 1024));
+        self.batch.insert(&self.chunks.to_be_bytes(), chunk);
+        self.chunks += 1;
+        self.in_batch += 1;
+    }
+
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    pub(crate) fn write_batch(&mut self) -> Result<(), StoreError> {
+        let batch = std::mem::take(&mut self.batch);
+        self.in_batch = 0;
+        self.tree
+            .apply_batch(batch)
+            .map_err(sled_error("stage records"))
+    }
+
+    /// Makes this version the published one, durably, and deletes the previous one.
+    /// The caller has verified the version (closing SOA, serial, apex NS...).
+    pub async fn publish(mut self, serial: u32) -> Result<Published, StoreError> {
+        self.close_chunk();
+        self.write_batch()?;
+        // The records must be durable before the pointer to them is.
+        self.tree
+            .flush_async()
+            .await
+            .map_err(sled_error("flush staged records"))?;
+        let published = Published {
+            version: self.version,
+            serial,
+            records: self.records,
+        };
+        let key = format!("{PUBLISHED_PREFIX}{}", self.zone);
+        let value = published.encode();
+        let previous = self
+            .store
+            .db
+            .transaction(|tx| {
+                Ok::<_, ConflictableTransactionError<()>>(tx.insert(key.as_bytes(), &value[..])?)
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(cause) => StoreError::Sled {
+                    context: format!("publish {key}"),
+                    cause,
+                },
+                TransactionError::Abort(()) => StoreError::Corrupt {
+                    key: key.clone(),
+                    what: "publish transaction aborted",
+                },
+            })?;
+        self.store
+            .db
+            .flush_async()
+            .await
+            .map_err(sled_error("flush the published pointer"))?;
+        self.finished = true;
+        if let Some(previous) = previous {
+            let old = Published::decode(&key, &previous)?;
+            if old.version != self.version {
+                let name = version_tree_name(&self.zone, old.version);
+                // If this fails or we crash first, `open` collects it next time.
+                let _ = self.store.db.drop_tree(name);
+            }
+        }
+        Ok(published)
+    }
+}
+
+impl Drop for Staging<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self
+                .store
+                .db
+                .drop_tree(version_tree_name(&self.zone, self.version));
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Opening the store (schema check, garbage from a crash deleted) and reading the
+//! published versions.
+
+use std::path::Path;
+
+use crate::schema::*;
+use crate::{Staging, StoreError, sled_error};
+
+/// What `open` cleaned up.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cleanup {
+    /// Version trees no zone pointed at (staging left by a crash, or a previous
+    /// version whose drop was interrupted), deleted.
+    pub orphan_versions: Vec<String>,
+    /// The store had this older schema and was emptied: every zone is transferred
+    /// again.
+    pub replaced_schema: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Store {
+    pub(crate) db: sled::Db,
+}
+
+impl Store {
+    /// Opens (or creates) the store and deletes orphaned version trees.
+    pub fn open(path: &Path) -> Result<(Self, Cleanup), StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .open()
+            .map_err(sled_error(format!("open {}", path.display())))?;
+        let mut replaced_schema = None;
+        match db.get(SCHEMA_KEY).map_err(sled_error("read schema"))? {
+            None => {
+                db.insert(SCHEMA_KEY, SCHEMA_VERSION)
+                    .map_err(sled_error("write schema"))?;
+            }
+            Some(found) if found.as_ref() == SCHEMA_VERSION => {}
+            Some(found) if SCHEMA_REPLACED.contains(&found.as_ref()) => {
+                for name in db.tree_names() {
+                    if name.as_ref() != b"__sled__default" {
+                        db.drop_tree(&name)
+                            .map_err(sled_error("drop an old-schema tree"))?;
+                    }
+                }
+                db.clear()
+                    .map_err(sled_error("clear an old-schema store"))?;
+                db.insert(SCHEMA_KEY, SCHEMA_VERSION)
+                    .map_err(sled_error("write schema"))?;
+                db.flush().map_err(sled_error("flush the new schema"))?;
+                replaced_schema = Some(String::from_utf8_lossy(&found).into_owned());
+            }
+            Some(found) => {
+                return Err(StoreError::Schema {
+                    path: path.display().to_string(),
+                    found: String::from_utf8_lossy(&found).into_owned(),
+                    schema: "2",
+                });
+            }
+        }
+        let store = Self { db };
+        let mut cleanup = store.collect_garbage()?;
+        cleanup.replaced_schema = replaced_schema;
+        Ok((store, cleanup))
+    }
+
+    fn collect_garbage(&self) -> Result<Cleanup, StoreError> {
+        let mut cleanup = Cleanup::default();
+        for name in self.db.tree_names() {
+            let Some((zone, version)) = parse_version_tree_name(&name) else {
+                continue;
+            };
+            let live = self.published(&zone)?.is_some_and(|p| p.version == version);
+            if !live {
+                self.db
+                    .drop_tree(&name)
+                    .map_err(sled_error("drop an orphaned version"))?;
+                cleanup
+                    .orphan_versions
+                    .push(String::from_utf8_lossy(&name).into_owned());
+            }
+        }
+        if !cleanup.orphan_versions.is_empty() {
+            self.db.flush().map_err(sled_error("flush after cleanup"))?;
+        }
+        Ok(cleanup)
+    }
+
+    /// Remembers, durably, when `zone` was last refreshed successfully (Unix
+    /// seconds).
+    pub async fn set_last_refresh(&self, zone: &str, unix_seconds: u64) -> Result<(), StoreError> {
+        let key = format!("{REFRESHED_PREFIX}{zone}");
+        self.db
+            .insert(&key, &unix_seconds.to_be_bytes())
+            .map_err(sled_error(format!("write {key}")))?;
+        self.db
+            .flush_async()
+            .await
+            .map_err(sled_error(format!("flush {key}")))?;
+        Ok(())
+    }
+
+    /// When `zone` was last refreshed successfully (Unix seconds), if ever.
+    pub fn last_refresh(&self, zone: &str) -> Result<Option<u64>, StoreError> {
+        let key = format!("{REFRESHED_PREFIX}{zone}");
+        let Some(bytes) = self
+            .db
+            .get(&key)
+            .map_err(sled_error(format!("read {key}")))?
+        else {
+            return Ok(None);
+        };
+        let bytes: [u8; 8] = bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+            key,
+            what: "last refresh time is not 8 bytes",
+        })?;
+        Ok(Some(u64::from_be_bytes(bytes)))
+    }
+
+    /// The published version of `zone` (apex name as the caller spells it), if any.
+    pub fn published(&self, zone: &str) -> Result<Option<Published>, StoreError> {
+        let key = format!("{PUBLISHED_PREFIX}{zone}");
+        self.db
+            .get(&key)
+            .map_err(sled_error(format!("read {key}")))?
+            .map(|bytes| Published::decode(&key, &bytes))
+            .transpose()
+    }
+
+    /// Every zone with a published version.
+    pub fn zones(&self) -> Result<Vec<(String, Published)>, StoreError> {
+        let mut zones = Vec::new();
+        for entry in self.db.scan_prefix(PUBLISHED_PREFIX) {
+            let (key, value) = entry.map_err(sled_error("scan published zones"))?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let published = Published::decode(&key, &value)?;
+            let zone = key.trim_start_matches(PUBLISHED_PREFIX).to_string();
+            zones.push((zone, published));
+        }
+        Ok(zones)
+    }
+
+    /// The published version of `zone` with its tree and the tree's name.
+    fn published_tree(
+        &self,
+        zone: &str,
+    ) -> Result<Option<(Published, sled::Tree, String)>, StoreError> {
+        let Some(published) = self.published(zone)? else {
+            return Ok(None);
+        };
+        let name = version_tree_name(zone, published.version);
+        let tree = self
+            .db
+            .open_tree(&name)
+            .map_err(sled_error(format!("open {name}")))?;
+        Ok(Some((published, tree, name)))
+    }
+
+    /// The records of the published version of `zone`, in the order they were staged.
+    pub fn records(&self, zone: &str) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+        let Some((published, tree, name)) = self.published_tree(zone)? else {
+            return Ok(None);
+        };
+        let mut records = Vec::with_capacity(usize::try_from(published.records).unwrap_or(0));
+        for entry in tree.iter() {
+            let (_, chunk) = entry.map_err(sled_error(format!("read {name}")))?;
+            for record in Chunk(&chunk) {
+                records.push(
+                    record
+                        .map_err(|what| StoreError::Corrupt {
+                            key: name.clone(),
+                            what,
+                        })?
+                        .to_vec(),
+                );
+            }
+        }
+        if records.len() as u64 != published.records {
+            return Err(StoreError::Corrupt {
+                key: name,
+                what: "record count differs from the published count",
+            });
+        }
+        Ok(Some(records))
+    }
+
+    /// The first record of the published version of `zone` (the SOA, by convention of
+    /// the caller), without reading the rest.
+    pub fn first_record(&self, zone: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some((_, tree, name)) = self.published_tree(zone)? else {
+            return Ok(None);
+        };
+        let first = tree.first().map_err(sled_error(format!("read {name}")))?;
+        let Some((_, chunk)) = first else {
+            return Ok(None);
+        };
+        match Chunk(&chunk).next() {
+            Some(Ok(record)) => Ok(Some(record.to_vec())),
+            Some(Err(what)) => Err(StoreError::Corrupt { key: name, what }),
+            None => Ok(None),
+        }
+    }
+
+    /// Starts a new version of `zone`; nothing is visible until [`Staging::publish`].
+    pub fn begin(&self, zone: &str) -> Result<Staging<'_>, StoreError> {
+        let version = self
+            .db
+            .generate_id()
+            .map_err(sled_error("allocate a version id"))?;
+        let name = version_tree_name(zone, version);
+        let tree = self
+            .db
+            .open_tree(&name)
+            .map_err(sled_error(format!("create {name}")))?;
+        Ok(Staging {
+            store: self,
+            zone: zone.to_string(),
+            version,
+            tree,
+            chunk: Vec::with_capacity(CHUNK_BYTES + 1024),
+            chunks: 0,
+            batch: sled::Batch::default(),
+            in_batch: 0,
+            records: 0,
+            finished: false,
+        })
+    }
+}
+
