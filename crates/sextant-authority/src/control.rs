@@ -42,7 +42,10 @@ impl Control {
     }
 
     /// Reloads every zone, or only `zone`; returns the zones now served.
-    pub(crate) async fn reload_zones(&self, zone: Option<String>) -> Result<Vec<ZoneStatus>, String> {
+    pub(crate) async fn reload_zones(
+        &self,
+        zone: Option<String>,
+    ) -> Result<Vec<ZoneStatus>, String> {
         let selected: Vec<ZoneConfig> = match &zone {
             None => self.zones.clone(),
             Some(name) => {

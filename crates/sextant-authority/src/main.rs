@@ -1,3 +1,4 @@
+//! The sextant-authority daemon's entry point: everything is in the sextant_authority library.
 // Small, short-lived allocations per query (buffers, answers, gRPC messages): a
 // thread-caching allocator spends much less on them than glibc's.
 #[global_allocator]

@@ -27,9 +27,12 @@ pub fn required<'a, T>(
     section.ok_or(MissingSection(name))
 }
 
+/// The configuration does not load: every problem found, with the file.
 #[derive(Debug, thiserror::Error)]
 pub struct ConfigError {
+    /// The file read.
     pub path: PathBuf,
+    /// Each problem, in the order found.
     pub problems: Vec<Problem>,
 }
 

@@ -9,23 +9,30 @@ use crate::Endpoint;
 use hickory_proto::rr::Name;
 use serde::Deserialize;
 
+/// The whole configuration file: one section per daemon, the logging and the TSIG keys.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The file this was loaded from (absolute), for daemons that re-read it.
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    /// Logging, for every daemon.
     #[serde(default)]
     pub log: LogConfig,
+    /// The listener's section, `[listener]`.
     pub listener: Option<ListenerConfig>,
+    /// The authority's section, `[authority]`.
     pub authority: Option<AuthorityConfig>,
+    /// The transfer daemon's section, `[transfer]`.
     pub transfer: Option<TransferConfig>,
+    /// The resolver's section, `[resolver]`.
     pub resolver: Option<ResolverConfig>,
     /// TSIG keys (RFC 8945), referred to by name from zones.
     #[serde(default, rename = "key")]
     pub keys: Vec<KeyConfig>,
 }
 
+/// A TSIG key (`[[key]]`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyConfig {
@@ -46,6 +53,7 @@ fn default_key_algorithm() -> String {
 /// TSIG algorithms supported (RFC 8945 §6: HMAC-SHA256 is mandatory).
 pub(crate) const KEY_ALGORITHMS: [&str; 3] = ["hmac-sha256", "hmac-sha384", "hmac-sha512"];
 
+/// How the daemons log (`[log]`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
@@ -71,14 +79,18 @@ fn default_log_level() -> String {
     "info".into()
 }
 
+/// The log format.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// Human-readable lines.
     #[default]
     Text,
+    /// One JSON object per line, for log collectors.
     Json,
 }
 
+/// The listener (`[listener]`): the addresses served, the backends, the limits and ACLs.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
@@ -164,6 +176,7 @@ fn default_allow_query() -> Vec<ipnet::IpNet> {
         .collect()
 }
 
+/// Response rate limiting (`[listener.rrl]`).
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RrlConfig {
@@ -175,6 +188,7 @@ pub struct RrlConfig {
     pub slip: u32,
     /// Client networks sharing a budget: IPv4 /24, IPv6 /56 by default.
     pub ipv4_prefix_length: u8,
+    /// IPv6 clients in one network of this prefix length share a budget. Default 56.
     pub ipv6_prefix_length: u8,
 }
 
@@ -229,6 +243,7 @@ fn default_tcp_max_in_flight() -> usize {
     32
 }
 
+/// The authority (`[authority]`): primary zones, outgoing transfers, NOTIFY.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorityConfig {
@@ -270,6 +285,7 @@ pub struct AuthorityConfig {
     pub state_dir: Option<PathBuf>,
 }
 
+/// The transfer daemon (`[transfer]`): the secondary zones and their store.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransferConfig {
@@ -288,6 +304,7 @@ pub struct TransferConfig {
     /// Defaults 5s and 1 day.
     #[serde(default = "default_min_refresh", with = "humantime_serde")]
     pub min_refresh: Duration,
+    /// The upper bound; see `min_refresh`.
     #[serde(default = "default_max_refresh", with = "humantime_serde")]
     pub max_refresh: Duration,
     /// Longest silence from a primary during a transfer or SOA query. Default 10s.
@@ -314,9 +331,11 @@ fn default_max_zone_records() -> u64 {
     20_000_000
 }
 
+/// A secondary zone (`[[transfer.zone]]`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecondaryZoneConfig {
+    /// The zone's apex, e.g. `example.com`.
     #[serde(deserialize_with = "deserialize_name")]
     pub name: Name,
     /// Primaries, tried in order: `["192.0.2.1:53"]`.
@@ -336,6 +355,7 @@ fn deserialize_optional_name<'de, D: serde::Deserializer<'de>>(
     deserialize_name(d).map(Some)
 }
 
+/// A primary zone (`[[authority.zone]]`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ZoneConfig {
@@ -357,6 +377,7 @@ fn deserialize_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Name, D::E
     Ok(name.to_lowercase())
 }
 
+/// The resolver (`[resolver]`): the cache, the upstream queries and their limits.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResolverConfig {
@@ -395,6 +416,7 @@ pub struct ResolverConfig {
     /// TTL bounds applied to cached data, seconds. Defaults 0 and 86400.
     #[serde(default)]
     pub min_ttl: u32,
+    /// The upper TTL bound, seconds; see `min_ttl`.
     #[serde(default = "default_max_ttl")]
     pub max_ttl: u32,
     /// Longest a negative answer (NXDOMAIN/NODATA) is cached, seconds. Default 3600.
@@ -431,9 +453,11 @@ pub struct ResolverConfig {
     pub forwards: Vec<ForwardConfig>,
 }
 
+/// A forward zone (`[[resolver.forward]]`): its names are asked of the given servers.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForwardConfig {
+    /// The zone's apex, e.g. `corp.example`.
     #[serde(deserialize_with = "deserialize_name")]
     pub name: Name,
     /// Resolvers that answer for the zone, e.g. `["10.0.0.53:53"]`.
@@ -444,11 +468,14 @@ pub struct ForwardConfig {
     pub mode: ForwardMode,
 }
 
+/// How a forward zone uses its servers.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ForwardMode {
+    /// Only the forwarders; their failure is SERVFAIL.
     #[default]
     Only,
+    /// The forwarders first, iteration from the root when they fail.
     First,
 }
 

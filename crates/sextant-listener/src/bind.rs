@@ -55,7 +55,10 @@ const PORT_ZERO_ATTEMPTS: usize = 20;
 
 /// Binds `addr` for UDP (`udp_workers` sockets) and TCP on the same port. With port 0
 /// the kernel picks a UDP port and TCP takes the same one.
-pub(crate) fn bind_address(addr: SocketAddr, udp_workers: usize) -> Result<BoundAddress, BindError> {
+pub(crate) fn bind_address(
+    addr: SocketAddr,
+    udp_workers: usize,
+) -> Result<BoundAddress, BindError> {
     let attempts = if addr.port() == 0 {
         PORT_ZERO_ATTEMPTS
     } else {

@@ -71,7 +71,12 @@ pub(crate) struct Frontend {
 
 impl Frontend {
     /// Decides from the client, the header, question and OPT alone.
-    pub(crate) fn decide(&self, packet: &[u8], client: SocketAddr, transport: Transport) -> Decision {
+    pub(crate) fn decide(
+        &self,
+        packet: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+    ) -> Decision {
         self.decide_parsed(packet, sextant_wire::parse_query(packet), client, transport)
     }
 

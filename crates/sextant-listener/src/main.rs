@@ -1,3 +1,4 @@
+//! The sextant-listener daemon's entry point: everything is in the sextant_listener library.
 // Small, short-lived allocations per query (buffers, answers, gRPC messages): a
 // thread-caching allocator spends much less on them than glibc's.
 #[global_allocator]

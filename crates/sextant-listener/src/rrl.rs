@@ -110,7 +110,6 @@ impl Rrl {
         })
     }
 
-
     /// Accounts one response of `kind` to `client`'s `question`.
     pub(crate) fn check(&self, client: IpAddr, question: QuestionKey, kind: AnswerKind) -> Verdict {
         let mut hasher = self.hasher.build_hasher();

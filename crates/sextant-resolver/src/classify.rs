@@ -68,7 +68,12 @@ pub(crate) enum End {
 }
 
 /// Classifies `response` to `qname`/`qtype` from a server of `zone`.
-pub(crate) fn classify(response: &Message, zone: &Name, qname: &Name, qtype: RecordType) -> Classified {
+pub(crate) fn classify(
+    response: &Message,
+    zone: &Name,
+    qname: &Name,
+    qtype: RecordType,
+) -> Classified {
     let rcode = response.metadata.response_code;
     if !matches!(rcode, ResponseCode::NoError | ResponseCode::NXDomain) {
         return Classified::Lame("error RCODE");

@@ -10,9 +10,13 @@ use crate::{Endpoint, RpcError, pb};
 /// One zone as the control tool shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ZoneStatus {
+    /// Apex in presentation form, lower case, trailing dot.
     pub name: String,
+    /// The SOA serial served.
     pub serial: u32,
+    /// Records in the zone.
     pub records: u64,
+    /// Where the zone comes from: `file:PATH` or `primary ADDRESS`.
     pub source: String,
     /// Secondary zones: seconds since the last successful refresh, if any.
     pub last_success_seconds_ago: Option<u64>,
@@ -20,6 +24,7 @@ pub struct ZoneStatus {
     pub last_failure: String,
     /// Secondary zones: seconds until the next scheduled refresh.
     pub next_refresh_seconds: Option<u64>,
+    /// Past its SOA expire (answered SERVFAIL).
     pub expired: bool,
 }
 
@@ -39,45 +44,63 @@ impl ZoneStatus {
     }
 }
 
+/// What a daemon reports of itself (`sextantctl status`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DaemonStatus {
+    /// The daemon's name, `sextant-authority`.
     pub daemon: String,
+    /// Its version.
     pub version: String,
+    /// Seconds since it started.
     pub uptime_seconds: u64,
+    /// The zones it serves or keeps.
     pub zones: Vec<ZoneStatus>,
     /// Daemons with a cache (the resolver).
     pub cache: Option<CacheStatus>,
 }
 
+/// The resolver's cache, in a status.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheStatus {
+    /// RRsets and negative answers held.
     pub entries: u64,
+    /// Bytes held.
     pub bytes: u64,
+    /// Client questions answered wholly from the cache.
     pub hits: u64,
+    /// Client questions that needed an upstream.
     pub misses: u64,
 }
 
 /// One secondary's answer to a NOTIFY sent on the operator's request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NotifyOutcome {
+    /// The zone notified.
     pub zone: String,
+    /// The serial announced.
     pub serial: u32,
+    /// The secondary's address.
     pub target: String,
     /// "acknowledged", "refused (NOTAUTH)", "unanswered after 3 tries".
     pub result: String,
+    /// Whether the secondary answered the NOTIFY with NOERROR.
     pub acknowledged: bool,
 }
 
 /// What to forget from a cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Flush {
+    /// Everything.
     All,
+    /// One name (in presentation form).
     Name(String),
+    /// A name and every name below it.
     Subtree(String),
 }
 
 /// What a daemon implements to be controlled.
 pub trait ControlHandler: Send + Sync + 'static {
+    /// The daemon's status now.
     fn status(&self) -> DaemonStatus;
     /// Reloads `zone` (or every zone when `None`); the error is one sentence.
     fn reload(
@@ -217,6 +240,7 @@ pub struct ControlClient {
 }
 
 impl ControlClient {
+    /// Connects to the control service at `endpoint`.
     pub async fn connect(endpoint: &Endpoint) -> Result<Self, RpcError> {
         let channel = endpoint.connect().await?;
         Ok(Self {
@@ -232,6 +256,7 @@ impl ControlClient {
         }
     }
 
+    /// The daemon's status.
     pub async fn status(&mut self) -> Result<DaemonStatus, RpcError> {
         let reply = self
             .client

@@ -7,10 +7,14 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use crate::endpoint::Dial;
 use crate::{Endpoint, RpcError};
 
+/// A backend's answer to a health check (grpc.health.v1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HealthState {
+    /// It serves.
     Serving,
+    /// It runs but does not serve yet.
     NotServing,
+    /// It answered something else, or the check failed.
     Unknown,
 }
 

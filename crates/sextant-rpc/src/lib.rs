@@ -54,11 +54,14 @@ use bytes::Bytes;
 /// How the client reached the listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Transport {
+    /// UDP.
     Udp,
+    /// TCP.
     Tcp,
 }
 
 impl Transport {
+    /// The `transport` label of metrics and logs.
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Udp => "udp",
@@ -72,7 +75,9 @@ impl Transport {
 pub struct Query {
     /// The query exactly as the client sent it (no TCP length prefix).
     pub wire: Bytes,
+    /// The client's address and port.
     pub client: SocketAddr,
+    /// How the query arrived.
     pub transport: Transport,
     /// Largest response in bytes the client can take: EDNS payload size (>= 512) over
     /// UDP, 65535 over TCP.

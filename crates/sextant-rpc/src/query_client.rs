@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::endpoint::Dial;
 use crate::{Answer, Endpoint, Query, RpcError, Transport, pb};
 
+/// How a [`QueryClient`] talks to its backend.
 #[derive(Clone, Debug)]
 pub struct QueryClientOptions {
     /// Streams opened to the backend; queries are spread over them round-robin.
@@ -147,6 +148,7 @@ impl QueryClient {
         }
     }
 
+    /// The backend's endpoint.
     pub fn endpoint(&self) -> &Endpoint {
         &self.inner.endpoint
     }

@@ -19,6 +19,7 @@ use crate::{Answer, Query, Transport, pb};
 
 /// What a backend implements: one DNS query in, one answer out.
 pub trait QueryHandler: Send + Sync + 'static {
+    /// Answers one query (never fails: every problem is an RCODE or silence).
     fn handle(&self, query: Query) -> impl Future<Output = Answer> + Send;
 
     /// A zone transfer: the answer's messages, in order, through the channel (which
@@ -32,6 +33,7 @@ pub trait QueryHandler: Send + Sync + 'static {
 /// backend is slowed by HTTP/2 flow control, not by memory.
 const MAX_IN_FLIGHT_PER_STREAM: usize = 1024;
 
+/// The `Query` service of a backend, calling its [`QueryHandler`].
 #[derive(Debug)]
 pub struct QueryService<H> {
     handler: Arc<H>,
@@ -41,6 +43,7 @@ pub struct QueryService<H> {
 }
 
 impl<H> QueryService<H> {
+    /// Serves `handler` until `shutdown`.
     pub fn new(handler: Arc<H>, shutdown: CancellationToken) -> Self {
         Self { handler, shutdown }
     }

@@ -19,18 +19,24 @@ use crate::{Endpoint, RpcError, pb};
 /// A published zone version as the transfer daemon knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VersionState {
+    /// Apex, lower case, trailing dot.
     pub zone: String,
+    /// The serial of the version.
     pub serial: u32,
     /// The store's version id: a new id means new content.
     pub version: u64,
+    /// Past its SOA expire.
     pub expired: bool,
 }
 
 /// One complete zone version as the authority receives it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ZoneVersion {
+    /// Apex, lower case, trailing dot.
     pub zone: String,
+    /// The serial published.
     pub serial: u32,
+    /// Past its SOA expire.
     pub expired: bool,
     /// Records in uncompressed wire form, the SOA first.
     pub records: Vec<Vec<u8>>,
@@ -39,7 +45,9 @@ pub struct ZoneVersion {
 /// What the transfer daemon provides to the service: the state of every zone, and
 /// the records of a zone's published version (read from the store when sent).
 pub trait VersionSource: Send + Sync + 'static {
+    /// Every secondary zone's published state.
     fn states(&self) -> Vec<VersionState>;
+    /// The records of `zone`'s published version, in wire form.
     fn records(&self, zone: &str) -> Result<Vec<Vec<u8>>, String>;
 }
 
@@ -182,12 +190,14 @@ impl Default for VersionNotifier {
 }
 
 impl VersionNotifier {
+    /// A notifier nobody listens to yet.
     pub fn new() -> Self {
         Self {
             sender: Arc::new(watch::channel(0).0),
         }
     }
 
+    /// Tells every watcher that the published versions changed.
     pub fn notify(&self) {
         self.sender.send_modify(|n| *n += 1);
     }
@@ -200,6 +210,7 @@ impl VersionNotifier {
 /// What the authority receives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VersionEvent {
+    /// A zone's newly published version (or its expiry).
     Zone(ZoneVersion),
     /// Every zone published at connection time has been sent.
     SnapshotDone,

@@ -32,6 +32,7 @@ impl Default for Services {
 }
 
 impl Services {
+    /// No services yet.
     pub fn new() -> Self {
         let (health, health_service) = tonic_health::server::health_reporter();
         let mut routes = Routes::builder();
@@ -115,6 +116,7 @@ impl std::fmt::Debug for GrpcServer {
 }
 
 impl GrpcServer {
+    /// Binds `endpoint` (for a Unix socket: removes a stale one, sets mode 0660).
     pub async fn bind(endpoint: &Endpoint) -> Result<Self, RpcError> {
         let bind_error = |source: std::io::Error, fix| RpcError::Bind {
             endpoint: endpoint.clone(),

@@ -8,6 +8,7 @@ use crate::endpoint::Dial;
 use crate::query_client::request;
 use crate::{Answer, Endpoint, Query, RpcError, pb};
 
+/// One gRPC call per query (`Query.Ask`): the baseline the lanes are measured against.
 #[derive(Clone, Debug)]
 pub struct UnaryQueryClient {
     endpoint: Endpoint,
@@ -25,6 +26,7 @@ impl UnaryQueryClient {
         })
     }
 
+    /// Asks one query and waits for its answer.
     pub async fn ask(&self, query: Query) -> Result<Answer, RpcError> {
         let response = self
             .client

@@ -18,7 +18,9 @@ use crate::{Endpoint, RpcError, pb};
 /// trailing dot. `generation` grows with every change.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ZoneSet {
+    /// Grows with every change.
     pub generation: u64,
+    /// Apex names, lower case, trailing dot.
     pub zones: Vec<String>,
 }
 
@@ -35,6 +37,7 @@ impl Default for ZoneSetPublisher {
 }
 
 impl ZoneSetPublisher {
+    /// Publishes an empty set at generation 0.
     pub fn new() -> Self {
         Self {
             sender: Arc::new(watch::channel(ZoneSet::default()).0),
@@ -53,6 +56,7 @@ impl ZoneSetPublisher {
         generation
     }
 
+    /// The set published now.
     pub fn current(&self) -> ZoneSet {
         self.sender.borrow().clone()
     }

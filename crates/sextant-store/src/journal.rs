@@ -17,7 +17,9 @@ const MAX_DIFFS: usize = 64;
 /// One version-to-version difference.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diff {
+    /// The serial the difference starts from.
     pub from: u32,
+    /// The serial it leads to.
     pub to: u32,
     /// The old SOA first, then the records removed.
     pub removed: Vec<Vec<u8>>,

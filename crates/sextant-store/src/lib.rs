@@ -38,28 +38,43 @@ pub use schema::Published;
 pub use staging::Staging;
 pub use store::{Cleanup, Store};
 
-
+/// What the store can fail with; each says what happens next.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// sled failed.
     #[error("store {context}: {cause}")]
-    Sled { context: String, cause: sled::Error },
+    Sled {
+        /// What the store was doing.
+        context: String,
+        /// sled's error.
+        cause: sled::Error,
+    },
+    /// The store was written by a build with another schema.
     #[error(
         "store at {path} has schema {found:?}, this build reads schema {schema}; restore a matching backup or start with an empty state directory"
     )]
     Schema {
+        /// The store's directory.
         path: String,
+        /// The schema found.
         found: String,
+        /// The schema this build reads.
         schema: &'static str,
     },
+    /// An entry does not decode.
     #[error("store entry {key} is corrupt ({what}); the zone will be transferred again")]
-    Corrupt { key: String, what: &'static str },
+    Corrupt {
+        /// The entry's key.
+        key: String,
+        /// What is wrong with it.
+        what: &'static str,
+    },
 }
 
 fn sled_error(context: impl Into<String>) -> impl FnOnce(sled::Error) -> StoreError {
     let context = context.into();
     move |cause| StoreError::Sled { context, cause }
 }
-
 
 #[cfg(test)]
 mod tests;

@@ -17,8 +17,11 @@ pub(crate) const REFRESHED_PREFIX: &str = "refreshed/";
 /// The version of a zone that is published (served).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Published {
+    /// The version tree's id.
     pub version: u64,
+    /// The zone's SOA serial in that version.
     pub serial: u32,
+    /// Records in the version.
     pub records: u64,
 }
 
@@ -68,7 +71,6 @@ pub(crate) fn parse_version_tree_name(name: &[u8]) -> Option<(String, u64)> {
     Some((zone.to_string(), u64::from_str_radix(id, 16).ok()?))
 }
 
-
 /// The records of one chunk value.
 pub(crate) struct Chunk<'a>(pub(crate) &'a [u8]);
 
@@ -92,4 +94,3 @@ impl<'a> Iterator for Chunk<'a> {
         Some(Ok(record))
     }
 }
-

@@ -22,8 +22,8 @@ pub struct Staging<'s> {
     pub(crate) finished: bool,
 }
 
-
 impl Staging<'_> {
+    /// Adds one record (opaque bytes) to the version.
     pub fn push(&mut self, record: &[u8]) -> Result<(), StoreError> {
         let len = u32::try_from(record.len()).map_err(|_| StoreError::Corrupt {
             key: version_tree_name(&self.zone, self.version),
@@ -51,6 +51,7 @@ impl Staging<'_> {
         self.in_batch += 1;
     }
 
+    /// Records added so far.
     pub fn records(&self) -> u64 {
         self.records
     }

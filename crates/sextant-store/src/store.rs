@@ -17,6 +17,7 @@ pub struct Cleanup {
     pub replaced_schema: Option<String>,
 }
 
+/// The transfer daemon's store: published and staged zone versions, the refresh times, the IXFR journals.
 #[derive(Debug)]
 pub struct Store {
     pub(crate) db: sled::Db,
@@ -226,4 +227,3 @@ impl Store {
         })
     }
 }
-

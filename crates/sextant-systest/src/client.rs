@@ -51,6 +51,7 @@ pub fn exchange(server: SocketAddr, message: &Message, tcp: bool) -> anyhow::Res
     Ok(response)
 }
 
+/// Asks `name`/`rtype` over UDP (with EDNS) and reads the answer.
 pub fn query_udp(server: SocketAddr, name: &str, rtype: RecordType) -> anyhow::Result<Message> {
     exchange(server, &question(name, rtype)?, false)
 }
@@ -89,6 +90,7 @@ pub fn recv_within(socket: &UdpSocket, limit: Duration) -> anyhow::Result<Option
     }
 }
 
+/// Asks `name`/`rtype` over TCP and reads the answer.
 pub fn query_tcp(server: SocketAddr, name: &str, rtype: RecordType) -> anyhow::Result<Message> {
     exchange(server, &question(name, rtype)?, true)
 }

@@ -85,14 +85,17 @@ impl Daemon {
         }
     }
 
+    /// The daemon's ready file, as written.
     pub fn ready(&self) -> &serde_json::Value {
         &self.ready
     }
 
+    /// Its process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
+    /// Everything it logged so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

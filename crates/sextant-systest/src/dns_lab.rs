@@ -56,12 +56,14 @@ struct Shared {
 /// One authoritative server of the lab.
 #[derive(Debug)]
 pub struct LabServer {
+    /// Where it answers (port 53 of its own loopback address).
     pub addr: SocketAddr,
     shared: Arc<Shared>,
     threads: Vec<thread::JoinHandle<()>>,
 }
 
 impl LabServer {
+    /// Changes how it misbehaves, from the next query on.
     pub fn set_behaviour(&self, behaviour: Behaviour) {
         *self.shared.behaviour.lock() = behaviour;
     }
@@ -71,6 +73,7 @@ impl LabServer {
         self.shared.udp_queries.load(Ordering::SeqCst) + self.tcp_queries()
     }
 
+    /// TCP queries it has answered.
     pub fn tcp_queries(&self) -> usize {
         self.shared.tcp_queries.load(Ordering::SeqCst)
     }
@@ -95,6 +98,7 @@ pub struct DnsLab {
 }
 
 impl DnsLab {
+    /// A server that behaves.
     pub fn new() -> Self {
         let lab = NEXT_LAB.fetch_add(1, Ordering::SeqCst);
         let b = 100 + (std::process::id() % 100) as u8;

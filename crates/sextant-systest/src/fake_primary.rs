@@ -17,6 +17,7 @@ use sextant_tsig::Key;
 /// How the next transfers go wrong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
+    /// Answers correctly.
     None,
     /// Close the connection after this many records.
     CloseAfter(usize),
@@ -89,8 +90,10 @@ mod poison_tolerant {
 /// Records per AXFR message: small, so that transfers span several messages.
 const RECORDS_PER_MESSAGE: usize = 20;
 
+/// A primary that serves one zone and fails as it is told.
 #[derive(Debug)]
 pub struct FakePrimary {
+    /// Where it answers (UDP and TCP).
     pub addr: SocketAddr,
     shared: Arc<Shared>,
     threads: Vec<thread::JoinHandle<()>>,
@@ -164,6 +167,7 @@ impl FakePrimary {
         *self.shared.tsig.lock() = key;
     }
 
+    /// How the next transfers fail.
     pub fn set_fault(&self, fault: Fault) {
         self.shared.zone.lock().fault = fault;
     }
@@ -173,6 +177,7 @@ impl FakePrimary {
         self.shared.down.store(down, Ordering::SeqCst);
     }
 
+    /// SOA queries received so far.
     pub fn soa_queries(&self) -> usize {
         self.shared.soa_queries.load(Ordering::SeqCst)
     }
@@ -187,6 +192,7 @@ impl FakePrimary {
         self.shared.ixfrs.load(Ordering::SeqCst)
     }
 
+    /// How IXFR requests are answered.
     pub fn set_ixfr_mode(&self, mode: IxfrMode) {
         self.shared.zone.lock().ixfr = mode;
     }

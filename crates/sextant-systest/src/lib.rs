@@ -33,16 +33,19 @@ pub struct Lab {
 }
 
 impl Lab {
+    /// A lab in a fresh temporary directory.
     pub fn new() -> anyhow::Result<Self> {
         Ok(Self {
             dir: tempfile::Builder::new().prefix("sextant-test-").tempdir()?,
         })
     }
 
+    /// The lab's directory.
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
 
+    /// Writes a file into the lab's directory.
     pub fn write(&self, name: &str, text: &str) -> anyhow::Result<PathBuf> {
         let path = self.dir.path().join(name);
         if let Some(parent) = path.parent() {
@@ -133,6 +136,7 @@ impl Lab {
         Ok((listener, dns))
     }
 
+    /// Starts a resolver with `config` and waits for its ready file.
     pub fn start_resolver(&self, config: &Path) -> anyhow::Result<Daemon> {
         Daemon::start(
             "sextant-resolver",
@@ -191,6 +195,7 @@ impl Lab {
         Ok(())
     }
 
+    /// Starts an authority with `config` and waits for its ready file.
     pub fn start_authority(&self, config: &Path) -> anyhow::Result<Daemon> {
         Daemon::start(
             "sextant-authority",
@@ -230,9 +235,13 @@ pub fn sextantctl(config: &Path, args: &[&str]) -> anyhow::Result<std::process::
 /// A running listener and authority.
 #[derive(Debug)]
 pub struct Suite {
+    /// The transfer daemon, when the config has one.
     pub transfer: Option<Daemon>,
+    /// The authority, when the config has one.
     pub authority: Option<Daemon>,
+    /// The resolver, when the config has one.
     pub resolver: Option<Daemon>,
+    /// The listener.
     pub listener: Daemon,
     /// Where the listener answers DNS (UDP and TCP).
     pub dns: SocketAddr,

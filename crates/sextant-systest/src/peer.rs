@@ -13,6 +13,7 @@ use crate::READY_TIMEOUT;
 #[derive(Debug)]
 pub struct Peer {
     child: Child,
+    /// Where it answers.
     pub addr: SocketAddr,
 }
 

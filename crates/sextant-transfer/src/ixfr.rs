@@ -56,7 +56,13 @@ pub(crate) struct IxfrReceiver {
 }
 
 impl IxfrReceiver {
-    pub(crate) fn new(primary: SocketAddr, zone: &Name, query_id: u16, ours: u32, limits: Limits) -> Self {
+    pub(crate) fn new(
+        primary: SocketAddr,
+        zone: &Name,
+        query_id: u16,
+        ours: u32,
+        limits: Limits,
+    ) -> Self {
         Self {
             primary,
             zone: zone.to_lowercase(),
@@ -211,7 +217,11 @@ fn key(record: &Record) -> Option<(Name, RecordType, Vec<u8>)> {
 /// Applies `diffs` to `current` (SOA first); returns the new version, `soa` first.
 /// A deletion of a record we do not have means our version and the primary's
 /// history disagree: the caller falls back to AXFR.
-pub(crate) fn apply(current: Vec<Record>, diffs: &[Diff], soa: &Record) -> Result<Vec<Record>, String> {
+pub(crate) fn apply(
+    current: Vec<Record>,
+    diffs: &[Diff],
+    soa: &Record,
+) -> Result<Vec<Record>, String> {
     let mut records: Vec<Option<Record>> = current
         .into_iter()
         .filter(|r| r.record_type() != RecordType::SOA)

@@ -51,6 +51,7 @@ impl Key {
         Ok(Self { signer })
     }
 
+    /// The key's name.
     pub fn name(&self) -> &Name {
         self.signer.signer_name()
     }
@@ -234,6 +235,7 @@ pub struct ResponseVerifier {
 }
 
 impl ResponseVerifier {
+    /// Checks the answers to a query whose MAC was `request_mac`.
     pub fn new(key: Key, request_mac: Vec<u8>) -> Self {
         Self {
             key,

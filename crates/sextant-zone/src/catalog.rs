@@ -20,6 +20,7 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// A catalog of `zones`, none expired.
     pub fn new(zones: impl IntoIterator<Item = Arc<Zone>>) -> Self {
         Self {
             zones: zones
@@ -52,6 +53,7 @@ impl Catalog {
         next
     }
 
+    /// Whether the zone at `origin` is past its SOA expire.
     pub fn is_expired(&self, origin: &Name) -> bool {
         self.is_expired_wire(&wire_name(origin))
     }
@@ -60,6 +62,7 @@ impl Catalog {
         !self.expired.is_empty() && self.expired.contains(origin)
     }
 
+    /// Every zone.
     pub fn zones(&self) -> impl Iterator<Item = &Arc<Zone>> {
         self.zones.values()
     }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 /// Where a record came from: a file (or `$INCLUDE`d file) and a line, 1-based.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Location {
+    /// The file.
     pub file: Arc<PathBuf>,
+    /// The line, from 1.
     pub line: usize,
 }
 
@@ -21,14 +23,18 @@ impl fmt::Display for Location {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{location}: {message}")]
 pub struct ZoneError {
+    /// Where.
     pub location: Location,
+    /// What is wrong and the fix.
     pub message: String,
 }
 
 /// Something the loader fixed or ignored; the zone is served.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ZoneWarning {
+    /// Where.
     pub location: Location,
+    /// What was fixed or ignored.
     pub message: String,
 }
 

@@ -58,7 +58,6 @@ impl RRset {
         self.wire_rdatas().count()
     }
 
-
     /// Each record's data in wire form.
     pub(crate) fn wire_rdatas(&self) -> impl Iterator<Item = &[u8]> + '_ {
         split_rdatas(&self.data)

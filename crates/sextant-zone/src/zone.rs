@@ -43,6 +43,7 @@ pub(crate) fn wire_name(name: &Name) -> Vec<u8> {
 }
 
 impl Zone {
+    /// The apex, lower case.
     pub fn origin(&self) -> &Name {
         &self.origin
     }
@@ -63,10 +64,12 @@ impl Zone {
         self.nodes.get(&buffer[..len])
     }
 
+    /// The SOA record.
     pub fn soa(&self) -> &Record {
         &self.soa
     }
 
+    /// The SOA serial.
     pub fn serial(&self) -> u32 {
         match &self.soa.data {
             RData::SOA(soa) => soa.serial,
@@ -74,6 +77,7 @@ impl Zone {
         }
     }
 
+    /// Records in the zone.
     pub fn record_count(&self) -> usize {
         self.record_count
     }
@@ -155,6 +159,7 @@ pub struct ZoneBuilder {
 }
 
 impl ZoneBuilder {
+    /// A builder for zone `origin` read from `file` (named in errors).
     pub fn new(origin: &Name, file: &Path) -> Self {
         let mut origin = origin.to_lowercase();
         origin.set_fqdn(true);
@@ -168,6 +173,7 @@ impl ZoneBuilder {
         }
     }
 
+    /// Adds a record; records outside the zone and duplicates become warnings.
     pub fn add(&mut self, located: LocatedRecord) {
         let LocatedRecord { record, location } = located;
         if !self.origin.zone_of(&record.name) {

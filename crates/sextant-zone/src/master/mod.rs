@@ -24,7 +24,9 @@ use crate::{Location, ZoneError};
 /// A record and where it was written.
 #[derive(Clone, Debug)]
 pub struct LocatedRecord {
+    /// The record.
     pub record: Record,
+    /// Where it was written.
     pub location: Location,
 }
 
