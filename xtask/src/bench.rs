@@ -65,7 +65,7 @@ struct Measure {
     lost: u64,
 }
 
-pub(crate) fn bench(plan: Plan, only: Option<&str>) -> anyhow::Result<()> {
+pub(crate) fn bench(plan: Plan, only: Option<&str>, baseline: Option<&Path>) -> anyhow::Result<()> {
     peers::ensure(BENCH_PEERS)?;
     cargo(&["build", "--release", "--workspace", "--bins"])?;
     let root = workspace_root();
@@ -77,17 +77,32 @@ pub(crate) fn bench(plan: Plan, only: Option<&str>) -> anyhow::Result<()> {
     let queries = work.join("queries.txt");
     generate(plan.names, &zone_file, &queries)?;
 
-    let servers: Vec<&str> = ["sextant-cache", "sextant-nocache", "nsd", "knot", "bind"]
-        .into_iter()
+    // A baseline build runs right after this build's rows, so the two are measured
+    // in the same phase of a machine whose speed drifts.
+    let baseline_rows: &[&str] = if baseline.is_some() {
+        &["baseline-cache", "baseline-nocache"]
+    } else {
+        &[]
+    };
+    let servers: Vec<&str> = ["sextant-cache", "sextant-nocache"]
+        .iter()
+        .chain(baseline_rows)
+        .chain(&["nsd", "knot", "bind"])
+        .copied()
         .filter(|s| only.is_none_or(|o| s.contains(o)))
         .collect();
+    let release = root.join("target/release");
+    let binaries = |server: &str| match (server.starts_with("baseline"), baseline) {
+        (true, Some(dir)) => dir.to_path_buf(),
+        _ => release.clone(),
+    };
     let mut results = Vec::new();
     for (index, server) in servers.iter().enumerate() {
         let port = 15300 + index as u16;
         let dir = work.join(server);
         std::fs::create_dir_all(&dir)?;
         eprintln!("== {server} on 127.0.0.1:{port}");
-        let mut processes = start(server, &root, &dir, &zone_file, port)?;
+        let mut processes = start(server, &binaries(server), &dir, &zone_file, port)?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let outcome = wait_answering(addr, &mut processes)
             .and_then(|()| measure(server, addr, &queries, plan, &processes));
@@ -124,7 +139,7 @@ pub(crate) fn bench_load(records: usize) -> anyhow::Result<()> {
         std::fs::create_dir_all(&dir)?;
         eprintln!("== loading into {server}");
         let started = Instant::now();
-        let mut processes = start(server, &root, &dir, &zone_file, port)?;
+        let mut processes = start(server, &root.join("target/release"), &dir, &zone_file, port)?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let outcome = wait_answering(addr, &mut processes).and_then(|()| {
             let seconds = started.elapsed().as_secs_f64();
@@ -193,9 +208,10 @@ pub(crate) fn generate(names: usize, zone: &Path, queries: &Path) -> anyhow::Res
     Ok(())
 }
 
+/// Starts `server`; Sextant's binaries come from `sextant_bin`.
 fn start(
     server: &str,
-    root: &Path,
+    sextant_bin: &Path,
     dir: &Path,
     zone: &Path,
     port: u16,
@@ -212,8 +228,8 @@ fn start(
             .with_context(|| format!("starting {}", program.display()))
     };
     match server {
-        "sextant-cache" | "sextant-nocache" => {
-            let cache = if server == "sextant-cache" {
+        "sextant-cache" | "sextant-nocache" | "baseline-cache" | "baseline-nocache" => {
+            let cache = if server.ends_with("-cache") {
                 64 * 1024 * 1024
             } else {
                 0
@@ -227,7 +243,7 @@ fn start(
                      [[authority.zone]]\nname = \"{ZONE}\"\nfile = \"{zone}\"\n"
                 ),
             )?;
-            let bin = root.join("target/release");
+            let bin = sextant_bin;
             let config = config.display().to_string();
             let authority = spawn(&bin.join("sextant-authority"), &["--config", &config])?;
             let ready = dir.join("authority.ready");

@@ -39,6 +39,11 @@ enum Task {
         /// Only the servers whose name contains this (sextant, nsd, knot, bind).
         #[arg(long)]
         only: Option<String>,
+        /// Also measure the Sextant binaries in this directory (another build, e.g.
+        /// the previous commit's target/release), as `baseline-cache` and
+        /// `baseline-nocache` rows beside this build's: a before/after in one run.
+        #[arg(long)]
+        baseline: Option<std::path::PathBuf>,
     },
     /// The listener-to-backend hop alone: a unary gRPC call per query against the
     /// streaming lanes, on an authority loaded with the benchmark zone.
@@ -104,13 +109,17 @@ fn main() -> anyhow::Result<()> {
         Task::BenchRpc { seconds } => bench_rpc::bench_rpc(seconds),
         Task::BenchResolver { quick } => bench_resolver::bench_resolver(quick),
         Task::BenchTransfer { records } => bench_transfer::bench_transfer(records),
-        Task::Bench { quick, only } => {
+        Task::Bench {
+            quick,
+            only,
+            baseline,
+        } => {
             let plan = if quick {
                 bench::Plan::quick()
             } else {
                 bench::Plan::full()
             };
-            bench::bench(plan, only.as_deref())
+            bench::bench(plan, only.as_deref(), baseline.as_deref())
         }
         Task::Install {
             prefix,
@@ -150,7 +159,8 @@ fn test(no_lint: bool, no_bench: bool, cargo_args: &[String]) -> anyhow::Result<
     // The benchmark is part of the product (README promises every figure from one
     // command): prove it still runs end to end, without judging this machine's speed.
     if !no_bench && cargo_args.is_empty() {
-        bench::bench(bench::Plan::quick(), None).context("`cargo xtask bench --quick` failed")?;
+        bench::bench(bench::Plan::quick(), None, None)
+            .context("`cargo xtask bench --quick` failed")?;
         bench::check_smoke_run()?;
     }
     Ok(())
