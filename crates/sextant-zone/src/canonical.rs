@@ -12,30 +12,7 @@ pub(crate) const MAX_KEY: usize = 2 * 255 + 128;
 
 /// Writes the key of `name` into `out` and returns its length.
 pub(crate) fn write_key(name: &Name, out: &mut [u8; MAX_KEY]) -> usize {
-    let mut len = 0;
-    for label in name.iter().rev() {
-        for &byte in label {
-            match byte.to_ascii_lowercase() {
-                0 => {
-                    out[len] = 1;
-                    out[len + 1] = 1;
-                    len += 2;
-                }
-                1 => {
-                    out[len] = 1;
-                    out[len + 1] = 2;
-                    len += 2;
-                }
-                other => {
-                    out[len] = other;
-                    len += 1;
-                }
-            }
-        }
-        out[len] = 0;
-        len += 1;
-    }
-    len
+    name.iter().rev().fold(0, |len, label| push_label(label, out, len))
 }
 
 /// Writes the key of the uncompressed wire name `wire` into `out` and returns its
@@ -43,38 +20,39 @@ pub(crate) fn write_key(name: &Name, out: &mut [u8; MAX_KEY]) -> usize {
 pub(crate) fn write_key_wire(wire: &[u8], out: &mut [u8; MAX_KEY]) -> usize {
     let mut starts = [0usize; 128];
     let mut labels = 0;
-    for start in sextant_wire::label_starts(wire) {
-        if labels == starts.len() {
-            break;
-        }
+    for start in sextant_wire::label_starts(wire).take(starts.len()) {
         starts[labels] = start;
         labels += 1;
     }
-    let mut len = 0;
-    for &start in starts[..labels].iter().rev() {
+    starts[..labels].iter().rev().fold(0, |len, &start| {
         let label_len = usize::from(wire[start]);
-        for &byte in &wire[start + 1..start + 1 + label_len] {
-            match byte.to_ascii_lowercase() {
-                0 => {
-                    out[len] = 1;
-                    out[len + 1] = 1;
-                    len += 2;
-                }
-                1 => {
-                    out[len] = 1;
-                    out[len + 1] = 2;
-                    len += 2;
-                }
-                other => {
-                    out[len] = other;
-                    len += 1;
-                }
+        push_label(&wire[start + 1..start + 1 + label_len], out, len)
+    })
+}
+
+/// Appends one label, lower-cased and escaped, and its closing 0 at `len`; returns
+/// the new length.
+fn push_label(label: &[u8], out: &mut [u8; MAX_KEY], mut len: usize) -> usize {
+    for &byte in label {
+        match byte.to_ascii_lowercase() {
+            0 => {
+                out[len] = 1;
+                out[len + 1] = 1;
+                len += 2;
+            }
+            1 => {
+                out[len] = 1;
+                out[len + 1] = 2;
+                len += 2;
+            }
+            other => {
+                out[len] = other;
+                len += 1;
             }
         }
-        out[len] = 0;
-        len += 1;
     }
-    len
+    out[len] = 0;
+    len + 1
 }
 
 pub(crate) fn key(name: &Name) -> Box<[u8]> {
