@@ -44,7 +44,7 @@ pub fn respond(
     };
     let signer = signer.as_ref().map(|s| s as &dyn Signer);
 
-    let lookup = catalog.lookup(view.qname(wire), view.question.qtype);
+    let lookup = catalog.lookup(view.qname(wire), view.question.qtype, view.dnssec_ok());
     let mut writer =
         ResponseWriter::new(&mut out, wire, &view, usize::from(query.max_response_size));
     if let Some(edns) = view.edns {
@@ -91,9 +91,10 @@ pub fn respond(
 }
 
 /// Writes the lookup's sections. The answer and authority sections go in whole or
-/// not at all: when they do not fit, the response says TC=1 and carries no records,
-/// so the client asks again over TCP (RFC 2181 §9). Additional RRsets are optional
-/// and left out one by one. Returns whether everything went in.
+/// not at all, each RRset with its RRSIGs: when they do not fit, the response says
+/// TC=1 and carries no records, so the client asks again over TCP (RFC 2181 §9, RFC
+/// 4035 §3.1.1). Additional RRsets are optional and left out one by one, and so are
+/// their RRSIGs. Returns whether everything went in.
 fn write_lookup(writer: &mut ResponseWriter<'_>, lookup: &Lookup<'_>) -> bool {
     writer.set_rcode(match lookup.outcome {
         Outcome::NxDomain => Rcode::NXDOMAIN,
@@ -112,7 +113,9 @@ fn write_lookup(writer: &mut ResponseWriter<'_>, lookup: &Lookup<'_>) -> bool {
                 .map(|part| (Section::Authority, part)),
         );
     for (section, part) in required {
-        if push(writer, section, part).is_err() {
+        let written =
+            push(writer, section, part).and_then(|()| push_signatures(writer, section, part));
+        if written.is_err() {
             writer.clear_records();
             writer.set_flag(flags::TC, true);
             return false;
@@ -120,7 +123,8 @@ fn write_lookup(writer: &mut ResponseWriter<'_>, lookup: &Lookup<'_>) -> bool {
     }
     let mut complete = true;
     for part in &lookup.additional {
-        complete &= push(writer, Section::Additional, part).is_ok();
+        complete &= push(writer, Section::Additional, part).is_ok()
+            && push_signatures(writer, Section::Additional, part).is_ok();
     }
     complete
 }
@@ -139,6 +143,23 @@ fn push(
         part.rdatas(),
     )
 }
+
+/// The RRSIGs of `part`, when it carries some.
+fn push_signatures(
+    writer: &mut ResponseWriter<'_>,
+    section: Section,
+    part: &Part<'_>,
+) -> Result<(), sextant_wire::Full> {
+    match part.signatures() {
+        Some((ttl, signatures)) => {
+            writer.push_rrset(section, &part.owner, TYPE_RRSIG, CLASS_IN, ttl, signatures)
+        }
+        None => Ok(()),
+    }
+}
+
+/// RRSIG (RFC 4034).
+const TYPE_RRSIG: u16 = 46;
 
 /// An answer carrying `rcode` alone for a query whose view was read.
 fn refusal(view: &QueryView, rcode: Rcode) -> Refusal {

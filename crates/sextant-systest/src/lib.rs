@@ -8,6 +8,7 @@ mod dns_lab;
 mod fake_primary;
 mod peer;
 pub mod procstat;
+pub mod signing;
 
 pub use client::{
     dig, exchange, notify, query_tcp, query_udp, query_udp_raw, question_with, recv_within,

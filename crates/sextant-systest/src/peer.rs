@@ -165,6 +165,35 @@ impl Peer {
         )
     }
 
+    /// Knot serving `zones` (apex, file) as they are (pre-signed zones are served
+    /// signed, nothing is signed or journaled), on a free loopback port.
+    pub fn knot(dir: &Path, zones: &[(&str, &Path)]) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let port = free_port()?;
+        let d = dir.display();
+        let mut config = format!(
+            "server:\n    listen: 127.0.0.1@{port}\n    rundir: \"{d}\"\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\
+             database:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\nzone:\n"
+        );
+        for (apex, file) in zones {
+            config.push_str(&format!(
+                "  - domain: {apex}\n    file: \"{}\"\n    storage: \"{d}\"\n    zonefile-sync: -1\n    journal-content: none\n    semantic-checks: off\n",
+                file.display()
+            ));
+        }
+        let apex = zones.first().map_or(".", |z| z.0);
+        Self::spawn(
+            dir,
+            "knot.conf",
+            &config,
+            "knotd",
+            &["-c"],
+            "knot",
+            port,
+            apex,
+        )
+    }
+
     /// BIND (named) serving `zone` from `file` in `dir`, allowing AXFR from loopback
     /// (only with TSIG key `key`, name and base64 secret, when given) and sending
     /// NOTIFY to `notify`; `ixfr-from-differences` makes it answer IXFR with
@@ -312,5 +341,77 @@ impl Peer {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// Knot signs `unsigned` (the master file of `zone`) with a fresh KSK and ZSK of
+/// `algorithm` and writes the signed zone to `dir/ZONE.knot.signed`; Knot is stopped
+/// once the file holds the signatures.
+pub(crate) fn knot_sign(
+    dir: &Path,
+    zone: &str,
+    unsigned: &Path,
+    algorithm: &str,
+    denial: crate::signing::Denial,
+) -> anyhow::Result<crate::signing::SignedZone> {
+    use crate::signing::Denial;
+    let signed = dir.join(format!("{zone}.knot.signed"));
+    std::fs::copy(unsigned, &signed)?;
+    let nsec3 = match denial {
+        Denial::Nsec => "    nsec3: off\n".to_string(),
+        Denial::Nsec3 | Denial::Nsec3OptOut => format!(
+            "    nsec3: on\n    nsec3-iterations: 0\n    nsec3-salt-length: 0\n    nsec3-opt-out: {}\n",
+            if denial == Denial::Nsec3OptOut {
+                "on"
+            } else {
+                "off"
+            }
+        ),
+    };
+    let sizes = if algorithm == "rsasha256" {
+        "    ksk-size: 2048\n    zsk-size: 2048\n"
+    } else {
+        ""
+    };
+    let port = free_port()?;
+    let d = dir.display();
+    let config = format!(
+        "server:\n    listen: 127.0.0.1@{port}\n    rundir: \"{d}\"\n    background-workers: 1\n\
+         database:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\n\
+         policy:\n  - id: test\n    algorithm: {algorithm}\n{sizes}{nsec3}    rrsig-lifetime: 365d\n    rrsig-refresh: 7d\n    single-type-signing: off\n\
+         zone:\n  - domain: {zone}\n    file: \"{}\"\n    storage: \"{d}\"\n    dnssec-signing: on\n    dnssec-policy: test\n    zonefile-sync: 0\n    journal-content: none\n",
+        signed.display()
+    );
+    let knot = Peer::spawn(
+        dir,
+        "knot-sign.conf",
+        &config,
+        "knotd",
+        &["-c"],
+        "knot",
+        port,
+        zone,
+    )?;
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&signed).unwrap_or_default();
+        let anchor = text
+            .lines()
+            .filter(|line| line.contains("DNSKEY") && !line.trim_start().starts_with(';'))
+            .find_map(|line| {
+                let data = line.split_once("DNSKEY")?.1.trim();
+                data.starts_with("257 ").then(|| data.to_string())
+            });
+        if let Some(anchor) = anchor.filter(|_| text.contains("RRSIG")) {
+            drop(knot);
+            return Ok(crate::signing::SignedZone {
+                file: signed,
+                anchor,
+            });
+        }
+        if started.elapsed() > READY_TIMEOUT {
+            bail!("Knot did not write the signed zone within {READY_TIMEOUT:?}; see {d}/knotd.log");
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -12,7 +12,9 @@ pub(crate) const MAX_KEY: usize = 2 * 255 + 128;
 
 /// Writes the key of `name` into `out` and returns its length.
 pub(crate) fn write_key(name: &Name, out: &mut [u8; MAX_KEY]) -> usize {
-    name.iter().rev().fold(0, |len, label| push_label(label, out, len))
+    name.iter()
+        .rev()
+        .fold(0, |len, label| push_label(label, out, len))
 }
 
 /// Writes the key of the uncompressed wire name `wire` into `out` and returns its
@@ -53,6 +55,13 @@ fn push_label(label: &[u8], out: &mut [u8; MAX_KEY], mut len: usize) -> usize {
     }
     out[len] = 0;
     len + 1
+}
+
+/// The key of an uncompressed wire name.
+pub(crate) fn key_of_wire(wire: &[u8]) -> Box<[u8]> {
+    let mut buffer = [0u8; MAX_KEY];
+    let len = write_key_wire(wire, &mut buffer);
+    buffer[..len].into()
 }
 
 pub(crate) fn key(name: &Name) -> Box<[u8]> {

@@ -69,24 +69,27 @@ impl Catalog {
 
     /// The zone whose data answers `qname`: the most specific one, except that DS
     /// lives on the parent side of a cut (RFC 4035 §3.1.4.1), so a DS query for the
-    /// apex of a zone goes to its parent when we serve that too.
+    /// apex of a zone goes to its parent when we serve that too, and is answered by
+    /// the zone itself (no data) when we do not.
     pub fn zone_for(&self, qname: &Name, qtype: RecordType) -> Option<&Arc<Zone>> {
         self.zone_for_wire(&wire_name(qname), qtype)
     }
 
     /// [`Catalog::zone_for`] of a lower-cased wire name.
     pub(crate) fn zone_for_wire(&self, qname: &[u8], qtype: RecordType) -> Option<&Arc<Zone>> {
-        let mut skip_apex = qtype == RecordType::DS;
+        let mut apex_zone = None;
         let root = qname.len().saturating_sub(1);
         for start in sextant_wire::label_starts(qname).chain([root]) {
             let suffix = qname.get(start..).unwrap_or_default();
-            if let Some(zone) = self.zones.get(suffix)
-                && (!skip_apex || suffix == [0])
-            {
-                return Some(zone);
+            let Some(zone) = self.zones.get(suffix) else {
+                continue;
+            };
+            if start == 0 && qtype == RecordType::DS && suffix != [0] {
+                apex_zone = Some(zone);
+                continue;
             }
-            skip_apex = false;
+            return Some(zone);
         }
-        None
+        apex_zone
     }
 }

@@ -10,7 +10,10 @@ mod error;
 mod lookup;
 mod master;
 mod nodes;
+mod nsec3;
+mod proofs;
 mod rrset;
+mod signed;
 mod zone;
 
 pub use catalog::Catalog;

@@ -1,6 +1,7 @@
 //! The authoritative lookup, following RFC 1034 §4.3.2 step 3, with wildcards (RFC
 //! 4592), DNAME (RFC 6672) and CNAME chains that continue into the other zones this
-//! server is authoritative for (as NSD does).
+//! server is authoritative for (as NSD does); for a signed zone and a query with DO=1,
+//! the RRSIGs of every RRset sent and the NSEC or NSEC3 proofs of RFC 4035 §3.1.
 //!
 //! It works on names in wire form, as the query carries them, and its result points
 //! at the zone's stored RRsets: the response writer copies them into the answer
@@ -29,7 +30,8 @@ pub enum Outcome {
     ServFail,
 }
 
-/// One RRset of an answer: where the writer finds its owner and data.
+/// One RRset of an answer, with its signatures when they go with it: where the
+/// writer finds its owner and data.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Part<'a> {
     /// The owner, an uncompressed wire name in the case it should read.
@@ -40,6 +42,8 @@ pub struct Part<'a> {
     pub ttl: u32,
     /// Each record's data after its 2-byte length, names uncompressed.
     data: Cow<'a, [u8]>,
+    /// The RRSIGs covering the set (DO=1 answers from signed zones): TTL and data.
+    signatures: Option<(u32, &'a [u8])>,
 }
 
 impl<'a> Part<'a> {
@@ -49,12 +53,39 @@ impl<'a> Part<'a> {
             rtype: u16::from(set.rtype),
             ttl: set.ttl,
             data: Cow::Borrowed(set.wire()),
+            signatures: None,
         }
+    }
+
+    /// The set with its RRSIGs from `node`, when `signed`.
+    pub(crate) fn signed(
+        owner: Cow<'a, [u8]>,
+        set: &'a RRset,
+        node: &'a Node,
+        signed: bool,
+    ) -> Self {
+        let mut part = Self::stored(owner, set);
+        if signed {
+            part.signatures = node
+                .signatures(set.rtype)
+                .map(|sigs| (sigs.ttl, sigs.wire()));
+        }
+        part
     }
 
     /// Each record's data in wire form.
     pub fn rdatas(&self) -> impl Iterator<Item = &[u8]> {
         crate::rrset::split_rdatas(&self.data)
+    }
+
+    /// The RRSIGs to send with the set: their TTL and each record's data.
+    pub fn signatures(&self) -> Option<(u32, impl Iterator<Item = &[u8]>)> {
+        self.signatures
+            .map(|(ttl, data)| (ttl, crate::rrset::split_rdatas(data)))
+    }
+
+    pub(crate) fn same_set(&self, other: &Part<'_>) -> bool {
+        self.rtype == other.rtype && self.owner.eq_ignore_ascii_case(&other.owner)
     }
 }
 
@@ -90,9 +121,18 @@ impl Lookup<'_> {
             .iter()
             .chain(&self.authority)
             .chain(&self.additional)
-            .map(|part| part.ttl)
+            .flat_map(|part| [Some(part.ttl), part.signatures.map(|(ttl, _)| ttl)])
+            .flatten()
             .min()
             .unwrap_or(0)
+    }
+}
+
+/// Adds `part` to `section` unless the same RRset is there already (two proofs may
+/// need the same NSEC).
+pub(crate) fn push_once<'a>(section: &mut Vec<Part<'a>>, part: Part<'a>) {
+    if !section.iter().any(|existing| existing.same_set(&part)) {
+        section.push(part);
     }
 }
 
@@ -100,27 +140,39 @@ impl Lookup<'_> {
 /// returned (a loop, or a chain no resolver would follow anyway).
 const MAX_CHAIN: usize = 12;
 
-/// A name being looked up: as it should read in the answer, and lower-cased for
-/// matching.
-struct Current<'a> {
+/// A name being looked up: as it should read in the answer, lower-cased for matching,
+/// and its canonical key.
+pub(crate) struct Current<'a> {
     name: Cow<'a, [u8]>,
     lower: [u8; MAX_NAME_LEN],
     lower_len: usize,
+    key: [u8; canonical::MAX_KEY],
+    key_len: usize,
 }
 
 impl<'a> Current<'a> {
     fn new(name: Cow<'a, [u8]>) -> Self {
         let mut lower = [0u8; MAX_NAME_LEN];
         let lower_len = lowercase_into(&name, &mut lower);
+        let mut key = [0u8; canonical::MAX_KEY];
+        let key_len = canonical::write_key_wire(&lower[..lower_len], &mut key);
         Self {
             name,
             lower,
             lower_len,
+            key,
+            key_len,
         }
     }
 
-    fn lower(&self) -> &[u8] {
+    /// The name, lower case.
+    pub(crate) fn lower(&self) -> &[u8] {
         &self.lower[..self.lower_len]
+    }
+
+    /// Its canonical key.
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.key[..self.key_len]
     }
 
     /// The suffix of the name with `labels` labels, in the answer's case.
@@ -132,28 +184,61 @@ impl<'a> Current<'a> {
     }
 }
 
+/// The closest encloser of a name that does not exist (RFC 4592 §3.3.1): the longest
+/// ancestor that does, as the length of its key (a prefix of the name's key) and its
+/// number of labels.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Encloser {
+    pub(crate) key_len: usize,
+    pub(crate) labels: usize,
+}
+
 /// What one zone says about one name.
 enum Found<'z> {
-    /// The RRset answering the query (for ANY, the one chosen).
-    RRset(&'z RRset),
-    Cname(&'z RRset, &'z [u8]),
+    /// The RRset answering the query (for ANY, the one chosen), at `node`, or made
+    /// from the wildcard below `wildcard` when the name itself does not exist.
+    RRset {
+        set: &'z RRset,
+        node: &'z Node,
+        wildcard: Option<Encloser>,
+    },
+    /// Every RRSIG at the name (a query for type RRSIG).
+    Signatures {
+        node: &'z Node,
+        wildcard: Option<Encloser>,
+    },
+    Cname {
+        set: &'z RRset,
+        node: &'z Node,
+        target: &'z [u8],
+        wildcard: Option<Encloser>,
+    },
     Dname {
         owner_labels: usize,
         rrset: &'z RRset,
+        node: &'z Node,
         target: &'z [u8],
     },
     Referral {
         cut_labels: usize,
+        cut_key_len: usize,
         ns: &'z RRset,
+        node: &'z Node,
     },
-    NoData,
-    NxDomain,
+    /// The name exists (at `node`, or as an empty non-terminal when `None`), or the
+    /// wildcard below `wildcard` does, without the type asked for.
+    NoData {
+        node: Option<&'z Node>,
+        wildcard: Option<Encloser>,
+    },
+    NxDomain(Encloser),
 }
 
 impl Catalog {
     /// Answers `qname` (uncompressed wire form, in the client's case) and `qtype` from
-    /// the zones served here.
-    pub fn lookup<'a>(&'a self, qname: &'a [u8], qtype: u16) -> Lookup<'a> {
+    /// the zones served here; `dnssec` (the query's DO bit) adds the signatures and
+    /// denial proofs of signed zones.
+    pub fn lookup<'a>(&'a self, qname: &'a [u8], qtype: u16, dnssec: bool) -> Lookup<'a> {
         let mut out = Lookup::refused();
         let qtype = RecordType::from(qtype);
         let mut current = Current::new(Cow::Borrowed(qname));
@@ -167,14 +252,41 @@ impl Catalog {
         out.outcome = Outcome::NoError;
         out.authoritative = true;
         for _ in 0..MAX_CHAIN {
-            match zone.find(current.lower(), qtype) {
-                Found::RRset(set) => {
-                    out.answer.push(Part::stored(current.name, set));
-                    self.add_additional(&mut out.additional, set);
+            let signed = dnssec && zone.is_signed();
+            match zone.find(&current, qtype) {
+                Found::RRset {
+                    set,
+                    node,
+                    wildcard,
+                } => {
+                    if let (true, Some(encloser)) = (signed, wildcard) {
+                        zone.deny_exact_name(&current, encloser, &mut out.authority);
+                    }
+                    out.answer
+                        .push(Part::signed(current.name, set, node, signed));
+                    zone.add_additional(&mut out.additional, set, signed);
                     return out;
                 }
-                Found::Cname(set, target) => {
-                    out.answer.push(Part::stored(current.name, set));
+                Found::Signatures { node, wildcard } => {
+                    if let (true, Some(encloser)) = (signed, wildcard) {
+                        zone.deny_exact_name(&current, encloser, &mut out.authority);
+                    }
+                    for sigs in node.all_signatures() {
+                        out.answer.push(Part::stored(current.name.clone(), sigs));
+                    }
+                    return out;
+                }
+                Found::Cname {
+                    set,
+                    node,
+                    target,
+                    wildcard,
+                } => {
+                    if let (true, Some(encloser)) = (signed, wildcard) {
+                        zone.deny_exact_name(&current, encloser, &mut out.authority);
+                    }
+                    out.answer
+                        .push(Part::signed(current.name, set, node, signed));
                     if qtype == RecordType::CNAME {
                         return out;
                     }
@@ -183,15 +295,21 @@ impl Catalog {
                 Found::Dname {
                     owner_labels,
                     rrset,
+                    node,
                     target,
                 } => {
-                    out.answer
-                        .push(Part::stored(current.suffix(owner_labels), rrset));
+                    out.answer.push(Part::signed(
+                        current.suffix(owner_labels),
+                        rrset,
+                        node,
+                        signed,
+                    ));
                     let Some(synthesized) = substitute(&current.name, owner_labels, target) else {
                         out.outcome = Outcome::YxDomain;
                         return out;
                     };
-                    // The synthesized CNAME carries the DNAME's TTL (RFC 6672 §3.1).
+                    // The synthesized CNAME carries the DNAME's TTL (RFC 6672 §3.1)
+                    // and no signature: validators check it against the DNAME.
                     let mut data = Vec::with_capacity(2 + synthesized.len());
                     data.extend_from_slice(&(synthesized.len() as u16).to_be_bytes());
                     data.extend_from_slice(&synthesized);
@@ -200,29 +318,58 @@ impl Catalog {
                         rtype: u16::from(RecordType::CNAME),
                         ttl: rrset.ttl,
                         data: Cow::Owned(data),
+                        signatures: None,
                     });
                     if qtype == RecordType::CNAME {
                         return out;
                     }
                     current = Current::new(Cow::Owned(synthesized));
                 }
-                Found::Referral { cut_labels, ns } => {
+                Found::Referral {
+                    cut_labels,
+                    cut_key_len,
+                    ns,
+                    node,
+                } => {
                     if out.answer.is_empty() {
                         out.authoritative = false;
                     }
-                    out.authority
-                        .push(Part::stored(current.suffix(cut_labels), ns));
+                    let cut = current.suffix(cut_labels);
+                    out.authority.push(Part::stored(cut.clone(), ns));
+                    if signed {
+                        match node.get(RecordType::DS) {
+                            Some(ds) => out.authority.push(Part::signed(cut, ds, node, true)),
+                            None => zone.deny_ds(
+                                &current,
+                                cut_labels,
+                                cut_key_len,
+                                node,
+                                &mut out.authority,
+                            ),
+                        }
+                    }
                     zone.glue(ns, &mut out.additional);
                     return out;
                 }
-                Found::NoData => {
-                    out.authority.extend(zone.negative_soa());
+                Found::NoData { node, wildcard } => {
+                    out.authority.extend(zone.negative_soa(signed));
+                    if signed {
+                        match wildcard {
+                            Some(encloser) => {
+                                zone.deny_type_at_wildcard(&current, encloser, &mut out.authority)
+                            }
+                            None => zone.deny_type(&current, node, &mut out.authority),
+                        }
+                    }
                     return out;
                 }
-                Found::NxDomain => {
+                Found::NxDomain(encloser) => {
                     // After a CNAME, the RCODE describes the chain's last name (RFC 6604).
                     out.outcome = Outcome::NxDomain;
-                    out.authority.extend(zone.negative_soa());
+                    out.authority.extend(zone.negative_soa(signed));
+                    if signed {
+                        zone.deny_name(&current, encloser, &mut out.authority);
+                    }
                     return out;
                 }
             }
@@ -233,33 +380,6 @@ impl Catalog {
             }
         }
         out
-    }
-
-    /// Addresses of the names that NS, MX and SRV answers point to, where served here.
-    fn add_additional<'a>(&'a self, additional: &mut Vec<Part<'a>>, set: &'a RRset) {
-        let skip = match set.rtype {
-            RecordType::NS => 0,
-            RecordType::MX => 2,
-            RecordType::SRV => 6,
-            _ => return,
-        };
-        for rdata in set.wire_rdatas() {
-            let Some(target) = rdata.get(skip..) else {
-                continue;
-            };
-            let target = Current::new(Cow::Borrowed(target));
-            let Some(zone) = self.zone_for_wire(target.lower(), RecordType::A) else {
-                continue;
-            };
-            for rtype in [RecordType::A, RecordType::AAAA] {
-                if let Found::RRset(found) = zone.find(target.lower(), rtype) {
-                    let part = Part::stored(target.name.clone(), found);
-                    if !additional.contains(&part) {
-                        additional.push(part);
-                    }
-                }
-            }
-        }
     }
 }
 
@@ -279,27 +399,28 @@ fn substitute(name: &[u8], owner_labels: usize, target: &[u8]) -> Option<Vec<u8>
 }
 
 impl Zone {
-    /// What this zone says about `name` (lower-cased, at or below the apex).
-    fn find(&self, name: &[u8], qtype: RecordType) -> Found<'_> {
+    /// What this zone says about `name` (at or below the apex).
+    fn find(&self, name: &Current<'_>, qtype: RecordType) -> Found<'_> {
         // The canonical key of an ancestor is a prefix of the name's key, ending at
         // a label's closing 0 byte: one key serves the whole walk.
-        let mut buffer = [0u8; canonical::MAX_KEY];
-        let len = canonical::write_key_wire(name, &mut buffer);
-        let name_key = &buffer[..len];
+        let name_key = name.key();
         let apex_labels = self.apex_labels();
-        let labels = label_count(name);
-        let label_ends = || {
-            name_key
-                .iter()
-                .enumerate()
-                .filter(|(_, byte)| **byte == 0)
-                .map(|(end, _)| end + 1)
-        };
+        let labels = label_count(name.lower());
+        let mut ancestors = [0usize; 128];
+        let mut count = 0;
+        for (end, _) in name_key.iter().enumerate().filter(|(_, byte)| **byte == 0) {
+            if count == ancestors.len() {
+                break;
+            }
+            ancestors[count] = end + 1;
+            count += 1;
+        }
+        let ancestors = &ancestors[..count];
 
         // Walk down from the apex: a zone cut (NS below the apex) or a DNAME above the
         // name decides the answer before the name itself is looked at.
         if self.has_cuts() {
-            for (depth, end) in (1..).zip(label_ends()) {
+            for (depth, &end) in (1..).zip(ancestors) {
                 if depth < apex_labels {
                     continue;
                 }
@@ -314,7 +435,9 @@ impl Zone {
                 {
                     return Found::Referral {
                         cut_labels: depth,
+                        cut_key_len: end,
                         ns,
+                        node,
                     };
                 }
                 if !at_name
@@ -324,6 +447,7 @@ impl Zone {
                     return Found::Dname {
                         owner_labels: depth,
                         rrset,
+                        node,
                         target,
                     };
                 }
@@ -331,60 +455,64 @@ impl Zone {
         }
 
         if let Some(node) = self.node_at(name_key) {
-            return answer_from(node, qtype);
+            return answer_from(node, qtype, None);
         }
         if self.has_descendants_key(name_key) {
-            return Found::NoData; // an empty non-terminal
+            return Found::NoData {
+                node: None,
+                wildcard: None,
+            }; // an empty non-terminal
         }
         // RFC 4592 §3.3.1: the source of synthesis is `*.<closest encloser>`, the
         // longest ancestor that exists (has a node or names below it).
-        let mut ancestors = [0usize; 128];
-        let mut count = 0;
-        for end in label_ends().take(ancestors.len()) {
-            ancestors[count] = end;
-            count += 1;
-        }
-        let ancestors = &ancestors[..count];
-        let encloser_end = ancestors
-            .iter()
+        let encloser_labels = (apex_labels..labels)
             .rev()
-            .skip(1)
-            .take(labels.saturating_sub(apex_labels))
-            .copied()
-            .find(|&end| {
+            .find(|&depth| {
+                let Some(&end) = depth.checked_sub(1).and_then(|at| ancestors.get(at)) else {
+                    return true; // the root zone's apex
+                };
                 let key = &name_key[..end];
                 self.node_at(key).is_some() || self.has_descendants_key(key)
             })
-            .unwrap_or_else(|| {
-                ancestors
-                    .get(apex_labels.wrapping_sub(1))
-                    .copied()
-                    .unwrap_or(0)
-            });
+            .unwrap_or(apex_labels);
+        let encloser = Encloser {
+            key_len: encloser_labels
+                .checked_sub(1)
+                .and_then(|at| ancestors.get(at))
+                .copied()
+                .unwrap_or(0),
+            labels: encloser_labels,
+        };
         let mut wildcard = [0u8; canonical::MAX_KEY];
-        let mut len = encloser_end;
+        let len = encloser.key_len;
         wildcard[..len].copy_from_slice(&name_key[..len]);
         if len + 2 <= wildcard.len() {
             wildcard[len] = b'*';
             wildcard[len + 1] = 0;
-            len += 2;
-            if let Some(node) = self.node_at(&wildcard[..len]) {
-                return answer_from(node, qtype);
+            if let Some(node) = self.node_at(&wildcard[..len + 2]) {
+                return answer_from(node, qtype, Some(encloser));
             }
         }
-        Found::NxDomain
+        Found::NxDomain(encloser)
     }
 
-    /// The SOA of negative answers, with the negative TTL (RFC 2308 §5).
-    fn negative_soa(&self) -> Option<Part<'_>> {
-        let soa = self.apex()?.get(RecordType::SOA)?;
-        let mut part = Part::stored(Cow::Borrowed(self.origin_wire()), soa);
-        part.ttl = self.negative_ttl();
+    /// The SOA of negative answers, with the negative TTL (RFC 2308 §5), which its
+    /// RRSIGs take too.
+    fn negative_soa(&self, signed: bool) -> Option<Part<'_>> {
+        let apex = self.apex()?;
+        let soa = apex.get(RecordType::SOA)?;
+        let ttl = self.negative_ttl();
+        let mut part = Part::signed(Cow::Borrowed(self.origin_wire()), soa, apex, signed);
+        part.ttl = ttl;
+        if let Some((sig_ttl, _)) = &mut part.signatures {
+            *sig_ttl = (*sig_ttl).min(ttl);
+        }
         Some(part)
     }
 
     /// A and AAAA records for the name servers of a referral that lie inside this
-    /// zone (at or below the cut), needed to reach them at all.
+    /// zone (at or below the cut), needed to reach them at all. Glue is not
+    /// authoritative data: never signed.
     fn glue<'a>(&'a self, ns: &'a RRset, additional: &mut Vec<Part<'a>>) {
         for target in ns.wire_rdatas() {
             if !is_subdomain(target, self.origin_wire()) {
@@ -397,35 +525,93 @@ impl Zone {
             };
             for rtype in [RecordType::A, RecordType::AAAA] {
                 if let Some(set) = node.get(rtype) {
-                    additional.push(Part::stored(Cow::Borrowed(target), set));
+                    push_once(additional, Part::stored(Cow::Borrowed(target), set));
+                }
+            }
+        }
+    }
+
+    /// Addresses of the names that NS, MX and SRV answers point to, where this zone
+    /// holds them (as NSD, Knot and BIND do: not from the other zones served here).
+    fn add_additional<'a>(&'a self, additional: &mut Vec<Part<'a>>, set: &'a RRset, signed: bool) {
+        let skip = match set.rtype {
+            RecordType::NS => 0,
+            RecordType::MX => 2,
+            RecordType::SRV => 6,
+            _ => return,
+        };
+        for rdata in set.wire_rdatas() {
+            let Some(target) = rdata.get(skip..) else {
+                continue;
+            };
+            if !is_subdomain(target, self.origin_wire()) {
+                continue;
+            }
+            let target = Current::new(Cow::Borrowed(target));
+            for rtype in [RecordType::A, RecordType::AAAA] {
+                if let Found::RRset {
+                    set: found,
+                    node,
+                    wildcard: None,
+                } = self.find(&target, rtype)
+                {
+                    push_once(
+                        additional,
+                        Part::signed(target.name.clone(), found, node, signed),
+                    );
                 }
             }
         }
     }
 }
 
-fn answer_from(node: &Node, qtype: RecordType) -> Found<'_> {
+fn answer_from(node: &Node, qtype: RecordType, wildcard: Option<Encloser>) -> Found<'_> {
     if qtype == RecordType::ANY {
         // RFC 8482: one RRset, not all of them (ANY answers are an amplification
         // tool). As NSD does: the SOA at the apex, elsewhere a fixed choice, here
         // the RRset with the lowest type code.
-        let chosen = node
-            .get(RecordType::SOA)
-            .or_else(|| node.rrsets().iter().min_by_key(|set| u16::from(set.rtype)));
+        let chosen = node.get(RecordType::SOA).or_else(|| {
+            node.rrsets()
+                .iter()
+                .filter(|set| set.rtype != RecordType::RRSIG)
+                .min_by_key(|set| u16::from(set.rtype))
+        });
         return match chosen {
-            Some(set) => Found::RRset(set),
-            None => Found::NoData,
+            Some(set) => Found::RRset {
+                set,
+                node,
+                wildcard,
+            },
+            None => Found::NoData {
+                node: Some(node),
+                wildcard,
+            },
         };
     }
+    if qtype == RecordType::RRSIG && node.get(RecordType::RRSIG).is_some() {
+        return Found::Signatures { node, wildcard };
+    }
     if let Some(set) = node.get(qtype) {
-        return Found::RRset(set);
+        return Found::RRset {
+            set,
+            node,
+            wildcard,
+        };
     }
     if let Some(cname) = node.get(RecordType::CNAME)
         && let Some(target) = cname.wire_rdatas().next()
     {
-        return Found::Cname(cname, target);
+        return Found::Cname {
+            set: cname,
+            node,
+            target,
+            wildcard,
+        };
     }
-    Found::NoData
+    Found::NoData {
+        node: Some(node),
+        wildcard,
+    }
 }
 
 #[cfg(test)]
@@ -517,7 +703,7 @@ mod tests {
 
     fn lookup_in(catalog: &Catalog, name: &str, rtype: RecordType) -> Found {
         let qname = wire(name);
-        let out = catalog.lookup(&qname, u16::from(rtype));
+        let out = catalog.lookup(&qname, u16::from(rtype), false);
         Found {
             outcome: out.outcome,
             authoritative: out.authoritative,

@@ -7,22 +7,40 @@ use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
+use hickory_proto::rr::RecordType;
 
 use crate::RRset;
 
+/// One name's RRsets. The RRSIGs are sets of their own, one per type they cover
+/// (each carries the TTL of the RRset it covers, RFC 4034 §3).
 #[derive(Debug, Default)]
-/// One name's RRsets.
 pub(crate) struct Node {
     pub(crate) rrsets: Vec<RRset>,
 }
 
 impl Node {
-    pub(crate) fn get(&self, rtype: hickory_proto::rr::RecordType) -> Option<&RRset> {
+    /// The RRset of `rtype` (for RRSIG, the first of the RRSIG sets).
+    pub(crate) fn get(&self, rtype: RecordType) -> Option<&RRset> {
         self.rrsets.iter().find(|set| set.rtype == rtype)
     }
 
     pub(crate) fn rrsets(&self) -> &[RRset] {
         &self.rrsets
+    }
+
+    /// The RRSIGs covering the RRset of `rtype`.
+    pub(crate) fn signatures(&self, rtype: RecordType) -> Option<&RRset> {
+        let covered = u16::from(rtype);
+        self.rrsets
+            .iter()
+            .find(|set| set.rtype == RecordType::RRSIG && set.covered_type() == Some(covered))
+    }
+
+    /// Every RRSIG set (an RRSIG query's answer).
+    pub(crate) fn all_signatures(&self) -> impl Iterator<Item = &RRset> {
+        self.rrsets
+            .iter()
+            .filter(|set| set.rtype == RecordType::RRSIG)
     }
 }
 
@@ -70,6 +88,23 @@ impl Nodes {
     pub(crate) fn next_key_after(&self, key: &[u8]) -> Option<&[u8]> {
         let at = self.sorted.partition_point(|(k, _)| &**k <= key);
         self.sorted.get(at).map(|(k, _)| &**k)
+    }
+
+    /// The last name at or before `key` in canonical order whose node `has`
+    /// something (an NSEC, say), wrapping to the last such name of the zone.
+    pub(crate) fn at_or_before(
+        &self,
+        key: &[u8],
+        has: impl Fn(&Node) -> bool,
+    ) -> Option<(&[u8], &Node)> {
+        let end = self.sorted.partition_point(|(k, _)| &**k <= key);
+        let (before, after) = self.sorted.split_at(end);
+        before
+            .iter()
+            .rev()
+            .chain(after.iter().rev())
+            .find(|(_, node)| has(node))
+            .map(|(k, node)| (&**k, node))
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &Node)> {

@@ -63,6 +63,12 @@ impl RRset {
         split_rdatas(&self.data)
     }
 
+    /// For an RRSIG set, the type its signatures cover (the first two bytes of data).
+    pub(crate) fn covered_type(&self) -> Option<u16> {
+        let first = self.wire_rdatas().next()?;
+        Some(u16::from_be_bytes([*first.first()?, *first.get(1)?]))
+    }
+
     /// The records' data as stored: each one's 2-byte length, then its data.
     pub(crate) fn wire(&self) -> &[u8] {
         &self.data

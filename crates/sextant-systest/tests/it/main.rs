@@ -7,6 +7,7 @@ mod bind_errors;
 mod config_errors;
 mod control;
 mod differential_nsd;
+mod dnssec_differential;
 mod grpc_tcp;
 mod hardening;
 mod metrics;

@@ -1,12 +1,14 @@
 //! RFC 1035 master files: directives, owner/TTL/class inheritance and record data.
 //!
 //! The lexer here tracks lines so that every error names one; record data of the
-//! types hickory-proto knows is parsed by hickory-proto. DNAME (RFC 6672) and the RFC
-//! 3597 generic form (`TYPE65534 \# 3 abcdef`), which hickory-proto's text parser does
-//! not read, are handled here.
+//! types hickory-proto knows is parsed by hickory-proto, except: DNAME (RFC 6672) and
+//! the RFC 3597 generic form (`TYPE65534 \# 3 abcdef`), which its text parser does not
+//! read, the DNSSEC types (`dnssec`), and the types holding character-strings
+//! (`strings`), whose escapes it reads as characters instead of bytes.
 
 mod dnssec;
 mod lexer;
+mod strings;
 
 pub(crate) use lexer::{Entry, Lexer, Token};
 
@@ -284,6 +286,10 @@ fn parse_type(upper: &str) -> Result<RecordType, String> {
     {
         return Ok(RecordType::from(code));
     }
+    if upper == "SPF" {
+        // RFC 7208 §14.1 retired it, but zones still hold it: a TXT-like type.
+        return Ok(RecordType::Unknown(99));
+    }
     match RecordType::from_str(upper) {
         Ok(
             RecordType::ANY
@@ -317,6 +323,9 @@ fn parse_name(text: &str, origin: &Name) -> Result<Name, String> {
 fn parse_rdata(rtype: RecordType, tokens: &[&Token<'_>], origin: &Name) -> Result<RData, String> {
     if tokens.first().is_some_and(|t| t.text == "\\#") {
         return parse_generic(rtype, &tokens[1..]);
+    }
+    if let Some(encoded) = strings::encode(rtype, tokens, origin) {
+        return encoded.map(|wire| unknown(rtype, wire));
     }
     let texts: Vec<&str> = tokens.iter().map(|t| t.text).collect();
     if let Some(encoded) = dnssec::encode(rtype, &texts, origin) {
