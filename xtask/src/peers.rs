@@ -11,6 +11,10 @@ pub(crate) const TEST_PEERS: &[(&str, &str)] = &[
     ("knotd", "knot"),
     ("named", "bind9"),
     ("dnssec-signzone", "bind9-utils"),
+    // Signed zones from a second signer, and the validator that checks our answers.
+    ("ldns-signzone", "ldnsutils"),
+    ("delv", "bind9-dnsutils"),
+    ("kdig", "knot-dnsutils"),
     ("unbound", "unbound"),
     ("systemd-analyze", "systemd"),
     // The systemd boot test: a loopback interface in its namespace, and nsenter.
