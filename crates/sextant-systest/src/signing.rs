@@ -107,9 +107,10 @@ fn dnskey_data(key_file: &Path) -> anyhow::Result<String> {
         .lines()
         .find(|line| !line.starts_with(';') && line.contains("DNSKEY"))
         .context("no DNSKEY in the key file")?;
+    // ldns writes a comment after the key: `;{id = 12345 (ksk), size = 256b}`.
     let after = line
         .split_once("DNSKEY")
-        .map(|(_, data)| data.trim().to_string())
+        .map(|(_, data)| data.split(';').next().unwrap_or(data).trim().to_string())
         .context("no DNSKEY data")?;
     Ok(after)
 }

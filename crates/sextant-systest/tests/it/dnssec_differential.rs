@@ -21,89 +21,9 @@ use std::collections::BTreeSet;
 
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
-use sextant_systest::signing::{Algorithm, Denial, Signer, sign};
 use sextant_systest::{Lab, Peer, exchange};
 
-/// The zone every case signs, under its own apex.
-fn zone_text(apex: &str) -> String {
-    format!(
-        r#"$ORIGIN {apex}.
-$TTL 3600
-@           SOA   ns1 hostmaster 2026113001 7200 3600 1209600 300
-@           NS    ns1
-@           NS    ns2
-@           MX    10 mail
-@           TXT   "apex \010\255"
-ns1         A     192.0.2.1
-ns2         A     192.0.2.2
-mail        A     192.0.2.25
-mail        AAAA  2001:db8::25
-www         A     192.0.2.80
-www         TXT   "web"
-alias       CNAME www
-wcalias     CNAME x.wild
-x.y.ent     TXT   "deep"
-*.wild      TXT   "wildcard"
-*.wild      MX    10 mail
-sub.wild    A     192.0.2.7
-secure      NS    ns1.secure
-secure      DS    12345 13 2 49FD46E6C4B45C55D4AC69CBD3CD34AC1AFE51DE14B5C2D9FA6AFC47C5FC9D85
-ns1.secure  A     192.0.2.53
-insecure    NS    ns1.insecure
-ns1.insecure A    192.0.2.54
-x.deep      NS    ns.x.deep
-ns.x.deep   A     192.0.2.55
-dn          DNAME other.example.
-_sip._tcp   SRV   0 5 5060 sip
-sip         A     192.0.2.60
-{big}"#,
-        big = (0..40)
-            .map(|i| format!(
-                "big TXT \"string {i:02} padded to make the signed RRset need TCP\"\n"
-            ))
-            .collect::<String>()
-    )
-}
-
-struct Case {
-    apex: &'static str,
-    signer: Signer,
-    algorithm: Algorithm,
-    denial: Denial,
-}
-
-const CASES: &[Case] = &[
-    Case {
-        apex: "nsec.test",
-        signer: Signer::Bind,
-        algorithm: Algorithm::EcdsaP256,
-        denial: Denial::Nsec,
-    },
-    Case {
-        apex: "nsec3.test",
-        signer: Signer::Bind,
-        algorithm: Algorithm::RsaSha256,
-        denial: Denial::Nsec3,
-    },
-    Case {
-        apex: "optout.test",
-        signer: Signer::Ldns,
-        algorithm: Algorithm::Ed25519,
-        denial: Denial::Nsec3OptOut,
-    },
-    Case {
-        apex: "ldns.test",
-        signer: Signer::Ldns,
-        algorithm: Algorithm::EcdsaP256,
-        denial: Denial::Nsec,
-    },
-    Case {
-        apex: "knot.test",
-        signer: Signer::Knot,
-        algorithm: Algorithm::EcdsaP256,
-        denial: Denial::Nsec3,
-    },
-];
+use crate::dnssec_zones::{CASES, serve_signed};
 
 /// Relative names (`@` is the apex) and types: one of every class of answer.
 const QUERIES: &[(&str, RecordType)] = &[
@@ -235,25 +155,9 @@ fn normalize(message: &Message) -> String {
 #[test]
 fn signed_answers_agree_with_nsd_and_knot() {
     let lab = Lab::new().expect("a lab");
-    let mut zones = Vec::new();
-    for case in CASES {
-        let signed = sign(
-            &lab.path().join("sign").join(case.apex),
-            case.apex,
-            &zone_text(case.apex),
-            case.signer,
-            case.algorithm,
-            case.denial,
-        )
-        .unwrap_or_else(|e| panic!("signing {}: {e:#}", case.apex));
-        let text = std::fs::read_to_string(&signed.file).expect("the signed zone");
-        zones.push((case.apex, text, signed.file));
-    }
-    let suite_zones: Vec<(&str, &str)> = zones.iter().map(|(a, t, _)| (*a, t.as_str())).collect();
-    let config = lab.suite_config(&suite_zones, "").expect("a config");
-    let suite = lab.start_suite(&config).expect("the suite");
+    let (suite, zones) = serve_signed(&lab);
     let files: Vec<(&str, &std::path::Path)> =
-        zones.iter().map(|(a, _, f)| (*a, f.as_path())).collect();
+        zones.iter().map(|(a, z)| (*a, z.file.as_path())).collect();
     let nsd = Peer::nsd(&lab.path().join("nsd"), &files).expect("NSD");
     let knot = Peer::knot(&lab.path().join("knot"), &files).expect("Knot");
 

@@ -8,6 +8,8 @@ mod config_errors;
 mod control;
 mod differential_nsd;
 mod dnssec_differential;
+mod dnssec_validation;
+mod dnssec_zones;
 mod grpc_tcp;
 mod hardening;
 mod metrics;
