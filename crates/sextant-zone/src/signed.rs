@@ -203,3 +203,145 @@ fn nsec3_chain(
         entries: entries.into_iter().map(|(_, entry)| entry).collect(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use hickory_proto::rr::Name;
+
+    use super::*;
+    use crate::{Catalog, Zone, ZoneError};
+
+    /// A placeholder signature: the loader never checks signatures, only where they
+    /// are (a zone is signed when its SOA has one).
+    fn rrsig(covered: &str) -> String {
+        format!("RRSIG {covered} 13 2 300 20300101000000 20200101000000 1 example. AAAA")
+    }
+
+    fn load(text: &str) -> Result<Zone, ZoneError> {
+        let none =
+            |_: &Path| -> std::io::Result<String> { Err(std::io::ErrorKind::NotFound.into()) };
+        Zone::from_master_text(
+            &Name::from_ascii("example.").unwrap(),
+            Path::new("z"),
+            text,
+            &none,
+        )
+        .map(|(zone, _)| zone)
+    }
+
+    const HEAD: &str = "$ORIGIN example.\n$TTL 300\n@ SOA ns h 1 2 3 4 300\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.2\nx.ent A 192.0.2.3\n";
+
+    /// The zone above with an NSEC3 chain (no salt, no extra iterations) over its
+    /// names, the empty non-terminal `ent` included; `tamper` may change the chain.
+    fn nsec3_zone(tamper: impl Fn(&mut Vec<(String, String)>)) -> String {
+        let params = Params {
+            algorithm: 1,
+            iterations: 0,
+            salt: Box::default(),
+        };
+        let names: [&[u8]; 5] = [
+            b"\x07example\x00",
+            b"\x02ns\x07example\x00",
+            b"\x03www\x07example\x00",
+            b"\x03ent\x07example\x00",
+            b"\x01x\x03ent\x07example\x00",
+        ];
+        let mut hashes: Vec<String> = names
+            .iter()
+            .map(|n| {
+                data_encoding::BASE32HEX_NOPAD
+                    .encode(&params.hash(n))
+                    .to_ascii_lowercase()
+            })
+            .collect();
+        hashes.sort();
+        let mut chain: Vec<(String, String)> = (0..hashes.len())
+            .map(|i| (hashes[i].clone(), hashes[(i + 1) % hashes.len()].clone()))
+            .collect();
+        tamper(&mut chain);
+        let mut text = format!("{HEAD}@ {}\n@ NSEC3PARAM 1 0 0 -\n", rrsig("SOA"));
+        for (owner, next) in chain {
+            text.push_str(&format!(
+                "{owner} NSEC3 1 0 0 - {next} A RRSIG\n{owner} {}\n",
+                rrsig("NSEC3")
+            ));
+        }
+        text
+    }
+
+    #[test]
+    fn nsec3_zones_keep_their_chain_apart_and_prove_nxdomain() {
+        let zone = load(&nsec3_zone(|_| {})).unwrap();
+        assert!(zone.is_signed());
+        let Denial::Nsec3(chain) = zone.denial() else {
+            panic!("an NSEC3 zone")
+        };
+        assert_eq!(chain.entries.len(), 5);
+        assert_eq!(
+            zone.nodes().iter().count(),
+            4,
+            "hashed owners are not names of the zone"
+        );
+        assert_eq!(zone.axfr_records().count(), zone.record_count() + 1);
+        let catalog = Catalog::new([Arc::new(zone)]);
+        // nope.example: closest encloser example., next closer nope.example., and
+        // *.example. covered.
+        let out = catalog.lookup(b"\x04nope\x07example\x00", 1, true);
+        let types: Vec<u16> = out.authority.iter().map(|p| p.rtype).collect();
+        assert_eq!(types[0], 6, "the SOA first");
+        assert!(types[1..].iter().all(|t| *t == 50), "{types:?}");
+        // One record may match the encloser and cover the other two names.
+        assert!((2..=4).contains(&types.len()), "{types:?}");
+        assert!(out.authority.iter().all(|p| p.signatures().is_some()));
+        // The hashed owner of an NSEC3 record answers as if it did not exist.
+        let hashed = &out.authority[1].owner.clone();
+        let out = catalog.lookup(hashed, 50, false);
+        assert_eq!(out.outcome, crate::Outcome::NxDomain);
+        // Without DO, nothing DNSSEC is added.
+        let out = catalog.lookup(b"\x04nope\x07example\x00", 1, false);
+        assert_eq!(out.authority.len(), 1);
+        assert!(out.authority[0].signatures().is_none());
+    }
+
+    #[test]
+    fn a_broken_nsec3_chain_is_refused_with_its_line() {
+        let text = nsec3_zone(|chain| chain[2].1 = chain[4].1.clone());
+        let error = load(&text).unwrap_err();
+        assert!(error.message.contains("NSEC3 chain is broken"), "{error}");
+        let line = text
+            .lines()
+            .position(|l| l.contains("NSEC3 1 0 0") && l.ends_with("A RRSIG"))
+            .map(|first| first + 1 + 2 * 2)
+            .unwrap();
+        assert_eq!(error.location.line, line, "{error}");
+    }
+
+    #[test]
+    fn a_broken_nsec_chain_is_refused_with_its_line() {
+        let chain = format!(
+            "{HEAD}@ {}\n@ NSEC x.ent A NS SOA\nx.ent NSEC ns A\nns NSEC www A\nwww NSEC example. A\n",
+            rrsig("SOA")
+        );
+        assert!(load(&chain).is_ok());
+        let broken = chain.replace("ns NSEC www A", "ns NSEC example. A");
+        let error = load(&broken).unwrap_err();
+        assert!(
+            error
+                .message
+                .contains("NSEC chain is broken at ns.example."),
+            "{error}"
+        );
+        assert_eq!(error.location.line, 11, "the line of ns NSEC");
+        let unsigned_proofs = format!("{HEAD}@ {}\n", rrsig("SOA"));
+        assert!(
+            load(&unsigned_proofs)
+                .unwrap_err()
+                .message
+                .contains("no NSEC or NSEC3")
+        );
+    }
+}

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod acl;
+mod answer_defects;
 mod backend_down;
 mod bind_errors;
 mod config_errors;
