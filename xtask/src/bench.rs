@@ -43,6 +43,7 @@ impl Plan {
 
 const BENCH_PEERS: &[(&str, &str)] = &[
     ("dnsperf", "dnsperf"),
+    ("dnssec-signzone", "bind9-utils"),
     ("nsd", "nsd"),
     ("knotd", "knot"),
     ("named", "bind9"),
@@ -96,20 +97,87 @@ pub(crate) fn bench(plan: Plan, only: Option<&str>, baseline: Option<&Path>) -> 
         (true, Some(dir)) => dir.to_path_buf(),
         _ => release.clone(),
     };
+    // The same zone signed (NSEC3, RFC 9276 parameters) and asked with DO=1: every
+    // answer carries RRSIGs, every negative one its NSEC3 proof.
+    let signed_zone = sign_zone(&zone_file, &work.join("sign"))?;
+    let signed: Vec<String> = ["sextant-cache", "sextant-nocache", "nsd", "knot", "bind"]
+        .iter()
+        .chain(baseline_rows)
+        .filter(|s| only.is_none_or(|o| s.contains(o)))
+        .map(|s| format!("{s}{DNSSEC}"))
+        .collect();
+    let runs = servers
+        .iter()
+        .map(|s| (s.to_string(), &zone_file))
+        .chain(signed.into_iter().map(|s| (s, &signed_zone)));
     let mut results = Vec::new();
-    for (index, server) in servers.iter().enumerate() {
+    for (index, (server, zone)) in runs.enumerate() {
         let port = 15300 + index as u16;
-        let dir = work.join(server);
+        let dir = work.join(&server);
         std::fs::create_dir_all(&dir)?;
         eprintln!("== {server} on 127.0.0.1:{port}");
-        let mut processes = start(server, &binaries(server), &dir, &zone_file, port)?;
+        let kind = server.trim_end_matches(DNSSEC);
+        let mut processes = start(kind, &binaries(kind), &dir, zone, port)?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let dnssec = server.ends_with(DNSSEC);
         let outcome = wait_answering(addr, &mut processes)
-            .and_then(|()| measure(server, addr, &queries, plan, &processes));
+            .and_then(|()| measure(&server, addr, &queries, plan, dnssec, &processes));
         stop(&mut processes);
         results.push(outcome?);
     }
     report(&results, &out)
+}
+
+/// The suffix of the rows measured on the signed zone with DO=1 queries.
+const DNSSEC: &str = "+dnssec";
+
+/// Signs `zone` with a fresh ECDSA P-256 KSK and ZSK and NSEC3 without salt or extra
+/// iterations (RFC 9276), as most signed zones are; returns the signed file.
+fn sign_zone(zone: &Path, dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let run = |args: &[&str]| -> anyhow::Result<()> {
+        let output = Command::new(args[0])
+            .args(&args[1..])
+            .current_dir(dir)
+            .output()
+            .with_context(|| format!("running {}", args[0]))?;
+        anyhow::ensure!(
+            output.status.success(),
+            "{} failed: {}",
+            args[0],
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+        Ok(())
+    };
+    for ksk in [true, false] {
+        let mut args = vec!["dnssec-keygen", "-q", "-a", "ECDSAP256SHA256", "-n", "ZONE"];
+        if ksk {
+            args.extend(["-f", "KSK"]);
+        }
+        args.push(ZONE);
+        run(&args)?;
+    }
+    let signed = dir.join("signed.zone");
+    eprintln!("== signing the zone (dnssec-signzone, NSEC3)");
+    run(&[
+        "dnssec-signzone",
+        "-q",
+        "-S",
+        "-K",
+        ".",
+        "-3",
+        "-",
+        "-H",
+        "0",
+        "-e",
+        "+31536000",
+        "-o",
+        ZONE,
+        "-f",
+        &signed.display().to_string(),
+        &zone.display().to_string(),
+    ])?;
+    Ok(signed)
 }
 
 /// Load time and memory of a large zone: Sextant beside NSD and Knot on the same file.
@@ -366,9 +434,17 @@ fn measure(
     addr: SocketAddr,
     queries: &Path,
     plan: Plan,
+    dnssec: bool,
     processes: &[Child],
 ) -> anyhow::Result<Measure> {
     let seconds = plan.seconds.to_string();
+    let dnsperf = |addr, queries, args: &[&str]| {
+        let mut args = args.to_vec();
+        if dnssec {
+            args.push("-D");
+        }
+        dnsperf(addr, queries, &args)
+    };
     // Warm-up: fills caches so every server is measured in its steady state.
     dnsperf(addr, queries, &["-l", "1", "-c", "4", "-q", "200"])?;
     let udp = dnsperf(addr, queries, &["-l", &seconds, "-c", "8", "-q", "500"])?;
@@ -476,7 +552,15 @@ pub(crate) fn stop(processes: &mut [Child]) {
 }
 
 fn report(results: &[Measure], out: &Path) -> anyhow::Result<()> {
-    let nsd = results.iter().find(|m| m.server == "nsd");
+    // Each row against NSD on the same zone: the unsigned one, or the signed one.
+    let nsd_of = |server: &str| {
+        let name = if server.ends_with(DNSSEC) {
+            format!("nsd{DNSSEC}")
+        } else {
+            "nsd".to_string()
+        };
+        results.iter().find(|m| m.server == name)
+    };
     let ratio = |value: f64, base: Option<f64>| match base {
         Some(base) if base > 0.0 => format!("{:.2}x", value / base),
         _ => "-".into(),
@@ -484,13 +568,14 @@ fn report(results: &[Measure], out: &Path) -> anyhow::Result<()> {
     let mut table = String::new();
     writeln!(
         table,
-        "{:<16} {:>10} {:>7} {:>10} {:>7} {:>9} {:>9} {:>9} {:>7}",
+        "{:<24} {:>10} {:>7} {:>10} {:>7} {:>9} {:>9} {:>9} {:>7}",
         "server", "udp q/s", "vs nsd", "tcp q/s", "vs nsd", "avg µs", "p99 µs", "mem MB", "lost"
     )?;
     for m in results {
+        let nsd = nsd_of(&m.server);
         writeln!(
             table,
-            "{:<16} {:>10.0} {:>7} {:>10.0} {:>7} {:>9.0} {:>9.0} {:>9.1} {:>7}",
+            "{:<24} {:>10.0} {:>7} {:>10.0} {:>7} {:>9.0} {:>9.0} {:>9.1} {:>7}",
             m.server,
             m.udp_qps,
             ratio(m.udp_qps, nsd.map(|n| n.udp_qps)),
@@ -531,7 +616,13 @@ pub(crate) fn check_smoke_run() -> anyhow::Result<()> {
         .context("the bench wrote no results.json")?;
     let results: Vec<serde_json::Value> =
         serde_json::from_str(&json).context("results.json is not a JSON list")?;
-    for server in ["sextant-cache", "sextant-nocache", "nsd", "knot", "bind"] {
+    let servers = ["sextant-cache", "sextant-nocache", "nsd", "knot", "bind"];
+    let signed = servers.map(|s| format!("{s}{DNSSEC}"));
+    for server in servers
+        .iter()
+        .copied()
+        .chain(signed.iter().map(String::as_str))
+    {
         let measured = results.iter().find(|r| r["server"] == server);
         let answered = measured
             .and_then(|r| r["udp_qps"].as_f64())
