@@ -383,23 +383,52 @@ mod tests {
         assert!(wire(RecordType::SVCB, "1 . no-default-alpn=x").is_err());
     }
 
-    proptest! {
-        /// Any bytes, written as a TXT string with every byte escaped as \DDD (or as
-        /// itself when printable), read back as exactly those bytes.
-        #[test]
-        fn any_bytes_survive_the_text_form(bytes in proptest::collection::vec(any::<u8>(), 0..255)) {
-            let mut text = String::from("\"");
-            for &byte in &bytes {
+    /// Writes `bytes` as TXT character-strings of at most 255 bytes, every byte
+    /// escaped as \DDD (or as itself when printable), and checks they read back as
+    /// exactly those bytes.
+    fn assert_round_trip(bytes: &[u8]) {
+        let mut text = String::new();
+        let mut expected = Vec::new();
+        for chunk in bytes.chunks(255) {
+            text.push_str(" \"");
+            for &byte in chunk {
                 match byte {
-                    b'"' | b'\\' => { text.push('\\'); text.push(char::from(byte)); }
+                    b'"' | b'\\' => {
+                        text.push('\\');
+                        text.push(char::from(byte));
+                    }
                     0x20..=0x7e => text.push(char::from(byte)),
                     _ => text.push_str(&format!("\\{byte:03}")),
                 }
             }
             text.push('"');
-            let data = wire(RecordType::TXT, &text).unwrap();
-            prop_assert_eq!(usize::from(data[0]), bytes.len());
-            prop_assert_eq!(&data[1..], &bytes[..]);
+            expected.push(chunk.len() as u8);
+            expected.extend_from_slice(chunk);
+        }
+        if bytes.is_empty() {
+            return;
+        }
+        assert_eq!(wire(RecordType::TXT, &text).unwrap(), expected, "{text}");
+    }
+
+    /// Replays fuzz/corpus/character_strings, where the fuzz target's findings go.
+    #[test]
+    fn fuzz_corpus_replays() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/corpus/character_strings");
+        let mut count = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            assert_round_trip(&std::fs::read(entry.unwrap().path()).unwrap());
+            count += 1;
+        }
+        assert!(count > 0);
+    }
+
+    proptest! {
+        /// Any bytes survive the text form.
+        #[test]
+        fn any_bytes_survive_the_text_form(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            assert_round_trip(&bytes);
         }
     }
 }
