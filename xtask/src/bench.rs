@@ -103,8 +103,8 @@ pub(crate) fn bench(plan: Plan, only: Option<&str>, baseline: Option<&Path>) -> 
     let signed: Vec<String> = ["sextant-cache", "sextant-nocache", "nsd", "knot", "bind"]
         .iter()
         .chain(baseline_rows)
-        .filter(|s| only.is_none_or(|o| s.contains(o)))
         .map(|s| format!("{s}{DNSSEC}"))
+        .filter(|s| only.is_none_or(|o| s.contains(o)))
         .collect();
     let runs = servers
         .iter()

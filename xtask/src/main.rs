@@ -36,7 +36,8 @@ enum Task {
         /// A one-minute smoke run (small zone, short runs) that proves the bench works.
         #[arg(long)]
         quick: bool,
-        /// Only the servers whose name contains this (sextant, nsd, knot, bind).
+        /// Only the servers whose name contains this (sextant, nsd, knot, bind; `dnssec`
+        /// for the signed-zone rows alone).
         #[arg(long)]
         only: Option<String>,
         /// Also measure the Sextant binaries in this directory (another build, e.g.
