@@ -12,12 +12,12 @@ fuzz_target!(|packet: &[u8]| {
             assert!(view.question_end <= packet.len());
             assert!(view.question.suffixes().count() >= 1);
             for rcode in [Rcode::REFUSED, Rcode::BADVERS] {
-                write_error_response(&mut out, packet, &view.header, Some(&view), rcode, 1232);
+                write_error_response(&mut out, packet, &view.header, Some(&view), rcode, None, 1232);
                 assert!(out.len() >= 12);
             }
         }
         Err(BadQuery::Malformed(malformed)) => {
-            write_error_response(&mut out, packet, &malformed.header, None, Rcode::FORMERR, 1232);
+            write_error_response(&mut out, packet, &malformed.header, None, Rcode::FORMERR, None, 1232);
             assert_eq!(out.len(), 12);
         }
         Err(BadQuery::Silent) => {}

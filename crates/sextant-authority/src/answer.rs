@@ -7,7 +7,8 @@ use sextant_rpc::{Answer, Query};
 use sextant_tsig::{AnswerSigner, Key};
 use sextant_wire::consts::CLASS_IN;
 use sextant_wire::{
-    EdnsReply, QueryView, Rcode, Refusal, ResponseWriter, Section, Signer, check_query, flags,
+    EdnsReply, ExtendedError, QueryView, Rcode, Refusal, ResponseWriter, Section, Signer,
+    check_query, flags,
 };
 use sextant_zone::{Catalog, Lookup, Outcome, Part};
 
@@ -57,11 +58,21 @@ pub fn respond(
     let complete = match lookup.outcome {
         Outcome::Refused => {
             writer.set_rcode(Rcode::REFUSED);
+            explain(
+                &mut writer,
+                ExtendedError::not_authoritative("not a zone served here"),
+            );
             false
         }
         // An expired secondary zone: no data, not authoritative, never cached.
         Outcome::ServFail => {
             writer.set_rcode(Rcode::SERVFAIL);
+            explain(
+                &mut writer,
+                ExtendedError::no_reachable_authority(
+                    "zone expired: its primaries are unreachable",
+                ),
+            );
             false
         }
         Outcome::NoError | Outcome::NxDomain | Outcome::YxDomain => {
@@ -167,6 +178,14 @@ fn refusal(view: &QueryView, rcode: Rcode) -> Refusal {
         header: view.header,
         view: Some(Box::new(*view)),
         rcode,
+        ede: None,
+    }
+}
+
+/// Says why in the OPT record, when the query had one (RFC 8914).
+fn explain(writer: &mut ResponseWriter<'_>, ede: ExtendedError) {
+    if let Some(edns) = writer.edns_mut() {
+        edns.push_extended_error(ede);
     }
 }
 
@@ -243,6 +262,20 @@ mod tests {
     fn refused_outside_our_zones_and_for_transfers() {
         let response = ask("www.example.net.", RecordType::A, false, 512);
         assert_eq!(response.metadata.response_code, ResponseCode::Refused);
+        // With EDNS it says why: not authoritative (RFC 8914, code 20).
+        let response = ask("www.example.net.", RecordType::A, true, 512);
+        let options = response.edns.as_ref().unwrap().options();
+        let ede = options
+            .as_ref()
+            .iter()
+            .find_map(|(_, option)| match option {
+                hickory_proto::rr::rdata::opt::EdnsOption::Unknown(15, data) => Some(data.clone()),
+                _ => None,
+            });
+        assert_eq!(
+            ede.as_deref().and_then(|d| d.get(..2)),
+            Some(&[0u8, 20][..])
+        );
         let response = ask("example.com.", RecordType::AXFR, false, 512);
         assert_eq!(response.metadata.response_code, ResponseCode::Refused);
     }

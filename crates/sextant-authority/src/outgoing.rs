@@ -228,10 +228,14 @@ fn send(
         .map_err(|_| "the client went away")
 }
 
+/// The answer carrying `rcode` alone; a refusal says so (RFC 8914: Prohibited).
 fn error_response(wire: &[u8], rcode: ResponseCode) -> Bytes {
     let size = sextant_wire::consts::CLASSIC_UDP_SIZE;
+    let ede = (rcode == ResponseCode::Refused).then_some(sextant_wire::ExtendedError::prohibited(
+        "zone transfer not allowed",
+    ));
     let rcode = sextant_wire::Rcode::new(u16::from(rcode));
-    Bytes::from(sextant_wire::rcode_answer(wire, rcode, size).unwrap_or_default())
+    Bytes::from(sextant_wire::rcode_answer(wire, rcode, ede, size).unwrap_or_default())
 }
 
 #[cfg(test)]

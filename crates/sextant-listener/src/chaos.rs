@@ -37,7 +37,7 @@ impl Frontend {
                     question: Some(QuestionKey::of(view)),
                 }
             }
-            None => self.reply(packet, &view.header, Some(view), Rcode::REFUSED),
+            None => self.reply(packet, &view.header, Some(view), Rcode::REFUSED, None),
         }
     }
 }

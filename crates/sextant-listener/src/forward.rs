@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use sextant_rpc::{Answer, Query, QueryClient, RpcError, Transport};
-use sextant_wire::{Rcode, rcode_answer};
+use sextant_wire::{ExtendedError, Rcode, rcode_answer};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -32,7 +32,7 @@ impl Frontend {
             Decision::Forward(forward) => {
                 let Some(backend_client) = self.backend_client(forward.backend) else {
                     stats::backend_failed(forward.backend);
-                    return self.servfail(&packet).map(Bytes::from);
+                    return self.servfail(&packet, UNREACHABLE).map(Bytes::from);
                 };
                 let query = Query {
                     wire: packet.clone(),
@@ -60,7 +60,7 @@ impl Frontend {
     ) {
         let Some(backend_client) = self.backend_client(forward.backend) else {
             stats::backend_failed(forward.backend);
-            if let Some(servfail) = self.servfail(&packet) {
+            if let Some(servfail) = self.servfail(&packet, UNREACHABLE) {
                 self.send_udp(socket, &servfail, client, Some(forward.question));
             }
             return;
@@ -158,7 +158,7 @@ impl Frontend {
             Err(error) => {
                 stats::backend_failed(forward.backend);
                 tracing::debug!(%error, %client, "backend failed; answering SERVFAIL");
-                self.servfail(packet).map(Bytes::from)
+                self.servfail(packet, why(&error)).map(Bytes::from)
             }
         }
     }
@@ -182,7 +182,7 @@ impl Frontend {
             Decision::Drop => {}
             Decision::Forward(forward) => {
                 let Some(backend_client) = self.backend_client(forward.backend) else {
-                    single(self.servfail(&packet).map(Bytes::from));
+                    single(self.servfail(&packet, UNREACHABLE).map(Bytes::from));
                     return receiver;
                 };
                 let query = Query {
@@ -204,7 +204,7 @@ impl Frontend {
                     Err(error) => {
                         stats::backend_failed(forward.backend);
                         tracing::debug!(%error, %client, "zone transfer failed at the backend");
-                        single(self.servfail(&packet).map(Bytes::from));
+                        single(self.servfail(&packet, UNREACHABLE).map(Bytes::from));
                     }
                 }
             }
@@ -212,9 +212,22 @@ impl Frontend {
         receiver
     }
 
-    fn servfail(&self, packet: &[u8]) -> Option<Vec<u8>> {
-        let out = rcode_answer(packet, Rcode::SERVFAIL, self.udp_payload_size)?;
+    fn servfail(&self, packet: &[u8], ede: ExtendedError) -> Option<Vec<u8>> {
+        let out = rcode_answer(packet, Rcode::SERVFAIL, Some(ede), self.udp_payload_size)?;
         stats::answered(stats::Source::Listener, &out);
         Some(out)
+    }
+}
+
+/// The backend cannot be asked: not configured, not connected, the call failed.
+const UNREACHABLE: ExtendedError = ExtendedError::network_error("backend unreachable");
+
+/// Why a backend gave no answer, for the client.
+fn why(error: &RpcError) -> ExtendedError {
+    match error {
+        RpcError::Timeout { .. } => {
+            ExtendedError::no_reachable_authority("backend did not answer in time")
+        }
+        _ => UNREACHABLE,
     }
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use sextant_rpc::{QueryClient, Transport};
 use sextant_wire::consts::*;
-use sextant_wire::{BadQuery, Header, QueryView, Rcode, opcode, write_error_response};
+use sextant_wire::{
+    BadQuery, ExtendedError, Header, QueryView, Rcode, opcode, write_error_response,
+};
 
 use crate::backend::Backend;
 use crate::packet_cache::{CacheKey, PacketCache};
@@ -105,12 +107,13 @@ impl Frontend {
                     stats::dropped("malformed_from_stranger");
                     return Decision::Drop;
                 }
-                return self.reply(packet, &malformed.header, None, Rcode::FORMERR);
+                return self.reply(packet, &malformed.header, None, Rcode::FORMERR, None);
             }
         };
         stats::question(view.question.qtype);
         if !policy.acl.may_query(client.ip()) {
-            return self.reply(packet, &view.header, Some(&view), Rcode::REFUSED);
+            let ede = ExtendedError::prohibited("client not allowed to query");
+            return self.reply(packet, &view.header, Some(&view), Rcode::REFUSED, Some(ede));
         }
         let forward = |backend| {
             Decision::Forward(Forward {
@@ -124,10 +127,10 @@ impl Frontend {
             return forward(Backend::Transfer);
         }
         if view.header.opcode() != opcode::QUERY {
-            return self.reply(packet, &view.header, Some(&view), Rcode::NOTIMP);
+            return self.reply(packet, &view.header, Some(&view), Rcode::NOTIMP, None);
         }
         if view.edns.is_some_and(|edns| edns.version > 0) {
-            return self.reply(packet, &view.header, Some(&view), Rcode::BADVERS);
+            return self.reply(packet, &view.header, Some(&view), Rcode::BADVERS, None);
         }
         if view.question.qclass == CLASS_CH {
             return self.chaos(packet, &view, &policy);
@@ -135,16 +138,29 @@ impl Frontend {
         let zone_transfer = matches!(view.question.qtype, TYPE_AXFR | TYPE_IXFR);
         if zone_transfer && transport == Transport::Udp {
             // Transfers are streams of messages: TCP only (RFC 5936 §4.2).
-            return self.reply(packet, &view.header, Some(&view), Rcode::REFUSED);
+            let ede = ExtendedError::prohibited("zone transfers over TCP only");
+            return self.reply(packet, &view.header, Some(&view), Rcode::REFUSED, Some(ede));
         }
         let backend = match self.router.route(&view.question) {
             Route::Authority => Backend::Authority,
             Route::Refuse if self.recursion_for(&view, client, &policy) => Backend::Resolver,
             Route::Refuse => {
-                return self.reply(packet, &view.header, Some(&view), Rcode::REFUSED);
+                let ede = if self.resolver.is_some() && view.header.recursion_desired() {
+                    ExtendedError::prohibited("recursion not allowed for this client")
+                } else {
+                    ExtendedError::not_authoritative("not authoritative, no recursion")
+                };
+                return self.reply(packet, &view.header, Some(&view), Rcode::REFUSED, Some(ede));
             }
             Route::Unknown => {
-                return self.reply(packet, &view.header, Some(&view), Rcode::SERVFAIL);
+                let ede = ExtendedError::not_ready("zones not known yet");
+                return self.reply(
+                    packet,
+                    &view.header,
+                    Some(&view),
+                    Rcode::SERVFAIL,
+                    Some(ede),
+                );
             }
         };
         let Decision::Forward(mut forward) = forward(backend) else {
@@ -185,16 +201,25 @@ impl Frontend {
         Some((zones << 32) ^ (resolver & 0xffff_ffff))
     }
 
-    /// An answer carrying `rcode` alone, written here.
+    /// An answer carrying `rcode` alone (and why, `ede`), written here.
     pub(crate) fn reply(
         &self,
         packet: &[u8],
         header: &Header,
         view: Option<&QueryView>,
         rcode: Rcode,
+        ede: Option<ExtendedError>,
     ) -> Decision {
         let mut out = Vec::with_capacity(64);
-        write_error_response(&mut out, packet, header, view, rcode, self.udp_payload_size);
+        write_error_response(
+            &mut out,
+            packet,
+            header,
+            view,
+            rcode,
+            ede,
+            self.udp_payload_size,
+        );
         stats::answered(stats::Source::Listener, &out);
         Decision::Reply {
             wire: out,

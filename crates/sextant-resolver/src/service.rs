@@ -11,7 +11,7 @@ use hickory_proto::serialize::binary::{
     BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding,
 };
 use sextant_rpc::{Answer, Query, QueryHandler};
-use sextant_wire::{EdnsReply, Rcode, ResponseWriter, Section, check_query, flags};
+use sextant_wire::{EdnsReply, ExtendedError, Rcode, ResponseWriter, Section, check_query, flags};
 
 use crate::resolve::{Outcome, Resolver};
 use crate::upstream::EDNS_PAYLOAD;
@@ -38,7 +38,9 @@ impl QueryHandler for ResolverService {
     fn transfer(&self, query: Query) -> tokio::sync::mpsc::Receiver<Bytes> {
         // A resolver has no zones to transfer.
         let (sender, receiver) = tokio::sync::mpsc::channel(1);
-        let refusal = sextant_wire::rcode_answer(&query.wire, Rcode::REFUSED, EDNS_PAYLOAD);
+        let ede = sextant_wire::ExtendedError::prohibited("no zone transfers from a resolver");
+        let refusal =
+            sextant_wire::rcode_answer(&query.wire, Rcode::REFUSED, Some(ede), EDNS_PAYLOAD);
         if let Some(refusal) = refusal {
             let _ = sender.try_send(Bytes::from(refusal));
         }
@@ -76,7 +78,18 @@ pub(crate) async fn respond(resolver: &Arc<Resolver>, query: &Query) -> Answer {
     writer.set_flag(flags::RA, true);
     writer.set_rcode(Rcode::new(u16::from(outcome.rcode)));
     if let Some(edns) = view.edns {
-        writer.set_edns(EdnsReply::new(EDNS_PAYLOAD, edns.dnssec_ok));
+        let mut reply = EdnsReply::new(EDNS_PAYLOAD, edns.dnssec_ok);
+        // Why the answer is stale or missing (RFC 8914).
+        if outcome.stale {
+            reply.push_extended_error(ExtendedError::stale_answer(
+                "authorities unreachable; expired data",
+            ));
+        } else if outcome.rcode == hickory_proto::op::ResponseCode::ServFail {
+            reply.push_extended_error(ExtendedError::no_reachable_authority(
+                "no authority answered",
+            ));
+        }
+        writer.set_edns(reply);
     }
     let complete = write_outcome(&mut writer, &outcome);
     writer.finish();
@@ -144,6 +157,7 @@ fn refused_with(wire: &[u8], view: &sextant_wire::QueryView, rcode: Rcode) -> Ve
         &view.header,
         Some(view),
         rcode,
+        None,
         EDNS_PAYLOAD,
     );
     out

@@ -127,3 +127,18 @@ fn rand_id() -> u16 {
         .unwrap_or(7);
     (nanos % 65_521) as u16
 }
+
+/// The Extended DNS Error of a response (RFC 8914): its info code and text.
+pub fn extended_error(response: &Message) -> Option<(u16, String)> {
+    let edns = response.edns.as_ref()?;
+    edns.options()
+        .as_ref()
+        .iter()
+        .find_map(|(_, option)| match option {
+            hickory_proto::rr::rdata::opt::EdnsOption::Unknown(15, data) => {
+                let code = u16::from_be_bytes([*data.first()?, *data.get(1)?]);
+                Some((code, String::from_utf8_lossy(data.get(2..)?).into_owned()))
+            }
+            _ => None,
+        })
+}

@@ -11,7 +11,8 @@ pub mod procstat;
 pub mod signing;
 
 pub use client::{
-    dig, exchange, notify, query_tcp, query_udp, query_udp_raw, question_with, recv_within,
+    dig, exchange, extended_error, notify, query_tcp, query_udp, query_udp_raw, question_with,
+    recv_within,
 };
 pub use daemon::{Daemon, binary};
 pub use dns_lab::{Behaviour, DnsLab, LabServer};

@@ -18,7 +18,7 @@ impl QueryHandler for Zones {
         // The transfer daemon serves no zones out.
         let (sender, receiver) = tokio::sync::mpsc::channel(1);
         let size = sextant_wire::consts::CLASSIC_UDP_SIZE;
-        if let Some(refusal) = sextant_wire::rcode_answer(&query.wire, Rcode::REFUSED, size) {
+        if let Some(refusal) = sextant_wire::rcode_answer(&query.wire, Rcode::REFUSED, None, size) {
             let _ = sender.try_send(bytes::Bytes::from(refusal));
         }
         receiver
@@ -32,7 +32,7 @@ impl Zones {
             Ok(view) => view,
             Err(BadQuery::Silent) => return Answer::Silent,
             Err(BadQuery::Malformed(_)) => {
-                return sextant_wire::rcode_answer(&query.wire, Rcode::FORMERR, size)
+                return sextant_wire::rcode_answer(&query.wire, Rcode::FORMERR, None, size)
                     .map_or(Answer::Silent, Answer::once);
             }
         };

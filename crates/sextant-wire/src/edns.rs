@@ -16,6 +16,51 @@ pub const OPTION_PADDING: u16 = 12;
 /// Extended DNS Error (RFC 8914).
 pub const OPTION_EDE: u16 = 15;
 
+/// An Extended DNS Error (RFC 8914): why an answer is what it is, for the person
+/// reading `dig`'s output. The text is short and never names internal paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExtendedError {
+    /// The INFO-CODE (RFC 8914 §4).
+    pub code: u16,
+    /// The EXTRA-TEXT.
+    pub text: &'static str,
+}
+
+impl ExtendedError {
+    /// 3: data served past its TTL because the authorities could not be reached.
+    pub const fn stale_answer(text: &'static str) -> Self {
+        Self { code: 3, text }
+    }
+    /// 13: an error answered from a cache.
+    pub const fn cached_error(text: &'static str) -> Self {
+        Self { code: 13, text }
+    }
+    /// 14: the server is not ready to answer yet.
+    pub const fn not_ready(text: &'static str) -> Self {
+        Self { code: 14, text }
+    }
+    /// 15: the name or the client is blocked by policy.
+    pub const fn blocked(text: &'static str) -> Self {
+        Self { code: 15, text }
+    }
+    /// 18: the client is not allowed this.
+    pub const fn prohibited(text: &'static str) -> Self {
+        Self { code: 18, text }
+    }
+    /// 20: the server is not authoritative for the name and does not recurse.
+    pub const fn not_authoritative(text: &'static str) -> Self {
+        Self { code: 20, text }
+    }
+    /// 22: no authority (here: the backend, or a zone's primaries) could be reached.
+    pub const fn no_reachable_authority(text: &'static str) -> Self {
+        Self { code: 22, text }
+    }
+    /// 23: a network error on the way to the authority.
+    pub const fn network_error(text: &'static str) -> Self {
+        Self { code: 23, text }
+    }
+}
+
 /// The OPT record of a response: our payload size, the DO bit echoed (RFC 3225) and
 /// any options. The extended RCODE bits are filled in by the writer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -52,11 +97,11 @@ impl EdnsReply {
         true
     }
 
-    /// Adds an Extended DNS Error (RFC 8914 §2) with its info code and a short text.
-    pub fn push_extended_error(&mut self, info_code: u16, text: &str) -> bool {
-        let mut data = Vec::with_capacity(2 + text.len());
-        data.extend_from_slice(&info_code.to_be_bytes());
-        data.extend_from_slice(text.as_bytes());
+    /// Adds an Extended DNS Error (RFC 8914 §2).
+    pub fn push_extended_error(&mut self, error: ExtendedError) -> bool {
+        let mut data = Vec::with_capacity(2 + error.text.len());
+        data.extend_from_slice(&error.code.to_be_bytes());
+        data.extend_from_slice(error.text.as_bytes());
         self.push_option(OPTION_EDE, &data)
     }
 

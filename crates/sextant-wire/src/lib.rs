@@ -24,7 +24,8 @@ mod ttl;
 mod writer;
 
 pub use edns::{
-    EdnsReply, OPTION_COOKIE, OPTION_EDE, OPTION_PADDING, OPTION_TCP_KEEPALIVE, add_tcp_keepalive,
+    EdnsReply, ExtendedError, OPTION_COOKIE, OPTION_EDE, OPTION_PADDING, OPTION_TCP_KEEPALIVE,
+    add_tcp_keepalive,
 };
 pub use header::{HEADER_LEN, Header, flags, opcode, parse_header};
 pub use local::{error_response, rcode_answer, write_chaos_txt, write_error_response};

@@ -3,7 +3,7 @@
 //! byte and an OPT record when the query had one, and the CH TXT answers.
 
 use crate::consts::*;
-use crate::edns::EdnsReply;
+use crate::edns::{EdnsReply, ExtendedError};
 use crate::header::{Header, flags};
 use crate::writer::{ResponseWriter, Section};
 use crate::{BadQuery, QueryView, Rcode, parse_query};
@@ -14,10 +14,11 @@ pub fn error_response(
     header: &Header,
     view: Option<&QueryView>,
     rcode: Rcode,
+    ede: Option<ExtendedError>,
     our_payload_size: u16,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
-    write_error_response(&mut out, packet, header, view, rcode, our_payload_size);
+    write_error_response(&mut out, packet, header, view, rcode, ede, our_payload_size);
     out
 }
 
@@ -26,20 +27,25 @@ pub fn error_response(
 /// `view` is `None` when the question could not be read: the response then has no
 /// question and no OPT (RFC 6891 §7: a FORMERR for an unparseable query carries no
 /// OPT). An extended `rcode` (> 15) needs EDNS; without an OPT in the query it falls
-/// back to FORMERR.
+/// back to FORMERR. `ede` goes in the OPT record, when the query had one.
 pub fn write_error_response(
     out: &mut Vec<u8>,
     packet: &[u8],
     header: &Header,
     view: Option<&QueryView>,
     rcode: Rcode,
+    ede: Option<ExtendedError>,
     our_payload_size: u16,
 ) {
     let mut writer = match view {
         Some(view) => {
             let mut writer = ResponseWriter::new(out, packet, view, usize::from(u16::MAX));
             if view.edns.is_some() {
-                writer.set_edns(EdnsReply::new(our_payload_size, false));
+                let mut edns = EdnsReply::new(our_payload_size, false);
+                if let Some(ede) = ede {
+                    edns.push_extended_error(ede);
+                }
+                writer.set_edns(edns);
             }
             writer
         }
@@ -49,15 +55,21 @@ pub fn write_error_response(
     writer.finish();
 }
 
-/// The answer to `packet` carrying only `rcode`: FORMERR when the question does not
-/// read, `None` when it is not a query at all (no answer is due).
-pub fn rcode_answer(packet: &[u8], rcode: Rcode, our_payload_size: u16) -> Option<Vec<u8>> {
+/// The answer to `packet` carrying only `rcode` (and `ede`): FORMERR when the
+/// question does not read, `None` when it is not a query at all (no answer is due).
+pub fn rcode_answer(
+    packet: &[u8],
+    rcode: Rcode,
+    ede: Option<ExtendedError>,
+    our_payload_size: u16,
+) -> Option<Vec<u8>> {
     match parse_query(packet) {
         Ok(view) => Some(error_response(
             packet,
             &view.header,
             Some(&view),
             rcode,
+            ede,
             our_payload_size,
         )),
         Err(BadQuery::Malformed(malformed)) => Some(error_response(
@@ -65,6 +77,7 @@ pub fn rcode_answer(packet: &[u8], rcode: Rcode, our_payload_size: u16) -> Optio
             &malformed.header,
             None,
             Rcode::FORMERR,
+            None,
             our_payload_size,
         )),
         Err(BadQuery::Silent) => None,
@@ -121,13 +134,25 @@ mod tests {
         message.set_edns(Edns::new());
         let packet = message.to_vec().unwrap();
         let view = parse_query(&packet).unwrap();
-        let wire = error_response(&packet, &view.header, Some(&view), Rcode::REFUSED, 1232);
+        let wire = error_response(
+            &packet,
+            &view.header,
+            Some(&view),
+            Rcode::REFUSED,
+            Some(crate::ExtendedError::prohibited("not allowed")),
+            1232,
+        );
         let response = Message::from_vec(&wire).unwrap();
         assert_eq!(response.metadata.id, message.metadata.id);
         assert_eq!(response.metadata.response_code, ResponseCode::Refused);
         assert!(response.metadata.recursion_desired);
         assert_eq!(response.queries[0].name().to_string(), "WwW.Example.org.");
         assert_eq!(response.edns.as_ref().unwrap().max_payload(), 1232);
+        let ede = &wire[wire.len() - 17..];
+        assert_eq!(
+            ede, b"\x00\x0f\x00\x0d\x00\x12not allowed",
+            "EDE 18 in the OPT"
+        );
     }
 
     #[test]
@@ -139,7 +164,14 @@ mod tests {
         message.set_edns(edns);
         let packet = message.to_vec().unwrap();
         let view = parse_query(&packet).unwrap();
-        let wire = error_response(&packet, &view.header, Some(&view), Rcode::BADVERS, 1232);
+        let wire = error_response(
+            &packet,
+            &view.header,
+            Some(&view),
+            Rcode::BADVERS,
+            None,
+            1232,
+        );
         let response = Message::from_vec(&wire).unwrap();
         // BADVERS and BADSIG share the value 16; hickory names it BADSIG.
         assert_eq!(
@@ -167,7 +199,7 @@ mod tests {
     fn formerr_without_question() {
         let packet = [0x12, 0x34, 0x01, 0x00, 0, 2, 0, 0, 0, 0, 0, 0];
         let header = crate::parse_header(&packet).unwrap();
-        let wire = error_response(&packet, &header, None, Rcode::FORMERR, 1232);
+        let wire = error_response(&packet, &header, None, Rcode::FORMERR, None, 1232);
         assert_eq!(wire, [0x12, 0x34, 0x81, 0x01, 0, 0, 0, 0, 0, 0, 0, 0]);
     }
 }

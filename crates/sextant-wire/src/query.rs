@@ -236,6 +236,8 @@ pub enum Refusal {
         view: Option<Box<QueryView>>,
         /// The RCODE to answer with.
         rcode: Rcode,
+        /// Why, for the client (RFC 8914).
+        ede: Option<crate::ExtendedError>,
     },
 }
 
@@ -248,6 +250,7 @@ impl Refusal {
             header,
             view,
             rcode,
+            ede,
         } = self
         {
             crate::local::write_error_response(
@@ -256,6 +259,7 @@ impl Refusal {
                 header,
                 view.as_deref(),
                 *rcode,
+                *ede,
                 payload_size,
             );
         }
@@ -273,17 +277,26 @@ pub fn check_query(wire: &[u8]) -> Result<QueryView, Refusal> {
                 header: malformed.header,
                 view: None,
                 rcode: Rcode::FORMERR,
+                ede: None,
             });
         }
     };
-    let rcode = if view.header.opcode() != opcode::QUERY {
-        Rcode::NOTIMP
+    let (rcode, ede) = if view.header.opcode() != opcode::QUERY {
+        (Rcode::NOTIMP, None)
     } else if view.edns.is_some_and(|e| e.version > 0) {
-        Rcode::BADVERS
-    } else if view.question.qclass != CLASS_IN
-        || matches!(view.question.qtype, TYPE_AXFR | TYPE_IXFR)
-    {
-        Rcode::REFUSED
+        (Rcode::BADVERS, None)
+    } else if view.question.qclass != CLASS_IN {
+        (
+            Rcode::REFUSED,
+            Some(crate::ExtendedError::not_authoritative("class not served")),
+        )
+    } else if matches!(view.question.qtype, TYPE_AXFR | TYPE_IXFR) {
+        (
+            Rcode::REFUSED,
+            Some(crate::ExtendedError::prohibited(
+                "zone transfers over TCP only",
+            )),
+        )
     } else {
         return Ok(view);
     };
@@ -291,6 +304,7 @@ pub fn check_query(wire: &[u8]) -> Result<QueryView, Refusal> {
         header: view.header,
         view: Some(Box::new(view)),
         rcode,
+        ede,
     })
 }
 

@@ -11,6 +11,7 @@ mod differential_nsd;
 mod dnssec_differential;
 mod dnssec_validation;
 mod dnssec_zones;
+mod extended_errors;
 mod grpc_tcp;
 mod hardening;
 mod metrics;

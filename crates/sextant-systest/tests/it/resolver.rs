@@ -541,6 +541,15 @@ fn expired_data_is_served_stale_when_the_upstreams_die() {
     let stale = ask(&suite, "short.example.test.", RecordType::A);
     assert_eq!(addresses(&stale), vec!["192.0.2.99"]);
     assert_eq!(stale.answers[0].ttl, 30, "RFC 8767 stale TTL");
+    // With EDNS, the answer says it is stale (RFC 8914, code 3).
+    let mut message =
+        sextant_systest::question_with("short.example.test.", RecordType::A, Some(1232)).unwrap();
+    message.metadata.recursion_desired = true;
+    let stale = exchange(suite.dns, &message, false).unwrap();
+    assert_eq!(
+        sextant_systest::extended_error(&stale).map(|e| e.0),
+        Some(3)
+    );
 }
 
 #[test]

@@ -317,6 +317,12 @@ fn an_unreachable_primary_expires_the_zone_then_it_comes_back() {
     eventually(Duration::from_secs(20), "expiry", &suite, || {
         rcode(suite.dns, "www.example.org.") == ResponseCode::ServFail
     });
+    // It says why: no reachable authority (RFC 8914, code 22).
+    let expired = query_udp(suite.dns, "www.example.org.", RecordType::A).unwrap();
+    assert_eq!(
+        sextant_systest::extended_error(&expired).map(|e| e.0),
+        Some(22)
+    );
     primary.set_down(false);
     eventually(Duration::from_secs(20), "recovery", &suite, || {
         rcode(suite.dns, "www.example.org.") == ResponseCode::NoError
