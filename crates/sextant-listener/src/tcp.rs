@@ -1,11 +1,13 @@
 //! The TCP front end (RFC 7766): length-prefixed messages with hard bounds, idle and
 //! read timeouts, pipelined queries answered as they complete, and limits on the
-//! connections held: at the total limit the oldest idle connection is closed to make
-//! room, and only when none is idle is the new one refused. edns-tcp-keepalive
+//! connections held, in total and per client address: at either limit the oldest
+//! idle connection (of that client, at its own limit) is closed to make room, and
+//! only when none is idle is the new one refused — clients behind one NAT address
+//! are not locked out by another's stalled connections. edns-tcp-keepalive
 //! (RFC 7828) is answered with our idle timeout. A connection that sends garbage is
 //! closed; nothing it sends can make the listener spin.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,22 +33,15 @@ pub(crate) struct TcpLimits {
 /// Open connections per client address, so that one client cannot take every slot.
 #[derive(Debug, Default)]
 struct PerClient {
-    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    open: parking_lot::Mutex<std::collections::HashMap<IpAddr, usize>>,
+    /// Woken whenever a connection closes (a slot may be free).
+    left: tokio::sync::Notify,
 }
 
 impl PerClient {
-    fn counts(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<std::net::IpAddr, usize>> {
-        // A panic elsewhere while holding the lock leaves plain counters: keep going.
-        self.open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// Takes a slot for `ip`, or `false` when it already has `limit` connections.
-    fn enter(&self, ip: std::net::IpAddr, limit: usize) -> bool {
-        let mut counts = self.counts();
+    fn enter(&self, ip: IpAddr, limit: usize) -> bool {
+        let mut counts = self.open.lock();
         let count = counts.entry(ip).or_insert(0);
         if *count >= limit {
             return false;
@@ -55,34 +50,55 @@ impl PerClient {
         true
     }
 
-    fn leave(&self, ip: std::net::IpAddr) {
-        let mut counts = self.counts();
+    /// Takes a slot for `ip` as soon as one is free, waiting at most `wait`.
+    async fn enter_within(&self, ip: IpAddr, limit: usize, wait: Duration) -> bool {
+        let waiting = async {
+            loop {
+                let left = self.left.notified();
+                let mut left = std::pin::pin!(left);
+                // Registered before the check, so a close in between is not missed.
+                left.as_mut().enable();
+                if self.enter(ip, limit) {
+                    return;
+                }
+                left.await;
+            }
+        };
+        tokio::time::timeout(wait, waiting).await.is_ok()
+    }
+
+    fn leave(&self, ip: IpAddr) {
+        let mut counts = self.open.lock();
         if let Some(count) = counts.get_mut(&ip) {
             *count -= 1;
             if *count == 0 {
                 counts.remove(&ip);
             }
         }
+        drop(counts);
+        self.left.notify_waiters();
     }
 }
 
-/// Connections waiting for a query, oldest first, each with the token that closes it.
+/// Connections with no query in flight — waiting for one, or for the rest of one
+/// that is not arriving — oldest first, each with its client and the token that
+/// closes it. Closing one loses nothing: that is how a limit makes room.
 #[derive(Debug, Default)]
 struct IdleConnections {
     waiting: parking_lot::Mutex<
-        std::collections::BTreeMap<(std::time::Instant, u64), CancellationToken>,
+        std::collections::BTreeMap<(std::time::Instant, u64), (IpAddr, CancellationToken)>,
     >,
     next_id: std::sync::atomic::AtomicU64,
 }
 
 impl IdleConnections {
-    /// Registers a connection as idle until the returned guard is dropped.
-    fn enter(self: &Arc<Self>, close: CancellationToken) -> IdleGuard {
+    /// Registers a connection of `client` as idle until the returned guard is dropped.
+    fn enter(self: &Arc<Self>, client: IpAddr, close: CancellationToken) -> IdleGuard {
         let id = self
             .next_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let key = (std::time::Instant::now(), id);
-        self.waiting.lock().insert(key, close);
+        self.waiting.lock().insert(key, (client, close));
         IdleGuard {
             registry: self.clone(),
             key,
@@ -93,6 +109,23 @@ impl IdleConnections {
     fn evict_oldest(&self) -> bool {
         let oldest = self.waiting.lock().pop_first();
         match oldest {
+            Some((_, (_, close))) => {
+                close.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Closes the connection of `client` idle the longest; false when none of its
+    /// connections is idle (all are busy with real queries).
+    fn evict_oldest_of(&self, client: IpAddr) -> bool {
+        let mut waiting = self.waiting.lock();
+        let oldest = waiting
+            .iter()
+            .find(|(_, (ip, _))| *ip == client)
+            .map(|(key, _)| *key);
+        match oldest.and_then(|key| waiting.remove(&key)) {
             Some((_, close)) => {
                 close.cancel();
                 true
@@ -148,14 +181,21 @@ pub(crate) async fn serve(
             drop(stream);
             continue;
         }
-        if !per_client.enter(client.ip(), limits.max_per_client) {
+        // At the client's own limit, its connection idle the longest makes room (a
+        // client behind the same NAT address must not be locked out by another's
+        // stalled connections); only when all of its connections carry real
+        // queries is the new one refused.
+        let client_slot = per_client.enter(client.ip(), limits.max_per_client);
+        if !client_slot && !idle.evict_oldest_of(client.ip()) {
             crate::stats::dropped("tcp_client_limit");
             drop(stream);
             continue;
         }
         let permit = connections.clone().try_acquire_owned().ok();
         if permit.is_none() && !idle.evict_oldest() {
-            per_client.leave(client.ip());
+            if client_slot {
+                per_client.leave(client.ip());
+            }
             // Over the connection limit with nobody idle: close at once, which
             // costs us nothing.
             crate::stats::dropped("tcp_limit");
@@ -169,6 +209,16 @@ pub(crate) async fn serve(
         let idle = idle.clone();
         let connections = connections.clone();
         tokio::spawn(async move {
+            if !client_slot {
+                crate::stats::dropped("tcp_client_idle_evicted");
+                let ip = client.ip();
+                if !per_client
+                    .enter_within(ip, limits.max_per_client, EVICTION_WAIT)
+                    .await
+                {
+                    return;
+                }
+            }
             let permit = match permit {
                 Some(permit) => Some(permit),
                 // An idle connection was told to close: take its slot when it does.
@@ -214,7 +264,7 @@ async fn connection(
         };
         // Idle: no query of ours pending, so closing it loses nothing.
         let idle_guard = (in_flight.available_permits() + 1 == limits.max_in_flight)
-            .then(|| idle.enter(close.clone()));
+            .then(|| idle.enter(client.ip(), close.clone()));
         let message = tokio::select! {
             _ = close.cancelled() => break,
             message = read_message(&mut reader, limits) => message,

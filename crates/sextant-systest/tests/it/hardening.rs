@@ -147,3 +147,89 @@ fn sighup_applies_a_new_acl_and_keeps_the_old_one_when_the_file_is_broken() {
     let still = query_udp(suite.dns, "www.example.com.", RecordType::A).unwrap();
     assert_eq!(still.metadata.response_code, ResponseCode::Refused);
 }
+
+/// Clients behind one address (a NAT, a proxy): one of them opens 200 connections
+/// that send garbage, nothing, or a huge length prefix, while another on the same
+/// address sends a TCP query every 30 ms. At the per-client limit the attacker's
+/// idle or stalled connections make room, so the well-behaved client keeps being
+/// answered; the listener's CPU and memory stay bounded.
+#[test]
+fn clients_behind_one_address_do_not_lock_each_other_out() {
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use sextant_systest::procstat::{cpu_seconds, rss_mib};
+
+    let lab = Lab::new().unwrap();
+    let config = lab
+        .suite_config(
+            &[("example.com", EXAMPLE_ZONE)],
+            "tcp_max_connections_per_client = 16",
+        )
+        .unwrap();
+    let suite = lab.start_suite(&config).unwrap();
+    let (dns, pid) = (suite.dns, suite.listener.pid());
+    let baseline_rss = rss_mib(pid);
+    let attacks: [(&str, &[u8]); 3] = [
+        ("garbage", b"hello, is this DNS?\r\n"),
+        ("silence", b""),
+        ("a huge length prefix", b"\xff\xff\x12\x34"),
+    ];
+    for (name, bytes) in attacks {
+        let stop = Arc::new(AtomicBool::new(false));
+        // The attacker: 200 connections, each sending its bytes and then nothing,
+        // opened as fast as they are closed, for the whole phase.
+        let attacker = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut held = std::collections::VecDeque::new();
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(mut stream) = TcpStream::connect(dns) {
+                        let _ = stream.write_all(bytes);
+                        held.push_back(stream);
+                    }
+                    if held.len() >= 200 {
+                        held.pop_front();
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        let cpu = cpu_seconds(pid);
+        let started = Instant::now();
+        let (mut sent, mut answered) = (0, 0);
+        while started.elapsed() < Duration::from_secs(4) {
+            sent += 1;
+            if query_tcp(dns, "www.example.com.", RecordType::A)
+                .is_ok_and(|r| r.metadata.response_code == ResponseCode::NoError)
+            {
+                answered += 1;
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        let share = (cpu_seconds(pid) - cpu) / started.elapsed().as_secs_f64();
+        stop.store(true, Ordering::Relaxed);
+        let _ = attacker.join();
+        eprintln!(
+            "{name}: {answered}/{sent} queries answered, listener CPU {:.0}% of a core, RSS {:.1} MiB",
+            100.0 * share,
+            rss_mib(pid)
+        );
+        assert!(
+            answered * 100 >= sent * 99,
+            "{name}: only {answered} of {sent} well-behaved TCP queries answered"
+        );
+        assert!(
+            share < 0.8,
+            "{name}: the listener used {:.0}% of a core",
+            100.0 * share
+        );
+        assert!(
+            rss_mib(pid) < baseline_rss + 64.0,
+            "{name}: memory grew from {baseline_rss:.1} to {:.1} MiB",
+            rss_mib(pid)
+        );
+    }
+}
