@@ -15,7 +15,8 @@ pub use endpoint::Endpoint;
 pub use error::{ConfigError, MissingSection, Problem, required};
 pub use load::{key_secret, load};
 pub use model::{
-    AuthorityConfig, Config, ForwardConfig, ForwardMode, KeyConfig, ListenerConfig, LogConfig,
-    LogFormat, ResolverConfig, RrlConfig, SecondaryZoneConfig, TransferConfig, ZoneConfig,
+    AuthorityConfig, Config, CookieConfig, ForwardConfig, ForwardMode, KeyConfig, ListenerConfig,
+    LogConfig, LogFormat, ResolverConfig, RrlConfig, SecondaryZoneConfig, TransferConfig,
+    ZoneConfig, cookie_secret,
 };
 pub use section::Section;

@@ -161,6 +161,10 @@ pub struct ListenerConfig {
     /// Response rate limiting for UDP answers. Default: off.
     #[serde(default)]
     pub rrl: RrlConfig,
+    /// DNS Cookies (RFC 7873, server cookies as RFC 9018 makes them). Default: on,
+    /// with a secret made at start.
+    #[serde(default)]
+    pub cookies: CookieConfig,
     /// Prometheus endpoint (`/metrics`), e.g. `"127.0.0.1:9153"`. Default: off.
     #[serde(default)]
     pub metrics: Option<SocketAddr>,
@@ -201,6 +205,49 @@ impl Default for RrlConfig {
             ipv6_prefix_length: 56,
         }
     }
+}
+
+/// DNS Cookies (`[listener.cookies]`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CookieConfig {
+    /// Answer client cookies with server cookies. Default true.
+    pub enabled: bool,
+    /// The server secret, 32 hex digits (16 bytes), shared by every listener behind
+    /// one anycast address so that they accept each other's cookies. Default: a
+    /// random secret made at start (cookies then last until a restart).
+    pub secret: Option<String>,
+    /// The secret before the last rotation, still accepted: set it to the old
+    /// `secret` when changing `secret`, reload, and remove it an hour later.
+    pub previous_secret: Option<String>,
+    /// Answer UDP queries from cookie-aware clients without a valid server cookie
+    /// with BADCOOKIE and a fresh cookie, instead of the answer (RFC 7873 §5.2.3: for
+    /// a server under attack by spoofed sources). Default false.
+    pub require: bool,
+}
+
+impl Default for CookieConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            secret: None,
+            previous_secret: None,
+            require: false,
+        }
+    }
+}
+
+/// A cookie secret: 32 hex digits, 16 bytes.
+pub fn cookie_secret(text: &str) -> Option<[u8; 16]> {
+    let text = text.trim();
+    if text.len() != 32 {
+        return None;
+    }
+    let mut secret = [0u8; 16];
+    for (byte, pair) in secret.iter_mut().zip(text.as_bytes().chunks(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(secret)
 }
 
 fn default_allow_recursion() -> Vec<ipnet::IpNet> {
@@ -407,6 +454,11 @@ pub struct ResolverConfig {
     /// (0.0.0.0/8, ::, broadcast, multicast). Default: none.
     #[serde(default)]
     pub deny_servers: Vec<ipnet::IpNet>,
+    /// Send DNS Cookies (RFC 7873) with upstream queries and check those that come
+    /// back (an answer without our cookie, from a server that gave one, is spoofed).
+    /// Default true.
+    #[serde(default = "default_true")]
+    pub send_cookies: bool,
     /// Upstream port (53 everywhere in the real DNS; other values are for labs).
     #[serde(default = "default_upstream_port")]
     pub upstream_port: u16,

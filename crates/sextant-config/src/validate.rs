@@ -226,6 +226,23 @@ impl ListenerConfig {
             self.tcp_max_connections_per_client,
         );
         problems.positive("listener.tcp_max_in_flight", self.tcp_max_in_flight);
+        for (key, secret) in [
+            ("listener.cookies.secret", &self.cookies.secret),
+            (
+                "listener.cookies.previous_secret",
+                &self.cookies.previous_secret,
+            ),
+        ] {
+            if secret
+                .as_deref()
+                .is_some_and(|s| crate::cookie_secret(s).is_none())
+            {
+                problems.add(
+                    key,
+                    "must be 32 hex digits (16 bytes), e.g. from `openssl rand -hex 16`",
+                );
+            }
+        }
         problems.nonzero_duration("listener.tcp_idle_timeout", self.tcp_idle_timeout, "10s");
         problems.nonzero_duration("listener.tcp_read_timeout", self.tcp_read_timeout, "5s");
     }

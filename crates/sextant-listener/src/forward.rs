@@ -42,7 +42,8 @@ impl Frontend {
                 };
                 let started = std::time::Instant::now();
                 let outcome = backend_client.query(query).await;
-                self.finish(&forward, &packet, client, started, outcome)
+                let answer = self.finish(&forward, &packet, client, started, outcome)?;
+                Some(self.with_cookie(answer, forward.cookie, client))
             }
         }
     }
@@ -61,7 +62,8 @@ impl Frontend {
         let Some(backend_client) = self.backend_client(forward.backend) else {
             stats::backend_failed(forward.backend);
             if let Some(servfail) = self.servfail(&packet, UNREACHABLE) {
-                self.send_udp(socket, &servfail, client, Some(forward.question));
+                let servfail = self.with_cookie(Bytes::from(servfail), forward.cookie, client);
+                self.send_udp(socket, &servfail, client, forward.question);
             }
             return;
         };
@@ -78,7 +80,8 @@ impl Frontend {
             query,
             Box::new(move |outcome| {
                 if let Some(bytes) = frontend.finish(&forward, &packet, client, started, outcome) {
-                    frontend.send_udp(&socket, &bytes, client, Some(forward.question));
+                    let bytes = frontend.with_cookie(bytes, forward.cookie, client);
+                    frontend.send_udp(&socket, &bytes, client, forward.question);
                 }
                 drop(permit);
             }),
@@ -121,6 +124,23 @@ impl Frontend {
                 tracing::debug!(%error, %client, "UDP send failed");
             }
         }
+    }
+
+    /// The answer with the client's cookie and a fresh server cookie (RFC 7873 §5.2),
+    /// when the query brought a client cookie. (The backend was asked for an answer
+    /// smaller by the option's size, so it still fits.)
+    fn with_cookie(&self, answer: Bytes, cookie: Option<[u8; 8]>, client: SocketAddr) -> Bytes {
+        let Some(cookie) = cookie else {
+            return answer;
+        };
+        let policy = self.policy.load();
+        let Some(cookies) = &policy.cookies else {
+            return answer;
+        };
+        let data = cookies.answer(&cookie, client.ip(), crate::cookie::now());
+        let mut answer = answer.to_vec();
+        sextant_wire::add_option(&mut answer, sextant_wire::OPTION_COOKIE, &data);
+        Bytes::from(answer)
     }
 
     fn backend_client(&self, backend: Backend) -> Option<&QueryClient> {

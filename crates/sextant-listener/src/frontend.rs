@@ -13,6 +13,7 @@ use sextant_wire::{
 };
 
 use crate::backend::Backend;
+use crate::cookie::{self, QueryCookie};
 use crate::packet_cache::{CacheKey, PacketCache};
 use crate::policy::Policy;
 use crate::route::{Route, Router};
@@ -44,8 +45,11 @@ pub(crate) struct Forward {
     pub max_response_size: u16,
     /// Where to keep the answer (key and zone-set generation), if anywhere.
     pub cache: Option<(CacheKey, u64)>,
-    /// The question, for rate limiting the answer.
-    pub question: QuestionKey,
+    /// The question, for rate limiting the answer; `None` when the query proved
+    /// its source address with a server cookie (exempt).
+    pub question: Option<QuestionKey>,
+    /// The client cookie the answer must carry back, with a server cookie.
+    pub cookie: Option<[u8; 8]>,
 }
 
 /// Cheap to clone: a UDP worker holds a clone with lanes of its own to the backends;
@@ -91,6 +95,51 @@ impl Frontend {
         transport: Transport,
     ) -> Decision {
         let policy = self.policy.load();
+        let cookie = match (&policy.cookies, &parsed) {
+            (Some(cookies), Ok(view)) => cookies.read(view, packet, client.ip(), cookie::now()),
+            _ => QueryCookie::None,
+        };
+        let mut decision = if let (QueryCookie::Malformed, Ok(view)) = (cookie, &parsed) {
+            // RFC 7873 §5.2.2.
+            stats::cookie("malformed");
+            self.reply(packet, &view.header, Some(view), Rcode::FORMERR, None)
+        } else {
+            self.decide_for(packet, parsed, client, transport, &policy, cookie)
+        };
+        let Some(client_cookie) = cookie.client() else {
+            return decision;
+        };
+        stats::cookie(if cookie.verified() { "valid" } else { "client" });
+        match &mut decision {
+            Decision::Reply { wire, question } => {
+                if let Some(cookies) = &policy.cookies {
+                    let data = cookies.answer(&client_cookie, client.ip(), cookie::now());
+                    sextant_wire::add_option(wire, sextant_wire::OPTION_COOKIE, &data);
+                }
+                if cookie.verified() {
+                    *question = None;
+                }
+            }
+            Decision::Forward(forward) => {
+                forward.cookie = Some(client_cookie);
+                if cookie.verified() {
+                    forward.question = None;
+                }
+            }
+            Decision::Drop => {}
+        }
+        decision
+    }
+
+    fn decide_for(
+        &self,
+        packet: &[u8],
+        parsed: Result<QueryView, BadQuery>,
+        client: SocketAddr,
+        transport: Transport,
+        policy: &Policy,
+        cookie: QueryCookie,
+    ) -> Decision {
         if policy.acl.is_blackholed(client.ip()) {
             stats::dropped("blackhole");
             return Decision::Drop;
@@ -115,12 +164,31 @@ impl Frontend {
             let ede = ExtendedError::prohibited("client not allowed to query");
             return self.reply(packet, &view.header, Some(&view), Rcode::REFUSED, Some(ede));
         }
+        // RFC 7873 §5.2.3: under `require`, a cookie-aware UDP client must first
+        // bring back a server cookie (the BADCOOKIE answer carries one).
+        if transport == Transport::Udp
+            && policy.cookies.as_ref().is_some_and(|c| c.require)
+            && matches!(cookie, QueryCookie::Client(_))
+        {
+            return self.reply(packet, &view.header, Some(&view), Rcode::BADCOOKIE, None);
+        }
+        // Room for the cookie the answer will carry.
+        let cookie_room = if cookie.client().is_some() {
+            cookie::OPTION_LEN
+        } else {
+            0
+        };
+        let max_response_size = self
+            .max_response_size(&view, transport)
+            .saturating_sub(cookie_room)
+            .max(sextant_wire::consts::CLASSIC_UDP_SIZE);
         let forward = |backend| {
             Decision::Forward(Forward {
                 backend,
-                max_response_size: self.max_response_size(&view, transport),
+                max_response_size,
                 cache: None,
-                question: QuestionKey::of(&view),
+                question: Some(QuestionKey::of(&view)),
+                cookie: None,
             })
         };
         if view.header.opcode() == opcode::NOTIFY && self.transfer.is_some() {
@@ -133,7 +201,7 @@ impl Frontend {
             return self.reply(packet, &view.header, Some(&view), Rcode::BADVERS, None);
         }
         if view.question.qclass == CLASS_CH {
-            return self.chaos(packet, &view, &policy);
+            return self.chaos(packet, &view, policy);
         }
         let zone_transfer = matches!(view.question.qtype, TYPE_AXFR | TYPE_IXFR);
         if zone_transfer && transport == Transport::Udp {
@@ -143,7 +211,7 @@ impl Frontend {
         }
         let backend = match self.router.route(&view.question) {
             Route::Authority => Backend::Authority,
-            Route::Refuse if self.recursion_for(&view, client, &policy) => Backend::Resolver,
+            Route::Refuse if self.recursion_for(&view, client, policy) => Backend::Resolver,
             Route::Refuse => {
                 let ede = if self.resolver.is_some() && view.header.recursion_desired() {
                     ExtendedError::prohibited("recursion not allowed for this client")
@@ -171,7 +239,7 @@ impl Frontend {
                 stats::answered(stats::Source::Cache, &hit);
                 return Decision::Reply {
                     wire: hit,
-                    question: Some(forward.question),
+                    question: forward.question,
                 };
             }
             // A signed query must reach the backend every time.

@@ -5,6 +5,7 @@
 mod backend;
 mod bind;
 mod chaos;
+mod cookie;
 mod forward;
 mod frontend;
 mod packet_cache;
@@ -296,6 +297,7 @@ fn policy(section: &ListenerConfig) -> Policy {
         },
         version: section.version.clone(),
         identity: section.identity.clone(),
+        cookies: cookie::Cookies::new(&section.cookies),
         rrl: rrl::Rrl::new(rrl::RrlSettings {
             responses_per_second: rrl.responses_per_second,
             slip: rrl.slip,
@@ -336,5 +338,5 @@ fn reload(config: &Config, running: &ListenerConfig, frontend: &Frontend) {
         );
     }
     frontend.policy.store(Arc::new(policy(section)));
-    tracing::info!(file = %path.display(), "SIGHUP: ACLs, CH TXT answers and rate limits reloaded");
+    tracing::info!(file = %path.display(), "SIGHUP: ACLs, CH TXT answers, rate limits and cookie secrets reloaded");
 }

@@ -60,6 +60,8 @@ pub(crate) struct Policy {
     pub identity: Option<String>,
     /// Response rate limiting of UDP answers; `None` = off.
     pub rrl: Option<Rrl>,
+    /// DNS Cookies; `None` = off.
+    pub(crate) cookies: Option<crate::cookie::Cookies>,
 }
 
 /// What rate limiting does with one UDP response.

@@ -88,6 +88,22 @@ pub(crate) fn answered(source: Source, wire: &[u8]) {
     }
 }
 
+/// A query's DNS cookie: `client` (a client cookie, no valid server cookie), `valid`
+/// (a server cookie of ours, still valid) or `malformed`.
+pub(crate) fn cookie(state: &'static str) {
+    static COOKIES: OnceLock<[Counter; 3]> = OnceLock::new();
+    let counters = COOKIES.get_or_init(|| {
+        ["client", "valid", "malformed"]
+            .map(|state| metrics::counter!("sextant_listener_cookies_total", "state" => state))
+    });
+    let index = match state {
+        "client" => 0,
+        "valid" => 1,
+        _ => 2,
+    };
+    counters[index].increment(1);
+}
+
 pub(crate) fn cache(hit: bool) {
     if hit {
         hot().cache_hits.increment(1);

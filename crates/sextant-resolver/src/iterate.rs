@@ -413,6 +413,7 @@ mod tests {
         let upstream = Upstream::new(
             "0.0.0.0:0".parse().unwrap(),
             "[::]:0".parse().unwrap(),
+            true,
             tokio_util::sync::CancellationToken::new(),
         )
         .await

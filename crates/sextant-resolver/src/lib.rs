@@ -5,6 +5,7 @@ mod addr;
 mod cache;
 mod classify;
 mod control;
+mod cookies;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod hints;
@@ -132,7 +133,7 @@ pub async fn build(
     let v6 = section
         .query_source_v6
         .unwrap_or(SocketAddr::from(([0u16; 8], 0)));
-    let upstream = Upstream::new(v4, v6, shutdown)
+    let upstream = Upstream::new(v4, v6, section.send_cookies, shutdown)
         .await
         .map_err(anyhow::Error::msg)?;
     let cache = Cache::new(CacheLimits {

@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, UdpSocket};
 use tokio::sync::mpsc;
 
+use crate::cookies::{ClientCookies, Verdict};
 use crate::servers::Servers;
 
 /// EDNS payload we advertise upstream (RFC 9715: no fragmentation).
@@ -40,6 +41,8 @@ pub struct Upstream {
     v4: Source,
     v6: Source,
     pub servers: Servers,
+    /// DNS Cookies sent with every query over EDNS; `None` when turned off.
+    cookies: Option<ClientCookies>,
 }
 
 #[derive(Debug)]
@@ -85,6 +88,7 @@ impl Upstream {
     pub async fn new(
         v4: SocketAddr,
         v6: SocketAddr,
+        send_cookies: bool,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<Self, String> {
         let v4 = Source::open("resolver.query_source", v4, shutdown.clone()).await?;
@@ -99,6 +103,7 @@ impl Upstream {
             v4,
             v6,
             servers: Servers::default(),
+            cookies: send_cookies.then(ClientCookies::default),
         })
     }
 
@@ -118,6 +123,13 @@ impl Upstream {
             .udp_then_tcp(server, name, rtype, recursion_desired, use_edns, timeout)
             .await;
         let result = match result {
+            // RFC 7873 §5.3: BADCOOKIE brought a fresh server cookie (learned by
+            // `udp_then_tcp`); ask once more with it.
+            Ok(answer) if answer.metadata.response_code == ResponseCode::BADCOOKIE => {
+                metrics::counter!("sextant_resolver_badcookie_retries_total").increment(1);
+                self.udp_then_tcp(server, name, rtype, recursion_desired, use_edns, timeout)
+                    .await
+            }
             Ok(answer) if use_edns && rejects_edns(&answer) => {
                 // RFC 6891 §7: a server that does not know EDNS answers FORMERR (or
                 // NOTIMP) without an OPT; ask again the old way and remember it.
@@ -149,25 +161,39 @@ impl Upstream {
         edns: bool,
         timeout: Duration,
     ) -> Result<Message, ExchangeError> {
-        let query = build_query(name, rtype, recursion_desired, edns);
+        let cookies = self.cookies.as_ref().filter(|_| edns);
+        let cookie = cookies.map(|c| c.option(server.ip()));
+        let query = build_query(name, rtype, recursion_desired, edns, cookie);
         let wire = query.to_vec().map_err(|_| ExchangeError::Malformed)?;
+        let expect = Expect {
+            query: &query,
+            server: server.ip(),
+            cookies,
+        };
         let source = match server {
             SocketAddr::V4(_) => &self.v4,
             SocketAddr::V6(_) => &self.v6,
         };
         let answer = match source {
-            Source::Ephemeral(ip) => udp_ephemeral(*ip, server, &wire, &query, timeout).await?,
-            Source::Fixed(fixed) => fixed.exchange(server, &wire, &query, timeout).await?,
+            Source::Ephemeral(ip) => udp_ephemeral(*ip, server, &wire, &expect, timeout).await?,
+            Source::Fixed(fixed) => fixed.exchange(server, &wire, &expect, timeout).await?,
         };
-        if !answer.metadata.truncation {
-            return Ok(answer);
+        let answer = if answer.metadata.truncation {
+            metrics::counter!("sextant_resolver_tcp_retries_total").increment(1);
+            let source_ip = match source {
+                Source::Ephemeral(ip) => *ip,
+                Source::Fixed(fixed) => fixed.socket.local_addr()?.ip(),
+            };
+            tcp_exchange(source_ip, server, &wire, &expect, timeout).await?
+        } else {
+            answer
+        };
+        if let Some(cookies) = cookies
+            && cookies.learn(server.ip(), &answer)
+        {
+            metrics::counter!("sextant_resolver_server_cookies_total").increment(1);
         }
-        metrics::counter!("sextant_resolver_tcp_retries_total").increment(1);
-        let source_ip = match source {
-            Source::Ephemeral(ip) => *ip,
-            Source::Fixed(fixed) => fixed.socket.local_addr()?.ip(),
-        };
-        tcp_exchange(source_ip, server, &wire, &query, timeout).await
+        Ok(answer)
     }
 }
 
@@ -219,11 +245,11 @@ impl FixedSocket {
         &self,
         server: SocketAddr,
         wire: &[u8],
-        query: &Message,
+        expect: &Expect<'_>,
         timeout: Duration,
     ) -> Result<Message, ExchangeError> {
         let (sender, mut answers) = mpsc::channel(4);
-        let key = (server, query.metadata.id);
+        let key = (server, expect.query.metadata.id);
         if self.waiting.lock().insert(key, sender).is_some() {
             // Another query to this server holds the same ID: a fresh ID next time.
             return Err(ExchangeError::Io(io::Error::other("query ID in use")));
@@ -236,7 +262,7 @@ impl FixedSocket {
                 .await
                 .map_err(|_| ExchangeError::Timeout(timeout))?
                 .ok_or(ExchangeError::Timeout(timeout))?;
-            if let Some(answer) = accept(&bytes, query) {
+            if let Some(answer) = accept(&bytes, expect) {
                 return Ok(answer);
             }
         }
@@ -251,16 +277,36 @@ impl Drop for Unregister<'_> {
     }
 }
 
-fn build_query(name: &Name, rtype: RecordType, recursion_desired: bool, edns: bool) -> Message {
+fn build_query(
+    name: &Name,
+    rtype: RecordType,
+    recursion_desired: bool,
+    edns: bool,
+    cookie: Option<Vec<u8>>,
+) -> Message {
     let mut message = Message::new(rand::random(), MessageType::Query, OpCode::Query);
     message.metadata.recursion_desired = recursion_desired;
     message.add_query(Query::query(name.clone(), rtype));
     if edns {
         let mut opt = Edns::new();
         opt.set_max_payload(EDNS_PAYLOAD);
+        if let Some(cookie) = cookie {
+            opt.options_mut()
+                .insert(hickory_proto::rr::rdata::opt::EdnsOption::Unknown(
+                    crate::cookies::OPTION_COOKIE,
+                    cookie,
+                ));
+        }
         message.set_edns(opt);
     }
     message
+}
+
+/// What an answer must match: the query, and our cookie when we sent one.
+struct Expect<'a> {
+    query: &'a Message,
+    server: IpAddr,
+    cookies: Option<&'a ClientCookies>,
 }
 
 fn rejects_edns(answer: &Message) -> bool {
@@ -270,10 +316,12 @@ fn rejects_edns(answer: &Message) -> bool {
     ) && answer.edns.is_none()
 }
 
-/// The answer, if `bytes` answers `query`: a response with our ID and exactly our
-/// question (name bytes, type and class). Anything else is ignored, not fatal: a
-/// spoofed or stale datagram must not cost us the real answer.
-fn accept(bytes: &[u8], query: &Message) -> Option<Message> {
+/// The answer, if `bytes` answers the query: a response with our ID, exactly our
+/// question (name bytes, type and class) and, when we sent a cookie, ours back.
+/// Anything else is ignored, not fatal: a spoofed or stale datagram must not cost us
+/// the real answer.
+fn accept(bytes: &[u8], expect: &Expect<'_>) -> Option<Message> {
+    let query = expect.query;
     let answer = Message::from_vec(bytes).ok()?;
     let ok = answer.metadata.message_type == MessageType::Response
         && answer.metadata.id == query.metadata.id
@@ -286,15 +334,22 @@ fn accept(bytes: &[u8], query: &Message) -> Option<Message> {
         });
     if !ok {
         metrics::counter!("sextant_resolver_mismatched_answers_total").increment(1);
+        return None;
     }
-    ok.then_some(answer)
+    if let Some(cookies) = expect.cookies
+        && cookies.check(expect.server, &answer) == Verdict::Spoofed
+    {
+        metrics::counter!("sextant_resolver_cookie_mismatches_total").increment(1);
+        return None;
+    }
+    Some(answer)
 }
 
 async fn udp_ephemeral(
     source: IpAddr,
     server: SocketAddr,
     wire: &[u8],
-    query: &Message,
+    expect: &Expect<'_>,
     timeout: Duration,
 ) -> Result<Message, ExchangeError> {
     let socket = UdpSocket::bind(SocketAddr::new(source, 0)).await?;
@@ -312,7 +367,7 @@ async fn udp_ephemeral(
             Ok(Err(e)) => return Err(ExchangeError::Io(e)),
             Ok(Ok(len)) => len,
         };
-        if let Some(answer) = accept(&buffer[..len], query) {
+        if let Some(answer) = accept(&buffer[..len], expect) {
             return Ok(answer);
         }
     }
@@ -322,7 +377,7 @@ async fn tcp_exchange(
     source: IpAddr,
     server: SocketAddr,
     wire: &[u8],
-    query: &Message,
+    expect: &Expect<'_>,
     timeout: Duration,
 ) -> Result<Message, ExchangeError> {
     let work = async {
@@ -340,7 +395,7 @@ async fn tcp_exchange(
         let len = stream.read_u16().await?;
         let mut bytes = vec![0u8; usize::from(len)];
         stream.read_exact(&mut bytes).await?;
-        accept(&bytes, query).ok_or(ExchangeError::Malformed)
+        accept(&bytes, expect).ok_or(ExchangeError::Malformed)
     };
     tokio::time::timeout(timeout, work)
         .await
@@ -360,7 +415,16 @@ mod tests {
             RecordType::A,
             false,
             true,
+            None,
         )
+    }
+
+    fn expect(query: &Message) -> Expect<'_> {
+        Expect {
+            query,
+            server: "192.0.2.1".parse().unwrap(),
+            cookies: None,
+        }
     }
 
     fn reply_to(query: &Message) -> Message {
@@ -373,29 +437,29 @@ mod tests {
     fn only_an_exact_echo_of_our_question_is_accepted() {
         let query = question();
         let good = reply_to(&query);
-        assert!(accept(&good.to_vec().unwrap(), &query).is_some());
+        assert!(accept(&good.to_vec().unwrap(), &expect(&query)).is_some());
 
         let mut wrong_id = good.clone();
         wrong_id.metadata.id = query.metadata.id.wrapping_add(1);
-        assert!(accept(&wrong_id.to_vec().unwrap(), &query).is_none());
+        assert!(accept(&wrong_id.to_vec().unwrap(), &expect(&query)).is_none());
 
         let mut wrong_case = good.clone();
         wrong_case.queries[0] =
             Query::query(Name::from_str("www.example.test.").unwrap(), RecordType::A);
-        assert!(accept(&wrong_case.to_vec().unwrap(), &query).is_none());
+        assert!(accept(&wrong_case.to_vec().unwrap(), &expect(&query)).is_none());
 
         let mut wrong_type = good.clone();
         wrong_type.queries[0] = Query::query(
             Name::from_ascii("www.Example.test.").unwrap(),
             RecordType::AAAA,
         );
-        assert!(accept(&wrong_type.to_vec().unwrap(), &query).is_none());
+        assert!(accept(&wrong_type.to_vec().unwrap(), &expect(&query)).is_none());
 
         assert!(
-            accept(&query.to_vec().unwrap(), &query).is_none(),
+            accept(&query.to_vec().unwrap(), &expect(&query)).is_none(),
             "a query is no answer"
         );
-        assert!(accept(b"\x01\x02garbage", &query).is_none());
+        assert!(accept(b"\x01\x02garbage", &expect(&query)).is_none());
     }
 
     #[tokio::test]
@@ -405,6 +469,7 @@ mod tests {
         let error = Upstream::new(
             addr,
             "[::]:0".parse().unwrap(),
+            true,
             tokio_util::sync::CancellationToken::new(),
         )
         .await
@@ -415,6 +480,7 @@ mod tests {
         let error = Upstream::new(
             "192.0.2.77:5300".parse().unwrap(),
             "[::]:0".parse().unwrap(),
+            true,
             tokio_util::sync::CancellationToken::new(),
         )
         .await
@@ -430,9 +496,14 @@ mod tests {
         let fixed_addr = probe.local_addr().unwrap();
         drop(probe);
         let shutdown = tokio_util::sync::CancellationToken::new();
-        let upstream = Upstream::new(fixed_addr, "[::]:0".parse().unwrap(), shutdown.clone())
-            .await
-            .unwrap();
+        let upstream = Upstream::new(
+            fixed_addr,
+            "[::]:0".parse().unwrap(),
+            true,
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
         tokio::spawn(async move {
             let mut buffer = vec![0u8; 4096];
             let (len, from) = server.recv_from(&mut buffer).await.unwrap();

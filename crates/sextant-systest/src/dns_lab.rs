@@ -42,6 +42,11 @@ pub struct Behaviour {
     /// Waits this long before each answer (a slow server; the server answers one
     /// query at a time meanwhile).
     pub delay: Option<Duration>,
+    /// Answers DNS Cookies (RFC 7873): the client cookie back, with a server cookie.
+    pub answer_cookies: bool,
+    /// Before each real answer over UDP, sends a poisoned one with the right ID and
+    /// question but no cookie: what an attacker who guessed the ID would send.
+    pub spoof_without_cookie: Option<Record>,
 }
 
 #[derive(Debug)]
@@ -216,6 +221,9 @@ fn answer(shared: &Shared, wire: &[u8], transport: Transport) -> Option<Vec<u8>>
     let mut reply = sextant_authority::respond(&shared.catalog, &request, 1232, None)
         .wire()?
         .to_vec();
+    if behaviour.answer_cookies {
+        add_cookie(wire, &mut reply);
+    }
     if !behaviour.inject_additional.is_empty() {
         let mut message = Message::from_vec(&reply).ok()?;
         message
@@ -248,6 +256,40 @@ fn spoofs(wire: &[u8], poison: &Record) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The server cookie every lab server gives (its value does not matter to clients).
+const LAB_SERVER_COOKIE: [u8; 16] = [1, 0, 0, 0, 0x6b, 0x0d, 0x19, 0x43, 7, 7, 7, 7, 7, 7, 7, 7];
+
+/// Adds the query's client cookie and the lab's server cookie to `reply`.
+fn add_cookie(query: &[u8], reply: &mut Vec<u8>) {
+    let Ok(view) = sextant_wire::parse_query(query) else {
+        return;
+    };
+    let Some(edns) = view.edns else {
+        return;
+    };
+    let Some(cookie) = sextant_wire::find_option(edns.options(query), sextant_wire::OPTION_COOKIE)
+    else {
+        return;
+    };
+    let mut data = cookie.get(..8).unwrap_or_default().to_vec();
+    data.extend_from_slice(&LAB_SERVER_COOKIE);
+    sextant_wire::add_option(reply, sextant_wire::OPTION_COOKIE, &data);
+}
+
+/// A poisoned answer with the query's ID and question, and no cookie.
+fn spoof_without_cookie(wire: &[u8], poison: &Record) -> Option<Vec<u8>> {
+    let query = Message::from_vec(wire).ok()?;
+    let mut spoof = Message::response(query.metadata.id, query.metadata.op_code);
+    spoof.metadata.authoritative = true;
+    spoof.queries = query.queries.clone();
+    let mut record = poison.clone();
+    if let Some(question) = query.queries.first() {
+        record.name = question.name().clone();
+    }
+    spoof.answers = vec![record];
+    spoof.to_vec().ok()
+}
+
 fn serve_udp(socket: &UdpSocket, shared: &Shared) {
     let mut buffer = [0u8; 4096];
     while !shared.stop.load(Ordering::SeqCst) {
@@ -256,11 +298,20 @@ fn serve_udp(socket: &UdpSocket, shared: &Shared) {
         };
         shared.udp_queries.fetch_add(1, Ordering::SeqCst);
         let wire = &buffer[..len];
-        let poison = shared.behaviour.lock().spoof_first.clone();
+        let (poison, blind) = {
+            let behaviour = shared.behaviour.lock();
+            (
+                behaviour.spoof_first.clone(),
+                behaviour.spoof_without_cookie.clone(),
+            )
+        };
         if let Some(poison) = poison {
             for spoof in spoofs(wire, &poison) {
                 let _ = socket.send_to(&spoof, from);
             }
+        }
+        if let Some(spoof) = blind.and_then(|poison| spoof_without_cookie(wire, &poison)) {
+            let _ = socket.send_to(&spoof, from);
         }
         if let Some(reply) = answer(shared, wire, Transport::Udp) {
             let _ = socket.send_to(&reply, from);

@@ -8,6 +8,7 @@ mod dns_lab;
 mod fake_primary;
 mod peer;
 pub mod procstat;
+mod scrape;
 pub mod signing;
 
 pub use client::{
@@ -18,6 +19,7 @@ pub use daemon::{Daemon, binary};
 pub use dns_lab::{Behaviour, DnsLab, LabServer};
 pub use fake_primary::{FakePrimary, Fault, IxfrMode};
 pub use peer::Peer;
+pub use scrape::{metric, scrape_metrics};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -15,10 +15,17 @@ pub struct Peer {
     child: Child,
     /// Where it answers.
     pub addr: SocketAddr,
+    /// A loopback address added to `lo` for this peer, removed when it stops.
+    lo_address: Option<std::net::IpAddr>,
 }
 
 impl Drop for Peer {
     fn drop(&mut self) {
+        if let Some(ip) = self.lo_address {
+            let _ = Command::new("ip")
+                .args(["addr", "del", &format!("{ip}/32"), "dev", "lo"])
+                .output();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -116,7 +123,11 @@ impl Peer {
             .stderr(Stdio::null())
             .spawn()
             .context("starting nsd (install it with `apt-get install nsd`)")?;
-        let mut peer = Self { child, addr };
+        let mut peer = Self {
+            child,
+            addr,
+            lo_address: None,
+        };
         peer.wait_answering(zones.first().map(|z| z.0).unwrap_or("."))?;
         Ok(peer)
     }
@@ -194,6 +205,88 @@ impl Peer {
         )
     }
 
+    /// BIND (named) on `addr` serving `zones` (apex, file) as their authority; BIND
+    /// answers DNS Cookies by default.
+    pub fn bind_on(dir: &Path, addr: SocketAddr, zones: &[(&str, &Path)]) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let d = dir.display();
+        let mut config = format!(
+            "options {{ directory \"{d}\"; pid-file \"{d}/named.pid\"; listen-on port {} {{ {}; }};\n  \
+             listen-on-v6 {{ none; }}; recursion no; }};\ncontrols {{ }};\n",
+            addr.port(),
+            addr.ip()
+        );
+        for (apex, file) in zones {
+            config.push_str(&format!(
+                "zone \"{apex}\" {{ type primary; file \"{}\"; }};\n",
+                file.display()
+            ));
+        }
+        let path = dir.join("named.conf");
+        std::fs::write(&path, config)?;
+        // BIND listens only on addresses an interface holds; 127.x.y.z is routed to
+        // lo but not held by it until added (removed again when the peer stops).
+        let added = Command::new("ip")
+            .args(["addr", "add", &format!("{}/32", addr.ip()), "dev", "lo"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        let log = std::fs::File::create(dir.join("named.log"))?;
+        let child = Command::new("named")
+            .args(["-g", "-n", "1", "-c"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting named (install it with `apt-get install bind9`)")?;
+        let mut peer = Self {
+            child,
+            addr,
+            lo_address: added.then_some(addr.ip()),
+        };
+        peer.wait_answering(zones.first().map_or(".", |z| z.0))?;
+        Ok(peer)
+    }
+
+    /// Knot on `addr` serving `zones` (apex, file), answering DNS Cookies with its
+    /// `mod-cookies` module.
+    pub fn knot_on(dir: &Path, addr: SocketAddr, zones: &[(&str, &Path)]) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let d = dir.display();
+        let mut config = format!(
+            "server:\n    listen: {}@{}\n    rundir: \"{d}\"\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\
+             database:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\n\
+             mod-cookies:\n  - id: default\n\
+             template:\n  - id: default\n    global-module: mod-cookies/default\nzone:\n",
+            addr.ip(),
+            addr.port()
+        );
+        for (apex, file) in zones {
+            config.push_str(&format!(
+                "  - domain: {apex}\n    file: \"{}\"\n    storage: \"{d}\"\n    zonefile-sync: -1\n    journal-content: none\n",
+                file.display()
+            ));
+        }
+        let path = dir.join("knot.conf");
+        std::fs::write(&path, config)?;
+        let log = std::fs::File::create(dir.join("knotd.log"))?;
+        let child = Command::new("knotd")
+            .arg("-c")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting knotd (install it with `apt-get install knot`)")?;
+        let mut peer = Self {
+            child,
+            addr,
+            lo_address: None,
+        };
+        peer.wait_answering(zones.first().map_or(".", |z| z.0))?;
+        Ok(peer)
+    }
+
     /// BIND (named) serving `zone` from `file` in `dir`, allowing AXFR from loopback
     /// (only with TSIG key `key`, name and base64 secret, when given) and sending
     /// NOTIFY to `notify`; `ixfr-from-differences` makes it answer IXFR with
@@ -267,6 +360,7 @@ impl Peer {
         let mut peer = Self {
             child,
             addr: ([127, 0, 0, 1], port).into(),
+            lo_address: None,
         };
         let started = Instant::now();
         loop {
@@ -318,6 +412,7 @@ impl Peer {
         let mut peer = Self {
             child,
             addr: ([127, 0, 0, 1], port).into(),
+            lo_address: None,
         };
         peer.wait_answering(zone)?;
         Ok(peer)

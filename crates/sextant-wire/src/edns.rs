@@ -129,24 +129,47 @@ impl EdnsReply {
 /// response's OPT record. Returns false, changing nothing, when the response has no
 /// OPT, already has the option, or does not parse.
 pub fn add_tcp_keepalive(response: &mut Vec<u8>, timeout: u16) -> bool {
+    add_option(response, OPTION_TCP_KEEPALIVE, &timeout.to_be_bytes())
+}
+
+/// Adds option `code` with `data` to the OPT record of a finished `response`, in
+/// place. Returns false, changing nothing, when the response has no OPT, already
+/// has the option, or does not parse.
+pub fn add_option(response: &mut Vec<u8>, code: u16, data: &[u8]) -> bool {
     let Some((rdlength_at, rdata_end)) = find_opt(response) else {
         return false;
     };
     let rdata_start = rdlength_at + 2;
-    if has_option(&response[rdata_start..rdata_end], OPTION_TCP_KEEPALIVE) {
+    if has_option(&response[rdata_start..rdata_end], code) {
         return false;
     }
-    let rdlength = rdata_end - rdata_start + 6;
-    let Ok(rdlength) = u16::try_from(rdlength) else {
+    let (Ok(rdlength), Ok(len)) = (
+        u16::try_from(rdata_end - rdata_start + 4 + data.len()),
+        u16::try_from(data.len()),
+    ) else {
         return false;
     };
-    let mut option = Vec::with_capacity(6);
-    option.extend_from_slice(&OPTION_TCP_KEEPALIVE.to_be_bytes());
-    option.extend_from_slice(&2u16.to_be_bytes());
-    option.extend_from_slice(&timeout.to_be_bytes());
+    let mut option = Vec::with_capacity(4 + data.len());
+    option.extend_from_slice(&code.to_be_bytes());
+    option.extend_from_slice(&len.to_be_bytes());
+    option.extend_from_slice(data);
     response.splice(rdata_end..rdata_end, option);
     response[rdlength_at..rdlength_at + 2].copy_from_slice(&rdlength.to_be_bytes());
     true
+}
+
+/// The data of option `code` in OPT options `options` (as [`crate::Edns::options`]
+/// gives them), when present.
+pub fn find_option(mut options: &[u8], code: u16) -> Option<&[u8]> {
+    while let [a, b, c, d, rest @ ..] = options {
+        let len = usize::from(u16::from_be_bytes([*c, *d]));
+        let data = rest.get(..len)?;
+        if u16::from_be_bytes([*a, *b]) == code {
+            return Some(data);
+        }
+        options = &rest[len..];
+    }
+    None
 }
 
 /// The OPT record's RDLENGTH offset and the end of its data.

@@ -1,9 +1,7 @@
 //! The Prometheus endpoints: the listener's query counters move after queries, the
 //! authority reports what it serves.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
 
 use hickory_proto::rr::RecordType;
 use sextant_systest::{Lab, query_tcp, query_udp, sextantctl};
@@ -18,36 +16,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// GET /metrics; the body, retried briefly while the endpoint comes up.
 fn scrape(address: SocketAddr) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(mut stream) = TcpStream::connect(address) {
-            stream
-                .set_read_timeout(Some(Duration::from_secs(5)))
-                .unwrap();
-            if stream
-                .write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-                .is_ok()
-            {
-                let mut response = String::new();
-                if stream.read_to_string(&mut response).is_ok() && response.contains("200 OK") {
-                    return response;
-                }
-            }
-        }
-        assert!(Instant::now() < deadline, "no metrics on {address}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    sextant_systest::scrape_metrics(address).unwrap()
 }
 
-/// The value of the first sample line that starts with `prefix`.
 fn sample(text: &str, prefix: &str) -> f64 {
-    text.lines()
-        .find(|line| line.starts_with(prefix))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0.0)
+    sextant_systest::metric(text, prefix)
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The resolver against a DNS hierarchy built on loopback: a root, a `test.` TLD and
 //! leaf zones, each on port 53 of its own 127.x.y.z address (see `DnsLab`). Every
-//! scenario of lessons 1 and 2 and the hostile-upstream cases has its own test.
+//! scenario of bogus glue, corrupted hints and hostile upstreams has its own test.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -698,4 +698,106 @@ fn a_query_in_flight_at_sigterm_still_gets_its_answer() {
         stopping.join().unwrap().unwrap(),
         "the listener exits cleanly once the answer is out"
     );
+}
+
+/// A free TCP port on loopback, for a metrics endpoint.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// DNS Cookies upstream: BIND and Knot (mod-cookies) as the authorities of two
+/// zones of the lab give server cookies; the resolver learns them and sends them
+/// back, and nothing it receives from them is taken for spoofed.
+#[test]
+fn the_resolver_speaks_cookies_with_bind_and_knot() {
+    let hierarchy = Hierarchy::start(
+        "bind NS ns.bind\nns.bind A {ip5}\nknot NS ns.knot\nns.knot A {ip6}\n",
+        "",
+    );
+    let lab = Lab::new().unwrap();
+    let leaf = |apex: &str, address: &str| {
+        lab.write(
+            &format!("peers/{apex}.zone"),
+            &format!("$TTL 300\n@ SOA ns h 1 1800 900 604800 60\n@ NS ns\nns A {}\nwww A {address}\nmail A {address}\n",
+                hierarchy.dns.ip(if apex.starts_with("bind") { 5 } else { 6 })),
+        )
+        .unwrap()
+    };
+    let (bind_zone, knot_zone) = (
+        leaf("bind.test", "192.0.2.5"),
+        leaf("knot.test", "192.0.2.6"),
+    );
+    let _bind = sextant_systest::Peer::bind_on(
+        &lab.path().join("bind"),
+        SocketAddr::from((hierarchy.dns.ip(5), 53)),
+        &[("bind.test", &bind_zone)],
+    )
+    .unwrap();
+    let _knot = sextant_systest::Peer::knot_on(
+        &lab.path().join("knot"),
+        SocketAddr::from((hierarchy.dns.ip(6), 53)),
+        &[("knot.test", &knot_zone)],
+    )
+    .unwrap();
+    let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let suite = suite(&lab, &hierarchy, &format!("metrics = \"{metrics}\""));
+    for (name, address) in [
+        ("www.bind.test.", "192.0.2.5"),
+        ("www.knot.test.", "192.0.2.6"),
+        ("mail.bind.test.", "192.0.2.5"),
+        ("mail.knot.test.", "192.0.2.6"),
+    ] {
+        assert_eq!(
+            addresses(&ask(&suite, name, RecordType::A)),
+            vec![address],
+            "{name}"
+        );
+    }
+    let text = sextant_systest::scrape_metrics(metrics).unwrap();
+    let learned = sextant_systest::metric(&text, "sextant_resolver_server_cookies_total");
+    assert!(learned >= 4.0, "server cookies learned: {learned}\n{text}");
+    assert_eq!(
+        sextant_systest::metric(&text, "sextant_resolver_cookie_mismatches_total"),
+        0.0
+    );
+}
+
+/// Once a server has given a cookie, an answer from it without ours is spoofed:
+/// a poisoned answer with the right ID and question but no cookie, sent before the
+/// real one, is ignored.
+#[test]
+fn an_answer_without_our_cookie_is_taken_for_spoofed() {
+    let hierarchy = Hierarchy::start("", "");
+    let cookies = Behaviour {
+        answer_cookies: true,
+        ..Behaviour::default()
+    };
+    hierarchy.server(3).set_behaviour(cookies.clone());
+    let lab = Lab::new().unwrap();
+    let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let suite = suite(&lab, &hierarchy, &format!("metrics = \"{metrics}\""));
+    assert_eq!(
+        addresses(&ask(&suite, "www.example.test.", RecordType::A)),
+        vec!["192.0.2.80"]
+    );
+    let poison: Record = Record::from_rdata(
+        Name::from_ascii("x.").unwrap(),
+        300,
+        RData::A("6.6.6.6".parse().unwrap()),
+    );
+    hierarchy.server(3).set_behaviour(Behaviour {
+        spoof_without_cookie: Some(poison),
+        ..cookies
+    });
+    assert_eq!(
+        addresses(&ask(&suite, "deep.er.sub.example.test.", RecordType::A)),
+        vec!["192.0.2.81"],
+        "the spoofed answer was taken"
+    );
+    let text = sextant_systest::scrape_metrics(metrics).unwrap();
+    assert!(sextant_systest::metric(&text, "sextant_resolver_cookie_mismatches_total") >= 1.0);
 }
