@@ -7,6 +7,7 @@ mod backend_down;
 mod bind_errors;
 mod config_errors;
 mod control;
+mod cookies;
 mod differential_nsd;
 mod dnssec_differential;
 mod dnssec_validation;
