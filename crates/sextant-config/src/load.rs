@@ -233,6 +233,26 @@ file = "missing.zone"
     }
 
     #[test]
+    fn failure_holds_are_ordered_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "s.toml",
+            "[resolver]\ngrpc = \"unix:r.sock\"\nfailure_ttl = \"1m\"\nfailure_ttl_max = \"10m\"\n",
+        );
+        let err = load(&path).unwrap_err();
+        let keys: Vec<_> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["resolver.failure_ttl_max"]);
+        let path = write(
+            dir.path(),
+            "t.toml",
+            "[resolver]\ngrpc = \"unix:r.sock\"\nfailure_ttl = \"1m\"\nfailure_ttl_max = \"10s\"\n",
+        );
+        let err = load(&path).unwrap_err().to_string();
+        assert!(err.contains("above resolver.failure_ttl_max"), "{err}");
+    }
+
+    #[test]
     fn missing_file_says_so() {
         let err = load(Path::new("/nonexistent/sextant.toml"))
             .unwrap_err()

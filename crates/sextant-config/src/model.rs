@@ -480,6 +480,14 @@ pub struct ResolverConfig {
     /// How long past expiry data may still be served stale. Default 1 day.
     #[serde(default = "default_stale_window", with = "humantime_serde")]
     pub stale_window: Duration,
+    /// How long a question whose resolution failed is answered SERVFAIL ("Cached
+    /// Error") without trying again (RFC 9520). `"0s"` turns this off. Default 1s.
+    #[serde(default = "default_failure_ttl", with = "humantime_serde")]
+    pub failure_ttl: Duration,
+    /// A question that keeps failing is held twice as long each time, up to this.
+    /// Default 30s.
+    #[serde(default = "default_failure_ttl_max", with = "humantime_serde")]
+    pub failure_ttl_max: Duration,
     /// Send each zone's servers only one more label than they need (RFC 9156,
     /// relaxed: falls back to the full name when a server stumbles). Default true.
     #[serde(default = "default_true")]
@@ -545,6 +553,12 @@ fn default_max_negative_ttl() -> u32 {
 }
 fn default_stale_window() -> Duration {
     Duration::from_secs(86_400)
+}
+fn default_failure_ttl() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_failure_ttl_max() -> Duration {
+    Duration::from_secs(30)
 }
 fn default_upstream_timeout() -> Duration {
     Duration::from_millis(800)

@@ -321,6 +321,21 @@ impl ResolverConfig {
                 ),
             );
         }
+        if self.failure_ttl > self.failure_ttl_max {
+            problems.add(
+                "resolver.failure_ttl",
+                format!(
+                    "{:?} is above resolver.failure_ttl_max ({:?}); lower it",
+                    self.failure_ttl, self.failure_ttl_max
+                ),
+            );
+        }
+        if self.failure_ttl_max > std::time::Duration::from_secs(300) {
+            problems.add(
+                "resolver.failure_ttl_max",
+                "holds failures longer than 5 minutes (RFC 9520 §3.2); set it to \"300s\" or less",
+            );
+        }
         problems.positive("resolver.max_referrals", self.max_referrals);
         problems.positive("resolver.max_upstream_queries", self.max_upstream_queries);
         if self.upstream_port == 0 {

@@ -434,6 +434,10 @@ mod tests {
             qname_minimisation: true,
             serve_stale: false,
             upstream_port: port,
+            failure_hold: crate::failures::FailureHold {
+                first: Duration::from_secs(1),
+                max: Duration::from_secs(30),
+            },
         };
         Arc::new(Resolver::new(
             cache,

@@ -6,6 +6,7 @@ mod cache;
 mod classify;
 mod control;
 mod cookies;
+mod failures;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod hints;
@@ -165,6 +166,10 @@ pub async fn build(
         qname_minimisation: section.qname_minimisation,
         serve_stale: section.serve_stale,
         upstream_port: section.upstream_port,
+        failure_hold: failures::FailureHold {
+            first: section.failure_ttl,
+            max: section.failure_ttl_max,
+        },
     };
     Ok(Resolver::new(
         cache, upstream, filter, hints, forwards, limits,

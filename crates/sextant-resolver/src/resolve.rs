@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::addr::ServerFilter;
 use crate::cache::{Cache, Data, Hit, Kind, Rank};
 use crate::classify::{End, Found};
+use crate::failures::{FailureCache, FailureHold};
 use crate::hints::RootHints;
 use crate::upstream::Upstream;
 
@@ -37,6 +38,8 @@ pub struct Limits {
     pub serve_stale: bool,
     /// The port upstream servers listen on (53 outside labs).
     pub upstream_port: u16,
+    /// How long a failed client question is answered SERVFAIL without a new try.
+    pub failure_hold: FailureHold,
 }
 
 /// A zone sent to other resolvers instead of iterated.
@@ -57,6 +60,8 @@ pub struct Outcome {
     pub authority: Vec<Record>,
     /// Served from expired data because resolution failed.
     pub stale: bool,
+    /// SERVFAIL without trying: the same question failed moments ago.
+    pub cached_failure: bool,
 }
 
 impl Outcome {
@@ -66,6 +71,7 @@ impl Outcome {
             answer: Vec::new(),
             authority: Vec::new(),
             stale: false,
+            cached_failure: false,
         }
     }
 }
@@ -120,6 +126,7 @@ pub struct Resolver {
     pub forwards: Vec<Forward>,
     pub limits: Limits,
     in_flight: Mutex<InFlight>,
+    failures: FailureCache,
     /// When priming last failed and when that was last logged: while the root is
     /// unreachable, priming is retried every few seconds, not for every query, and
     /// said once a minute, not once per query.
@@ -153,6 +160,7 @@ impl Resolver {
             filter,
             hints,
             forwards,
+            failures: FailureCache::new(limits.failure_hold),
             limits,
             in_flight: Mutex::default(),
             priming_failure: Mutex::default(),
@@ -198,6 +206,9 @@ impl Resolver {
         metrics::counter!("sextant_resolver_cache_total", "result" => "miss").increment(1);
         self.misses.fetch_add(1, Ordering::Relaxed);
         let key = (name.to_lowercase(), rtype);
+        if self.failures.holds(&key, Instant::now()) {
+            return Arc::new(self.held_failure(name, rtype));
+        }
         let mut receiver = {
             let mut in_flight = self.in_flight.lock();
             match in_flight.get(&key) {
@@ -212,6 +223,11 @@ impl Resolver {
                     let name = name.clone();
                     tokio::spawn(async move {
                         let outcome = Arc::new(resolver.resolve_fresh(&name, rtype).await);
+                        if outcome.rcode == ResponseCode::ServFail && !outcome.stale {
+                            resolver.failures.failed(key.clone(), Instant::now());
+                        } else {
+                            resolver.failures.succeeded(&key);
+                        }
                         resolver.in_flight.lock().remove(&key);
                         let _ = sender.send(Some(outcome));
                     });
@@ -224,6 +240,21 @@ impl Resolver {
                 .clone()
                 .unwrap_or_else(|| Arc::new(Outcome::servfail())),
             Err(_) => Arc::new(Outcome::servfail()),
+        }
+    }
+
+    /// The answer while `name` `rtype` is held after a failure: stale data where
+    /// allowed, else SERVFAIL marked as a cached error.
+    fn held_failure(&self, name: &Name, rtype: RecordType) -> Outcome {
+        metrics::counter!("sextant_resolver_cached_failures_total").increment(1);
+        if self.limits.serve_stale
+            && let Some(outcome) = self.stale(name, rtype)
+        {
+            return outcome;
+        }
+        Outcome {
+            cached_failure: true,
+            ..Outcome::servfail()
         }
     }
 
@@ -404,6 +435,7 @@ fn positive(mut answer: Vec<Record>, records: Vec<Record>) -> Outcome {
         answer,
         authority: Vec::new(),
         stale: false,
+        cached_failure: false,
     }
 }
 
@@ -417,5 +449,6 @@ fn negative(answer: Vec<Record>, nxdomain: bool, soa: Option<Record>) -> Outcome
         answer,
         authority: soa.into_iter().collect(),
         stale: false,
+        cached_failure: false,
     }
 }

@@ -84,6 +84,10 @@ pub(crate) async fn respond(resolver: &Arc<Resolver>, query: &Query) -> Answer {
             reply.push_extended_error(ExtendedError::stale_answer(
                 "authorities unreachable; expired data",
             ));
+        } else if outcome.cached_failure {
+            reply.push_extended_error(ExtendedError::cached_error(
+                "resolution failed moments ago; not retried yet",
+            ));
         } else if outcome.rcode == hickory_proto::op::ResponseCode::ServFail {
             reply.push_extended_error(ExtendedError::no_reachable_authority(
                 "no authority answered",

@@ -306,6 +306,48 @@ fn a_server_that_never_answers_is_passed_over_and_a_dead_zone_fails_in_bounded_t
     );
 }
 
+/// The same recursive query with EDNS, so that the answer can carry an EDE.
+fn ask_edns(suite: &Suite, name: &str) -> Message {
+    let mut message = sextant_systest::question_with(name, RecordType::A, Some(1232)).unwrap();
+    message.metadata.recursion_desired = true;
+    exchange(suite.dns, &message, false).unwrap()
+}
+
+#[test]
+fn a_failed_question_is_held_briefly_and_answered_as_a_cached_error() {
+    let hierarchy = Hierarchy::start("dead NS ns.dead\nns.dead A {ip6}\n", "");
+    let silent = hierarchy.dns.serve(6, &[]).unwrap();
+    silent.set_behaviour(Behaviour {
+        silent: true,
+        ..Behaviour::default()
+    });
+    let lab = Lab::new().unwrap();
+    let suite = suite(&lab, &hierarchy, "failure_ttl = \"30s\"\n");
+    let first = ask_edns(&suite, "www.dead.test.");
+    assert_eq!(first.metadata.response_code, ResponseCode::ServFail);
+    assert_eq!(
+        sextant_systest::extended_error(&first).map(|e| e.0),
+        Some(22),
+        "No Reachable Authority"
+    );
+    let tried = silent.queries();
+    assert!(tried > 0);
+    // Asked again at once: the failure is remembered, the dead server left alone.
+    for _ in 0..5 {
+        let again = ask_edns(&suite, "www.dead.test.");
+        assert_eq!(again.metadata.response_code, ResponseCode::ServFail);
+        assert_eq!(
+            sextant_systest::extended_error(&again).map(|e| e.0),
+            Some(13),
+            "Cached Error"
+        );
+    }
+    assert_eq!(silent.queries(), tried, "retries reached the dead server");
+    // Other questions are not held.
+    let other = ask_edns(&suite, "www.example.test.");
+    assert_eq!(other.metadata.response_code, ResponseCode::NoError);
+}
+
 #[test]
 fn truncated_answers_are_asked_again_over_tcp() {
     let hierarchy = Hierarchy::start("", "");
