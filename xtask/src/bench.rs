@@ -1,7 +1,9 @@
 //! `cargo xtask bench`: Sextant (packet cache on and off) and the peers (NSD, Knot,
 //! BIND) serve the same generated zone, one after another, and dnsperf measures each
-//! with the same query file and settings. Prints a table with ratios to NSD, writes
-//! JSON and an SVG chart under target/bench/.
+//! with the same query file and settings; then the same with DNS Cookies on every
+//! query, and on the zone signed with DO=1 queries. Prints a table with ratios to NSD
+//! (and what cookies cost each server), writes JSON and an SVG chart under
+//! target/bench/.
 
 use std::fmt::Write as _;
 use std::net::{SocketAddr, UdpSocket};
@@ -43,6 +45,7 @@ impl Plan {
 
 const BENCH_PEERS: &[(&str, &str)] = &[
     ("dnsperf", "dnsperf"),
+    ("dig", "bind9-dnsutils"),
     ("dnssec-signzone", "bind9-utils"),
     ("nsd", "nsd"),
     ("knotd", "knot"),
@@ -106,9 +109,18 @@ pub(crate) fn bench(plan: Plan, only: Option<&str>, baseline: Option<&Path>) -> 
         .map(|s| format!("{s}{DNSSEC}"))
         .filter(|s| only.is_none_or(|o| s.contains(o)))
         .collect();
+    // Every query with EDNS, then also with a COOKIE option (a client cookie and the
+    // server cookie the server gave it, as a cookie-speaking resolver sends after its
+    // first query): the difference is what cookies cost.
+    let cookies: Vec<String> = ["sextant-cache", "sextant-nocache", "nsd"]
+        .iter()
+        .flat_map(|s| [format!("{s}{EDNS}"), format!("{s}{COOKIE}")])
+        .filter(|s| only.is_none_or(|o| s.contains(o)))
+        .collect();
     let runs = servers
         .iter()
         .map(|s| (s.to_string(), &zone_file))
+        .chain(cookies.into_iter().map(|s| (s, &zone_file)))
         .chain(signed.into_iter().map(|s| (s, &signed_zone)));
     let mut results = Vec::new();
     for (index, (server, zone)) in runs.enumerate() {
@@ -116,12 +128,24 @@ pub(crate) fn bench(plan: Plan, only: Option<&str>, baseline: Option<&Path>) -> 
         let dir = work.join(&server);
         std::fs::create_dir_all(&dir)?;
         eprintln!("== {server} on 127.0.0.1:{port}");
-        let kind = server.trim_end_matches(DNSSEC);
-        let mut processes = start(kind, &binaries(kind), &dir, zone, port)?;
+        let kind = base_server(&server);
+        let cookies = server.ends_with(COOKIE);
+        let mut processes = start(kind, &binaries(kind), &dir, zone, port, cookies)?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let dnssec = server.ends_with(DNSSEC);
-        let outcome = wait_answering(addr, &mut processes)
-            .and_then(|()| measure(&server, addr, &queries, plan, dnssec, &processes));
+        let outcome = wait_answering(addr, &mut processes).and_then(|()| {
+            let mut extra = Vec::new();
+            if server.ends_with(DNSSEC) {
+                extra.push("-D".to_string());
+            }
+            if server.ends_with(EDNS) {
+                extra.push("-e".to_string());
+            }
+            if cookies {
+                extra.push("-E".to_string());
+                extra.push(format!("10:{}", server_cookie(addr)?));
+            }
+            measure(&server, addr, &queries, plan, &extra, &processes)
+        });
         stop(&mut processes);
         results.push(outcome?);
     }
@@ -130,6 +154,41 @@ pub(crate) fn bench(plan: Plan, only: Option<&str>, baseline: Option<&Path>) -> 
 
 /// The suffix of the rows measured on the signed zone with DO=1 queries.
 const DNSSEC: &str = "+dnssec";
+/// The suffix of the rows whose queries all have EDNS (and nothing more).
+const EDNS: &str = "+edns";
+/// The suffix of the rows whose queries all carry a DNS cookie (in EDNS).
+const COOKIE: &str = "+cookie";
+/// The client cookie of the cookie rows.
+const CLIENT_COOKIE: &str = "5ec7a47c00c0ffee";
+
+/// The server a row measures: its name without the `+variant`.
+fn base_server(row: &str) -> &str {
+    row.split('+').next().unwrap_or(row)
+}
+
+/// The whole cookie (client and server part, hex) that the server at `addr` gives
+/// `CLIENT_COOKIE`, asked with dig.
+fn server_cookie(addr: SocketAddr) -> anyhow::Result<String> {
+    let output = Command::new("dig")
+        .args([
+            &format!("@{}", addr.ip()),
+            "-p",
+            &addr.port().to_string(),
+            &format!("+cookie={CLIENT_COOKIE}"),
+            "+norec",
+            "+tries=3",
+            &format!("ns1.{ZONE}"),
+        ])
+        .output()
+        .context("running dig for a server cookie")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix("; COOKIE: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .filter(|cookie| cookie.len() > CLIENT_COOKIE.len())
+        .map(str::to_string)
+        .with_context(|| format!("{addr} gave no server cookie:\n{text}"))
+}
 
 /// Signs `zone` with a fresh ECDSA P-256 KSK and ZSK and NSEC3 without salt or extra
 /// iterations (RFC 9276), as most signed zones are; returns the signed file.
@@ -207,7 +266,14 @@ pub(crate) fn bench_load(records: usize) -> anyhow::Result<()> {
         std::fs::create_dir_all(&dir)?;
         eprintln!("== loading into {server}");
         let started = Instant::now();
-        let mut processes = start(server, &root.join("target/release"), &dir, &zone_file, port)?;
+        let mut processes = start(
+            server,
+            &root.join("target/release"),
+            &dir,
+            &zone_file,
+            port,
+            false,
+        )?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let outcome = wait_answering(addr, &mut processes).and_then(|()| {
             let seconds = started.elapsed().as_secs_f64();
@@ -283,6 +349,7 @@ fn start(
     dir: &Path,
     zone: &Path,
     port: u16,
+    cookies: bool,
 ) -> anyhow::Result<Vec<Child>> {
     let zone = zone.display();
     let spawn = |program: &Path, args: &[&str]| -> anyhow::Result<Child> {
@@ -330,13 +397,14 @@ fn start(
         }
         "nsd" => {
             let d = dir.display();
+            let answer_cookie = if cookies { "yes" } else { "no" };
             let config = dir.join("nsd.conf");
             std::fs::write(
                 &config,
                 format!(
                     "server:\n  ip-address: 127.0.0.1@{port}\n  server-count: 1\n  username: \"\"\n  chroot: \"\"\n  zonesdir: \"{d}\"\n  \
                      pidfile: \"{d}/nsd.pid\"\n  database: \"\"\n  xfrdfile: \"{d}/xfrd.state\"\n  xfrdir: \"{d}\"\n  \
-                     zonelistfile: \"{d}/zone.list\"\n  verbosity: 0\n  hide-version: yes\n  rrl-ratelimit: 0\n\
+                     zonelistfile: \"{d}/zone.list\"\n  verbosity: 0\n  hide-version: yes\n  rrl-ratelimit: 0\n  answer-cookie: {answer_cookie}\n\
                      remote-control:\n  control-enable: no\nzone:\n  name: {ZONE}\n  zonefile: \"{zone}\"\n"
                 ),
             )?;
@@ -434,15 +502,13 @@ fn measure(
     addr: SocketAddr,
     queries: &Path,
     plan: Plan,
-    dnssec: bool,
+    extra: &[String],
     processes: &[Child],
 ) -> anyhow::Result<Measure> {
     let seconds = plan.seconds.to_string();
     let dnsperf = |addr, queries, args: &[&str]| {
         let mut args = args.to_vec();
-        if dnssec {
-            args.push("-D");
-        }
+        args.extend(extra.iter().map(String::as_str));
         dnsperf(addr, queries, &args)
     };
     // Warm-up: fills caches so every server is measured in its steady state.
@@ -552,13 +618,9 @@ pub(crate) fn stop(processes: &mut [Child]) {
 }
 
 fn report(results: &[Measure], out: &Path) -> anyhow::Result<()> {
-    // Each row against NSD on the same zone: the unsigned one, or the signed one.
+    // Each row against NSD in the same variant (signed zone, cookies).
     let nsd_of = |server: &str| {
-        let name = if server.ends_with(DNSSEC) {
-            format!("nsd{DNSSEC}")
-        } else {
-            "nsd".to_string()
-        };
+        let name = server.replacen(base_server(server), "nsd", 1);
         results.iter().find(|m| m.server == name)
     };
     let ratio = |value: f64, base: Option<f64>| match base {
@@ -586,6 +648,18 @@ fn report(results: &[Measure], out: &Path) -> anyhow::Result<()> {
             m.memory_mb,
             m.lost
         )?;
+    }
+    for m in results.iter().filter(|m| m.server.ends_with(COOKIE)) {
+        let plain = base_server(&m.server);
+        let edns = format!("{plain}{EDNS}");
+        if let Some(without) = results.iter().find(|r| r.server == edns) {
+            writeln!(
+                table,
+                "cookies cost {plain}: udp {} tcp {} of its throughput with EDNS alone",
+                ratio(m.udp_qps, Some(without.udp_qps)),
+                ratio(m.tcp_qps, Some(without.tcp_qps)),
+            )?;
+        }
     }
     println!("\n{table}");
     let json: Vec<serde_json::Value> = results
@@ -618,10 +692,15 @@ pub(crate) fn check_smoke_run() -> anyhow::Result<()> {
         serde_json::from_str(&json).context("results.json is not a JSON list")?;
     let servers = ["sextant-cache", "sextant-nocache", "nsd", "knot", "bind"];
     let signed = servers.map(|s| format!("{s}{DNSSEC}"));
+    let cookies: Vec<String> = ["sextant-cache", "sextant-nocache", "nsd"]
+        .iter()
+        .flat_map(|s| [format!("{s}{EDNS}"), format!("{s}{COOKIE}")])
+        .collect();
     for server in servers
         .iter()
         .copied()
         .chain(signed.iter().map(String::as_str))
+        .chain(cookies.iter().map(String::as_str))
     {
         let measured = results.iter().find(|r| r["server"] == server);
         let answered = measured

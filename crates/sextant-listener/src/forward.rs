@@ -138,8 +138,10 @@ impl Frontend {
             return answer;
         };
         let data = cookies.answer(&cookie, client.ip(), crate::cookie::now());
-        let mut answer = answer.to_vec();
-        sextant_wire::add_option(&mut answer, sextant_wire::OPTION_COOKIE, &data);
+        let mut with = Vec::with_capacity(answer.len() + usize::from(crate::cookie::OPTION_LEN));
+        with.extend_from_slice(&answer);
+        sextant_wire::add_option(&mut with, sextant_wire::OPTION_COOKIE, &data);
+        let answer = with;
         Bytes::from(answer)
     }
 

@@ -186,7 +186,10 @@ impl PacketCache {
 /// same name, so the same length; only the case may differ).
 fn patch(cached: &[u8], packet: &[u8], question_end: usize) -> Option<Vec<u8>> {
     let question = packet.get(HEADER_LEN..question_end)?;
-    let mut out = cached.to_vec();
+    // Room for the cookie option the frontend may add, so that adding it does not
+    // move the answer again.
+    let mut out = Vec::with_capacity(cached.len() + usize::from(crate::cookie::OPTION_LEN));
+    out.extend_from_slice(cached);
     out.get_mut(HEADER_LEN..question_end)?
         .copy_from_slice(question);
     out.get_mut(0..2)?.copy_from_slice(packet.get(0..2)?);

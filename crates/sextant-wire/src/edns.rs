@@ -149,10 +149,11 @@ pub fn add_option(response: &mut Vec<u8>, code: u16, data: &[u8]) -> bool {
     ) else {
         return false;
     };
-    let mut option = Vec::with_capacity(4 + data.len());
-    option.extend_from_slice(&code.to_be_bytes());
-    option.extend_from_slice(&len.to_be_bytes());
-    option.extend_from_slice(data);
+    let option = code
+        .to_be_bytes()
+        .into_iter()
+        .chain(len.to_be_bytes())
+        .chain(data.iter().copied());
     response.splice(rdata_end..rdata_end, option);
     response[rdlength_at..rdlength_at + 2].copy_from_slice(&rdlength.to_be_bytes());
     true
