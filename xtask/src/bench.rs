@@ -22,8 +22,10 @@ pub(crate) struct Plan {
     pub names: usize,
     /// Seconds of each dnsperf run.
     pub seconds: u32,
-    /// Queries per second of the fixed-rate latency run.
+    /// Queries per second of the fixed-rate run (latency and CPU per query).
     pub latency_rate: u32,
+    /// Servers on a CPU of their own and dnsperf on another, when there are two.
+    pub pin: bool,
 }
 
 impl Plan {
@@ -32,6 +34,7 @@ impl Plan {
             names: 100_000,
             seconds: 10,
             latency_rate: 20_000,
+            pin: true,
         }
     }
     pub(crate) fn quick() -> Self {
@@ -39,12 +42,14 @@ impl Plan {
             names: 10_000,
             seconds: 2,
             latency_rate: 5_000,
+            pin: true,
         }
     }
 }
 
 const BENCH_PEERS: &[(&str, &str)] = &[
     ("dnsperf", "dnsperf"),
+    ("taskset", "util-linux"),
     ("dig", "bind9-dnsutils"),
     ("dnssec-signzone", "bind9-utils"),
     ("nsd", "nsd"),
@@ -64,6 +69,11 @@ struct Measure {
     avg_latency_us: f64,
     /// 99th percentile latency at the fixed rate, microseconds.
     p99_latency_us: f64,
+    /// The longest latency at the fixed rate, microseconds.
+    max_latency_us: f64,
+    /// Server CPU (user + system, every process of the server) per query answered
+    /// at the fixed rate, microseconds.
+    cpu_us_per_query: f64,
     /// Memory after the runs (PSS over the server's process tree), MB.
     memory_mb: f64,
     lost: u64,
@@ -88,12 +98,13 @@ pub(crate) fn bench(plan: Plan, only: Option<&str>, baseline: Option<&Path>) -> 
     } else {
         &[]
     };
-    let servers: Vec<&str> = ["sextant-cache", "sextant-nocache"]
+    let cpus = Cpus::choose(plan.pin);
+    let servers: Vec<&str> = [FLOOR, "sextant-cache", "sextant-nocache"]
         .iter()
         .chain(baseline_rows)
         .chain(&["nsd", "knot", "bind"])
         .copied()
-        .filter(|s| only.is_none_or(|o| s.contains(o)))
+        .filter(|s| selected(s, only))
         .collect();
     let release = root.join("target/release");
     let binaries = |server: &str| match (server.starts_with("baseline"), baseline) {
@@ -107,7 +118,7 @@ pub(crate) fn bench(plan: Plan, only: Option<&str>, baseline: Option<&Path>) -> 
         .iter()
         .chain(baseline_rows)
         .map(|s| format!("{s}{DNSSEC}"))
-        .filter(|s| only.is_none_or(|o| s.contains(o)))
+        .filter(|s| selected(s, only))
         .collect();
     // Every query with EDNS, then also with a COOKIE option (a client cookie and the
     // server cookie the server gave it, as a cookie-speaking resolver sends after its
@@ -115,7 +126,7 @@ pub(crate) fn bench(plan: Plan, only: Option<&str>, baseline: Option<&Path>) -> 
     let cookies: Vec<String> = ["sextant-cache", "sextant-nocache", "nsd"]
         .iter()
         .flat_map(|s| [format!("{s}{EDNS}"), format!("{s}{COOKIE}")])
-        .filter(|s| only.is_none_or(|o| s.contains(o)))
+        .filter(|s| selected(s, only))
         .collect();
     let runs = servers
         .iter()
@@ -130,9 +141,18 @@ pub(crate) fn bench(plan: Plan, only: Option<&str>, baseline: Option<&Path>) -> 
         eprintln!("== {server} on 127.0.0.1:{port}");
         let kind = base_server(&server);
         let cookies = server.ends_with(COOKIE);
-        let mut processes = start(kind, &binaries(kind), &dir, zone, port, cookies)?;
+        let mut processes = start(
+            kind,
+            &binaries(kind),
+            &dir,
+            zone,
+            port,
+            cookies,
+            cpus.server,
+        )?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let outcome = wait_answering(addr, &mut processes).and_then(|()| {
+            repin(&processes, cpus.server)?;
             let mut extra = Vec::new();
             if server.ends_with(DNSSEC) {
                 extra.push("-D".to_string());
@@ -144,12 +164,97 @@ pub(crate) fn bench(plan: Plan, only: Option<&str>, baseline: Option<&Path>) -> 
                 extra.push("-E".to_string());
                 extra.push(format!("10:{}", server_cookie(addr)?));
             }
-            measure(&server, addr, &queries, plan, &extra, &processes)
+            measure(
+                &server,
+                addr,
+                &queries,
+                plan,
+                &extra,
+                &processes,
+                cpus.client,
+            )
         });
         stop(&mut processes);
         results.push(outcome?);
     }
-    report(&results, &out)
+    report(&results, &out, cpus)
+}
+
+/// Whether row `row` is measured under `--only`: a comma-separated list of patterns,
+/// each a part of a row's name (`nsd`, `dnssec`) or, after `=`, a whole name
+/// (`=nsd` is NSD's plain row alone).
+fn selected(row: &str, only: Option<&str>) -> bool {
+    only.is_none_or(|only| {
+        only.split(',')
+            .map(str::trim)
+            .any(|pattern| match pattern.strip_prefix('=') {
+                Some(name) => row == name,
+                None => row.contains(pattern),
+            })
+    })
+}
+
+/// The row of the floor responder (see `bench_floor`).
+const FLOOR: &str = "floor";
+
+/// Where the servers and dnsperf run: on CPUs of their own when the machine has two
+/// or more, so that a server's figures are one core's and dnsperf never competes
+/// with it for that core.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cpus {
+    server: Option<usize>,
+    client: Option<usize>,
+}
+
+impl Cpus {
+    fn choose(pin: bool) -> Self {
+        let count = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if pin && count >= 2 {
+            Cpus {
+                server: Some(count - 1),
+                client: Some(0),
+            }
+        } else {
+            Cpus {
+                server: None,
+                client: None,
+            }
+        }
+    }
+}
+
+/// Moves every thread of every process of a started server back onto `cpu`: some
+/// servers pin their own threads (Knot puts UDP worker N on CPU N), which would let
+/// them share dnsperf's CPU and make their figures more than one core's.
+fn repin(processes: &[Child], cpu: Option<usize>) -> anyhow::Result<()> {
+    let Some(cpu) = cpu else {
+        return Ok(());
+    };
+    for pid in processes.iter().flat_map(|child| process_tree(child.id())) {
+        let status = Command::new("taskset")
+            .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .context("running taskset")?;
+        anyhow::ensure!(
+            status.success(),
+            "taskset could not move process {pid} to CPU {cpu}"
+        );
+    }
+    Ok(())
+}
+
+/// `program` to be run on `cpu` alone, when one is given (`taskset` execs it: the
+/// child's PID is the program's).
+fn command_on(cpu: Option<usize>, program: &Path) -> Command {
+    match cpu {
+        Some(cpu) => {
+            let mut command = Command::new("taskset");
+            command.arg("-c").arg(cpu.to_string()).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
 }
 
 /// The suffix of the rows measured on the signed zone with DO=1 queries.
@@ -273,6 +378,7 @@ pub(crate) fn bench_load(records: usize) -> anyhow::Result<()> {
             &zone_file,
             port,
             false,
+            None,
         )?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let outcome = wait_answering(addr, &mut processes).and_then(|()| {
@@ -350,11 +456,12 @@ fn start(
     zone: &Path,
     port: u16,
     cookies: bool,
+    cpu: Option<usize>,
 ) -> anyhow::Result<Vec<Child>> {
     let zone = zone.display();
     let spawn = |program: &Path, args: &[&str]| -> anyhow::Result<Child> {
         let log = std::fs::File::create(dir.join("server.log"))?;
-        Command::new(program)
+        command_on(cpu, program)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -363,6 +470,13 @@ fn start(
             .with_context(|| format!("starting {}", program.display()))
     };
     match server {
+        FLOOR => {
+            let xtask = std::env::current_exe().context("finding the xtask binary")?;
+            Ok(vec![spawn(
+                &xtask,
+                &["bench-floor", "--port", &port.to_string()],
+            )?])
+        }
         "sextant-cache" | "sextant-nocache" | "baseline-cache" | "baseline-nocache" => {
             let cache = if server.ends_with("-cache") {
                 64 * 1024 * 1024
@@ -479,7 +593,17 @@ fn wait_answering(addr: SocketAddr, processes: &mut [Child]) -> anyhow::Result<(
 }
 
 pub(crate) fn dnsperf(addr: SocketAddr, queries: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let output = Command::new("dnsperf")
+    dnsperf_on(None, addr, queries, args)
+}
+
+/// dnsperf on `cpu` alone, when one is given.
+fn dnsperf_on(
+    cpu: Option<usize>,
+    addr: SocketAddr,
+    queries: &Path,
+    args: &[&str],
+) -> anyhow::Result<String> {
+    let output = command_on(cpu, Path::new("dnsperf"))
         .args(["-s", &addr.ip().to_string(), "-p", &addr.port().to_string()])
         .arg("-d")
         .arg(queries)
@@ -504,27 +628,38 @@ fn measure(
     plan: Plan,
     extra: &[String],
     processes: &[Child],
+    cpu: Option<usize>,
 ) -> anyhow::Result<Measure> {
     let seconds = plan.seconds.to_string();
     let dnsperf = |addr, queries, args: &[&str]| {
         let mut args = args.to_vec();
         args.extend(extra.iter().map(String::as_str));
-        dnsperf(addr, queries, &args)
+        dnsperf_on(cpu, addr, queries, &args)
     };
     // Warm-up: fills caches so every server is measured in its steady state.
     dnsperf(addr, queries, &["-l", "1", "-c", "4", "-q", "200"])?;
     let udp = dnsperf(addr, queries, &["-l", &seconds, "-c", "8", "-q", "500"])?;
-    let tcp = dnsperf(
-        addr,
-        queries,
-        &["-m", "tcp", "-l", &seconds, "-c", "8", "-q", "500"],
-    )?;
+    // The floor answers UDP only.
+    let tcp = if server == FLOOR {
+        String::new()
+    } else {
+        dnsperf(
+            addr,
+            queries,
+            &["-m", "tcp", "-l", &seconds, "-c", "8", "-q", "500"],
+        )?
+    };
     let rate = plan.latency_rate.to_string();
+    // At an ordinary rate every packet pays its own wake-ups and hand-offs, which
+    // saturation batches away: that is where CPU per query is measured.
+    let cpu_before = cpu_seconds(processes);
     let fixed = dnsperf(
         addr,
         queries,
         &["-l", &seconds, "-c", "4", "-q", "200", "-Q", &rate],
     )?;
+    let cpu_used = cpu_seconds(processes) - cpu_before;
+    let completed = field(&fixed, "Queries completed:");
     // dnsperf reports no percentiles: a second run prints every query's latency. The
     // printing slows dnsperf itself, so the average comes from the plain run above.
     let verbose = dnsperf(
@@ -549,6 +684,12 @@ fn measure(
         tcp_qps: field(&tcp, "Queries per second:"),
         avg_latency_us: field(&fixed, "Average Latency (s):") * 1e6,
         p99_latency_us: p99 * 1e6,
+        max_latency_us: max_latency(&fixed) * 1e6,
+        cpu_us_per_query: if completed > 0.0 {
+            cpu_used * 1e6 / completed
+        } else {
+            0.0
+        },
         memory_mb: memory_kb as f64 / 1024.0,
         lost: field(&udp, "Queries lost:") as u64,
     };
@@ -556,10 +697,41 @@ fn measure(
     Ok(measure)
 }
 
-/// Memory of a server: proportional set size (shared pages split between the
-/// processes sharing them) summed over the process and its descendants, so a server
-/// that forks workers (NSD) is measured whole and nothing is counted twice. KiB.
-pub(crate) fn pss_kb(pid: u32) -> u64 {
+/// The longest latency dnsperf saw, seconds: the `max` of its "Average Latency (s):
+/// A (min B, max C)" line.
+fn max_latency(text: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix("Average Latency (s):"))
+        .and_then(|rest| rest.split("max ").nth(1))
+        .and_then(|rest| rest.trim_end_matches(')').trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// CPU seconds used so far by every thread of every process of the servers started
+/// as `processes`, forked children included. From each thread's schedstat (the
+/// scheduler's own nanosecond count of time on a CPU): utime and stime are sampled at
+/// the clock tick, which misjudges a server that wakes briefly thousands of times a
+/// second.
+fn cpu_seconds(processes: &[Child]) -> f64 {
+    processes
+        .iter()
+        .flat_map(|child| process_tree(child.id()))
+        .flat_map(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/task"))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            stat.split_whitespace().next()?.parse::<f64>().ok()
+        })
+        .sum::<f64>()
+        / 1e9
+}
+
+/// `pid` and its descendants.
+fn process_tree(pid: u32) -> Vec<u32> {
     let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -588,7 +760,15 @@ pub(crate) fn pss_kb(pid: u32) -> u64 {
         );
         at += 1;
     }
-    tree.iter()
+    tree
+}
+
+/// Memory of a server: proportional set size (shared pages split between the
+/// processes sharing them) summed over the process and its descendants, so a server
+/// that forks workers (NSD) is measured whole and nothing is counted twice. KiB.
+pub(crate) fn pss_kb(pid: u32) -> u64 {
+    process_tree(pid)
+        .iter()
         .filter_map(|pid| {
             let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
             rollup
@@ -617,49 +797,94 @@ pub(crate) fn stop(processes: &mut [Child]) {
     }
 }
 
-fn report(results: &[Measure], out: &Path) -> anyhow::Result<()> {
+fn report(results: &[Measure], out: &Path, cpus: Cpus) -> anyhow::Result<()> {
     // Each row against NSD in the same variant (signed zone, cookies).
     let nsd_of = |server: &str| {
         let name = server.replacen(base_server(server), "nsd", 1);
         results.iter().find(|m| m.server == name)
     };
+    let floor = results.iter().find(|m| m.server == FLOOR);
     let ratio = |value: f64, base: Option<f64>| match base {
-        Some(base) if base > 0.0 => format!("{:.2}x", value / base),
+        Some(base) if base > 0.0 && value > 0.0 => format!("{:.2}x", value / base),
         _ => "-".into(),
     };
+    let number = |value: f64, digits: usize| {
+        if value > 0.0 {
+            format!("{value:.digits$}")
+        } else {
+            "-".into()
+        }
+    };
     let mut table = String::new();
+    match cpus.server {
+        Some(cpu) => writeln!(
+            table,
+            "servers pinned to CPU {cpu}, dnsperf to CPU {}: every figure is one core's",
+            cpus.client.unwrap_or(0)
+        )?,
+        None => writeln!(
+            table,
+            "servers and dnsperf not pinned (one CPU, or --no-pin)"
+        )?,
+    }
     writeln!(
         table,
-        "{:<24} {:>10} {:>7} {:>10} {:>7} {:>9} {:>9} {:>9} {:>7}",
-        "server", "udp q/s", "vs nsd", "tcp q/s", "vs nsd", "avg µs", "p99 µs", "mem MB", "lost"
+        "{:<24} {:>9} {:>6} {:>8} {:>9} {:>6} {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>6}",
+        "server",
+        "udp q/s",
+        "vs nsd",
+        "vs floor",
+        "tcp q/s",
+        "vs nsd",
+        "cpu µs/q",
+        "vs nsd",
+        "avg µs",
+        "p99 µs",
+        "max µs",
+        "mem MB",
+        "lost"
     )?;
     for m in results {
         let nsd = nsd_of(&m.server);
         writeln!(
             table,
-            "{:<24} {:>10.0} {:>7} {:>10.0} {:>7} {:>9.0} {:>9.0} {:>9.1} {:>7}",
+            "{:<24} {:>9.0} {:>6} {:>8} {:>9} {:>6} {:>8.1} {:>6} {:>6.0} {:>6.0} {:>7.0} {:>7.1} {:>6}",
             m.server,
             m.udp_qps,
             ratio(m.udp_qps, nsd.map(|n| n.udp_qps)),
-            m.tcp_qps,
+            ratio(m.udp_qps, floor.map(|f| f.udp_qps)),
+            number(m.tcp_qps, 0),
             ratio(m.tcp_qps, nsd.map(|n| n.tcp_qps)),
+            m.cpu_us_per_query,
+            ratio(m.cpu_us_per_query, nsd.map(|n| n.cpu_us_per_query)),
             m.avg_latency_us,
             m.p99_latency_us,
+            m.max_latency_us,
             m.memory_mb,
             m.lost
         )?;
     }
+    let rate = |m: &Measure| m.cpu_us_per_query;
     for m in results.iter().filter(|m| m.server.ends_with(COOKIE)) {
         let plain = base_server(&m.server);
         let edns = format!("{plain}{EDNS}");
         if let Some(without) = results.iter().find(|r| r.server == edns) {
             writeln!(
                 table,
-                "cookies cost {plain}: udp {} tcp {} of its throughput with EDNS alone",
+                "cookies cost {plain}: udp {} tcp {} of its throughput with EDNS alone, cpu per query {}",
                 ratio(m.udp_qps, Some(without.udp_qps)),
                 ratio(m.tcp_qps, Some(without.tcp_qps)),
+                ratio(rate(m), Some(rate(without))),
             )?;
         }
+    }
+    if let Some(floor) = floor {
+        writeln!(
+            table,
+            "floor: a one-thread recvmmsg/sendmmsg responder with a canned answer, the most \
+             this machine's UDP path and dnsperf allow ({:.0} q/s, {:.1} µs CPU per query)",
+            floor.udp_qps, floor.cpu_us_per_query
+        )?;
     }
     println!("\n{table}");
     let json: Vec<serde_json::Value> = results
@@ -667,7 +892,9 @@ fn report(results: &[Measure], out: &Path) -> anyhow::Result<()> {
         .map(|m| {
             serde_json::json!({
                 "server": m.server, "udp_qps": m.udp_qps, "tcp_qps": m.tcp_qps,
+                "cpu_us_per_query": m.cpu_us_per_query,
                 "avg_latency_us": m.avg_latency_us, "p99_latency_us": m.p99_latency_us,
+                "max_latency_us": m.max_latency_us,
                 "memory_mb": m.memory_mb, "lost": m.lost,
             })
         })
@@ -703,17 +930,23 @@ pub(crate) fn check_smoke_run() -> anyhow::Result<()> {
         .chain(cookies.iter().map(String::as_str))
     {
         let measured = results.iter().find(|r| r["server"] == server);
-        let answered = measured
-            .and_then(|r| r["udp_qps"].as_f64())
-            .is_some_and(|qps| qps > 0.0)
-            && measured
-                .and_then(|r| r["tcp_qps"].as_f64())
-                .is_some_and(|qps| qps > 0.0);
+        let positive = |key: &str| {
+            measured
+                .and_then(|r| r[key].as_f64())
+                .is_some_and(|value| value > 0.0)
+        };
         anyhow::ensure!(
-            answered,
-            "the bench has no UDP and TCP figures for {server}"
+            positive("udp_qps") && positive("tcp_qps") && positive("cpu_us_per_query"),
+            "the bench has no UDP, TCP and CPU figures for {server}"
         );
     }
+    let floor = results.iter().find(|r| r["server"] == FLOOR);
+    anyhow::ensure!(
+        floor
+            .and_then(|r| r["udp_qps"].as_f64())
+            .is_some_and(|qps| qps > 0.0),
+        "the bench has no floor row"
+    );
     let table = std::fs::read_to_string(out.join("results.txt"))
         .context("the bench wrote no results.txt")?;
     anyhow::ensure!(table.contains("vs nsd"), "results.txt has no table");
@@ -724,63 +957,84 @@ pub(crate) fn check_smoke_run() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Two bar groups, throughput and latency, one bar per server.
+/// Three bar groups, one column per server: throughput, CPU per query and latency.
 fn chart(results: &[Measure]) -> String {
-    let width = 760.0;
-    let bar = 40.0;
-    let gap = 16.0;
+    let bar = 22.0;
+    let column = 2.0 * bar + 30.0;
+    let width = 40.0 + results.len() as f64 * column;
     let max_qps = results
         .iter()
         .map(|m| m.udp_qps.max(m.tcp_qps))
         .fold(1.0, f64::max);
+    let max_cpu = results
+        .iter()
+        .map(|m| m.cpu_us_per_query)
+        .fold(1.0, f64::max);
     let max_lat = results.iter().map(|m| m.p99_latency_us).fold(1.0, f64::max);
     let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"520\" font-family=\"sans-serif\" font-size=\"12\">\n\
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"800\" font-family=\"sans-serif\" font-size=\"12\">\n\
          <text x=\"10\" y=\"20\" font-size=\"15\">UDP and TCP queries per second (higher is better)</text>\n\
-         <text x=\"10\" y=\"290\" font-size=\"15\">Latency at a fixed rate, µs: average and p99 (lower is better)</text>\n"
+         <text x=\"10\" y=\"290\" font-size=\"15\">Server CPU per query at a fixed rate, µs (lower is better)</text>\n\
+         <text x=\"10\" y=\"550\" font-size=\"15\">Latency at a fixed rate, µs: average and p99 (lower is better)</text>\n"
     );
+    let mut bars = |x: f64,
+                    base: f64,
+                    height: f64,
+                    values: &[(f64, &str)],
+                    scale: f64,
+                    unit: f64| {
+        for (j, (value, color)) in values.iter().enumerate() {
+            let h = height * value / scale;
+            let left = x + j as f64 * bar;
+            let _ = writeln!(
+                svg,
+                "<rect x=\"{left:.0}\" y=\"{:.0}\" width=\"{bar}\" height=\"{h:.0}\" fill=\"{color}\"/>",
+                base - h
+            );
+            let _ = writeln!(
+                svg,
+                "<text x=\"{left:.0}\" y=\"{:.0}\" font-size=\"9\">{:.0}</text>",
+                base - h - 4.0,
+                value / unit
+            );
+        }
+    };
     for (i, m) in results.iter().enumerate() {
-        let x = 20.0 + i as f64 * (2.0 * bar + gap + 40.0);
-        for (j, (value, color)) in [(m.udp_qps, "#4477aa"), (m.tcp_qps, "#66ccee")]
-            .iter()
-            .enumerate()
-        {
-            let h = 200.0 * value / max_qps;
+        let x = 20.0 + i as f64 * column;
+        bars(
+            x,
+            240.0,
+            200.0,
+            &[(m.udp_qps, "#4477aa"), (m.tcp_qps, "#66ccee")],
+            max_qps,
+            1000.0,
+        );
+        bars(
+            x,
+            500.0,
+            180.0,
+            &[(m.cpu_us_per_query, "#aa3377")],
+            max_cpu,
+            1.0,
+        );
+        bars(
+            x,
+            760.0,
+            180.0,
+            &[(m.avg_latency_us, "#228833"), (m.p99_latency_us, "#ccbb44")],
+            max_lat,
+            1.0,
+        );
+    }
+    for (i, m) in results.iter().enumerate() {
+        let x = 20.0 + i as f64 * column;
+        for y in [256.0, 516.0, 776.0] {
             let _ = writeln!(
                 svg,
-                "<rect x=\"{:.0}\" y=\"{:.0}\" width=\"{bar}\" height=\"{h:.0}\" fill=\"{color}\"/>",
-                x + j as f64 * bar,
-                240.0 - h
-            );
-            let _ = writeln!(
-                svg,
-                "<text x=\"{:.0}\" y=\"{:.0}\" font-size=\"10\">{:.0}k</text>",
-                x + j as f64 * bar,
-                236.0 - h,
-                value / 1000.0
-            );
-        }
-        for (j, (value, color)) in [(m.avg_latency_us, "#228833"), (m.p99_latency_us, "#ccbb44")]
-            .iter()
-            .enumerate()
-        {
-            let h = 160.0 * value / max_lat;
-            let _ = writeln!(
-                svg,
-                "<rect x=\"{:.0}\" y=\"{:.0}\" width=\"{bar}\" height=\"{h:.0}\" fill=\"{color}\"/>",
-                x + j as f64 * bar,
-                480.0 - h
-            );
-            let _ = writeln!(
-                svg,
-                "<text x=\"{:.0}\" y=\"{:.0}\" font-size=\"10\">{:.0}</text>",
-                x + j as f64 * bar,
-                476.0 - h,
-                value
+                "<text x=\"{x:.0}\" y=\"{y:.0}\" font-size=\"9\" transform=\"rotate(20 {x:.0} {y:.0})\">{}</text>",
+                m.server
             );
         }
-        let _ = writeln!(svg, "<text x=\"{x:.0}\" y=\"256\">{}</text>", m.server);
-        let _ = writeln!(svg, "<text x=\"{x:.0}\" y=\"496\">{}</text>", m.server);
     }
     svg.push_str("</svg>\n");
     svg

@@ -4,6 +4,7 @@
 //! `cargo xtask bench`: dnsperf against Sextant and the peers, side by side.
 
 mod bench;
+mod bench_floor;
 mod bench_resolver;
 mod bench_rpc;
 mod bench_transfer;
@@ -36,8 +37,9 @@ enum Task {
         /// A one-minute smoke run (small zone, short runs) that proves the bench works.
         #[arg(long)]
         quick: bool,
-        /// Only the servers whose name contains this (sextant, nsd, knot, bind; `dnssec`
-        /// for the signed-zone rows alone).
+        /// Only these rows: a comma-separated list of parts of row names (`sextant`,
+        /// `nsd`, `dnssec` for the signed-zone rows, `cookie`) or whole names after `=`
+        /// (`=floor,=sextant-cache,=nsd`).
         #[arg(long)]
         only: Option<String>,
         /// Also measure the Sextant binaries in this directory (another build, e.g.
@@ -45,6 +47,17 @@ enum Task {
         /// `baseline-nocache` rows beside this build's: a before/after in one run.
         #[arg(long)]
         baseline: Option<std::path::PathBuf>,
+        /// Let servers and dnsperf run on any CPU (by default, with two CPUs or more,
+        /// each server runs on one CPU and dnsperf on another).
+        #[arg(long)]
+        no_pin: bool,
+    },
+    /// The bench's floor row: a minimal UDP responder on 127.0.0.1:PORT (run by
+    /// `bench`, not by hand).
+    #[command(hide = true)]
+    BenchFloor {
+        #[arg(long)]
+        port: u16,
     },
     /// The listener-to-backend hop alone: a unary gRPC call per query against the
     /// streaming lanes, on an authority loaded with the benchmark zone.
@@ -114,14 +127,17 @@ fn main() -> anyhow::Result<()> {
             quick,
             only,
             baseline,
+            no_pin,
         } => {
-            let plan = if quick {
+            let mut plan = if quick {
                 bench::Plan::quick()
             } else {
                 bench::Plan::full()
             };
+            plan.pin = !no_pin;
             bench::bench(plan, only.as_deref(), baseline.as_deref())
         }
+        Task::BenchFloor { port } => bench_floor::serve(port),
         Task::Install {
             prefix,
             destdir,
