@@ -23,43 +23,44 @@ pub(crate) const RECV_BUFFER: usize = 4096;
 thread_local! {
     // The header array holds raw pointers, so it cannot travel with a task between
     // threads: each worker thread keeps one for sending, where every call sets each
-    // header's fields anew. Reads get fresh headers every time: nix leaves the
-    // address length of a reused header at what the previous read stored, which
-    // would cut an IPv6 sender read after an IPv4 one.
+    // header's fields anew.
     static SEND_HEADERS: RefCell<MultiHeaders<SockaddrStorage>> =
         RefCell::new(MultiHeaders::preallocate(BATCH, None));
 }
 
-/// Reusable buffers for one socket's reads: no allocation per datagram.
+/// Reusable buffers and headers for one socket's reads: no allocation per read.
 pub(crate) struct RecvBatch {
-    buffers: Vec<Box<[u8]>>,
+    buffers: Box<[[u8; RECV_BUFFER]; BATCH]>,
+    /// Kept from read to read: nix leaves each header's address length at what the
+    /// previous read stored, which is right only because one socket (one address
+    /// family: an IPv6 socket reports IPv4 senders as mapped IPv6 addresses) uses
+    /// these headers.
+    headers: MultiHeaders<SockaddrStorage>,
     received: Vec<(usize, Option<SocketAddr>)>,
 }
 
 impl RecvBatch {
     pub(crate) fn new() -> Self {
         RecvBatch {
-            buffers: (0..BATCH)
-                .map(|_| vec![0u8; RECV_BUFFER].into_boxed_slice())
-                .collect(),
+            buffers: Box::new([[0u8; RECV_BUFFER]; BATCH]),
+            headers: MultiHeaders::preallocate(BATCH, None),
             received: Vec::with_capacity(BATCH),
         }
     }
 
     /// Reads what is waiting, without waiting: `WouldBlock` when nothing is.
     pub(crate) fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        let buffers = &mut self.buffers;
-        let received = &mut self.received;
+        let Self {
+            buffers,
+            headers,
+            received,
+        } = self;
         received.clear();
-        socket.try_io(Interest::READABLE, || {
-            let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(buffers.len(), None);
-            let mut slices: Vec<[IoSliceMut<'_>; 1]> = buffers
-                .iter_mut()
-                .map(|buffer| [IoSliceMut::new(buffer)])
-                .collect();
+        let read = socket.try_io(Interest::READABLE, || {
+            let mut slices = buffers.each_mut().map(|buffer| [IoSliceMut::new(buffer)]);
             let messages = recvmmsg(
                 socket.as_raw_fd(),
-                &mut headers,
+                headers,
                 slices.iter_mut(),
                 MsgFlags::MSG_DONTWAIT,
                 None,
@@ -68,8 +69,21 @@ impl RecvBatch {
                 let len = message.bytes.min(RECV_BUFFER);
                 received.push((len, message.address.as_ref().and_then(socket_addr)));
             }
+            // Fewer datagrams than asked for: the socket was empty when the call
+            // returned. Saying so (WouldBlock) clears the reactor's readiness now,
+            // instead of with one more call that finds nothing; a datagram arriving
+            // since is a new readiness event, which the reactor keeps.
+            if received.len() < BATCH {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
             Ok(received.len())
-        })
+        });
+        match read {
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock && !received.is_empty() => {
+                Ok(received.len())
+            }
+            read => read,
+        }
     }
 
     /// The datagrams of the last read, with their senders. One whose sender could
@@ -77,7 +91,7 @@ impl RecvBatch {
     pub(crate) fn datagrams(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
         self.received
             .iter()
-            .zip(&self.buffers)
+            .zip(self.buffers.iter())
             .filter_map(|(&(len, from), buffer)| Some((&buffer[..len], from?)))
     }
 }
@@ -222,6 +236,36 @@ mod tests {
             }
             let nothing = batch.recv(&server).unwrap_err();
             assert_eq!(nothing.kind(), io::ErrorKind::WouldBlock);
+        }
+    }
+
+    #[tokio::test]
+    async fn reused_headers_keep_every_sender_whole_on_a_dual_stack_socket() {
+        let server = UdpSocket::bind("[::]:0").await.unwrap();
+        let port = server.local_addr().unwrap().port();
+        let v4 = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let v6 = UdpSocket::bind("[::1]:0").await.unwrap();
+        let mut batch = RecvBatch::new();
+        for round in 0..3u8 {
+            let (client, to): (&UdpSocket, SocketAddr) = if round % 2 == 0 {
+                (&v4, SocketAddr::from(([127, 0, 0, 1], port)))
+            } else {
+                (&v6, SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)))
+            };
+            client.send_to(&[round], to).await.unwrap();
+            server.readable().await.unwrap();
+            assert_eq!(batch.recv(&server).unwrap(), 1);
+            let (bytes, from) = batch.datagrams().next().unwrap();
+            assert_eq!(bytes, &[round]);
+            let sender = client.local_addr().unwrap();
+            let from = match from {
+                SocketAddr::V6(v6) => v6
+                    .ip()
+                    .to_ipv4_mapped()
+                    .map_or(from, |ip| SocketAddr::from((ip, v6.port()))),
+                SocketAddr::V4(_) => from,
+            };
+            assert_eq!(from, sender, "round {round}");
         }
     }
 
