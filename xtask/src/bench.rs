@@ -202,12 +202,12 @@ const FLOOR: &str = "floor";
 /// with it for that core.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Cpus {
-    server: Option<usize>,
-    client: Option<usize>,
+    pub(crate) server: Option<usize>,
+    pub(crate) client: Option<usize>,
 }
 
 impl Cpus {
-    fn choose(pin: bool) -> Self {
+    pub(crate) fn choose(pin: bool) -> Self {
         let count = std::thread::available_parallelism().map_or(1, |n| n.get());
         if pin && count >= 2 {
             Cpus {
@@ -226,7 +226,7 @@ impl Cpus {
 /// Moves every thread of every process of a started server back onto `cpu`: some
 /// servers pin their own threads (Knot puts UDP worker N on CPU N), which would let
 /// them share dnsperf's CPU and make their figures more than one core's.
-fn repin(processes: &[Child], cpu: Option<usize>) -> anyhow::Result<()> {
+pub(crate) fn repin(processes: &[Child], cpu: Option<usize>) -> anyhow::Result<()> {
     let Some(cpu) = cpu else {
         return Ok(());
     };
@@ -246,7 +246,7 @@ fn repin(processes: &[Child], cpu: Option<usize>) -> anyhow::Result<()> {
 
 /// `program` to be run on `cpu` alone, when one is given (`taskset` execs it: the
 /// child's PID is the program's).
-fn command_on(cpu: Option<usize>, program: &Path) -> Command {
+pub(crate) fn command_on(cpu: Option<usize>, program: &Path) -> Command {
     match cpu {
         Some(cpu) => {
             let mut command = Command::new("taskset");
@@ -597,7 +597,7 @@ pub(crate) fn dnsperf(addr: SocketAddr, queries: &Path, args: &[&str]) -> anyhow
 }
 
 /// dnsperf on `cpu` alone, when one is given.
-fn dnsperf_on(
+pub(crate) fn dnsperf_on(
     cpu: Option<usize>,
     addr: SocketAddr,
     queries: &Path,
@@ -712,7 +712,7 @@ fn max_latency(text: &str) -> f64 {
 /// scheduler's own nanosecond count of time on a CPU): utime and stime are sampled at
 /// the clock tick, which misjudges a server that wakes briefly thousands of times a
 /// second.
-fn cpu_seconds(processes: &[Child]) -> f64 {
+pub(crate) fn cpu_seconds(processes: &[Child]) -> f64 {
     processes
         .iter()
         .flat_map(|child| process_tree(child.id()))

@@ -2,7 +2,9 @@
 //! Recursor on the same loopback hierarchy (a root, `test.` and `bench.test.`, each
 //! an NSD on port 53 of its own 127.53.0.x address). For each resolver: the average
 //! latency of cache misses (one query at a time through names it has never seen; the
-//! delegations are cached after the first) and the throughput of cache hits. Needs
+//! delegations are cached after the first), the throughput of cache hits, the
+//! resolver's CPU per cache hit at a fixed rate, and its memory idle and after the
+//! runs. Each resolver runs on one CPU and dnsperf on another, as in `bench`. Needs
 //! root (port 53).
 
 use std::fmt::Write as _;
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::bench::{dnsperf, field, pss_kb, stop};
+use crate::bench::{Cpus, command_on, cpu_seconds, dnsperf_on, field, pss_kb, repin, stop};
 use crate::{cargo, peers, workspace_root};
 
 const PEERS: &[(&str, &str)] = &[
@@ -34,7 +36,11 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 struct Measure {
     server: String,
     hit_qps: f64,
+    /// CPU (every process of the resolver) per cache hit at a fixed rate, µs.
+    cpu_us_per_hit: f64,
     miss_latency_us: f64,
+    /// Right after start-up and one resolution, MB (PSS).
+    idle_mb: f64,
     memory_mb: f64,
 }
 
@@ -45,7 +51,12 @@ pub(crate) fn bench_resolver(quick: bool) -> anyhow::Result<()> {
     let work = root.join("target/bench/resolver");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
-    let (names, seconds) = if quick { (500, 2) } else { (2_000, 10) };
+    let (names, seconds, rate) = if quick {
+        (500, 2, 5_000)
+    } else {
+        (2_000, 10, 20_000)
+    };
+    let cpus = Cpus::choose(true);
 
     let mut lab = Vec::new();
     let outcome = (|| -> anyhow::Result<Vec<Measure>> {
@@ -80,10 +91,19 @@ pub(crate) fn bench_resolver(quick: bool) -> anyhow::Result<()> {
             let dir = work.join(server);
             std::fs::create_dir_all(&dir)?;
             eprintln!("== {server} on 127.0.0.1:{port}");
-            let mut processes = start(server, &root, &dir, &hints, port)?;
+            let mut processes = start(server, &root, &dir, &hints, port, cpus.server)?;
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-            let measured = wait_resolving(addr, &mut processes)
-                .and_then(|()| measure(server, addr, &hits, &misses, seconds, &processes));
+            let measured = wait_resolving(addr, &mut processes).and_then(|()| {
+                repin(&processes, cpus.server)?;
+                let run = Run {
+                    hits: &hits,
+                    misses: &misses,
+                    seconds,
+                    rate,
+                    cpu: cpus.client,
+                };
+                measure(server, addr, &run, &processes)
+            });
             stop(&mut processes);
             results.push(measured?);
         }
@@ -179,10 +199,11 @@ fn start(
     dir: &Path,
     hints: &Path,
     port: u16,
+    cpu: Option<usize>,
 ) -> anyhow::Result<Vec<Child>> {
     let spawn = |program: &Path, args: &[String]| -> anyhow::Result<Child> {
         let log = std::fs::File::create(dir.join("server.log"))?;
-        Command::new(program)
+        command_on(cpu, program)
             .args(args)
             .current_dir(dir)
             .stdin(Stdio::null())
@@ -291,51 +312,87 @@ fn wait_resolving(addr: SocketAddr, processes: &mut [Child]) -> anyhow::Result<(
     }
 }
 
+/// The query files and pace of one resolver's runs.
+struct Run<'a> {
+    hits: &'a Path,
+    misses: &'a Path,
+    seconds: u32,
+    /// Queries per second of the fixed-rate run.
+    rate: u32,
+    /// dnsperf's CPU.
+    cpu: Option<usize>,
+}
+
 fn measure(
     server: &str,
     addr: SocketAddr,
-    hits: &Path,
-    misses: &Path,
-    seconds: u32,
+    run: &Run<'_>,
     processes: &[Child],
 ) -> anyhow::Result<Measure> {
+    let dnsperf = |queries: &Path, args: &[&str]| dnsperf_on(run.cpu, addr, queries, args);
+    let memory_mb = || processes.iter().map(|c| pss_kb(c.id())).sum::<u64>() as f64 / 1024.0;
+    let idle_mb = memory_mb();
     // Misses: a few queries at a time (dnsperf paces `-q 1` at about 10 per second),
     // each name new to the resolver; the average latency is that of a cache miss.
-    let cold = dnsperf(addr, misses, &["-n", "1", "-c", "1", "-q", "4"])?;
+    let cold = dnsperf(run.misses, &["-n", "1", "-c", "1", "-q", "4"])?;
     // Hits: every name once to fill the cache, then the same names for `seconds`.
-    dnsperf(addr, hits, &["-n", "1", "-c", "1", "-q", "20"])?;
-    let seconds = seconds.to_string();
-    let hot = dnsperf(addr, hits, &["-l", &seconds, "-c", "8", "-q", "500"])?;
-    let memory_kb: u64 = processes.iter().map(|c| pss_kb(c.id())).sum();
+    dnsperf(run.hits, &["-n", "1", "-c", "1", "-q", "20"])?;
+    let seconds = run.seconds.to_string();
+    let hot = dnsperf(run.hits, &["-l", &seconds, "-c", "8", "-q", "500"])?;
+    // CPU per hit at an ordinary rate, where each packet pays its own wake-ups.
+    let rate = run.rate.to_string();
+    let before = cpu_seconds(processes);
+    let fixed = dnsperf(
+        run.hits,
+        &["-l", &seconds, "-c", "4", "-q", "200", "-Q", &rate],
+    )?;
+    let used = cpu_seconds(processes) - before;
+    let completed = field(&fixed, "Queries completed:");
     let measure = Measure {
         server: server.to_string(),
         hit_qps: field(&hot, "Queries per second:"),
+        cpu_us_per_hit: if completed > 0.0 {
+            used * 1e6 / completed
+        } else {
+            0.0
+        },
         miss_latency_us: field(&cold, "Average Latency (s):") * 1e6,
-        memory_mb: memory_kb as f64 / 1024.0,
+        idle_mb,
+        memory_mb: memory_mb(),
     };
     eprintln!("   {measure:?}");
     Ok(measure)
 }
 
 fn report(results: &[Measure], work: &Path) -> anyhow::Result<()> {
-    let unbound = results
-        .iter()
-        .find(|m| m.server == "unbound")
-        .map_or(0.0, |m| m.hit_qps);
+    let unbound = results.iter().find(|m| m.server == "unbound");
+    let ratio = |value: f64, base: Option<f64>| match base {
+        Some(base) if base > 0.0 => format!("{:.2}x", value / base),
+        _ => "-".into(),
+    };
     let mut table = format!(
-        "{:<16} {:>12} {:>10} {:>16} {:>10}\n",
-        "resolver", "hits q/s", "vs Unbound", "miss latency us", "PSS MB"
+        "{:<16} {:>10} {:>10} {:>10} {:>10} {:>16} {:>8} {:>10}\n",
+        "resolver",
+        "hits q/s",
+        "vs Unbound",
+        "cpu µs/hit",
+        "vs Unbound",
+        "miss latency us",
+        "idle MB",
+        "PSS MB"
     );
     for m in results {
-        let ratio = if unbound > 0.0 {
-            m.hit_qps / unbound
-        } else {
-            0.0
-        };
         writeln!(
             table,
-            "{:<16} {:>12.0} {:>9.2}x {:>16.0} {:>10.1}",
-            m.server, m.hit_qps, ratio, m.miss_latency_us, m.memory_mb
+            "{:<16} {:>10.0} {:>10} {:>10.1} {:>10} {:>16.0} {:>8.1} {:>10.1}",
+            m.server,
+            m.hit_qps,
+            ratio(m.hit_qps, unbound.map(|u| u.hit_qps)),
+            m.cpu_us_per_hit,
+            ratio(m.cpu_us_per_hit, unbound.map(|u| u.cpu_us_per_hit)),
+            m.miss_latency_us,
+            m.idle_mb,
+            m.memory_mb
         )?;
     }
     println!("\n{table}");
