@@ -223,6 +223,18 @@ impl Cpus {
     }
 }
 
+/// This program's binary, to run the floor from. `cargo xtask test` rebuilds it
+/// while it runs, which leaves /proc/self/exe naming the replaced file "(deleted)":
+/// the new binary at the same path has the same subcommands.
+fn xtask_binary() -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe().context("finding the xtask binary")?;
+    let text = exe.to_string_lossy();
+    Ok(match text.strip_suffix(" (deleted)") {
+        Some(path) => std::path::PathBuf::from(path),
+        None => exe,
+    })
+}
+
 /// Moves every thread of every process of a started server back onto `cpu`: some
 /// servers pin their own threads (Knot puts UDP worker N on CPU N), which would let
 /// them share dnsperf's CPU and make their figures more than one core's.
@@ -471,7 +483,7 @@ fn start(
     };
     match server {
         FLOOR => {
-            let xtask = std::env::current_exe().context("finding the xtask binary")?;
+            let xtask = xtask_binary()?;
             Ok(vec![spawn(
                 &xtask,
                 &["bench-floor", "--port", &port.to_string()],

@@ -18,7 +18,7 @@ pub use client::{
 pub use daemon::{Daemon, binary};
 pub use dns_lab::{Behaviour, DnsLab, LabServer};
 pub use fake_primary::{FakePrimary, Fault, IxfrMode};
-pub use peer::Peer;
+pub use peer::{Peer, free_port};
 pub use scrape::{metric, scrape_metrics};
 
 use std::net::SocketAddr;

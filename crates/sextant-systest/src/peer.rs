@@ -31,8 +31,9 @@ impl Drop for Peer {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    // A port free for UDP and TCP right now; the peer binds it a moment later.
+/// A loopback port free for UDP and TCP right now (for a peer, a metrics endpoint),
+/// to be bound a moment later.
+pub fn free_port() -> anyhow::Result<u16> {
     for _ in 0..20 {
         let udp = UdpSocket::bind("127.0.0.1:0")?;
         let port = udp.local_addr()?.port();

@@ -234,6 +234,19 @@ enum Found<'z> {
     NxDomain(Encloser),
 }
 
+impl Found<'_> {
+    /// The closest encloser of the name, when the answer is synthesized from the
+    /// wildcard below it (the data exists, the name asked for does not).
+    fn synthesized(&self) -> Option<Encloser> {
+        match self {
+            Found::RRset { wildcard, .. }
+            | Found::Signatures { wildcard, .. }
+            | Found::Cname { wildcard, .. } => *wildcard,
+            _ => None,
+        }
+    }
+}
+
 impl Catalog {
     /// Answers `qname` (uncompressed wire form, in the client's case) and `qtype` from
     /// the zones served here; `dnssec` (the query's DO bit) adds the signatures and
@@ -253,38 +266,26 @@ impl Catalog {
         out.authoritative = true;
         for _ in 0..MAX_CHAIN {
             let signed = dnssec && zone.is_signed();
-            match zone.find(&current, qtype) {
-                Found::RRset {
-                    set,
-                    node,
-                    wildcard,
-                } => {
-                    if let (true, Some(encloser)) = (signed, wildcard) {
-                        zone.deny_exact_name(&current, encloser, &mut out.authority);
-                    }
+            let found = zone.find(&current, qtype);
+            if let (true, Some(encloser)) = (signed, found.synthesized()) {
+                zone.deny_exact_name(&current, encloser, &mut out.authority);
+            }
+            match found {
+                Found::RRset { set, node, .. } => {
                     out.answer
                         .push(Part::signed(current.name, set, node, signed));
                     zone.add_additional(&mut out.additional, set, signed);
                     return out;
                 }
-                Found::Signatures { node, wildcard } => {
-                    if let (true, Some(encloser)) = (signed, wildcard) {
-                        zone.deny_exact_name(&current, encloser, &mut out.authority);
-                    }
+                Found::Signatures { node, .. } => {
                     for sigs in node.all_signatures() {
                         out.answer.push(Part::stored(current.name.clone(), sigs));
                     }
                     return out;
                 }
                 Found::Cname {
-                    set,
-                    node,
-                    target,
-                    wildcard,
+                    set, node, target, ..
                 } => {
-                    if let (true, Some(encloser)) = (signed, wildcard) {
-                        zone.deny_exact_name(&current, encloser, &mut out.authority);
-                    }
                     out.answer
                         .push(Part::signed(current.name, set, node, signed));
                     if qtype == RecordType::CNAME {

@@ -47,18 +47,10 @@ fn cookie_of(response: &Message) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn dig_gets_a_good_cookie_and_listeners_sharing_a_secret_accept_each_others() {
     let lab = Lab::new().unwrap();
-    let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let metrics = SocketAddr::from(([127, 0, 0, 1], sextant_systest::free_port().unwrap()));
     let config = lab
         .suite_config(
             &[("example.com", EXAMPLE_ZONE)],

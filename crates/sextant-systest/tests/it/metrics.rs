@@ -8,14 +8,6 @@ use sextant_systest::{Lab, query_tcp, query_udp, sextantctl};
 
 use crate::EXAMPLE_ZONE;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn scrape(address: SocketAddr) -> String {
     sextant_systest::scrape_metrics(address).unwrap()
 }
@@ -27,7 +19,10 @@ fn sample(text: &str, prefix: &str) -> f64 {
 #[test]
 fn counters_move_after_queries() {
     let lab = Lab::new().unwrap();
-    let (listener_port, authority_port) = (free_port(), free_port());
+    let (listener_port, authority_port) = (
+        sextant_systest::free_port().unwrap(),
+        sextant_systest::free_port().unwrap(),
+    );
     let config = lab
         .suite_config(
             &[("example.com", EXAMPLE_ZONE)],

@@ -742,15 +742,6 @@ fn a_query_in_flight_at_sigterm_still_gets_its_answer() {
     );
 }
 
-/// A free TCP port on loopback, for a metrics endpoint.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// DNS Cookies upstream: BIND and Knot (mod-cookies) as the authorities of two
 /// zones of the lab give server cookies; the resolver learns them and sends them
 /// back, and nothing it receives from them is taken for spoofed.
@@ -785,7 +776,7 @@ fn the_resolver_speaks_cookies_with_bind_and_knot() {
         &[("knot.test", &knot_zone)],
     )
     .unwrap();
-    let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let metrics = SocketAddr::from(([127, 0, 0, 1], sextant_systest::free_port().unwrap()));
     let suite = suite(&lab, &hierarchy, &format!("metrics = \"{metrics}\""));
     for (name, address) in [
         ("www.bind.test.", "192.0.2.5"),
@@ -820,7 +811,7 @@ fn an_answer_without_our_cookie_is_taken_for_spoofed() {
     };
     hierarchy.server(3).set_behaviour(cookies.clone());
     let lab = Lab::new().unwrap();
-    let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let metrics = SocketAddr::from(([127, 0, 0, 1], sextant_systest::free_port().unwrap()));
     let suite = suite(&lab, &hierarchy, &format!("metrics = \"{metrics}\""));
     assert_eq!(
         addresses(&ask(&suite, "www.example.test.", RecordType::A)),
