@@ -6,6 +6,7 @@ mod cache;
 mod classify;
 mod control;
 mod cookies;
+mod dnssec;
 mod failures;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
