@@ -511,6 +511,51 @@ pub struct ResolverConfig {
     /// Zones sent to other resolvers instead of iterated (split horizon).
     #[serde(default, rename = "forward")]
     pub forwards: Vec<ForwardConfig>,
+    /// DNSSEC validation (RFC 4035 §5): AD on secure answers, SERVFAIL with an
+    /// Extended DNS Error on bogus ones. Default false while the lab tests of
+    /// issue 18 are built.
+    #[serde(default)]
+    pub validation: bool,
+    /// A file of DS or DNSKEY records to trust instead of the root KSKs compiled in
+    /// (a lab's root, a private tree). Default: the built-in root anchors.
+    #[serde(default)]
+    pub trust_anchor_file: Option<PathBuf>,
+    /// Domains not validated (RFC 7646), e.g. `["broken.example"]`.
+    #[serde(default)]
+    pub negative_trust_anchors: Vec<String>,
+    /// Clock difference allowed either side of a signature's validity window.
+    /// Default 1h.
+    #[serde(default = "default_clock_skew", with = "humantime_serde")]
+    pub clock_skew: Duration,
+    /// NSEC3 chains hashed with more iterations are insecure (RFC 9276 §3.2).
+    /// Default 150.
+    #[serde(default = "default_max_nsec3_iterations")]
+    pub max_nsec3_iterations: u16,
+    /// Signature verifications one client query may cause (KeyTrap). Default 64.
+    #[serde(default = "default_max_signature_checks")]
+    pub max_signature_checks: u32,
+    /// NSEC3 hashes one client query may cause. Default 64.
+    #[serde(default = "default_max_nsec3_hashes")]
+    pub max_nsec3_hashes: u32,
+    /// Keys tried for one signature when several share its key tag. Default 4.
+    #[serde(default = "default_max_key_tag_collisions")]
+    pub max_key_tag_collisions: usize,
+}
+
+fn default_clock_skew() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_max_nsec3_iterations() -> u16 {
+    150
+}
+fn default_max_signature_checks() -> u32 {
+    64
+}
+fn default_max_nsec3_hashes() -> u32 {
+    64
+}
+fn default_max_key_tag_collisions() -> usize {
+    4
 }
 
 /// A forward zone (`[[resolver.forward]]`): its names are asked of the given servers.

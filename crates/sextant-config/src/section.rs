@@ -95,7 +95,13 @@ impl Section for ResolverConfig {
         self.metrics
     }
     fn resolve_paths(&mut self, base: &Path) {
-        absolute_all(base, self.ready_file.iter_mut().chain(&mut self.root_hints));
+        absolute_all(
+            base,
+            self.ready_file
+                .iter_mut()
+                .chain(&mut self.root_hints)
+                .chain(&mut self.trust_anchor_file),
+        );
         absolute_endpoint(base, &mut self.grpc);
     }
 }

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+use crate::dnssec::Security;
+
 /// How much an RRset may be trusted, lowest first (RFC 2181 §5.4.1). Data of a lower
 /// rank never replaces fresh data of a higher one, and only `Answer` data is given
 /// to clients: glue and referral NS sets only guide iteration.
@@ -53,6 +55,7 @@ pub enum Data {
 struct Entry {
     data: Data,
     rank: Rank,
+    security: Security,
     stored: Instant,
     ttl: u32,
 }
@@ -68,6 +71,8 @@ impl Entry {
 pub struct Hit {
     pub data: Data,
     pub rank: Rank,
+    /// What validation said of it when it was stored.
+    pub(crate) security: Security,
     /// Seconds left (the stale TTL for stale data).
     pub ttl: u32,
 }
@@ -157,6 +162,7 @@ impl Cache {
         Some(Hit {
             data: entry.data,
             rank: entry.rank,
+            security: entry.security,
             ttl: u32::try_from(left).unwrap_or(u32::MAX),
         })
     }
@@ -169,6 +175,7 @@ impl Cache {
         (entry.rank == Rank::Answer && within).then_some(Hit {
             data: entry.data,
             rank: entry.rank,
+            security: entry.security,
             ttl: STALE_TTL,
         })
     }
@@ -188,18 +195,35 @@ impl Cache {
         }
     }
 
-    /// Stores one RRset (records of one owner and type) unless better data is held.
+    /// Stores one RRset (records of one owner and type) unless better data is held;
+    /// referral and glue data is never validated.
     pub fn insert_rrset(&self, records: Vec<Record>, rank: Rank) {
+        self.insert_answer(records, rank, Security::Indeterminate);
+    }
+
+    /// Stores one RRset with what validation said of it.
+    pub(crate) fn insert_answer(&self, records: Vec<Record>, rank: Rank, security: Security) {
         let Some(first) = records.first() else { return };
         let key = Key::new(&first.name, Kind::RRset(first.record_type()));
         let ttl = records.iter().map(|r| r.ttl).min().unwrap_or(0);
         let ttl = ttl.clamp(self.limits.min_ttl, self.limits.max_ttl);
-        self.insert(key, Data::Records(records.into()), rank, ttl);
+        self.insert(key, Data::Records(records.into()), rank, security, ttl);
+    }
+
+    /// The longest any data is kept, seconds.
+    pub(crate) fn max_ttl(&self) -> u32 {
+        self.limits.max_ttl
     }
 
     /// Stores a negative answer; its TTL is the SOA's (RFC 2308 §5). Without an SOA
     /// nothing is stored: there is no TTL to honour.
-    pub fn insert_negative(&self, name: &Name, kind: Kind, soa: Option<Record>) {
+    pub(crate) fn insert_negative(
+        &self,
+        name: &Name,
+        kind: Kind,
+        soa: Option<Record>,
+        security: Security,
+    ) {
         let Some(soa) = soa else { return };
         let minimum = match &soa.data {
             RData::SOA(data) => data.minimum,
@@ -213,11 +237,12 @@ impl Cache {
             Key::new(name, kind),
             Data::Negative(Some(Arc::new(soa))),
             Rank::Answer,
+            security,
             ttl,
         );
     }
 
-    fn insert(&self, key: Key, data: Data, rank: Rank, ttl: u32) {
+    fn insert(&self, key: Key, data: Data, rank: Rank, security: Security, ttl: u32) {
         if ttl == 0 && self.limits.stale_window.is_zero() {
             return;
         }
@@ -233,6 +258,7 @@ impl Cache {
             Entry {
                 data,
                 rank,
+                security,
                 stored: now,
                 ttl,
             },
@@ -344,7 +370,12 @@ mod tests {
             .unwrap();
         assert!(hit.ttl <= 3600 && hit.ttl >= 3598, "{}", hit.ttl);
 
-        cache.insert_negative(&name("gone.test."), Kind::NxDomain, Some(soa(900, 120)));
+        cache.insert_negative(
+            &name("gone.test."),
+            Kind::NxDomain,
+            Some(soa(900, 120)),
+            Security::Indeterminate,
+        );
         let hit = cache.nxdomain(&name("below.gone.test.")).unwrap();
         assert!(hit.ttl <= 120 && hit.ttl >= 118, "{}", hit.ttl);
         assert_eq!(hit.soa().unwrap().ttl, hit.ttl);

@@ -46,11 +46,28 @@ impl Classified {
     }
 }
 
-/// An answer to `qname`, through `chain` (CNAMEs, in order) to `end`.
+/// An answer to `qname`, through `chain` (CNAMEs, in order) to `end`, with what
+/// validation needs: the zone whose server answered, the answer's signatures and
+/// the authority section's denial records (NSEC, NSEC3 and their signatures).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Found {
     pub chain: Vec<Record>,
     pub end: End,
+    pub zone: Name,
+    pub sigs: Vec<Record>,
+    pub proof: Vec<Record>,
+}
+
+impl Found {
+    fn new(chain: Vec<Record>, end: End) -> Box<Self> {
+        Box::new(Self {
+            chain,
+            end,
+            zone: Name::root(),
+            sigs: Vec::new(),
+            proof: Vec::new(),
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -69,6 +86,39 @@ pub(crate) enum End {
 
 /// Classifies `response` to `qname`/`qtype` from a server of `zone`.
 pub(crate) fn classify(
+    response: &Message,
+    zone: &Name,
+    qname: &Name,
+    qtype: RecordType,
+) -> Classified {
+    let mut classified = classify_records(response, zone, qname, qtype);
+    if let Classified::Found(found) = &mut classified {
+        let in_zone = |record: &&Record| zone.zone_of(&record.name);
+        found.zone = zone.clone();
+        found.sigs = response
+            .answers
+            .iter()
+            .filter(in_zone)
+            .filter(|r| r.record_type() == RecordType::RRSIG)
+            .cloned()
+            .collect();
+        found.proof = response
+            .authorities
+            .iter()
+            .filter(in_zone)
+            .filter(|r| {
+                matches!(
+                    r.record_type(),
+                    RecordType::NSEC | RecordType::NSEC3 | RecordType::RRSIG
+                )
+            })
+            .cloned()
+            .collect();
+    }
+    classified
+}
+
+fn classify_records(
     response: &Message,
     zone: &Name,
     qname: &Name,
@@ -97,10 +147,7 @@ pub(crate) fn classify(
             .cloned()
             .collect();
         if !wanted.is_empty() && rcode == ResponseCode::NoError {
-            return Classified::Found(Box::new(Found {
-                chain,
-                end: End::Records(wanted),
-            }));
+            return Classified::Found(Found::new(chain, End::Records(wanted)));
         }
         let cname = here.iter().find_map(|r| match &r.data {
             RData::CNAME(target) => Some((r.clone(), target.0.clone())),
@@ -115,10 +162,7 @@ pub(crate) fn classify(
         chain.push(record);
         current = target;
         if !zone.zone_of(&current) {
-            return Classified::Found(Box::new(Found {
-                chain,
-                end: End::Continue(current),
-            }));
+            return Classified::Found(Found::new(chain, End::Continue(current)));
         }
     }
 
@@ -129,21 +173,18 @@ pub(crate) fn classify(
         .find(|r| r.record_type() == RecordType::SOA && r.name.zone_of(&current))
         .cloned();
     if rcode == ResponseCode::NXDomain {
-        return Classified::Found(Box::new(Found {
+        return Classified::Found(Found::new(
             chain,
-            end: End::Negative {
+            End::Negative {
                 name: current,
                 nxdomain: true,
                 soa: soa.map(Box::new),
             },
-        }));
+        ));
     }
     if !chain.is_empty() && soa.is_none() && !has_ns(response) {
         // The chain stops inside the zone with nothing more said: ask for the target.
-        return Classified::Found(Box::new(Found {
-            chain,
-            end: End::Continue(current),
-        }));
+        return Classified::Found(Found::new(chain, End::Continue(current)));
     }
 
     // A referral: NS for a zone strictly below the one we asked, above the name.
@@ -170,14 +211,14 @@ pub(crate) fn classify(
     if !response.answers.is_empty() && chain.is_empty() && soa.is_none() {
         return Classified::Lame("answer does not match the question");
     }
-    Classified::Found(Box::new(Found {
+    Classified::Found(Found::new(
         chain,
-        end: End::Negative {
+        End::Negative {
             name: current,
             nxdomain: false,
             soa: soa.map(Box::new),
         },
-    }))
+    ))
 }
 
 fn has_ns(response: &Message) -> bool {

@@ -52,7 +52,12 @@ impl ControlHandler for Control {
             Ok::<Name, String>(name)
         };
         let removed = match what {
-            Flush::All => self.resolver.cache.flush_all(),
+            Flush::All => {
+                if let Some(validator) = &self.resolver.validator {
+                    validator.forget();
+                }
+                self.resolver.cache.flush_all()
+            }
             Flush::Name(text) => self.resolver.cache.flush(&parse(&text)?, false),
             Flush::Subtree(text) => self.resolver.cache.flush(&parse(&text)?, true),
         };

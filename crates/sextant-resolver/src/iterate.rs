@@ -446,6 +446,7 @@ mod tests {
             hints,
             Vec::new(),
             limits,
+            None,
         ))
     }
 

@@ -3,6 +3,7 @@
 
 mod addr;
 mod cache;
+mod chain;
 mod classify;
 mod control;
 mod cookies;
@@ -40,6 +41,8 @@ use crate::upstream::Upstream;
 pub struct ResolverDaemon {
     endpoint: sextant_rpc::Endpoint,
     hints_source: String,
+    /// Where trust starts; `None` when validation is off.
+    trust_anchors: Option<String>,
     serving: tokio::task::JoinHandle<Result<(), sextant_rpc::RpcError>>,
 }
 
@@ -85,10 +88,15 @@ impl Daemon for ResolverDaemon {
             .with_control(control);
         let serving = tokio::spawn(server.serve(services, shutdown));
         let hints_source = resolver.hints.source.to_string();
+        let trust_anchors = resolver
+            .validator
+            .as_ref()
+            .map(|v| v.anchors_source().to_string());
         tracing::info!(grpc = %endpoint, hints = %hints_source, "resolver serving");
         Ok(Self {
             endpoint,
             hints_source,
+            trust_anchors,
             serving,
         })
     }
@@ -97,6 +105,9 @@ impl Daemon for ResolverDaemon {
         let mut info = serde_json::Map::new();
         info.insert("grpc".into(), self.endpoint.to_string().into());
         info.insert("root_hints".into(), self.hints_source.clone().into());
+        if let Some(anchors) = &self.trust_anchors {
+            info.insert("trust_anchors".into(), anchors.clone().into());
+        }
         info
     }
 
@@ -135,9 +146,10 @@ pub async fn build(
     let v6 = section
         .query_source_v6
         .unwrap_or(SocketAddr::from(([0u16; 8], 0)));
-    let upstream = Upstream::new(v4, v6, section.send_cookies, shutdown)
+    let mut upstream = Upstream::new(v4, v6, section.send_cookies, shutdown)
         .await
         .map_err(anyhow::Error::msg)?;
+    upstream.dnssec_ok = section.validation;
     let cache = Cache::new(CacheLimits {
         bytes: section.cache_bytes,
         min_ttl: section.min_ttl,
@@ -172,7 +184,39 @@ pub async fn build(
             max: section.failure_ttl_max,
         },
     };
+    let validator = validator(section)?;
     Ok(Resolver::new(
-        cache, upstream, filter, hints, forwards, limits,
+        cache, upstream, filter, hints, forwards, limits, validator,
     ))
+}
+
+/// The validator the section asks for; a broken anchor file is one sentence, never
+/// a resolver that quietly stops validating.
+fn validator(section: &ResolverConfig) -> anyhow::Result<Option<chain::Validator>> {
+    if !section.validation {
+        return Ok(None);
+    }
+    let anchors = match &section.trust_anchor_file {
+        Some(path) => dnssec::TrustAnchors::from_file(path).map_err(anyhow::Error::msg)?,
+        None => dnssec::TrustAnchors::builtin(),
+    };
+    let mut negative = Vec::new();
+    for text in &section.negative_trust_anchors {
+        let mut name = hickory_proto::rr::Name::from_ascii(text).map_err(|e| {
+            anyhow::anyhow!(
+                "resolver.negative_trust_anchors: {text:?} is not a domain name ({e}); write it like broken.example"
+            )
+        })?;
+        name.set_fqdn(true);
+        negative.push(name);
+    }
+    let limits = chain::ValidationLimits {
+        clock_skew: section.clock_skew,
+        max_nsec3_iterations: section.max_nsec3_iterations,
+        max_signature_checks: section.max_signature_checks,
+        max_nsec3_hashes: section.max_nsec3_hashes,
+        max_key_tag_collisions: section.max_key_tag_collisions.max(1),
+    };
+    tracing::info!(anchors = %anchors.source, "DNSSEC validation on");
+    Ok(Some(chain::Validator::new(anchors, &negative, limits)))
 }

@@ -14,7 +14,9 @@ use tokio::sync::watch;
 
 use crate::addr::ServerFilter;
 use crate::cache::{Cache, Data, Hit, Kind, Rank};
+use crate::chain::Validator;
 use crate::classify::{End, Found};
+use crate::dnssec::{Bogus, Security, Work};
 use crate::failures::{FailureCache, FailureHold};
 use crate::hints::RootHints;
 use crate::upstream::Upstream;
@@ -62,6 +64,8 @@ pub struct Outcome {
     pub stale: bool,
     /// SERVFAIL without trying: the same question failed moments ago.
     pub cached_failure: bool,
+    /// What validation concluded (Indeterminate when it is off).
+    pub(crate) security: Security,
 }
 
 impl Outcome {
@@ -72,6 +76,23 @@ impl Outcome {
             authority: Vec::new(),
             stale: false,
             cached_failure: false,
+            security: Security::Indeterminate,
+        }
+    }
+
+    /// SERVFAIL for data that failed validation.
+    pub(crate) fn bogus(why: Bogus) -> Self {
+        Self {
+            security: Security::Bogus(why),
+            ..Self::servfail()
+        }
+    }
+
+    /// Why the answer is SERVFAIL for validation, if it is.
+    pub(crate) fn bogus_reason(&self) -> Option<Bogus> {
+        match self.security {
+            Security::Bogus(why) => Some(why),
+            _ => None,
         }
     }
 }
@@ -93,17 +114,32 @@ pub(crate) enum Failure {
     Chain,
 }
 
-/// Upstream queries left for one client query, shared by its sub-resolutions.
+/// Upstream queries left for one client query, shared by its sub-resolutions, and
+/// the validation work it may still cause.
 #[derive(Debug)]
-pub(crate) struct Budget(AtomicUsize);
+pub(crate) struct Budget {
+    queries: AtomicUsize,
+    work: Work,
+}
 
 impl Budget {
     pub(crate) fn new(queries: usize) -> Self {
-        Self(AtomicUsize::new(queries))
+        Self::with_work(queries, Work::new(u32::MAX, u32::MAX, usize::MAX))
+    }
+
+    pub(crate) fn with_work(queries: usize, work: Work) -> Self {
+        Self {
+            queries: AtomicUsize::new(queries),
+            work,
+        }
+    }
+
+    pub(crate) fn work(&self) -> &Work {
+        &self.work
     }
 
     pub(crate) fn take(&self) -> Result<(), Failure> {
-        self.0
+        self.queries
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
                 left.checked_sub(1)
             })
@@ -125,6 +161,8 @@ pub struct Resolver {
     pub hints: RootHints,
     pub forwards: Vec<Forward>,
     pub limits: Limits,
+    /// DNSSEC validation; `None` when `validation = false`.
+    pub(crate) validator: Option<Validator>,
     in_flight: Mutex<InFlight>,
     failures: FailureCache,
     /// When priming last failed and when that was last logged: while the root is
@@ -138,19 +176,24 @@ pub struct Resolver {
 
 /// What the cache says about one name on the way along a chain.
 enum Cached {
-    Records(Vec<Record>),
-    Cname(Record, Name),
-    Negative { nxdomain: bool, soa: Option<Record> },
+    Records(Vec<Record>, Security),
+    Cname(Record, Name, Security),
+    Negative {
+        nxdomain: bool,
+        soa: Option<Record>,
+        security: Security,
+    },
 }
 
 impl Resolver {
-    pub fn new(
+    pub(crate) fn new(
         cache: Cache,
         upstream: Upstream,
         filter: ServerFilter,
         hints: RootHints,
         mut forwards: Vec<Forward>,
         limits: Limits,
+        validator: Option<Validator>,
     ) -> Self {
         // Most specific zone first, so the first match wins.
         forwards.sort_by_key(|f| std::cmp::Reverse(f.zone.num_labels()));
@@ -162,6 +205,7 @@ impl Resolver {
             forwards,
             failures: FailureCache::new(limits.failure_hold),
             limits,
+            validator,
             in_flight: Mutex::default(),
             priming_failure: Mutex::default(),
             hits: AtomicU64::new(0),
@@ -261,7 +305,12 @@ impl Resolver {
     /// Resolution bounded in time and upstream queries; stale data or SERVFAIL when
     /// it fails.
     async fn resolve_fresh(self: &Arc<Self>, name: &Name, rtype: RecordType) -> Outcome {
-        let budget = Budget::new(self.limits.max_upstream_queries);
+        let budget = match &self.validator {
+            Some(validator) => {
+                Budget::with_work(self.limits.max_upstream_queries, validator.work())
+            }
+            None => Budget::new(self.limits.max_upstream_queries),
+        };
         let work = self.resolve_chain(name, rtype, &budget, 0);
         let failure = match tokio::time::timeout(self.limits.resolution_timeout, work).await {
             Ok(Ok(outcome)) => return outcome,
@@ -293,27 +342,45 @@ impl Resolver {
         }
         let mut answer: Vec<Record> = Vec::new();
         let mut current = name.clone();
+        let mut security = if self.validator.is_some() {
+            Security::Secure
+        } else {
+            Security::Indeterminate
+        };
         for _ in 0..MAX_CHAIN {
             if let Some(cached) = self.cached(&current, rtype, false) {
                 match cached {
-                    Cached::Records(records) => return Ok(positive(answer, records)),
-                    Cached::Negative { nxdomain, soa } => {
-                        return Ok(negative(answer, nxdomain, soa));
+                    Cached::Records(records, part) => {
+                        return Ok(positive(answer, records, security.and(part)));
                     }
-                    Cached::Cname(record, target) => {
+                    Cached::Negative {
+                        nxdomain,
+                        soa,
+                        security: part,
+                    } => {
+                        return Ok(negative(answer, nxdomain, soa, security.and(part)));
+                    }
+                    Cached::Cname(record, target, part) => {
                         answer.push(record);
                         current = target;
+                        security = security.and(part);
                         continue;
                     }
                 }
             }
             let found = Box::pin(self.iterate(&current, rtype, budget, depth)).await?;
-            self.remember(&found, rtype);
+            let part = self.validate(&found, rtype, budget, depth).await;
+            if let Security::Bogus(why) = part {
+                // Bogus data is neither cached nor served (RFC 4035 §5.5).
+                return Ok(Outcome::bogus(why));
+            }
+            security = security.and(part);
+            self.remember(&found, rtype, part);
             answer.extend(found.chain);
             match found.end {
-                End::Records(records) => return Ok(positive(answer, records)),
+                End::Records(records) => return Ok(positive(answer, records, security)),
                 End::Negative { nxdomain, soa, .. } => {
-                    return Ok(negative(answer, nxdomain, soa.map(|soa| *soa)));
+                    return Ok(negative(answer, nxdomain, soa.map(|soa| *soa), security));
                 }
                 End::Continue(target) => current = target,
             }
@@ -326,9 +393,10 @@ impl Resolver {
 
     /// Caches an answer: each CNAME of the chain, the final RRset(s) or the negative
     /// answer. Only data that passed the bailiwick checks gets here.
-    fn remember(&self, found: &Found, rtype: RecordType) {
+    fn remember(&self, found: &Found, rtype: RecordType, security: Security) {
         for cname in &found.chain {
-            self.cache.insert_rrset(vec![cname.clone()], Rank::Answer);
+            self.cache
+                .insert_answer(vec![cname.clone()], Rank::Answer, security);
         }
         match &found.end {
             End::Records(records) => {
@@ -340,7 +408,7 @@ impl Resolver {
                         .push(record.clone());
                 }
                 for (_, rrset) in by_type {
-                    self.cache.insert_rrset(rrset, Rank::Answer);
+                    self.cache.insert_answer(rrset, Rank::Answer, security);
                 }
             }
             End::Negative {
@@ -354,7 +422,7 @@ impl Resolver {
                     Kind::RRset(rtype)
                 };
                 self.cache
-                    .insert_negative(name, kind, soa.as_deref().cloned());
+                    .insert_negative(name, kind, soa.as_deref().cloned(), security);
             }
             End::Continue(_) => {}
         }
@@ -374,13 +442,21 @@ impl Resolver {
     fn chain_from_cache(&self, name: &Name, rtype: RecordType, stale: bool) -> Option<Outcome> {
         let mut answer = Vec::new();
         let mut current = name.clone();
+        let mut security = Security::Secure;
         for _ in 0..MAX_CHAIN {
             match self.cached(&current, rtype, stale)? {
-                Cached::Records(records) => return Some(positive(answer, records)),
-                Cached::Negative { nxdomain, soa } => return Some(negative(answer, nxdomain, soa)),
-                Cached::Cname(record, target) => {
+                Cached::Records(records, part) => {
+                    return Some(positive(answer, records, security.and(part)));
+                }
+                Cached::Negative {
+                    nxdomain,
+                    soa,
+                    security: part,
+                } => return Some(negative(answer, nxdomain, soa, security.and(part))),
+                Cached::Cname(record, target, part) => {
                     answer.push(record);
                     current = target;
+                    security = security.and(part);
                 }
             }
         }
@@ -404,14 +480,16 @@ impl Resolver {
             return Some(Cached::Negative {
                 nxdomain: true,
                 soa: hit.soa(),
+                security: hit.security,
             });
         }
         if let Some(hit) = get(Kind::RRset(rtype)) {
             return Some(match hit.data {
-                Data::Records(_) => Cached::Records(hit.records()),
+                Data::Records(_) => Cached::Records(hit.records(), hit.security),
                 Data::Negative(_) => Cached::Negative {
                     nxdomain: false,
                     soa: hit.soa(),
+                    security: hit.security,
                 },
             });
         }
@@ -424,11 +502,11 @@ impl Resolver {
             return None;
         };
         let target = target.0.clone();
-        Some(Cached::Cname(record, target))
+        Some(Cached::Cname(record, target, hit.security))
     }
 }
 
-fn positive(mut answer: Vec<Record>, records: Vec<Record>) -> Outcome {
+fn positive(mut answer: Vec<Record>, records: Vec<Record>, security: Security) -> Outcome {
     answer.extend(records);
     Outcome {
         rcode: ResponseCode::NoError,
@@ -436,10 +514,16 @@ fn positive(mut answer: Vec<Record>, records: Vec<Record>) -> Outcome {
         authority: Vec::new(),
         stale: false,
         cached_failure: false,
+        security,
     }
 }
 
-fn negative(answer: Vec<Record>, nxdomain: bool, soa: Option<Record>) -> Outcome {
+fn negative(
+    answer: Vec<Record>,
+    nxdomain: bool,
+    soa: Option<Record>,
+    security: Security,
+) -> Outcome {
     Outcome {
         rcode: if nxdomain {
             ResponseCode::NXDomain
@@ -450,5 +534,6 @@ fn negative(answer: Vec<Record>, nxdomain: bool, soa: Option<Record>) -> Outcome
         authority: soa.into_iter().collect(),
         stale: false,
         cached_failure: false,
+        security,
     }
 }

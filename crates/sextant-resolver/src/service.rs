@@ -13,6 +13,7 @@ use hickory_proto::serialize::binary::{
 use sextant_rpc::{Answer, Query, QueryHandler};
 use sextant_wire::{EdnsReply, ExtendedError, Rcode, ResponseWriter, Section, check_query, flags};
 
+use crate::dnssec::Security;
 use crate::resolve::{Outcome, Resolver};
 use crate::upstream::EDNS_PAYLOAD;
 
@@ -77,10 +78,20 @@ pub(crate) async fn respond(resolver: &Arc<Resolver>, query: &Query) -> Answer {
         ResponseWriter::new(&mut out, wire, &view, usize::from(query.max_response_size));
     writer.set_flag(flags::RA, true);
     writer.set_rcode(Rcode::new(u16::from(outcome.rcode)));
+    // AD only for data proven secure, and only to a client that says it understands
+    // it, by DO or AD (RFC 6840 §5.8).
+    let understands_ad =
+        view.header.flags & flags::AD != 0 || view.edns.is_some_and(|edns| edns.dnssec_ok);
+    writer.set_flag(
+        flags::AD,
+        understands_ad && outcome.security == Security::Secure,
+    );
     if let Some(edns) = view.edns {
         let mut reply = EdnsReply::new(EDNS_PAYLOAD, edns.dnssec_ok);
         // Why the answer is stale or missing (RFC 8914).
-        if outcome.stale {
+        if let Some(why) = outcome.bogus_reason() {
+            reply.push_extended_error(why.extended_error());
+        } else if outcome.stale {
             reply.push_extended_error(ExtendedError::stale_answer(
                 "authorities unreachable; expired data",
             ));

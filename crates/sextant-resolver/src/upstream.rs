@@ -43,6 +43,8 @@ pub struct Upstream {
     pub servers: Servers,
     /// DNS Cookies sent with every query over EDNS; `None` when turned off.
     cookies: Option<ClientCookies>,
+    /// Ask for signatures (DO=1): the resolver validates.
+    pub dnssec_ok: bool,
 }
 
 #[derive(Debug)]
@@ -104,6 +106,7 @@ impl Upstream {
             v6,
             servers: Servers::default(),
             cookies: send_cookies.then(ClientCookies::default),
+            dnssec_ok: false,
         })
     }
 
@@ -163,7 +166,7 @@ impl Upstream {
     ) -> Result<Message, ExchangeError> {
         let cookies = self.cookies.as_ref().filter(|_| edns);
         let cookie = cookies.map(|c| c.option(server.ip()));
-        let query = build_query(name, rtype, recursion_desired, edns, cookie);
+        let query = build_query(name, rtype, recursion_desired, edns, cookie, self.dnssec_ok);
         let wire = query.to_vec().map_err(|_| ExchangeError::Malformed)?;
         let expect = Expect {
             query: &query,
@@ -283,13 +286,17 @@ fn build_query(
     recursion_desired: bool,
     edns: bool,
     cookie: Option<Vec<u8>>,
+    dnssec_ok: bool,
 ) -> Message {
     let mut message = Message::new(rand::random(), MessageType::Query, OpCode::Query);
     message.metadata.recursion_desired = recursion_desired;
+    // A forwarder must hand over the data as it is: we validate it ourselves.
+    message.metadata.checking_disabled = recursion_desired && dnssec_ok;
     message.add_query(Query::query(name.clone(), rtype));
     if edns {
         let mut opt = Edns::new();
         opt.set_max_payload(EDNS_PAYLOAD);
+        opt.set_dnssec_ok(dnssec_ok);
         if let Some(cookie) = cookie {
             opt.options_mut()
                 .insert(hickory_proto::rr::rdata::opt::EdnsOption::Unknown(
@@ -416,6 +423,7 @@ mod tests {
             false,
             true,
             None,
+            false,
         )
     }
 

@@ -77,7 +77,12 @@ pub fn sign(
     denial: Denial,
 ) -> anyhow::Result<SignedZone> {
     std::fs::create_dir_all(dir)?;
-    let zone = zone.trim_end_matches('.');
+    // The root keeps its dot: an empty name is no zone to the signers.
+    let zone = if zone == "." {
+        "."
+    } else {
+        zone.trim_end_matches('.')
+    };
     let unsigned = dir.join(format!("{zone}.zone"));
     std::fs::write(&unsigned, text)?;
     match signer {

@@ -137,6 +137,7 @@ impl TrustAnchors {
     }
 
     /// The anchor of exactly `zone`.
+    #[cfg(test)]
     pub(crate) fn at(&self, zone: &Name) -> Option<&Anchor> {
         self.anchors.iter().find(|a| a.zone == *zone)
     }
@@ -157,6 +158,8 @@ impl NegativeAnchors {
     }
 
     /// Adds `name`; false when it was there already.
+    // For `sextantctl resolver nta` (not wired yet).
+    #[cfg(test)]
     pub(crate) fn add(&self, name: &Name) -> bool {
         let name = name.to_lowercase();
         let mut names = self.0.write();
@@ -168,6 +171,8 @@ impl NegativeAnchors {
     }
 
     /// Removes `name`; false when it was not there.
+    // For `sextantctl resolver nta` (not wired yet).
+    #[cfg(test)]
     pub(crate) fn remove(&self, name: &Name) -> bool {
         let name = name.to_lowercase();
         let mut names = self.0.write();
@@ -176,6 +181,8 @@ impl NegativeAnchors {
         names.len() != before
     }
 
+    // For `sextantctl resolver nta` (not wired yet).
+    #[cfg(test)]
     pub(crate) fn list(&self) -> Vec<Name> {
         self.0.read().clone()
     }

@@ -3,9 +3,6 @@
 //! is proven (`denial`) and where trust starts (`anchors`). The chain of trust
 //! itself, which needs the network, is `chain` in the resolver proper.
 
-// Wired into resolution in the next step (issue 18); until then only the tests use it.
-#![allow(dead_code, unused_imports)]
-
 mod anchors;
 mod denial;
 #[cfg(test)]
@@ -14,7 +11,7 @@ mod verify;
 
 pub(crate) use anchors::{NegativeAnchors, TrustAnchors};
 pub(crate) use denial::{Denial, deny, proves_expansion};
-pub(crate) use verify::{Work, ZoneKey, key_matches_ds, signatures_for, verify_rrset};
+pub(crate) use verify::{Clock, Work, ZoneKey, key_matches_ds, signatures_for, verify_rrset};
 
 use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData, DS, RRSIG};
 use hickory_proto::rr::{RData, Record};

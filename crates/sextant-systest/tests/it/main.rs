@@ -20,6 +20,7 @@ mod outgoing;
 mod query_path;
 mod reload;
 mod resolver;
+mod resolver_validation;
 mod robustness;
 mod signed_zone;
 mod systemd_units;

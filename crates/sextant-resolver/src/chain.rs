@@ -1,0 +1,458 @@
+//! The chain of trust (RFC 4035 §5): from a trust anchor down to the zone that
+//! signed an answer, each zone's DNSKEY RRset proven by its parent's DS RRset (or
+//! its absence proven, which makes the zone and everything below it insecure), and
+//! then the answer's own signatures and denial proofs checked with the zone's keys.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hickory_proto::dnssec::DigestType;
+use hickory_proto::dnssec::rdata::DS;
+use hickory_proto::rr::{Name, Record, RecordType};
+use parking_lot::Mutex;
+
+use crate::classify::{End, Found};
+use crate::dnssec::{
+    self, Bogus, Denial, NegativeAnchors, Security, TrustAnchors, ZoneKey, deny, key_matches_ds,
+    proves_expansion, signatures_for, verify_rrset,
+};
+use crate::resolve::{Budget, Resolver};
+
+/// How long a zone found insecure or bogus is remembered before it is tried again.
+const INSECURE_TTL: Duration = Duration::from_secs(300);
+const BOGUS_TTL: Duration = Duration::from_secs(30);
+/// Zones walked from an anchor down to one signer: a name has at most 127 labels.
+const MAX_CHAIN_DEPTH: usize = 128;
+
+/// Validation's limits and clock (`[resolver]` keys).
+#[derive(Clone, Debug)]
+pub(crate) struct ValidationLimits {
+    pub(crate) clock_skew: Duration,
+    pub(crate) max_nsec3_iterations: u16,
+    pub(crate) max_signature_checks: u32,
+    pub(crate) max_nsec3_hashes: u32,
+    pub(crate) max_key_tag_collisions: usize,
+}
+
+/// What is known of a zone's keys.
+#[derive(Clone, Debug)]
+enum KeyState {
+    Secure(Arc<[ZoneKey]>),
+    Insecure,
+    Bogus(Bogus),
+}
+
+/// The validator's state: anchors and the keys proven so far.
+#[derive(Debug)]
+pub(crate) struct Validator {
+    anchors: TrustAnchors,
+    pub(crate) negative: NegativeAnchors,
+    pub(crate) limits: ValidationLimits,
+    keys: Mutex<HashMap<Name, (KeyState, Instant)>>,
+    /// Zones whose bogus state was logged, so that each is said once.
+    logged: Mutex<HashMap<Name, Instant>>,
+}
+
+impl Validator {
+    pub(crate) fn new(anchors: TrustAnchors, negative: &[Name], limits: ValidationLimits) -> Self {
+        Self {
+            anchors,
+            negative: NegativeAnchors::new(negative),
+            limits,
+            keys: Mutex::default(),
+            logged: Mutex::default(),
+        }
+    }
+
+    pub(crate) fn anchors_source(&self) -> &str {
+        &self.anchors.source
+    }
+
+    /// Forgets every zone's keys (with a cache flush).
+    pub(crate) fn forget(&self) {
+        self.keys.lock().clear();
+    }
+
+    pub(crate) fn work(&self) -> dnssec::Work {
+        dnssec::Work::new(
+            self.limits.max_signature_checks,
+            self.limits.max_nsec3_hashes,
+            self.limits.max_key_tag_collisions,
+        )
+    }
+
+    fn clock(&self) -> dnssec::Clock {
+        dnssec::Clock::now(self.limits.clock_skew)
+    }
+
+    fn cached(&self, zone: &Name) -> Option<KeyState> {
+        let keys = self.keys.lock();
+        let (state, until) = keys.get(zone)?;
+        (Instant::now() < *until).then(|| state.clone())
+    }
+
+    fn remember(&self, zone: &Name, state: &KeyState, ttl: Duration) {
+        self.keys
+            .lock()
+            .insert(zone.clone(), (state.clone(), Instant::now() + ttl));
+    }
+
+    /// Logs a bogus zone once every few minutes, not once per query.
+    fn say_bogus(&self, zone: &Name, why: Bogus) {
+        metrics::counter!("sextant_resolver_bogus_total", "reason" => why.label()).increment(1);
+        let now = Instant::now();
+        let mut logged = self.logged.lock();
+        if logged
+            .get(zone)
+            .is_some_and(|at| now.duration_since(*at) < INSECURE_TTL)
+        {
+            return;
+        }
+        logged.insert(zone.clone(), now);
+        tracing::warn!(%zone, %why, "DNSSEC validation failed: answers from the zone are SERVFAIL (said once per 5 minutes per zone)");
+    }
+}
+
+impl Resolver {
+    /// The security of a fresh answer: every CNAME of its chain and its final
+    /// RRsets, or its denial of existence.
+    pub(crate) async fn validate(
+        self: &Arc<Self>,
+        found: &Found,
+        rtype: RecordType,
+        budget: &Budget,
+        depth: usize,
+    ) -> Security {
+        let Some(validator) = &self.validator else {
+            return Security::Indeterminate;
+        };
+        let mut security = Security::Secure;
+        for link in &found.chain {
+            let one = std::slice::from_ref(link);
+            security = security.and(
+                self.validate_rrset(validator, one, found, budget, depth)
+                    .await,
+            );
+        }
+        match &found.end {
+            End::Records(records) => {
+                for set in rrsets(records) {
+                    let checked = self
+                        .validate_rrset(validator, &set, found, budget, depth)
+                        .await;
+                    security = security.and(checked);
+                }
+            }
+            End::Negative {
+                name,
+                nxdomain,
+                soa,
+            } => {
+                let zone = soa.as_ref().map_or(&found.zone, |soa| &soa.name);
+                let checked = self
+                    .validate_denial(
+                        validator, name, rtype, *nxdomain, zone, found, budget, depth,
+                    )
+                    .await;
+                security = security.and(checked);
+            }
+            End::Continue(_) => {}
+        }
+        if let Security::Bogus(why) = security {
+            validator.say_bogus(&found.zone, why);
+        }
+        security
+    }
+
+    async fn validate_rrset(
+        self: &Arc<Self>,
+        validator: &Validator,
+        set: &[Record],
+        found: &Found,
+        budget: &Budget,
+        depth: usize,
+    ) -> Security {
+        let Some(first) = set.first() else {
+            return Security::Secure;
+        };
+        let owner = &first.name;
+        if validator.negative.covers(owner) {
+            return Security::Insecure;
+        }
+        // The zone that signed it; unsigned data belongs to the zone that answered.
+        let signer = signatures_for(&found.sigs, owner, first.record_type())
+            .map(|sig| sig.input().signer_name.clone())
+            .find(|signer| signer.zone_of(owner))
+            .unwrap_or_else(|| found.zone.clone());
+        let keys = match self.zone_keys(&signer, budget, depth, 0).await {
+            KeyState::Secure(keys) => keys,
+            KeyState::Insecure => return Security::Insecure,
+            KeyState::Bogus(why) => return Security::Bogus(why),
+        };
+        let work = budget.work();
+        let clock = validator.clock();
+        match verify_rrset(set, &found.sigs, &signer, &keys, clock, work) {
+            Ok(_) => {}
+            Err(why) => return Security::Bogus(why),
+        }
+        // A wildcard expansion (fewer labels signed than the owner has) is secure only
+        // with proof that the name itself does not exist (RFC 4035 §5.3.4).
+        let labels = signatures_for(&found.sigs, owner, first.record_type())
+            .map(|sig| sig.input().num_labels)
+            .max()
+            .unwrap_or(0);
+        let owner_labels = owner.num_labels();
+        if labels < owner_labels {
+            let proof = verified_proof(&found.proof, &signer, &keys, clock, work);
+            let max = validator.limits.max_nsec3_iterations;
+            return match proves_expansion(owner, labels, &signer, &proof, max, work) {
+                Ok(Denial::NxDomain) => Security::Secure,
+                Ok(Denial::OptOut | Denial::TooManyIterations) => Security::Insecure,
+                Ok(_) => Security::Bogus(Bogus::NsecMissing),
+                Err(why) => Security::Bogus(why),
+            };
+        }
+        Security::Secure
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn validate_denial(
+        self: &Arc<Self>,
+        validator: &Validator,
+        name: &Name,
+        rtype: RecordType,
+        nxdomain: bool,
+        zone: &Name,
+        found: &Found,
+        budget: &Budget,
+        depth: usize,
+    ) -> Security {
+        if validator.negative.covers(name) {
+            return Security::Insecure;
+        }
+        let keys = match self.zone_keys(zone, budget, depth, 0).await {
+            KeyState::Secure(keys) => keys,
+            KeyState::Insecure => return Security::Insecure,
+            KeyState::Bogus(why) => return Security::Bogus(why),
+        };
+        let work = budget.work();
+        let proof = verified_proof(&found.proof, zone, &keys, validator.clock(), work);
+        let max = validator.limits.max_nsec3_iterations;
+        match (nxdomain, deny(name, rtype, zone, &proof, max, work)) {
+            (true, Ok(Denial::NxDomain)) => Security::Secure,
+            (false, Ok(Denial::NoData { .. } | Denial::WildcardNoData)) => Security::Secure,
+            (_, Ok(Denial::OptOut | Denial::TooManyIterations)) => Security::Insecure,
+            (_, Ok(_)) => Security::Bogus(Bogus::NsecMissing),
+            (_, Err(why)) => Security::Bogus(why),
+        }
+    }
+
+    /// The keys of `zone`, proven from the closest trust anchor down, or why there
+    /// are none to prove with.
+    fn zone_keys<'a>(
+        self: &'a Arc<Self>,
+        zone: &'a Name,
+        budget: &'a Budget,
+        depth: usize,
+        walked: usize,
+    ) -> std::pin::Pin<Box<dyn Future<Output = KeyState> + Send + 'a>> {
+        Box::pin(async move {
+            let Some(validator) = &self.validator else {
+                return KeyState::Insecure;
+            };
+            if validator.negative.covers(zone) {
+                return KeyState::Insecure;
+            }
+            if let Some(state) = validator.cached(zone) {
+                return state;
+            }
+            let Some(anchor) = validator.anchors.closest(zone) else {
+                return KeyState::Insecure;
+            };
+            if walked > MAX_CHAIN_DEPTH {
+                return KeyState::Bogus(Bogus::WorkLimit);
+            }
+            let (state, ttl) = if anchor.zone == *zone {
+                let (ds, keys) = (anchor.ds.clone(), anchor.keys.clone());
+                self.keys_proven_by(validator, zone, &ds, &keys, budget, depth)
+                    .await
+            } else {
+                self.keys_below(validator, zone, budget, depth, walked)
+                    .await
+            };
+            validator.remember(zone, &state, ttl);
+            state
+        })
+    }
+
+    /// The keys of a zone below an anchor: its DS RRset from the parent, proven
+    /// with the parent's keys, then its DNSKEY RRset proven by that DS.
+    async fn keys_below(
+        self: &Arc<Self>,
+        validator: &Validator,
+        zone: &Name,
+        budget: &Budget,
+        depth: usize,
+        walked: usize,
+    ) -> (KeyState, Duration) {
+        let Ok(found) = Box::pin(self.iterate(zone, RecordType::DS, budget, depth)).await else {
+            return (KeyState::Bogus(Bogus::Unreachable), BOGUS_TTL);
+        };
+        // The parent: the signer of the DS or of its denial, else the zone that answered.
+        let parent = found
+            .sigs
+            .iter()
+            .chain(&found.proof)
+            .filter_map(dnssec::rrsig)
+            .map(|sig| sig.input().signer_name.clone())
+            .find(|signer| signer.zone_of(zone) && signer != zone)
+            .unwrap_or_else(|| found.zone.clone());
+        if !parent.zone_of(zone) || parent == *zone {
+            return (KeyState::Bogus(Bogus::DnskeyMissing), BOGUS_TTL);
+        }
+        let parent_keys = match self.zone_keys(&parent, budget, depth, walked + 1).await {
+            KeyState::Secure(keys) => keys,
+            other => return (other, INSECURE_TTL),
+        };
+        let work = budget.work();
+        let clock = validator.clock();
+        match &found.end {
+            End::Records(records) => {
+                if let Err(why) =
+                    verify_rrset(records, &found.sigs, &parent, &parent_keys, clock, work)
+                {
+                    return (KeyState::Bogus(why), BOGUS_TTL);
+                }
+                let ds: Vec<DS> = records.iter().filter_map(dnssec::ds).cloned().collect();
+                self.keys_proven_by(validator, zone, &ds, &[], budget, depth)
+                    .await
+            }
+            End::Negative { .. } => {
+                let proof = verified_proof(&found.proof, &parent, &parent_keys, clock, work);
+                let max = validator.limits.max_nsec3_iterations;
+                match deny(zone, RecordType::DS, &parent, &proof, max, work) {
+                    // A delegation proven to have no DS: the child is unsigned.
+                    Ok(
+                        Denial::NoData { cut: true } | Denial::OptOut | Denial::TooManyIterations,
+                    ) => (KeyState::Insecure, INSECURE_TTL),
+                    // Not a delegation at all: whoever claimed it was a zone lied.
+                    Ok(_) => (KeyState::Bogus(Bogus::NsecMissing), BOGUS_TTL),
+                    Err(why) => (KeyState::Bogus(why), BOGUS_TTL),
+                }
+            }
+            End::Continue(_) => (KeyState::Bogus(Bogus::DnskeyMissing), BOGUS_TTL),
+        }
+    }
+
+    /// The zone's DNSKEY RRset, proven by `ds` (from the parent or an anchor) or
+    /// by an anchored key among `anchored`.
+    async fn keys_proven_by(
+        self: &Arc<Self>,
+        validator: &Validator,
+        zone: &Name,
+        ds: &[DS],
+        anchored: &[hickory_proto::dnssec::rdata::DNSKEY],
+        budget: &Budget,
+        depth: usize,
+    ) -> (KeyState, Duration) {
+        // DS records we can use; SHA-1 only where nothing better is offered (RFC 4509 §3).
+        let supported: Vec<&DS> = ds
+            .iter()
+            .filter(|d| d.algorithm().is_supported() && d.digest_type().is_supported())
+            .collect();
+        let strong: Vec<&DS> = supported
+            .iter()
+            .copied()
+            .filter(|d| d.digest_type() != DigestType::SHA1)
+            .collect();
+        let usable = if strong.is_empty() { supported } else { strong };
+        if usable.is_empty() && anchored.is_empty() {
+            // Only algorithms or digests we cannot check: insecure (RFC 4035 §5.2).
+            metrics::counter!("sextant_resolver_unsupported_algorithm_total").increment(1);
+            return (KeyState::Insecure, INSECURE_TTL);
+        }
+        let Ok(found) = Box::pin(self.iterate(zone, RecordType::DNSKEY, budget, depth)).await
+        else {
+            return (KeyState::Bogus(Bogus::Unreachable), BOGUS_TTL);
+        };
+        let End::Records(records) = &found.end else {
+            return (KeyState::Bogus(Bogus::DnskeyMissing), BOGUS_TTL);
+        };
+        let keys: Vec<ZoneKey> = records
+            .iter()
+            .filter_map(dnssec::dnskey)
+            .filter_map(ZoneKey::usable)
+            .collect();
+        let entry: Vec<ZoneKey> = keys
+            .iter()
+            .filter(|k| {
+                usable.iter().any(|d| key_matches_ds(zone, k, d)) || anchored.contains(&k.key)
+            })
+            .cloned()
+            .collect();
+        if entry.is_empty() {
+            return (KeyState::Bogus(Bogus::DnskeyMissing), BOGUS_TTL);
+        }
+        let dnskeys: Vec<Record> = records
+            .iter()
+            .filter(|r| r.record_type() == RecordType::DNSKEY)
+            .cloned()
+            .collect();
+        match verify_rrset(
+            &dnskeys,
+            &found.sigs,
+            zone,
+            &entry,
+            validator.clock(),
+            budget.work(),
+        ) {
+            Ok(ttl) => {
+                let ttl = Duration::from_secs(u64::from(ttl.min(self.cache.max_ttl())));
+                (KeyState::Secure(keys.into()), ttl)
+            }
+            Err(why) => (KeyState::Bogus(why), BOGUS_TTL),
+        }
+    }
+}
+
+/// The NSEC and NSEC3 records among `proof` whose signatures check out with the
+/// keys of `zone`; the others prove nothing.
+fn verified_proof(
+    proof: &[Record],
+    zone: &Name,
+    keys: &[ZoneKey],
+    clock: dnssec::Clock,
+    work: &dnssec::Work,
+) -> Vec<Record> {
+    let denials: Vec<Record> = proof
+        .iter()
+        .filter(|r| matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3))
+        .cloned()
+        .collect();
+    let mut verified = Vec::new();
+    for set in rrsets(&denials) {
+        if verify_rrset(&set, proof, zone, keys, clock, work).is_ok() {
+            verified.extend(set);
+        }
+    }
+    verified
+}
+
+/// Records split into RRsets (owner and type), RRSIGs left out.
+pub(crate) fn rrsets(records: &[Record]) -> Vec<Vec<Record>> {
+    let mut sets: Vec<Vec<Record>> = Vec::new();
+    for record in records
+        .iter()
+        .filter(|r| r.record_type() != RecordType::RRSIG)
+    {
+        match sets
+            .iter_mut()
+            .find(|s| s[0].name == record.name && s[0].record_type() == record.record_type())
+        {
+            Some(set) => set.push(record.clone()),
+            None => sets.push(vec![record.clone()]),
+        }
+    }
+    sets
+}
