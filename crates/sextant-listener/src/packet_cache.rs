@@ -29,6 +29,9 @@ const FLAG_RD: u8 = 1;
 const FLAG_CD: u8 = 2;
 const FLAG_EDNS: u8 = 4;
 const FLAG_DO: u8 = 8;
+/// AD in a query asks for the AD bit in the answer (RFC 6840 §5.7): a resolver's
+/// answer differs with it.
+const FLAG_AD: u8 = 16;
 /// 5 bytes of flags and types plus the longest wire name.
 const KEY_MAX: usize = 5 + 255;
 
@@ -41,6 +44,9 @@ fn key_bytes(view: &QueryView, buffer: &mut [u8; KEY_MAX]) -> usize {
     }
     if header.checking_disabled() {
         flags |= FLAG_CD;
+    }
+    if header.flags & sextant_wire::flags::AD != 0 {
+        flags |= FLAG_AD;
     }
     if let Some(edns) = view.edns {
         flags |= FLAG_EDNS;

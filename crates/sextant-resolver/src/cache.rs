@@ -54,6 +54,8 @@ pub enum Data {
 #[derive(Clone, Debug)]
 struct Entry {
     data: Data,
+    /// RRSIGs over the RRset, or a negative answer's denial records and signatures.
+    sigs: Arc<[Record]>,
     rank: Rank,
     security: Security,
     stored: Instant,
@@ -70,6 +72,7 @@ impl Entry {
 #[derive(Clone, Debug)]
 pub struct Hit {
     pub data: Data,
+    sigs: Arc<[Record]>,
     pub rank: Rank,
     /// What validation said of it when it was stored.
     pub(crate) security: Security,
@@ -93,6 +96,19 @@ impl Hit {
         }
     }
 
+    /// The signatures (and a negative answer's denial records), with the remaining
+    /// TTL.
+    pub(crate) fn signatures(&self) -> Vec<Record> {
+        self.sigs
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.ttl = self.ttl;
+                r
+            })
+            .collect()
+    }
+
     /// The SOA of a negative answer, with its remaining TTL.
     pub fn soa(&self) -> Option<Record> {
         match &self.data {
@@ -114,7 +130,7 @@ impl quick_cache::Weighter<Key, Entry> for Weigher {
         let records = match &entry.data {
             Data::Records(records) => records.len(),
             Data::Negative(_) => 1,
-        };
+        } + entry.sigs.len();
         // A rough size: owner names, RDATA and the bookkeeping around each record.
         (key.name.len() + 64 + records * (key.name.len() + 96)) as u64
     }
@@ -122,6 +138,16 @@ impl quick_cache::Weighter<Key, Entry> for Weigher {
 
 /// TTL given to stale answers (RFC 8767 §4 recommends 30 seconds).
 pub(crate) const STALE_TTL: u32 = 30;
+/// Longest that data failing validation is kept, seconds.
+const BOGUS_TTL: u32 = 60;
+
+/// What is stored for one key, before its TTL is settled.
+struct Stored {
+    data: Data,
+    sigs: Arc<[Record]>,
+    rank: Rank,
+    security: Security,
+}
 
 #[derive(Clone, Copy, Debug)]
 pub struct CacheLimits {
@@ -161,6 +187,7 @@ impl Cache {
         let left = expires.duration_since(now).as_secs();
         Some(Hit {
             data: entry.data,
+            sigs: entry.sigs,
             rank: entry.rank,
             security: entry.security,
             ttl: u32::try_from(left).unwrap_or(u32::MAX),
@@ -172,8 +199,11 @@ impl Cache {
         let entry = self.entries.get(&Key::new(name, kind))?;
         let expires = entry.expires();
         let within = Instant::now() < expires + self.limits.stale_window;
-        (entry.rank == Rank::Answer && within).then_some(Hit {
+        // Bogus data is never served stale (it is served to CD=1 clients only, fresh).
+        let bogus = matches!(entry.security, Security::Bogus(_));
+        (entry.rank == Rank::Answer && within && !bogus).then_some(Hit {
             data: entry.data,
+            sigs: entry.sigs,
             rank: entry.rank,
             security: entry.security,
             ttl: STALE_TTL,
@@ -198,16 +228,28 @@ impl Cache {
     /// Stores one RRset (records of one owner and type) unless better data is held;
     /// referral and glue data is never validated.
     pub fn insert_rrset(&self, records: Vec<Record>, rank: Rank) {
-        self.insert_answer(records, rank, Security::Indeterminate);
+        self.insert_answer(records, rank, Security::Indeterminate, Vec::new());
     }
 
-    /// Stores one RRset with what validation said of it.
-    pub(crate) fn insert_answer(&self, records: Vec<Record>, rank: Rank, security: Security) {
+    /// Stores one RRset with its signatures and what validation said of it.
+    pub(crate) fn insert_answer(
+        &self,
+        records: Vec<Record>,
+        rank: Rank,
+        security: Security,
+        sigs: Vec<Record>,
+    ) {
         let Some(first) = records.first() else { return };
         let key = Key::new(&first.name, Kind::RRset(first.record_type()));
         let ttl = records.iter().map(|r| r.ttl).min().unwrap_or(0);
         let ttl = ttl.clamp(self.limits.min_ttl, self.limits.max_ttl);
-        self.insert(key, Data::Records(records.into()), rank, security, ttl);
+        let entry = Stored {
+            data: Data::Records(records.into()),
+            sigs: sigs.into(),
+            rank,
+            security,
+        };
+        self.insert(key, entry, ttl);
     }
 
     /// The longest any data is kept, seconds.
@@ -223,6 +265,7 @@ impl Cache {
         kind: Kind,
         soa: Option<Record>,
         security: Security,
+        proof: Vec<Record>,
     ) {
         let Some(soa) = soa else { return };
         let minimum = match &soa.data {
@@ -233,16 +276,29 @@ impl Cache {
         // pass over the whole cache per NXDOMAIN, a gift to random-subdomain floods):
         // lookups consult the NXDOMAIN entry first.
         let ttl = soa.ttl.min(minimum).min(self.limits.max_negative_ttl);
-        self.insert(
-            Key::new(name, kind),
-            Data::Negative(Some(Arc::new(soa))),
-            Rank::Answer,
+        let entry = Stored {
+            data: Data::Negative(Some(Arc::new(soa))),
+            sigs: proof.into(),
+            rank: Rank::Answer,
             security,
-            ttl,
-        );
+        };
+        self.insert(Key::new(name, kind), entry, ttl);
     }
 
-    fn insert(&self, key: Key, data: Data, rank: Rank, security: Security, ttl: u32) {
+    fn insert(&self, key: Key, stored: Stored, ttl: u32) {
+        let Stored {
+            data,
+            sigs,
+            rank,
+            security,
+        } = stored;
+        // Bogus data is kept only long enough to answer CD=1 clients and to spare
+        // the authorities a new try for every query (RFC 4035 §4.7).
+        let ttl = if matches!(security, Security::Bogus(_)) {
+            ttl.min(BOGUS_TTL)
+        } else {
+            ttl
+        };
         if ttl == 0 && self.limits.stale_window.is_zero() {
             return;
         }
@@ -257,6 +313,7 @@ impl Cache {
             key,
             Entry {
                 data,
+                sigs,
                 rank,
                 security,
                 stored: now,
@@ -375,6 +432,7 @@ mod tests {
             Kind::NxDomain,
             Some(soa(900, 120)),
             Security::Indeterminate,
+            Vec::new(),
         );
         let hit = cache.nxdomain(&name("below.gone.test.")).unwrap();
         assert!(hit.ttl <= 120 && hit.ttl >= 118, "{}", hit.ttl);

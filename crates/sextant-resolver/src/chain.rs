@@ -281,7 +281,10 @@ impl Resolver {
                 self.keys_below(validator, zone, budget, depth, walked)
                     .await
             };
-            validator.remember(zone, &state, ttl);
+            // A work limit is one client query's, not the zone's: not remembered.
+            if !matches!(state, KeyState::Bogus(Bogus::WorkLimit)) {
+                validator.remember(zone, &state, ttl);
+            }
             state
         })
     }
@@ -313,7 +316,8 @@ impl Resolver {
         }
         let parent_keys = match self.zone_keys(&parent, budget, depth, walked + 1).await {
             KeyState::Secure(keys) => keys,
-            other => return (other, INSECURE_TTL),
+            KeyState::Insecure => return (KeyState::Insecure, INSECURE_TTL),
+            bogus => return (bogus, BOGUS_TTL),
         };
         let work = budget.work();
         let clock = validator.clock();

@@ -60,6 +60,11 @@ pub struct Outcome {
     pub answer: Vec<Record>,
     /// The SOA of a negative answer.
     pub authority: Vec<Record>,
+    /// The answer's RRSIGs, for clients that set DO.
+    pub(crate) answer_sigs: Vec<Record>,
+    /// A negative answer's NSEC/NSEC3 records and the signatures of the SOA and
+    /// them, for clients that set DO.
+    pub(crate) authority_sigs: Vec<Record>,
     /// Served from expired data because resolution failed.
     pub stale: bool,
     /// SERVFAIL without trying: the same question failed moments ago.
@@ -74,6 +79,8 @@ impl Outcome {
             rcode: ResponseCode::ServFail,
             answer: Vec::new(),
             authority: Vec::new(),
+            answer_sigs: Vec::new(),
+            authority_sigs: Vec::new(),
             stale: false,
             cached_failure: false,
             security: Security::Indeterminate,
@@ -176,12 +183,12 @@ pub struct Resolver {
 
 /// What the cache says about one name on the way along a chain.
 enum Cached {
-    Records(Vec<Record>, Security),
-    Cname(Record, Name, Security),
+    Records(Part),
+    Cname(Name, Part),
     Negative {
         nxdomain: bool,
-        soa: Option<Record>,
-        security: Security,
+        soa: Option<Box<Record>>,
+        part: Part,
     },
 }
 
@@ -340,51 +347,66 @@ impl Resolver {
         if depth > MAX_DEPTH {
             return Err(Failure::TooDeep);
         }
-        let mut answer: Vec<Record> = Vec::new();
-        let mut current = name.clone();
-        let mut security = if self.validator.is_some() {
+        let mut answer = Assembly::new(if self.validator.is_some() {
             Security::Secure
         } else {
             Security::Indeterminate
-        };
+        });
+        let mut current = name.clone();
         for _ in 0..MAX_CHAIN {
             if let Some(cached) = self.cached(&current, rtype, false) {
                 match cached {
-                    Cached::Records(records, part) => {
-                        return Ok(positive(answer, records, security.and(part)));
-                    }
+                    Cached::Records(part) => return Ok(answer.positive(part)),
                     Cached::Negative {
                         nxdomain,
                         soa,
-                        security: part,
+                        part,
                     } => {
-                        return Ok(negative(answer, nxdomain, soa, security.and(part)));
+                        return Ok(answer.negative(nxdomain, soa.map(|soa| *soa), part));
                     }
-                    Cached::Cname(record, target, part) => {
-                        answer.push(record);
+                    Cached::Cname(target, part) => {
+                        answer.link(part);
                         current = target;
-                        security = security.and(part);
                         continue;
                     }
                 }
             }
             let found = Box::pin(self.iterate(&current, rtype, budget, depth)).await?;
-            let part = self.validate(&found, rtype, budget, depth).await;
-            if let Security::Bogus(why) = part {
-                // Bogus data is neither cached nor served (RFC 4035 §5.5).
-                return Ok(Outcome::bogus(why));
+            let security = self.validate(&found, rtype, budget, depth).await;
+            // Bogus data is kept briefly (RFC 4035 §4.7), to be given only to clients
+            // that set CD=1; everyone else gets SERVFAIL from it without a new try.
+            self.remember(&found, rtype, security);
+            let signed = |owner: &Name, rtype: RecordType| signatures(&found.sigs, owner, rtype);
+            for link in &found.chain {
+                answer.link(Part {
+                    records: vec![link.clone()],
+                    sigs: signed(&link.name, RecordType::CNAME),
+                    security,
+                });
             }
-            security = security.and(part);
-            self.remember(&found, rtype, part);
-            answer.extend(found.chain);
-            match found.end {
-                End::Records(records) => return Ok(positive(answer, records, security)),
-                End::Negative { nxdomain, soa, .. } => {
-                    return Ok(negative(answer, nxdomain, soa.map(|soa| *soa), security));
+            match &found.end {
+                End::Records(records) => {
+                    let sigs = rrset_types(records)
+                        .into_iter()
+                        .flat_map(|(owner, rtype)| signed(&owner, rtype))
+                        .collect();
+                    return Ok(answer.positive(Part {
+                        records: records.clone(),
+                        sigs,
+                        security,
+                    }));
                 }
-                End::Continue(target) => current = target,
+                End::Negative { nxdomain, soa, .. } => {
+                    let part = Part {
+                        records: Vec::new(),
+                        sigs: found.proof.clone(),
+                        security,
+                    };
+                    return Ok(answer.negative(*nxdomain, soa.as_deref().cloned(), part));
+                }
+                End::Continue(target) => current = target.clone(),
             }
-            if answer.iter().any(|r| r.name == current) {
+            if answer.records.iter().any(|r| r.name == current) {
                 return Err(Failure::Chain);
             }
         }
@@ -392,11 +414,13 @@ impl Resolver {
     }
 
     /// Caches an answer: each CNAME of the chain, the final RRset(s) or the negative
-    /// answer. Only data that passed the bailiwick checks gets here.
+    /// answer, with their signatures and what validation said. Only data that passed
+    /// the bailiwick checks gets here.
     fn remember(&self, found: &Found, rtype: RecordType, security: Security) {
         for cname in &found.chain {
+            let sigs = signatures(&found.sigs, &cname.name, RecordType::CNAME);
             self.cache
-                .insert_answer(vec![cname.clone()], Rank::Answer, security);
+                .insert_answer(vec![cname.clone()], Rank::Answer, security, sigs);
         }
         match &found.end {
             End::Records(records) => {
@@ -407,8 +431,10 @@ impl Resolver {
                         .or_default()
                         .push(record.clone());
                 }
-                for (_, rrset) in by_type {
-                    self.cache.insert_answer(rrset, Rank::Answer, security);
+                for (rtype, rrset) in by_type {
+                    let sigs = signatures(&found.sigs, &rrset[0].name, rtype);
+                    self.cache
+                        .insert_answer(rrset, Rank::Answer, security, sigs);
                 }
             }
             End::Negative {
@@ -421,8 +447,13 @@ impl Resolver {
                 } else {
                     Kind::RRset(rtype)
                 };
-                self.cache
-                    .insert_negative(name, kind, soa.as_deref().cloned(), security);
+                self.cache.insert_negative(
+                    name,
+                    kind,
+                    soa.as_deref().cloned(),
+                    security,
+                    found.proof.clone(),
+                );
             }
             End::Continue(_) => {}
         }
@@ -440,23 +471,21 @@ impl Resolver {
     }
 
     fn chain_from_cache(&self, name: &Name, rtype: RecordType, stale: bool) -> Option<Outcome> {
-        let mut answer = Vec::new();
+        let mut answer = Assembly::new(Security::Secure);
         let mut current = name.clone();
-        let mut security = Security::Secure;
         for _ in 0..MAX_CHAIN {
             match self.cached(&current, rtype, stale)? {
-                Cached::Records(records, part) => {
-                    return Some(positive(answer, records, security.and(part)));
-                }
+                Cached::Records(part) => return Some(answer.positive(part)),
                 Cached::Negative {
                     nxdomain,
                     soa,
-                    security: part,
-                } => return Some(negative(answer, nxdomain, soa, security.and(part))),
-                Cached::Cname(record, target, part) => {
-                    answer.push(record);
+                    part,
+                } => {
+                    return Some(answer.negative(nxdomain, soa.map(|soa| *soa), part));
+                }
+                Cached::Cname(target, part) => {
+                    answer.link(part);
                     current = target;
-                    security = security.and(part);
                 }
             }
         }
@@ -479,17 +508,17 @@ impl Resolver {
         if let Some(hit) = nxdomain {
             return Some(Cached::Negative {
                 nxdomain: true,
-                soa: hit.soa(),
-                security: hit.security,
+                soa: hit.soa().map(Box::new),
+                part: Part::of(&hit),
             });
         }
         if let Some(hit) = get(Kind::RRset(rtype)) {
             return Some(match hit.data {
-                Data::Records(_) => Cached::Records(hit.records(), hit.security),
+                Data::Records(_) => Cached::Records(Part::of(&hit)),
                 Data::Negative(_) => Cached::Negative {
                     nxdomain: false,
-                    soa: hit.soa(),
-                    security: hit.security,
+                    soa: hit.soa().map(Box::new),
+                    part: Part::of(&hit),
                 },
             });
         }
@@ -497,43 +526,105 @@ impl Resolver {
             return None;
         }
         let hit = get(Kind::RRset(RecordType::CNAME))?;
-        let record = hit.records().into_iter().next()?;
-        let RData::CNAME(target) = &record.data else {
+        let part = Part::of(&hit);
+        let RData::CNAME(target) = &part.records.first()?.data else {
             return None;
         };
         let target = target.0.clone();
-        Some(Cached::Cname(record, target, hit.security))
+        Some(Cached::Cname(target, part))
     }
 }
 
-fn positive(mut answer: Vec<Record>, records: Vec<Record>, security: Security) -> Outcome {
-    answer.extend(records);
-    Outcome {
-        rcode: ResponseCode::NoError,
-        answer,
-        authority: Vec::new(),
-        stale: false,
-        cached_failure: false,
-        security,
-    }
-}
-
-fn negative(
-    answer: Vec<Record>,
-    nxdomain: bool,
-    soa: Option<Record>,
+/// One piece of an answer: an RRset (or nothing, for a negative answer), the
+/// signatures and denial records that go with it for DO=1 clients, and what
+/// validation said of it.
+struct Part {
+    records: Vec<Record>,
+    sigs: Vec<Record>,
     security: Security,
-) -> Outcome {
-    Outcome {
-        rcode: if nxdomain {
-            ResponseCode::NXDomain
-        } else {
-            ResponseCode::NoError
-        },
-        answer,
-        authority: soa.into_iter().collect(),
-        stale: false,
-        cached_failure: false,
-        security,
+}
+
+impl Part {
+    fn of(hit: &Hit) -> Self {
+        Self {
+            records: hit.records(),
+            sigs: hit.signatures(),
+            security: hit.security,
+        }
     }
+}
+
+/// An answer put together link by link along a CNAME chain.
+struct Assembly {
+    records: Vec<Record>,
+    sigs: Vec<Record>,
+    security: Security,
+}
+
+impl Assembly {
+    fn new(security: Security) -> Self {
+        Self {
+            records: Vec::new(),
+            sigs: Vec::new(),
+            security,
+        }
+    }
+
+    fn link(&mut self, part: Part) {
+        self.records.extend(part.records);
+        self.sigs.extend(part.sigs);
+        self.security = self.security.and(part.security);
+    }
+
+    fn positive(mut self, part: Part) -> Outcome {
+        self.link(part);
+        Outcome {
+            rcode: ResponseCode::NoError,
+            answer: self.records,
+            authority: Vec::new(),
+            answer_sigs: self.sigs,
+            authority_sigs: Vec::new(),
+            stale: false,
+            cached_failure: false,
+            security: self.security,
+        }
+    }
+
+    fn negative(self, nxdomain: bool, soa: Option<Record>, part: Part) -> Outcome {
+        Outcome {
+            rcode: if nxdomain {
+                ResponseCode::NXDomain
+            } else {
+                ResponseCode::NoError
+            },
+            answer: self.records,
+            authority: soa.into_iter().collect(),
+            answer_sigs: self.sigs,
+            authority_sigs: part.sigs,
+            stale: false,
+            cached_failure: false,
+            security: self.security.and(part.security),
+        }
+    }
+}
+
+/// The RRSIGs among `sigs` over `owner`'s RRset of `rtype`.
+fn signatures(sigs: &[Record], owner: &Name, rtype: RecordType) -> Vec<Record> {
+    sigs.iter()
+        .filter(|r| r.name == *owner)
+        .filter(|r| crate::dnssec::rrsig(r).is_some_and(|sig| sig.input().type_covered == rtype))
+        .cloned()
+        .collect()
+}
+
+/// The distinct (owner, type) pairs among `records`.
+fn rrset_types(records: &[Record]) -> Vec<(Name, RecordType)> {
+    let mut types: Vec<(Name, RecordType)> = Vec::new();
+    for record in records {
+        let key = (record.name.clone(), record.record_type());
+        if !types.contains(&key) {
+            types.push(key);
+        }
+    }
+    types
 }

@@ -69,10 +69,20 @@ pub(crate) async fn respond(resolver: &Arc<Resolver>, query: &Query) -> Answer {
     let Ok(qname) = Name::read(&mut BinDecoder::new(view.qname(wire))) else {
         return Answer::once(refused_with(wire, &view, Rcode::FORMERR));
     };
-    let outcome = resolver.resolve(&qname, view.question.qtype.into()).await;
-    // Stale and failed answers must not be reused by the listener: they stand in
-    // only until the upstreams are back.
-    let reusable = !outcome.stale && outcome.rcode != hickory_proto::op::ResponseCode::ServFail;
+    let resolved = resolver.resolve(&qname, view.question.qtype.into()).await;
+    // Data that failed validation goes only to a client that asked for it unchecked
+    // (CD=1, RFC 4035 §3.2.2); everyone else gets SERVFAIL and the reason.
+    let checking_disabled = view.header.checking_disabled();
+    let bogus = resolved.bogus_reason();
+    let outcome = match bogus {
+        Some(why) if !checking_disabled => Arc::new(Outcome::bogus(why)),
+        _ => resolved,
+    };
+    // Stale, bogus and failed answers must not be reused by the listener: they
+    // stand in only until the upstreams (or the zone's signatures) are back.
+    let reusable = !outcome.stale
+        && bogus.is_none()
+        && outcome.rcode != hickory_proto::op::ResponseCode::ServFail;
 
     let mut writer =
         ResponseWriter::new(&mut out, wire, &view, usize::from(query.max_response_size));
@@ -106,7 +116,8 @@ pub(crate) async fn respond(resolver: &Arc<Resolver>, query: &Query) -> Answer {
         }
         writer.set_edns(reply);
     }
-    let complete = write_outcome(&mut writer, &outcome);
+    let dnssec_ok = view.edns.is_some_and(|edns| edns.dnssec_ok);
+    let complete = write_outcome(&mut writer, &outcome, dnssec_ok);
     writer.finish();
     let cache_ttl = if reusable && complete {
         min_ttl(&outcome)
@@ -121,12 +132,25 @@ pub(crate) async fn respond(resolver: &Arc<Resolver>, query: &Query) -> Answer {
 
 /// Writes the answer and authority sections whole, or TC=1 with no records when
 /// they do not fit (RFC 2181 §9). Returns whether they went in.
-fn write_outcome(writer: &mut ResponseWriter<'_>, outcome: &Outcome) -> bool {
+fn write_outcome(writer: &mut ResponseWriter<'_>, outcome: &Outcome, dnssec_ok: bool) -> bool {
+    // Signatures and denial records only for clients that set DO (RFC 4035 §3.2.1).
+    let (answer_sigs, authority_sigs) = if dnssec_ok {
+        (&outcome.answer_sigs[..], &outcome.authority_sigs[..])
+    } else {
+        (&[][..], &[][..])
+    };
     let records = outcome
         .answer
         .iter()
+        .chain(answer_sigs)
         .map(|record| (Section::Answer, record))
-        .chain(outcome.authority.iter().map(|r| (Section::Authority, r)));
+        .chain(
+            outcome
+                .authority
+                .iter()
+                .chain(authority_sigs)
+                .map(|r| (Section::Authority, r)),
+        );
     for (section, record) in records {
         let written = encode(record).is_some_and(|(owner, rdata)| {
             writer

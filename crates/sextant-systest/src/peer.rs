@@ -249,6 +249,48 @@ impl Peer {
         Ok(peer)
     }
 
+    /// BIND (named) as a validating resolver from the root hints `hints`, trusting
+    /// `anchor_key` (the root KSK's DNSKEY data: `257 3 13 base64`), on a free
+    /// loopback port.
+    pub fn bind_resolver(dir: &Path, hints: &Path, anchor_key: &str) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let port = free_port()?;
+        let d = dir.display();
+        let mut fields = anchor_key.split_whitespace();
+        let (flags, protocol, algorithm) = (
+            fields.next().unwrap_or_default(),
+            fields.next().unwrap_or_default(),
+            fields.next().unwrap_or_default(),
+        );
+        let key: String = fields.collect();
+        let config = format!(
+            "options {{ directory \"{d}\"; pid-file \"{d}/named.pid\"; listen-on port {port} {{ 127.0.0.1; }};\n  \
+             listen-on-v6 {{ none; }}; recursion yes; allow-recursion {{ 127.0.0.0/8; }};\n  \
+             dnssec-validation yes; qname-minimization relaxed; }};\n\
+             trust-anchors {{ . static-key {flags} {protocol} {algorithm} \"{key}\"; }};\n\
+             zone \".\" {{ type hint; file \"{}\"; }};\ncontrols {{ }};\n",
+            hints.display()
+        );
+        let path = dir.join("named.conf");
+        std::fs::write(&path, config)?;
+        let log = std::fs::File::create(dir.join("named.log"))?;
+        let child = Command::new("named")
+            .args(["-g", "-n", "1", "-c"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting named (install it with `apt-get install bind9`)")?;
+        let mut peer = Self {
+            child,
+            addr: ([127, 0, 0, 1], port).into(),
+            lo_address: None,
+        };
+        peer.wait_resolving("named", dir)?;
+        Ok(peer)
+    }
+
     /// Knot on `addr` serving `zones` (apex, file), answering DNS Cookies with its
     /// `mod-cookies` module.
     pub fn knot_on(dir: &Path, addr: SocketAddr, zones: &[(&str, &Path)]) -> anyhow::Result<Self> {
@@ -334,6 +376,21 @@ impl Peer {
     /// `hints`, on a free loopback port; loopback upstreams allowed (a lab), and
     /// `test.` resolved instead of answered NXDOMAIN by Unbound's RFC 6761 defaults.
     pub fn unbound(dir: &Path, hints: &Path) -> anyhow::Result<Self> {
+        Self::unbound_with(dir, hints, "  module-config: \"iterator\"\n")
+    }
+
+    /// Unbound validating from `anchor` (a DNSKEY or DS record in presentation
+    /// form, e.g. `. DNSKEY 257 3 13 ...`), with Extended DNS Errors on; otherwise as
+    /// [`Peer::unbound`].
+    pub fn unbound_validating(dir: &Path, hints: &Path, anchor: &str) -> anyhow::Result<Self> {
+        let extra = format!(
+            "  module-config: \"validator iterator\"\n  trust-anchor: \"{anchor}\"\n  \
+             ede: yes\n  val-log-level: 2\n"
+        );
+        Self::unbound_with(dir, hints, &extra)
+    }
+
+    fn unbound_with(dir: &Path, hints: &Path, extra: &str) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let port = free_port()?;
         let d = dir.display();
@@ -341,9 +398,9 @@ impl Peer {
             "server:\n  interface: 127.0.0.1@{port}\n  port: {port}\n  username: \"\"\n  chroot: \"\"\n  \
              directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n  root-hints: \"{}\"\n  \
              do-not-query-localhost: no\n  access-control: 127.0.0.0/8 allow\n  num-threads: 1\n  \
-             do-ip6: no\n  qname-minimisation: yes\n  module-config: \"iterator\"\n  use-syslog: no\n  \
+             do-ip6: no\n  qname-minimisation: yes\n  use-syslog: no\n  \
              logfile: \"\"\n  verbosity: 1\n  minimal-responses: yes\n  local-zone: \"test.\" nodefault\n\
-             remote-control:\n  control-enable: no\n",
+             {extra}remote-control:\n  control-enable: no\n",
             hints.display()
         );
         let path = dir.join("unbound.conf");
@@ -363,10 +420,19 @@ impl Peer {
             addr: ([127, 0, 0, 1], port).into(),
             lo_address: None,
         };
+        peer.wait_resolving("unbound", dir)?;
+        Ok(peer)
+    }
+
+    /// Waits until a resolver peer answers a recursive query (any answer will do).
+    fn wait_resolving(&mut self, program: &str, dir: &Path) -> anyhow::Result<()> {
         let started = Instant::now();
         loop {
-            if let Some(status) = peer.child.try_wait()? {
-                bail!("unbound exited ({status}) during start-up; see {d}/unbound.log");
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "{program} exited ({status}) during start-up; see {}/{program}.log",
+                    dir.display()
+                );
             }
             let mut probe = hickory_proto::op::Message::query();
             probe.metadata.recursion_desired = true;
@@ -374,11 +440,11 @@ impl Peer {
                 hickory_proto::rr::Name::root(),
                 hickory_proto::rr::RecordType::SOA,
             ));
-            if crate::exchange(peer.addr, &probe, false).is_ok() {
-                return Ok(peer);
+            if crate::exchange(self.addr, &probe, false).is_ok() {
+                return Ok(());
             }
             if started.elapsed() > READY_TIMEOUT {
-                bail!("unbound did not answer within {READY_TIMEOUT:?}");
+                bail!("{program} did not answer within {READY_TIMEOUT:?}");
             }
             std::thread::sleep(Duration::from_millis(50));
         }
