@@ -512,9 +512,9 @@ pub struct ResolverConfig {
     #[serde(default, rename = "forward")]
     pub forwards: Vec<ForwardConfig>,
     /// DNSSEC validation (RFC 4035 §5): AD on secure answers, SERVFAIL with an
-    /// Extended DNS Error on bogus ones. Default false while the lab tests of
-    /// issue 18 are built.
-    #[serde(default)]
+    /// Extended DNS Error on bogus ones, as Unbound, Knot Resolver and BIND do out of
+    /// the box. Default true.
+    #[serde(default = "default_true")]
     pub validation: bool,
     /// A file of DS or DNSKEY records to trust instead of the root KSKs compiled in
     /// (a lab's root, a private tree). Default: the built-in root anchors.

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use hickory_proto::rr::Name;
-use sextant_rpc::{CacheGenerations, CacheStatus, ControlHandler, DaemonStatus, Flush, ZoneStatus};
+use sextant_rpc::{
+    CacheGenerations, CacheStatus, ControlHandler, DaemonStatus, Flush, NtaAction, ZoneStatus,
+};
 
 use crate::resolve::Resolver;
 
@@ -44,13 +46,36 @@ impl ControlHandler for Control {
         ))
     }
 
-    fn flush(&self, what: Flush) -> Result<u64, String> {
-        let parse = |text: &str| {
-            let mut name =
-                Name::from_str(text).map_err(|e| format!("{text:?} is not a domain name ({e})"))?;
-            name.set_fqdn(true);
-            Ok::<Name, String>(name)
+    fn negative_trust_anchors(&self, action: NtaAction) -> Result<(bool, Vec<String>), String> {
+        let Some(validator) = &self.resolver.validator else {
+            return Err("DNSSEC validation is off (resolver.validation = false)".into());
         };
+        let anchors = &validator.negative;
+        let (changed, touched) = match &action {
+            NtaAction::List => (false, None),
+            NtaAction::Add(text) => {
+                let name = domain(text)?;
+                (anchors.add(&name), Some(name))
+            }
+            NtaAction::Remove(text) => {
+                let name = domain(text)?;
+                (anchors.remove(&name), Some(name))
+            }
+        };
+        if let (true, Some(name)) = (changed, touched) {
+            // What was cached under the old rule (bogus, or unvalidated) must go, here
+            // and in the listener's packet cache.
+            self.resolver.cache.flush(&name, true);
+            validator.forget();
+            self.generations.bump();
+            tracing::info!(?action, "negative trust anchors changed");
+        }
+        let names = anchors.list().iter().map(Name::to_string).collect();
+        Ok((changed, names))
+    }
+
+    fn flush(&self, what: Flush) -> Result<u64, String> {
+        let parse = domain;
         let removed = match what {
             Flush::All => {
                 if let Some(validator) = &self.resolver.validator {
@@ -65,4 +90,12 @@ impl ControlHandler for Control {
         tracing::info!(removed, "cache flushed");
         Ok(removed as u64)
     }
+}
+
+/// A name as an operator types it (`example.com`, with or without the final dot).
+fn domain(text: &str) -> Result<Name, String> {
+    let mut name =
+        Name::from_str(text).map_err(|e| format!("{text:?} is not a domain name ({e})"))?;
+    name.set_fqdn(true);
+    Ok(name)
 }

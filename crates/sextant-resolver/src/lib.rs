@@ -60,6 +60,13 @@ impl Daemon for ResolverDaemon {
             hints.servers.len(),
             hints.source
         );
+        match validator(section)? {
+            Some(validator) => println!(
+                "DNSSEC validation on; trust anchors: {}",
+                validator.anchors_source()
+            ),
+            None => println!("DNSSEC validation off"),
+        }
         Ok(())
     }
 

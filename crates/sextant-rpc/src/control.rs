@@ -98,6 +98,17 @@ pub enum Flush {
     Subtree(String),
 }
 
+/// What to do with the negative trust anchors (RFC 7646) of a validating resolver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NtaAction {
+    /// Show them.
+    List,
+    /// Stop validating below this name (presentation form).
+    Add(String),
+    /// Validate below this name again.
+    Remove(String),
+}
+
 /// What a daemon implements to be controlled.
 pub trait ControlHandler: Send + Sync + 'static {
     /// The daemon's status now.
@@ -111,6 +122,11 @@ pub trait ControlHandler: Send + Sync + 'static {
     /// keep this default.
     fn flush(&self, _what: Flush) -> Result<u64, String> {
         Err("this daemon has no cache to flush".into())
+    }
+    /// Lists, adds or removes a negative trust anchor; returns whether the set
+    /// changed and the set after. Daemons that do not validate keep this default.
+    fn negative_trust_anchors(&self, _action: NtaAction) -> Result<(bool, Vec<String>), String> {
+        Err("this daemon does not validate DNSSEC".into())
     }
     /// NOTIFYs the secondaries of `zone` (or of every zone) now and reports each
     /// answer. Daemons that send no NOTIFY keep this default.
@@ -192,6 +208,23 @@ impl<H: ControlHandler> pb::control_server::Control for ControlService<H> {
         };
         match self.handler.flush(what) {
             Ok(removed) => Ok(Response::new(pb::FlushReply { removed })),
+            Err(message) => Err(Status::failed_precondition(message)),
+        }
+    }
+
+    async fn negative_trust_anchors(
+        &self,
+        request: Request<pb::NtaRequest>,
+    ) -> Result<Response<pb::NtaReply>, Status> {
+        let request = request.into_inner();
+        let action = match pb::nta_request::Action::try_from(request.action) {
+            Ok(pb::nta_request::Action::List) => NtaAction::List,
+            Ok(pb::nta_request::Action::Add) => NtaAction::Add(request.name),
+            Ok(pb::nta_request::Action::Remove) => NtaAction::Remove(request.name),
+            Err(_) => return Err(Status::invalid_argument("unknown NTA action")),
+        };
+        match self.handler.negative_trust_anchors(action) {
+            Ok((changed, names)) => Ok(Response::new(pb::NtaReply { changed, names })),
             Err(message) => Err(Status::failed_precondition(message)),
         }
     }
@@ -293,6 +326,34 @@ impl ControlClient {
         };
         match self.client.flush(request).await {
             Ok(reply) => Ok(Ok(reply.into_inner().removed)),
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                Ok(Err(status.message().to_string()))
+            }
+            Err(status) => Err(self.call_error(status)),
+        }
+    }
+
+    /// Lists, adds or removes a negative trust anchor; a refusal (no validation, a
+    /// bad name) is the daemon's sentence.
+    pub async fn negative_trust_anchors(
+        &mut self,
+        action: &NtaAction,
+    ) -> Result<Result<(bool, Vec<String>), String>, RpcError> {
+        use pb::nta_request::Action;
+        let (action, name) = match action {
+            NtaAction::List => (Action::List, String::new()),
+            NtaAction::Add(name) => (Action::Add, name.clone()),
+            NtaAction::Remove(name) => (Action::Remove, name.clone()),
+        };
+        let request = pb::NtaRequest {
+            action: action.into(),
+            name,
+        };
+        match self.client.negative_trust_anchors(request).await {
+            Ok(reply) => {
+                let reply = reply.into_inner();
+                Ok(Ok((reply.changed, reply.names)))
+            }
             Err(status) if status.code() == tonic::Code::FailedPrecondition => {
                 Ok(Err(status.message().to_string()))
             }

@@ -33,7 +33,8 @@ mod pb {
 
 pub use cache_watch::{CacheGenerationWatcher, CacheGenerations};
 pub use control::{
-    CacheStatus, ControlClient, ControlHandler, DaemonStatus, Flush, NotifyOutcome, ZoneStatus,
+    CacheStatus, ControlClient, ControlHandler, DaemonStatus, Flush, NotifyOutcome, NtaAction,
+    ZoneStatus,
 };
 pub use error::RpcError;
 pub use health::{HealthState, check_health};

@@ -8,7 +8,7 @@ use sextant_rpc::{ControlClient, Flush};
 
 use crate::Outcome;
 
-async fn resolver(config: &Path) -> Result<ControlClient, Outcome> {
+pub(crate) async fn resolver(config: &Path) -> Result<ControlClient, Outcome> {
     let config = sextant_config::load(config).map_err(|error| {
         eprintln!("{error}");
         Outcome::BadInput

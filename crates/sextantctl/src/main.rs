@@ -17,6 +17,7 @@ macro_rules! say {
 
 mod cache;
 mod checks;
+mod nta;
 mod stats;
 mod status;
 
@@ -58,6 +59,11 @@ enum Command {
         #[command(subcommand)]
         action: CacheAction,
     },
+    /// The resolver's DNSSEC validation.
+    Resolver {
+        #[command(subcommand)]
+        action: ResolverAction,
+    },
     /// Every daemon's counters (queries, answers by RCODE, caches, transfers...), read
     /// from the Prometheus endpoint of each section that sets `metrics`.
     Stats {
@@ -97,6 +103,26 @@ enum CacheAction {
         #[arg(long)]
         subtree: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum ResolverAction {
+    /// Negative trust anchors (RFC 7646): names below which answers are not
+    /// validated, while their zone's signing is broken.
+    Nta {
+        #[command(subcommand)]
+        action: NtaCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum NtaCommand {
+    /// Show them.
+    List,
+    /// Stop validating below NAME (until removed or the resolver restarts).
+    Add { name: String },
+    /// Validate below NAME again.
+    Remove { name: String },
 }
 
 /// Outcome of a command: its exit status.
@@ -141,6 +167,16 @@ fn main() -> ExitCode {
                     Command::Cache {
                         action: CacheAction::Flush { name, all, subtree },
                     } => cache::flush(&cli.config, name.as_deref(), all, subtree).await,
+                    Command::Resolver {
+                        action: ResolverAction::Nta { action },
+                    } => {
+                        let action = match action {
+                            NtaCommand::List => sextant_rpc::NtaAction::List,
+                            NtaCommand::Add { name } => sextant_rpc::NtaAction::Add(name),
+                            NtaCommand::Remove { name } => sextant_rpc::NtaAction::Remove(name),
+                        };
+                        nta::nta(&cli.config, action).await
+                    }
                     Command::CheckConfig { .. } | Command::CheckZone { .. } => Outcome::BadInput,
                 }
             })

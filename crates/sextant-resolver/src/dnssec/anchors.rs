@@ -158,8 +158,6 @@ impl NegativeAnchors {
     }
 
     /// Adds `name`; false when it was there already.
-    // For `sextantctl resolver nta` (not wired yet).
-    #[cfg(test)]
     pub(crate) fn add(&self, name: &Name) -> bool {
         let name = name.to_lowercase();
         let mut names = self.0.write();
@@ -171,8 +169,6 @@ impl NegativeAnchors {
     }
 
     /// Removes `name`; false when it was not there.
-    // For `sextantctl resolver nta` (not wired yet).
-    #[cfg(test)]
     pub(crate) fn remove(&self, name: &Name) -> bool {
         let name = name.to_lowercase();
         let mut names = self.0.write();
@@ -181,8 +177,6 @@ impl NegativeAnchors {
         names.len() != before
     }
 
-    // For `sextantctl resolver nta` (not wired yet).
-    #[cfg(test)]
     pub(crate) fn list(&self) -> Vec<Name> {
         self.0.read().clone()
     }

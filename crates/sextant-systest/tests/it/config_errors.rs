@@ -101,3 +101,43 @@ fn a_zone_syntax_error_names_file_and_line() {
     let err = lab.start_authority(&config).unwrap_err().to_string();
     assert!(err.contains(":5: bad A data"), "{err}");
 }
+
+#[test]
+fn a_broken_trust_anchor_file_stops_the_resolver_with_its_line() {
+    let lab = Lab::new().unwrap();
+    lab.write(
+        "anchors",
+        ". IN DS 20326 8 2 E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D\nwww. IN A 192.0.2.1\n",
+    )
+    .unwrap();
+    let config = lab
+        .write(
+            "bad.toml",
+            "[resolver]\ngrpc = \"unix:r.sock\"\ntrust_anchor_file = \"anchors\"\n",
+        )
+        .unwrap();
+    let (ok, stderr) = check("sextant-resolver", &config);
+    assert!(!ok, "a resolver must not start without its anchors");
+    assert!(
+        stderr.contains(
+            "anchors:2: a A record is not a trust anchor; write only DS or DNSKEY records"
+        ),
+        "{stderr}"
+    );
+    // Without the file, the resolver says where trust starts.
+    let config = lab
+        .write("good.toml", "[resolver]\ngrpc = \"unix:r.sock\"\n")
+        .unwrap();
+    let output = Command::new(binary("sextant-resolver").unwrap())
+        .arg("--config")
+        .arg(&config)
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("DNSSEC validation on; trust anchors: built-in root KSKs 20326 and 38696"),
+        "{stdout}"
+    );
+}

@@ -14,7 +14,7 @@ use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::{Name, RecordType};
 use sextant_systest::signing::{self, Algorithm, Denial, Signer};
-use sextant_systest::{DnsLab, Lab, Peer, exchange};
+use sextant_systest::{DnsLab, Lab, Peer, exchange, sextantctl};
 
 fn run(command: &mut Command) -> String {
     let output = command.output().unwrap();
@@ -485,4 +485,54 @@ fn a_negative_trust_anchor_and_the_work_limit() {
         "the NTA turns validation off below it: {bogus:?}"
     );
     assert!(!bogus.ad);
+}
+
+#[test]
+fn negative_trust_anchors_from_sextantctl() {
+    let lab = Lab::new().unwrap();
+    let signed = signed_lab(&lab.path().join("zones"));
+    let hints = signed.dns.hints(&[("a.root-servers.lab.", 1)]);
+    lab.write("anchors", &format!(". IN DNSKEY {}\n", signed.root_key))
+        .unwrap();
+    let config = lab
+        .resolver_config(
+            &hints,
+            "validation = true\ntrust_anchor_file = \"anchors\"\n",
+        )
+        .unwrap();
+    let suite = lab.start_resolver_suite(&config).unwrap();
+    let ctl = |args: &[&str]| {
+        let output = sextantctl(&config, args).unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let verdict_of = || verdict(&ask(suite.dns, "www.bogus.test.", RecordType::A, false));
+
+    assert_eq!(verdict_of().rcode, ResponseCode::ServFail);
+    assert!(ctl(&["resolver", "nta", "list"]).contains("no negative trust anchors"));
+    let added = ctl(&["resolver", "nta", "add", "bogus.test"]);
+    assert!(added.contains("added bogus.test"), "{added}");
+    assert!(added.contains("bogus.test."), "{added}");
+    // The SERVFAIL cached a moment ago is gone with the add: the data is served now,
+    // without AD.
+    let unvalidated = verdict_of();
+    assert_eq!(
+        (unvalidated.rcode, unvalidated.ad),
+        (ResponseCode::NoError, false)
+    );
+    let removed = ctl(&["resolver", "nta", "remove", "bogus.test."]);
+    assert!(removed.contains("removed bogus.test."), "{removed}");
+    assert_eq!(verdict_of().rcode, ResponseCode::ServFail);
+    // A name that is not one is said so, and a bad name is refused with exit 2.
+    assert!(
+        ctl(&["resolver", "nta", "remove", "other.test"])
+            .contains("was not a negative trust anchor")
+    );
+    let bad = sextantctl(&config, &["resolver", "nta", "add", "bad..name"]).unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a domain name"));
 }
