@@ -31,17 +31,30 @@ impl Drop for Peer {
     }
 }
 
+/// Ports handed out by [`free_port`]: below the kernel's ephemeral range (32768 and
+/// up), where no client socket of a resolver, dig or a peer is ever placed between
+/// the moment a port is found free and the moment it is bound; each port is handed
+/// out once per test process.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+static NEXT_TEST_PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+
 /// A loopback port free for UDP and TCP right now (for a peer, a metrics endpoint),
 /// to be bound a moment later.
 pub fn free_port() -> anyhow::Result<u16> {
-    for _ in 0..20 {
-        let udp = UdpSocket::bind("127.0.0.1:0")?;
-        let port = udp.local_addr()?.port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+    use std::sync::atomic::Ordering;
+    let span = TEST_PORTS.end - TEST_PORTS.start;
+    // Test processes that run side by side start in different places.
+    let start = (std::process::id() % u32::from(span)) as u16;
+    for _ in 0..span {
+        let step = NEXT_TEST_PORT.fetch_add(1, Ordering::Relaxed);
+        let port = TEST_PORTS.start + start.wrapping_add(step) % span;
+        let udp = UdpSocket::bind(("127.0.0.1", port));
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        if udp.is_ok() && tcp.is_ok() {
             return Ok(port);
         }
     }
-    bail!("no free port found")
+    bail!("no free port found in {TEST_PORTS:?}")
 }
 
 impl Peer {

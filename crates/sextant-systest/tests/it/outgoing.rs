@@ -113,11 +113,7 @@ fn knot_transfers_the_zone_from_sextant_with_tsig_and_follows_our_notify() {
     let lab = Lab::new().unwrap();
     let key = format!("\n[[key]]\nname = \"{}\"\nsecret = \"{}\"\n", KEY.0, KEY.1);
     // Knot's port first: the authority must know where to send NOTIFY.
-    let knot_port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let knot_port = sextant_systest::free_port().unwrap();
     let (suite, config) = start(
         &lab,
         &format!(

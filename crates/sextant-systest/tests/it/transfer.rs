@@ -419,11 +419,7 @@ fn primary_interop(
         .unwrap();
     // The primary must know where to send NOTIFY before it starts: reserve the
     // listener's port now.
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = sextant_systest::free_port().unwrap();
     let listener: SocketAddr = ([127, 0, 0, 1], port).into();
     let primary = start_primary(&lab.path().join(peer), &zone_file, listener).unwrap();
     let config = lab
