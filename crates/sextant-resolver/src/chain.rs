@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::dnssec::DigestType;
 use hickory_proto::dnssec::rdata::DS;
-use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use parking_lot::Mutex;
 
 use crate::classify::{End, Found};
@@ -129,11 +130,29 @@ impl Resolver {
         };
         let mut security = Security::Secure;
         for link in &found.chain {
-            let one = std::slice::from_ref(link);
-            security = security.and(
-                self.validate_rrset(validator, one, found, budget, depth)
-                    .await,
-            );
+            // A CNAME synthesized from a DNAME carries no signature: the DNAME does
+            // (RFC 6672 §5.3.3), and classify built the CNAME from it.
+            let signed = signatures_for(&found.sigs, &link.name, RecordType::CNAME)
+                .next()
+                .is_some();
+            let dname = found
+                .dnames
+                .iter()
+                .find(|d| d.name.zone_of(&link.name) && d.name != link.name);
+            let proven_by = match (signed, dname) {
+                (false, Some(dname)) if synthesized_from(dname, link) => dname,
+                // A CNAME that is not the DNAME's rewrite proves nothing.
+                (false, Some(_)) => {
+                    security = security.and(Security::Bogus(Bogus::Signature));
+                    continue;
+                }
+                _ => link,
+            };
+            let one = std::slice::from_ref(proven_by);
+            let checked = self
+                .validate_rrset(validator, one, found, budget, depth)
+                .await;
+            security = security.and(checked);
         }
         match &found.end {
             End::Records(records) => {
@@ -420,6 +439,30 @@ impl Resolver {
     }
 }
 
+/// Whether `cname` is exactly what `dname` makes of its owner (RFC 6672 §2.2): the
+/// labels below the DNAME's owner, then the DNAME's target.
+fn synthesized_from(dname: &Record, cname: &Record) -> bool {
+    let RData::Unknown { rdata, .. } = &dname.data else {
+        return false;
+    };
+    let Ok(target) = Name::read(&mut BinDecoder::new(&rdata.anything)) else {
+        return false;
+    };
+    let RData::CNAME(written) = &cname.data else {
+        return false;
+    };
+    let keep = usize::from(
+        cname
+            .name
+            .num_labels()
+            .saturating_sub(dname.name.num_labels()),
+    );
+    let expected = Name::from_labels(cname.name.iter().take(keep))
+        .ok()
+        .and_then(|prefix| prefix.append_name(&target).ok());
+    expected.is_some_and(|expected| expected == written.0)
+}
+
 /// The NSEC and NSEC3 records among `proof` whose signatures check out with the
 /// keys of `zone`; the others prove nothing.
 fn verified_proof(
@@ -459,4 +502,38 @@ pub(crate) fn rrsets(records: &[Record]) -> Vec<Vec<Record>> {
         }
     }
     sets
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::str::FromStr;
+
+    use hickory_proto::rr::rdata::{CNAME, NULL};
+    use hickory_proto::serialize::binary::BinEncodable;
+
+    use super::*;
+
+    fn name(text: &str) -> Name {
+        Name::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_cname_counts_as_the_dname_rewrite_only_when_it_is_one() {
+        let dname = Record::from_rdata(
+            name("old.test."),
+            300,
+            RData::Unknown {
+                code: RecordType::DNAME,
+                rdata: NULL::with(name("new.test.").to_bytes().unwrap()),
+            },
+        );
+        let cname = |owner: &str, target: &str| {
+            Record::from_rdata(name(owner), 300, RData::CNAME(CNAME(name(target))))
+        };
+        assert!(synthesized_from(&dname, &cname("www.old.test.", "www.new.test.")));
+        assert!(synthesized_from(&dname, &cname("a.b.old.test.", "a.b.new.test.")));
+        assert!(!synthesized_from(&dname, &cname("www.old.test.", "www.evil.test.")));
+        assert!(!synthesized_from(&dname, &cname("www.old.test.", "other.new.test.")));
+    }
 }

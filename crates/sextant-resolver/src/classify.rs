@@ -56,6 +56,9 @@ pub(crate) struct Found {
     pub zone: Name,
     pub sigs: Vec<Record>,
     pub proof: Vec<Record>,
+    /// DNAME records of the answer section: a CNAME synthesized from one is
+    /// validated through it (RFC 6672 §5.3.3).
+    pub dnames: Vec<Record>,
 }
 
 impl Found {
@@ -66,6 +69,7 @@ impl Found {
             zone: Name::root(),
             sigs: Vec::new(),
             proof: Vec::new(),
+            dnames: Vec::new(),
         })
     }
 }
@@ -100,6 +104,13 @@ pub(crate) fn classify(
             .iter()
             .filter(in_zone)
             .filter(|r| r.record_type() == RecordType::RRSIG)
+            .cloned()
+            .collect();
+        found.dnames = response
+            .answers
+            .iter()
+            .filter(in_zone)
+            .filter(|r| r.record_type() == RecordType::DNAME)
             .cloned()
             .collect();
         found.proof = response

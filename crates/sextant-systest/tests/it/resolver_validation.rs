@@ -1,7 +1,7 @@
 //! The resolver validating (issue 18) on a signed loopback hierarchy, each case
 //! compared with Unbound and BIND validating on the same lab: a root and a `test.`
 //! TLD signed by dnssec-signzone with their children's DS records, and leaves that
-//! are secure (NSEC and NSEC3, with a wildcard and a CNAME into an unsigned zone),
+//! are secure (NSEC and NSEC3, with a wildcard, a DNAME and a CNAME into an unsigned zone),
 //! unsigned, changed after signing, expired, not yet valid, designated by a DS that
 //! matches no key, missing a signature, or signed with an algorithm nobody knows.
 //! The lab's root key is the only trust anchor.
@@ -153,7 +153,7 @@ fn signed_lab(dir: &Path) -> SignedLab {
         &leaf(
             &ns,
             "192.0.2.10",
-            "*.wild TXT \"wild\"\nalias CNAME www.insecure.test.\n",
+            "*.wild TXT \"wild\"\nalias CNAME www.insecure.test.\nrenamed DNAME secure.test.\n",
         ),
         Denial::Nsec,
     );
@@ -311,6 +311,12 @@ fn cases() -> Vec<(&'static str, RecordType, Verdict)> {
         (
             "any.wild.secure.test.",
             RecordType::TXT,
+            v(NoError, true, None),
+        ),
+        // A DNAME: the CNAME synthesized from it is proven by the DNAME's signature.
+        (
+            "www.renamed.secure.test.",
+            RecordType::A,
             v(NoError, true, None),
         ),
         // The chain ends in an unsigned zone: the answer as a whole is insecure.
