@@ -531,9 +531,21 @@ mod tests {
         let cname = |owner: &str, target: &str| {
             Record::from_rdata(name(owner), 300, RData::CNAME(CNAME(name(target))))
         };
-        assert!(synthesized_from(&dname, &cname("www.old.test.", "www.new.test.")));
-        assert!(synthesized_from(&dname, &cname("a.b.old.test.", "a.b.new.test.")));
-        assert!(!synthesized_from(&dname, &cname("www.old.test.", "www.evil.test.")));
-        assert!(!synthesized_from(&dname, &cname("www.old.test.", "other.new.test.")));
+        assert!(synthesized_from(
+            &dname,
+            &cname("www.old.test.", "www.new.test.")
+        ));
+        assert!(synthesized_from(
+            &dname,
+            &cname("a.b.old.test.", "a.b.new.test.")
+        ));
+        assert!(!synthesized_from(
+            &dname,
+            &cname("www.old.test.", "www.evil.test.")
+        ));
+        assert!(!synthesized_from(
+            &dname,
+            &cname("www.old.test.", "other.new.test.")
+        ));
     }
 }

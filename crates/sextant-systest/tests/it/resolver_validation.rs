@@ -89,6 +89,81 @@ fn signed_within(dir: &Path, zone: &str, text: &str, start: &str, end: &str) -> 
     (std::fs::read_to_string(&out).unwrap(), key)
 }
 
+/// A zone built to exhaust a validator (KeyTrap, CVE-2023-50387): 24 made-up RSA keys
+/// share the real key's tag and algorithm (all inside the signed DNSKEY RRset), and
+/// `www` carries 40 made-up signatures with that tag instead of its real one.
+fn keytrap(dir: &Path, ns: &str) -> (String, String) {
+    use base64::Engine as _;
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    // The real key first, to learn its tag.
+    let keys = dir.join("keytrap_keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let base = run(Command::new("dnssec-keygen").current_dir(&keys).args([
+        "-q",
+        "-a",
+        "RSASHA256",
+        "-b",
+        "2048",
+        "-f",
+        "KSK",
+        "-n",
+        "ZONE",
+        "keytrap.test.",
+    ]));
+    let tag: u16 = base.rsplit('+').next().unwrap().parse().unwrap();
+    let mut fakes = String::new();
+    let mut seed = 0x5eed_u32;
+    let mut made = 0;
+    while made < 24 {
+        // RSA (RFC 3110): exponent 65537, then a 2048-bit made-up modulus, odd and
+        // with its top bit set, so that it loads as a key and costs a real check.
+        let mut rdata = vec![0x01, 0x01, 3, 8, 3, 0x01, 0x00, 0x01, 0xc5];
+        for _ in 0..253 {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            rdata.push((seed >> 16) as u8);
+        }
+        // The last two bytes are chosen so that the key tag is the real key's.
+        let found = (0..=u16::MAX).filter(|last| last % 2 == 1).find(|last| {
+            let mut candidate = rdata.clone();
+            candidate.extend_from_slice(&last.to_be_bytes());
+            hickory_proto::dnssec::rdata::DNSKEY::calculate_key_tag_internal(&candidate) == tag
+        });
+        if let Some(last) = found {
+            rdata.extend_from_slice(&last.to_be_bytes());
+            fakes.push_str(&format!("@ DNSKEY 257 3 8 {}\n", encode(&rdata[4..])));
+            made += 1;
+        }
+    }
+    let key_file = std::fs::read_to_string(keys.join(format!("{base}.key"))).unwrap();
+    let unsigned = keys.join("zone");
+    let text = leaf(ns, "192.0.2.40", &fakes);
+    std::fs::write(&unsigned, format!("{text}{key_file}")).unwrap();
+    let out = keys.join("zone.signed");
+    run(Command::new("dnssec-signzone")
+        .current_dir(&keys)
+        .args(["-q", "-P", "-z", "-o", "keytrap.test.", "-f"])
+        .arg(&out)
+        .arg(&unsigned)
+        .arg(format!("{base}.private")));
+    // Only made-up signatures over www remain: none can ever verify, and a validator
+    // that tries every key for every one works 40 x 25 times for nothing.
+    let signed = std::fs::read_to_string(&out).unwrap();
+    let mut signed = strip_signature(&signed, "www.keytrap.test.", "A");
+    for n in 0..40u8 {
+        let garbage = encode(&[n; 256]);
+        signed.push_str(&format!(
+            "www.keytrap.test. 300 IN RRSIG A 8 3 300 20901231000000 20260101000000 {tag} keytrap.test. {garbage}\n"
+        ));
+    }
+    let key = key_file
+        .lines()
+        .find(|l| !l.starts_with(';'))
+        .and_then(|l| l.split_once("DNSKEY"))
+        .map(|(_, data)| data.trim().to_string())
+        .unwrap();
+    (signed, key)
+}
+
 /// A leaf zone served by host 3 with `www` at `address`.
 fn leaf(ns: &str, address: &str, extra: &str) -> String {
     format!(
@@ -206,6 +281,7 @@ fn signed_lab(dir: &Path) -> SignedLab {
     );
     // The signature over www's address is stripped.
     let missing = strip_signature(&missing, "www.missingsig.test.", "A");
+    let (keytrap, keytrap_key) = keytrap(dir, &ns);
     let insecure = leaf(&ns, "192.0.2.30", "");
     let unknown = leaf(&ns, "192.0.2.31", "");
 
@@ -218,6 +294,7 @@ fn signed_lab(dir: &Path) -> SignedLab {
          future NS ns1.future\nns1.future A {ns}\n{}\n\
          nokey NS ns1.nokey\nns1.nokey A {ns}\n{}\n\
          missingsig NS ns1.missingsig\nns1.missingsig A {ns}\n{}\n\
+         keytrap NS ns1.keytrap\nns1.keytrap A {ns}\n{}\n\
          insecure NS ns1.insecure\nns1.insecure A {ns}\n\
          unknownalg NS ns1.unknownalg\nns1.unknownalg A {ns}\n\
          unknownalg DS 4711 253 2 0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF\n",
@@ -229,6 +306,7 @@ fn signed_lab(dir: &Path) -> SignedLab {
         ds_of(dir, "future.test.", &future_key),
         ds_of(dir, "nokey.test.", &stranger_key),
         ds_of(dir, "missingsig.test.", &missing_key),
+        ds_of(dir, "keytrap.test.", &keytrap_key),
     );
     let (tld, tld_key) = signed(dir, "test.", &tld, Denial::Nsec);
     let root = format!(
@@ -253,6 +331,7 @@ fn signed_lab(dir: &Path) -> SignedLab {
                 ("future.test.", &future),
                 ("nokey.test.", &nokey),
                 ("missingsig.test.", &missing),
+                ("keytrap.test.", &keytrap),
                 ("insecure.test.", &insecure),
                 ("unknownalg.test.", &unknown),
             ],
@@ -541,4 +620,64 @@ fn negative_trust_anchors_from_sextantctl() {
     let bad = sextantctl(&config, &["resolver", "nta", "add", "bad..name"]).unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a domain name"));
+}
+
+#[test]
+fn a_key_tag_collision_zone_is_servfail_quickly_and_the_rest_is_answered() {
+    let lab = Lab::new().unwrap();
+    let signed = signed_lab(&lab.path().join("zones"));
+    let hints = signed.dns.hints(&[("a.root-servers.lab.", 1)]);
+    lab.write("anchors", &format!(". IN DNSKEY {}\n", signed.root_key))
+        .unwrap();
+    let config = lab
+        .resolver_config(
+            &hints,
+            "validation = true\ntrust_anchor_file = \"anchors\"\n",
+        )
+        .unwrap();
+    let suite = lab.start_resolver_suite(&config).unwrap();
+    let dns = suite.dns;
+    let attacker = std::thread::spawn(move || {
+        let mut verdicts = Vec::new();
+        for _ in 0..20 {
+            let started = std::time::Instant::now();
+            let verdict = verdict(&ask(dns, "www.keytrap.test.", RecordType::A, false));
+            verdicts.push((verdict, started.elapsed()));
+        }
+        verdicts
+    });
+    // Meanwhile an honest client is served.
+    for _ in 0..20 {
+        let honest = verdict(&ask(suite.dns, "www.secure.test.", RecordType::A, false));
+        assert_eq!((honest.rcode, honest.ad), (ResponseCode::NoError, true));
+    }
+    let verdicts = attacker.join().unwrap();
+    for (verdict, took) in &verdicts {
+        assert_eq!(verdict.rcode, ResponseCode::ServFail, "{verdicts:?}");
+        assert_eq!(verdict.ede, Some(6), "{verdicts:?}");
+        assert!(*took < std::time::Duration::from_secs(2), "{verdicts:?}");
+    }
+    eprintln!(
+        "Sextant on the key-tag collision zone: {:?} in {:?} (then from the cache)",
+        verdicts[0].0, verdicts[0].1
+    );
+    // What Unbound makes of the same zone, for the record.
+    let hints_file = lab.write("peer.hints", &hints).unwrap();
+    let unbound = Peer::unbound_validating(
+        &lab.path().join("unbound"),
+        &hints_file,
+        &format!(". DNSKEY {}", signed.root_key),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let theirs = verdict(&ask(
+        unbound.addr,
+        "www.keytrap.test.",
+        RecordType::A,
+        false,
+    ));
+    eprintln!(
+        "Unbound on the key-tag collision zone: {theirs:?} in {:?}",
+        started.elapsed()
+    );
 }
