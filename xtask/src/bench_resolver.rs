@@ -39,12 +39,13 @@ struct Measure {
     /// CPU (every process of the resolver) per cache hit at a fixed rate, µs.
     cpu_us_per_hit: f64,
     miss_latency_us: f64,
+    miss_median_us: f64,
     /// Right after start-up and one resolution, MB (PSS).
     idle_mb: f64,
     memory_mb: f64,
 }
 
-pub(crate) fn bench_resolver(quick: bool) -> anyhow::Result<()> {
+pub(crate) fn bench_resolver(quick: bool, signed: bool) -> anyhow::Result<()> {
     peers::ensure(PEERS)?;
     cargo(&["build", "--release", "--workspace", "--bins"])?;
     let root = workspace_root();
@@ -60,9 +61,7 @@ pub(crate) fn bench_resolver(quick: bool) -> anyhow::Result<()> {
 
     let mut lab = Vec::new();
     let outcome = (|| -> anyhow::Result<Vec<Measure>> {
-        for (zone, ip) in LAB {
-            lab.push(start_nsd(&work, zone, ip, names)?);
-        }
+        let anchor = start_lab(&work, names, signed, &mut lab)?;
         let hints = work.join("root.hints");
         std::fs::write(
             &hints,
@@ -72,15 +71,11 @@ pub(crate) fn bench_resolver(quick: bool) -> anyhow::Result<()> {
             ),
         )?;
         let hits = work.join("hits.txt");
-        let misses = work.join("misses.txt");
         let mut hit_lines = String::new();
-        let mut miss_lines = String::new();
         for i in 0..names {
             writeln!(hit_lines, "h{i}.bench.test A")?;
-            writeln!(miss_lines, "m{i}.bench.test A")?;
         }
         std::fs::write(&hits, hit_lines)?;
-        std::fs::write(&misses, miss_lines)?;
 
         let mut results = Vec::new();
         for (index, server) in ["sextant", "sextant-nocache", "unbound", "pdns-recursor"]
@@ -91,16 +86,25 @@ pub(crate) fn bench_resolver(quick: bool) -> anyhow::Result<()> {
             let dir = work.join(server);
             std::fs::create_dir_all(&dir)?;
             eprintln!("== {server} on 127.0.0.1:{port}");
-            let mut processes = start(server, &root, &dir, &hints, port, cpus.server)?;
+            let mut processes = start(
+                server,
+                &root,
+                &dir,
+                &hints,
+                port,
+                cpus.server,
+                anchor.as_ref(),
+            )?;
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-            let measured = wait_resolving(addr, &mut processes).and_then(|()| {
+            let measured = wait_resolving(addr, &mut processes, anchor.is_some()).and_then(|()| {
                 repin(&processes, cpus.server)?;
                 let run = Run {
                     hits: &hits,
-                    misses: &misses,
+                    misses: names,
                     seconds,
                     rate,
                     cpu: cpus.client,
+                    dnssec: anchor.is_some(),
                 };
                 measure(server, addr, &run, &processes)
             });
@@ -110,25 +114,126 @@ pub(crate) fn bench_resolver(quick: bool) -> anyhow::Result<()> {
         Ok(results)
     })();
     stop(&mut lab);
-    report(&outcome?, &work)
+    report(&outcome?, &work, signed)
 }
 
 fn ip_text(ip: [u8; 4]) -> String {
     format!("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3])
 }
 
-/// One NSD for `zone` on `ip`:53 with the delegation below it (or `names` hosts).
-fn start_nsd(work: &Path, zone: &str, ip: [u8; 4], names: usize) -> anyhow::Result<Child> {
-    let dir = work.join(format!(
-        "nsd-{}",
-        zone.trim_end_matches('.').replace('.', "_")
-    ));
-    let dir = if zone == "." {
+/// Where a validating resolver's trust starts on the signed lab: the root key as
+/// DNSKEY data (`257 3 13 ...`) and as DS data (`tag 13 2 hex`).
+struct Anchor {
+    dnskey: String,
+    ds: String,
+}
+
+/// Starts the lab's three NSDs, the zones signed (each DS in its parent) when
+/// `signed`; returns the root's anchor then.
+fn start_lab(
+    work: &Path,
+    names: usize,
+    signed: bool,
+    lab: &mut Vec<Child>,
+) -> anyhow::Result<Option<Anchor>> {
+    let mut below = String::new();
+    let mut anchor = None;
+    // Leaf first: each parent needs its child's DS before it is signed.
+    for (zone, ip) in LAB.iter().rev() {
+        let dir = nsd_dir(work, zone);
+        std::fs::create_dir_all(&dir)?;
+        let mut text = zone_text(zone, names)?;
+        text.push_str(&below);
+        let text = if signed {
+            let (text, dnskey, ds) = sign(&dir, zone, &text)?;
+            below = format!("{ds}\n");
+            anchor = Some(Anchor {
+                dnskey,
+                ds: ds
+                    .split_once(" DS ")
+                    .map_or(String::new(), |(_, d)| d.trim().to_string()),
+            });
+            text
+        } else {
+            text
+        };
+        lab.push(start_nsd(&dir, zone, *ip, &text)?);
+    }
+    Ok(anchor.filter(|_| signed))
+}
+
+/// One key (ECDSA P-256, the algorithm most signed zones use), the zone signed with
+/// it by dnssec-signzone; returns the signed text, the key's DNSKEY data and its
+/// DS record as the parent writes it.
+fn sign(dir: &Path, zone: &str, text: &str) -> anyhow::Result<(String, String, String)> {
+    let run = |command: &mut Command, what: &str| -> anyhow::Result<String> {
+        let output = command
+            .current_dir(dir)
+            .output()
+            .with_context(|| format!("running {what} (bind9-utils)"))?;
+        if !output.status.success() {
+            bail!(
+                "{what} failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    };
+    let base = run(
+        Command::new("dnssec-keygen").args([
+            "-q",
+            "-a",
+            "ECDSAP256SHA256",
+            "-f",
+            "KSK",
+            "-n",
+            "ZONE",
+            zone,
+        ]),
+        "dnssec-keygen",
+    )?;
+    let key_file = std::fs::read_to_string(dir.join(format!("{base}.key")))?;
+    std::fs::write(dir.join("unsigned"), format!("{text}{key_file}"))?;
+    run(
+        Command::new("dnssec-signzone").args([
+            "-q",
+            "-z",
+            "-o",
+            zone,
+            "-f",
+            "signed",
+            "unsigned",
+            &format!("{base}.private"),
+        ]),
+        "dnssec-signzone",
+    )?;
+    let ds = run(
+        Command::new("dnssec-dsfromkey").args(["-2", &format!("{base}.key")]),
+        "dnssec-dsfromkey",
+    )?;
+    let dnskey = key_file
+        .lines()
+        .find(|l| !l.starts_with(';'))
+        .and_then(|l| l.split_once("DNSKEY"))
+        .map(|(_, data)| data.trim().to_string())
+        .context("no DNSKEY in the key file")?;
+    Ok((std::fs::read_to_string(dir.join("signed"))?, dnskey, ds))
+}
+
+fn nsd_dir(work: &Path, zone: &str) -> std::path::PathBuf {
+    if zone == "." {
         work.join("nsd-root")
     } else {
-        dir
-    };
-    std::fs::create_dir_all(&dir)?;
+        work.join(format!(
+            "nsd-{}",
+            zone.trim_end_matches('.').replace('.', "_")
+        ))
+    }
+}
+
+/// The master file of a lab zone: the delegation below it, or `names` hosts (and
+/// as many never asked twice, for the cold runs).
+fn zone_text(zone: &str, names: usize) -> anyhow::Result<String> {
     let apex_host = if zone == "." { "a.root.lab." } else { "ns" };
     let mut text = format!(
         "$ORIGIN {zone}\n$TTL 86400\n@ SOA {apex_host} hostmaster 1 7200 3600 1209600 300\n"
@@ -167,6 +272,11 @@ fn start_nsd(work: &Path, zone: &str, ip: [u8; 4], names: usize) -> anyhow::Resu
             }
         }
     }
+    Ok(text)
+}
+
+/// One NSD in `dir` for `zone` on `ip`:53, serving `text`.
+fn start_nsd(dir: &Path, zone: &str, ip: [u8; 4], text: &str) -> anyhow::Result<Child> {
     let zone_file = dir.join("zone");
     std::fs::write(&zone_file, text)?;
     let d = dir.display();
@@ -200,6 +310,7 @@ fn start(
     hints: &Path,
     port: u16,
     cpu: Option<usize>,
+    anchor: Option<&Anchor>,
 ) -> anyhow::Result<Vec<Child>> {
     let spawn = |program: &Path, args: &[String]| -> anyhow::Result<Child> {
         let log = std::fs::File::create(dir.join("server.log"))?;
@@ -217,13 +328,24 @@ fn start(
     match server {
         "sextant" | "sextant-nocache" => {
             let cache = if server == "sextant" { 64 << 20 } else { 0 };
+            let validation = match anchor {
+                Some(anchor) => {
+                    let file = dir.join("anchors");
+                    std::fs::write(&file, format!(". IN DNSKEY {}\n", anchor.dnskey))?;
+                    format!(
+                        "validation = true\ntrust_anchor_file = \"{}\"\n",
+                        file.display()
+                    )
+                }
+                None => "validation = false\n".to_string(),
+            };
             let config = dir.join("sextant.toml");
             std::fs::write(
                 &config,
                 format!(
                     "[log]\nlevel = \"warn\"\n[listener]\nlisten = [\"127.0.0.1:{port}\"]\npacket_cache_bytes = {cache}\n\
                      [resolver]\ngrpc = \"unix:{d}/resolver.sock\"\nready_file = \"{d}/resolver.ready\"\nroot_hints = \"{hints}\"\n\
-                     # The bench lab is unsigned.\nvalidation = false\n"
+                     {validation}"
                 ),
             )?;
             let bin = root.join("target/release");
@@ -240,13 +362,20 @@ fn start(
             Ok(vec![resolver, listener])
         }
         "unbound" => {
+            let modules = match anchor {
+                Some(anchor) => format!(
+                    "  module-config: \"validator iterator\"\n  trust-anchor: \". DNSKEY {}\"\n",
+                    anchor.dnskey
+                ),
+                None => "  module-config: \"iterator\"\n".to_string(),
+            };
             let config = dir.join("unbound.conf");
             std::fs::write(
                 &config,
                 format!(
                     "server:\n  interface: 127.0.0.1@{port}\n  port: {port}\n  username: \"\"\n  chroot: \"\"\n  directory: \"{d}\"\n  \
                      pidfile: \"{d}/unbound.pid\"\n  root-hints: \"{hints}\"\n  do-not-query-localhost: no\n  \
-                     access-control: 127.0.0.0/8 allow\n  num-threads: 1\n  do-ip6: no\n  module-config: \"iterator\"\n  \
+                     access-control: 127.0.0.0/8 allow\n  num-threads: 1\n  do-ip6: no\n{modules}  \
                      use-syslog: no\n  verbosity: 0\n  local-zone: \"test.\" nodefault\n\
                      remote-control:\n  control-enable: no\n"
                 ),
@@ -258,6 +387,17 @@ fn start(
         }
         "pdns-recursor" => {
             std::fs::write(dir.join("recursor.conf"), "")?;
+            let lua = dir.join("anchors.lua");
+            let dnssec = match anchor {
+                Some(anchor) => {
+                    std::fs::write(&lua, format!("clearTA()\naddTA('.', \"{}\")\n", anchor.ds))?;
+                    "validate"
+                }
+                None => {
+                    std::fs::write(&lua, "")?;
+                    "off"
+                }
+            };
             let args: Vec<String> = [
                 format!("--config-dir={d}"),
                 format!("--socket-dir={d}"),
@@ -267,7 +407,8 @@ fn start(
                 "--threads=1".into(),
                 "--daemon=no".into(),
                 "--write-pid=no".into(),
-                "--dnssec=off".into(),
+                format!("--dnssec={dnssec}"),
+                format!("--lua-config-file={}", lua.display()),
                 "--dont-query=".into(),
                 "--allow-from=127.0.0.0/8".into(),
                 "--disable-syslog".into(),
@@ -280,15 +421,27 @@ fn start(
     }
 }
 
-/// Polls with a recursive query until the resolver answers it through the lab.
-fn wait_resolving(addr: SocketAddr, processes: &mut [Child]) -> anyhow::Result<()> {
-    // h0.bench.test A, RD=1.
-    let mut query = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-    for label in ["h0", "bench", "test"] {
+/// A recursive query (RD=1) for `name` A; with `dnssec`, an OPT record with DO=1.
+fn query(id: u16, name: &str, dnssec: bool) -> Vec<u8> {
+    let mut query = id.to_be_bytes().to_vec();
+    query.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, u8::from(dnssec)]);
+    for label in name.split('.').filter(|l| !l.is_empty()) {
         query.push(label.len() as u8);
         query.extend_from_slice(label.as_bytes());
     }
     query.extend_from_slice(&[0, 0, 1, 0, 1]);
+    if dnssec {
+        // OPT: root owner, type 41, payload 1232, DO set.
+        query.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 0]);
+    }
+    query
+}
+
+/// Polls with a recursive query until the resolver answers it through the lab; on
+/// the signed lab the answer must be validated (AD), or the figures would not be
+/// those of a validating resolver.
+fn wait_resolving(addr: SocketAddr, processes: &mut [Child], dnssec: bool) -> anyhow::Result<()> {
+    let query = query(0x1234, "h0.bench.test", dnssec);
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     socket.set_read_timeout(Some(Duration::from_millis(300)))?;
     let started = Instant::now();
@@ -305,6 +458,9 @@ fn wait_resolving(addr: SocketAddr, processes: &mut [Child]) -> anyhow::Result<(
             && buffer[3] & 0x0f == 0
             && buffer[7] > 0
         {
+            if dnssec && buffer[3] & 0x20 == 0 {
+                bail!("{addr} answered the signed lab without AD: it does not validate");
+            }
             return Ok(());
         }
         if started.elapsed() > READY_TIMEOUT {
@@ -316,12 +472,42 @@ fn wait_resolving(addr: SocketAddr, processes: &mut [Child]) -> anyhow::Result<(
 /// The query files and pace of one resolver's runs.
 struct Run<'a> {
     hits: &'a Path,
-    misses: &'a Path,
+    /// Names never asked before (`m0.bench.test`...), asked one at a time.
+    misses: usize,
     seconds: u32,
     /// Queries per second of the fixed-rate run.
     rate: u32,
     /// dnsperf's CPU.
     cpu: Option<usize>,
+    /// DO=1 on every query (the signed lab).
+    dnssec: bool,
+}
+
+/// Median and mean latency of cache misses, µs: names the resolver has never seen,
+/// one at a time (the delegations are cached after the first), with a fresh ID each.
+fn cold_latency(addr: SocketAddr, names: usize, dnssec: bool) -> anyhow::Result<(f64, f64)> {
+    let socket = UdpSocket::bind("127.0.0.1:0")?;
+    socket.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut buffer = [0u8; 4096];
+    let mut times = Vec::with_capacity(names);
+    for i in 0..names {
+        let id = (i % 65_536) as u16;
+        let started = Instant::now();
+        socket.send_to(&query(id, &format!("m{i}.bench.test"), dnssec), addr)?;
+        loop {
+            let (len, _) = socket
+                .recv_from(&mut buffer)
+                .with_context(|| format!("no answer for m{i}.bench.test within 2 s"))?;
+            if len >= 2 && buffer[..2] == id.to_be_bytes() {
+                break;
+            }
+        }
+        times.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times.get(times.len() / 2).copied().unwrap_or(0.0);
+    let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
+    Ok((median, mean))
 }
 
 fn measure(
@@ -330,12 +516,16 @@ fn measure(
     run: &Run<'_>,
     processes: &[Child],
 ) -> anyhow::Result<Measure> {
-    let dnsperf = |queries: &Path, args: &[&str]| dnsperf_on(run.cpu, addr, queries, args);
+    let dnsperf = |queries: &Path, args: &[&str]| {
+        let mut args = args.to_vec();
+        if run.dnssec {
+            args.push("-D");
+        }
+        dnsperf_on(run.cpu, addr, queries, &args)
+    };
     let memory_mb = || processes.iter().map(|c| pss_kb(c.id())).sum::<u64>() as f64 / 1024.0;
     let idle_mb = memory_mb();
-    // Misses: a few queries at a time (dnsperf paces `-q 1` at about 10 per second),
-    // each name new to the resolver; the average latency is that of a cache miss.
-    let cold = dnsperf(run.misses, &["-n", "1", "-c", "1", "-q", "4"])?;
+    let (miss_median_us, miss_latency_us) = cold_latency(addr, run.misses, run.dnssec)?;
     // Hits: every name once to fill the cache, then the same names for `seconds`.
     dnsperf(run.hits, &["-n", "1", "-c", "1", "-q", "20"])?;
     let seconds = run.seconds.to_string();
@@ -357,7 +547,8 @@ fn measure(
         } else {
             0.0
         },
-        miss_latency_us: field(&cold, "Average Latency (s):") * 1e6,
+        miss_latency_us,
+        miss_median_us,
         idle_mb,
         memory_mb: memory_mb(),
     };
@@ -365,32 +556,42 @@ fn measure(
     Ok(measure)
 }
 
-fn report(results: &[Measure], work: &Path) -> anyhow::Result<()> {
+fn report(results: &[Measure], work: &Path, signed: bool) -> anyhow::Result<()> {
     let unbound = results.iter().find(|m| m.server == "unbound");
     let ratio = |value: f64, base: Option<f64>| match base {
         Some(base) if base > 0.0 => format!("{:.2}x", value / base),
         _ => "-".into(),
     };
-    let mut table = format!(
-        "{:<16} {:>10} {:>10} {:>10} {:>10} {:>16} {:>8} {:>10}\n",
+    let mut table = if signed {
+        "signed lab, every resolver validating, DO=1 on every query\n".to_string()
+    } else {
+        String::new()
+    };
+    writeln!(
+        table,
+        "{:<16} {:>10} {:>10} {:>10} {:>10} {:>12} {:>10} {:>12} {:>8} {:>8}",
         "resolver",
         "hits q/s",
         "vs Unbound",
         "cpu µs/hit",
         "vs Unbound",
-        "miss latency us",
+        "miss med µs",
+        "vs Unbound",
+        "miss mean µs",
         "idle MB",
         "PSS MB"
-    );
+    )?;
     for m in results {
         writeln!(
             table,
-            "{:<16} {:>10.0} {:>10} {:>10.1} {:>10} {:>16.0} {:>8.1} {:>10.1}",
+            "{:<16} {:>10.0} {:>10} {:>10.1} {:>10} {:>12.0} {:>10} {:>12.0} {:>8.1} {:>8.1}",
             m.server,
             m.hit_qps,
             ratio(m.hit_qps, unbound.map(|u| u.hit_qps)),
             m.cpu_us_per_hit,
             ratio(m.cpu_us_per_hit, unbound.map(|u| u.cpu_us_per_hit)),
+            m.miss_median_us,
+            ratio(m.miss_median_us, unbound.map(|u| u.miss_median_us)),
             m.miss_latency_us,
             m.idle_mb,
             m.memory_mb

@@ -72,6 +72,10 @@ enum Task {
         /// Fewer names and shorter runs.
         #[arg(long)]
         quick: bool,
+        /// Sign the lab (dnssec-signzone, each DS in its parent) and run every
+        /// resolver validating, with DO=1 on every query.
+        #[arg(long)]
+        signed: bool,
     },
     /// AXFR of a large generated zone from a Knot primary into Sextant, Knot and
     /// BIND as secondaries: time until served and peak memory.
@@ -121,7 +125,7 @@ fn main() -> anyhow::Result<()> {
         Task::Run { release } => run::run(release),
         Task::BenchLoad { records } => bench::bench_load(records),
         Task::BenchRpc { seconds } => bench_rpc::bench_rpc(seconds),
-        Task::BenchResolver { quick } => bench_resolver::bench_resolver(quick),
+        Task::BenchResolver { quick, signed } => bench_resolver::bench_resolver(quick, signed),
         Task::BenchTransfer { records } => bench_transfer::bench_transfer(records),
         Task::Bench {
             quick,
