@@ -540,6 +540,22 @@ pub struct ResolverConfig {
     /// Keys tried for one signature when several share its key tag. Default 4.
     #[serde(default = "default_max_key_tag_collisions")]
     pub max_key_tag_collisions: usize,
+    /// Where the resolver keeps state across restarts: the trust anchors learned by
+    /// RFC 5011 (`trust-anchors.json`). Unset: the anchors are not updated.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// How long a new key-signing key must be seen before it is trusted, and a
+    /// revoked one is remembered (RFC 5011 §2.4.1). Default 30 days.
+    #[serde(default = "default_trust_anchor_hold_down", with = "humantime_serde")]
+    pub trust_anchor_hold_down: Duration,
+    /// How often the anchored zones' DNSKEY RRsets are fetched. Default: RFC 5011
+    /// §2.3 (half the TTL or signature lifetime, within 1 hour and 15 days).
+    #[serde(default, with = "humantime_serde")]
+    pub trust_anchor_refresh: Option<Duration>,
+}
+
+fn default_trust_anchor_hold_down() -> Duration {
+    Duration::from_secs(30 * 86_400)
 }
 
 fn default_clock_skew() -> Duration {

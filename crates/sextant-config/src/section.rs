@@ -100,7 +100,8 @@ impl Section for ResolverConfig {
             self.ready_file
                 .iter_mut()
                 .chain(&mut self.root_hints)
-                .chain(&mut self.trust_anchor_file),
+                .chain(&mut self.trust_anchor_file)
+                .chain(&mut self.state_dir),
         );
         absolute_endpoint(base, &mut self.grpc);
     }

@@ -11,7 +11,9 @@ use hickory_proto::dnssec::DigestType;
 use hickory_proto::dnssec::rdata::DS;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
+
+use crate::autotrust::{self, AutoTrust};
 
 use crate::classify::{End, Found};
 use crate::dnssec::{
@@ -47,7 +49,10 @@ enum KeyState {
 /// The validator's state: anchors and the keys proven so far.
 #[derive(Debug)]
 pub(crate) struct Validator {
-    anchors: TrustAnchors,
+    anchors: RwLock<TrustAnchors>,
+    /// RFC 5011 state, when `resolver.state_dir` is set.
+    pub(crate) autotrust: Option<AutoTrust>,
+    source: String,
     pub(crate) negative: NegativeAnchors,
     pub(crate) limits: ValidationLimits,
     keys: Mutex<HashMap<Name, (KeyState, Instant)>>,
@@ -56,9 +61,31 @@ pub(crate) struct Validator {
 }
 
 impl Validator {
-    pub(crate) fn new(anchors: TrustAnchors, negative: &[Name], limits: ValidationLimits) -> Self {
+    pub(crate) fn new(
+        mut anchors: TrustAnchors,
+        negative: &[Name],
+        limits: ValidationLimits,
+        autotrust: Option<AutoTrust>,
+    ) -> Self {
+        let mut source = anchors.source.clone();
+        if let Some(autotrust) = &autotrust {
+            // What RFC 5011 learned before the restart wins over a configured anchor
+            // that may be older.
+            for zone in anchors.zones() {
+                let keys = autotrust.trusted(&zone);
+                if !keys.is_empty() {
+                    anchors.replace_keys(&zone, keys);
+                }
+            }
+            source = format!(
+                "{source}, kept up to date (RFC 5011) in {}",
+                autotrust.path().display()
+            );
+        }
         Self {
-            anchors,
+            anchors: RwLock::new(anchors),
+            autotrust,
+            source,
             negative: NegativeAnchors::new(negative),
             limits,
             keys: Mutex::default(),
@@ -67,7 +94,7 @@ impl Validator {
     }
 
     pub(crate) fn anchors_source(&self) -> &str {
-        &self.anchors.source
+        &self.source
     }
 
     /// Forgets every zone's keys (with a cache flush).
@@ -286,7 +313,7 @@ impl Resolver {
             if let Some(state) = validator.cached(zone) {
                 return state;
             }
-            let Some(anchor) = validator.anchors.closest(zone) else {
+            let Some(anchor) = validator.anchors.read().closest(zone).cloned() else {
                 return KeyState::Insecure;
             };
             if walked > MAX_CHAIN_DEPTH {
@@ -436,6 +463,90 @@ impl Resolver {
             }
             Err(why) => (KeyState::Bogus(why), BOGUS_TTL),
         }
+    }
+}
+
+impl Resolver {
+    /// One RFC 5011 round: each anchored zone's DNSKEY RRset fetched and checked with
+    /// the keys trusted now, then the state moved on and saved. Returns when to look
+    /// again. Errors are logged: the keys trusted stay as they were.
+    pub(crate) async fn refresh_trust_anchors(
+        self: &Arc<Self>,
+        every: Option<Duration>,
+    ) -> Duration {
+        let retry = every.unwrap_or(Duration::from_secs(3_600));
+        let Some(validator) = &self.validator else {
+            return retry;
+        };
+        let Some(autotrust) = &validator.autotrust else {
+            return retry;
+        };
+        let mut next = Duration::from_secs(15 * 86_400);
+        let zones = validator.anchors.read().zones();
+        for zone in zones {
+            match self.refresh_zone_anchor(validator, autotrust, &zone).await {
+                Ok(interval) => next = next.min(interval),
+                Err(why) => {
+                    metrics::counter!("sextant_resolver_trust_anchor_refresh_failures_total")
+                        .increment(1);
+                    tracing::warn!(%zone, %why, "trust anchor refresh (RFC 5011) failed; the keys trusted stay as they were");
+                    next = next.min(retry);
+                }
+            }
+        }
+        every.unwrap_or(next)
+    }
+
+    async fn refresh_zone_anchor(
+        self: &Arc<Self>,
+        validator: &Validator,
+        autotrust: &AutoTrust,
+        zone: &Name,
+    ) -> Result<Duration, String> {
+        let budget = Budget::with_work(self.limits.max_upstream_queries, validator.work());
+        let found = Box::pin(self.iterate(zone, RecordType::DNSKEY, &budget, 0))
+            .await
+            .map_err(|e| format!("the DNSKEY RRset could not be fetched: {e}"))?;
+        let End::Records(records) = &found.end else {
+            return Err("the zone answered no DNSKEY RRset".into());
+        };
+        let dnskeys: Vec<Record> = records
+            .iter()
+            .filter(|r| r.record_type() == RecordType::DNSKEY)
+            .cloned()
+            .collect();
+        let Some(anchor) = validator.anchors.read().at(zone).cloned() else {
+            return Err("the zone is no longer anchored".into());
+        };
+        let keys: Vec<ZoneKey> = dnskeys
+            .iter()
+            .filter_map(dnssec::dnskey)
+            .filter_map(ZoneKey::usable)
+            .collect();
+        let entry: Vec<ZoneKey> = keys
+            .into_iter()
+            .filter(|k| {
+                anchor.ds.iter().any(|d| key_matches_ds(zone, k, d)) || anchor.keys.contains(&k.key)
+            })
+            .collect();
+        let clock = validator.clock();
+        verify_rrset(&dnskeys, &found.sigs, zone, &entry, clock, budget.work()).map_err(|why| {
+            format!("the DNSKEY RRset is not signed by a key trusted now ({why})")
+        })?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let before = autotrust.phases(zone);
+        let trusted = autotrust.observe(zone, &dnskeys, &found.sigs, &entry, now)?;
+        let after = autotrust.phases(zone);
+        if before != after {
+            tracing::info!(%zone, keys = ?after, "trust anchor keys changed (RFC 5011)");
+        }
+        if !trusted.is_empty() {
+            validator.anchors.write().replace_keys(zone, trusted);
+            validator.forget();
+        }
+        Ok(autotrust::refresh_interval(&dnskeys, &found.sigs, clock))
     }
 }
 

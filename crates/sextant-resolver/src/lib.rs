@@ -2,6 +2,7 @@
 //! answering the listener's recursive queries over gRPC.
 
 mod addr;
+mod autotrust;
 mod cache;
 mod chain;
 mod classify;
@@ -77,6 +78,17 @@ impl Daemon for ResolverDaemon {
     ) -> anyhow::Result<Self> {
         let resolver = Arc::new(build(&section, shutdown.clone()).await?);
         resolver.prime_at_start().await;
+        if resolver
+            .validator
+            .as_ref()
+            .is_some_and(|v| v.autotrust.is_some())
+        {
+            tokio::spawn(refresh_trust_anchors(
+                resolver.clone(),
+                section.trust_anchor_refresh,
+                shutdown.clone(),
+            ));
+        }
         // The listener keeps resolver answers in its packet cache; a flush bumps the
         // cache generation here so that the listener drops them too.
         let generations = CacheGenerations::new();
@@ -135,6 +147,22 @@ fn hints(section: &ResolverConfig) -> anyhow::Result<(RootHints, ServerFilter, O
     )
     .map_err(anyhow::Error::msg)?;
     Ok((hints, filter, warning))
+}
+
+/// RFC 5011: the anchored zones looked at now and then at the interval their keys
+/// ask for (`every` overrides it), until shutdown.
+async fn refresh_trust_anchors(
+    resolver: Arc<Resolver>,
+    every: Option<std::time::Duration>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let next = resolver.refresh_trust_anchors(every).await;
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(next) => {}
+        }
+    }
 }
 
 /// Builds the resolver from its configuration section: hints checked, query
@@ -224,6 +252,14 @@ fn validator(section: &ResolverConfig) -> anyhow::Result<Option<chain::Validator
         max_nsec3_hashes: section.max_nsec3_hashes,
         max_key_tag_collisions: section.max_key_tag_collisions.max(1),
     };
-    tracing::info!(anchors = %anchors.source, "DNSSEC validation on");
-    Ok(Some(chain::Validator::new(anchors, &negative, limits)))
+    let autotrust = match &section.state_dir {
+        Some(dir) => Some(
+            autotrust::AutoTrust::open(dir, section.trust_anchor_hold_down)
+                .map_err(anyhow::Error::msg)?,
+        ),
+        None => None,
+    };
+    let validator = chain::Validator::new(anchors, &negative, limits, autotrust);
+    tracing::info!(anchors = %validator.anchors_source(), "DNSSEC validation on");
+    Ok(Some(validator))
 }

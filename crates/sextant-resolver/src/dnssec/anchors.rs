@@ -136,8 +136,21 @@ impl TrustAnchors {
             .max_by_key(|a| a.zone.num_labels())
     }
 
+    /// The anchored zones.
+    pub(crate) fn zones(&self) -> Vec<Name> {
+        self.anchors.iter().map(|a| a.zone.clone()).collect()
+    }
+
+    /// Trusts exactly `keys` for `zone` from now on (RFC 5011 state): the DS records
+    /// the anchor was configured with no longer count.
+    pub(crate) fn replace_keys(&mut self, zone: &Name, keys: Vec<DNSKEY>) {
+        if let Some(anchor) = self.anchors.iter_mut().find(|a| a.zone == *zone) {
+            anchor.ds.clear();
+            anchor.keys = keys;
+        }
+    }
+
     /// The anchor of exactly `zone`.
-    #[cfg(test)]
     pub(crate) fn at(&self, zone: &Name) -> Option<&Anchor> {
         self.anchors.iter().find(|a| a.zone == *zone)
     }

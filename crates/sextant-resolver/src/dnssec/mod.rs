@@ -9,6 +9,8 @@ mod denial;
 mod tests;
 mod verify;
 
+#[cfg(test)]
+pub(crate) use anchors::decoded as anchors_decoded;
 pub(crate) use anchors::{NegativeAnchors, TrustAnchors};
 pub(crate) use denial::{Denial, deny, proves_expansion};
 pub(crate) use verify::{Clock, Work, ZoneKey, key_matches_ds, signatures_for, verify_rrset};

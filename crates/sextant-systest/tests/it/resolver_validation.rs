@@ -681,3 +681,179 @@ fn a_key_tag_collision_zone_is_servfail_quickly_and_the_rest_is_answered() {
         started.elapsed()
     );
 }
+
+/// A root KSK made here, so that the test controls the rollover: its base name
+/// (`K.+013+TAG`) and tag.
+fn root_key(keys: &Path) -> (String, u16) {
+    let base = run(Command::new("dnssec-keygen").current_dir(keys).args([
+        "-q",
+        "-a",
+        "ECDSAP256SHA256",
+        "-f",
+        "KSK",
+        "-n",
+        "ZONE",
+        ".",
+    ]));
+    let tag = base.rsplit('+').next().unwrap().parse().unwrap();
+    (base, tag)
+}
+
+/// The root zone `text` with the DNSKEYs of `keys` (base names in `dir`), signed by
+/// every one of them.
+fn root_signed_by(dir: &Path, text: &str, keys: &[&str]) -> String {
+    let mut zone = text.to_string();
+    for key in keys {
+        zone.push_str(&std::fs::read_to_string(dir.join(format!("{key}.key"))).unwrap());
+    }
+    std::fs::write(dir.join("root.zone"), zone).unwrap();
+    let mut command = Command::new("dnssec-signzone");
+    command.current_dir(dir).args([
+        "-q",
+        "-P",
+        "-z",
+        "-o",
+        ".",
+        "-f",
+        "root.signed",
+        "root.zone",
+    ]);
+    for key in keys {
+        command.arg(format!("{key}.private"));
+    }
+    run(&mut command);
+    std::fs::read_to_string(dir.join("root.signed")).unwrap()
+}
+
+/// The phases of the root's keys in the resolver's RFC 5011 state, by tag.
+fn root_phases(state: &Path) -> Vec<(u16, String)> {
+    let Ok(text) = std::fs::read_to_string(state.join("trust-anchors.json")) else {
+        return Vec::new();
+    };
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["zones"]["."]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["tag"].as_u64().unwrap() as u16,
+                e["phase"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "not within 30 s: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_root_key_rolls_over_by_rfc_5011_and_a_restart_keeps_it() {
+    let lab = Lab::new().unwrap();
+    let dns = DnsLab::new();
+    let ip = |n: u8| dns.ip(n).to_string();
+    let dir = lab.path().join("zones");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ns = ip(3);
+    let (secure, secure_key) = signed(
+        &dir,
+        "secure.test.",
+        &leaf(&ns, "192.0.2.10", ""),
+        Denial::Nsec,
+    );
+    let tld = format!(
+        "$TTL 3600\n@ SOA ns h 1 1800 900 604800 300\n@ NS ns\nns A {}\n\
+         secure NS ns1.secure\nns1.secure A {ns}\n{}\n",
+        ip(2),
+        ds_of(&dir, "secure.test.", &secure_key),
+    );
+    let (tld, tld_key) = signed(&dir, "test.", &tld, Denial::Nsec);
+    let root = format!(
+        "$TTL 60\n@ SOA a.root-servers.lab. nstld.lab. 1 1800 900 604800 60\n\
+         @ NS a.root-servers.lab.\na.root-servers.lab. A {}\n\
+         test. NS ns.test.\nns.test. A {}\n{}\n",
+        ip(1),
+        ip(2),
+        ds_of(&dir, "test.", &tld_key),
+    );
+    let keys = dir.join("root_roll");
+    std::fs::create_dir_all(&keys).unwrap();
+    let (a, tag_a) = root_key(&keys);
+    let (b, tag_b) = root_key(&keys);
+    let mut root_server = Some(
+        dns.serve(1, &[(".", &root_signed_by(&keys, &root, &[&a]))])
+            .unwrap(),
+    );
+    let _servers = [
+        dns.serve(2, &[("test.", &tld)]).unwrap(),
+        dns.serve(3, &[("secure.test.", &secure)]).unwrap(),
+    ];
+    let a_data = std::fs::read_to_string(keys.join(format!("{a}.key"))).unwrap();
+    let a_data = a_data.lines().find(|l| !l.starts_with(';')).unwrap();
+    lab.write("anchors", &format!("{a_data}\n")).unwrap();
+    let config = lab
+        .resolver_config(
+            &dns.hints(&[("a.root-servers.lab.", 1)]),
+            "validation = true\ntrust_anchor_file = \"anchors\"\nstate_dir = \"state\"\n\
+             trust_anchor_refresh = \"500ms\"\ntrust_anchor_hold_down = \"3s\"\n",
+        )
+        .unwrap();
+    let state = lab.path().join("state");
+    let suite = lab.start_resolver_suite(&config).unwrap();
+    let secure_answer = |suite: &sextant_systest::Suite| {
+        verdict(&ask(suite.dns, "www.secure.test.", RecordType::A, false))
+    };
+    eventually("A trusted in the state", || {
+        root_phases(&state).contains(&(tag_a, "valid".into()))
+    });
+
+    // The root publishes B beside A: B waits out the hold-down, then is trusted.
+    root_server.take();
+    root_server = Some(
+        dns.serve(1, &[(".", &root_signed_by(&keys, &root, &[&a, &b]))])
+            .unwrap(),
+    );
+    eventually("B seen and pending", || {
+        root_phases(&state).contains(&(tag_b, "add_pend".into()))
+    });
+    eventually("B trusted after the hold-down", || {
+        root_phases(&state).contains(&(tag_b, "valid".into()))
+    });
+
+    // The root revokes A with A's own signature and goes on with B alone.
+    let revoked = run(Command::new("dnssec-revoke").current_dir(&keys).arg(&a));
+    root_server.take();
+    root_server = Some(
+        dns.serve(1, &[(".", &root_signed_by(&keys, &root, &[&revoked, &b]))])
+            .unwrap(),
+    );
+    eventually("A revoked", || {
+        root_phases(&state).contains(&(tag_a, "revoked".into()))
+    });
+    let answer = secure_answer(&suite);
+    assert_eq!((answer.rcode, answer.ad), (ResponseCode::NoError, true));
+
+    // A restart: the anchor file still names A alone, which the root no longer
+    // signs with; the state says B, and B it is.
+    drop(suite);
+    let root_without_a = root_signed_by(&keys, &root, &[&b]);
+    root_server.take();
+    let _root_server = dns.serve(1, &[(".", &root_without_a)]).unwrap();
+    let suite = lab.start_resolver_suite(&config).unwrap();
+    let answer = secure_answer(&suite);
+    assert_eq!(
+        (answer.rcode, answer.ad),
+        (ResponseCode::NoError, true),
+        "after the restart"
+    );
+    let phases = root_phases(&state);
+    assert!(phases.contains(&(tag_b, "valid".into())), "{phases:?}");
+}
