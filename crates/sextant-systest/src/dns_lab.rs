@@ -47,6 +47,9 @@ pub struct Behaviour {
     /// Before each real answer over UDP, sends a poisoned one with the right ID and
     /// question but no cookie: what an attacker who guessed the ID would send.
     pub spoof_without_cookie: Option<Record>,
+    /// Drops NSEC and NSEC3 records (and their signatures) from every answer: a
+    /// signed zone's denials of existence come without proof.
+    pub strip_denial: bool,
 }
 
 #[derive(Debug)]
@@ -224,6 +227,11 @@ fn answer(shared: &Shared, wire: &[u8], transport: Transport) -> Option<Vec<u8>>
     if behaviour.answer_cookies {
         add_cookie(wire, &mut reply);
     }
+    if behaviour.strip_denial {
+        let mut message = Message::from_vec(&reply).ok()?;
+        message.authorities.retain(|r| !is_denial(r));
+        reply = message.to_vec().ok()?;
+    }
     if !behaviour.inject_additional.is_empty() {
         let mut message = Message::from_vec(&reply).ok()?;
         message
@@ -232,6 +240,17 @@ fn answer(shared: &Shared, wire: &[u8], transport: Transport) -> Option<Vec<u8>>
         reply = message.to_vec().ok()?;
     }
     Some(reply)
+}
+
+/// An NSEC or NSEC3 record, or a signature over one.
+fn is_denial(record: &Record) -> bool {
+    use hickory_proto::dnssec::rdata::DNSSECRData;
+    use hickory_proto::rr::{RData, RecordType};
+    let denial = |rtype: RecordType| matches!(rtype, RecordType::NSEC | RecordType::NSEC3);
+    match &record.data {
+        RData::DNSSEC(DNSSECRData::RRSIG(sig)) => denial(sig.input().type_covered),
+        _ => denial(record.record_type()),
+    }
 }
 
 /// The poisoned datagrams a spoofer sends before the real answer.

@@ -3,7 +3,8 @@
 //! TLD signed by dnssec-signzone with their children's DS records, and leaves that
 //! are secure (NSEC and NSEC3, with a wildcard, a DNAME and a CNAME into an unsigned zone),
 //! unsigned, changed after signing, expired, not yet valid, designated by a DS that
-//! matches no key, missing a signature, or signed with an algorithm nobody knows.
+//! matches no key, missing a signature or its NSEC chain, or signed with an
+//! algorithm nobody knows.
 //! The lab's root key is the only trust anchor.
 
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::{Name, RecordType};
 use sextant_systest::signing::{self, Algorithm, Denial, Signer};
-use sextant_systest::{DnsLab, Lab, Peer, exchange, sextantctl};
+use sextant_systest::{Behaviour, DnsLab, Lab, Peer, exchange, sextantctl};
 
 fn run(command: &mut Command) -> String {
     let output = command.output().unwrap();
@@ -281,6 +282,14 @@ fn signed_lab(dir: &Path) -> SignedLab {
     );
     // The signature over www's address is stripped.
     let missing = strip_signature(&missing, "www.missingsig.test.", "A");
+    let (nonsec, nonsec_key) = signed(
+        dir,
+        "nonsec.test.",
+        &leaf(&ns, "192.0.2.16", ""),
+        Denial::Nsec,
+    );
+    // Served by host 4, which drops NSEC records from its answers: the zone's
+    // denials of existence come without proof.
     let (keytrap, keytrap_key) = keytrap(dir, &ns);
     let insecure = leaf(&ns, "192.0.2.30", "");
     let unknown = leaf(&ns, "192.0.2.31", "");
@@ -295,6 +304,7 @@ fn signed_lab(dir: &Path) -> SignedLab {
          nokey NS ns1.nokey\nns1.nokey A {ns}\n{}\n\
          missingsig NS ns1.missingsig\nns1.missingsig A {ns}\n{}\n\
          keytrap NS ns1.keytrap\nns1.keytrap A {ns}\n{}\n\
+         nonsec NS ns1.nonsec\nns1.nonsec A {}\n{}\n\
          insecure NS ns1.insecure\nns1.insecure A {ns}\n\
          unknownalg NS ns1.unknownalg\nns1.unknownalg A {ns}\n\
          unknownalg DS 4711 253 2 0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF\n",
@@ -307,6 +317,8 @@ fn signed_lab(dir: &Path) -> SignedLab {
         ds_of(dir, "nokey.test.", &stranger_key),
         ds_of(dir, "missingsig.test.", &missing_key),
         ds_of(dir, "keytrap.test.", &keytrap_key),
+        ip(4),
+        ds_of(dir, "nonsec.test.", &nonsec_key),
     );
     let (tld, tld_key) = signed(dir, "test.", &tld, Denial::Nsec);
     let root = format!(
@@ -318,7 +330,13 @@ fn signed_lab(dir: &Path) -> SignedLab {
         ds_of(dir, "test.", &tld_key),
     );
     let (root, root_key) = signed(dir, ".", &root, Denial::Nsec);
+    let nonsec_server = dns.serve(4, &[("nonsec.test.", &nonsec)]).unwrap();
+    nonsec_server.set_behaviour(Behaviour {
+        strip_denial: true,
+        ..Behaviour::default()
+    });
     let servers = vec![
+        nonsec_server,
         dns.serve(1, &[(".", &root)]).unwrap(),
         dns.serve(2, &[("test.", &tld)]).unwrap(),
         dns.serve(
@@ -434,6 +452,17 @@ fn cases() -> Vec<(&'static str, RecordType, Verdict)> {
             "www.missingsig.test.",
             RecordType::A,
             v(ServFail, false, Some(10)),
+        ),
+        // NXDOMAIN and NODATA from a signed zone with no proof.
+        (
+            "nope.nonsec.test.",
+            RecordType::A,
+            v(ServFail, false, Some(12)),
+        ),
+        (
+            "www.nonsec.test.",
+            RecordType::TXT,
+            v(ServFail, false, Some(12)),
         ),
     ]
 }
