@@ -229,7 +229,7 @@ fn signed_lab(dir: &Path) -> SignedLab {
         &leaf(
             &ns,
             "192.0.2.10",
-            "*.wild TXT \"wild\"\nalias CNAME www.insecure.test.\nrenamed DNAME secure.test.\n",
+            "*.wild TXT \"wild\"\nalias CNAME www.insecure.test.\nrenamed DNAME secure.test.\nUpper A 192.0.2.50\n",
         ),
         Denial::Nsec,
     );
@@ -410,6 +410,9 @@ fn cases() -> Vec<(&'static str, RecordType, Verdict)> {
             RecordType::TXT,
             v(NoError, true, None),
         ),
+        // Proven by the NSEC from renamed to Upper: its next name is signed in its
+        // own case (RFC 6840 §5.1), which the zone's server must keep.
+        ("s.secure.test.", RecordType::A, v(NXDomain, true, None)),
         // A DNAME: the CNAME synthesized from it is proven by the DNAME's signature.
         (
             "www.renamed.secure.test.",

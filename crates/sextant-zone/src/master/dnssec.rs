@@ -72,10 +72,21 @@ fn ds(tokens: &[&str]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// A name inside DNSSEC data, in the case it was written: an NSEC next name is
+/// signed in its own case (RFC 6840 §5.1), so lowering it (as reading it as a
+/// UTF-8 name would) breaks its signature.
 fn name_wire(text: &str, origin: &Name) -> Result<Vec<u8>, String> {
-    let mut name =
-        Name::parse(text, Some(origin)).map_err(|e| format!("{text:?} is not a name ({e})"))?;
-    name.set_fqdn(true);
+    let name = if text == "@" {
+        origin.clone()
+    } else {
+        let name = Name::from_ascii(text).map_err(|e| format!("{text:?} is not a name ({e})"))?;
+        if name.is_fqdn() {
+            name
+        } else {
+            name.append_domain(origin)
+                .map_err(|e| format!("{text:?} is not a name ({e})"))?
+        }
+    };
     name.to_bytes().map_err(|e| e.to_string())
 }
 
@@ -233,6 +244,22 @@ mod tests {
 
     fn origin() -> Name {
         Name::from_ascii("example.").unwrap()
+    }
+
+    #[test]
+    fn an_nsec_next_name_keeps_its_case() {
+        let nsec = encode(RecordType::NSEC, &["Upper", "A", "NSEC"], &origin())
+            .unwrap()
+            .unwrap();
+        assert_eq!(&nsec[..15], b"\x05Upper\x07example\x00");
+        let nsec = encode(RecordType::NSEC, &["MiXed.Example.", "A"], &origin())
+            .unwrap()
+            .unwrap();
+        assert_eq!(&nsec[..15], b"\x05MiXed\x07Example\x00");
+        let at = encode(RecordType::NSEC, &["@", "A"], &origin())
+            .unwrap()
+            .unwrap();
+        assert_eq!(&at[..9], b"\x07example\x00");
     }
 
     #[test]
