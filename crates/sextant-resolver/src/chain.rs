@@ -3,7 +3,6 @@
 //! its absence proven, which makes the zone and everything below it insecure), and
 //! then the answer's own signatures and denial proofs checked with the zone's keys.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,7 +10,7 @@ use hickory_proto::dnssec::DigestType;
 use hickory_proto::dnssec::rdata::DS;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 
 use crate::autotrust::{self, AutoTrust};
 
@@ -25,6 +24,10 @@ use crate::resolve::{Budget, Resolver};
 /// How long a zone found insecure or bogus is remembered before it is tried again.
 const INSECURE_TTL: Duration = Duration::from_secs(300);
 const BOGUS_TTL: Duration = Duration::from_secs(30);
+/// Zones whose keys (or insecurity) are remembered; beyond, the least used go.
+const MAX_ZONES_KEPT: usize = 16_384;
+/// Zones whose bogus state was logged lately.
+const MAX_ZONES_LOGGED: usize = 1_024;
 /// Zones walked from an anchor down to one signer: a name has at most 127 labels.
 const MAX_CHAIN_DEPTH: usize = 128;
 
@@ -55,9 +58,10 @@ pub(crate) struct Validator {
     source: String,
     pub(crate) negative: NegativeAnchors,
     pub(crate) limits: ValidationLimits,
-    keys: Mutex<HashMap<Name, (KeyState, Instant)>>,
+    /// Bounded: an attacker can make us look at as many zones as it likes.
+    keys: quick_cache::sync::Cache<Name, (KeyState, Instant)>,
     /// Zones whose bogus state was logged, so that each is said once.
-    logged: Mutex<HashMap<Name, Instant>>,
+    logged: quick_cache::sync::Cache<Name, Instant>,
 }
 
 impl Validator {
@@ -88,8 +92,8 @@ impl Validator {
             source,
             negative: NegativeAnchors::new(negative),
             limits,
-            keys: Mutex::default(),
-            logged: Mutex::default(),
+            keys: quick_cache::sync::Cache::new(MAX_ZONES_KEPT),
+            logged: quick_cache::sync::Cache::new(MAX_ZONES_LOGGED),
         }
     }
 
@@ -99,7 +103,7 @@ impl Validator {
 
     /// Forgets every zone's keys (with a cache flush).
     pub(crate) fn forget(&self) {
-        self.keys.lock().clear();
+        self.keys.clear();
     }
 
     pub(crate) fn work(&self) -> dnssec::Work {
@@ -115,14 +119,12 @@ impl Validator {
     }
 
     fn cached(&self, zone: &Name) -> Option<KeyState> {
-        let keys = self.keys.lock();
-        let (state, until) = keys.get(zone)?;
-        (Instant::now() < *until).then(|| state.clone())
+        let (state, until) = self.keys.get(zone)?;
+        (Instant::now() < until).then_some(state)
     }
 
     fn remember(&self, zone: &Name, state: &KeyState, ttl: Duration) {
         self.keys
-            .lock()
             .insert(zone.clone(), (state.clone(), Instant::now() + ttl));
     }
 
@@ -130,14 +132,14 @@ impl Validator {
     fn say_bogus(&self, zone: &Name, why: Bogus) {
         metrics::counter!("sextant_resolver_bogus_total", "reason" => why.label()).increment(1);
         let now = Instant::now();
-        let mut logged = self.logged.lock();
-        if logged
+        if self
+            .logged
             .get(zone)
-            .is_some_and(|at| now.duration_since(*at) < INSECURE_TTL)
+            .is_some_and(|at| now.duration_since(at) < INSECURE_TTL)
         {
             return;
         }
-        logged.insert(zone.clone(), now);
+        self.logged.insert(zone.clone(), now);
         tracing::warn!(%zone, %why, "DNSSEC validation failed: answers from the zone are SERVFAIL (said once per 5 minutes per zone)");
     }
 }
