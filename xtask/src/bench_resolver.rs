@@ -40,12 +40,14 @@ struct Measure {
     cpu_us_per_hit: f64,
     miss_latency_us: f64,
     miss_median_us: f64,
+    /// The flood run's figures (`--flood`).
+    flood: Option<FloodFigures>,
     /// Right after start-up and one resolution, MB (PSS).
     idle_mb: f64,
     memory_mb: f64,
 }
 
-pub(crate) fn bench_resolver(quick: bool, signed: bool) -> anyhow::Result<()> {
+pub(crate) fn bench_resolver(quick: bool, signed: bool, flood: bool) -> anyhow::Result<()> {
     peers::ensure(PEERS)?;
     cargo(&["build", "--release", "--workspace", "--bins"])?;
     let root = workspace_root();
@@ -106,7 +108,12 @@ pub(crate) fn bench_resolver(quick: bool, signed: bool) -> anyhow::Result<()> {
                     cpu: cpus.client,
                     dnssec: anchor.is_some(),
                 };
-                measure(server, addr, &run, &processes)
+                if flood {
+                    let seconds = if quick { 10 } else { 60 };
+                    flooded(server, addr, &run, &processes, &work, seconds, names)
+                } else {
+                    measure(server, addr, &run, &processes)
+                }
             });
             stop(&mut processes);
             results.push(measured?);
@@ -114,7 +121,151 @@ pub(crate) fn bench_resolver(quick: bool, signed: bool) -> anyhow::Result<()> {
         Ok(results)
     })();
     stop(&mut lab);
+    if flood {
+        return report_flood(&outcome?, &work);
+    }
     report(&outcome?, &work, signed)
+}
+
+/// Queries per second of the random-subdomain flood ("water torture"): every name
+/// new, under one zone, each answered NXDOMAIN by the zone's server.
+const FLOOD_RATE: u32 = 10_000;
+
+/// The flood run: `seconds` of random nonexistent names at [`FLOOD_RATE`] while a
+/// prober asks real names every 20 ms; memory (every process of the resolver)
+/// sampled every half second.
+fn flooded(
+    server: &str,
+    addr: SocketAddr,
+    run: &Run<'_>,
+    processes: &[Child],
+    work: &Path,
+    seconds: u32,
+    names: usize,
+) -> anyhow::Result<Measure> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let file = work.join("flood.txt");
+    if !file.exists() {
+        let mut text = String::new();
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..(u64::from(FLOOD_RATE) * u64::from(seconds)) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            writeln!(text, "r{:012x}.bench.test A", seed & 0xffff_ffff_ffff)?;
+        }
+        std::fs::write(&file, text)?;
+    }
+    let pids: Vec<u32> = processes.iter().map(Child::id).collect();
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                peak = peak.max(pids.iter().map(|p| pss_kb(*p)).sum());
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            peak
+        })
+    };
+    let prober = {
+        let done = done.clone();
+        let dnssec = run.dnssec;
+        std::thread::spawn(move || -> anyhow::Result<(usize, Vec<f64>)> {
+            let socket = UdpSocket::bind("127.0.0.1:0")?;
+            socket.set_read_timeout(Some(Duration::from_secs(1)))?;
+            let mut buffer = [0u8; 4096];
+            let (mut sent, mut times) = (0usize, Vec::new());
+            while !done.load(Ordering::Relaxed) {
+                let id = (sent % 65_536) as u16;
+                let started = Instant::now();
+                socket.send_to(
+                    &query(id, &format!("h{}.bench.test", sent % names), dnssec),
+                    addr,
+                )?;
+                sent += 1;
+                while let Ok((len, _)) = socket.recv_from(&mut buffer) {
+                    if len > 12 && buffer[..2] == id.to_be_bytes() {
+                        if buffer[3] & 0x0f == 0 {
+                            times.push(started.elapsed().as_secs_f64() * 1e3);
+                        }
+                        break;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok((sent, times))
+        })
+    };
+    let rate = FLOOD_RATE.to_string();
+    let secs = seconds.to_string();
+    let mut args = vec!["-l", &secs, "-c", "4", "-q", "1000", "-Q", &rate, "-t", "2"];
+    if run.dnssec {
+        args.push("-D");
+    }
+    let flooded = dnsperf_on(run.cpu, addr, &file, &args);
+    done.store(true, Ordering::Relaxed);
+    let peak_kb = sampler.join().unwrap_or(0);
+    let (probes, mut times) = prober
+        .join()
+        .map_err(|_| anyhow::anyhow!("the prober panicked"))??;
+    let flooded = flooded?;
+    times.sort_by(f64::total_cmp);
+    let p99 = times
+        .get((times.len() * 99 / 100).min(times.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0.0);
+    let measure = Measure {
+        server: server.to_string(),
+        hit_qps: field(&flooded, "Queries per second:"),
+        memory_mb: processes.iter().map(|c| pss_kb(c.id())).sum::<u64>() as f64 / 1024.0,
+        flood: Some(FloodFigures {
+            peak_mb: peak_kb as f64 / 1024.0,
+            probes,
+            probes_answered: times.len(),
+            probe_p99_ms: p99,
+        }),
+        ..Measure::default()
+    };
+    eprintln!("   {measure:?}");
+    Ok(measure)
+}
+
+/// What the flood did to one resolver.
+#[derive(Debug, Default)]
+struct FloodFigures {
+    peak_mb: f64,
+    probes: usize,
+    /// Probes answered NOERROR within a second.
+    probes_answered: usize,
+    probe_p99_ms: f64,
+}
+
+fn report_flood(results: &[Measure], work: &Path) -> anyhow::Result<()> {
+    let mut table = format!(
+        "random-subdomain flood, {FLOOD_RATE} q/s of new names under one zone, a real name probed every 20 ms\n\
+         {:<16} {:>12} {:>10} {:>10} {:>12} {:>12}\n",
+        "resolver", "answered q/s", "peak MB", "end MB", "probes ok", "probe p99 ms"
+    );
+    for m in results {
+        let Some(f) = &m.flood else { continue };
+        writeln!(
+            table,
+            "{:<16} {:>12.0} {:>10.1} {:>10.1} {:>7}/{:<4} {:>12.1}",
+            m.server,
+            m.hit_qps,
+            f.peak_mb,
+            m.memory_mb,
+            f.probes_answered,
+            f.probes,
+            f.probe_p99_ms
+        )?;
+    }
+    println!("\n{table}");
+    std::fs::write(work.join("flood.txt.results"), &table)?;
+    Ok(())
 }
 
 fn ip_text(ip: [u8; 4]) -> String {
@@ -551,6 +702,7 @@ fn measure(
         miss_median_us,
         idle_mb,
         memory_mb: memory_mb(),
+        flood: None,
     };
     eprintln!("   {measure:?}");
     Ok(measure)

@@ -76,6 +76,11 @@ enum Task {
         /// resolver validating, with DO=1 on every query.
         #[arg(long)]
         signed: bool,
+        /// Instead of the hit and miss runs: a random-subdomain flood (10k q/s of new
+        /// names under one zone, 60 s, 10 s with --quick) with a prober, peak memory
+        /// of each resolver beside the others.
+        #[arg(long)]
+        flood: bool,
     },
     /// AXFR of a large generated zone from a Knot primary into Sextant, Knot and
     /// BIND as secondaries: time until served and peak memory.
@@ -125,7 +130,11 @@ fn main() -> anyhow::Result<()> {
         Task::Run { release } => run::run(release),
         Task::BenchLoad { records } => bench::bench_load(records),
         Task::BenchRpc { seconds } => bench_rpc::bench_rpc(seconds),
-        Task::BenchResolver { quick, signed } => bench_resolver::bench_resolver(quick, signed),
+        Task::BenchResolver {
+            quick,
+            signed,
+            flood,
+        } => bench_resolver::bench_resolver(quick, signed, flood),
         Task::BenchTransfer { records } => bench_transfer::bench_transfer(records),
         Task::Bench {
             quick,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::BinEncodable;
 
 use crate::dnssec::Security;
 
@@ -127,13 +128,40 @@ struct Weigher;
 
 impl quick_cache::Weighter<Key, Entry> for Weigher {
     fn weight(&self, key: &Key, entry: &Entry) -> u64 {
-        let records = match &entry.data {
-            Data::Records(records) => records.len(),
-            Data::Negative(_) => 1,
-        } + entry.sigs.len();
-        // A rough size: owner names, RDATA and the bookkeeping around each record.
-        (key.name.len() + 64 + records * (key.name.len() + 96)) as u64
+        // What the entry really holds, so that `cache_bytes` means memory: the key
+        // and entry in the cache's slot, the two shared record arrays, and each
+        // record (a hickory-proto `Record` is 280 bytes before its data).
+        let records: u64 = match &entry.data {
+            Data::Records(records) => records.iter().map(record_cost).sum(),
+            Data::Negative(soa) => soa.as_deref().map_or(0, record_cost) + ARC_HEADER,
+        };
+        let sigs: u64 = entry.sigs.iter().map(record_cost).sum();
+        SLOT_COST + name_heap(&key.name) + 2 * ARC_HEADER + records + sigs
     }
+}
+
+/// The cache's own cost per entry: key and value in their slot, the index, and
+/// the allocator's rounding (an estimate; `bench-resolver --flood` shows the RSS).
+const SLOT_COST: u64 = (std::mem::size_of::<Key>() + std::mem::size_of::<Entry>()) as u64 + 48;
+/// An `Arc`'s counts in front of its data.
+const ARC_HEADER: u64 = 16;
+
+/// A record's memory: its struct, what its names and data hold on the heap (about
+/// the size of its wire data), and the allocator's rounding.
+fn record_cost(record: &Record) -> u64 {
+    let data = match &record.data {
+        RData::A(_) | RData::AAAA(_) => 0,
+        RData::Unknown { rdata, .. } => rdata.anything.len() as u64,
+        other => other.to_bytes().map_or(64, |bytes| bytes.len() as u64),
+    };
+    std::mem::size_of::<Record>() as u64 + name_heap(&record.name) + data + 16
+}
+
+/// What a name holds on the heap: hickory-proto keeps up to 32 bytes of labels
+/// inline.
+fn name_heap(name: &Name) -> u64 {
+    let len = name.len() as u64;
+    if len > 32 { len + 16 } else { 0 }
 }
 
 /// TTL given to stale answers (RFC 8767 §4 recommends 30 seconds).
