@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::dnssec::DigestType;
 use hickory_proto::dnssec::rdata::DS;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable};
 use parking_lot::RwLock;
 
 use crate::autotrust::{self, AutoTrust};
@@ -28,6 +28,10 @@ const BOGUS_TTL: Duration = Duration::from_secs(30);
 const MAX_ZONES_KEPT: usize = 16_384;
 /// Zones whose bogus state was logged lately.
 const MAX_ZONES_LOGGED: usize = 1_024;
+/// Verified RRsets remembered (each a few hundred bytes of fingerprint).
+const MAX_VERIFIED_KEPT: usize = 8_192;
+/// Longest fingerprint remembered; larger RRsets are verified each time.
+const MAX_FINGERPRINT: usize = 4_096;
 /// Zones walked from an anchor down to one signer: a name has at most 127 labels.
 const MAX_CHAIN_DEPTH: usize = 128;
 
@@ -62,6 +66,10 @@ pub(crate) struct Validator {
     keys: quick_cache::sync::Cache<Name, (KeyState, Instant)>,
     /// Zones whose bogus state was logged, so that each is said once.
     logged: quick_cache::sync::Cache<Name, Instant>,
+    /// Signed data already checked, by its exact content (records, signatures and
+    /// keys): the same NSEC proof in every NXDOMAIN of a random-name flood is
+    /// verified once, not once per query.
+    verified: quick_cache::sync::Cache<Box<[u8]>, (Instant, u32)>,
 }
 
 impl Validator {
@@ -94,6 +102,7 @@ impl Validator {
             limits,
             keys: quick_cache::sync::Cache::new(MAX_ZONES_KEPT),
             logged: quick_cache::sync::Cache::new(MAX_ZONES_LOGGED),
+            verified: quick_cache::sync::Cache::new(MAX_VERIFIED_KEPT),
         }
     }
 
@@ -104,6 +113,7 @@ impl Validator {
     /// Forgets every zone's keys (with a cache flush).
     pub(crate) fn forget(&self) {
         self.keys.clear();
+        self.verified.clear();
     }
 
     pub(crate) fn work(&self) -> dnssec::Work {
@@ -116,6 +126,36 @@ impl Validator {
 
     fn clock(&self) -> dnssec::Clock {
         dnssec::Clock::now(self.limits.clock_skew)
+    }
+
+    /// [`verify_rrset`], remembered: data whose exact signed content was verified
+    /// with the same keys is not verified again while its signature lasts.
+    fn verify(
+        &self,
+        set: &[Record],
+        sigs: &[Record],
+        zone: &Name,
+        keys: &[ZoneKey],
+        work: &dnssec::Work,
+    ) -> Result<u32, Bogus> {
+        let clock = self.clock();
+        let fingerprint = fingerprint(set, sigs, zone, keys);
+        if let Some(fingerprint) = &fingerprint
+            && let Some((until, ttl)) = self.verified.get(fingerprint)
+            && Instant::now() < until
+        {
+            metrics::counter!("sextant_resolver_verifications_total", "result" => "remembered")
+                .increment(1);
+            return Ok(ttl);
+        }
+        let ttl = verify_rrset(set, sigs, zone, keys, clock, work)?;
+        metrics::counter!("sextant_resolver_verifications_total", "result" => "checked")
+            .increment(1);
+        if let Some(fingerprint) = fingerprint {
+            let until = Instant::now() + Duration::from_secs(u64::from(ttl));
+            self.verified.insert(fingerprint, (until, ttl));
+        }
+        Ok(ttl)
     }
 
     fn cached(&self, zone: &Name) -> Option<KeyState> {
@@ -239,8 +279,7 @@ impl Resolver {
             KeyState::Bogus(why) => return Security::Bogus(why),
         };
         let work = budget.work();
-        let clock = validator.clock();
-        match verify_rrset(set, &found.sigs, &signer, &keys, clock, work) {
+        match validator.verify(set, &found.sigs, &signer, &keys, work) {
             Ok(_) => {}
             Err(why) => return Security::Bogus(why),
         }
@@ -252,7 +291,7 @@ impl Resolver {
             .unwrap_or(0);
         let owner_labels = owner.num_labels();
         if labels < owner_labels {
-            let proof = verified_proof(&found.proof, &signer, &keys, clock, work);
+            let proof = verified_proof(validator, &found.proof, &signer, &keys, work);
             let max = validator.limits.max_nsec3_iterations;
             return match proves_expansion(owner, labels, &signer, &proof, max, work) {
                 Ok(Denial::NxDomain) => Security::Secure,
@@ -285,7 +324,7 @@ impl Resolver {
             KeyState::Bogus(why) => return Security::Bogus(why),
         };
         let work = budget.work();
-        let proof = verified_proof(&found.proof, zone, &keys, validator.clock(), work);
+        let proof = verified_proof(validator, &found.proof, zone, &keys, work);
         let max = validator.limits.max_nsec3_iterations;
         match (nxdomain, deny(name, rtype, zone, &proof, max, work)) {
             (true, Ok(Denial::NxDomain)) => Security::Secure,
@@ -381,7 +420,7 @@ impl Resolver {
                     .await
             }
             End::Negative { .. } => {
-                let proof = verified_proof(&found.proof, &parent, &parent_keys, clock, work);
+                let proof = verified_proof(validator, &found.proof, &parent, &parent_keys, work);
                 let max = validator.limits.max_nsec3_iterations;
                 match deny(zone, RecordType::DS, &parent, &proof, max, work) {
                     // A delegation proven to have no DS: the child is unsigned.
@@ -579,10 +618,10 @@ fn synthesized_from(dname: &Record, cname: &Record) -> bool {
 /// The NSEC and NSEC3 records among `proof` whose signatures check out with the
 /// keys of `zone`; the others prove nothing.
 fn verified_proof(
+    validator: &Validator,
     proof: &[Record],
     zone: &Name,
     keys: &[ZoneKey],
-    clock: dnssec::Clock,
     work: &dnssec::Work,
 ) -> Vec<Record> {
     let denials: Vec<Record> = proof
@@ -592,11 +631,43 @@ fn verified_proof(
         .collect();
     let mut verified = Vec::new();
     for set in rrsets(&denials) {
-        if verify_rrset(&set, proof, zone, keys, clock, work).is_ok() {
+        if validator.verify(&set, proof, zone, keys, work).is_ok() {
             verified.extend(set);
         }
     }
     verified
+}
+
+/// The exact content a verification depends on: the zone, the records, the
+/// signatures over them and the keys; `None` when it is too large to keep.
+fn fingerprint(
+    set: &[Record],
+    sigs: &[Record],
+    zone: &Name,
+    keys: &[ZoneKey],
+) -> Option<Box<[u8]>> {
+    let first = set.first()?;
+    let mut bytes = zone.to_lowercase().to_bytes().ok()?;
+    bytes.extend_from_slice(&u16::from(first.record_type()).to_be_bytes());
+    for record in set {
+        bytes.extend(record.name.to_lowercase().to_bytes().ok()?);
+        let data = record.data.to_bytes().ok()?;
+        bytes.extend_from_slice(&u16::try_from(data.len()).ok()?.to_be_bytes());
+        bytes.extend(data);
+    }
+    for sig in sigs.iter().filter(|r| r.name == first.name) {
+        if dnssec::rrsig(sig).is_some_and(|s| s.input().type_covered == first.record_type()) {
+            let data = sig.data.to_bytes().ok()?;
+            bytes.extend_from_slice(&u16::try_from(data.len()).ok()?.to_be_bytes());
+            bytes.extend(data);
+        }
+    }
+    for key in keys {
+        let data = key.key.to_bytes().ok()?;
+        bytes.extend_from_slice(&u16::try_from(data.len()).ok()?.to_be_bytes());
+        bytes.extend(data);
+    }
+    (bytes.len() <= MAX_FINGERPRINT).then(|| bytes.into_boxed_slice())
 }
 
 /// Records split into RRsets (owner and type), RRSIGs left out.
