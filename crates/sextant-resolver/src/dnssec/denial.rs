@@ -37,17 +37,35 @@ pub(crate) fn deny(
     max_iterations: u16,
     work: &Work,
 ) -> Result<Denial, Bogus> {
-    let nsecs: Vec<(&Name, &NSEC)> = records.iter().filter_map(nsec).collect();
-    if !nsecs.is_empty() {
-        return Ok(deny_nsec(qname, qtype, &nsecs));
+    match Proof::of(zone, records, max_iterations) {
+        Proof::Nsec(nsecs) => Ok(deny_nsec(qname, qtype, &nsecs)),
+        Proof::Nsec3(chain) => chain.deny(qname, qtype, zone, work),
+        Proof::Beyond(denial) => Ok(denial),
     }
-    let Some(chain) = Nsec3Chain::new(zone, records) else {
-        return Ok(Denial::Unproven);
-    };
-    if chain.iterations > max_iterations {
-        return Ok(Denial::TooManyIterations);
+}
+
+/// What kind of proof the records make.
+enum Proof<'r> {
+    Nsec(Vec<(&'r Name, &'r NSEC)>),
+    Nsec3(Nsec3Chain<'r>),
+    /// Nothing to examine: unproven, or NSEC3 hashed more than we will.
+    Beyond(Denial),
+}
+
+impl<'r> Proof<'r> {
+    fn of(zone: &Name, records: &'r [Record], max_iterations: u16) -> Self {
+        let nsecs: Vec<(&Name, &NSEC)> = records.iter().filter_map(nsec).collect();
+        if !nsecs.is_empty() {
+            return Proof::Nsec(nsecs);
+        }
+        match Nsec3Chain::new(zone, records) {
+            None => Proof::Beyond(Denial::Unproven),
+            Some(chain) if chain.iterations > max_iterations => {
+                Proof::Beyond(Denial::TooManyIterations)
+            }
+            Some(chain) => Proof::Nsec3(chain),
+        }
     }
-    chain.deny(qname, qtype, zone, work)
 }
 
 /// Whether the records prove that `qname` itself does not exist, as a wildcard
@@ -61,23 +79,20 @@ pub(crate) fn proves_expansion(
     max_iterations: u16,
     work: &Work,
 ) -> Result<Denial, Bogus> {
-    let nsecs: Vec<(&Name, &NSEC)> = records.iter().filter_map(nsec).collect();
-    if !nsecs.is_empty() {
-        let covered = nsecs
-            .iter()
-            .any(|(owner, nsec)| covers(owner, nsec.next_domain_name(), qname));
-        return Ok(if covered {
-            Denial::NxDomain
-        } else {
-            Denial::Unproven
-        });
-    }
-    let Some(chain) = Nsec3Chain::new(zone, records) else {
-        return Ok(Denial::Unproven);
+    let chain = match Proof::of(zone, records, max_iterations) {
+        Proof::Nsec(nsecs) => {
+            let covered = nsecs
+                .iter()
+                .any(|(owner, nsec)| covers(owner, nsec.next_domain_name(), qname));
+            return Ok(if covered {
+                Denial::NxDomain
+            } else {
+                Denial::Unproven
+            });
+        }
+        Proof::Nsec3(chain) => chain,
+        Proof::Beyond(denial) => return Ok(denial),
     };
-    if chain.iterations > max_iterations {
-        return Ok(Denial::TooManyIterations);
-    }
     let next_closer = qname.trim_to(usize::from(labels) + 1);
     Ok(match chain.covering(&next_closer, work)? {
         Some(span) if span.opt_out() => Denial::OptOut,

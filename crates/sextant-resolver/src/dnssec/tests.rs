@@ -12,6 +12,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use super::anchors::decoded;
 use super::verify::Clock;
 use super::*;
+use crate::chain::rrsets;
 
 fn name(text: &str) -> Name {
     Name::from_str(text).unwrap()
@@ -48,24 +49,6 @@ fn clock() -> Clock {
 
 fn work() -> Work {
     Work::new(1000, 1000, 4)
-}
-
-/// Every RRset of the zone but the signatures, as (owner, type, records).
-fn rrsets(records: &[Record]) -> Vec<Vec<Record>> {
-    let mut sets: Vec<Vec<Record>> = Vec::new();
-    for record in records
-        .iter()
-        .filter(|r| r.record_type() != RecordType::RRSIG)
-    {
-        match sets
-            .iter_mut()
-            .find(|s| s[0].name == record.name && s[0].record_type() == record.record_type())
-        {
-            Some(set) => set.push(record.clone()),
-            None => sets.push(vec![record.clone()]),
-        }
-    }
-    sets
 }
 
 fn sigs(records: &[Record]) -> Vec<Record> {
