@@ -540,6 +540,11 @@ pub struct ResolverConfig {
     /// Keys tried for one signature when several share its key tag. Default 4.
     #[serde(default = "default_max_key_tag_collisions")]
     pub max_key_tag_collisions: usize,
+    /// Answer names proven absent by NSEC records already validated, without asking
+    /// the zone's servers (RFC 8198): random-name floods under signed zones stay
+    /// local. Default true.
+    #[serde(default = "default_true")]
+    pub aggressive_nsec: bool,
     /// Where the resolver keeps state across restarts: the trust anchors learned by
     /// RFC 5011 (`trust-anchors.json`). Unset: the anchors are not updated.
     #[serde(default)]

@@ -12,6 +12,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable};
 use parking_lot::RwLock;
 
+use crate::aggressive::{NsecCache, Synthesized};
 use crate::autotrust::{self, AutoTrust};
 
 use crate::classify::{End, Found};
@@ -43,6 +44,7 @@ pub(crate) struct ValidationLimits {
     pub(crate) max_signature_checks: u32,
     pub(crate) max_nsec3_hashes: u32,
     pub(crate) max_key_tag_collisions: usize,
+    pub(crate) aggressive_nsec: bool,
 }
 
 /// What is known of a zone's keys.
@@ -70,6 +72,9 @@ pub(crate) struct Validator {
     /// keys): the same NSEC proof in every NXDOMAIN of a random-name flood is
     /// verified once, not once per query.
     verified: quick_cache::sync::Cache<Box<[u8]>, (Instant, u32)>,
+    /// Validated NSEC records reused for other names (RFC 8198); `None` when
+    /// `aggressive_nsec = false`.
+    pub(crate) aggressive: Option<NsecCache>,
 }
 
 impl Validator {
@@ -94,6 +99,7 @@ impl Validator {
                 autotrust.path().display()
             );
         }
+        let aggressive = limits.aggressive_nsec.then(NsecCache::default);
         Self {
             anchors: RwLock::new(anchors),
             autotrust,
@@ -103,6 +109,7 @@ impl Validator {
             keys: quick_cache::sync::Cache::new(MAX_ZONES_KEPT),
             logged: quick_cache::sync::Cache::new(MAX_ZONES_LOGGED),
             verified: quick_cache::sync::Cache::new(MAX_VERIFIED_KEPT),
+            aggressive,
         }
     }
 
@@ -114,6 +121,9 @@ impl Validator {
     pub(crate) fn forget(&self) {
         self.keys.clear();
         self.verified.clear();
+        if let Some(aggressive) = &self.aggressive {
+            aggressive.clear();
+        }
     }
 
     pub(crate) fn work(&self) -> dnssec::Work {
@@ -504,6 +514,66 @@ impl Resolver {
             }
             Err(why) => (KeyState::Bogus(why), BOGUS_TTL),
         }
+    }
+}
+
+impl Resolver {
+    /// A negative answer for `name`/`rtype` proven by NSEC records kept from earlier
+    /// secure answers (RFC 8198), without asking the zone's servers.
+    pub(crate) fn synthesize(
+        &self,
+        name: &Name,
+        rtype: RecordType,
+        budget: &Budget,
+    ) -> Option<Synthesized> {
+        let validator = self.validator.as_ref()?;
+        if validator.negative.covers(name) {
+            return None;
+        }
+        validator
+            .aggressive
+            .as_ref()?
+            .synthesize(name, rtype, budget.work())
+    }
+
+    /// Keeps the NSEC records of a secure negative answer for [`Self::synthesize`].
+    pub(crate) async fn keep_denial(
+        self: &Arc<Self>,
+        found: &Found,
+        soa: &Record,
+        budget: &Budget,
+        depth: usize,
+    ) {
+        let Some(validator) = &self.validator else {
+            return;
+        };
+        let Some(aggressive) = &validator.aggressive else {
+            return;
+        };
+        let zone = &soa.name;
+        let KeyState::Secure(keys) = self.zone_keys(zone, budget, depth, 0).await else {
+            return;
+        };
+        let verified = verified_proof(validator, &found.proof, zone, &keys, budget.work());
+        if verified.iter().all(|r| r.record_type() != RecordType::NSEC) {
+            return;
+        }
+        let mut proof = verified;
+        proof.extend(
+            found
+                .proof
+                .iter()
+                .filter(|r| r.record_type() == RecordType::RRSIG)
+                .cloned(),
+        );
+        let minimum = match &soa.data {
+            RData::SOA(data) => data.minimum,
+            _ => 0,
+        };
+        let ttl = Duration::from_secs(u64::from(
+            soa.ttl.min(minimum).min(self.cache.max_negative_ttl()),
+        ));
+        aggressive.remember(zone, soa, &proof, ttl);
     }
 }
 

@@ -2,6 +2,7 @@
 //! answering the listener's recursive queries over gRPC.
 
 mod addr;
+mod aggressive;
 mod autotrust;
 mod cache;
 mod chain;
@@ -251,6 +252,7 @@ fn validator(section: &ResolverConfig) -> anyhow::Result<Option<chain::Validator
         max_signature_checks: section.max_signature_checks,
         max_nsec3_hashes: section.max_nsec3_hashes,
         max_key_tag_collisions: section.max_key_tag_collisions.max(1),
+        aggressive_nsec: section.aggressive_nsec,
     };
     let autotrust = match &section.state_dir {
         Some(dir) => Some(

@@ -371,8 +371,20 @@ impl Resolver {
                     }
                 }
             }
+            if let Some(synthesized) = self.synthesize(&current, rtype, budget) {
+                let part = Part {
+                    records: Vec::new(),
+                    sigs: synthesized.proof,
+                    security: Security::Secure,
+                };
+                return Ok(answer.negative(synthesized.nxdomain, Some(synthesized.soa), part));
+            }
             let found = Box::pin(self.iterate(&current, rtype, budget, depth)).await?;
             let security = self.validate(&found, rtype, budget, depth).await;
+            if let (Security::Secure, End::Negative { soa: Some(soa), .. }) = (security, &found.end)
+            {
+                self.keep_denial(&found, soa, budget, depth).await;
+            }
             // Bogus data is kept briefly (RFC 4035 §4.7), to be given only to clients
             // that set CD=1; everyone else gets SERVFAIL from it without a new try.
             self.remember(&found, rtype, security);

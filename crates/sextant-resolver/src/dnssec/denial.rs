@@ -168,8 +168,13 @@ fn deny_nsec(qname: &Name, qtype: RecordType, nsecs: &[(&Name, &NSEC)]) -> Denia
     };
     let next = nsec.next_domain_name();
     let types = nsec.type_set();
-    // Below a delegation the parent's chain proves nothing (RFC 6840 §4.1).
-    if owner.zone_of(qname) && types.contains(RecordType::NS) && !types.contains(RecordType::SOA) {
+    // Below a delegation the parent's chain proves nothing (RFC 6840 §4.1), nor
+    // below a DNAME, which sends those names elsewhere (RFC 6672 §5.3.4).
+    if owner.zone_of(qname)
+        && *owner != qname
+        && (types.contains(RecordType::DNAME)
+            || (types.contains(RecordType::NS) && !types.contains(RecordType::SOA)))
+    {
         return Denial::Unproven;
     }
     if qname.zone_of(next) {
@@ -284,7 +289,15 @@ impl<'r> Nsec3Chain<'r> {
         let mut next_closer = qname.clone();
         while next_closer != *zone && zone.zone_of(&next_closer) {
             let candidate = next_closer.base_name();
-            if self.matching(&candidate, work)?.is_some() {
+            if let Some(encloser) = self.matching(&candidate, work)? {
+                // A delegation or a DNAME sends the names below elsewhere: the
+                // chain proves nothing about them (RFC 5155 §8.3, RFC 6672 §5.3.4).
+                let types = encloser.type_set();
+                let redirects = types.contains(RecordType::DNAME)
+                    || (types.contains(RecordType::NS) && !types.contains(RecordType::SOA));
+                if redirects {
+                    return Ok(None);
+                }
                 return Ok(self
                     .covering(&next_closer, work)?
                     .map(|span| (candidate, span)));

@@ -213,7 +213,8 @@ fn verdict(response: &Message) -> Verdict {
 
 struct SignedLab {
     dns: DnsLab,
-    _servers: Vec<sextant_systest::LabServer>,
+    /// Host 4 (nonsec.test), the root, `test.`, then host 3 (the leaves).
+    servers: Vec<sextant_systest::LabServer>,
     root_key: String,
 }
 
@@ -358,7 +359,7 @@ fn signed_lab(dir: &Path) -> SignedLab {
     ];
     SignedLab {
         dns,
-        _servers: servers,
+        servers,
         root_key,
     }
 }
@@ -888,4 +889,70 @@ fn the_root_key_rolls_over_by_rfc_5011_and_a_restart_keeps_it() {
     );
     let phases = root_phases(&state);
     assert!(phases.contains(&(tag_b, "valid".into())), "{phases:?}");
+}
+
+#[test]
+fn random_names_under_a_signed_zone_are_denied_from_validated_nsec() {
+    let lab = Lab::new().unwrap();
+    let signed = signed_lab(&lab.path().join("zones"));
+    let hints = signed.dns.hints(&[("a.root-servers.lab.", 1)]);
+    lab.write("anchors", &format!(". IN DNSKEY {}\n", signed.root_key))
+        .unwrap();
+    let config = lab
+        .resolver_config(
+            &hints,
+            "validation = true\ntrust_anchor_file = \"anchors\"\n",
+        )
+        .unwrap();
+    let suite = lab.start_resolver_suite(&config).unwrap();
+    let leaves = &signed.servers[3];
+    // One NXDOMAIN teaches the resolver the NSEC records around the name.
+    let first = verdict(&ask(suite.dns, "first.secure.test.", RecordType::A, false));
+    assert_eq!((first.rcode, first.ad), (ResponseCode::NXDomain, true));
+    let before = leaves.queries();
+    // Names the same NSEC records cover (between alias and ns1, and between
+    // renamed and Upper) are denied without the zone's server hearing of them.
+    for name in [
+        "b1.secure.test.",
+        "b2.secure.test.",
+        "mz.secure.test.",
+        "s1.secure.test.",
+    ] {
+        let response = ask(suite.dns, name, RecordType::A, false);
+        let denied = verdict(&response);
+        assert_eq!(
+            (denied.rcode, denied.ad),
+            (ResponseCode::NXDomain, true),
+            "{name}"
+        );
+        assert!(
+            response
+                .authorities
+                .iter()
+                .any(|r| r.record_type() == RecordType::NSEC),
+            "{name}: the proof goes with the answer"
+        );
+    }
+    // The covering records may need a second NXDOMAIN to be learned (the wildcard's
+    // span); after that the server hears nothing more.
+    let asked = leaves.queries() - before;
+    assert!(asked <= 2, "the zone's server was asked {asked} times");
+    let quiet = leaves.queries();
+    for i in 0..20 {
+        let name = format!("b{i}x.secure.test.");
+        let denied = verdict(&ask(suite.dns, &name, RecordType::A, false));
+        assert_eq!(
+            (denied.rcode, denied.ad),
+            (ResponseCode::NXDomain, true),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        leaves.queries(),
+        quiet,
+        "random names went to the zone's server"
+    );
+    // Existing names are still answered, and by the server.
+    let www = verdict(&ask(suite.dns, "www.secure.test.", RecordType::A, false));
+    assert_eq!((www.rcode, www.ad), (ResponseCode::NoError, true));
 }
