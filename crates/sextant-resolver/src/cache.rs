@@ -280,6 +280,11 @@ impl Cache {
         self.insert(key, entry, ttl);
     }
 
+    /// The configured budget, bytes.
+    pub fn budget(&self) -> u64 {
+        self.limits.bytes
+    }
+
     /// The longest a negative answer is kept, seconds.
     pub(crate) fn max_negative_ttl(&self) -> u32 {
         self.limits.max_negative_ttl

@@ -31,6 +31,7 @@ impl ControlHandler for Control {
             cache: Some(CacheStatus {
                 entries: resolver.cache.len() as u64,
                 bytes: resolver.cache.bytes(),
+                budget: resolver.cache.budget(),
                 hits: resolver.hits.load(Ordering::Relaxed),
                 misses: resolver.misses.load(Ordering::Relaxed),
             }),

@@ -64,8 +64,10 @@ pub struct DaemonStatus {
 pub struct CacheStatus {
     /// RRsets and negative answers held.
     pub entries: u64,
-    /// Bytes held.
+    /// Bytes held, counted as the budget counts them.
     pub bytes: u64,
+    /// The configured budget the bytes are held against.
+    pub budget: u64,
     /// Client questions answered wholly from the cache.
     pub hits: u64,
     /// Client questions that needed an upstream.
@@ -190,6 +192,7 @@ impl<H: ControlHandler> pb::control_server::Control for ControlService<H> {
             cache: status.cache.map(|c| pb::CacheStatus {
                 entries: c.entries,
                 bytes: c.bytes,
+                budget: c.budget,
                 hits: c.hits,
                 misses: c.misses,
             }),
@@ -305,6 +308,7 @@ impl ControlClient {
             cache: reply.cache.map(|c| CacheStatus {
                 entries: c.entries,
                 bytes: c.bytes,
+                budget: c.budget,
                 hits: c.hits,
                 misses: c.misses,
             }),

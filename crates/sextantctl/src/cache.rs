@@ -51,13 +51,18 @@ pub(crate) async fn stats(config: &Path, json: bool) -> Outcome {
         say!(
             "{:#}",
             serde_json::json!({
-                "entries": cache.entries, "bytes": cache.bytes,
+                "entries": cache.entries, "bytes": cache.bytes, "budget": cache.budget,
                 "hits": cache.hits, "misses": cache.misses, "hit_ratio": hit_ratio,
             })
         );
     } else {
         say!("entries   {}", cache.entries);
-        say!("bytes     {}", cache.bytes);
+        let used = if cache.budget == 0 {
+            0.0
+        } else {
+            cache.bytes as f64 * 100.0 / cache.budget as f64
+        };
+        say!("bytes     {} of {} ({used:.1}%)", cache.bytes, cache.budget);
         say!("hits      {}", cache.hits);
         say!("misses    {}", cache.misses);
         say!("hit ratio {:.1}%", hit_ratio * 100.0);

@@ -516,6 +516,13 @@ fn cache_flush_and_stats_over_the_control_tool() {
     assert!(stats.status.success(), "{stats:?}");
     let json: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
     assert!(json["entries"].as_u64().unwrap() > 0, "{json}");
+    // Bytes against the configured budget (64 MiB by default).
+    let bytes = json["bytes"].as_u64().unwrap();
+    assert_eq!(json["budget"].as_u64(), Some(64 << 20), "{json}");
+    assert!(bytes > 0 && bytes < 64 << 20, "{json}");
+    let table = sextant_systest::sextantctl(&config, &["cache", "stats"]).unwrap();
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    assert!(table.contains(&format!("of {} (", 64 << 20)), "{table}");
 
     let flush =
         sextant_systest::sextantctl(&config, &["cache", "flush", "www.example.test."]).unwrap();
