@@ -1,4 +1,4 @@
-//! The resolver validating (issue 18) on a signed loopback hierarchy, each case
+//! The resolver validating on a signed loopback hierarchy, each case
 //! compared with Unbound and BIND validating on the same lab: a root and a `test.`
 //! TLD signed by dnssec-signzone with their children's DS records, and leaves that
 //! are secure (NSEC and NSEC3, with a wildcard, a DNAME and a CNAME into an unsigned zone),
