@@ -107,12 +107,8 @@ impl AutoTrust {
     /// The keys trusted for `zone` by the state (Valid and Missing), if it has any:
     /// they replace the configured anchor, which may be older.
     pub(crate) fn trusted(&self, zone: &Name) -> Vec<DNSKEY> {
-        let state = self.state.lock();
-        state
-            .zones
-            .get(&key_of(zone))
-            .into_iter()
-            .flatten()
+        self.entries(zone)
+            .iter()
             .filter(|e| matches!(e.phase, Phase::Valid | Phase::Missing))
             .filter_map(|e| decode(&e.key))
             .collect()
@@ -120,14 +116,19 @@ impl AutoTrust {
 
     /// The phases of `zone`'s keys, by key tag (for logs and tests).
     pub(crate) fn phases(&self, zone: &Name) -> Vec<(u16, Phase)> {
-        let state = self.state.lock();
-        state
-            .zones
-            .get(&key_of(zone))
-            .into_iter()
-            .flatten()
+        self.entries(zone)
+            .iter()
             .map(|e| (e.tag, e.phase))
             .collect()
+    }
+
+    fn entries(&self, zone: &Name) -> Vec<Entry> {
+        self.state
+            .lock()
+            .zones
+            .get(&key_of(zone))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Applies one validated sighting of `zone`'s DNSKEY RRset (`rrset`, with its

@@ -284,22 +284,15 @@ impl Peer {
              zone \".\" {{ type hint; file \"{}\"; }};\ncontrols {{ }};\n",
             hints.display()
         );
-        let path = dir.join("named.conf");
-        std::fs::write(&path, config)?;
-        let log = std::fs::File::create(dir.join("named.log"))?;
-        let child = Command::new("named")
-            .args(["-g", "-n", "1", "-c"])
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("starting named (install it with `apt-get install bind9`)")?;
-        let mut peer = Self {
-            child,
-            addr: ([127, 0, 0, 1], port).into(),
-            lo_address: None,
-        };
+        let mut peer = Self::launch(
+            dir,
+            "named.conf",
+            &config,
+            "named",
+            &["-g", "-n", "1", "-c"],
+            "bind9",
+            port,
+        )?;
         peer.wait_resolving("named", dir)?;
         Ok(peer)
     }
@@ -416,23 +409,15 @@ impl Peer {
              {extra}remote-control:\n  control-enable: no\n",
             hints.display()
         );
-        let path = dir.join("unbound.conf");
-        std::fs::write(&path, config)?;
-        let log = std::fs::File::create(dir.join("unbound.log"))?;
-        let child = Command::new("unbound")
-            .arg("-d")
-            .arg("-c")
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("starting unbound (install it with `apt-get install unbound`)")?;
-        let mut peer = Self {
-            child,
-            addr: ([127, 0, 0, 1], port).into(),
-            lo_address: None,
-        };
+        let mut peer = Self::launch(
+            dir,
+            "unbound.conf",
+            &config,
+            "unbound",
+            &["-d", "-c"],
+            "unbound",
+            port,
+        )?;
         peer.wait_resolving("unbound", dir)?;
         Ok(peer)
     }
@@ -476,6 +461,22 @@ impl Peer {
         port: u16,
         zone: &str,
     ) -> anyhow::Result<Self> {
+        let mut peer = Self::launch(dir, config_name, config, program, args, package, port)?;
+        peer.wait_answering(zone)?;
+        Ok(peer)
+    }
+
+    /// Writes `config` as `dir/config_name` and runs `program ARGS CONFIG` on
+    /// 127.0.0.1:`port` with its stderr in `dir/program.log`, without waiting.
+    fn launch(
+        dir: &Path,
+        config_name: &str,
+        config: &str,
+        program: &str,
+        args: &[&str],
+        package: &str,
+        port: u16,
+    ) -> anyhow::Result<Self> {
         let path = dir.join(config_name);
         std::fs::write(&path, config)?;
         let log = std::fs::File::create(dir.join(format!("{program}.log")))?;
@@ -489,13 +490,11 @@ impl Peer {
             .with_context(|| {
                 format!("starting {program} (install it with `apt-get install {package}`)")
             })?;
-        let mut peer = Self {
+        Ok(Self {
             child,
             addr: ([127, 0, 0, 1], port).into(),
             lo_address: None,
-        };
-        peer.wait_answering(zone)?;
-        Ok(peer)
+        })
     }
 
     /// Polls with an SOA query for `apex` until the server answers it.
