@@ -47,7 +47,9 @@ struct Measure {
     memory_mb: f64,
 }
 
-pub(crate) fn bench_resolver(quick: bool, signed: bool, flood: bool) -> anyhow::Result<()> {
+/// `flood`: the random-subdomain flood's length in seconds instead of the hit and
+/// miss runs.
+pub(crate) fn bench_resolver(quick: bool, signed: bool, flood: Option<u32>) -> anyhow::Result<()> {
     peers::ensure(PEERS)?;
     cargo(&["build", "--release", "--workspace", "--bins"])?;
     let root = workspace_root();
@@ -80,10 +82,13 @@ pub(crate) fn bench_resolver(quick: bool, signed: bool, flood: bool) -> anyhow::
         std::fs::write(&hits, hit_lines)?;
 
         let mut results = Vec::new();
-        for (index, server) in ["sextant", "sextant-nocache", "unbound", "pdns-recursor"]
-            .into_iter()
-            .enumerate()
-        {
+        // A long flood (the drift run) compares the default Sextant with Unbound only,
+        // to keep it within the hour.
+        let servers: &[&str] = match flood {
+            Some(seconds) if seconds > 120 => &["sextant", "unbound"],
+            _ => &["sextant", "sextant-nocache", "unbound", "pdns-recursor"],
+        };
+        for (index, server) in servers.iter().copied().enumerate() {
             let port = 15400 + index as u16;
             let dir = work.join(server);
             std::fs::create_dir_all(&dir)?;
@@ -108,8 +113,7 @@ pub(crate) fn bench_resolver(quick: bool, signed: bool, flood: bool) -> anyhow::
                     cpu: cpus.client,
                     dnssec: anchor.is_some(),
                 };
-                if flood {
-                    let seconds = if quick { 10 } else { 60 };
+                if let Some(seconds) = flood {
                     flooded(server, addr, &run, &processes, &work, seconds, names)
                 } else {
                     measure(server, addr, &run, &processes)
@@ -121,7 +125,7 @@ pub(crate) fn bench_resolver(quick: bool, signed: bool, flood: bool) -> anyhow::
         Ok(results)
     })();
     stop(&mut lab);
-    if flood {
+    if flood.is_some() {
         return report_flood(&outcome?, &work);
     }
     report(&outcome?, &work, signed)
@@ -145,7 +149,7 @@ fn flooded(
 ) -> anyhow::Result<Measure> {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
-    let file = work.join("flood.txt");
+    let file = work.join(format!("flood-{seconds}s.txt"));
     if !file.exists() {
         let mut text = String::new();
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
@@ -162,12 +166,18 @@ fn flooded(
     let sampler = {
         let done = done.clone();
         std::thread::spawn(move || {
-            let mut peak = 0u64;
+            let started = Instant::now();
+            let (mut peak, mut minutes) = (0u64, Vec::new());
             while !done.load(Ordering::Relaxed) {
-                peak = peak.max(pids.iter().map(|p| pss_kb(*p)).sum());
+                let now: u64 = pids.iter().map(|p| pss_kb(*p)).sum();
+                peak = peak.max(now);
+                // Memory at each full minute, for the drift of a long run.
+                if started.elapsed() >= Duration::from_secs(60 * (minutes.len() as u64 + 1)) {
+                    minutes.push(now as f64 / 1024.0);
+                }
                 std::thread::sleep(Duration::from_millis(500));
             }
-            peak
+            (peak, minutes)
         })
     };
     let prober = {
@@ -207,7 +217,7 @@ fn flooded(
     }
     let flooded = dnsperf_on(run.cpu, addr, &file, &args);
     done.store(true, Ordering::Relaxed);
-    let peak_kb = sampler.join().unwrap_or(0);
+    let (peak_kb, minutes) = sampler.join().unwrap_or_default();
     let (probes, mut times) = prober
         .join()
         .map_err(|_| anyhow::anyhow!("the prober panicked"))??;
@@ -226,6 +236,7 @@ fn flooded(
             probes,
             probes_answered: times.len(),
             probe_p99_ms: p99,
+            minutes,
         }),
         ..Measure::default()
     };
@@ -241,6 +252,8 @@ struct FloodFigures {
     /// Probes answered NOERROR within a second.
     probes_answered: usize,
     probe_p99_ms: f64,
+    /// Memory at the end of each full minute, MB.
+    minutes: Vec<f64>,
 }
 
 fn report_flood(results: &[Measure], work: &Path) -> anyhow::Result<()> {
@@ -262,6 +275,32 @@ fn report_flood(results: &[Measure], work: &Path) -> anyhow::Result<()> {
             f.probes,
             f.probe_p99_ms
         )?;
+    }
+    // A long run: is memory flat once the caches are full? From the end of minute 2
+    // (caches filled at 10k new names/s) to the end.
+    if results
+        .iter()
+        .any(|m| m.flood.as_ref().is_some_and(|f| f.minutes.len() >= 3))
+    {
+        writeln!(
+            table,
+            "\nmemory (MB) at the end of each minute; drift = last - minute 2"
+        )?;
+        for m in results {
+            let Some(f) = &m.flood else { continue };
+            let minutes: Vec<String> = f.minutes.iter().map(|mb| format!("{mb:.0}")).collect();
+            let drift = match (f.minutes.get(1), f.minutes.last()) {
+                (Some(second), Some(last)) => format!("{:+.1}", last - second),
+                _ => "-".to_string(),
+            };
+            writeln!(
+                table,
+                "{:<16} drift {:>7}  [{}]",
+                m.server,
+                drift,
+                minutes.join(" ")
+            )?;
+        }
     }
     println!("\n{table}");
     std::fs::write(work.join("flood.txt.results"), &table)?;
@@ -478,7 +517,12 @@ fn start(
     let d = dir.display();
     match server {
         "sextant" | "sextant-nocache" => {
-            let cache = if server == "sextant" { 64 << 20 } else { 0 };
+            // "sextant" runs with the default budgets, as an operator would.
+            let cache = if server == "sextant" {
+                String::new()
+            } else {
+                "packet_cache_bytes = 0\n".to_string()
+            };
             let validation = match anchor {
                 Some(anchor) => {
                     let file = dir.join("anchors");
@@ -494,7 +538,7 @@ fn start(
             std::fs::write(
                 &config,
                 format!(
-                    "[log]\nlevel = \"warn\"\n[listener]\nlisten = [\"127.0.0.1:{port}\"]\npacket_cache_bytes = {cache}\n\
+                    "[log]\nlevel = \"warn\"\n[listener]\nlisten = [\"127.0.0.1:{port}\"]\n{cache}\
                      [resolver]\ngrpc = \"unix:{d}/resolver.sock\"\nready_file = \"{d}/resolver.ready\"\nroot_hints = \"{hints}\"\n\
                      {validation}"
                 ),

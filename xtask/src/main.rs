@@ -81,6 +81,10 @@ enum Task {
         /// of each resolver beside the others.
         #[arg(long)]
         flood: bool,
+        /// The flood's length in seconds (e.g. 600 for the drift run: memory at each
+        /// minute and its change from minute 2 to the end).
+        #[arg(long, requires = "flood")]
+        flood_secs: Option<u32>,
     },
     /// AXFR of a large generated zone from a Knot primary into Sextant, Knot and
     /// BIND as secondaries: time until served and peak memory.
@@ -134,7 +138,11 @@ fn main() -> anyhow::Result<()> {
             quick,
             signed,
             flood,
-        } => bench_resolver::bench_resolver(quick, signed, flood),
+            flood_secs,
+        } => {
+            let seconds = flood_secs.unwrap_or(if quick { 10 } else { 60 });
+            bench_resolver::bench_resolver(quick, signed, flood.then_some(seconds))
+        }
         Task::BenchTransfer { records } => bench_transfer::bench_transfer(records),
         Task::Bench {
             quick,

@@ -155,7 +155,7 @@ pub struct ListenerConfig {
     #[serde(default)]
     pub blackhole: Vec<ipnet::IpNet>,
     /// Memory for the packet cache of backend answers, bytes; 0 turns it off.
-    /// Default 64 MiB.
+    /// Default 8 MiB (about 20,000 answers; see docs/configuration.md for sizing).
     #[serde(default = "default_packet_cache_bytes")]
     pub packet_cache_bytes: u64,
     /// Response rate limiting for UDP answers. Default: off.
@@ -194,6 +194,10 @@ pub struct RrlConfig {
     pub ipv4_prefix_length: u8,
     /// IPv6 clients in one network of this prefix length share a budget. Default 56.
     pub ipv6_prefix_length: u8,
+    /// Rate buckets (client network, question, kind of answer) kept at most; past
+    /// it, buckets back at their full rate are forgotten first. About 48 bytes each.
+    /// Default 65536.
+    pub table_size: usize,
 }
 
 impl Default for RrlConfig {
@@ -203,6 +207,7 @@ impl Default for RrlConfig {
             slip: 2,
             ipv4_prefix_length: 24,
             ipv6_prefix_length: 56,
+            table_size: 65_536,
         }
     }
 }
@@ -262,7 +267,11 @@ fn default_resolver_timeout() -> Duration {
 }
 
 fn default_packet_cache_bytes() -> u64 {
-    64 * 1024 * 1024
+    8 * 1024 * 1024
+}
+
+fn default_cache_bytes() -> u64 {
+    16 * 1024 * 1024
 }
 
 fn default_backend_timeout() -> Duration {
@@ -462,9 +471,27 @@ pub struct ResolverConfig {
     /// Upstream port (53 everywhere in the real DNS; other values are for labs).
     #[serde(default = "default_upstream_port")]
     pub upstream_port: u16,
-    /// Memory for the RRset cache, bytes. Default 64 MiB.
-    #[serde(default = "default_packet_cache_bytes")]
+    /// Memory for the RRset cache, bytes. Default 16 MiB (about 25,000 RRsets; see
+    /// docs/configuration.md for sizing).
+    #[serde(default = "default_cache_bytes")]
     pub cache_bytes: u64,
+    /// Client questions being resolved at once (distinct questions; clients asking
+    /// the same one share its resolution). Past it, a new question gets SERVFAIL at
+    /// once instead of a task, as Unbound's num-queries-per-thread and BIND's
+    /// recursive-clients bound theirs. Default 1024.
+    #[serde(default = "default_max_resolutions")]
+    pub max_resolutions: usize,
+    /// Upstream servers whose round-trip time, timeouts and EDNS support are
+    /// remembered. Default 10000 (Unbound's infra-cache-numhosts).
+    #[serde(default = "default_server_entries")]
+    pub server_entries: usize,
+    /// Failed questions remembered for `failure_ttl` (RFC 9520). Default 10000.
+    #[serde(default = "default_failure_entries")]
+    pub failure_entries: usize,
+    /// Memory for the NSEC records kept by `aggressive_nsec`, bytes, counted like
+    /// `cache_bytes`. Default 2 MiB.
+    #[serde(default = "default_aggressive_nsec_bytes")]
+    pub aggressive_nsec_bytes: u64,
     /// TTL bounds applied to cached data, seconds. Defaults 0 and 86400.
     #[serde(default)]
     pub min_ttl: u32,
@@ -557,6 +584,19 @@ pub struct ResolverConfig {
     /// §2.3 (half the TTL or signature lifetime, within 1 hour and 15 days).
     #[serde(default, with = "humantime_serde")]
     pub trust_anchor_refresh: Option<Duration>,
+}
+
+fn default_max_resolutions() -> usize {
+    1024
+}
+fn default_server_entries() -> usize {
+    10_000
+}
+fn default_failure_entries() -> usize {
+    10_000
+}
+fn default_aggressive_nsec_bytes() -> u64 {
+    2 * 1024 * 1024
 }
 
 fn default_trust_anchor_hold_down() -> Duration {

@@ -226,6 +226,9 @@ impl ListenerConfig {
             self.tcp_max_connections_per_client,
         );
         problems.positive("listener.tcp_max_in_flight", self.tcp_max_in_flight);
+        if self.rrl.responses_per_second > 0 {
+            problems.positive("listener.rrl.table_size", self.rrl.table_size);
+        }
         for (key, secret) in [
             ("listener.cookies.secret", &self.cookies.secret),
             (
@@ -338,6 +341,8 @@ impl ResolverConfig {
         }
         problems.positive("resolver.max_referrals", self.max_referrals);
         problems.positive("resolver.max_upstream_queries", self.max_upstream_queries);
+        problems.positive("resolver.max_resolutions", self.max_resolutions);
+        problems.positive("resolver.server_entries", self.server_entries);
         if self.upstream_port == 0 {
             problems.add(
                 "resolver.upstream_port",

@@ -7,7 +7,7 @@ mod metrics;
 mod ready;
 mod signals;
 
-pub use metrics::serve_metrics;
+pub use metrics::{GAUGE_PERIOD, publish_every, serve_metrics};
 pub use ready::{ReadyFile, notify_ready, notify_stopping};
 pub use signals::shutdown_on_signals;
 

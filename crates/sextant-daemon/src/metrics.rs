@@ -32,3 +32,25 @@ pub fn serve_metrics(address: Option<SocketAddr>) -> anyhow::Result<()> {
     tracing::info!(%address, "metrics served at /metrics");
     Ok(())
 }
+
+/// How often [`publish_every`] samples what it publishes.
+pub const GAUGE_PERIOD: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Calls `publish` now and every [`GAUGE_PERIOD`] until `shutdown`: for gauges of
+/// state that is cheap to read but changes on every packet (cache bytes and
+/// entries), so that the hot path never updates them itself.
+pub fn publish_every(
+    shutdown: tokio_util::sync::CancellationToken,
+    publish: impl Fn() + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(GAUGE_PERIOD);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => publish(),
+                () = shutdown.cancelled() => return,
+            }
+        }
+    });
+}

@@ -185,6 +185,14 @@ async fn start(
         policy: Arc::new(ArcSwap::from_pointee(policy(&section))),
     });
 
+    if let Some(cache) = frontend.packet_cache.clone() {
+        sextant_daemon::publish_every(shutdown.clone(), move || {
+            metrics::gauge!("sextant_listener_packet_cache_bytes").set(cache.bytes() as f64);
+            metrics::gauge!("sextant_listener_packet_cache_entries").set(cache.len() as f64);
+            metrics::gauge!("sextant_listener_packet_cache_budget_bytes")
+                .set(cache.budget() as f64);
+        });
+    }
     let udp_in_flight = Arc::new(Semaphore::new(MAX_UDP_IN_FLIGHT));
     let tcp_connections = Arc::new(Semaphore::new(section.tcp_max_connections));
     let limits = tcp::TcpLimits {
@@ -303,6 +311,7 @@ fn policy(section: &ListenerConfig) -> Policy {
             slip: rrl.slip,
             ipv4_prefix: rrl.ipv4_prefix_length,
             ipv6_prefix: rrl.ipv6_prefix_length,
+            table_size: rrl.table_size,
         }),
     }
 }

@@ -195,6 +195,21 @@ impl PacketCache {
         );
     }
 
+    /// What the answers kept now weigh, bytes (as counted against the budget).
+    pub(crate) fn bytes(&self) -> u64 {
+        self.entries.weight()
+    }
+
+    /// The budget, bytes.
+    pub(crate) fn budget(&self) -> u64 {
+        self.entries.capacity()
+    }
+
+    /// Answers kept now.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.entries.len() == 0

@@ -80,6 +80,8 @@ pub(crate) struct RrlSettings {
     pub ipv4_prefix: u8,
     /// IPv6 clients in one network of this prefix length share a budget.
     pub ipv6_prefix: u8,
+    /// Buckets kept at most, all shards together.
+    pub table_size: usize,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -90,13 +92,13 @@ struct Bucket {
 }
 
 const SHARDS: usize = 16;
-/// Buckets per shard; past it, full (idle) buckets are forgotten first.
-const MAX_PER_SHARD: usize = 16_384;
 
 #[derive(Debug)]
 pub(crate) struct Rrl {
     settings: RrlSettings,
     shards: Vec<Mutex<HashMap<u64, Bucket>>>,
+    /// Buckets per shard; past it, full (idle) buckets are forgotten first.
+    per_shard: usize,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -106,6 +108,7 @@ impl Rrl {
         (settings.responses_per_second > 0).then(|| Self {
             settings,
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            per_shard: settings.table_size.div_ceil(SHARDS).max(1),
             hasher: std::collections::hash_map::RandomState::new(),
         })
     }
@@ -120,9 +123,9 @@ impl Rrl {
         let rate = f64::from(self.settings.responses_per_second);
         let now = Instant::now();
         let mut shard = self.shards[(key as usize) % SHARDS].lock();
-        if shard.len() >= MAX_PER_SHARD {
+        if shard.len() >= self.per_shard {
             shard.retain(|_, b| b.tokens + now.duration_since(b.last).as_secs_f64() * rate < rate);
-            if shard.len() >= MAX_PER_SHARD {
+            if shard.len() >= self.per_shard {
                 shard.clear();
             }
         }
@@ -194,6 +197,7 @@ mod tests {
             slip,
             ipv4_prefix: 24,
             ipv6_prefix: 56,
+            table_size: 65_536,
         }
     }
 
@@ -241,6 +245,22 @@ mod tests {
         );
         let elsewhere: IpAddr = "198.51.100.1".parse().unwrap();
         assert_eq!(rrl.check(elsewhere, www, AnswerKind::Answer), Verdict::Send);
+    }
+
+    #[test]
+    fn the_table_never_holds_more_buckets_than_configured() {
+        let rrl = Rrl::new(RrlSettings {
+            table_size: 1_000,
+            ..settings(5, 2)
+        })
+        .unwrap();
+        let www = question("www.");
+        for i in 0..50_000u32 {
+            let client = IpAddr::from((i << 8).to_be_bytes());
+            rrl.check(client, www, AnswerKind::Answer);
+        }
+        let held: usize = rrl.shards.iter().map(|s| s.lock().len()).sum();
+        assert!(held <= 1_000 + SHARDS, "{held}");
     }
 
     #[test]

@@ -7,6 +7,11 @@
 //! Only NSEC (RFC 8198 §5.1); NSEC3 spans are not reused. Only records whose
 //! signatures were verified, in an answer found secure, are kept, each until its
 //! own TTL (capped by its signature) and the zone's negative TTL run out.
+//!
+//! The store's memory is `resolver.aggressive_nsec_bytes`, each record counted as
+//! the RRset cache counts it. The zones being walked by a flood are the ones that
+//! grow, so when the budget is reached the expired records go first and then the
+//! largest zones, whole: forgetting costs only queries to their servers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -14,13 +19,15 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use parking_lot::Mutex;
 
+use crate::cache::record_cost;
 use crate::dnssec::{self, Denial, Work};
 
-/// Zones whose NSEC records are kept; past it, new zones are not added.
-const MAX_ZONES: usize = 1_024;
-/// NSEC records kept per zone; past it, expired ones go first, then new ones are
-/// not added.
-const MAX_PER_ZONE: usize = 16_384;
+/// What a zone's entry costs besides its records: its name twice (the map key and
+/// the SOA owner), the map's slot and the SOA's struct.
+const ZONE_OVERHEAD: u64 = 256;
+/// A B-tree entry for one kept record: the owner key, the `Kept` value and the
+/// node's share of the tree.
+const ENTRY_OVERHEAD: u64 = (std::mem::size_of::<Name>() + std::mem::size_of::<Kept>()) as u64 + 32;
 
 /// One NSEC record with its signatures, and until when it may be used.
 #[derive(Clone, Debug)]
@@ -28,6 +35,8 @@ struct Kept {
     nsec: Record,
     sigs: Vec<Record>,
     until: Instant,
+    /// What it costs, counted once when kept.
+    cost: u64,
 }
 
 #[derive(Debug)]
@@ -38,6 +47,8 @@ struct Zone {
     soa_sigs: Vec<Record>,
     /// By owner, in canonical order (hickory-proto orders names canonically).
     nsecs: BTreeMap<Name, Kept>,
+    /// What the zone's entry costs, its records included.
+    cost: u64,
 }
 
 /// A negative answer made from kept NSEC records.
@@ -50,53 +61,94 @@ pub(crate) struct Synthesized {
 }
 
 #[derive(Debug, Default)]
+struct Zones {
+    by_name: HashMap<Name, Zone>,
+    /// What every zone costs together.
+    bytes: u64,
+}
+
+#[derive(Debug)]
 pub(crate) struct NsecCache {
-    zones: Mutex<HashMap<Name, Zone>>,
+    zones: Mutex<Zones>,
+    /// `resolver.aggressive_nsec_bytes`.
+    budget: u64,
 }
 
 impl NsecCache {
+    pub(crate) fn new(budget: u64) -> Self {
+        Self {
+            zones: Mutex::default(),
+            budget,
+        }
+    }
+
     /// Keeps the NSEC records of `proof` (verified with `zone`'s keys, in a secure
     /// negative answer whose SOA is `soa`) for `ttl` at most.
     pub(crate) fn remember(&self, zone: &Name, soa: &Record, proof: &[Record], ttl: Duration) {
         let zone = zone.to_lowercase();
         let now = Instant::now();
+        let soa_sigs = signatures(proof, &soa.name, RecordType::SOA);
+        let kept: Vec<(Name, Kept)> = proof
+            .iter()
+            .filter(|r| r.record_type() == RecordType::NSEC && zone.zone_of(&r.name))
+            .map(|nsec| {
+                let sigs = signatures(proof, &nsec.name, RecordType::NSEC);
+                let cost =
+                    ENTRY_OVERHEAD + record_cost(nsec) + sigs.iter().map(record_cost).sum::<u64>();
+                let lifetime = ttl.min(Duration::from_secs(u64::from(nsec.ttl)));
+                let kept = Kept {
+                    nsec: nsec.clone(),
+                    sigs,
+                    until: now + lifetime,
+                    cost,
+                };
+                (nsec.name.to_lowercase(), kept)
+            })
+            .collect();
+        let soa_cost = |sigs: &[Record]| {
+            ZONE_OVERHEAD + record_cost(soa) + sigs.iter().map(record_cost).sum::<u64>()
+        };
+        let adding = soa_cost(&soa_sigs) + kept.iter().map(|(_, k)| k.cost).sum::<u64>();
         let mut zones = self.zones.lock();
-        if !zones.contains_key(&zone) && zones.len() >= MAX_ZONES {
-            zones.retain(|_, z| z.nsecs.values().any(|k| k.until > now));
-            if zones.len() >= MAX_ZONES {
+        if zones.bytes + adding > self.budget {
+            zones.make_room(self.budget, now);
+            if zones.bytes + adding > self.budget {
                 return;
             }
         }
-        let soa_sigs = signatures(proof, &soa.name, RecordType::SOA);
-        let entry = zones.entry(zone.clone()).or_insert_with(|| Zone {
-            soa: soa.clone(),
-            soa_sigs: soa_sigs.clone(),
-            nsecs: BTreeMap::new(),
+        let zones = &mut *zones;
+        let entry = zones.by_name.entry(zone).or_insert_with(|| {
+            let cost = soa_cost(&soa_sigs);
+            zones.bytes += cost;
+            Zone {
+                soa: soa.clone(),
+                soa_sigs: soa_sigs.clone(),
+                nsecs: BTreeMap::new(),
+                cost,
+            }
         });
-        entry.soa = soa.clone();
         if !soa_sigs.is_empty() {
+            let old = soa_cost(&entry.soa_sigs);
             entry.soa_sigs = soa_sigs;
+            let new = soa_cost(&entry.soa_sigs);
+            entry.cost = entry.cost - old + new;
+            zones.bytes = zones.bytes - old + new;
         }
-        for nsec in proof.iter().filter(|r| r.record_type() == RecordType::NSEC) {
-            if !zone.zone_of(&nsec.name) {
-                continue;
+        entry.soa = soa.clone();
+        for (owner, kept) in kept {
+            let cost = kept.cost;
+            if let Some(old) = entry.nsecs.insert(owner, kept) {
+                entry.cost -= old.cost;
+                zones.bytes -= old.cost;
             }
-            if entry.nsecs.len() >= MAX_PER_ZONE {
-                entry.nsecs.retain(|_, k| k.until > now);
-                if entry.nsecs.len() >= MAX_PER_ZONE {
-                    break;
-                }
-            }
-            let lifetime = ttl.min(Duration::from_secs(u64::from(nsec.ttl)));
-            entry.nsecs.insert(
-                nsec.name.to_lowercase(),
-                Kept {
-                    nsec: nsec.clone(),
-                    sigs: signatures(proof, &nsec.name, RecordType::NSEC),
-                    until: now + lifetime,
-                },
-            );
+            entry.cost += cost;
+            zones.bytes += cost;
         }
+    }
+
+    /// Bytes kept now.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.zones.lock().bytes
     }
 
     /// A negative answer for `qname`/`qtype` from kept NSEC records, if they prove
@@ -113,7 +165,7 @@ impl NsecCache {
         // The deepest zone with kept records that holds the name.
         let mut zone_name = qname.to_lowercase();
         let zone = loop {
-            if let Some(zone) = zones.get(&zone_name) {
+            if let Some(zone) = zones.by_name.get(&zone_name) {
                 break zone;
             }
             if zone_name.is_root() {
@@ -189,7 +241,36 @@ impl NsecCache {
 
     /// Forgets everything (with a cache flush or a change of trust).
     pub(crate) fn clear(&self) {
-        self.zones.lock().clear();
+        *self.zones.lock() = Zones::default();
+    }
+}
+
+impl Zones {
+    /// Frees at least a quarter of `budget`: expired records first, then the
+    /// largest zones.
+    fn make_room(&mut self, budget: u64, now: Instant) {
+        for zone in self.by_name.values_mut() {
+            zone.nsecs.retain(|_, k| k.until > now);
+            zone.cost = ZONE_OVERHEAD
+                + record_cost(&zone.soa)
+                + zone.soa_sigs.iter().map(record_cost).sum::<u64>()
+                + zone.nsecs.values().map(|k| k.cost).sum::<u64>();
+        }
+        self.by_name.retain(|_, zone| !zone.nsecs.is_empty());
+        self.bytes = self.by_name.values().map(|z| z.cost).sum();
+        while self.bytes > budget - budget / 4 {
+            let Some(largest) = self
+                .by_name
+                .iter()
+                .max_by_key(|(_, zone)| zone.cost)
+                .map(|(name, _)| name.clone())
+            else {
+                break;
+            };
+            if let Some(zone) = self.by_name.remove(&largest) {
+                self.bytes -= zone.cost;
+            }
+        }
     }
 }
 
@@ -200,4 +281,76 @@ fn signatures(records: &[Record], owner: &Name, rtype: RecordType) -> Vec<Record
         .filter(|r| dnssec::rrsig(r).is_some_and(|s| s.input().type_covered == rtype))
         .cloned()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC};
+    use hickory_proto::rr::rdata::SOA;
+
+    use super::*;
+
+    fn name(text: &str) -> Name {
+        Name::from_ascii(text).unwrap()
+    }
+
+    fn soa(zone: &Name) -> Record {
+        let data = SOA::new(zone.clone(), zone.clone(), 1, 3600, 600, 86400, 300);
+        Record::from_rdata(zone.clone(), 300, RData::SOA(data))
+    }
+
+    /// The NSEC of `owner` in `zone`, covering up to `next`.
+    fn nsec(owner: &str, next: &str) -> Record {
+        let data = NSEC::new(name(next), vec![RecordType::A, RecordType::NSEC]);
+        Record::from_rdata(name(owner), 300, RData::DNSSEC(DNSSECRData::NSEC(data)))
+    }
+
+    #[test]
+    fn kept_records_never_exceed_the_budget_and_the_flooded_zone_goes_first() {
+        let budget = 64 * 1024;
+        let cache = NsecCache::new(budget);
+        let quiet = name("quiet.example.");
+        cache.remember(
+            &quiet,
+            &soa(&quiet),
+            &[nsec("a.quiet.example.", "b.quiet.example.")],
+            Duration::from_secs(300),
+        );
+        // A flood walks another zone's chain, one new NSEC per answer.
+        let flooded = name("flooded.example.");
+        for i in 0..5_000 {
+            let record = nsec(
+                &format!("n{i:05}.flooded.example."),
+                &format!("n{i:05}a.flooded.example."),
+            );
+            cache.remember(
+                &flooded,
+                &soa(&flooded),
+                &[record],
+                Duration::from_secs(300),
+            );
+            assert!(cache.bytes() <= budget, "{} > {budget}", cache.bytes());
+        }
+        // The quiet zone's record is still there: the flooded zone made room.
+        let zones = cache.zones.lock();
+        assert!(zones.by_name.contains_key(&quiet));
+        let counted: u64 = zones.by_name.values().map(|z| z.cost).sum();
+        assert_eq!(counted, zones.bytes);
+    }
+
+    #[test]
+    fn a_zero_budget_keeps_nothing() {
+        let cache = NsecCache::new(0);
+        let zone = name("example.");
+        cache.remember(
+            &zone,
+            &soa(&zone),
+            &[nsec("a.example.", "b.example.")],
+            Duration::from_secs(300),
+        );
+        assert_eq!(cache.bytes(), 0);
+        assert!(cache.zones.lock().by_name.is_empty());
+    }
 }

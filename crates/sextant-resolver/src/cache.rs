@@ -148,7 +148,7 @@ const ARC_HEADER: u64 = 16;
 
 /// A record's memory: its struct, what its names and data hold on the heap (about
 /// the size of its wire data), and the allocator's rounding.
-fn record_cost(record: &Record) -> u64 {
+pub(crate) fn record_cost(record: &Record) -> u64 {
     let data = match &record.data {
         RData::A(_) | RData::AAAA(_) => 0,
         RData::Unknown { rdata, .. } => rdata.anything.len() as u64,

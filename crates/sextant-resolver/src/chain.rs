@@ -45,6 +45,7 @@ pub(crate) struct ValidationLimits {
     pub(crate) max_nsec3_hashes: u32,
     pub(crate) max_key_tag_collisions: usize,
     pub(crate) aggressive_nsec: bool,
+    pub(crate) aggressive_nsec_bytes: u64,
 }
 
 /// What is known of a zone's keys.
@@ -99,7 +100,9 @@ impl Validator {
                 autotrust.path().display()
             );
         }
-        let aggressive = limits.aggressive_nsec.then(NsecCache::default);
+        let aggressive = limits
+            .aggressive_nsec
+            .then(|| NsecCache::new(limits.aggressive_nsec_bytes));
         Self {
             anchors: RwLock::new(anchors),
             autotrust,

@@ -8,10 +8,6 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::rr::{Name, RecordType};
 
-/// Questions remembered at most; beyond this the least used are forgotten first,
-/// which only costs a resolution attempt.
-const CAPACITY: usize = 16_384;
-
 /// How long failures are held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FailureHold {
@@ -19,6 +15,9 @@ pub struct FailureHold {
     pub first: Duration,
     /// The ceiling for a question that keeps failing.
     pub max: Duration,
+    /// Questions remembered at most (`resolver.failure_entries`); beyond this the
+    /// least used are forgotten first, which only costs a resolution attempt.
+    pub entries: usize,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -37,7 +36,7 @@ pub(crate) struct FailureCache {
 impl FailureCache {
     pub(crate) fn new(limits: FailureHold) -> Self {
         Self {
-            entries: quick_cache::sync::Cache::new(CAPACITY),
+            entries: quick_cache::sync::Cache::new(limits.entries.max(1)),
             limits,
         }
     }
@@ -88,6 +87,7 @@ mod tests {
         FailureCache::new(FailureHold {
             first: Duration::from_secs(first),
             max: Duration::from_secs(max),
+            entries: 1000,
         })
     }
 
@@ -132,6 +132,17 @@ mod tests {
         failures.failed(key(), now + Duration::from_secs(3));
         failures.failed(key(), now + Duration::from_secs(100));
         assert!(!failures.holds(&key(), now + Duration::from_secs(101)));
+    }
+
+    #[test]
+    fn no_more_questions_are_held_than_configured() {
+        let failures = cache(30, 30);
+        let now = Instant::now();
+        for i in 0..10_000 {
+            let name = Name::from_ascii(format!("n{i}.example.")).unwrap();
+            failures.failed((name, RecordType::A), now);
+        }
+        assert!(failures.entries.len() <= 1000, "{}", failures.entries.len());
     }
 
     #[test]

@@ -403,6 +403,11 @@ mod tests {
         let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = closed.local_addr().unwrap().port();
         drop(closed);
+        resolver_with_root(port, 1024).await
+    }
+
+    /// A resolver whose only root server listens on `port` of 127.0.0.1.
+    async fn resolver_with_root(port: u16, max_resolutions: usize) -> Arc<Resolver> {
         let filter = ServerFilter::default();
         let hints = RootHints::from_text(
             Path::new("t"),
@@ -437,7 +442,9 @@ mod tests {
             failure_hold: crate::failures::FailureHold {
                 first: Duration::from_secs(1),
                 max: Duration::from_secs(30),
+                entries: 1000,
             },
+            max_resolutions,
         };
         Arc::new(Resolver::new(
             cache,
@@ -448,6 +455,38 @@ mod tests {
             limits,
             None,
         ))
+    }
+
+    #[tokio::test]
+    async fn past_max_resolutions_a_new_question_gets_servfail_at_once() {
+        // A root that hears queries and never answers keeps a resolution going.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let resolver = resolver_with_root(port, 1).await;
+        let first = Name::from_ascii("one.example.").unwrap();
+        let pending = tokio::spawn({
+            let resolver = resolver.clone();
+            let first = first.clone();
+            async move { resolver.resolve(&first, RecordType::A).await }
+        });
+        while resolver.in_flight.lock().is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let second = Name::from_ascii("two.example.").unwrap();
+        let busy = tokio::time::timeout(
+            Duration::from_millis(100),
+            resolver.resolve(&second, RecordType::A),
+        )
+        .await
+        .unwrap();
+        assert_eq!(busy.rcode, hickory_proto::op::ResponseCode::ServFail);
+        assert!(busy.busy);
+        // The question already being resolved is still shared, not refused, and its
+        // slot is given back when it ends.
+        let shared = resolver.resolve(&first, RecordType::A).await;
+        assert!(!shared.busy);
+        pending.await.unwrap();
+        assert!(resolver.in_flight.lock().is_empty());
     }
 
     #[tokio::test]

@@ -90,6 +90,22 @@ impl Daemon for ResolverDaemon {
                 shutdown.clone(),
             ));
         }
+        let published = resolver.clone();
+        sextant_daemon::publish_every(shutdown.clone(), move || {
+            let cache = &published.cache;
+            metrics::gauge!("sextant_resolver_cache_bytes").set(cache.bytes() as f64);
+            metrics::gauge!("sextant_resolver_cache_entries").set(cache.len() as f64);
+            metrics::gauge!("sextant_resolver_cache_budget_bytes").set(cache.budget() as f64);
+            let resolutions = published.in_flight.lock().len();
+            metrics::gauge!("sextant_resolver_resolutions").set(resolutions as f64);
+            if let Some(kept) = published
+                .validator
+                .as_ref()
+                .and_then(|v| v.aggressive.as_ref())
+            {
+                metrics::gauge!("sextant_resolver_aggressive_nsec_bytes").set(kept.bytes() as f64);
+            }
+        });
         // The listener keeps resolver answers in its packet cache; a flush bumps the
         // cache generation here so that the listener drops them too.
         let generations = CacheGenerations::new();
@@ -182,9 +198,15 @@ pub async fn build(
     let v6 = section
         .query_source_v6
         .unwrap_or(SocketAddr::from(([0u16; 8], 0)));
-    let mut upstream = Upstream::new(v4, v6, section.send_cookies, shutdown)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let mut upstream = Upstream::with_server_entries(
+        v4,
+        v6,
+        section.send_cookies,
+        section.server_entries,
+        shutdown,
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
     upstream.dnssec_ok = section.validation;
     let cache = Cache::new(CacheLimits {
         bytes: section.cache_bytes,
@@ -218,7 +240,9 @@ pub async fn build(
         failure_hold: failures::FailureHold {
             first: section.failure_ttl,
             max: section.failure_ttl_max,
+            entries: section.failure_entries,
         },
+        max_resolutions: section.max_resolutions,
     };
     let validator = validator(section)?;
     Ok(Resolver::new(
@@ -253,6 +277,7 @@ fn validator(section: &ResolverConfig) -> anyhow::Result<Option<chain::Validator
         max_nsec3_hashes: section.max_nsec3_hashes,
         max_key_tag_collisions: section.max_key_tag_collisions.max(1),
         aggressive_nsec: section.aggressive_nsec,
+        aggressive_nsec_bytes: section.aggressive_nsec_bytes,
     };
     let autotrust = match &section.state_dir {
         Some(dir) => Some(

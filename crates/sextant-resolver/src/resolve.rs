@@ -42,6 +42,8 @@ pub struct Limits {
     pub upstream_port: u16,
     /// How long a failed client question is answered SERVFAIL without a new try.
     pub failure_hold: FailureHold,
+    /// Distinct client questions resolved at once; a new one past it gets SERVFAIL.
+    pub max_resolutions: usize,
 }
 
 /// A zone sent to other resolvers instead of iterated.
@@ -69,6 +71,8 @@ pub struct Outcome {
     pub stale: bool,
     /// SERVFAIL without trying: the same question failed moments ago.
     pub cached_failure: bool,
+    /// SERVFAIL without trying: `max_resolutions` questions were being resolved.
+    pub busy: bool,
     /// What validation concluded (Indeterminate when it is off).
     pub(crate) security: Security,
 }
@@ -83,7 +87,16 @@ impl Outcome {
             authority_sigs: Vec::new(),
             stale: false,
             cached_failure: false,
+            busy: false,
             security: Security::Indeterminate,
+        }
+    }
+
+    /// SERVFAIL because `max_resolutions` questions are being resolved already.
+    pub(crate) fn busy() -> Self {
+        Self {
+            busy: true,
+            ..Self::servfail()
         }
     }
 
@@ -170,7 +183,7 @@ pub struct Resolver {
     pub limits: Limits,
     /// DNSSEC validation; `None` when `validation = false`.
     pub(crate) validator: Option<Validator>,
-    in_flight: Mutex<InFlight>,
+    pub(crate) in_flight: Mutex<InFlight>,
     failures: FailureCache,
     /// When priming last failed and when that was last logged: while the root is
     /// unreachable, priming is retried every few seconds, not for every query, and
@@ -179,6 +192,18 @@ pub struct Resolver {
     /// Client questions answered wholly from the cache, and the others.
     pub hits: AtomicU64,
     pub misses: AtomicU64,
+}
+
+/// A question's place among those being resolved, given back when dropped.
+struct InFlightSlot {
+    resolver: Arc<Resolver>,
+    key: (Name, RecordType),
+}
+
+impl Drop for InFlightSlot {
+    fn drop(&mut self) {
+        self.resolver.in_flight.lock().remove(&self.key);
+    }
 }
 
 /// What the cache says about one name on the way along a chain.
@@ -267,19 +292,29 @@ impl Resolver {
                     metrics::counter!("sextant_resolver_coalesced_total").increment(1);
                     receiver.clone()
                 }
+                None if in_flight.len() >= self.limits.max_resolutions => {
+                    metrics::counter!("sextant_resolver_busy_total").increment(1);
+                    return Arc::new(Outcome::busy());
+                }
                 None => {
                     let (sender, receiver) = watch::channel(None);
                     in_flight.insert(key.clone(), receiver.clone());
                     let resolver = self.clone();
                     let name = name.clone();
                     tokio::spawn(async move {
+                        // Frees the slot however the task ends, so a slot can never
+                        // leak and shrink `max_resolutions` for good.
+                        let slot = InFlightSlot {
+                            resolver: resolver.clone(),
+                            key,
+                        };
                         let outcome = Arc::new(resolver.resolve_fresh(&name, rtype).await);
                         if outcome.rcode == ResponseCode::ServFail && !outcome.stale {
-                            resolver.failures.failed(key.clone(), Instant::now());
+                            resolver.failures.failed(slot.key.clone(), Instant::now());
                         } else {
-                            resolver.failures.succeeded(&key);
+                            resolver.failures.succeeded(&slot.key);
                         }
-                        resolver.in_flight.lock().remove(&key);
+                        drop(slot);
                         let _ = sender.send(Some(outcome));
                     });
                     receiver
@@ -305,6 +340,7 @@ impl Resolver {
         }
         Outcome {
             cached_failure: true,
+            busy: false,
             ..Outcome::servfail()
         }
     }
@@ -598,6 +634,7 @@ impl Assembly {
             authority_sigs: Vec::new(),
             stale: false,
             cached_failure: false,
+            busy: false,
             security: self.security,
         }
     }
@@ -615,6 +652,7 @@ impl Assembly {
             authority_sigs: part.sigs,
             stale: false,
             cached_failure: false,
+            busy: false,
             security: self.security.and(part.security),
         }
     }

@@ -21,8 +21,8 @@ struct Stat {
     no_edns: bool,
 }
 
-/// Servers remembered; past it the table starts again (a cheap bound on memory).
-const MAX_SERVERS: usize = 100_000;
+/// Servers remembered unless the configuration says otherwise.
+pub(crate) const DEFAULT_CAPACITY: usize = 10_000;
 /// One query in this many goes to a random server instead of the fastest.
 const EXPLORE_ONE_IN: u32 = 20;
 /// Timeout for a server never measured.
@@ -30,12 +30,28 @@ const FIRST_TIMEOUT: Duration = Duration::from_millis(400);
 /// Longest a server that timed out is held back.
 const MAX_HOLD_BACK: Duration = Duration::from_secs(60);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Servers {
     stats: Mutex<HashMap<IpAddr, Stat>>,
+    /// Servers remembered at most (`resolver.server_entries`): a zone can delegate
+    /// to any addresses it likes, so whoever controls zones controls this table.
+    capacity: usize,
+}
+
+impl Default for Servers {
+    fn default() -> Self {
+        Self::with_capacity(DEFAULT_CAPACITY)
+    }
 }
 
 impl Servers {
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            stats: Mutex::default(),
+            capacity: capacity.max(1),
+        }
+    }
+
     /// Orders `candidates` best first: measured-fast servers, then unmeasured ones
     /// (in random order), then servers held back after timeouts.
     pub fn order<T>(&self, candidates: &mut [(IpAddr, T)]) {
@@ -79,7 +95,7 @@ impl Servers {
 
     pub fn answered(&self, ip: IpAddr, rtt: Duration) {
         let mut stats = self.stats.lock();
-        Self::bound(&mut stats);
+        self.bound(&mut stats);
         let ms = rtt.as_secs_f64() * 1000.0;
         let stat = stats.entry(ip).or_insert(Stat {
             srtt_ms: ms,
@@ -94,7 +110,7 @@ impl Servers {
 
     pub fn timed_out(&self, ip: IpAddr, waited: Duration) {
         let mut stats = self.stats.lock();
-        Self::bound(&mut stats);
+        self.bound(&mut stats);
         let stat = stats.entry(ip).or_insert(Stat {
             srtt_ms: waited.as_secs_f64() * 1000.0,
             timeouts: 0,
@@ -113,7 +129,7 @@ impl Servers {
 
     pub fn set_no_edns(&self, ip: IpAddr) {
         let mut stats = self.stats.lock();
-        Self::bound(&mut stats);
+        self.bound(&mut stats);
         stats
             .entry(ip)
             .or_insert(Stat {
@@ -125,10 +141,24 @@ impl Servers {
             .no_edns = true;
     }
 
-    fn bound(stats: &mut HashMap<IpAddr, Stat>) {
-        if stats.len() >= MAX_SERVERS {
+    /// Makes room for one more server: first the servers that are neither held
+    /// back nor known to lack EDNS (what is forgotten is only a measurement, so a
+    /// forgotten server is simply measured again), then, if that is not enough,
+    /// everything.
+    fn bound(&self, stats: &mut HashMap<IpAddr, Stat>) {
+        if stats.len() < self.capacity {
+            return;
+        }
+        let now = Instant::now();
+        stats.retain(|_, s| s.no_edns || s.held_back_until.is_some_and(|until| until > now));
+        if stats.len() >= self.capacity / 2 {
             stats.clear();
         }
+    }
+
+    /// Servers remembered now.
+    pub fn len(&self) -> usize {
+        self.stats.lock().len()
     }
 }
 
@@ -157,6 +187,25 @@ mod tests {
         assert!(firsts[&ip(2)] > 850, "{firsts:?}");
         // Exploration still tries the others now and then.
         assert!(firsts.get(&ip(1)).copied().unwrap_or(0) > 0, "{firsts:?}");
+    }
+
+    #[test]
+    fn the_table_never_holds_more_than_its_capacity() {
+        let servers = Servers::with_capacity(100);
+        for i in 0..10_000u32 {
+            servers.answered(IpAddr::from(i.to_be_bytes()), Duration::from_millis(5));
+            assert!(servers.len() <= 100);
+        }
+        // A server known to choke on EDNS survives a purge of plain measurements.
+        let servers = Servers::with_capacity(100);
+        servers.set_no_edns(ip(1));
+        for i in 0..150u32 {
+            servers.answered(
+                IpAddr::from((1000 + i).to_be_bytes()),
+                Duration::from_millis(5),
+            );
+        }
+        assert!(servers.no_edns(ip(1)));
     }
 
     #[test]

@@ -105,6 +105,10 @@ pub(crate) async fn respond(resolver: &Arc<Resolver>, query: &Query) -> Answer {
             reply.push_extended_error(ExtendedError::stale_answer(
                 "authorities unreachable; expired data",
             ));
+        } else if outcome.busy {
+            reply.push_extended_error(ExtendedError::other(
+                "too many questions being resolved; try again",
+            ));
         } else if outcome.cached_failure {
             reply.push_extended_error(ExtendedError::cached_error(
                 "resolution failed moments ago; not retried yet",

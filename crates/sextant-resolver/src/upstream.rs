@@ -93,6 +93,24 @@ impl Upstream {
         send_cookies: bool,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<Self, String> {
+        Self::with_server_entries(
+            v4,
+            v6,
+            send_cookies,
+            crate::servers::DEFAULT_CAPACITY,
+            shutdown,
+        )
+        .await
+    }
+
+    /// As `new`, remembering at most `server_entries` servers' measurements.
+    pub async fn with_server_entries(
+        v4: SocketAddr,
+        v6: SocketAddr,
+        send_cookies: bool,
+        server_entries: usize,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<Self, String> {
         let v4 = Source::open("resolver.query_source", v4, shutdown.clone()).await?;
         let v6 = match Source::open("resolver.query_source_v6", v6, shutdown).await {
             Ok(source) => source,
@@ -104,7 +122,7 @@ impl Upstream {
         Ok(Self {
             v4,
             v6,
-            servers: Servers::default(),
+            servers: Servers::with_capacity(server_entries),
             cookies: send_cookies.then(ClientCookies::default),
             dnssec_ok: false,
         })

@@ -31,6 +31,10 @@ impl ExtendedError {
     pub const fn stale_answer(text: &'static str) -> Self {
         Self { code: 3, text }
     }
+    /// 0: none of the others; the text says what.
+    pub const fn other(text: &'static str) -> Self {
+        Self { code: 0, text }
+    }
     /// 13: an error answered from a cache.
     pub const fn cached_error(text: &'static str) -> Self {
         Self { code: 13, text }

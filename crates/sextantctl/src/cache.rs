@@ -28,7 +28,56 @@ pub(crate) async fn resolver(config: &Path) -> Result<ControlClient, Outcome> {
     })
 }
 
+/// The listener's packet cache as its metrics endpoint shows it (the listener has
+/// no control service): entries, bytes, budget.
+#[derive(Debug, Clone, Copy)]
+struct PacketCache {
+    entries: u64,
+    bytes: u64,
+    budget: u64,
+}
+
+/// `Ok(None)` when the listener has no metrics endpoint (or no packet cache).
+async fn packet_cache(config: &Path) -> Result<Option<PacketCache>, String> {
+    let config = sextant_config::load(config).map_err(|e| e.to_string())?;
+    let Some(address) = config.listener.as_ref().and_then(|l| l.metrics) else {
+        return Ok(None);
+    };
+    let text = crate::stats::scrape(address)
+        .await
+        .map_err(|e| format!("listener metrics at {address}: {e}"))?;
+    let samples = crate::stats::parse(&text);
+    let value = |name: &str| {
+        samples
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.value as u64)
+    };
+    Ok(
+        value("sextant_listener_packet_cache_budget_bytes").map(|budget| PacketCache {
+            entries: value("sextant_listener_packet_cache_entries").unwrap_or(0),
+            bytes: value("sextant_listener_packet_cache_bytes").unwrap_or(0),
+            budget,
+        }),
+    )
+}
+
+fn percent(bytes: u64, budget: u64) -> f64 {
+    if budget == 0 {
+        0.0
+    } else {
+        bytes as f64 * 100.0 / budget as f64
+    }
+}
+
 pub(crate) async fn stats(config: &Path, json: bool) -> Outcome {
+    let listener = match packet_cache(config).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("{error}");
+            None
+        }
+    };
     let mut client = match resolver(config).await {
         Ok(client) => client,
         Err(outcome) => return outcome,
@@ -53,19 +102,28 @@ pub(crate) async fn stats(config: &Path, json: bool) -> Outcome {
             serde_json::json!({
                 "entries": cache.entries, "bytes": cache.bytes, "budget": cache.budget,
                 "hits": cache.hits, "misses": cache.misses, "hit_ratio": hit_ratio,
+                "listener_packet_cache": listener.map(|l| serde_json::json!({
+                    "entries": l.entries, "bytes": l.bytes, "budget": l.budget,
+                })),
             })
         );
     } else {
+        say!("resolver cache");
         say!("entries   {}", cache.entries);
-        let used = if cache.budget == 0 {
-            0.0
-        } else {
-            cache.bytes as f64 * 100.0 / cache.budget as f64
-        };
+        let used = percent(cache.bytes, cache.budget);
         say!("bytes     {} of {} ({used:.1}%)", cache.bytes, cache.budget);
         say!("hits      {}", cache.hits);
         say!("misses    {}", cache.misses);
         say!("hit ratio {:.1}%", hit_ratio * 100.0);
+        match listener {
+            Some(l) => {
+                say!("listener packet cache (as of its last 5 s sample)");
+                say!("entries   {}", l.entries);
+                let used = percent(l.bytes, l.budget);
+                say!("bytes     {} of {} ({used:.1}%)", l.bytes, l.budget);
+            }
+            None => say!("listener packet cache: not shown (set listener.metrics to read it)"),
+        }
     }
     Outcome::Ok
 }

@@ -76,7 +76,7 @@ pub(crate) async fn stats(config_path: &Path, json: bool) -> Outcome {
 }
 
 /// GET /metrics over HTTP/1.0 (the body ends when the server closes).
-async fn scrape(address: SocketAddr) -> Result<String, String> {
+pub(crate) async fn scrape(address: SocketAddr) -> Result<String, String> {
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(address).await?;
         stream

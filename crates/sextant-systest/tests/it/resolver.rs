@@ -506,23 +506,48 @@ fn cache_flush_and_stats_over_the_control_tool() {
     let hierarchy = Hierarchy::start("", "");
     let lab = Lab::new().unwrap();
     let config = lab.resolver_config(&hierarchy.hints(), "").unwrap();
+    // The listener's packet cache is read from its metrics endpoint.
+    let metrics_port = sextant_systest::free_port().unwrap();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[listener]\n",
+        &format!("[listener]\nmetrics = \"127.0.0.1:{metrics_port}\"\n"),
+    );
+    std::fs::write(&config, text).unwrap();
     let suite = lab.start_resolver_suite(&config).unwrap();
     ask(&suite, "www.example.test.", RecordType::A);
     let before = hierarchy.server(3).queries();
     ask(&suite, "www.example.test.", RecordType::A);
     assert_eq!(hierarchy.server(3).queries(), before);
 
-    let stats = sextant_systest::sextantctl(&config, &["cache", "stats", "--json"]).unwrap();
-    assert!(stats.status.success(), "{stats:?}");
-    let json: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    // Bytes against the default budgets: 16 MiB resolver cache, 8 MiB packet cache.
+    // The listener samples its cache every 5 s; wait for a sample with the answer.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let json = loop {
+        let stats = sextant_systest::sextantctl(&config, &["cache", "stats", "--json"]).unwrap();
+        assert!(stats.status.success(), "{stats:?}");
+        let json: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+        let sampled = json["listener_packet_cache"]["entries"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0;
+        if sampled || Instant::now() > deadline {
+            break json;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
     assert!(json["entries"].as_u64().unwrap() > 0, "{json}");
-    // Bytes against the configured budget (64 MiB by default).
     let bytes = json["bytes"].as_u64().unwrap();
-    assert_eq!(json["budget"].as_u64(), Some(64 << 20), "{json}");
-    assert!(bytes > 0 && bytes < 64 << 20, "{json}");
+    assert_eq!(json["budget"].as_u64(), Some(16 << 20), "{json}");
+    assert!(bytes > 0 && bytes < 16 << 20, "{json}");
+    let packets = &json["listener_packet_cache"];
+    assert!(packets["entries"].as_u64().unwrap() > 0, "{json}");
+    assert_eq!(packets["budget"].as_u64(), Some(8 << 20), "{json}");
+    let packet_bytes = packets["bytes"].as_u64().unwrap();
+    assert!(packet_bytes > 0 && packet_bytes < 8 << 20, "{json}");
     let table = sextant_systest::sextantctl(&config, &["cache", "stats"]).unwrap();
     let table = String::from_utf8_lossy(&table.stdout).into_owned();
-    assert!(table.contains(&format!("of {} (", 64 << 20)), "{table}");
+    assert!(table.contains(&format!("of {} (", 16 << 20)), "{table}");
+    assert!(table.contains(&format!("of {} (", 8 << 20)), "{table}");
 
     let flush =
         sextant_systest::sextantctl(&config, &["cache", "flush", "www.example.test."]).unwrap();
