@@ -4,9 +4,12 @@
 //! them, NXDOMAIN with AD, without one more query to the zone's servers and without
 //! one more cache entry per name.
 //!
-//! Only NSEC (RFC 8198 §5.1); NSEC3 spans are not reused. Only records whose
-//! signatures were verified, in an answer found secure, are kept, each until its
-//! own TTL (capped by its signature) and the zone's negative TTL run out.
+//! NSEC3 chains are reused the same way (RFC 8198 §5.2): the kept records whose
+//! hashes match or cover the closest encloser, the next closer name and the
+//! wildcard make the proof, checked as if a server had sent it; Opt-Out spans
+//! prove nothing and are never used. Only records whose signatures were verified,
+//! in an answer found secure, are kept, each until its own TTL (capped by its
+//! signature) and the zone's negative TTL run out.
 //!
 //! The store's memory is `resolver.aggressive_nsec_bytes`, each record counted as
 //! the RRset cache counts it. The zones being walked by a flood are the ones that
@@ -16,12 +19,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+use hickory_proto::dnssec::Nsec3HashAlgorithm;
+use hickory_proto::dnssec::rdata::DNSSECRData;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use parking_lot::Mutex;
 
 use crate::cache::record_cost;
 use crate::dnssec::{self, Denial, Work};
 
+/// Labels below the zone's apex up to which NSEC3 proofs are synthesized.
+const MAX_NSEC3_DEPTH: u8 = 4;
 /// What a zone's entry costs besides its records: its name twice (the map key and
 /// the SOA owner), the map's slot and the SOA's struct.
 const ZONE_OVERHEAD: u64 = 256;
@@ -47,11 +54,132 @@ struct Zone {
     soa_sigs: Vec<Record>,
     /// By owner, in canonical order (hickory-proto orders names canonically).
     nsecs: BTreeMap<Name, Kept>,
+    /// NSEC3 records by their owner's hash, in hash order, all made with
+    /// `nsec3_params`.
+    nsec3s: BTreeMap<Vec<u8>, Kept>,
+    /// Iterations and salt of the kept NSEC3 chain; a new chain replaces it.
+    nsec3_params: Option<(u16, Vec<u8>)>,
     /// What the zone's entry costs, its records included.
     cost: u64,
 }
 
-/// A negative answer made from kept NSEC records.
+impl Zone {
+    fn records_cost(&self) -> u64 {
+        self.nsecs
+            .values()
+            .chain(self.nsec3s.values())
+            .map(|k| k.cost)
+            .sum()
+    }
+
+    /// The NSEC at or before each name that can matter: the name, and the wildcard
+    /// at each of its ancestors in the zone.
+    fn nsec_candidates(&self, qname: &Name, zone: &Name, now: Instant) -> Vec<&Kept> {
+        let mut wanted = vec![qname.clone()];
+        let mut ancestor = qname.clone();
+        while ancestor != *zone && !ancestor.is_root() {
+            ancestor = ancestor.base_name();
+            if let Some(wildcard) = wildcard_of(&ancestor) {
+                wanted.push(wildcard);
+            }
+        }
+        let mut used: Vec<&Kept> = Vec::new();
+        for name in &wanted {
+            // The last NSEC of the zone covers names after it (its next name is the
+            // apex): the range finds it too.
+            let at_or_before = self.nsecs.range(..=name.clone()).next_back();
+            if let Some((_, kept)) = at_or_before
+                && kept.until > now
+                && !used.iter().any(|u| u.nsec.name == kept.nsec.name)
+            {
+                used.push(kept);
+            }
+        }
+        used
+    }
+
+    /// The NSEC3 records that can make a closest-encloser proof for `qname`: for
+    /// the name, each ancestor in the zone and the wildcard below each, the record
+    /// whose hash matches it or the one before it (which covers it if any kept one
+    /// does; the first hash's predecessor is the last record, whose span wraps).
+    /// `None` when the work budget runs out.
+    fn nsec3_candidates(
+        &self,
+        qname: &Name,
+        zone: &Name,
+        now: Instant,
+        work: &Work,
+    ) -> Option<Vec<&Kept>> {
+        let (iterations, salt) = self.nsec3_params.as_ref()?;
+        // Each level costs two hashes here and one or two in the proof, from the
+        // same per-query budget the real resolution needs if this fails: deep names
+        // are left to the zone's servers.
+        if qname.num_labels().saturating_sub(zone.num_labels()) > MAX_NSEC3_DEPTH {
+            return None;
+        }
+        let mut names = vec![qname.clone()];
+        let mut ancestor = qname.clone();
+        while ancestor != *zone && !ancestor.is_root() {
+            ancestor = ancestor.base_name();
+            names.push(ancestor.clone());
+        }
+        if let Some(wildcard) = wildcard_of(&ancestor) {
+            names.push(wildcard);
+        }
+        for name in names.clone().iter().skip(1) {
+            if let Some(wildcard) = wildcard_of(name)
+                && !names.contains(&wildcard)
+            {
+                names.push(wildcard);
+            }
+        }
+        let mut used: Vec<&Kept> = Vec::new();
+        for name in &names {
+            work.take_hash().ok()?;
+            let hash = Nsec3HashAlgorithm::SHA1
+                .hash(salt, name, *iterations)
+                .ok()?;
+            let hash = hash.as_ref();
+            let found = self
+                .nsec3s
+                .range(..=hash.to_vec())
+                .next_back()
+                .or_else(|| self.nsec3s.iter().next_back());
+            if let Some((_, kept)) = found
+                && kept.until > now
+                && !used.iter().any(|u| u.nsec.name == kept.nsec.name)
+            {
+                used.push(kept);
+            }
+        }
+        Some(used)
+    }
+}
+
+fn wildcard_of(name: &Name) -> Option<Name> {
+    Name::from_ascii("*").ok()?.append_domain(name).ok()
+}
+
+/// The hash an NSEC3 record's owner stands for (its first label, base32hex).
+fn owner_hash(record: &Record) -> Option<Vec<u8>> {
+    let label = record.name.iter().next()?.to_ascii_uppercase();
+    data_encoding::BASE32HEX_NOPAD.decode(&label).ok()
+}
+
+/// The iterations and salt of an NSEC3 record hashed with SHA-1 (the only
+/// algorithm defined).
+fn nsec3_params(record: &Record) -> Option<(u16, Vec<u8>)> {
+    match &record.data {
+        RData::DNSSEC(DNSSECRData::NSEC3(nsec3))
+            if nsec3.hash_algorithm() == Nsec3HashAlgorithm::SHA1 =>
+        {
+            Some((nsec3.iterations(), nsec3.salt().to_vec()))
+        }
+        _ => None,
+    }
+}
+
+/// A negative answer made from kept NSEC or NSEC3 records.
 #[derive(Debug)]
 pub(crate) struct Synthesized {
     pub(crate) nxdomain: bool,
@@ -90,9 +218,14 @@ impl NsecCache {
         let soa_sigs = signatures(proof, &soa.name, RecordType::SOA);
         let kept: Vec<(Name, Kept)> = proof
             .iter()
-            .filter(|r| r.record_type() == RecordType::NSEC && zone.zone_of(&r.name))
+            .filter(|r| match r.record_type() {
+                RecordType::NSEC => zone.zone_of(&r.name),
+                // An NSEC3 record's owner is its hash right under the apex.
+                RecordType::NSEC3 => r.name.base_name() == zone && nsec3_params(r).is_some(),
+                _ => false,
+            })
             .map(|nsec| {
-                let sigs = signatures(proof, &nsec.name, RecordType::NSEC);
+                let sigs = signatures(proof, &nsec.name, nsec.record_type());
                 let cost =
                     ENTRY_OVERHEAD + record_cost(nsec) + sigs.iter().map(record_cost).sum::<u64>();
                 let lifetime = ttl.min(Duration::from_secs(u64::from(nsec.ttl)));
@@ -124,6 +257,8 @@ impl NsecCache {
                 soa: soa.clone(),
                 soa_sigs: soa_sigs.clone(),
                 nsecs: BTreeMap::new(),
+                nsec3s: BTreeMap::new(),
+                nsec3_params: None,
                 cost,
             }
         });
@@ -137,7 +272,25 @@ impl NsecCache {
         entry.soa = soa.clone();
         for (owner, kept) in kept {
             let cost = kept.cost;
-            if let Some(old) = entry.nsecs.insert(owner, kept) {
+            let old = if kept.nsec.record_type() == RecordType::NSEC {
+                entry.nsecs.insert(owner, kept)
+            } else {
+                let (Some(params), Some(hash)) = (nsec3_params(&kept.nsec), owner_hash(&kept.nsec))
+                else {
+                    continue;
+                };
+                // A zone moving to a new salt or iteration count: the old chain
+                // proves nothing about the new hashes.
+                if entry.nsec3_params.as_ref() != Some(&params) {
+                    let dropped: u64 = entry.nsec3s.values().map(|k| k.cost).sum();
+                    entry.nsec3s.clear();
+                    entry.cost -= dropped;
+                    zones.bytes -= dropped;
+                    entry.nsec3_params = Some(params);
+                }
+                entry.nsec3s.insert(hash, kept)
+            };
+            if let Some(old) = old {
                 entry.cost -= old.cost;
                 zones.bytes -= old.cost;
             }
@@ -174,33 +327,15 @@ impl NsecCache {
             zone_name = zone_name.base_name();
         };
         let qname = qname.to_lowercase();
-        // The NSEC at or before each name that can matter: the name, and the
-        // wildcard at each of its ancestors in the zone.
-        let mut wanted = vec![qname.clone()];
-        let mut ancestor = qname.clone();
-        while ancestor != zone_name && !ancestor.is_root() {
-            ancestor = ancestor.base_name();
-            if let Some(wildcard) = Name::from_ascii("*")
-                .ok()
-                .and_then(|star| star.append_domain(&ancestor).ok())
-            {
-                wanted.push(wildcard);
-            }
-        }
-        let mut used: Vec<&Kept> = Vec::new();
-        for name in &wanted {
-            let at_or_before = zone.nsecs.range(..=name.clone()).next_back();
-            // The last NSEC of the zone covers names after it (its next name is the
-            // apex): the range finds it too.
-            if let Some((_, kept)) = at_or_before
-                && kept.until > now
-                && !used.iter().any(|u| u.nsec.name == kept.nsec.name)
-            {
-                used.push(kept);
-            }
-        }
+        let used = if zone.nsecs.is_empty() {
+            zone.nsec3_candidates(&qname, &zone_name, now, work)?
+        } else {
+            zone.nsec_candidates(&qname, &zone_name, now)
+        };
         let records: Vec<Record> = used.iter().map(|k| k.nsec.clone()).collect();
-        let denial = dnssec::deny(&qname, qtype, &zone_name, &records, 0, work).ok()?;
+        // Only records from answers proven secure are kept, so their NSEC3
+        // iterations were within `max_nsec3_iterations` already.
+        let denial = dnssec::deny(&qname, qtype, &zone_name, &records, u16::MAX, work).ok()?;
         let nxdomain = match denial {
             Denial::NxDomain => true,
             Denial::NoData { cut: false } => false,
@@ -231,7 +366,12 @@ impl NsecCache {
         for record in &mut proof {
             record.ttl = record.ttl.min(ttl);
         }
-        metrics::counter!("sextant_resolver_aggressive_nsec_total").increment(1);
+        let kind = if zone.nsecs.is_empty() {
+            "nsec3"
+        } else {
+            "nsec"
+        };
+        metrics::counter!("sextant_resolver_aggressive_nsec_total", "kind" => kind).increment(1);
         Some(Synthesized {
             nxdomain,
             soa,
@@ -251,12 +391,14 @@ impl Zones {
     fn make_room(&mut self, budget: u64, now: Instant) {
         for zone in self.by_name.values_mut() {
             zone.nsecs.retain(|_, k| k.until > now);
+            zone.nsec3s.retain(|_, k| k.until > now);
             zone.cost = ZONE_OVERHEAD
                 + record_cost(&zone.soa)
                 + zone.soa_sigs.iter().map(record_cost).sum::<u64>()
-                + zone.nsecs.values().map(|k| k.cost).sum::<u64>();
+                + zone.records_cost();
         }
-        self.by_name.retain(|_, zone| !zone.nsecs.is_empty());
+        self.by_name
+            .retain(|_, zone| !zone.nsecs.is_empty() || !zone.nsec3s.is_empty());
         self.bytes = self.by_name.values().map(|z| z.cost).sum();
         while self.bytes > budget - budget / 4 {
             let Some(largest) = self
@@ -338,6 +480,65 @@ mod tests {
         assert!(zones.by_name.contains_key(&quiet));
         let counted: u64 = zones.by_name.values().map(|z| z.cost).sum();
         assert_eq!(counted, zones.bytes);
+    }
+
+    /// The NSEC3 records and SOA of the NSEC3 fixture zone (signed by
+    /// dnssec-signzone, see dnssec/testdata/README.md).
+    fn nsec3_fixture() -> (Record, Vec<Record>) {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/dnssec/testdata/nsec3.db");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let no_include =
+            |_: &std::path::Path| -> std::io::Result<String> { Err(std::io::Error::other("no")) };
+        let records: Vec<Record> =
+            sextant_zone::parse(&text, &path, &name("example.test."), &no_include)
+                .unwrap()
+                .into_iter()
+                .map(|located| crate::dnssec::anchors_decoded(located.record))
+                .collect();
+        let soa = records
+            .iter()
+            .find(|r| r.record_type() == RecordType::SOA)
+            .unwrap()
+            .clone();
+        let nsec3s = records
+            .into_iter()
+            .filter(|r| r.record_type() == RecordType::NSEC3)
+            .collect();
+        (soa, nsec3s)
+    }
+
+    #[test]
+    fn kept_nsec3_records_deny_other_names_and_nothing_else() {
+        let (soa, nsec3s) = nsec3_fixture();
+        let zone = name("example.test.");
+        let cache = NsecCache::new(1 << 20);
+        cache.remember(&zone, &soa, &nsec3s, Duration::from_secs(300));
+        let work = Work::new(64, 64, 4);
+        let nope = cache
+            .synthesize(&name("nope.example.test."), RecordType::A, &work)
+            .unwrap();
+        assert!(nope.nxdomain);
+        assert!(
+            nope.proof
+                .iter()
+                .all(|r| r.record_type() == RecordType::NSEC3)
+        );
+        let nodata = cache
+            .synthesize(&name("www.example.test."), RecordType::AAAA, &work)
+            .unwrap();
+        assert!(!nodata.nxdomain);
+        // Names that exist with the type, and wildcard expansions, are not denied.
+        for (qname, qtype) in [
+            ("www.example.test.", RecordType::A),
+            ("x.wild.example.test.", RecordType::TXT),
+        ] {
+            let work = Work::new(64, 64, 4);
+            assert!(
+                cache.synthesize(&name(qname), qtype, &work).is_none(),
+                "{qname} {qtype}"
+            );
+        }
     }
 
     #[test]

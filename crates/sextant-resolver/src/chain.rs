@@ -73,7 +73,7 @@ pub(crate) struct Validator {
     /// keys): the same NSEC proof in every NXDOMAIN of a random-name flood is
     /// verified once, not once per query.
     verified: quick_cache::sync::Cache<Box<[u8]>, (Instant, u32)>,
-    /// Validated NSEC records reused for other names (RFC 8198); `None` when
+    /// Validated NSEC and NSEC3 records reused for other names (RFC 8198); `None` when
     /// `aggressive_nsec = false`.
     pub(crate) aggressive: Option<NsecCache>,
 }
@@ -521,7 +521,7 @@ impl Resolver {
 }
 
 impl Resolver {
-    /// A negative answer for `name`/`rtype` proven by NSEC records kept from earlier
+    /// A negative answer for `name`/`rtype` proven by NSEC or NSEC3 records kept from earlier
     /// secure answers (RFC 8198), without asking the zone's servers.
     pub(crate) fn synthesize(
         &self,
@@ -539,7 +539,8 @@ impl Resolver {
             .synthesize(name, rtype, budget.work())
     }
 
-    /// Keeps the NSEC records of a secure negative answer for [`Self::synthesize`].
+    /// Keeps the NSEC or NSEC3 records of a secure negative answer for
+    /// [`Self::synthesize`].
     pub(crate) async fn keep_denial(
         self: &Arc<Self>,
         found: &Found,
@@ -558,7 +559,10 @@ impl Resolver {
             return;
         };
         let verified = verified_proof(validator, &found.proof, zone, &keys, budget.work());
-        if verified.iter().all(|r| r.record_type() != RecordType::NSEC) {
+        if verified
+            .iter()
+            .all(|r| !matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3))
+        {
             return;
         }
         let mut proof = verified;

@@ -956,3 +956,53 @@ fn random_names_under_a_signed_zone_are_denied_from_validated_nsec() {
     let www = verdict(&ask(suite.dns, "www.secure.test.", RecordType::A, false));
     assert_eq!((www.rcode, www.ad), (ResponseCode::NoError, true));
 }
+
+#[test]
+fn random_names_under_an_nsec3_zone_are_denied_from_validated_nsec3() {
+    let lab = Lab::new().unwrap();
+    let signed = signed_lab(&lab.path().join("zones"));
+    let hints = signed.dns.hints(&[("a.root-servers.lab.", 1)]);
+    lab.write("anchors", &format!(". IN DNSKEY {}\n", signed.root_key))
+        .unwrap();
+    let config = lab
+        .resolver_config(
+            &hints,
+            "validation = true\ntrust_anchor_file = \"anchors\"\n",
+        )
+        .unwrap();
+    let suite = lab.start_resolver_suite(&config).unwrap();
+    let leaves = &signed.servers[3];
+    // Prime the chain of trust down to nsec3.test. with a name that exists.
+    let www = verdict(&ask(suite.dns, "www.nsec3.test.", RecordType::A, false));
+    assert_eq!((www.rcode, www.ad), (ResponseCode::NoError, true));
+    let before = leaves.queries();
+    // nsec3.test. has three names (apex, ns1, www), so three NSEC3 records: each
+    // NXDOMAIN the server gives teaches at least one the resolver lacked, so after
+    // at most three the chain is known and no random name reaches the server.
+    for i in 0..40 {
+        let name = format!("r{i}x.nsec3.test.");
+        let response = ask(suite.dns, &name, RecordType::A, false);
+        let denied = verdict(&response);
+        assert_eq!(
+            (denied.rcode, denied.ad),
+            (ResponseCode::NXDomain, true),
+            "{name}"
+        );
+        assert!(
+            response
+                .authorities
+                .iter()
+                .any(|r| r.record_type() == RecordType::NSEC3),
+            "{name}: the proof goes with the answer"
+        );
+    }
+    let asked = leaves.queries() - before;
+    assert!(
+        (1..=3).contains(&asked),
+        "the zone's server was asked {asked} times for 40 random names"
+    );
+    // A name that exists is still answered, and a type it lacks is not denied
+    // from a span.
+    let www = verdict(&ask(suite.dns, "www.nsec3.test.", RecordType::A, false));
+    assert_eq!((www.rcode, www.ad), (ResponseCode::NoError, true));
+}
