@@ -15,8 +15,8 @@ pub use endpoint::Endpoint;
 pub use error::{ConfigError, MissingSection, Problem, required};
 pub use load::{key_secret, load};
 pub use model::{
-    AuthorityConfig, Config, CookieConfig, ForwardConfig, ForwardMode, KeyConfig, ListenerConfig,
-    LogConfig, LogFormat, ResolverConfig, RrlConfig, SecondaryZoneConfig, TransferConfig,
-    ZoneConfig, cookie_secret,
+    AuthorityConfig, Config, CookieConfig, DNSSEC_ALGORITHMS, DnssecPolicyConfig, ForwardConfig,
+    ForwardMode, KeyConfig, ListenerConfig, LogConfig, LogFormat, ResolverConfig, RrlConfig,
+    SecondaryZoneConfig, TransferConfig, ZoneConfig, cookie_secret,
 };
 pub use section::Section;

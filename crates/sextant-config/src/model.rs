@@ -30,7 +30,81 @@ pub struct Config {
     /// TSIG keys (RFC 8945), referred to by name from zones.
     #[serde(default, rename = "key")]
     pub keys: Vec<KeyConfig>,
+    /// DNSSEC signing policies (`[[dnssec_policy]]`), referred to by name from zones.
+    #[serde(default, rename = "dnssec_policy")]
+    pub dnssec_policies: Vec<DnssecPolicyConfig>,
 }
+
+/// How a zone is signed (`[[dnssec_policy]]`); the defaults follow RFC 9276 and the
+/// practice of BIND and Knot.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DnssecPolicyConfig {
+    /// The policy's name, given as `dnssec_policy = "NAME"` on a zone.
+    pub name: String,
+    /// `ecdsap256sha256` (default, algorithm 13), `ed25519` (15) or `rsasha256` (8,
+    /// 2048-bit keys).
+    #[serde(default = "default_dnssec_algorithm")]
+    pub algorithm: String,
+    /// `csk`: one key signs everything (default); `ksk-zsk`: a key-signing key for
+    /// the DNSKEY RRset and a zone-signing key for the rest.
+    #[serde(default = "default_dnssec_keys")]
+    pub keys: String,
+    /// Proof of non-existence: `nsec3` (default) or `nsec`.
+    #[serde(default = "default_dnssec_denial")]
+    pub denial: String,
+    /// Extra NSEC3 hash iterations. Default 0 (RFC 9276 §3.1: more only costs
+    /// validators, and above 150 they treat the zone as insecure).
+    #[serde(default)]
+    pub nsec3_iterations: u16,
+    /// NSEC3 salt length in bytes, a new random salt each time the chain is made.
+    /// Default 0: no salt (RFC 9276 §3.1).
+    #[serde(default)]
+    pub nsec3_salt_length: u8,
+    /// NSEC3 Opt-Out: unsigned delegations get no NSEC3 record (for large
+    /// delegation-only zones). Default false.
+    #[serde(default)]
+    pub nsec3_opt_out: bool,
+    /// How long a new signature is valid. Default 14 days.
+    #[serde(default = "default_signature_validity", with = "humantime_serde")]
+    pub signature_validity: Duration,
+    /// A signature is made again when less than this is left of it. Default 5 days.
+    #[serde(default = "default_signature_refresh", with = "humantime_serde")]
+    pub signature_refresh: Duration,
+    /// TTL of the DNSKEY, CDS and CDNSKEY RRsets, seconds. Default 3600.
+    #[serde(default = "default_dnskey_ttl")]
+    pub dnskey_ttl: u32,
+    /// How long a zone-signing key (or CSK) is used before it is rolled.
+    /// `"0s"`: never. Default 30 days.
+    #[serde(default = "default_zsk_lifetime", with = "humantime_serde")]
+    pub zsk_lifetime: Duration,
+}
+
+fn default_dnssec_algorithm() -> String {
+    "ecdsap256sha256".into()
+}
+fn default_dnssec_keys() -> String {
+    "csk".into()
+}
+fn default_dnssec_denial() -> String {
+    "nsec3".into()
+}
+fn default_signature_validity() -> Duration {
+    Duration::from_secs(14 * 86_400)
+}
+fn default_signature_refresh() -> Duration {
+    Duration::from_secs(5 * 86_400)
+}
+fn default_dnskey_ttl() -> u32 {
+    3600
+}
+fn default_zsk_lifetime() -> Duration {
+    Duration::from_secs(30 * 86_400)
+}
+
+/// DNSSEC algorithms the signer makes keys for: configuration name, number.
+pub const DNSSEC_ALGORITHMS: [(&str, u8); 3] =
+    [("ecdsap256sha256", 13), ("ed25519", 15), ("rsasha256", 8)];
 
 /// A TSIG key (`[[key]]`).
 #[derive(Clone, Debug, Deserialize)]
@@ -420,6 +494,10 @@ pub struct ZoneConfig {
     pub name: Name,
     /// Its RFC 1035 master file.
     pub file: PathBuf,
+    /// Sign the zone with this `[[dnssec_policy]]` (keys kept in
+    /// `authority.state_dir`). Default: served as the file has it.
+    #[serde(default)]
+    pub dnssec_policy: Option<String>,
 }
 
 fn deserialize_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Name, D::Error> {

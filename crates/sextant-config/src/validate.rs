@@ -69,8 +69,40 @@ impl Config {
             resolver.check_query_sources(self.listener.as_ref(), &mut problems);
         }
         let key_names = validate_keys(&self.keys, &mut problems);
+        validate_policies(&self.dnssec_policies, &mut problems);
         self.check_across_sections(&key_names, &mut problems);
+        self.check_signed_zones(&mut problems);
         problems
+    }
+
+    /// Zones name policies that exist, and their keys have somewhere to live.
+    fn check_signed_zones(&self, problems: &mut Problems) {
+        let Some(authority) = &self.authority else {
+            return;
+        };
+        for zone in &authority.zones {
+            let Some(policy) = &zone.dnssec_policy else {
+                continue;
+            };
+            if !self.dnssec_policies.iter().any(|p| &p.name == policy) {
+                problems.add(
+                    "authority.zone",
+                    format!(
+                        "zone {} names dnssec_policy {policy:?}, which no [[dnssec_policy]] section defines; add it or fix the name",
+                        zone.name
+                    ),
+                );
+            }
+            if authority.state_dir.is_none() {
+                problems.add(
+                    "authority.state_dir",
+                    format!(
+                        "zone {} is signed (dnssec_policy {policy:?}) but the authority has no state_dir for its keys; set authority.state_dir, e.g. \"/var/lib/sextant/authority\"",
+                        zone.name
+                    ),
+                );
+            }
+        }
     }
 
     /// What no section decides alone: keys named by zones exist, a zone is not both
@@ -153,6 +185,81 @@ impl Config {
 
 /// Every name is given once, with a known algorithm and a base64 secret; returns the
 /// names defined.
+/// Each `[[dnssec_policy]]` alone: known algorithm, key split and denial, sane
+/// NSEC3 parameters and signature times.
+fn validate_policies(policies: &[crate::DnssecPolicyConfig], problems: &mut Problems) {
+    let mut seen = HashSet::new();
+    for policy in policies {
+        let name = &policy.name;
+        if !seen.insert(name) {
+            problems.add(
+                "dnssec_policy",
+                format!("policy {name:?} is defined twice; keep one"),
+            );
+        }
+        if !crate::DNSSEC_ALGORITHMS
+            .iter()
+            .any(|(known, _)| *known == policy.algorithm)
+        {
+            problems.add(
+                "dnssec_policy.algorithm",
+                format!(
+                    "policy {name:?}: {:?} is not an algorithm the signer makes keys for; use ecdsap256sha256, ed25519 or rsasha256",
+                    policy.algorithm
+                ),
+            );
+        }
+        if !matches!(policy.keys.as_str(), "csk" | "ksk-zsk") {
+            problems.add(
+                "dnssec_policy.keys",
+                format!("policy {name:?}: keys must be \"csk\" or \"ksk-zsk\""),
+            );
+        }
+        if !matches!(policy.denial.as_str(), "nsec" | "nsec3") {
+            problems.add(
+                "dnssec_policy.denial",
+                format!("policy {name:?}: denial must be \"nsec3\" or \"nsec\""),
+            );
+        }
+        if policy.nsec3_iterations > 150 {
+            problems.add(
+                "dnssec_policy.nsec3_iterations",
+                format!(
+                    "policy {name:?}: {} iterations make validators treat the zone as insecure (RFC 9276 §3.2); use 0",
+                    policy.nsec3_iterations
+                ),
+            );
+        }
+        if policy.signature_refresh >= policy.signature_validity {
+            problems.add(
+                "dnssec_policy.signature_refresh",
+                format!(
+                    "policy {name:?}: signatures would be made again as soon as they are made; make signature_refresh shorter than signature_validity (e.g. \"5d\" for \"14d\")"
+                ),
+            );
+        }
+        if policy.signature_refresh < std::time::Duration::from_secs(3_600) {
+            problems.add(
+                "dnssec_policy.signature_refresh",
+                format!(
+                    "policy {name:?}: signatures must be refreshed at least an hour before they expire; set signature_refresh to \"1h\" or more"
+                ),
+            );
+        }
+        if !policy.zsk_lifetime.is_zero()
+            && policy.zsk_lifetime
+                < policy.signature_validity + std::time::Duration::from_secs(86_400)
+        {
+            problems.add(
+                "dnssec_policy.zsk_lifetime",
+                format!(
+                    "policy {name:?}: a key must outlive the signatures it makes; set zsk_lifetime longer than signature_validity plus a day, or \"0s\" for never"
+                ),
+            );
+        }
+    }
+}
+
 fn validate_keys<'k>(keys: &'k [KeyConfig], problems: &mut Problems) -> HashSet<&'k Name> {
     let mut names = HashSet::new();
     for key in keys {

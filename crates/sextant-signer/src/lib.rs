@@ -1,0 +1,19 @@
+//! DNSSEC signing for the authority (RFC 4033-4035, RFC 5155, RFC 9276): keys made
+//! here, an NSEC or NSEC3 chain and RRSIGs over a zone version, with the previous
+//! version's fresh signatures kept.
+//!
+//! Invariant: this crate does no I/O. The authority stores the keys and the signed
+//! versions; this crate only turns records and keys into signed records.
+
+mod chain;
+mod key;
+mod policy;
+mod previous;
+mod sign;
+
+pub use key::{KeyError, KeyRole, PrivateKey, RSA_BITS, ZoneKey};
+pub use policy::{DenialPolicy, INCEPTION_OFFSET, KeySplit, Policy};
+pub use sign::{SignError, SignRequest, Signed, refresh_in, sign_zone};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,307 @@
+//! The signer against its own promises: every signature verifies with the DNSKEY
+//! it names, the chain covers exactly the authoritative names, and a second pass
+//! over an unchanged zone changes nothing. The real tools' verdicts
+//! (dnssec-verify, ldns-verify-zone, Unbound) are in the system tests.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use hickory_proto::dnssec::Verifier;
+use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+
+use super::*;
+
+const ZONE: &str = "$TTL 300
+@ SOA ns1 hostmaster 7 3600 900 604800 60
+@ NS ns1
+ns1 A 192.0.2.1
+www A 192.0.2.2
+www AAAA 2001:db8::2
+Mixed TXT \"case\"
+*.wild TXT \"wild\"
+a.b.ent A 192.0.2.3
+child NS ns.child
+ns.child A 192.0.2.4
+secure NS ns.secure
+secure DS 12345 13 2 0000000000000000000000000000000000000000000000000000000000000000
+";
+
+fn name(text: &str) -> Name {
+    Name::from_ascii(text).unwrap()
+}
+
+fn records(text: &str) -> Vec<Record> {
+    let no_include = |_: &Path| -> std::io::Result<String> { Err(std::io::Error::other("no")) };
+    sextant_zone::parse(text, Path::new("zone"), &name("example."), &no_include)
+        .unwrap()
+        .into_iter()
+        .map(|located| located.record)
+        .collect()
+}
+
+fn policy(denial: DenialPolicy, algorithm: hickory_proto::dnssec::Algorithm) -> Policy {
+    Policy {
+        name: "test".into(),
+        algorithm,
+        split: KeySplit::KskZsk,
+        denial,
+        validity: Duration::from_secs(14 * 86_400),
+        refresh: Duration::from_secs(5 * 86_400),
+        dnskey_ttl: 3600,
+        zsk_lifetime: Duration::ZERO,
+    }
+}
+
+fn keys(algorithm: hickory_proto::dnssec::Algorithm) -> Vec<ZoneKey> {
+    vec![
+        ZoneKey::new(KeyRole::Ksk, &PrivateKey::generate(algorithm).unwrap()).unwrap(),
+        ZoneKey::new(KeyRole::Zsk, &PrivateKey::generate(algorithm).unwrap()).unwrap(),
+    ]
+}
+
+const NOW: u64 = 1_800_000_000;
+
+fn sign(
+    text: &str,
+    keys: &[ZoneKey],
+    policy: &Policy,
+    now: u64,
+    previous: Option<&[Record]>,
+) -> Signed {
+    sign_zone(SignRequest {
+        origin: &name("example."),
+        records: records(text),
+        keys,
+        policy,
+        now,
+        previous,
+        fresh_salt: vec![0xab, 0xcd],
+    })
+    .unwrap()
+}
+
+/// Every RRSIG verifies with the DNSKEY of its tag, and every RRset of
+/// authoritative data has one from each key of the right role.
+fn assert_verifies(signed: &[Record]) {
+    let dnskeys: Vec<DNSKEY> = signed
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::DNSKEY(key)) => Some(key.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut checked = 0;
+    for record in signed {
+        let RData::DNSSEC(DNSSECRData::RRSIG(rrsig)) = &record.data else {
+            continue;
+        };
+        let input = rrsig.input();
+        let key = dnskeys
+            .iter()
+            .find(|k| k.calculate_key_tag().unwrap() == input.key_tag)
+            .unwrap();
+        let set = signed
+            .iter()
+            .filter(|r| r.name == record.name && r.record_type() == input.type_covered);
+        key.verify_rrsig(&record.name, DNSClass::IN, rrsig, set)
+            .unwrap_or_else(|e| panic!("{} {}: {e}", record.name, input.type_covered));
+        checked += 1;
+    }
+    assert!(checked > 10, "only {checked} signatures");
+}
+
+fn covered(signed: &[Record], owner: &str, rtype: RecordType) -> usize {
+    signed
+        .iter()
+        .filter(|r| r.name == name(owner))
+        .filter(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::RRSIG(s)) => s.input().type_covered == rtype,
+            _ => false,
+        })
+        .count()
+}
+
+#[test]
+fn every_signature_verifies_for_each_algorithm_and_denial() {
+    use hickory_proto::dnssec::Algorithm;
+    for algorithm in [
+        Algorithm::ECDSAP256SHA256,
+        Algorithm::ED25519,
+        Algorithm::RSASHA256,
+    ] {
+        let keys = keys(algorithm);
+        for denial in [
+            DenialPolicy::Nsec,
+            DenialPolicy::Nsec3 {
+                iterations: 0,
+                salt_length: 0,
+                opt_out: false,
+            },
+        ] {
+            let signed = sign(ZONE, &keys, &policy(denial.clone(), algorithm), NOW, None);
+            assert_verifies(&signed.records);
+            assert_eq!(signed.serial, 7);
+            // The DNSKEY RRset by the KSK only, data by the ZSK only.
+            assert_eq!(covered(&signed.records, "example.", RecordType::DNSKEY), 1);
+            assert_eq!(covered(&signed.records, "www.example.", RecordType::A), 1);
+            // A delegation: DS signed, NS and glue not.
+            assert_eq!(
+                covered(&signed.records, "secure.example.", RecordType::DS),
+                1
+            );
+            assert_eq!(
+                covered(&signed.records, "child.example.", RecordType::NS),
+                0
+            );
+            assert_eq!(
+                covered(&signed.records, "ns.child.example.", RecordType::A),
+                0
+            );
+        }
+    }
+}
+
+#[test]
+fn the_nsec_chain_links_exactly_the_authoritative_names() {
+    use hickory_proto::dnssec::Algorithm;
+    let keys = keys(Algorithm::ECDSAP256SHA256);
+    let signed = sign(
+        ZONE,
+        &keys,
+        &policy(DenialPolicy::Nsec, Algorithm::ECDSAP256SHA256),
+        NOW,
+        None,
+    );
+    let mut links: Vec<(String, String)> = signed
+        .records
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::NSEC(nsec)) => {
+                Some((r.name.to_string(), nsec.next_domain_name().to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    links.sort();
+    let owners: Vec<&str> = links.iter().map(|(o, _)| o.as_str()).collect();
+    // Glue under child. is not in the chain; the empty non-terminals b.ent and ent
+    // have no NSEC; every name is lower-cased.
+    assert_eq!(
+        owners,
+        [
+            "*.wild.example.",
+            "a.b.ent.example.",
+            "child.example.",
+            "example.",
+            "mixed.example.",
+            "ns1.example.",
+            "secure.example.",
+            "www.example.",
+        ]
+    );
+    // The last name points back to the apex.
+    assert!(links.contains(&("www.example.".into(), "example.".into())));
+}
+
+#[test]
+fn nsec3_covers_empty_non_terminals_and_opt_out_skips_insecure_delegations() {
+    use hickory_proto::dnssec::Algorithm;
+    let keys = keys(Algorithm::ECDSAP256SHA256);
+    let count = |opt_out: bool| {
+        let denial = DenialPolicy::Nsec3 {
+            iterations: 0,
+            salt_length: 0,
+            opt_out,
+        };
+        let signed = sign(
+            ZONE,
+            &keys,
+            &policy(denial, Algorithm::ECDSAP256SHA256),
+            NOW,
+            None,
+        );
+        assert_verifies(&signed.records);
+        signed
+            .records
+            .iter()
+            .filter(|r| r.record_type() == RecordType::NSEC3)
+            .count()
+    };
+    // 8 names with data plus the empty non-terminals b.ent, ent and wild.
+    assert_eq!(count(false), 11);
+    // Opt-Out leaves out child (no DS); secure keeps its record.
+    assert_eq!(count(true), 10);
+}
+
+#[test]
+fn an_unchanged_zone_signed_again_is_the_same_version() {
+    use hickory_proto::dnssec::Algorithm;
+    let keys = keys(Algorithm::ECDSAP256SHA256);
+    let policy = policy(
+        DenialPolicy::Nsec3 {
+            iterations: 0,
+            salt_length: 2,
+            opt_out: false,
+        },
+        Algorithm::ECDSAP256SHA256,
+    );
+    let first = sign(ZONE, &keys, &policy, NOW, None);
+    // A day later nothing is due: every signature is kept, the serial stays.
+    let again = sign(ZONE, &keys, &policy, NOW + 86_400, Some(&first.records));
+    assert!(!again.changed);
+    assert_eq!(again.made, 0);
+    assert_eq!(again.serial, first.serial);
+    let mut a: Vec<String> = first.records.iter().map(|r| r.to_string()).collect();
+    let mut b: Vec<String> = again.records.iter().map(|r| r.to_string()).collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn a_change_re_signs_only_what_it_touches_and_moves_the_serial() {
+    use hickory_proto::dnssec::Algorithm;
+    let keys = keys(Algorithm::ECDSAP256SHA256);
+    let policy = policy(DenialPolicy::Nsec, Algorithm::ECDSAP256SHA256);
+    let first = sign(ZONE, &keys, &policy, NOW, None);
+    let changed = ZONE.replace("www A 192.0.2.2", "www A 192.0.2.22");
+    let second = sign(&changed, &keys, &policy, NOW + 60, Some(&first.records));
+    assert!(second.changed);
+    // The A RRset and the SOA: two signatures; the rest kept.
+    assert_eq!(second.made, 2, "made {} kept {}", second.made, second.kept);
+    assert_eq!(second.serial, 8);
+    assert_verifies(&second.records);
+    // A new name changes its neighbours' NSEC records too.
+    let added = format!("{ZONE}new A 192.0.2.9\n");
+    let third = sign(&added, &keys, &policy, NOW + 120, Some(&first.records));
+    // new's A and NSEC, the NSEC before it (mixed -> new), the SOA.
+    assert_eq!(third.made, 4, "made {} kept {}", third.made, third.kept);
+    // An operator who moves the file's serial ahead gets that serial.
+    let bumped = added.replace("hostmaster 7", "hostmaster 100");
+    let fourth = sign(&bumped, &keys, &policy, NOW + 180, Some(&third.records));
+    assert_eq!(fourth.serial, 100);
+}
+
+#[test]
+fn signatures_close_to_expiry_are_made_again() {
+    use hickory_proto::dnssec::Algorithm;
+    let keys = keys(Algorithm::ED25519);
+    let policy = policy(DenialPolicy::Nsec, Algorithm::ED25519);
+    let first = sign(ZONE, &keys, &policy, NOW, None);
+    assert!(first.refresh_at >= NOW + 7 * 86_400 && first.refresh_at <= NOW + 9 * 86_400);
+    // Past the refresh point of every signature (validity 14 d - jitter <= 1.4 d,
+    // refresh 5 d): all are made again, and the serial moves.
+    let later = sign(
+        ZONE,
+        &keys,
+        &policy,
+        NOW + 10 * 86_400,
+        Some(&first.records),
+    );
+    assert_eq!(later.kept, 0);
+    assert!(later.changed);
+    assert_eq!(later.serial, first.serial + 1);
+}
