@@ -15,6 +15,8 @@ pub(crate) struct Control {
     pub authority: Arc<Authority>,
     pub publisher: ZoneSetPublisher,
     pub zones: Vec<ZoneConfig>,
+    /// Zones signed here, when any is.
+    pub signing: Option<Arc<crate::signing::Signing>>,
     pub started: Instant,
 }
 
@@ -69,10 +71,12 @@ impl Control {
                 found
             }
         };
-        let (loaded, warnings) = tokio::task::spawn_blocking(move || load_catalog(&selected))
-            .await
-            .map_err(|e| format!("reload task failed: {e}"))?
-            .map_err(|e| e.to_string())?;
+        let signing = self.signing.clone();
+        let (loaded, warnings) =
+            tokio::task::spawn_blocking(move || load_catalog(&selected, signing.as_deref()))
+                .await
+                .map_err(|e| format!("reload task failed: {e}"))?
+                .map_err(|e| e.to_string())?;
         for warning in &warnings {
             tracing::warn!(%warning, "zone loaded with a fix-up");
         }

@@ -4,11 +4,14 @@
 mod answer;
 mod control;
 mod journal;
+mod key_store;
 mod load;
 mod notify_out;
 mod outgoing;
 mod secondary;
 mod service;
+mod signed_version;
+mod signing;
 
 pub use answer::respond;
 use control::Control;
@@ -37,12 +40,38 @@ impl Daemon for AuthorityDaemon {
     const NAME: &'static str = "sextant-authority";
     type Section = AuthorityConfig;
 
-    fn check(_config: &Config, section: &AuthorityConfig) -> anyhow::Result<()> {
-        let (catalog, warnings) = load_catalog(&section.zones)?;
+    fn check(config: &Config, section: &AuthorityConfig) -> anyhow::Result<()> {
+        // Checked as written: making keys or signatures is not a check's business.
+        let (catalog, warnings) = load_catalog(&section.zones, None)?;
         for warning in warnings {
             eprintln!("warning: {warning}");
         }
         println!("{} zone(s) load cleanly", catalog.zones().count());
+        signing::Signing::new(config, section)?;
+        for zone in &section.zones {
+            let Some(policy) = &zone.dnssec_policy else {
+                continue;
+            };
+            let keys = section
+                .state_dir
+                .as_ref()
+                .and_then(|dir| key_store::read_entries(dir, &zone.name));
+            match keys {
+                Some(keys) => println!(
+                    "zone {} is signed by dnssec_policy {policy:?} with {} key(s) (tags {})",
+                    zone.name,
+                    keys.len(),
+                    keys.iter()
+                        .map(|k| k.tag.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                None => println!(
+                    "zone {} will be signed by dnssec_policy {policy:?}; its keys are made at the first start",
+                    zone.name
+                ),
+            }
+        }
         Ok(())
     }
 
@@ -51,10 +80,13 @@ impl Daemon for AuthorityDaemon {
         section: AuthorityConfig,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
+        let signing = signing::Signing::new(&config, &section)?.map(Arc::new);
         let zones = section.zones.clone();
-        let (catalog, warnings) = tokio::task::spawn_blocking(move || load_catalog(&zones))
-            .await
-            .context("zone loading task failed")??;
+        let load_signing = signing.clone();
+        let (catalog, warnings) =
+            tokio::task::spawn_blocking(move || load_catalog(&zones, load_signing.as_deref()))
+                .await
+                .context("zone loading task failed")??;
         for warning in &warnings {
             tracing::warn!(%warning, "zone loaded with a fix-up");
         }
@@ -70,8 +102,16 @@ impl Daemon for AuthorityDaemon {
             authority: authority.clone(),
             publisher: publisher.clone(),
             zones: section.zones.clone(),
+            signing: signing.clone(),
             started: std::time::Instant::now(),
         });
+        if let Some(signing) = signing {
+            tokio::spawn(refresh_signatures(
+                signing,
+                control.clone(),
+                shutdown.clone(),
+            ));
+        }
         if let Some(endpoint) = config.secondaries_endpoint() {
             secondary::follow(
                 endpoint.clone(),
@@ -120,6 +160,28 @@ impl Daemon for AuthorityDaemon {
     async fn stop(self) -> anyhow::Result<()> {
         self.serving.await.context("gRPC server task failed")??;
         Ok(())
+    }
+}
+
+/// Signs each zone again when its first signature falls due (the signer keeps the
+/// others), so that no signature served ever expires.
+async fn refresh_signatures(
+    signing: Arc<signing::Signing>,
+    control: Arc<Control>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let due = tokio::select! {
+            due = signing.wait_for_due() => due,
+            () = shutdown.cancelled() => return,
+        };
+        let Some(zone) = due else { continue };
+        if let Err(error) = control.reload_zones(Some(zone.to_string())).await {
+            // Retried at the next wake-up; the signatures served are still valid
+            // for at least signature_refresh.
+            tracing::error!(%zone, %error, "re-signing failed; still serving the previous version");
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        }
     }
 }
 

@@ -13,7 +13,7 @@ mod sign;
 
 pub use key::{KeyError, KeyRole, PrivateKey, RSA_BITS, ZoneKey};
 pub use policy::{DenialPolicy, INCEPTION_OFFSET, KeySplit, Policy};
-pub use sign::{SignError, SignRequest, Signed, refresh_in, sign_zone};
+pub use sign::{SignError, SignRequest, Signed, is_signer_type, refresh_in, sign_zone};
 
 #[cfg(test)]
 mod tests;

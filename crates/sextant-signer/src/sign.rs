@@ -28,6 +28,11 @@ const SIGNER_TYPES: [RecordType; 7] = [
     RecordType::CDNSKEY,
 ];
 
+/// Whether records of `rtype` are the signer's to make (a zone's own are replaced).
+pub fn is_signer_type(rtype: RecordType) -> bool {
+    SIGNER_TYPES.contains(&rtype)
+}
+
 /// Why a zone could not be signed.
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {

@@ -23,6 +23,7 @@ mod resolver;
 mod resolver_validation;
 mod robustness;
 mod signed_zone;
+mod signing;
 mod systemd_units;
 mod transfer;
 

@@ -1,0 +1,387 @@
+//! A signed zone's keys on disk, under `authority.state_dir/dnssec/<zone>/`: one
+//! PKCS#8 file per private key (mode 0600) and `keys.json` naming them with their
+//! role, algorithm, tag and creation time. A new key is written and fsynced, file
+//! and directory, before `keys.json` names it, and `keys.json` is replaced
+//! atomically: after a crash the zone has either the old key set or the new one,
+//! and no signature is ever served with a key that is not on disk.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use hickory_proto::dnssec::Algorithm;
+use hickory_proto::rr::Name;
+use serde::{Deserialize, Serialize};
+use sextant_signer::{KeyRole, KeySplit, Policy, PrivateKey, ZoneKey};
+
+/// The version of `keys.json` this code reads and writes.
+const FORMAT: u32 = 1;
+
+/// Why the keys could not be read or made.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum KeyStoreError {
+    #[error(
+        "zone {zone}: {path}: {cause}; check that authority.state_dir is writable by the authority"
+    )]
+    Io {
+        zone: String,
+        path: String,
+        cause: std::io::Error,
+    },
+    #[error(
+        "zone {zone}: {path} is not a key list this version reads ({cause}); restore it from a backup"
+    )]
+    Corrupt {
+        zone: String,
+        path: String,
+        cause: String,
+    },
+    #[error("zone {zone}: {cause}")]
+    Key {
+        zone: String,
+        cause: sextant_signer::KeyError,
+    },
+    #[error(
+        "zone {zone}: its keys are {have} but dnssec_policy {policy:?} asks for {want}; changing the algorithm or the key split of a signed zone needs a rollover, which is not automatic yet: keep the old policy, or move {dir} aside to start over with new keys (and a new DS at the parent)"
+    )]
+    PolicyChanged {
+        zone: String,
+        have: String,
+        want: String,
+        policy: String,
+        dir: String,
+    },
+}
+
+/// One key as `keys.json` lists it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct KeyEntry {
+    /// `csk`, `ksk` or `zsk`.
+    pub role: String,
+    /// The DNSSEC algorithm number.
+    pub algorithm: u8,
+    /// The key tag.
+    pub tag: u16,
+    /// When it was made, seconds since the epoch.
+    pub created: u64,
+    /// The PKCS#8 file, relative to the zone's directory.
+    pub file: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct KeyList {
+    format: u32,
+    zone: String,
+    keys: Vec<KeyEntry>,
+}
+
+/// The keys of one zone, loaded.
+#[derive(Debug)]
+pub(crate) struct ZoneKeys {
+    pub dir: PathBuf,
+    pub keys: Vec<ZoneKey>,
+}
+
+/// The directory of `zone`'s DNSSEC state under `state_dir`.
+pub(crate) fn zone_dir(state_dir: &Path, zone: &Name) -> PathBuf {
+    let text = zone.to_lowercase().to_string();
+    let text = text.trim_end_matches('.');
+    let text = if text.is_empty() { "root" } else { text };
+    state_dir.join("dnssec").join(text)
+}
+
+/// The keys of `zone`, made first if the zone has none: one CSK, or a KSK and a
+/// ZSK, of the policy's algorithm.
+pub(crate) fn open_or_create(
+    state_dir: &Path,
+    zone: &Name,
+    policy: &Policy,
+    now: u64,
+) -> Result<ZoneKeys, KeyStoreError> {
+    let dir = zone_dir(state_dir, zone);
+    let zone_text = zone.to_string();
+    let io = |path: &Path, cause| KeyStoreError::Io {
+        zone: zone_text.clone(),
+        path: path.display().to_string(),
+        cause,
+    };
+    create_private_dir(&dir).map_err(|e| io(&dir, e))?;
+    let list_path = dir.join("keys.json");
+    let mut entries = match std::fs::read(&list_path) {
+        Ok(bytes) => {
+            let list: KeyList =
+                serde_json::from_slice(&bytes).map_err(|e| KeyStoreError::Corrupt {
+                    zone: zone_text.clone(),
+                    path: list_path.display().to_string(),
+                    cause: e.to_string(),
+                })?;
+            if list.format != FORMAT {
+                return Err(KeyStoreError::Corrupt {
+                    zone: zone_text,
+                    path: list_path.display().to_string(),
+                    cause: format!("format {}, this version reads {FORMAT}", list.format),
+                });
+            }
+            list.keys
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io(&list_path, e)),
+    };
+    if entries.is_empty() {
+        let roles: &[KeyRole] = match policy.split {
+            KeySplit::Csk => &[KeyRole::Csk],
+            KeySplit::KskZsk => &[KeyRole::Ksk, KeyRole::Zsk],
+        };
+        for role in roles {
+            let entry = make_key(&dir, zone, *role, policy.algorithm, now, &entries)?;
+            tracing::info!(zone = %zone, role = role.as_str(), tag = entry.tag, algorithm = entry.algorithm, "DNSSEC key made");
+            entries.push(entry);
+        }
+        write_list(&dir, zone, &entries).map_err(|e| io(&list_path, e))?;
+    }
+    check_policy(&dir, zone, policy, &entries)?;
+    let mut keys = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        keys.push(load_key(&dir, zone, entry)?);
+    }
+    Ok(ZoneKeys { dir, keys })
+}
+
+/// The keys as they are on disk, without making any (for `--check` and status).
+pub(crate) fn read_entries(state_dir: &Path, zone: &Name) -> Option<Vec<KeyEntry>> {
+    let bytes = std::fs::read(zone_dir(state_dir, zone).join("keys.json")).ok()?;
+    serde_json::from_slice::<KeyList>(&bytes)
+        .ok()
+        .map(|list| list.keys)
+}
+
+fn check_policy(
+    dir: &Path,
+    zone: &Name,
+    policy: &Policy,
+    entries: &[KeyEntry],
+) -> Result<(), KeyStoreError> {
+    let algorithm = u8::from(policy.algorithm);
+    let want_roles: &[&str] = match policy.split {
+        KeySplit::Csk => &["csk"],
+        KeySplit::KskZsk => &["ksk", "zsk"],
+    };
+    let mut have_roles: Vec<&str> = entries.iter().map(|e| e.role.as_str()).collect();
+    have_roles.sort_unstable();
+    have_roles.dedup();
+    let same_algorithm = entries.iter().all(|e| e.algorithm == algorithm);
+    if same_algorithm && have_roles == want_roles {
+        return Ok(());
+    }
+    let describe = |roles: &[&str], algorithms: Vec<u8>| {
+        format!("{} of algorithm {:?}", roles.join("+"), algorithms)
+    };
+    Err(KeyStoreError::PolicyChanged {
+        zone: zone.to_string(),
+        have: describe(&have_roles, entries.iter().map(|e| e.algorithm).collect()),
+        want: describe(want_roles, vec![algorithm]),
+        policy: policy.name.clone(),
+        dir: dir.display().to_string(),
+    })
+}
+
+fn make_key(
+    dir: &Path,
+    zone: &Name,
+    role: KeyRole,
+    algorithm: Algorithm,
+    now: u64,
+    existing: &[KeyEntry],
+) -> Result<KeyEntry, KeyStoreError> {
+    let key_error = |cause| KeyStoreError::Key {
+        zone: zone.to_string(),
+        cause,
+    };
+    // Two keys of a zone with one tag make validators try both for every
+    // signature (and count against their collision limit): make another.
+    let (private, tag) = loop {
+        let private = PrivateKey::generate(algorithm).map_err(key_error)?;
+        let tag = ZoneKey::new(role, &private).map_err(key_error)?.tag();
+        if !existing.iter().any(|e| e.tag == tag) {
+            break (private, tag);
+        }
+    };
+    let number = u8::from(algorithm);
+    let file = format!("{}-{number:03}-{tag:05}-{now}.pkcs8", role.as_str());
+    let path = dir.join(&file);
+    write_private(&path, private.pkcs8()).map_err(|cause| KeyStoreError::Io {
+        zone: zone.to_string(),
+        path: path.display().to_string(),
+        cause,
+    })?;
+    Ok(KeyEntry {
+        role: role.as_str().to_string(),
+        algorithm: number,
+        tag,
+        created: now,
+        file,
+    })
+}
+
+fn load_key(dir: &Path, zone: &Name, entry: &KeyEntry) -> Result<ZoneKey, KeyStoreError> {
+    let path = dir.join(&entry.file);
+    let corrupt = |cause: String| KeyStoreError::Corrupt {
+        zone: zone.to_string(),
+        path: path.display().to_string(),
+        cause,
+    };
+    let role = KeyRole::from_name(&entry.role)
+        .ok_or_else(|| corrupt(format!("unknown role {:?}", entry.role)))?;
+    let bytes = std::fs::read(&path).map_err(|cause| KeyStoreError::Io {
+        zone: zone.to_string(),
+        path: path.display().to_string(),
+        cause,
+    })?;
+    let private = PrivateKey::from_pkcs8(Algorithm::from_u8(entry.algorithm), bytes)
+        .map_err(|e| corrupt(e.to_string()))?;
+    let key = ZoneKey::new(role, &private).map_err(|e| corrupt(e.to_string()))?;
+    if key.tag() != entry.tag {
+        return Err(corrupt(format!(
+            "the key's tag is {}, the list says {}",
+            key.tag(),
+            entry.tag
+        )));
+    }
+    Ok(key)
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Writes a private key: a new file (never over another), mode 0600 from its
+/// creation, fsynced with its directory.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    sync_parent(path)
+}
+
+fn write_list(dir: &Path, zone: &Name, entries: &[KeyEntry]) -> std::io::Result<()> {
+    let list = KeyList {
+        format: FORMAT,
+        zone: zone.to_string(),
+        keys: entries.to_vec(),
+    };
+    let bytes = serde_json::to_vec_pretty(&list).map_err(std::io::Error::other)?;
+    write_atomically(&dir.join("keys.json"), &bytes)
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves the old or the new content.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)?;
+    sync_parent(path)
+}
+
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(parent) => std::fs::File::open(parent)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::time::Duration;
+
+    use sextant_signer::DenialPolicy;
+
+    use super::*;
+
+    fn policy(split: KeySplit, algorithm: Algorithm) -> Policy {
+        Policy {
+            name: "p".into(),
+            algorithm,
+            split,
+            denial: DenialPolicy::Nsec,
+            validity: Duration::from_secs(86_400 * 14),
+            refresh: Duration::from_secs(86_400 * 5),
+            dnskey_ttl: 3600,
+            zsk_lifetime: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn keys_are_made_once_private_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let zone = Name::from_ascii("example.").unwrap();
+        let policy = policy(KeySplit::KskZsk, Algorithm::ECDSAP256SHA256);
+        let first = open_or_create(dir.path(), &zone, &policy, 1_000).unwrap();
+        assert_eq!(first.keys.len(), 2);
+        let entries = read_entries(dir.path(), &zone).unwrap();
+        for entry in &entries {
+            let mode = std::fs::metadata(first.dir.join(&entry.file))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", entry.file);
+        }
+        let again = open_or_create(dir.path(), &zone, &policy, 2_000).unwrap();
+        let tags = |keys: &ZoneKeys| keys.keys.iter().map(|k| k.tag()).collect::<Vec<_>>();
+        assert_eq!(tags(&first), tags(&again));
+        assert_eq!(read_entries(dir.path(), &zone).unwrap(), entries);
+    }
+
+    #[test]
+    fn a_changed_policy_is_refused_with_the_way_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let zone = Name::from_ascii("example.").unwrap();
+        open_or_create(
+            dir.path(),
+            &zone,
+            &policy(KeySplit::Csk, Algorithm::ECDSAP256SHA256),
+            1,
+        )
+        .unwrap();
+        let error = open_or_create(
+            dir.path(),
+            &zone,
+            &policy(KeySplit::Csk, Algorithm::ED25519),
+            2,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("rollover"), "{error}");
+    }
+
+    #[test]
+    fn a_damaged_key_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let zone = Name::from_ascii("example.").unwrap();
+        let policy = policy(KeySplit::Csk, Algorithm::ED25519);
+        let keys = open_or_create(dir.path(), &zone, &policy, 1).unwrap();
+        let entries = read_entries(dir.path(), &zone).unwrap();
+        let file = keys.dir.join(&entries[0].file);
+        std::fs::write(&file, b"garbage").unwrap();
+        let error = open_or_create(dir.path(), &zone, &policy, 2)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(&entries[0].file), "{error}");
+    }
+}
