@@ -36,6 +36,10 @@ impl Control {
                         .unwrap_or_else(|| "secondary (sextant-transfer)".into()),
                 );
                 status.expired = catalog.is_expired(zone.origin());
+                status.signing = self
+                    .signing
+                    .as_ref()
+                    .and_then(|signing| signing.status(zone.origin()));
                 status
             })
             .collect();

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use hickory_proto::rr::{Name, Record};
 use parking_lot::Mutex;
 use sextant_config::{AuthorityConfig, Config, ZoneConfig};
+use sextant_rpc::{SigningKey, ZoneSigning};
 use sextant_signer::{Policy, SignRequest};
 
 use crate::key_store;
@@ -40,13 +41,21 @@ pub(crate) enum SigningError {
     },
 }
 
-/// The policies, where keys live, and when each signed zone falls due.
+/// The policies, where keys live, and what each signed zone has now.
 #[derive(Debug)]
 pub(crate) struct Signing {
     state_dir: PathBuf,
     policies: HashMap<String, Policy>,
-    /// Seconds since the epoch at which each zone's first signature falls due.
-    due: Mutex<BTreeMap<Name, u64>>,
+    zones: Mutex<BTreeMap<Name, SignedZone>>,
+}
+
+/// What `sextantctl dnssec status` and the refresh timer need of a signed zone.
+#[derive(Clone, Debug)]
+struct SignedZone {
+    policy: String,
+    keys: Vec<SigningKey>,
+    /// Seconds since the epoch at which the first signature falls due.
+    due: u64,
 }
 
 /// Longest sleep of the refresh timer: it also catches a clock that jumped.
@@ -73,7 +82,7 @@ impl Signing {
         Ok(Some(Self {
             state_dir,
             policies,
-            due: Mutex::default(),
+            zones: Mutex::default(),
         }))
     }
 
@@ -121,7 +130,38 @@ impl Signing {
                 }
             })?;
         }
-        self.due.lock().insert(zone.name.clone(), signed.refresh_at);
+        let entries = key_store::read_entries(&self.state_dir, &zone.name).unwrap_or_default();
+        let keys = keys
+            .keys
+            .iter()
+            .map(|key| {
+                let created = entries
+                    .iter()
+                    .find(|e| e.tag == key.tag())
+                    .map_or(0, |e| e.created);
+                let ds = if key.role().signs_keys() {
+                    key.ds(&zone.name)
+                        .map_or_else(|_| String::new(), |ds| ds.to_string())
+                } else {
+                    String::new()
+                };
+                SigningKey {
+                    role: key.role().as_str().to_string(),
+                    algorithm: u8::from(key.algorithm()),
+                    tag: key.tag(),
+                    created,
+                    ds,
+                }
+            })
+            .collect();
+        self.zones.lock().insert(
+            zone.name.clone(),
+            SignedZone {
+                policy: policy_name.to_string(),
+                keys,
+                due: signed.refresh_at,
+            },
+        );
         tracing::info!(
             zone = %zone.name,
             serial = signed.serial,
@@ -136,9 +176,23 @@ impl Signing {
 
     /// The zone whose signatures fall due first, and how long until then.
     pub(crate) fn next_due(&self) -> Option<(Name, Duration)> {
-        let due = self.due.lock();
-        let (zone, at) = due.iter().min_by_key(|(_, at)| **at)?;
-        Some((zone.clone(), Duration::from_secs(at.saturating_sub(now()))))
+        let zones = self.zones.lock();
+        let (zone, signed) = zones.iter().min_by_key(|(_, z)| z.due)?;
+        Some((
+            zone.clone(),
+            Duration::from_secs(signed.due.saturating_sub(now())),
+        ))
+    }
+
+    /// How `zone` is signed, if it is.
+    pub(crate) fn status(&self, zone: &Name) -> Option<ZoneSigning> {
+        let zones = self.zones.lock();
+        let signed = zones.get(zone)?;
+        Some(ZoneSigning {
+            policy: signed.policy.clone(),
+            keys: signed.keys.clone(),
+            next_signing_seconds: signed.due.saturating_sub(now()),
+        })
     }
 
     /// Sleeps until the next zone falls due (an hour at most, so a changed clock

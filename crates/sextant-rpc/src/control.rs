@@ -26,6 +26,34 @@ pub struct ZoneStatus {
     pub next_refresh_seconds: Option<u64>,
     /// Past its SOA expire (answered SERVFAIL).
     pub expired: bool,
+    /// Zones the authority signs: policy, keys, next signing.
+    pub signing: Option<ZoneSigning>,
+}
+
+/// How a signed zone is signed (public facts only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZoneSigning {
+    /// The `[[dnssec_policy]]` name.
+    pub policy: String,
+    /// Its keys.
+    pub keys: Vec<SigningKey>,
+    /// Seconds until the first signature falls due.
+    pub next_signing_seconds: u64,
+}
+
+/// One key of a signed zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigningKey {
+    /// `csk`, `ksk` or `zsk`.
+    pub role: String,
+    /// The DNSSEC algorithm number.
+    pub algorithm: u8,
+    /// The key tag.
+    pub tag: u16,
+    /// When it was made, seconds since the epoch.
+    pub created: u64,
+    /// The DS for the parent, presentation form without owner; empty for ZSKs.
+    pub ds: String,
 }
 
 impl ZoneStatus {
@@ -40,6 +68,7 @@ impl ZoneStatus {
             last_failure: String::new(),
             next_refresh_seconds: None,
             expired: false,
+            signing: None,
         }
     }
 }
@@ -161,6 +190,21 @@ fn to_pb(zone: ZoneStatus) -> pb::ZoneStatus {
         last_failure: zone.last_failure,
         next_refresh_seconds: zone.next_refresh_seconds,
         expired: zone.expired,
+        signing: zone.signing.map(|s| pb::ZoneSigning {
+            policy: s.policy,
+            keys: s
+                .keys
+                .into_iter()
+                .map(|k| pb::SigningKey {
+                    role: k.role,
+                    algorithm: u32::from(k.algorithm),
+                    tag: u32::from(k.tag),
+                    created: k.created,
+                    ds: k.ds,
+                })
+                .collect(),
+            next_signing_seconds: s.next_signing_seconds,
+        }),
     }
 }
 
@@ -174,6 +218,21 @@ fn from_pb(zone: pb::ZoneStatus) -> ZoneStatus {
         last_failure: zone.last_failure,
         next_refresh_seconds: zone.next_refresh_seconds,
         expired: zone.expired,
+        signing: zone.signing.map(|s| ZoneSigning {
+            policy: s.policy,
+            keys: s
+                .keys
+                .into_iter()
+                .map(|k| SigningKey {
+                    role: k.role,
+                    algorithm: u8::try_from(k.algorithm).unwrap_or(0),
+                    tag: u16::try_from(k.tag).unwrap_or(0),
+                    created: k.created,
+                    ds: k.ds,
+                })
+                .collect(),
+            next_signing_seconds: s.next_signing_seconds,
+        }),
     }
 }
 

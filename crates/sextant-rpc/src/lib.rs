@@ -34,7 +34,7 @@ mod pb {
 pub use cache_watch::{CacheGenerationWatcher, CacheGenerations};
 pub use control::{
     CacheStatus, ControlClient, ControlHandler, DaemonStatus, Flush, NotifyOutcome, NtaAction,
-    ZoneStatus,
+    SigningKey, ZoneSigning, ZoneStatus,
 };
 pub use error::RpcError;
 pub use health::{HealthState, check_health};

@@ -3,8 +3,9 @@
 //! tag only, so a key cannot reach a log line by accident.
 
 use hickory_proto::dnssec::crypto::{EcdsaSigningKey, Ed25519SigningKey, RsaSigningKey};
-use hickory_proto::dnssec::rdata::DNSKEY;
-use hickory_proto::dnssec::{Algorithm, SigningKey, Verifier};
+use hickory_proto::dnssec::rdata::{CDNSKEY, CDS, DNSKEY, DS};
+use hickory_proto::dnssec::{Algorithm, DigestType, PublicKey, SigningKey, Verifier};
+use hickory_proto::rr::Name;
 use rustls_pki_types::PrivatePkcs8KeyDer;
 use zeroize::Zeroizing;
 
@@ -236,6 +237,44 @@ impl ZoneKey {
     /// Its algorithm.
     pub fn algorithm(&self) -> Algorithm {
         self.dnskey.algorithm()
+    }
+
+    /// The DS record the parent of `zone` publishes for this key (SHA-256, the
+    /// digest every validator supports, RFC 8624 §3.3).
+    pub fn ds(&self, zone: &Name) -> Result<DS, KeyError> {
+        let digest = self
+            .dnskey
+            .to_digest(zone, DigestType::SHA256)
+            .map_err(|e| KeyError::Decode {
+                algorithm: self.algorithm(),
+                reason: e.to_string(),
+            })?;
+        Ok(DS::new(
+            self.tag,
+            self.algorithm(),
+            DigestType::SHA256,
+            digest.as_ref().to_vec(),
+        ))
+    }
+
+    /// The CDS record asking the parent for [`ZoneKey::ds`] (RFC 7344).
+    pub fn cds(&self, zone: &Name) -> Result<CDS, KeyError> {
+        let ds = self.ds(zone)?;
+        Ok(CDS::new(
+            ds.key_tag(),
+            Some(ds.algorithm()),
+            ds.digest_type(),
+            ds.digest().to_vec(),
+        ))
+    }
+
+    /// The CDNSKEY record: this key, for parents that make the DS themselves.
+    pub fn cdnskey(&self) -> CDNSKEY {
+        CDNSKEY::with_flags(
+            self.dnskey.flags(),
+            Some(self.algorithm()),
+            self.dnskey.public_key().public_bytes().to_vec(),
+        )
     }
 
     pub(crate) fn sign(&self, tbs: &hickory_proto::dnssec::TBS) -> Result<Vec<u8>, String> {

@@ -159,6 +159,26 @@ pub fn sign_zone(request: SignRequest<'_>) -> Result<Signed, SignError> {
             RData::DNSSEC(DNSSECRData::DNSKEY(key.dnskey().clone())),
         );
         add(&mut sets, record);
+        // The parent's DS set as the zone wants it (RFC 7344, RFC 8078): every key
+        // that signs the DNSKEY RRset.
+        if key.role().signs_keys() {
+            let failed = |e: crate::KeyError| SignError::Sign {
+                zone: origin.to_string(),
+                owner: origin.to_string(),
+                rtype: RecordType::CDS,
+                reason: e.to_string(),
+            };
+            let cds = key.cds(&origin).map_err(failed)?;
+            for data in [
+                RData::DNSSEC(DNSSECRData::CDS(cds)),
+                RData::DNSSEC(DNSSECRData::CDNSKEY(key.cdnskey())),
+            ] {
+                add(
+                    &mut sets,
+                    Record::from_rdata(origin.clone(), policy.dnskey_ttl, data),
+                );
+            }
+        }
     }
     let shape = Shape::of(&sets, &origin);
     let negative_ttl = negative_ttl(&soa);

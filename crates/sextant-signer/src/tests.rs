@@ -144,8 +144,10 @@ fn every_signature_verifies_for_each_algorithm_and_denial() {
             let signed = sign(ZONE, &keys, &policy(denial.clone(), algorithm), NOW, None);
             assert_verifies(&signed.records);
             assert_eq!(signed.serial, 7);
-            // The DNSKEY RRset by the KSK only, data by the ZSK only.
+            // The DNSKEY, CDS and CDNSKEY RRsets by the KSK only, data by the ZSK only.
             assert_eq!(covered(&signed.records, "example.", RecordType::DNSKEY), 1);
+            assert_eq!(covered(&signed.records, "example.", RecordType::CDS), 1);
+            assert_eq!(covered(&signed.records, "example.", RecordType::CDNSKEY), 1);
             assert_eq!(covered(&signed.records, "www.example.", RecordType::A), 1);
             // A delegation: DS signed, NS and glue not.
             assert_eq!(

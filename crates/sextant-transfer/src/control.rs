@@ -34,6 +34,7 @@ impl Zones {
                         .next_refresh
                         .map(|t| t.saturating_duration_since(now).as_secs()),
                     expired: state.expired,
+                    signing: None,
                 }
             })
             .collect();

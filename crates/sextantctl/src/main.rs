@@ -17,6 +17,7 @@ macro_rules! say {
 
 mod cache;
 mod checks;
+mod dnssec;
 mod nta;
 mod stats;
 mod status;
@@ -58,6 +59,11 @@ enum Command {
     Cache {
         #[command(subcommand)]
         action: CacheAction,
+    },
+    /// Zones the authority signs: keys, their DS for the parent, next signing.
+    Dnssec {
+        #[command(subcommand)]
+        action: DnssecAction,
     },
     /// The resolver's DNSSEC validation.
     Resolver {
@@ -102,6 +108,17 @@ enum CacheAction {
         all: bool,
         #[arg(long)]
         subtree: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DnssecAction {
+    /// Each signed zone (or ZONE): policy, keys with their DS records for the
+    /// parent, and when the zone is signed next.
+    Status {
+        zone: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -167,6 +184,9 @@ fn main() -> ExitCode {
                     Command::Cache {
                         action: CacheAction::Flush { name, all, subtree },
                     } => cache::flush(&cli.config, name.as_deref(), all, subtree).await,
+                    Command::Dnssec {
+                        action: DnssecAction::Status { zone, json },
+                    } => dnssec::status(&cli.config, zone.as_deref(), json).await,
                     Command::Resolver {
                         action: ResolverAction::Nta { action },
                     } => {

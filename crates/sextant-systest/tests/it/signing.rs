@@ -145,6 +145,22 @@ fn delv_verdict(
         .to_string()
 }
 
+/// A DS record's data as "TAG ALG TYPE DIGEST", the digest upper case in one
+/// piece (tools split and case it differently).
+fn normal_ds(text: &str) -> String {
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    if fields.len() < 4 {
+        return text.to_string();
+    }
+    format!(
+        "{} {} {} {}",
+        fields[0],
+        fields[1],
+        fields[2],
+        fields[3..].concat().to_ascii_uppercase()
+    )
+}
+
 fn serial(server: std::net::SocketAddr, apex: &str) -> u32 {
     dig(server, &[apex, "SOA", "+short"])
         .unwrap()
@@ -181,6 +197,42 @@ fn zones_signed_by_each_policy_pass_dnssec_verify_ldns_and_delv() {
                 failures.push(format!("{name} {rtype}: {verdict}"));
             }
         }
+        // The DS the parent needs, three ways: as sextantctl says, as the CDS the
+        // zone publishes, and as BIND's dnssec-dsfromkey computes it from the
+        // DNSKEY served.
+        let status =
+            sextant_systest::sextantctl(&config, &["dnssec", "status", apex, "--json"]).unwrap();
+        assert!(status.status.success(), "{status:?}");
+        let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+        let ours: Vec<String> = json[0]["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|k| k["ds"].as_str().filter(|d| !d.is_empty()).map(normal_ds))
+            .collect();
+        let cds: Vec<String> = dig(suite.dns, &[apex, "CDS", "+short"])
+            .unwrap()
+            .lines()
+            .map(normal_ds)
+            .collect();
+        let (ok, computed) = run(Command::new("dnssec-dsfromkey")
+            .args(["-2", "-f"])
+            .arg(&file)
+            .arg(apex));
+        assert!(ok, "dnssec-dsfromkey: {computed}");
+        let computed: Vec<String> = computed
+            .lines()
+            .filter_map(|l| l.split_once(" DS ").map(|(_, ds)| normal_ds(ds)))
+            .collect();
+        assert_eq!(ours.len(), 1, "{json}");
+        assert_eq!(ours, cds, "{apex}: sextantctl vs CDS");
+        assert_eq!(ours, computed, "{apex}: sextantctl vs dnssec-dsfromkey");
+        let table = sextant_systest::sextantctl(&config, &["dnssec", "status", apex]).unwrap();
+        let table = String::from_utf8_lossy(&table.stdout).into_owned();
+        assert!(
+            table.contains(&format!("DS for the parent: {apex}. IN DS ")),
+            "{table}"
+        );
         // The keys are private to the authority.
         let dir = lab.path().join("state/dnssec").join(apex);
         for entry in std::fs::read_dir(&dir).unwrap() {
