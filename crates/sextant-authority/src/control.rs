@@ -114,6 +114,22 @@ impl ControlHandler for Control {
         self.reload_zones(zone).await
     }
 
+    async fn ksk_submitted(&self, zone: String, tag: Option<u16>) -> Result<u16, String> {
+        let Some(signing) = &self.signing else {
+            return Err("this authority signs no zone (no dnssec_policy)".into());
+        };
+        let wanted = zone.trim_end_matches('.').to_ascii_lowercase() + ".";
+        let Some(config) = self.zones.iter().find(|z| {
+            z.name.to_string().to_ascii_lowercase() == wanted && z.dnssec_policy.is_some()
+        }) else {
+            return Err(format!("zone {wanted} is not signed by this authority"));
+        };
+        let tag = signing.ksk_submitted(&config.name, tag)?;
+        // Signed again now: the rollover step this allows is timed from now.
+        self.reload_zones(Some(wanted)).await?;
+        Ok(tag)
+    }
+
     async fn notify(&self, zone: Option<String>) -> Result<Vec<NotifyOutcome>, String> {
         let targets = self.authority.notify_targets();
         if targets.is_empty() {

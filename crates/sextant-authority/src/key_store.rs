@@ -65,6 +65,31 @@ pub(crate) struct KeyEntry {
     pub created: u64,
     /// The PKCS#8 file, relative to the zone's directory.
     pub file: String,
+    /// When its DNSKEY entered the zone.
+    pub published: u64,
+    /// When it started signing; none while it is being rolled in.
+    #[serde(default)]
+    pub active: Option<u64>,
+    /// When it stopped signing zone data (being rolled out).
+    #[serde(default)]
+    pub retired: Option<u64>,
+    /// When the operator confirmed the parent has its DS.
+    #[serde(default)]
+    pub submitted: Option<u64>,
+}
+
+impl KeyEntry {
+    /// The key as the rollover planner sees it.
+    pub(crate) fn managed(&self) -> Option<sextant_signer::ManagedKey> {
+        Some(sextant_signer::ManagedKey {
+            role: KeyRole::from_name(&self.role)?,
+            tag: self.tag,
+            published: self.published,
+            active: self.active,
+            retired: self.retired,
+            submitted: self.submitted,
+        })
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -74,11 +99,13 @@ struct KeyList {
     keys: Vec<KeyEntry>,
 }
 
-/// The keys of one zone, loaded.
+/// One zone's keys: the list as on disk, changed by the rollover steps and saved
+/// before anything signed with a new key is served.
 #[derive(Debug)]
-pub(crate) struct ZoneKeys {
+pub(crate) struct KeyStore {
     pub dir: PathBuf,
-    pub keys: Vec<ZoneKey>,
+    zone: Name,
+    pub entries: Vec<KeyEntry>,
 }
 
 /// The directory of `zone`'s DNSSEC state under `state_dir`.
@@ -89,61 +116,121 @@ pub(crate) fn zone_dir(state_dir: &Path, zone: &Name) -> PathBuf {
     state_dir.join("dnssec").join(text)
 }
 
-/// The keys of `zone`, made first if the zone has none: one CSK, or a KSK and a
-/// ZSK, of the policy's algorithm.
-pub(crate) fn open_or_create(
-    state_dir: &Path,
-    zone: &Name,
-    policy: &Policy,
-    now: u64,
-) -> Result<ZoneKeys, KeyStoreError> {
-    let dir = zone_dir(state_dir, zone);
-    let zone_text = zone.to_string();
-    let io = |path: &Path, cause| KeyStoreError::Io {
-        zone: zone_text.clone(),
-        path: path.display().to_string(),
-        cause,
-    };
-    create_private_dir(&dir).map_err(|e| io(&dir, e))?;
-    let list_path = dir.join("keys.json");
-    let mut entries = match std::fs::read(&list_path) {
-        Ok(bytes) => {
-            let list: KeyList =
-                serde_json::from_slice(&bytes).map_err(|e| KeyStoreError::Corrupt {
-                    zone: zone_text.clone(),
-                    path: list_path.display().to_string(),
-                    cause: e.to_string(),
-                })?;
-            if list.format != FORMAT {
-                return Err(KeyStoreError::Corrupt {
+impl KeyStore {
+    /// The keys of `zone` (none yet for a zone signed for the first time).
+    pub(crate) fn open(state_dir: &Path, zone: &Name) -> Result<Self, KeyStoreError> {
+        let dir = zone_dir(state_dir, zone);
+        let zone_text = zone.to_string();
+        create_private_dir(&dir).map_err(|cause| KeyStoreError::Io {
+            zone: zone_text.clone(),
+            path: dir.display().to_string(),
+            cause,
+        })?;
+        let list_path = dir.join("keys.json");
+        let entries = match std::fs::read(&list_path) {
+            Ok(bytes) => {
+                let list: KeyList =
+                    serde_json::from_slice(&bytes).map_err(|e| KeyStoreError::Corrupt {
+                        zone: zone_text.clone(),
+                        path: list_path.display().to_string(),
+                        cause: e.to_string(),
+                    })?;
+                if list.format != FORMAT {
+                    return Err(KeyStoreError::Corrupt {
+                        zone: zone_text,
+                        path: list_path.display().to_string(),
+                        cause: format!("format {}, this version reads {FORMAT}", list.format),
+                    });
+                }
+                list.keys
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(cause) => {
+                return Err(KeyStoreError::Io {
                     zone: zone_text,
                     path: list_path.display().to_string(),
-                    cause: format!("format {}, this version reads {FORMAT}", list.format),
+                    cause,
                 });
             }
-            list.keys
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(io(&list_path, e)),
-    };
-    if entries.is_empty() {
-        let roles: &[KeyRole] = match policy.split {
-            KeySplit::Csk => &[KeyRole::Csk],
-            KeySplit::KskZsk => &[KeyRole::Ksk, KeyRole::Zsk],
         };
-        for role in roles {
-            let entry = make_key(&dir, zone, *role, policy.algorithm, now, &entries)?;
-            tracing::info!(zone = %zone, role = role.as_str(), tag = entry.tag, algorithm = entry.algorithm, "DNSSEC key made");
-            entries.push(entry);
+        Ok(Self {
+            dir,
+            zone: zone.clone(),
+            entries,
+        })
+    }
+
+    /// The zone.
+    pub(crate) fn zone(&self) -> &Name {
+        &self.zone
+    }
+
+    /// Refuses keys made for another algorithm or key split than `policy`'s.
+    pub(crate) fn check_policy(&self, policy: &Policy) -> Result<(), KeyStoreError> {
+        if self.entries.is_empty() {
+            return Ok(());
         }
-        write_list(&dir, zone, &entries).map_err(|e| io(&list_path, e))?;
+        check_policy(&self.dir, &self.zone, policy, &self.entries)
     }
-    check_policy(&dir, zone, policy, &entries)?;
-    let mut keys = Vec::with_capacity(entries.len());
-    for entry in &entries {
-        keys.push(load_key(&dir, zone, entry)?);
+
+    /// Makes a key of `role`, published at `now` (and signing from `now` when
+    /// `active`); its file is on disk and fsynced when this returns, the list is
+    /// saved by [`KeyStore::save`]. Returns its tag.
+    pub(crate) fn make(
+        &mut self,
+        role: KeyRole,
+        algorithm: Algorithm,
+        now: u64,
+        active: bool,
+    ) -> Result<u16, KeyStoreError> {
+        let mut entry = make_key(&self.dir, &self.zone, role, algorithm, now, &self.entries)?;
+        entry.active = active.then_some(now);
+        let tag = entry.tag;
+        self.entries.push(entry);
+        Ok(tag)
     }
-    Ok(ZoneKeys { dir, keys })
+
+    /// Changes the entry of `tag`; false when there is none.
+    pub(crate) fn update(&mut self, tag: u16, change: impl FnOnce(&mut KeyEntry)) -> bool {
+        match self.entries.iter_mut().find(|e| e.tag == tag) {
+            Some(entry) => {
+                change(entry);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops the key `tag` from the list; its file goes after the next save.
+    pub(crate) fn remove(&mut self, tag: u16) -> Option<KeyEntry> {
+        let position = self.entries.iter().position(|e| e.tag == tag)?;
+        Some(self.entries.remove(position))
+    }
+
+    /// Writes the list atomically.
+    pub(crate) fn save(&self) -> Result<(), KeyStoreError> {
+        let path = self.dir.join("keys.json");
+        write_list(&self.dir, &self.zone, &self.entries).map_err(|cause| KeyStoreError::Io {
+            zone: self.zone.to_string(),
+            path: path.display().to_string(),
+            cause,
+        })
+    }
+
+    /// Deletes the file of a key the saved list no longer names.
+    pub(crate) fn delete_file(&self, entry: &KeyEntry) {
+        if let Err(error) = std::fs::remove_file(self.dir.join(&entry.file)) {
+            tracing::warn!(zone = %self.zone, file = %entry.file, %error, "cannot delete a removed key's file");
+        }
+    }
+
+    /// Every listed key, loaded.
+    pub(crate) fn load(&self) -> Result<Vec<(KeyEntry, ZoneKey)>, KeyStoreError> {
+        self.entries
+            .iter()
+            .map(|entry| Ok((entry.clone(), load_key(&self.dir, &self.zone, entry)?)))
+            .collect()
+    }
 }
 
 /// The keys as they are on disk, without making any (for `--check` and status).
@@ -219,6 +306,10 @@ fn make_key(
         tag,
         created: now,
         file,
+        published: now,
+        active: None,
+        retired: None,
+        submitted: None,
     })
 }
 
@@ -324,49 +415,73 @@ mod tests {
             refresh: Duration::from_secs(86_400 * 5),
             dnskey_ttl: 3600,
             zsk_lifetime: Duration::ZERO,
+            ksk_lifetime: Duration::ZERO,
+            propagation_delay: Duration::from_secs(3600),
+            parent_ds_ttl: Duration::from_secs(86_400),
         }
     }
 
+    /// A zone's store with the initial keys of `policy` made and saved.
+    fn made(dir: &Path, zone: &Name, policy: &Policy) -> KeyStore {
+        let mut store = KeyStore::open(dir, zone).unwrap();
+        let roles: &[KeyRole] = match policy.split {
+            KeySplit::Csk => &[KeyRole::Csk],
+            KeySplit::KskZsk => &[KeyRole::Ksk, KeyRole::Zsk],
+        };
+        for role in roles {
+            store.make(*role, policy.algorithm, 1_000, true).unwrap();
+        }
+        store.save().unwrap();
+        store
+    }
+
     #[test]
-    fn keys_are_made_once_private_and_read_back() {
+    fn keys_are_made_private_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let zone = Name::from_ascii("example.").unwrap();
         let policy = policy(KeySplit::KskZsk, Algorithm::ECDSAP256SHA256);
-        let first = open_or_create(dir.path(), &zone, &policy, 1_000).unwrap();
-        assert_eq!(first.keys.len(), 2);
-        let entries = read_entries(dir.path(), &zone).unwrap();
-        for entry in &entries {
+        let first = made(dir.path(), &zone, &policy);
+        for entry in &first.entries {
             let mode = std::fs::metadata(first.dir.join(&entry.file))
                 .unwrap()
                 .permissions()
                 .mode();
             assert_eq!(mode & 0o777, 0o600, "{}", entry.file);
         }
-        let again = open_or_create(dir.path(), &zone, &policy, 2_000).unwrap();
-        let tags = |keys: &ZoneKeys| keys.keys.iter().map(|k| k.tag()).collect::<Vec<_>>();
+        let again = KeyStore::open(dir.path(), &zone).unwrap();
+        assert_eq!(again.entries, first.entries);
+        let tags = |store: &KeyStore| {
+            store
+                .load()
+                .unwrap()
+                .iter()
+                .map(|(_, k)| k.tag())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(tags(&first), tags(&again));
-        assert_eq!(read_entries(dir.path(), &zone).unwrap(), entries);
+        assert_eq!(read_entries(dir.path(), &zone).unwrap(), first.entries);
+        // A removed key's file goes once the list without it is saved.
+        let mut store = again;
+        let gone = store.remove(store.entries[1].tag).unwrap();
+        store.save().unwrap();
+        store.delete_file(&gone);
+        assert!(!store.dir.join(&gone.file).exists());
+        assert_eq!(KeyStore::open(dir.path(), &zone).unwrap().entries.len(), 1);
     }
 
     #[test]
     fn a_changed_policy_is_refused_with_the_way_out() {
         let dir = tempfile::tempdir().unwrap();
         let zone = Name::from_ascii("example.").unwrap();
-        open_or_create(
+        let store = made(
             dir.path(),
             &zone,
             &policy(KeySplit::Csk, Algorithm::ECDSAP256SHA256),
-            1,
-        )
-        .unwrap();
-        let error = open_or_create(
-            dir.path(),
-            &zone,
-            &policy(KeySplit::Csk, Algorithm::ED25519),
-            2,
-        )
-        .unwrap_err()
-        .to_string();
+        );
+        let error = store
+            .check_policy(&policy(KeySplit::Csk, Algorithm::ED25519))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("rollover"), "{error}");
     }
 
@@ -374,14 +489,14 @@ mod tests {
     fn a_damaged_key_file_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let zone = Name::from_ascii("example.").unwrap();
-        let policy = policy(KeySplit::Csk, Algorithm::ED25519);
-        let keys = open_or_create(dir.path(), &zone, &policy, 1).unwrap();
-        let entries = read_entries(dir.path(), &zone).unwrap();
-        let file = keys.dir.join(&entries[0].file);
+        let store = made(
+            dir.path(),
+            &zone,
+            &policy(KeySplit::Csk, Algorithm::ED25519),
+        );
+        let file = store.dir.join(&store.entries[0].file);
         std::fs::write(&file, b"garbage").unwrap();
-        let error = open_or_create(dir.path(), &zone, &policy, 2)
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains(&entries[0].file), "{error}");
+        let error = store.load().unwrap_err().to_string();
+        assert!(error.contains(&store.entries[0].file), "{error}");
     }
 }

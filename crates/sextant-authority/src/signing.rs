@@ -12,7 +12,7 @@ use hickory_proto::rr::{Name, Record};
 use parking_lot::Mutex;
 use sextant_config::{AuthorityConfig, Config, ZoneConfig};
 use sextant_rpc::{SigningKey, ZoneSigning};
-use sextant_signer::{Policy, SignRequest};
+use sextant_signer::{Action, KeyUse, Plan, Policy, SignRequest};
 
 use crate::key_store;
 use crate::signed_version;
@@ -54,8 +54,11 @@ pub(crate) struct Signing {
 struct SignedZone {
     policy: String,
     keys: Vec<SigningKey>,
-    /// Seconds since the epoch at which the first signature falls due.
+    /// Seconds since the epoch at which the first signature or rollover step
+    /// falls due.
     due: u64,
+    /// A rollover waits for the parent to have this key's DS.
+    waiting_for_ds: Option<u16>,
 }
 
 /// Longest sleep of the refresh timer: it also catches a clock that jumped.
@@ -102,8 +105,27 @@ impl Signing {
                 policy: policy_name.to_string(),
             })?;
         let now = now();
-        let keys = key_store::open_or_create(&self.state_dir, &zone.name, policy, now)?;
-        let previous = signed_version::read(&keys.dir);
+        let mut store = key_store::KeyStore::open(&self.state_dir, &zone.name)?;
+        store.check_policy(policy)?;
+        let previous = signed_version::read(&store.dir);
+        let max_ttl = records
+            .iter()
+            .chain(previous.iter().flatten())
+            .map(|r| r.ttl)
+            .max()
+            .unwrap_or(0);
+        let timing = policy.timing(Duration::from_secs(u64::from(max_ttl)));
+        let plan = self.roll(&mut store, policy, &timing, now)?;
+        let loaded = store.load()?;
+        let managed: Vec<sextant_signer::ManagedKey> =
+            store.entries.iter().filter_map(|e| e.managed()).collect();
+        let keys: Vec<sextant_signer::ZoneKey> = loaded
+            .into_iter()
+            .filter_map(|(entry, key)| {
+                let managed_key = entry.managed()?;
+                Some(key.with_use(sextant_signer::usage(&managed, &managed_key, &timing, now)))
+            })
+            .collect();
         let salt_length = match policy.denial {
             sextant_signer::DenialPolicy::Nsec3 { salt_length, .. } => salt_length,
             sextant_signer::DenialPolicy::Nsec => 0,
@@ -111,7 +133,7 @@ impl Signing {
         let signed = sextant_signer::sign_zone(SignRequest {
             origin: &zone.name,
             records,
-            keys: &keys.keys,
+            keys: &keys,
             policy,
             now,
             previous: previous.as_deref(),
@@ -122,30 +144,36 @@ impl Signing {
             cause,
         })?;
         if signed.changed || previous.is_none() {
-            signed_version::write(&keys.dir, &signed.records).map_err(|cause| {
+            signed_version::write(&store.dir, &signed.records).map_err(|cause| {
                 SigningError::Store {
                     zone: zone_text.clone(),
-                    path: signed_version::path(&keys.dir).display().to_string(),
+                    path: signed_version::path(&store.dir).display().to_string(),
                     cause,
                 }
             })?;
         }
-        let entries = key_store::read_entries(&self.state_dir, &zone.name).unwrap_or_default();
+        if let Some(tag) = plan.waiting_for_ds {
+            tracing::warn!(zone = %zone.name, tag, "key rollover waiting for the parent: publish the DS of key {tag} (sextantctl dnssec status shows it; the zone's CDS names it), then run `sextantctl dnssec ksk-submitted {}`", zone.name);
+        }
+        let due = plan
+            .next_event
+            .map_or(signed.refresh_at, |at| at.min(signed.refresh_at));
         let keys = keys
-            .keys
             .iter()
             .map(|key| {
-                let created = entries
+                let created = store
+                    .entries
                     .iter()
                     .find(|e| e.tag == key.tag())
                     .map_or(0, |e| e.created);
-                let ds = if key.role().signs_keys() {
+                let ds = if key.usage().sign_keyset {
                     key.ds(&zone.name)
                         .map_or_else(|_| String::new(), |ds| ds.to_string())
                 } else {
                     String::new()
                 };
                 SigningKey {
+                    state: state_of(key.usage(), &plan, key.tag()),
                     role: key.role().as_str().to_string(),
                     algorithm: u8::from(key.algorithm()),
                     tag: key.tag(),
@@ -159,7 +187,8 @@ impl Signing {
             SignedZone {
                 policy: policy_name.to_string(),
                 keys,
-                due: signed.refresh_at,
+                due,
+                waiting_for_ds: plan.waiting_for_ds,
             },
         );
         tracing::info!(
@@ -192,7 +221,81 @@ impl Signing {
             policy: signed.policy.clone(),
             keys: signed.keys.clone(),
             next_signing_seconds: signed.due.saturating_sub(now()),
+            waiting_for_ds: signed.waiting_for_ds,
         })
+    }
+
+    /// Applies the rollover steps due now (a few rounds: one step can make the
+    /// next due at once), saving the key list before anything is signed with it.
+    fn roll(
+        &self,
+        store: &mut key_store::KeyStore,
+        policy: &Policy,
+        timing: &sextant_signer::Timing,
+        now: u64,
+    ) -> Result<sextant_signer::Plan, SigningError> {
+        let zone = store.zone().clone();
+        for _ in 0..4 {
+            let managed: Vec<sextant_signer::ManagedKey> =
+                store.entries.iter().filter_map(|e| e.managed()).collect();
+            let plan = sextant_signer::plan(&managed, policy.split, timing, now);
+            if plan.actions.is_empty() {
+                return Ok(plan);
+            }
+            let mut removed = Vec::new();
+            for action in &plan.actions {
+                match action {
+                    Action::Make { role, active } => {
+                        let tag = store.make(*role, policy.algorithm, now, *active)?;
+                        tracing::info!(%zone, role = role.as_str(), tag, active, "DNSSEC key made and published");
+                    }
+                    Action::Activate(tag) => {
+                        store.update(*tag, |e| e.active = Some(now));
+                        tracing::info!(%zone, tag, "DNSSEC key now signs");
+                    }
+                    Action::Retire(tag) => {
+                        store.update(*tag, |e| e.retired = Some(now));
+                        tracing::info!(%zone, tag, "DNSSEC key no longer signs the zone's data");
+                    }
+                    Action::Remove(tag) => {
+                        removed.extend(store.remove(*tag));
+                        tracing::info!(%zone, tag, "DNSSEC key removed from the zone");
+                    }
+                }
+            }
+            store.save()?;
+            for entry in &removed {
+                store.delete_file(entry);
+            }
+        }
+        let managed: Vec<sextant_signer::ManagedKey> =
+            store.entries.iter().filter_map(|e| e.managed()).collect();
+        Ok(sextant_signer::plan(&managed, policy.split, timing, now))
+    }
+
+    /// Records that the parent has the DS of `zone`'s newest key-signing key (or
+    /// key `tag`), so that its rollover can go on. Returns the key's tag.
+    pub(crate) fn ksk_submitted(&self, zone: &Name, tag: Option<u16>) -> Result<u16, String> {
+        let mut store =
+            key_store::KeyStore::open(&self.state_dir, zone).map_err(|e| e.to_string())?;
+        let candidates: Vec<&key_store::KeyEntry> = store
+            .entries
+            .iter()
+            .filter(|e| e.role == "ksk" || e.role == "csk")
+            .filter(|e| tag.is_none_or(|t| t == e.tag))
+            .collect();
+        let Some(entry) = candidates.iter().max_by_key(|e| (e.published, e.tag)) else {
+            return Err(match tag {
+                Some(tag) => format!("zone {zone} has no key-signing key with tag {tag}"),
+                None => format!("zone {zone} has no key-signing key; is it signed here?"),
+            });
+        };
+        let tag = entry.tag;
+        let now = now();
+        store.update(tag, |e| e.submitted = Some(now));
+        store.save().map_err(|e| e.to_string())?;
+        tracing::info!(%zone, tag, "DS submission confirmed by the operator");
+        Ok(tag)
     }
 
     /// Sleeps until the next zone falls due (an hour at most, so a changed clock
@@ -208,6 +311,22 @@ impl Signing {
                 None
             }
         }
+    }
+}
+
+/// A key's state in words, for `sextantctl dnssec status`.
+fn state_of(usage: KeyUse, plan: &Plan, tag: u16) -> String {
+    let state = match (usage.sign_zone, usage.sign_keyset) {
+        (true, true) => "signing",
+        (true, false) => "signing the zone",
+        (false, true) => "signing the keys",
+        (false, false) if usage.publish => "published",
+        (false, false) => "unused",
+    };
+    if plan.waiting_for_ds == Some(tag) {
+        format!("{state}; waiting for its DS at the parent")
+    } else {
+        state.to_string()
     }
 }
 

@@ -78,6 +78,25 @@ pub struct DnssecPolicyConfig {
     /// `"0s"`: never. Default 30 days.
     #[serde(default = "default_zsk_lifetime", with = "humantime_serde")]
     pub zsk_lifetime: Duration,
+    /// How long a key-signing key (or CSK) is used before it is rolled; each such
+    /// rollover needs the parent's DS changed. `"0s"`: never. Default never.
+    #[serde(default, with = "humantime_serde")]
+    pub ksk_lifetime: Duration,
+    /// How long a change takes to reach every secondary, on top of TTLs (the waits
+    /// of a rollover). Default 1h.
+    #[serde(default = "default_propagation_delay", with = "humantime_serde")]
+    pub propagation_delay: Duration,
+    /// TTL of the zone's DS records at the parent (how long the old DS stays in
+    /// caches after it is replaced). Default 1 day.
+    #[serde(default = "default_parent_ds_ttl", with = "humantime_serde")]
+    pub parent_ds_ttl: Duration,
+}
+
+fn default_propagation_delay() -> Duration {
+    Duration::from_secs(3_600)
+}
+fn default_parent_ds_ttl() -> Duration {
+    Duration::from_secs(86_400)
 }
 
 fn default_dnssec_algorithm() -> String {

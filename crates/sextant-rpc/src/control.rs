@@ -37,8 +37,10 @@ pub struct ZoneSigning {
     pub policy: String,
     /// Its keys.
     pub keys: Vec<SigningKey>,
-    /// Seconds until the first signature falls due.
+    /// Seconds until the first signature or rollover step falls due.
     pub next_signing_seconds: u64,
+    /// A key rollover waits for the parent to publish this key's DS.
+    pub waiting_for_ds: Option<u16>,
 }
 
 /// One key of a signed zone.
@@ -54,6 +56,8 @@ pub struct SigningKey {
     pub created: u64,
     /// The DS for the parent, presentation form without owner; empty for ZSKs.
     pub ds: String,
+    /// What it does now.
+    pub state: String,
 }
 
 impl ZoneStatus {
@@ -159,6 +163,16 @@ pub trait ControlHandler: Send + Sync + 'static {
     fn negative_trust_anchors(&self, _action: NtaAction) -> Result<(bool, Vec<String>), String> {
         Err("this daemon does not validate DNSSEC".into())
     }
+    /// Records that the parent of `zone` publishes the DS of its newest key-signing
+    /// key (or of `tag`); returns that key's tag. Daemons that sign nothing keep
+    /// this default.
+    fn ksk_submitted(
+        &self,
+        _zone: String,
+        _tag: Option<u16>,
+    ) -> impl Future<Output = Result<u16, String>> + Send {
+        std::future::ready(Err("this daemon signs no zone".into()))
+    }
     /// NOTIFYs the secondaries of `zone` (or of every zone) now and reports each
     /// answer. Daemons that send no NOTIFY keep this default.
     fn notify(
@@ -201,9 +215,11 @@ fn to_pb(zone: ZoneStatus) -> pb::ZoneStatus {
                     tag: u32::from(k.tag),
                     created: k.created,
                     ds: k.ds,
+                    state: k.state,
                 })
                 .collect(),
             next_signing_seconds: s.next_signing_seconds,
+            waiting_for_ds: s.waiting_for_ds.map(u32::from),
         }),
     }
 }
@@ -229,9 +245,11 @@ fn from_pb(zone: pb::ZoneStatus) -> ZoneStatus {
                     tag: u16::try_from(k.tag).unwrap_or(0),
                     created: k.created,
                     ds: k.ds,
+                    state: k.state,
                 })
                 .collect(),
             next_signing_seconds: s.next_signing_seconds,
+            waiting_for_ds: s.waiting_for_ds.and_then(|t| u16::try_from(t).ok()),
         }),
     }
 }
@@ -270,6 +288,24 @@ impl<H: ControlHandler> pb::control_server::Control for ControlService<H> {
         };
         match self.handler.flush(what) {
             Ok(removed) => Ok(Response::new(pb::FlushReply { removed })),
+            Err(message) => Err(Status::failed_precondition(message)),
+        }
+    }
+
+    async fn ksk_submitted(
+        &self,
+        request: Request<pb::KskSubmittedRequest>,
+    ) -> Result<Response<pb::KskSubmittedReply>, Status> {
+        let request = request.into_inner();
+        let tag = match request.tag.map(u16::try_from) {
+            None => None,
+            Some(Ok(tag)) => Some(tag),
+            Some(Err(_)) => return Err(Status::invalid_argument("a key tag is 0-65535")),
+        };
+        match self.handler.ksk_submitted(request.zone, tag).await {
+            Ok(tag) => Ok(Response::new(pb::KskSubmittedReply {
+                tag: u32::from(tag),
+            })),
             Err(message) => Err(Status::failed_precondition(message)),
         }
     }
@@ -417,6 +453,25 @@ impl ControlClient {
                 let reply = reply.into_inner();
                 Ok(Ok((reply.changed, reply.names)))
             }
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                Ok(Err(status.message().to_string()))
+            }
+            Err(status) => Err(self.call_error(status)),
+        }
+    }
+
+    /// Records a zone's new DS as at the parent; a refusal is the daemon's sentence.
+    pub async fn ksk_submitted(
+        &mut self,
+        zone: &str,
+        tag: Option<u16>,
+    ) -> Result<Result<u16, String>, RpcError> {
+        let request = pb::KskSubmittedRequest {
+            zone: zone.to_string(),
+            tag: tag.map(u32::from),
+        };
+        match self.client.ksk_submitted(request).await {
+            Ok(reply) => Ok(Ok(u16::try_from(reply.into_inner().tag).unwrap_or(0))),
             Err(status) if status.code() == tonic::Code::FailedPrecondition => {
                 Ok(Err(status.message().to_string()))
             }

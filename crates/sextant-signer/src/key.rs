@@ -180,12 +180,41 @@ impl PrivateKey {
     }
 }
 
-/// A key ready to sign with for one zone: its role, its DNSKEY and key tag.
+/// What a key does in the zone now: a key being rolled in or out is published
+/// without signing, or signs the DNSKEY RRset without being the one the parent's
+/// DS should name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyUse {
+    /// Its DNSKEY is in the zone.
+    pub publish: bool,
+    /// It signs the DNSKEY, CDS and CDNSKEY RRsets.
+    pub sign_keyset: bool,
+    /// It signs the zone's other RRsets.
+    pub sign_zone: bool,
+    /// The CDS and CDNSKEY records name it (the DS the parent should have).
+    pub ds: bool,
+}
+
+impl KeyUse {
+    /// What a key of `role` does when it is the zone's only key of that role.
+    pub fn of(role: KeyRole) -> Self {
+        Self {
+            publish: true,
+            sign_keyset: role.signs_keys(),
+            sign_zone: role.signs_zone(),
+            ds: role.signs_keys(),
+        }
+    }
+}
+
+/// A key ready to sign with for one zone: its role, its DNSKEY and key tag, and
+/// what it does now.
 pub struct ZoneKey {
     role: KeyRole,
     dnskey: DNSKEY,
     tag: u16,
     signer: Box<dyn SigningKey>,
+    usage: KeyUse,
 }
 
 impl std::fmt::Debug for ZoneKey {
@@ -194,6 +223,7 @@ impl std::fmt::Debug for ZoneKey {
             .field("role", &self.role)
             .field("tag", &self.tag)
             .field("algorithm", &self.dnskey.algorithm())
+            .field("usage", &self.usage)
             .finish_non_exhaustive()
     }
 }
@@ -216,7 +246,19 @@ impl ZoneKey {
             dnskey,
             tag,
             signer,
+            usage: KeyUse::of(role),
         })
+    }
+
+    /// The key doing `usage` instead of what its role alone implies.
+    pub fn with_use(mut self, usage: KeyUse) -> Self {
+        self.usage = usage;
+        self
+    }
+
+    /// What it does now.
+    pub fn usage(&self) -> KeyUse {
+        self.usage
     }
 
     /// What it signs.

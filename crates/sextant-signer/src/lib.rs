@@ -9,10 +9,12 @@ mod chain;
 mod key;
 mod policy;
 mod previous;
+mod rollover;
 mod sign;
 
-pub use key::{KeyError, KeyRole, PrivateKey, RSA_BITS, ZoneKey};
+pub use key::{KeyError, KeyRole, KeyUse, PrivateKey, RSA_BITS, ZoneKey};
 pub use policy::{DenialPolicy, INCEPTION_OFFSET, KeySplit, Policy};
+pub use rollover::{Action, ManagedKey, Plan, Timing, plan, usage};
 pub use sign::{SignError, SignRequest, Signed, is_signer_type, refresh_in, sign_zone};
 
 #[cfg(test)]

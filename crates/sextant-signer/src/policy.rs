@@ -50,6 +50,12 @@ pub struct Policy {
     pub dnskey_ttl: u32,
     /// How long a zone-signing key is used; zero: for good.
     pub zsk_lifetime: Duration,
+    /// How long a key-signing (or combined) key is used; zero: for good.
+    pub ksk_lifetime: Duration,
+    /// How long a change takes to reach every secondary, on top of TTLs.
+    pub propagation_delay: Duration,
+    /// TTL of the zone's DS records at the parent.
+    pub parent_ds_ttl: Duration,
 }
 
 /// Signatures start this long before they are made, so that validators whose
@@ -104,6 +110,21 @@ impl Policy {
             refresh: config.signature_refresh,
             dnskey_ttl: config.dnskey_ttl,
             zsk_lifetime: config.zsk_lifetime,
+            ksk_lifetime: config.ksk_lifetime,
+            propagation_delay: config.propagation_delay,
+            parent_ds_ttl: config.parent_ds_ttl,
         })
+    }
+
+    /// The rollover waits for a zone whose largest TTL is `max_zone_ttl`.
+    pub fn timing(&self, max_zone_ttl: Duration) -> crate::Timing {
+        crate::Timing {
+            dnskey_ttl: Duration::from_secs(u64::from(self.dnskey_ttl)),
+            propagation: self.propagation_delay,
+            max_zone_ttl,
+            parent_ds_ttl: self.parent_ds_ttl,
+            zsk_lifetime: self.zsk_lifetime,
+            ksk_lifetime: self.ksk_lifetime,
+        }
     }
 }

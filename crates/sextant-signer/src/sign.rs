@@ -140,28 +140,27 @@ pub fn sign_zone(request: SignRequest<'_>) -> Result<Signed, SignError> {
         .and_then(|set| set.first())
         .cloned()
         .ok_or_else(|| SignError::NoSoa(origin.to_string()))?;
-    if !keys.iter().any(|k| k.role().signs_keys()) {
+    if !keys.iter().any(|k| k.usage().sign_keyset) {
         return Err(SignError::NoKey {
             zone: origin.to_string(),
             what: "the DNSKEY RRset",
         });
     }
-    if !keys.iter().any(|k| k.role().signs_zone()) {
+    if !keys.iter().any(|k| k.usage().sign_zone) {
         return Err(SignError::NoKey {
             zone: origin.to_string(),
             what: "the zone's data",
         });
     }
-    for key in keys {
+    for key in keys.iter().filter(|k| k.usage().publish) {
         let record = Record::from_rdata(
             origin.clone(),
             policy.dnskey_ttl,
             RData::DNSSEC(DNSSECRData::DNSKEY(key.dnskey().clone())),
         );
         add(&mut sets, record);
-        // The parent's DS set as the zone wants it (RFC 7344, RFC 8078): every key
-        // that signs the DNSKEY RRset.
-        if key.role().signs_keys() {
+        // The parent's DS set as the zone wants it (RFC 7344, RFC 8078).
+        if key.usage().ds {
             let failed = |e: crate::KeyError| SignError::Sign {
                 zone: origin.to_string(),
                 owner: origin.to_string(),
@@ -363,9 +362,9 @@ impl Signer<'_> {
         let mut out = Vec::new();
         for key in self.keys {
             let wanted = if by_keys {
-                key.role().signs_keys()
+                key.usage().sign_keyset
             } else {
-                key.role().signs_zone()
+                key.usage().sign_zone
             };
             if !wanted {
                 continue;

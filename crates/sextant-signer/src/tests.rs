@@ -13,6 +13,7 @@ use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::*;
+use crate::{Action, ManagedKey, Timing, plan, usage};
 
 const ZONE: &str = "$TTL 300
 @ SOA ns1 hostmaster 7 3600 900 604800 60
@@ -52,6 +53,9 @@ fn policy(denial: DenialPolicy, algorithm: hickory_proto::dnssec::Algorithm) -> 
         refresh: Duration::from_secs(5 * 86_400),
         dnskey_ttl: 3600,
         zsk_lifetime: Duration::ZERO,
+        ksk_lifetime: Duration::ZERO,
+        propagation_delay: Duration::from_secs(3600),
+        parent_ds_ttl: Duration::from_secs(86_400),
     }
 }
 
@@ -306,4 +310,227 @@ fn signatures_close_to_expiry_are_made_again() {
     assert_eq!(later.kept, 0);
     assert!(later.changed);
     assert_eq!(later.serial, first.serial + 1);
+}
+
+/// A key rollover run hour by hour through the planner and the signer, as the
+/// authority runs it.
+struct Rollover {
+    split: KeySplit,
+    timing: Timing,
+    keys: Vec<(ManagedKey, PrivateKey)>,
+    policy: Policy,
+    /// (time, signed zone) at every step.
+    steps: Vec<(u64, Vec<Record>)>,
+}
+
+impl Rollover {
+    fn new(split: KeySplit, timing: Timing) -> Self {
+        let mut policy = policy(
+            DenialPolicy::Nsec,
+            hickory_proto::dnssec::Algorithm::ED25519,
+        );
+        policy.split = split;
+        Self {
+            split,
+            timing,
+            keys: Vec::new(),
+            policy,
+            steps: Vec::new(),
+        }
+    }
+
+    fn step(&mut self, now: u64) {
+        for _ in 0..4 {
+            let managed: Vec<ManagedKey> = self.keys.iter().map(|(m, _)| m.clone()).collect();
+            let plan = plan(&managed, self.split, &self.timing, now);
+            if plan.actions.is_empty() {
+                break;
+            }
+            for action in plan.actions {
+                match action {
+                    Action::Make { role, active } => {
+                        let private =
+                            PrivateKey::generate(hickory_proto::dnssec::Algorithm::ED25519)
+                                .unwrap();
+                        let tag = ZoneKey::new(role, &private).unwrap().tag();
+                        let managed = ManagedKey {
+                            role,
+                            tag,
+                            published: now,
+                            active: active.then_some(now),
+                            retired: None,
+                            submitted: None,
+                        };
+                        self.keys.push((managed, private));
+                    }
+                    Action::Activate(tag) => self.set(tag, |k| k.active = Some(now)),
+                    Action::Retire(tag) => self.set(tag, |k| k.retired = Some(now)),
+                    Action::Remove(tag) => self.keys.retain(|(k, _)| k.tag != tag),
+                }
+            }
+        }
+        let managed: Vec<ManagedKey> = self.keys.iter().map(|(m, _)| m.clone()).collect();
+        let zone_keys: Vec<ZoneKey> = self
+            .keys
+            .iter()
+            .map(|(m, private)| {
+                ZoneKey::new(m.role, private).unwrap().with_use(usage(
+                    &managed,
+                    m,
+                    &self.timing,
+                    now,
+                ))
+            })
+            .collect();
+        let previous = self.steps.last().map(|(_, records)| records.clone());
+        let signed = sign(ZONE, &zone_keys, &self.policy, now, previous.as_deref());
+        assert_verifies(&signed.records);
+        self.steps.push((now, signed.records));
+    }
+
+    fn set(&mut self, tag: u16, change: impl Fn(&mut ManagedKey)) {
+        for (key, _) in self.keys.iter_mut().filter(|(k, _)| k.tag == tag) {
+            change(key);
+        }
+    }
+
+    fn tags(&self) -> Vec<u16> {
+        self.keys.iter().map(|(k, _)| k.tag).collect()
+    }
+
+    /// RFC 7583's promise, checked between every two steps: a validator holding
+    /// the DNSKEY RRset of an earlier step (within its TTL) validates the data of a
+    /// later one, and one holding data of an earlier step (within the zone's TTL)
+    /// validates it with the DNSKEY RRset of a later one.
+    fn assert_no_validator_breaks(&self) {
+        let ttl = self.timing.dnskey_ttl.as_secs() + self.timing.propagation.as_secs();
+        let data_ttl = 300;
+        for (i, (earlier, old)) in self.steps.iter().enumerate() {
+            for (later, new) in &self.steps[i + 1..] {
+                if later - earlier < ttl {
+                    assert_signed_by_keys_of(
+                        new,
+                        old,
+                        &format!("data at {later}, keys of {earlier}"),
+                    );
+                }
+                if later - earlier < data_ttl {
+                    assert_signed_by_keys_of(
+                        old,
+                        new,
+                        &format!("data at {earlier}, keys of {later}"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Every RRset of `data` (but DNSKEY/CDS/CDNSKEY) has a signature in `data` that
+/// verifies with a DNSKEY of `keys`.
+fn assert_signed_by_keys_of(data: &[Record], keys: &[Record], what: &str) {
+    let dnskeys: Vec<DNSKEY> = keys
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::DNSKEY(key)) => Some(key.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut sets: std::collections::BTreeSet<(Name, RecordType)> = Default::default();
+    for record in data {
+        if !matches!(
+            record.record_type(),
+            RecordType::RRSIG | RecordType::DNSKEY | RecordType::CDS | RecordType::CDNSKEY
+        ) {
+            sets.insert((record.name.clone(), record.record_type()));
+        }
+    }
+    for (owner, rtype) in sets {
+        let rrset: Vec<&Record> = data
+            .iter()
+            .filter(|r| r.name == owner && r.record_type() == rtype)
+            .collect();
+        let signed = data.iter().any(|r| {
+            let RData::DNSSEC(DNSSECRData::RRSIG(rrsig)) = &r.data else {
+                return false;
+            };
+            r.name == owner
+                && rrsig.input().type_covered == rtype
+                && dnskeys.iter().any(|key| {
+                    key.verify_rrsig(&owner, DNSClass::IN, rrsig, rrset.iter().copied())
+                        .is_ok()
+                })
+        });
+        // Glue and delegation NS sets carry no signature at all.
+        let unsigned_by_design = !data.iter().any(|r| {
+            matches!(&r.data, RData::DNSSEC(DNSSECRData::RRSIG(s)) if r.name == owner && s.input().type_covered == rtype)
+        });
+        assert!(
+            signed || unsigned_by_design,
+            "{what}: {owner} {rtype} fails"
+        );
+    }
+}
+
+fn rollover_timing() -> Timing {
+    Timing {
+        dnskey_ttl: Duration::from_secs(3600),
+        propagation: Duration::from_secs(3600),
+        max_zone_ttl: Duration::from_secs(300),
+        parent_ds_ttl: Duration::from_secs(86_400),
+        zsk_lifetime: Duration::from_secs(30 * 86_400),
+        ksk_lifetime: Duration::from_secs(365 * 86_400),
+    }
+}
+
+#[test]
+fn a_zsk_rollover_never_leaves_a_caching_validator_without_a_key() {
+    let mut run = Rollover::new(KeySplit::KskZsk, rollover_timing());
+    run.step(NOW);
+    let first = run.tags();
+    // Through the rollover, hour by hour from just before the lifetime ends.
+    let start = NOW + 30 * 86_400 - 3_600;
+    for hour in 0..8 {
+        run.step(start + hour * 3_600);
+    }
+    run.assert_no_validator_breaks();
+    let last = run.tags();
+    assert_eq!(last.len(), 2, "{last:?}");
+    assert_eq!(last[0], first[0], "the KSK stays");
+    assert_ne!(last[1], first[1], "the ZSK was replaced");
+}
+
+#[test]
+fn a_csk_rollover_keeps_the_old_key_until_the_ds_has_changed() {
+    let mut run = Rollover::new(KeySplit::Csk, rollover_timing());
+    run.step(NOW);
+    let old = run.tags()[0];
+    let start = NOW + 365 * 86_400;
+    for hour in 0..4 {
+        run.step(start + hour * 3_600);
+    }
+    assert_eq!(run.tags().len(), 2);
+    let new = run.tags()[1];
+    // The CDS names the new key; nothing goes until the DS is confirmed.
+    let cds = |records: &[Record]| -> Vec<u16> {
+        records
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::DNSSEC(DNSSECRData::CDS(cds)) => Some(cds.key_tag()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(cds(&run.steps.last().unwrap().1), [new]);
+    run.step(start + 20 * 86_400);
+    assert_eq!(run.tags(), [old, new]);
+    // Confirmed: a day and an hour later (parent DS TTL + propagation) the old
+    // key leaves.
+    let submitted = start + 20 * 86_400;
+    run.set(new, |k| k.submitted = Some(submitted));
+    run.step(submitted + 86_400);
+    assert_eq!(run.tags(), [old, new]);
+    run.step(submitted + 86_400 + 3_600);
+    assert_eq!(run.tags(), [new]);
+    run.assert_no_validator_breaks();
 }

@@ -9,24 +9,48 @@ use sextant_rpc::{ControlClient, ZoneStatus};
 
 use crate::Outcome;
 
-pub(crate) async fn status(config: &Path, zone: Option<&str>, json: bool) -> Outcome {
-    let config = match sextant_config::load(config) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("{error}");
-            return Outcome::BadInput;
-        }
-    };
+async fn authority(config: &Path) -> Result<ControlClient, Outcome> {
+    let config = sextant_config::load(config).map_err(|error| {
+        eprintln!("{error}");
+        Outcome::BadInput
+    })?;
     let Some(endpoint) = config.authority_endpoint() else {
         eprintln!("the configuration names no authority ([authority] section)");
-        return Outcome::BadInput;
+        return Err(Outcome::BadInput);
     };
-    let status = match ControlClient::connect(endpoint).await {
-        Ok(mut client) => client.status().await,
-        Err(error) => {
-            eprintln!("{error}; is sextant-authority running?");
-            return Outcome::Unreachable;
+    ControlClient::connect(endpoint).await.map_err(|error| {
+        eprintln!("{error}; is sextant-authority running?");
+        Outcome::Unreachable
+    })
+}
+
+pub(crate) async fn ksk_submitted(config: &Path, zone: &str, tag: Option<u16>) -> Outcome {
+    let mut client = match authority(config).await {
+        Ok(client) => client,
+        Err(outcome) => return outcome,
+    };
+    match client.ksk_submitted(zone, tag).await {
+        Ok(Ok(tag)) => {
+            say!(
+                "{zone}: the DS of key {tag} is recorded as published by the parent; the rollover goes on once the old DS has left the caches (parent_ds_ttl + propagation_delay)"
+            );
+            Outcome::Ok
         }
+        Ok(Err(refusal)) => {
+            eprintln!("{refusal}");
+            Outcome::BadInput
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            Outcome::Unreachable
+        }
+    }
+}
+
+pub(crate) async fn status(config: &Path, zone: Option<&str>, json: bool) -> Outcome {
+    let status = match authority(config).await {
+        Ok(mut client) => client.status().await,
+        Err(outcome) => return outcome,
     };
     let status = match status {
         Ok(status) => status,
@@ -93,9 +117,10 @@ fn zone_json(zone: &ZoneStatus) -> serde_json::Value {
         "serial": zone.serial,
         "policy": signing.map(|s| s.policy.clone()),
         "next_signing_seconds": signing.map(|s| s.next_signing_seconds),
+        "waiting_for_ds": signing.and_then(|s| s.waiting_for_ds),
         "keys": signing.map(|s| s.keys.iter().map(|k| serde_json::json!({
             "role": k.role, "algorithm": k.algorithm, "tag": k.tag,
-            "created": k.created, "ds": k.ds,
+            "created": k.created, "ds": k.ds, "state": k.state,
         })).collect::<Vec<_>>()),
     })
 }

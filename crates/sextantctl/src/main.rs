@@ -120,6 +120,13 @@ enum DnssecAction {
         #[arg(long)]
         json: bool,
     },
+    /// Tell the authority the parent now publishes the DS of ZONE's newest
+    /// key-signing key (or of key --tag), so that its rollover goes on.
+    KskSubmitted {
+        zone: String,
+        #[arg(long)]
+        tag: Option<u16>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -187,6 +194,9 @@ fn main() -> ExitCode {
                     Command::Dnssec {
                         action: DnssecAction::Status { zone, json },
                     } => dnssec::status(&cli.config, zone.as_deref(), json).await,
+                    Command::Dnssec {
+                        action: DnssecAction::KskSubmitted { zone, tag },
+                    } => dnssec::ksk_submitted(&cli.config, &zone, tag).await,
                     Command::Resolver {
                         action: ResolverAction::Nta { action },
                     } => {
