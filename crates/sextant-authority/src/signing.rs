@@ -330,11 +330,23 @@ fn state_of(usage: KeyUse, plan: &Plan, tag: u16) -> String {
     }
 }
 
+/// The signer's clock: the system's, moved by `SEXTANT_SIGNER_CLOCK_OFFSET`
+/// seconds when that is set (labs and tests run rollovers by moving the clock
+/// instead of waiting for days; never set it in production).
 fn now() -> u64 {
-    SystemTime::now()
+    let system = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| d.as_secs());
+    system.saturating_add_signed(*CLOCK_OFFSET)
 }
+
+static CLOCK_OFFSET: std::sync::LazyLock<i64> = std::sync::LazyLock::new(|| {
+    std::env::var("SEXTANT_SIGNER_CLOCK_OFFSET")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .inspect(|offset| tracing::warn!(offset, "the signer's clock is moved by SEXTANT_SIGNER_CLOCK_OFFSET seconds (labs and tests only)"))
+        .unwrap_or(0)
+});
 
 fn random_salt(length: u8) -> Vec<u8> {
     use ring::rand::SecureRandom as _;

@@ -41,6 +41,17 @@ impl Daemon {
         ready_file: &Path,
         log_dir: &Path,
     ) -> anyhow::Result<Self> {
+        Self::start_with_env(name, config, ready_file, log_dir, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables.
+    pub fn start_with_env(
+        name: &str,
+        config: &Path,
+        ready_file: &Path,
+        log_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let _ = std::fs::remove_file(ready_file);
         let log = log_dir.join(format!("{name}.log"));
         let stderr = std::fs::OpenOptions::new()
@@ -51,6 +62,7 @@ impl Daemon {
             .arg("--config")
             .arg(config)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)

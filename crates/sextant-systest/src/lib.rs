@@ -209,11 +209,22 @@ impl Lab {
 
     /// Starts an authority with `config` and waits for its ready file.
     pub fn start_authority(&self, config: &Path) -> anyhow::Result<Daemon> {
-        Daemon::start(
+        self.start_authority_with_env(config, &[])
+    }
+
+    /// [`Lab::start_authority`] with extra environment variables (e.g. the signer's
+    /// clock offset).
+    pub fn start_authority_with_env(
+        &self,
+        config: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Daemon> {
+        Daemon::start_with_env(
             "sextant-authority",
             config,
             &self.path().join("authority.ready.json"),
             self.path(),
+            env,
         )
     }
 }

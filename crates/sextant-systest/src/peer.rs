@@ -293,7 +293,7 @@ impl Peer {
             "bind9",
             port,
         )?;
-        peer.wait_resolving("named", dir)?;
+        peer.wait_resolving("named", dir, ".")?;
         Ok(peer)
     }
 
@@ -396,7 +396,39 @@ impl Peer {
         Self::unbound_with(dir, hints, &extra)
     }
 
+    /// Unbound validating `zone` (served at `server`, a stub zone) from `anchor`,
+    /// with signatures judged at `date` (`YYYYMMDDHHMMSS`, Unbound's
+    /// val-override-date) instead of now: for zones signed with a moved clock.
+    pub fn unbound_validating_stub(
+        dir: &Path,
+        zone: &str,
+        server: std::net::SocketAddr,
+        anchor: &str,
+        date: &str,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        // No root: the only zone asked is the stub.
+        let hints = dir.join("root.hints");
+        std::fs::write(
+            &hints,
+            ". 3600 NS a.root.invalid.\na.root.invalid. 3600 A 127.0.0.1\n",
+        )?;
+        let extra = format!(
+            "  module-config: \"validator iterator\"\n  trust-anchor: \"{anchor}\"\n  \
+             val-override-date: \"{date}\"\n  ede: yes\n  val-log-level: 2\n\
+             stub-zone:\n  name: \"{zone}\"\n  stub-addr: {}@{}\nserver:\n",
+            server.ip(),
+            server.port()
+        );
+        Self::unbound_asked(dir, &hints, &extra, zone)
+    }
+
     fn unbound_with(dir: &Path, hints: &Path, extra: &str) -> anyhow::Result<Self> {
+        Self::unbound_asked(dir, hints, &extra, ".")
+    }
+
+    /// Unbound with `extra` server options, ready once it answers for `probe`.
+    fn unbound_asked(dir: &Path, hints: &Path, extra: &str, probe: &str) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let port = free_port()?;
         let d = dir.display();
@@ -418,12 +450,17 @@ impl Peer {
             "unbound",
             port,
         )?;
-        peer.wait_resolving("unbound", dir)?;
+        peer.wait_resolving("unbound", dir, probe)?;
         Ok(peer)
     }
 
     /// Waits until a resolver peer answers a recursive query (any answer will do).
-    fn wait_resolving(&mut self, program: &str, dir: &Path) -> anyhow::Result<()> {
+    fn wait_resolving(
+        &mut self,
+        program: &str,
+        dir: &Path,
+        probe_name: &str,
+    ) -> anyhow::Result<()> {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait()? {
@@ -434,8 +471,10 @@ impl Peer {
             }
             let mut probe = hickory_proto::op::Message::query();
             probe.metadata.recursion_desired = true;
+            let name = hickory_proto::rr::Name::from_ascii(probe_name)
+                .unwrap_or_else(|_| hickory_proto::rr::Name::root());
             probe.add_query(hickory_proto::op::Query::query(
-                hickory_proto::rr::Name::root(),
+                name,
                 hickory_proto::rr::RecordType::SOA,
             ));
             if crate::exchange(self.addr, &probe, false).is_ok() {

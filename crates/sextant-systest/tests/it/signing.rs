@@ -324,3 +324,244 @@ fn a_restart_keeps_keys_and_signatures_and_a_change_re_signs_only_what_it_touche
     assert!(records <= 12, "the IXFR has {records} records:\n{ixfr}");
     assert!(ixfr.contains("192.0.2.81"), "{ixfr}");
 }
+
+/// One zone signed with a moved clock, step by step through a rollover: the
+/// authority restarted at each step with `SEXTANT_SIGNER_CLOCK_OFFSET`, each step's
+/// zone judged by `ldns-verify-zone` and by a fresh Unbound, both at the moved
+/// date, Unbound validating from the DS the parent has at that moment.
+struct RolloverLab {
+    lab: Lab,
+    config: std::path::PathBuf,
+    apex: &'static str,
+    suite: Option<sextant_systest::Suite>,
+    offset: u64,
+}
+
+const DAY: u64 = 86_400;
+
+impl RolloverLab {
+    fn new(apex: &'static str, policy: &str) -> Self {
+        let lab = Lab::new().unwrap();
+        let file = format!("zones/{apex}.zone");
+        lab.write(&file, &zone_text(apex)).unwrap();
+        let config = lab
+            .write(
+                "sextant.toml",
+                &format!(
+                    "[log]\nlevel = \"info\"\n\n[listener]\nlisten = [\"127.0.0.1:0\"]\nready_file = \"listener.ready.json\"\n\n\
+                     [authority]\ngrpc = \"unix:authority.sock\"\nready_file = \"authority.ready.json\"\n\
+                     state_dir = \"state\"\nallow_transfer = [\"127.0.0.0/8\"]\n\n\
+                     [[authority.zone]]\nname = \"{apex}\"\nfile = \"{file}\"\ndnssec_policy = \"roll\"\n\n\
+                     [[dnssec_policy]]\nname = \"roll\"\nalgorithm = \"ed25519\"\n{policy}"
+                ),
+            )
+            .unwrap();
+        Self {
+            lab,
+            config,
+            apex,
+            suite: None,
+            offset: 0,
+        }
+    }
+
+    /// Restarts the authority (and listener) with the clock `offset` seconds ahead.
+    fn at(&mut self, offset: u64) -> std::net::SocketAddr {
+        self.suite = None;
+        self.offset = offset;
+        let text = offset.to_string();
+        let authority = self
+            .lab
+            .start_authority_with_env(&self.config, &[("SEXTANT_SIGNER_CLOCK_OFFSET", &text)])
+            .unwrap();
+        let (listener, dns) = self.lab.start_listener(&self.config).unwrap();
+        self.suite = Some(sextant_systest::Suite {
+            transfer: None,
+            authority: Some(authority),
+            resolver: None,
+            listener,
+            dns,
+        });
+        dns
+    }
+
+    fn dns(&self) -> std::net::SocketAddr {
+        self.suite.as_ref().unwrap().dns
+    }
+
+    /// The keys as `sextantctl dnssec status --json` lists them: (role, tag, state).
+    fn keys(&self) -> Vec<(String, u64, String)> {
+        let output =
+            sextant_systest::sextantctl(&self.config, &["dnssec", "status", self.apex, "--json"])
+                .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        json[0]["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["role"].as_str().unwrap().to_string(),
+                    k["tag"].as_u64().unwrap(),
+                    k["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// The DS of key `tag` as `sextantctl` gives it, for Unbound's anchor.
+    fn ds(&self, tag: u64) -> String {
+        let output =
+            sextant_systest::sextantctl(&self.config, &["dnssec", "status", self.apex, "--json"])
+                .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let ds = json[0]["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["tag"].as_u64() == Some(tag))
+            .and_then(|k| k["ds"].as_str())
+            .unwrap()
+            .to_string();
+        format!("{}. DS {ds}", self.apex)
+    }
+
+    /// The zone at this step passes dnssec-verify and validates in Unbound from
+    /// the parent's DS `anchor`: a name, its absence, and the DNSKEY RRset.
+    fn assert_valid(&self, step: &str, anchor: &str) {
+        let text = axfr(self.dns(), self.apex);
+        let file = self.lab.write(&format!("{step}.axfr"), &text).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + self.offset;
+        let date =
+            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(now))
+                .to_string()
+                .replace(['-', ':', 'T', 'Z'], "");
+        // dnssec-verify judges signatures at the real date; ldns-verify-zone can be
+        // told the moved one.
+        let (ok, output) = run(Command::new("ldns-verify-zone")
+            .args(["-t", &date])
+            .arg(&file));
+        assert!(ok, "{step}: ldns-verify-zone -t {date}:\n{output}");
+        let unbound = sextant_systest::Peer::unbound_validating_stub(
+            &self.lab.path().join(format!("unbound-{step}")),
+            self.apex,
+            self.dns(),
+            anchor,
+            &date,
+        )
+        .unwrap();
+        for (name, rtype, rcode) in [
+            (format!("www.{}", self.apex), "A", "NOERROR"),
+            (format!("nope.{}", self.apex), "A", "NXDOMAIN"),
+            (self.apex.to_string(), "DNSKEY", "NOERROR"),
+        ] {
+            let answer = dig(unbound.addr, &[&name, rtype, "+dnssec"]).unwrap();
+            assert!(
+                answer.contains(&format!("status: {rcode}")) && answer.contains(" ad;"),
+                "{step}: {name} {rtype} not validated by Unbound (anchor {anchor}):\n{answer}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_zsk_rollover_validates_at_every_step() {
+    let mut roll = RolloverLab::new(
+        "zskroll.test",
+        "keys = \"ksk-zsk\"\ndenial = \"nsec3\"\nzsk_lifetime = \"30d\"\n",
+    );
+    roll.at(0);
+    let keys = roll.keys();
+    let ksk = keys.iter().find(|k| k.0 == "ksk").unwrap().1;
+    let old_zsk = keys.iter().find(|k| k.0 == "zsk").unwrap().1;
+    let anchor = roll.ds(ksk);
+    roll.assert_valid("start", &anchor);
+
+    // The lifetime is over: a successor is published, not yet signing.
+    roll.at(30 * DAY + 60);
+    let keys = roll.keys();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    let new_zsk = keys
+        .iter()
+        .find(|k| k.0 == "zsk" && k.1 != old_zsk)
+        .unwrap()
+        .1;
+    assert!(
+        keys.iter().any(|k| k.1 == new_zsk && k.2 == "published"),
+        "{keys:?}"
+    );
+    roll.assert_valid("published", &anchor);
+
+    // DNSKEY TTL + propagation later: the successor signs, the old key stays.
+    roll.at(30 * DAY + 2 * 3_600 + 120);
+    let keys = roll.keys();
+    assert!(
+        keys.iter()
+            .any(|k| k.1 == new_zsk && k.2.starts_with("signing")),
+        "{keys:?}"
+    );
+    assert!(
+        keys.iter().any(|k| k.1 == old_zsk && k.2 == "published"),
+        "{keys:?}"
+    );
+    roll.assert_valid("active", &anchor);
+
+    // The zone's largest TTL (1 h) + propagation after that: the old key is gone.
+    roll.at(30 * DAY + 5 * 3_600);
+    let tags: Vec<u64> = roll.keys().iter().map(|k| k.1).collect();
+    assert_eq!(tags.len(), 2, "{tags:?}");
+    assert!(tags.contains(&ksk) && tags.contains(&new_zsk), "{tags:?}");
+    roll.assert_valid("removed", &anchor);
+}
+
+#[test]
+fn a_csk_rollover_waits_for_the_ds_and_validates_at_every_step() {
+    let mut roll = RolloverLab::new(
+        "cskroll.test",
+        "keys = \"csk\"\ndenial = \"nsec\"\nksk_lifetime = \"365d\"\n",
+    );
+    roll.at(0);
+    let old = roll.keys()[0].1;
+    let old_ds = roll.ds(old);
+    roll.assert_valid("start", &old_ds);
+
+    roll.at(365 * DAY + 60);
+    let keys = roll.keys();
+    let new = keys.iter().find(|k| k.1 != old).unwrap().1;
+    roll.assert_valid("published", &old_ds);
+
+    // Active, and waiting for the parent: the CDS names the new key.
+    roll.at(365 * DAY + 2 * 3_600 + 120);
+    let keys = roll.keys();
+    assert!(
+        keys.iter()
+            .any(|k| k.1 == new && k.2.contains("waiting for its DS")),
+        "{keys:?}"
+    );
+    let cds = dig(roll.dns(), &[roll.apex, "CDS", "+short"]).unwrap();
+    assert!(cds.starts_with(&format!("{new} ")), "{cds}");
+    roll.assert_valid("active", &old_ds);
+    // Days later without the DS: nothing is removed.
+    roll.at(375 * DAY);
+    assert_eq!(roll.keys().len(), 2);
+    roll.assert_valid("waiting", &old_ds);
+
+    // The operator says the parent has the new DS.
+    let submitted =
+        sextant_systest::sextantctl(&roll.config, &["dnssec", "ksk-submitted", roll.apex]).unwrap();
+    assert!(submitted.status.success(), "{submitted:?}");
+    let new_ds = roll.ds(new);
+    // Parent DS TTL (1 d) + propagation later, the old key goes.
+    roll.at(376 * DAY + 2 * 3_600);
+    let keys = roll.keys();
+    assert_eq!(
+        keys.iter().map(|k| k.1).collect::<Vec<_>>(),
+        [new],
+        "{keys:?}"
+    );
+    roll.assert_valid("removed", &new_ds);
+}
