@@ -283,6 +283,7 @@ pub fn usage(keys: &[ManagedKey], key: &ManagedKey, timing: &Timing, now: u64) -
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     const HOUR: u64 = 3_600;
