@@ -424,7 +424,7 @@ impl Peer {
     }
 
     fn unbound_with(dir: &Path, hints: &Path, extra: &str) -> anyhow::Result<Self> {
-        Self::unbound_asked(dir, hints, &extra, ".")
+        Self::unbound_asked(dir, hints, extra, ".")
     }
 
     /// Unbound with `extra` server options, ready once it answers for `probe`.
