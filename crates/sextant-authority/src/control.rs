@@ -47,6 +47,42 @@ impl Control {
         zones
     }
 
+    /// Signs `zone` again (its signatures or a rollover step fell due): a primary
+    /// zone from its file, a secondary zone from its last signed version.
+    pub(crate) async fn resign(&self, zone: &hickory_proto::rr::Name) -> Result<(), String> {
+        if self.zones.iter().any(|z| &z.name == zone) {
+            return self.reload_zones(Some(zone.to_string())).await.map(|_| ());
+        }
+        let Some(signing) = self.signing.clone() else {
+            return Err(format!("zone {zone} is not signed here"));
+        };
+        let origin = zone.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            let policy = signing
+                .secondary_policy(&origin)
+                .ok_or_else(|| format!("zone {origin} is not signed here"))?
+                .to_string();
+            let records = signing
+                .last_signed(&origin)
+                .ok_or_else(|| format!("zone {origin} has no signed version yet"))?;
+            let signed = signing
+                .sign_zone(&origin, &policy, records)
+                .map_err(|e| e.to_string())?;
+            let source = std::path::PathBuf::from(format!("re-signing of {origin}"));
+            crate::secondary::build_records(&origin, &source, signed)
+        })
+        .await
+        .map_err(|e| format!("re-signing task failed: {e}"))??;
+        let expired = self.authority.catalog().is_expired(zone);
+        let catalog = self
+            .authority
+            .catalog()
+            .updated([Arc::new(built)], &[(zone.clone(), expired)]);
+        self.authority.replace(catalog);
+        self.publisher.publish(self.authority.zone_names());
+        Ok(())
+    }
+
     /// Reloads every zone, or only `zone`; returns the zones now served.
     pub(crate) async fn reload_zones(
         &self,
@@ -119,14 +155,18 @@ impl ControlHandler for Control {
             return Err("this authority signs no zone (no dnssec_policy)".into());
         };
         let wanted = zone.trim_end_matches('.').to_ascii_lowercase() + ".";
-        let Some(config) = self.zones.iter().find(|z| {
-            z.name.to_string().to_ascii_lowercase() == wanted && z.dnssec_policy.is_some()
-        }) else {
+        let name = hickory_proto::rr::Name::from_ascii(&wanted)
+            .map_err(|e| format!("{zone:?} is not a zone name ({e})"))?;
+        let primary = self
+            .zones
+            .iter()
+            .any(|z| z.name == name && z.dnssec_policy.is_some());
+        if !primary && signing.secondary_policy(&name).is_none() {
             return Err(format!("zone {wanted} is not signed by this authority"));
-        };
-        let tag = signing.ksk_submitted(&config.name, tag)?;
+        }
+        let tag = signing.ksk_submitted(&name, tag)?;
         // Signed again now: the rollover step this allows is timed from now.
-        self.reload_zones(Some(wanted)).await?;
+        self.resign(&name).await?;
         Ok(tag)
     }
 

@@ -105,7 +105,7 @@ impl Daemon for AuthorityDaemon {
             signing: signing.clone(),
             started: std::time::Instant::now(),
         });
-        if let Some(signing) = signing {
+        if let Some(signing) = signing.clone() {
             tokio::spawn(refresh_signatures(
                 signing,
                 control.clone(),
@@ -117,6 +117,7 @@ impl Daemon for AuthorityDaemon {
                 endpoint.clone(),
                 authority.clone(),
                 publisher.clone(),
+                signing.clone(),
                 shutdown.clone(),
             )
             .await;
@@ -176,7 +177,7 @@ async fn refresh_signatures(
             () = shutdown.cancelled() => return,
         };
         let Some(zone) = due else { continue };
-        if let Err(error) = control.reload_zones(Some(zone.to_string())).await {
+        if let Err(error) = control.resign(&zone).await {
             // Retried at the next wake-up; the signatures served are still valid
             // for at least signature_refresh.
             tracing::error!(%zone, %error, "re-signing failed; still serving the previous version");

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::Authority;
+use crate::signing::Signing;
 
 /// How long start-up waits for the transfer daemon's snapshot before serving without
 /// the secondary zones (they are added as soon as they arrive).
@@ -25,13 +26,16 @@ pub(crate) async fn follow(
     endpoint: Endpoint,
     authority: Arc<Authority>,
     publisher: ZoneSetPublisher,
+    signing: Option<Arc<Signing>>,
     shutdown: CancellationToken,
 ) {
     let mut events = follow_versions(endpoint.clone(), shutdown.clone());
     let snapshot = tokio::time::timeout(SNAPSHOT_WAIT, async {
         while let Some(event) = events.recv().await {
             match event {
-                VersionEvent::Zone(version) => apply(&authority, &publisher, version).await,
+                VersionEvent::Zone(version) => {
+                    apply(&authority, &publisher, signing.clone(), version).await;
+                }
                 VersionEvent::SnapshotDone => return,
             }
         }
@@ -40,26 +44,32 @@ pub(crate) async fn follow(
     if snapshot.is_err() {
         tracing::warn!(%endpoint, "no snapshot of secondary zones from the transfer daemon yet; serving without them until it arrives");
     }
-    tokio::spawn(apply_all(events, authority, publisher));
+    tokio::spawn(apply_all(events, authority, publisher, signing));
 }
 
 async fn apply_all(
     mut events: mpsc::Receiver<VersionEvent>,
     authority: Arc<Authority>,
     publisher: ZoneSetPublisher,
+    signing: Option<Arc<Signing>>,
 ) {
     while let Some(event) = events.recv().await {
         if let VersionEvent::Zone(version) = event {
-            apply(&authority, &publisher, version).await;
+            apply(&authority, &publisher, signing.clone(), version).await;
         }
     }
 }
 
-/// Builds the version off the async threads (a large zone takes seconds), then swaps
-/// it in.
-async fn apply(authority: &Authority, publisher: &ZoneSetPublisher, version: ZoneVersion) {
+/// Builds the version off the async threads (a large zone takes seconds), signed
+/// when the zone has a policy, then swaps it in.
+async fn apply(
+    authority: &Authority,
+    publisher: &ZoneSetPublisher,
+    signing: Option<Arc<Signing>>,
+    version: ZoneVersion,
+) {
     let (zone, serial, expired) = (version.zone.clone(), version.serial, version.expired);
-    let built = tokio::task::spawn_blocking(move || build(version))
+    let built = tokio::task::spawn_blocking(move || build(version, signing.as_deref()))
         .await
         .unwrap_or_else(|e| Err(format!("zone build task failed: {e}")));
     match built {
@@ -81,17 +91,45 @@ async fn apply(authority: &Authority, publisher: &ZoneSetPublisher, version: Zon
     }
 }
 
-fn build(version: ZoneVersion) -> Result<Zone, String> {
+fn build(version: ZoneVersion, signing: Option<&Signing>) -> Result<Zone, String> {
     let origin = Name::from_ascii(&version.zone).map_err(|e| format!("bad zone name: {e}"))?;
     let source = PathBuf::from(format!(
         "transfer of {} serial {}",
         version.zone, version.serial
     ));
-    let mut builder = ZoneBuilder::new(&origin, &source);
-    let file = Arc::new(source);
+    let mut records = Vec::with_capacity(version.records.len());
     for (index, bytes) in version.records.iter().enumerate() {
-        let record = Record::from_bytes(bytes)
-            .map_err(|e| format!("record {} does not decode: {e}", index + 1))?;
+        records.push(
+            Record::from_bytes(bytes)
+                .map_err(|e| format!("record {} does not decode: {e}", index + 1))?,
+        );
+    }
+    let policy = signing.and_then(|s| Some((s, s.secondary_policy(&origin)?)));
+    if let Some((signing, policy)) = policy {
+        // Checked as transferred first, so that a broken version is refused for
+        // what it is before anything is signed or stored.
+        let unsigned: Vec<Record> = records
+            .iter()
+            .filter(|r| !sextant_signer::is_signer_type(r.record_type()))
+            .cloned()
+            .collect();
+        build_records(&origin, &source, unsigned)?;
+        records = signing
+            .sign_zone(&origin, policy, records)
+            .map_err(|e| e.to_string())?;
+    }
+    build_records(&origin, &source, records)
+}
+
+/// A zone of `records`, each located by its place in the version.
+pub(crate) fn build_records(
+    origin: &Name,
+    source: &std::path::Path,
+    records: Vec<Record>,
+) -> Result<Zone, String> {
+    let mut builder = ZoneBuilder::new(origin, source);
+    let file = Arc::new(source.to_path_buf());
+    for (index, record) in records.into_iter().enumerate() {
         builder.add(LocatedRecord {
             record,
             location: Location {

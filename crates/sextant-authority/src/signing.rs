@@ -46,6 +46,8 @@ pub(crate) enum SigningError {
 pub(crate) struct Signing {
     state_dir: PathBuf,
     policies: HashMap<String, Policy>,
+    /// Secondary zones signed as each version arrives, with their policy.
+    secondaries: HashMap<Name, String>,
     zones: Mutex<BTreeMap<Name, SignedZone>>,
 }
 
@@ -67,7 +69,13 @@ const MAX_REFRESH_SLEEP: Duration = Duration::from_secs(3_600);
 impl Signing {
     /// The signing context, when any zone has a policy.
     pub(crate) fn new(config: &Config, section: &AuthorityConfig) -> anyhow::Result<Option<Self>> {
-        if section.zones.iter().all(|z| z.dnssec_policy.is_none()) {
+        let secondaries: HashMap<Name, String> = config
+            .transfer
+            .iter()
+            .flat_map(|t| &t.zones)
+            .filter_map(|z| Some((z.name.to_lowercase(), z.dnssec_policy.clone()?)))
+            .collect();
+        if section.zones.iter().all(|z| z.dnssec_policy.is_none()) && secondaries.is_empty() {
             return Ok(None);
         }
         let Some(state_dir) = section.state_dir.clone() else {
@@ -85,8 +93,23 @@ impl Signing {
         Ok(Some(Self {
             state_dir,
             policies,
+            secondaries,
             zones: Mutex::default(),
         }))
+    }
+
+    /// The policy of secondary zone `zone`, when it is signed here.
+    pub(crate) fn secondary_policy(&self, zone: &Name) -> Option<&str> {
+        self.secondaries
+            .get(&zone.to_lowercase())
+            .map(String::as_str)
+    }
+
+    /// The last signed version of `zone`, to sign again as it is (its DNSSEC
+    /// records are replaced, its data kept): how a secondary zone's signatures are
+    /// refreshed between versions from its primary.
+    pub(crate) fn last_signed(&self, zone: &Name) -> Option<Vec<Record>> {
+        signed_version::read(&key_store::zone_dir(&self.state_dir, zone))
     }
 
     /// `records` of `zone` signed by its policy.
@@ -96,7 +119,17 @@ impl Signing {
         policy_name: &str,
         records: Vec<Record>,
     ) -> Result<Vec<Record>, SigningError> {
-        let zone_text = zone.name.to_string();
+        self.sign_zone(&zone.name, policy_name, records)
+    }
+
+    /// `records` of the zone `name` signed by the policy `policy_name`.
+    pub(crate) fn sign_zone(
+        &self,
+        name: &Name,
+        policy_name: &str,
+        records: Vec<Record>,
+    ) -> Result<Vec<Record>, SigningError> {
+        let zone_text = name.to_string();
         let policy = self
             .policies
             .get(policy_name)
@@ -105,7 +138,7 @@ impl Signing {
                 policy: policy_name.to_string(),
             })?;
         let now = now();
-        let mut store = key_store::KeyStore::open(&self.state_dir, &zone.name)?;
+        let mut store = key_store::KeyStore::open(&self.state_dir, name)?;
         store.check_policy(policy)?;
         let previous = signed_version::read(&store.dir);
         let max_ttl = records
@@ -131,7 +164,7 @@ impl Signing {
             sextant_signer::DenialPolicy::Nsec => 0,
         };
         let signed = sextant_signer::sign_zone(SignRequest {
-            origin: &zone.name,
+            origin: name,
             records,
             keys: &keys,
             policy,
@@ -153,7 +186,7 @@ impl Signing {
             })?;
         }
         if let Some(tag) = plan.waiting_for_ds {
-            tracing::warn!(zone = %zone.name, tag, "key rollover waiting for the parent: publish the DS of key {tag} (sextantctl dnssec status shows it; the zone's CDS names it), then run `sextantctl dnssec ksk-submitted {}`", zone.name);
+            tracing::warn!(zone = %name, tag, "key rollover waiting for the parent: publish the DS of key {tag} (sextantctl dnssec status shows it; the zone's CDS names it), then run `sextantctl dnssec ksk-submitted {}`", name);
         }
         let due = plan
             .next_event
@@ -167,7 +200,7 @@ impl Signing {
                     .find(|e| e.tag == key.tag())
                     .map_or(0, |e| e.created);
                 let ds = if key.usage().sign_keyset {
-                    key.ds(&zone.name)
+                    key.ds(name)
                         .map_or_else(|_| String::new(), |ds| ds.to_string())
                 } else {
                     String::new()
@@ -183,7 +216,7 @@ impl Signing {
             })
             .collect();
         self.zones.lock().insert(
-            zone.name.clone(),
+            name.clone(),
             SignedZone {
                 policy: policy_name.to_string(),
                 keys,
@@ -192,7 +225,7 @@ impl Signing {
             },
         );
         tracing::info!(
-            zone = %zone.name,
+            zone = %name,
             serial = signed.serial,
             made = signed.made,
             kept = signed.kept,

@@ -496,6 +496,11 @@ pub struct SecondaryZoneConfig {
     /// unsigned or badly signed answers are then rejected. Default: none.
     #[serde(default, deserialize_with = "deserialize_optional_name")]
     pub key: Option<Name>,
+    /// Have the authority sign each version it serves with this
+    /// `[[dnssec_policy]]` (a signer between a hidden primary and the public
+    /// secondaries). Default: served as transferred.
+    #[serde(default)]
+    pub dnssec_policy: Option<String>,
 }
 
 fn deserialize_optional_name<'de, D: serde::Deserializer<'de>>(

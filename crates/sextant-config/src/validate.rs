@@ -77,19 +77,33 @@ impl Config {
 
     /// Zones name policies that exist, and their keys have somewhere to live.
     fn check_signed_zones(&self, problems: &mut Problems) {
+        let secondaries = self.transfer.iter().flat_map(|t| &t.zones);
+        let signed: Vec<(&str, &Name, &String)> = self
+            .authority
+            .iter()
+            .flat_map(|a| &a.zones)
+            .filter_map(|z| Some(("authority.zone", &z.name, z.dnssec_policy.as_ref()?)))
+            .chain(
+                secondaries
+                    .filter_map(|z| Some(("transfer.zone", &z.name, z.dnssec_policy.as_ref()?))),
+            )
+            .collect();
+        if signed.is_empty() {
+            return;
+        }
         let Some(authority) = &self.authority else {
+            problems.add(
+                "transfer.zone",
+                "a secondary zone with dnssec_policy is signed by the authority, but there is no [authority] section; add one (with state_dir)",
+            );
             return;
         };
-        for zone in &authority.zones {
-            let Some(policy) = &zone.dnssec_policy else {
-                continue;
-            };
+        for (key, name, policy) in signed {
             if !self.dnssec_policies.iter().any(|p| &p.name == policy) {
                 problems.add(
-                    "authority.zone",
+                    key,
                     format!(
-                        "zone {} names dnssec_policy {policy:?}, which no [[dnssec_policy]] section defines; add it or fix the name",
-                        zone.name
+                        "zone {name} names dnssec_policy {policy:?}, which no [[dnssec_policy]] section defines; add it or fix the name"
                     ),
                 );
             }
@@ -97,8 +111,7 @@ impl Config {
                 problems.add(
                     "authority.state_dir",
                     format!(
-                        "zone {} is signed (dnssec_policy {policy:?}) but the authority has no state_dir for its keys; set authority.state_dir, e.g. \"/var/lib/sextant/authority\"",
-                        zone.name
+                        "zone {name} is signed (dnssec_policy {policy:?}) but the authority has no state_dir for its keys; set authority.state_dir, e.g. \"/var/lib/sextant/authority\""
                     ),
                 );
             }

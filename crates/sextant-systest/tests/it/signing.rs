@@ -565,3 +565,134 @@ fn a_csk_rollover_waits_for_the_ds_and_validates_at_every_step() {
     );
     roll.assert_valid("removed", &new_ds);
 }
+
+/// delv's verdict on `name` `rtype` asked of `server`, trusting the key-signing key
+/// in `axfr` for `apex`.
+fn delv_at(lab: &Lab, server: std::net::SocketAddr, apex: &str, axfr: &str, name: &str) -> String {
+    delv_verdict(lab, server, apex, axfr, name, "A")
+}
+
+/// A signer between a hidden primary and the public secondaries: Knot serves the
+/// zone unsigned and NOTIFYs Sextant's transfer daemon, the authority signs each
+/// version it publishes, and BIND, a secondary of Sextant, serves what validates.
+#[test]
+fn a_secondary_zone_is_signed_on_the_way_through_to_bind() {
+    let lab = Lab::new().unwrap();
+    let apex = "bump.test";
+    let unsigned = |serial: u32, extra: &str| {
+        format!(
+            "$ORIGIN {apex}.\n$TTL 300\n@ SOA ns1 hostmaster {serial} 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.1\nwww A 192.0.2.80\n{extra}"
+        )
+    };
+    let zone_file = lab.write("knot/bump.test.zone", &unsigned(1, "")).unwrap();
+    let port = sextant_systest::free_port().unwrap();
+    let listener: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let primary = sextant_systest::Peer::knot_primary(
+        &lab.path().join("knot"),
+        &format!("{apex}."),
+        &zone_file,
+        listener,
+        None,
+    )
+    .unwrap();
+    let config = lab
+        .write(
+            "sextant.toml",
+            &format!(
+                "[log]\nlevel = \"info\"\n\n[listener]\nlisten = [\"{listener}\"]\nready_file = \"listener.ready.json\"\n\n\
+                 [authority]\ngrpc = \"unix:authority.sock\"\nready_file = \"authority.ready.json\"\n\
+                 state_dir = \"state\"\nallow_transfer = [\"127.0.0.0/8\"]\n\n\
+                 [transfer]\ngrpc = \"unix:transfer.sock\"\nstate_dir = \"transfer-state\"\nready_file = \"transfer.ready.json\"\n\
+                 min_refresh = \"1s\"\ntransfer_timeout = \"2s\"\n\n\
+                 [[transfer.zone]]\nname = \"{apex}\"\nprimaries = [\"{}\"]\ndnssec_policy = \"bump\"\n\n\
+                 [[dnssec_policy]]\nname = \"bump\"\nkeys = \"ksk-zsk\"\n",
+                primary.addr
+            ),
+        )
+        .unwrap();
+    let suite = lab.start_suite(&config).unwrap();
+    eventually(Duration::from_secs(20), "the signed secondary zone", || {
+        dig(suite.dns, &[apex, "SOA", "+dnssec"])
+            .unwrap()
+            .contains("RRSIG")
+    })
+    .unwrap();
+    let text = axfr(suite.dns, apex);
+    let file = lab.write("bump-1.axfr", &text).unwrap();
+    assert_tools_verify(apex, &file);
+    assert_eq!(
+        delv_at(&lab, suite.dns, apex, &text, &format!("www.{apex}.")),
+        "; fully validated"
+    );
+
+    // BIND, a secondary of Sextant, transfers the signed zone and serves it.
+    let bind_port = sextant_systest::free_port().unwrap();
+    let bind_dir = lab.path().join("bind");
+    std::fs::create_dir_all(&bind_dir).unwrap();
+    let d = bind_dir.display();
+    let named_conf = bind_dir.join("named.conf");
+    std::fs::write(
+        &named_conf,
+        format!(
+            "options {{ directory \"{d}\"; pid-file \"{d}/named.pid\"; listen-on port {bind_port} {{ 127.0.0.1; }};\n  \
+             listen-on-v6 {{ none; }}; recursion no; dnssec-validation no; }};\ncontrols {{ }};\n\
+             zone \"{apex}\" {{ type secondary; primaries {{ 127.0.0.1 port {port}; }}; file \"{d}/bump.db\"; }};\n"
+        ),
+    )
+    .unwrap();
+    /// Stops the BIND secondary however the test ends.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let bind = Stop(
+        Command::new("named")
+            .args(["-g", "-n", "1", "-c"])
+            .arg(&named_conf)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(bind_dir.join("named.log")).unwrap())
+            .spawn()
+            .expect("named (apt-get install bind9)"),
+    );
+    let bind_addr: std::net::SocketAddr = ([127, 0, 0, 1], bind_port).into();
+    eventually(
+        Duration::from_secs(20),
+        "BIND's transfer from Sextant",
+        || {
+            dig(
+                bind_addr,
+                &[&format!("www.{apex}"), "A", "+dnssec", "+norec"],
+            )
+            .map(|answer| answer.contains("RRSIG"))
+            .unwrap_or(false)
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        delv_at(&lab, bind_addr, apex, &text, &format!("www.{apex}.")),
+        "; fully validated",
+        "BIND serving the zone Sextant signed"
+    );
+
+    // A change at the hidden primary reaches the public side signed.
+    std::fs::write(&zone_file, unsigned(2, "new A 192.0.2.99\n")).unwrap();
+    primary.reload().unwrap();
+    eventually(Duration::from_secs(20), "the new version, signed", || {
+        dig(suite.dns, &[&format!("new.{apex}"), "A", "+dnssec"])
+            .map(|answer| answer.contains("192.0.2.99") && answer.contains("RRSIG"))
+            .unwrap_or(false)
+    })
+    .unwrap();
+    assert_eq!(
+        delv_at(&lab, suite.dns, apex, &text, &format!("new.{apex}.")),
+        "; fully validated"
+    );
+    let again = axfr(suite.dns, apex);
+    let file = lab.write("bump-2.axfr", &again).unwrap();
+    assert_tools_verify(apex, &file);
+    drop(bind);
+}
