@@ -93,14 +93,21 @@ pub(crate) async fn status(config: &Path, zone: Option<&str>, json: bool) -> Out
             signing.policy,
             humantime::format_duration(Duration::from_secs(signing.next_signing_seconds))
         );
+        if let Some(tag) = signing.waiting_for_ds {
+            say!(
+                "  a key rollover waits for the parent: publish the DS of key {tag}, then run `sextantctl dnssec ksk-submitted {}`",
+                zone.name
+            );
+        }
         for key in &signing.keys {
             let made =
                 humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(key.created));
             say!(
-                "  {:<3}  tag {:<5}  algorithm {:<3}  made {made}",
+                "  {:<3}  tag {:<5}  algorithm {:<3}  made {made}  {}",
                 key.role,
                 key.tag,
-                key.algorithm
+                key.algorithm,
+                key.state
             );
             if !key.ds.is_empty() {
                 say!("       DS for the parent: {} IN DS {}", zone.name, key.ds);

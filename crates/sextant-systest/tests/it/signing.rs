@@ -542,6 +542,13 @@ fn a_csk_rollover_waits_for_the_ds_and_validates_at_every_step() {
             .any(|k| k.1 == new && k.2.contains("waiting for its DS")),
         "{keys:?}"
     );
+    let table =
+        sextant_systest::sextantctl(&roll.config, &["dnssec", "status", roll.apex]).unwrap();
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    assert!(
+        table.contains(&format!("publish the DS of key {new}")),
+        "{table}"
+    );
     let cds = dig(roll.dns(), &[roll.apex, "CDS", "+short"]).unwrap();
     assert!(cds.starts_with(&format!("{new} ")), "{cds}");
     roll.assert_valid("active", &old_ds);
