@@ -7,6 +7,7 @@ mod bench;
 mod bench_floor;
 mod bench_resolver;
 mod bench_rpc;
+mod bench_sign;
 mod bench_transfer;
 mod install;
 mod peers;
@@ -93,6 +94,13 @@ enum Task {
         #[arg(long, default_value_t = 1_000_000)]
         records: usize,
     },
+    /// Sign a large generated zone with Sextant, dnssec-signzone and Knot (NSEC3
+    /// and NSEC), then time Sextant's re-signing after one change.
+    BenchSign {
+        /// Records in the generated zone.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: usize,
+    },
     /// Load a large generated zone into Sextant, NSD and Knot: time and memory.
     BenchLoad {
         /// Records in the generated zone.
@@ -133,6 +141,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Run { release } => run::run(release),
         Task::BenchLoad { records } => bench::bench_load(records),
+        Task::BenchSign { records } => bench_sign::bench_sign(records),
         Task::BenchRpc { seconds } => bench_rpc::bench_rpc(seconds),
         Task::BenchResolver {
             quick,

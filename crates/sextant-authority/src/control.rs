@@ -65,11 +65,12 @@ impl Control {
             let records = signing
                 .last_signed(&origin)
                 .ok_or_else(|| format!("zone {origin} has no signed version yet"))?;
-            let signed = signing
-                .sign_zone(&origin, &policy, records)
-                .map_err(|e| e.to_string())?;
             let source = std::path::PathBuf::from(format!("re-signing of {origin}"));
-            crate::secondary::build_records(&origin, &source, signed)
+            let mut builder = crate::secondary::Builder::new(&origin, &source);
+            signing
+                .sign_zone(&origin, &policy, records, &mut |record| builder.add(record))
+                .map_err(|e| e.to_string())?;
+            builder.build()
         })
         .await
         .map_err(|e| format!("re-signing task failed: {e}"))??;

@@ -86,18 +86,17 @@ fn load_signed_zone(
     }
     let (_, warnings) = checked.build().map_err(zone_error)?;
     let records = located.into_iter().map(|l| l.record).collect();
-    let signed = signing.sign(config, policy, records)?;
     let generated = Location {
         file: Arc::new(config.file.clone()),
         line: 0,
     };
     let mut builder = ZoneBuilder::new(&config.name, &config.file);
-    for record in signed {
+    signing.sign(config, policy, records, &mut |record| {
         builder.add(LocatedRecord {
             record,
             location: generated.clone(),
         });
-    }
+    })?;
     let (zone, _) = builder.build().map_err(zone_error)?;
     Ok((zone, warnings))
 }

@@ -114,11 +114,49 @@ fn build(version: ZoneVersion, signing: Option<&Signing>) -> Result<Zone, String
             .cloned()
             .collect();
         build_records(&origin, &source, unsigned)?;
-        records = signing
-            .sign_zone(&origin, policy, records)
+        let mut builder = Builder::new(&origin, &source);
+        signing
+            .sign_zone(&origin, policy, records, &mut |record| builder.add(record))
             .map_err(|e| e.to_string())?;
+        return builder.build();
     }
     build_records(&origin, &source, records)
+}
+
+/// A zone built from records as they come, each located by its place.
+pub(crate) struct Builder {
+    builder: ZoneBuilder,
+    file: Arc<PathBuf>,
+    count: usize,
+}
+
+impl Builder {
+    pub(crate) fn new(origin: &Name, source: &std::path::Path) -> Self {
+        Self {
+            builder: ZoneBuilder::new(origin, source),
+            file: Arc::new(source.to_path_buf()),
+            count: 0,
+        }
+    }
+
+    pub(crate) fn add(&mut self, record: Record) {
+        self.count += 1;
+        self.builder.add(LocatedRecord {
+            record,
+            location: Location {
+                file: self.file.clone(),
+                line: self.count,
+            },
+        });
+    }
+
+    pub(crate) fn build(self) -> Result<Zone, String> {
+        let (zone, warnings) = self.builder.build().map_err(|e| e.to_string())?;
+        for warning in warnings {
+            tracing::warn!(%warning, "secondary zone fix-up");
+        }
+        Ok(zone)
+    }
 }
 
 /// A zone of `records`, each located by its place in the version.
@@ -127,20 +165,9 @@ pub(crate) fn build_records(
     source: &std::path::Path,
     records: Vec<Record>,
 ) -> Result<Zone, String> {
-    let mut builder = ZoneBuilder::new(origin, source);
-    let file = Arc::new(source.to_path_buf());
-    for (index, record) in records.into_iter().enumerate() {
-        builder.add(LocatedRecord {
-            record,
-            location: Location {
-                file: file.clone(),
-                line: index + 1,
-            },
-        });
+    let mut builder = Builder::new(origin, source);
+    for record in records {
+        builder.add(record);
     }
-    let (zone, warnings) = builder.build().map_err(|e| e.to_string())?;
-    for warning in warnings {
-        tracing::warn!(%warning, "secondary zone fix-up");
-    }
-    Ok(zone)
+    builder.build()
 }

@@ -1,79 +1,203 @@
 //! The last signed version of a zone, kept in its DNSSEC directory as
 //! `signed.bin`: after a restart or a reload the signer starts from it and keeps
 //! every signature still fresh, so the zone's serial and signatures do not change
-//! unless its data or its keys did. The file is the records in wire form behind a
-//! header, with a SHA-256 over everything: a damaged or foreign file is ignored
-//! (the zone is then signed anew, with a new serial), never half-used.
+//! unless its data or its keys did. The file is the records in wire form between a
+//! header and a trailer (their count and a SHA-256 over everything before it),
+//! written and read as a stream so that a large zone is never held twice; a damaged
+//! or foreign file is ignored (the zone is then signed anew, with a new serial),
+//! never half-used.
 
-use std::path::Path;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read as _, Write as _};
+use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable};
 
-const MAGIC: &[u8; 16] = b"sextant-signed\x00\x01";
-const DIGEST_LEN: usize = 32;
+const MAGIC: &[u8; 16] = b"sextant-signed\x00\x02";
+const DIGEST_LEN: u64 = 32;
+/// The count and the digest after the records.
+const TRAILER_LEN: u64 = 8 + DIGEST_LEN;
+/// A record longer than this is not one we wrote.
+const MAX_RECORD: usize = 70_000;
 
 /// The file's place in a zone's directory.
-pub(crate) fn path(zone_dir: &Path) -> std::path::PathBuf {
+pub(crate) fn path(zone_dir: &Path) -> PathBuf {
     zone_dir.join("signed.bin")
 }
 
-/// The records of the last signed version, if a sound file holds them.
-pub(crate) fn read(zone_dir: &Path) -> Option<Vec<Record>> {
+/// The records of the last signed version, one at a time, if a sound file holds
+/// them (the whole file is checked before the first record is given).
+pub(crate) fn read(zone_dir: &Path) -> Option<Records> {
     let path = path(zone_dir);
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "cannot read the last signed version; signing anew");
+    match open_checked(&path) {
+        Ok(Some(reader)) => Some(reader),
+        Ok(None) => None,
+        Err(why) => {
+            tracing::warn!(path = %path.display(), %why, "the last signed version is unusable; signing anew");
+            None
+        }
+    }
+}
+
+/// Every record of the last signed version (for re-signing a secondary zone from it).
+pub(crate) fn read_all(zone_dir: &Path) -> Option<Vec<Record>> {
+    read(zone_dir).map(Iterator::collect)
+}
+
+fn open_checked(path: &Path) -> Result<Option<Records>, String> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let len = file.metadata().map_err(|e| e.to_string())?.len();
+    let body_len = len
+        .checked_sub(DIGEST_LEN)
+        .filter(|body| *body >= MAGIC.len() as u64 + 8)
+        .ok_or("too short")?;
+    // First pass: the digest over the body.
+    let mut reader = BufReader::new(file);
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut remaining = body_len;
+    let mut buffer = vec![0u8; 64 * 1024];
+    while remaining > 0 {
+        let want = usize::try_from(remaining.min(buffer.len() as u64)).unwrap_or(buffer.len());
+        let chunk = buffer.get_mut(..want).ok_or("buffer")?;
+        reader.read_exact(chunk).map_err(|e| e.to_string())?;
+        context.update(chunk);
+        remaining -= want as u64;
+    }
+    let mut digest = [0u8; DIGEST_LEN as usize];
+    reader.read_exact(&mut digest).map_err(|e| e.to_string())?;
+    if context.finish().as_ref() != digest {
+        return Err("checksum mismatch".into());
+    }
+    // Second pass: the records.
+    let mut reader = BufReader::new(File::open(path).map_err(|e| e.to_string())?);
+    let mut magic = [0u8; 16];
+    reader.read_exact(&mut magic).map_err(|e| e.to_string())?;
+    if &magic != MAGIC {
+        return Err("not a signed version of this format".into());
+    }
+    Ok(Some(Records {
+        reader,
+        left: len - MAGIC.len() as u64 - TRAILER_LEN,
+    }))
+}
+
+/// The records of a checked file.
+pub(crate) struct Records {
+    reader: BufReader<File>,
+    /// Record bytes not yet read.
+    left: u64,
+}
+
+impl Iterator for Records {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        if self.left < 4 {
             return None;
         }
-    };
-    let decoded = decode(&bytes);
-    if decoded.is_none() {
-        tracing::warn!(path = %path.display(), "the last signed version is damaged or from another version; signing anew");
+        let mut len = [0u8; 4];
+        self.reader.read_exact(&mut len).ok()?;
+        let len = usize::try_from(u32::from_be_bytes(len)).ok()?;
+        if len > MAX_RECORD || (len as u64 + 4) > self.left {
+            self.left = 0;
+            return None;
+        }
+        let mut wire = vec![0u8; len];
+        self.reader.read_exact(&mut wire).ok()?;
+        self.left -= 4 + len as u64;
+        Record::read(&mut BinDecoder::new(&wire)).ok()
     }
-    decoded
 }
 
-/// Stores `records` as the last signed version (atomically, fsynced).
-pub(crate) fn write(zone_dir: &Path, records: &[Record]) -> std::io::Result<()> {
-    crate::key_store::write_atomically(&path(zone_dir), &encode(records)?)
+/// A new signed version being written beside the old one; it replaces the old one
+/// only by [`Writer::commit`].
+pub(crate) struct Writer {
+    temporary: PathBuf,
+    target: PathBuf,
+    out: BufWriter<File>,
+    context: ring::digest::Context,
+    count: u64,
+    failed: Option<std::io::Error>,
 }
 
-fn encode(records: &[Record]) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(MAGIC.len() + 8 + records.len() * 64);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(records.len() as u64).to_be_bytes());
-    for record in records {
-        let wire = record.to_bytes().map_err(std::io::Error::other)?;
-        let len = u32::try_from(wire.len()).map_err(std::io::Error::other)?;
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(&wire);
+impl Writer {
+    pub(crate) fn create(zone_dir: &Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let target = path(zone_dir);
+        let temporary = target.with_extension("tmp");
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        let mut writer = Self {
+            temporary,
+            target,
+            out: BufWriter::with_capacity(256 * 1024, file),
+            context: ring::digest::Context::new(&ring::digest::SHA256),
+            count: 0,
+            failed: None,
+        };
+        writer.write(MAGIC);
+        Ok(writer)
     }
-    let digest = ring::digest::digest(&ring::digest::SHA256, &out);
-    out.extend_from_slice(digest.as_ref());
-    Ok(out)
-}
 
-fn decode(bytes: &[u8]) -> Option<Vec<Record>> {
-    let body_len = bytes.len().checked_sub(DIGEST_LEN)?;
-    let (body, digest) = bytes.split_at(body_len);
-    if ring::digest::digest(&ring::digest::SHA256, body).as_ref() != digest {
-        return None;
+    fn write(&mut self, bytes: &[u8]) {
+        if self.failed.is_some() {
+            return;
+        }
+        self.context.update(bytes);
+        if let Err(e) = self.out.write_all(bytes) {
+            self.failed = Some(e);
+        }
     }
-    let rest = body.strip_prefix(MAGIC.as_slice())?;
-    let (count, mut rest) = rest.split_at_checked(8)?;
-    let count = u64::from_be_bytes(count.try_into().ok()?);
-    let mut records = Vec::with_capacity(usize::try_from(count).ok()?.min(1 << 20));
-    for _ in 0..count {
-        let (len, tail) = rest.split_at_checked(4)?;
-        let len = usize::try_from(u32::from_be_bytes(len.try_into().ok()?)).ok()?;
-        let (wire, tail) = tail.split_at_checked(len)?;
-        records.push(Record::read(&mut BinDecoder::new(wire)).ok()?);
-        rest = tail;
+
+    /// Appends `record`; an error is kept for [`Writer::commit`].
+    pub(crate) fn push(&mut self, record: &Record) {
+        match record.to_bytes() {
+            Ok(wire) => {
+                let len = u32::try_from(wire.len()).unwrap_or(u32::MAX);
+                self.write(&len.to_be_bytes());
+                self.write(&wire);
+                self.count += 1;
+            }
+            Err(e) => {
+                self.failed
+                    .get_or_insert_with(|| std::io::Error::other(e.to_string()));
+            }
+        }
     }
-    rest.is_empty().then_some(records)
+
+    /// Finishes the file, fsyncs it and puts it in place of the old one.
+    pub(crate) fn commit(mut self) -> std::io::Result<()> {
+        let count = self.count.to_be_bytes();
+        self.write(&count);
+        if let Some(error) = self.failed.take() {
+            let _ = std::fs::remove_file(&self.temporary);
+            return Err(error);
+        }
+        let digest = self.context.clone().finish();
+        self.out.write_all(digest.as_ref())?;
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&self.temporary, &self.target)?;
+        match self.target.parent() {
+            Some(parent) => File::open(parent)?.sync_all(),
+            None => Ok(()),
+        }
+    }
+
+    /// Drops the new file (the version did not change).
+    pub(crate) fn discard(self) {
+        drop(self.out);
+        let _ = std::fs::remove_file(&self.temporary);
+    }
 }
 
 #[cfg(test)]
@@ -95,11 +219,19 @@ mod tests {
             .collect()
     }
 
+    fn write(dir: &Path, records: &[Record]) {
+        let mut writer = Writer::create(dir).unwrap();
+        for record in records {
+            writer.push(record);
+        }
+        writer.commit().unwrap();
+    }
+
     #[test]
     fn a_version_reads_back_whole_and_damage_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), &records()).unwrap();
-        assert_eq!(read(dir.path()).unwrap(), records());
+        write(dir.path(), &records());
+        assert_eq!(read_all(dir.path()).unwrap(), records());
         let mut bytes = std::fs::read(path(dir.path())).unwrap();
         let middle = bytes.len() / 2;
         bytes[middle] ^= 1;
@@ -107,5 +239,16 @@ mod tests {
         assert!(read(dir.path()).is_none());
         std::fs::write(path(dir.path()), b"short").unwrap();
         assert!(read(dir.path()).is_none());
+    }
+
+    #[test]
+    fn a_discarded_version_leaves_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &records());
+        let mut writer = Writer::create(dir.path()).unwrap();
+        writer.push(&records()[0]);
+        writer.discard();
+        assert_eq!(read_all(dir.path()).unwrap(), records());
+        assert!(!path(dir.path()).with_extension("tmp").exists());
     }
 }

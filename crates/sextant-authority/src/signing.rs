@@ -109,26 +109,29 @@ impl Signing {
     /// records are replaced, its data kept): how a secondary zone's signatures are
     /// refreshed between versions from its primary.
     pub(crate) fn last_signed(&self, zone: &Name) -> Option<Vec<Record>> {
-        signed_version::read(&key_store::zone_dir(&self.state_dir, zone))
+        signed_version::read_all(&key_store::zone_dir(&self.state_dir, zone))
     }
 
-    /// `records` of `zone` signed by its policy.
+    /// `records` of `zone` signed by its policy, each signed record given to `emit`.
     pub(crate) fn sign(
         &self,
         zone: &ZoneConfig,
         policy_name: &str,
         records: Vec<Record>,
-    ) -> Result<Vec<Record>, SigningError> {
-        self.sign_zone(&zone.name, policy_name, records)
+        emit: &mut dyn FnMut(Record),
+    ) -> Result<(), SigningError> {
+        self.sign_zone(&zone.name, policy_name, records, emit)
     }
 
-    /// `records` of the zone `name` signed by the policy `policy_name`.
+    /// `records` of the zone `name` signed by the policy `policy_name`, each signed
+    /// record given to `emit` (and to the stored version) as it is made.
     pub(crate) fn sign_zone(
         &self,
         name: &Name,
         policy_name: &str,
         records: Vec<Record>,
-    ) -> Result<Vec<Record>, SigningError> {
+        emit: &mut dyn FnMut(Record),
+    ) -> Result<(), SigningError> {
         let zone_text = name.to_string();
         let policy = self
             .policies
@@ -141,12 +144,9 @@ impl Signing {
         let mut store = key_store::KeyStore::open(&self.state_dir, name)?;
         store.check_policy(policy)?;
         let previous = signed_version::read(&store.dir);
-        let max_ttl = records
-            .iter()
-            .chain(previous.iter().flatten())
-            .map(|r| r.ttl)
-            .max()
-            .unwrap_or(0);
+        let had_previous = previous.is_some();
+        // The zone's TTLs as they are: what old signatures may be cached for.
+        let max_ttl = records.iter().map(|r| r.ttl).max().unwrap_or(0);
         let timing = policy.timing(Duration::from_secs(u64::from(max_ttl)));
         let plan = self.roll(&mut store, policy, &timing, now)?;
         let loaded = store.load()?;
@@ -163,27 +163,36 @@ impl Signing {
             sextant_signer::DenialPolicy::Nsec3 { salt_length, .. } => salt_length,
             sextant_signer::DenialPolicy::Nsec => 0,
         };
-        let signed = sextant_signer::sign_zone(SignRequest {
-            origin: name,
-            records,
-            keys: &keys,
-            policy,
-            now,
-            previous: previous.as_deref(),
-            fresh_salt: random_salt(salt_length),
-        })
+        let store_error = |cause| SigningError::Store {
+            zone: zone_text.clone(),
+            path: signed_version::path(&store.dir).display().to_string(),
+            cause,
+        };
+        let mut writer = signed_version::Writer::create(&store.dir).map_err(store_error)?;
+        let signed = sextant_signer::sign_zone(
+            SignRequest {
+                origin: name,
+                records,
+                keys: &keys,
+                policy,
+                now,
+                previous: previous
+                    .map(|p| Box::new(p) as Box<dyn Iterator<Item = Record>>),
+                fresh_salt: random_salt(salt_length),
+            },
+            &mut |record| {
+                writer.push(&record);
+                emit(record);
+            },
+        )
         .map_err(|cause| SigningError::Sign {
             zone: zone_text.clone(),
             cause,
         })?;
-        if signed.changed || previous.is_none() {
-            signed_version::write(&store.dir, &signed.records).map_err(|cause| {
-                SigningError::Store {
-                    zone: zone_text.clone(),
-                    path: signed_version::path(&store.dir).display().to_string(),
-                    cause,
-                }
-            })?;
+        if signed.changed || !had_previous {
+            writer.commit().map_err(store_error)?;
+        } else {
+            writer.discard();
         }
         if let Some(tag) = plan.waiting_for_ds {
             tracing::warn!(zone = %name, tag, "key rollover waiting for the parent: publish the DS of key {tag} (sextantctl dnssec status shows it; the zone's CDS names it), then run `sextantctl dnssec ksk-submitted {}`", name);
@@ -233,7 +242,7 @@ impl Signing {
             refresh_in = %humantime::format_duration(sextant_signer::refresh_in(&signed, now)),
             "zone signed"
         );
-        Ok(signed.records)
+        Ok(())
     }
 
     /// The zone whose signatures fall due first, and how long until then.

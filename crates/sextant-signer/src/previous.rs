@@ -31,39 +31,41 @@ pub(crate) struct Previous {
 }
 
 impl Previous {
-    pub(crate) fn of(records: &[Record], origin: &Name) -> Self {
-        let mut grouped: HashMap<(Name, RecordType), Vec<Record>> = HashMap::new();
-        let mut sigs: HashMap<(Name, RecordType), Vec<Record>> = HashMap::new();
+    /// Indexes `records` as they come, holding each RRset's data as bytes and only
+    /// the signatures as records (they are what is reused).
+    pub(crate) fn of(records: impl Iterator<Item = Record>, origin: &Name) -> Self {
+        let mut sets: HashMap<(Name, RecordType), (Content, Vec<Record>)> = HashMap::new();
         let mut soa = None;
         let mut nsec3param = None;
         for record in records {
             let owner = record.name.to_lowercase();
+            if let RData::DNSSEC(DNSSECRData::RRSIG(rrsig)) = &record.data {
+                let key = (owner, rrsig.input().type_covered);
+                sets.entry(key).or_default().1.push(record);
+                continue;
+            }
             match &record.data {
-                RData::DNSSEC(DNSSECRData::RRSIG(rrsig)) => {
-                    sigs.entry((owner, rrsig.input().type_covered))
-                        .or_default()
-                        .push(record.clone());
-                    continue;
-                }
                 RData::SOA(_) if owner == *origin => soa = Some(record.clone()),
                 RData::DNSSEC(DNSSECRData::NSEC3PARAM(param)) if owner == *origin => {
                     nsec3param = Some((param.iterations(), param.salt().to_vec()));
                 }
                 _ => {}
             }
-            grouped
-                .entry((owner, record.record_type()))
-                .or_default()
-                .push(record.clone());
+            let key = (owner, record.record_type());
+            let ((ttl, data), _) = sets.entry(key).or_default();
+            *ttl = if data.is_empty() {
+                record.ttl
+            } else {
+                (*ttl).min(record.ttl)
+            };
+            data.push(record.data.to_bytes().unwrap_or_default());
         }
+        for ((_, data), _) in sets.values_mut() {
+            data.sort();
+        }
+        // Signatures over nothing (an RRset the version did not hold) are not sets.
+        sets.retain(|_, ((_, data), _)| !data.is_empty());
         let serial = soa.as_ref().map_or(0, serial_of);
-        let sets = grouped
-            .into_iter()
-            .map(|(key, set)| {
-                let signatures = sigs.remove(&key).unwrap_or_default();
-                (key, (content(&set), signatures))
-            })
-            .collect();
         Self {
             sets,
             soa,
@@ -79,47 +81,11 @@ impl Previous {
             .then(|| salt.clone())
     }
 
-    /// Whether `signed` (everything but the SOA RRset and its signatures) is the
-    /// previous version's content, signatures included.
-    pub(crate) fn same_except_soa(&self, signed: &[Record], origin: &Name) -> bool {
-        let mut grouped: HashMap<(Name, RecordType), Vec<&Record>> = HashMap::new();
-        let mut sigs: HashMap<(Name, RecordType), Vec<Vec<u8>>> = HashMap::new();
-        for record in signed {
-            if let RData::DNSSEC(DNSSECRData::RRSIG(rrsig)) = &record.data {
-                sigs.entry((record.name.clone(), rrsig.input().type_covered))
-                    .or_default()
-                    .push(record.data.to_bytes().unwrap_or_default());
-            } else {
-                grouped
-                    .entry((record.name.clone(), record.record_type()))
-                    .or_default()
-                    .push(record);
-            }
-        }
-        let previous_count = self
-            .sets
+    /// RRsets of the previous version but `owner`/`rtype`.
+    pub(crate) fn count_except(&self, owner: &Name, rtype: RecordType) -> usize {
+        self.sets
             .keys()
-            .filter(|(owner, rtype)| !(*rtype == RecordType::SOA && owner == origin))
-            .count();
-        if grouped.len() != previous_count {
-            return false;
-        }
-        grouped.iter().all(|(key, set)| {
-            let Some((old_content, old_sigs)) = self.sets.get(key) else {
-                return false;
-            };
-            let set: Vec<Record> = set.iter().map(|r| (*r).clone()).collect();
-            if content(&set) != *old_content {
-                return false;
-            }
-            let mut new_sigs = sigs.get(key).cloned().unwrap_or_default();
-            let mut old: Vec<Vec<u8>> = old_sigs
-                .iter()
-                .map(|r| r.data.to_bytes().unwrap_or_default())
-                .collect();
-            new_sigs.sort();
-            old.sort();
-            new_sigs == old
-        })
+            .filter(|(o, t)| !(t == &rtype && o == owner))
+            .count()
     }
 }

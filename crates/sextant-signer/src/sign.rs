@@ -72,7 +72,6 @@ pub enum SignError {
 }
 
 /// What to sign.
-#[derive(Debug)]
 pub struct SignRequest<'a> {
     /// The zone's apex.
     pub origin: &'a Name,
@@ -84,18 +83,29 @@ pub struct SignRequest<'a> {
     pub policy: &'a Policy,
     /// The time of signing, seconds since the epoch.
     pub now: u64,
-    /// The previous signed version, whose fresh signatures are kept.
-    pub previous: Option<&'a [Record]>,
+    /// The previous signed version's records, whose fresh signatures are kept.
+    pub previous: Option<Box<dyn Iterator<Item = Record> + 'a>>,
     /// A random salt of the policy's length, used only when the previous version's
     /// NSEC3 chain cannot be kept (its salt has another length, or there is none).
     pub fresh_salt: Vec<u8>,
 }
 
-/// A signed zone version.
+impl std::fmt::Debug for SignRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignRequest")
+            .field("origin", &self.origin)
+            .field("records", &self.records.len())
+            .field("keys", &self.keys)
+            .field("policy", &self.policy.name)
+            .field("now", &self.now)
+            .field("previous", &self.previous.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What signing a zone version did (its records went to the caller's `emit`).
 #[derive(Debug)]
 pub struct Signed {
-    /// Every record of the signed zone.
-    pub records: Vec<Record>,
     /// Its SOA serial.
     pub serial: u32,
     /// Whether it differs from the previous version (always, without one).
@@ -113,8 +123,13 @@ pub struct Signed {
 /// An RRset's records (deduplicated, one TTL) by owner and type.
 pub(crate) type Sets = BTreeMap<Name, BTreeMap<RecordType, Vec<Record>>>;
 
-/// Signs `request.records` as the zone `request.origin`.
-pub fn sign_zone(request: SignRequest<'_>) -> Result<Signed, SignError> {
+/// Signs `request.records` as the zone `request.origin`, handing every record of
+/// the signed zone to `emit` as it is made (the SOA and its signatures last), so
+/// that the signed zone is never held twice.
+pub fn sign_zone(
+    request: SignRequest<'_>,
+    emit: &mut dyn FnMut(Record),
+) -> Result<Signed, SignError> {
     let SignRequest {
         origin,
         records,
@@ -211,19 +226,23 @@ pub fn sign_zone(request: SignRequest<'_>) -> Result<Signed, SignError> {
         made: 0,
         kept: 0,
         refresh_at: u64::MAX,
+        seen: 0,
+        unchanged: 0,
     };
-    let mut signed = Vec::new();
     let mut soa_set = Vec::new();
-    for (owner, types) in &sets {
+    for (owner, types) in sets {
         for (rtype, set) in types {
-            if *rtype == RecordType::SOA && *owner == origin {
-                soa_set = set.clone();
+            if rtype == RecordType::SOA && owner == origin {
+                soa_set = set;
                 continue;
             }
-            signed.extend(set.iter().cloned());
-            if shape.is_signed(owner, *rtype) {
-                signed.extend(signer.signatures(owner, *rtype, set)?);
-            }
+            let signatures = if shape.is_signed(&owner, rtype) {
+                signer.signatures(&owner, rtype, &set)?
+            } else {
+                signer.unsigned(&owner, rtype, &set);
+                Vec::new()
+            };
+            set.into_iter().chain(signatures).for_each(&mut *emit);
         }
     }
 
@@ -233,7 +252,8 @@ pub fn sign_zone(request: SignRequest<'_>) -> Result<Signed, SignError> {
     let (serial, changed) = match &previous {
         None => (file_serial, true),
         Some(previous) => {
-            let same_data = previous.same_except_soa(&signed, &origin);
+            let same_data = signer.unchanged == signer.seen
+                && signer.seen == previous.count_except(&origin, RecordType::SOA);
             let same_soa = previous
                 .soa
                 .as_ref()
@@ -248,20 +268,14 @@ pub fn sign_zone(request: SignRequest<'_>) -> Result<Signed, SignError> {
             }
         }
     };
-    for mut record in soa_set {
+    for record in &mut soa_set {
         if let RData::SOA(data) = &mut record.data {
             data.serial = serial;
         }
-        signed.push(record);
     }
-    let soa_records: Vec<Record> = signed
-        .iter()
-        .filter(|r| r.record_type() == RecordType::SOA)
-        .cloned()
-        .collect();
-    signed.extend(signer.signatures(&origin, RecordType::SOA, &soa_records)?);
+    let signatures = signer.signatures(&origin, RecordType::SOA, &soa_set)?;
+    soa_set.into_iter().chain(signatures).for_each(&mut *emit);
     Ok(Signed {
-        records: signed,
         serial,
         changed,
         made: signer.made,
@@ -338,9 +352,26 @@ struct Signer<'a> {
     made: usize,
     kept: usize,
     refresh_at: u64,
+    /// RRsets (but the apex SOA) seen, and those the same as in the previous
+    /// version with every signature kept.
+    seen: usize,
+    unchanged: usize,
 }
 
 impl Signer<'_> {
+    /// Counts an RRset that gets no signature (glue, a delegation's NS).
+    fn unsigned(&mut self, owner: &Name, rtype: RecordType, set: &[Record]) {
+        self.seen += 1;
+        let same = self.previous.is_some_and(|p| {
+            p.sets
+                .get(&(owner.clone(), rtype))
+                .is_some_and(|(old, sigs)| sigs.is_empty() && *old == content(set))
+        });
+        if same {
+            self.unchanged += 1;
+        }
+    }
+
     fn signatures(
         &mut self,
         owner: &Name,
@@ -359,6 +390,11 @@ impl Signer<'_> {
             (*old_content == content(set)).then_some(sigs)
         });
         let refresh = self.policy.refresh.as_secs();
+        let counted = !(rtype == RecordType::SOA && owner == self.origin);
+        if counted {
+            self.seen += 1;
+        }
+        let mut all_kept = reusable.is_some();
         let mut out = Vec::new();
         for key in self.keys {
             let wanted = if by_keys {
@@ -390,6 +426,7 @@ impl Signer<'_> {
                 }
                 None => {
                     self.made += 1;
+                    all_kept = false;
                     self.sign(owner, rtype, set, key)?
                 }
             };
@@ -398,6 +435,10 @@ impl Signer<'_> {
                 self.refresh_at = self.refresh_at.min(expiration.saturating_sub(refresh));
             }
             out.push(signature);
+        }
+        // Unchanged: same data, every signature kept, none dropped.
+        if counted && all_kept && reusable.is_some_and(|old| old.len() == out.len()) {
+            self.unchanged += 1;
         }
         Ok(out)
     }

@@ -68,23 +68,46 @@ fn keys(algorithm: hickory_proto::dnssec::Algorithm) -> Vec<ZoneKey> {
 
 const NOW: u64 = 1_800_000_000;
 
+/// What signing returned, with the records it emitted.
+struct Output {
+    records: Vec<Record>,
+    serial: u32,
+    changed: bool,
+    made: usize,
+    kept: usize,
+    refresh_at: u64,
+}
+
 fn sign(
     text: &str,
     keys: &[ZoneKey],
     policy: &Policy,
     now: u64,
     previous: Option<&[Record]>,
-) -> Signed {
-    sign_zone(SignRequest {
-        origin: &name("example."),
-        records: records(text),
-        keys,
-        policy,
-        now,
-        previous,
-        fresh_salt: vec![0xab, 0xcd],
-    })
-    .unwrap()
+) -> Output {
+    let mut records_out = Vec::new();
+    let signed = sign_zone(
+        SignRequest {
+            origin: &name("example."),
+            records: records(text),
+            keys,
+            policy,
+            now,
+            previous: previous
+                .map(|p| Box::new(p.iter().cloned()) as Box<dyn Iterator<Item = Record>>),
+            fresh_salt: vec![0xab, 0xcd],
+        },
+        &mut |record| records_out.push(record),
+    )
+    .unwrap();
+    Output {
+        records: records_out,
+        serial: signed.serial,
+        changed: signed.changed,
+        made: signed.made,
+        kept: signed.kept,
+        refresh_at: signed.refresh_at,
+    }
 }
 
 /// Every RRSIG verifies with the DNSKEY of its tag, and every RRset of
