@@ -176,8 +176,7 @@ impl Signing {
                 keys: &keys,
                 policy,
                 now,
-                previous: previous
-                    .map(|p| Box::new(p) as Box<dyn Iterator<Item = Record>>),
+                previous: previous.map(|p| Box::new(p) as Box<dyn Iterator<Item = Record>>),
                 fresh_salt: random_salt(salt_length),
             },
             &mut |record| {

@@ -581,9 +581,10 @@ fn delv_at(lab: &Lab, server: std::net::SocketAddr, apex: &str, axfr: &str, name
 
 /// A signer between a hidden primary and the public secondaries: Knot serves the
 /// zone unsigned and NOTIFYs Sextant's transfer daemon, the authority signs each
-/// version it publishes, and BIND, a secondary of Sextant, serves what validates.
+/// version it publishes, and BIND and Knot, secondaries of Sextant, serve what
+/// validates.
 #[test]
-fn a_secondary_zone_is_signed_on_the_way_through_to_bind() {
+fn a_secondary_zone_is_signed_on_the_way_through_to_bind_and_knot() {
     let lab = Lab::new().unwrap();
     let apex = "bump.test";
     let unsigned = |serial: u32, extra: &str| {
@@ -683,6 +684,52 @@ fn a_secondary_zone_is_signed_on_the_way_through_to_bind() {
         delv_at(&lab, bind_addr, apex, &text, &format!("www.{apex}.")),
         "; fully validated",
         "BIND serving the zone Sextant signed"
+    );
+
+    // Knot, another secondary of Sextant, does the same.
+    let knot_port = sextant_systest::free_port().unwrap();
+    let knot_dir = lab.path().join("knot-secondary");
+    std::fs::create_dir_all(&knot_dir).unwrap();
+    let d = knot_dir.display();
+    let knot_conf = knot_dir.join("knot.conf");
+    std::fs::write(
+        &knot_conf,
+        format!(
+            "server:\n    listen: 127.0.0.1@{knot_port}\n    rundir: \"{d}\"\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\
+             database:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\n\
+             remote:\n  - id: sextant\n    address: 127.0.0.1@{port}\n\
+             zone:\n  - domain: {apex}.\n    master: sextant\n    storage: \"{d}\"\n    zonefile-sync: -1\n    journal-content: none\n"
+        ),
+    )
+    .unwrap();
+    let _knot = Stop(
+        Command::new("knotd")
+            .arg("-c")
+            .arg(&knot_conf)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(knot_dir.join("knotd.log")).unwrap())
+            .spawn()
+            .expect("knotd (apt-get install knot)"),
+    );
+    let knot_addr: std::net::SocketAddr = ([127, 0, 0, 1], knot_port).into();
+    eventually(
+        Duration::from_secs(20),
+        "Knot's transfer from Sextant",
+        || {
+            dig(
+                knot_addr,
+                &[&format!("www.{apex}"), "A", "+dnssec", "+norec"],
+            )
+            .map(|answer| answer.contains("RRSIG"))
+            .unwrap_or(false)
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        delv_at(&lab, knot_addr, apex, &text, &format!("www.{apex}.")),
+        "; fully validated",
+        "Knot serving the zone Sextant signed"
     );
 
     // A change at the hidden primary reaches the public side signed.
