@@ -190,6 +190,22 @@ impl KeyStore {
         Ok(tag)
     }
 
+    /// Takes over `private` (a key the zone is already signed with elsewhere, whose
+    /// DS the parent has) as signing in `role` from `now`.
+    pub(crate) fn import(
+        &mut self,
+        role: KeyRole,
+        private: &PrivateKey,
+        tag: u16,
+        now: u64,
+    ) -> Result<(), KeyStoreError> {
+        let mut entry = store_key(&self.dir, &self.zone, role, private, tag, now)?;
+        entry.active = Some(now);
+        entry.submitted = role.signs_keys().then_some(now);
+        self.entries.push(entry);
+        Ok(())
+    }
+
     /// Changes the entry of `tag`; false when there is none.
     pub(crate) fn update(&mut self, tag: u16, change: impl FnOnce(&mut KeyEntry)) -> bool {
         match self.entries.iter_mut().find(|e| e.tag == tag) {
@@ -292,7 +308,19 @@ fn make_key(
             break (private, tag);
         }
     };
-    let number = u8::from(algorithm);
+    store_key(dir, zone, role, &private, tag, now)
+}
+
+/// Writes `private` (of `role`, tag `tag`) as a new key file and returns its entry.
+fn store_key(
+    dir: &Path,
+    zone: &Name,
+    role: KeyRole,
+    private: &PrivateKey,
+    tag: u16,
+    now: u64,
+) -> Result<KeyEntry, KeyStoreError> {
+    let number = u8::from(private.algorithm());
     let file = format!("{}-{number:03}-{tag:05}-{now}.pkcs8", role.as_str());
     let path = dir.join(&file);
     write_private(&path, private.pkcs8()).map_err(|cause| KeyStoreError::Io {

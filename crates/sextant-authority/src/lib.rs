@@ -164,6 +164,126 @@ impl Daemon for AuthorityDaemon {
     }
 }
 
+/// Takes over the BIND key pairs `files` (`K*.key` or `K*.private` paths; each
+/// names its pair) for `zone`, a zone this configuration signs whose key store is
+/// still empty: a zone moves from BIND to Sextant without a rollover. Returns a
+/// line per key ("ksk 12345"). The authority uses them from its next reload.
+pub fn import_bind_keys(
+    config: &Config,
+    zone: &str,
+    files: &[std::path::PathBuf],
+) -> Result<Vec<String>, String> {
+    use sextant_signer::{KeyRole, KeySplit, Policy};
+    let wanted = zone.trim_end_matches('.').to_ascii_lowercase() + ".";
+    let name = hickory_proto::rr::Name::from_ascii(&wanted)
+        .map_err(|e| format!("{zone:?} is not a zone name ({e})"))?;
+    let policy_name = config
+        .authority
+        .iter()
+        .flat_map(|a| &a.zones)
+        .filter(|z| z.name == name)
+        .map(|z| z.dnssec_policy.clone())
+        .chain(
+            config
+                .transfer
+                .iter()
+                .flat_map(|t| &t.zones)
+                .filter(|z| z.name == name)
+                .map(|z| z.dnssec_policy.clone()),
+        )
+        .flatten()
+        .next()
+        .ok_or_else(|| {
+            format!("zone {wanted} has no dnssec_policy in this configuration; give it one first")
+        })?;
+    let policy = config
+        .dnssec_policies
+        .iter()
+        .find(|p| p.name == policy_name)
+        .ok_or_else(|| format!("dnssec_policy {policy_name:?} is not defined"))
+        .and_then(Policy::from_config)?;
+    let state_dir = config
+        .authority
+        .as_ref()
+        .and_then(|a| a.state_dir.as_ref())
+        .ok_or("authority.state_dir is not set; the keys go there")?;
+    let mut store = key_store::KeyStore::open(state_dir, &name).map_err(|e| e.to_string())?;
+    if !store.entries.is_empty() {
+        return Err(format!(
+            "zone {wanted} already has keys in {}; import only into a zone not signed here yet",
+            store.dir.display()
+        ));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut done = Vec::new();
+    // `Kexample.com.+013+12345` has dots of its own: only .key and .private go.
+    let mut pairs: Vec<std::path::PathBuf> = files
+        .iter()
+        .map(|f| match f.extension().and_then(|e| e.to_str()) {
+            Some("key" | "private") => f.with_extension(""),
+            _ => f.clone(),
+        })
+        .collect();
+    pairs.sort();
+    pairs.dedup();
+    for base in pairs {
+        let read = |extension: &str| {
+            let mut path = base.clone().into_os_string();
+            path.push(".");
+            path.push(extension);
+            let path = std::path::PathBuf::from(path);
+            std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        };
+        let key = sextant_signer::import_bind_key(
+            &base.display().to_string(),
+            &read("key")?,
+            &read("private")?,
+        )
+        .map_err(|e| e.to_string())?;
+        if key.private.algorithm() != policy.algorithm {
+            return Err(format!(
+                "{}: its algorithm is {}, dnssec_policy {policy_name:?} says {}; set the policy's algorithm to the keys' (an algorithm change is a rollover)",
+                base.display(),
+                key.private.algorithm(),
+                policy.algorithm
+            ));
+        }
+        let ksk = key.flags & 1 == 1;
+        let role = match (policy.split, ksk) {
+            (KeySplit::Csk, true) => KeyRole::Csk,
+            (KeySplit::Csk, false) => {
+                return Err(format!(
+                    "{}: a zone-signing key, but dnssec_policy {policy_name:?} uses one combined key; set keys = \"ksk-zsk\"",
+                    base.display()
+                ));
+            }
+            (KeySplit::KskZsk, true) => KeyRole::Ksk,
+            (KeySplit::KskZsk, false) => KeyRole::Zsk,
+        };
+        store
+            .import(role, &key.private, key.tag, now)
+            .map_err(|e| e.to_string())?;
+        done.push(format!("{} {}", role.as_str(), key.tag));
+    }
+    if done.is_empty() {
+        return Err("no key files given".into());
+    }
+    // A key-signing key alone would leave the zone's data to a new ZSK published
+    // and used at once, before caches hold it: take the pair over, or neither.
+    let has = |role: &str| done.iter().any(|d| d.starts_with(role));
+    if policy.split == KeySplit::KskZsk && !(has("ksk") && has("zsk")) {
+        return Err(format!(
+            "dnssec_policy {policy_name:?} needs both a key-signing key and a zone-signing key; give both pairs (K*.key/K*.private)"
+        ));
+    }
+    store.check_policy(&policy).map_err(|e| e.to_string())?;
+    store.save().map_err(|e| e.to_string())?;
+    Ok(done)
+}
+
 /// Signs each zone again when its first signature falls due (the signer keeps the
 /// others), so that no signature served ever expires.
 async fn refresh_signatures(

@@ -5,6 +5,7 @@
 //! Invariant: this crate does no I/O. The authority stores the keys and the signed
 //! versions; this crate only turns records and keys into signed records.
 
+mod bind_import;
 mod chain;
 mod key;
 mod policy;
@@ -12,6 +13,7 @@ mod previous;
 mod rollover;
 mod sign;
 
+pub use bind_import::{ImportError, ImportedKey, import_bind_key};
 pub use key::{KeyError, KeyRole, KeyUse, PrivateKey, RSA_BITS, ZoneKey};
 pub use policy::{DenialPolicy, INCEPTION_OFFSET, KeySplit, Policy};
 pub use rollover::{Action, ManagedKey, Plan, Timing, plan, usage};

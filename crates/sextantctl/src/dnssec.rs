@@ -24,6 +24,31 @@ async fn authority(config: &Path) -> Result<ControlClient, Outcome> {
     })
 }
 
+pub(crate) fn import_bind(config: &Path, zone: &str, files: &[std::path::PathBuf]) -> Outcome {
+    let config = match sextant_config::load(config) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{error}");
+            return Outcome::BadInput;
+        }
+    };
+    match sextant_authority::import_bind_keys(&config, zone, files) {
+        Ok(keys) => {
+            for key in &keys {
+                say!("imported {key}");
+            }
+            say!(
+                "{zone}: the keys are in the authority's key store; `sextantctl zone reload {zone}` (or a restart) signs with them"
+            );
+            Outcome::Ok
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            Outcome::BadInput
+        }
+    }
+}
+
 pub(crate) async fn ksk_submitted(config: &Path, zone: &str, tag: Option<u16>) -> Outcome {
     let mut client = match authority(config).await {
         Ok(client) => client,

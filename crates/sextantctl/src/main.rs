@@ -127,6 +127,14 @@ enum DnssecAction {
         #[arg(long)]
         tag: Option<u16>,
     },
+    /// Take over a zone's keys from BIND (its K*.key/K*.private pairs) into the
+    /// authority's key store, so the zone moves without a rollover; then reload it.
+    ImportBind {
+        zone: String,
+        /// K*.key or K*.private files (each names its pair).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -161,6 +169,9 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::CheckConfig { file } => checks::check_config(&file),
         Command::CheckZone { origin, file } => checks::check_zone(&origin, &file),
+        Command::Dnssec {
+            action: DnssecAction::ImportBind { zone, files },
+        } => dnssec::import_bind(&cli.config, &zone, &files),
         command => {
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -207,7 +218,11 @@ fn main() -> ExitCode {
                         };
                         nta::nta(&cli.config, action).await
                     }
-                    Command::CheckConfig { .. } | Command::CheckZone { .. } => Outcome::BadInput,
+                    Command::CheckConfig { .. }
+                    | Command::CheckZone { .. }
+                    | Command::Dnssec {
+                        action: DnssecAction::ImportBind { .. },
+                    } => Outcome::BadInput,
                 }
             })
         }

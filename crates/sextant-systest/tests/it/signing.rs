@@ -750,3 +750,105 @@ fn a_secondary_zone_is_signed_on_the_way_through_to_bind_and_knot() {
     assert_tools_verify(apex, &file);
     drop(bind);
 }
+
+/// Zones signed by BIND move to Sextant with their keys: the pairs
+/// `dnssec-keygen` wrote are imported (`sextantctl dnssec import-bind`), the zone
+/// is served with the same DNSKEYs, and the BIND key-signing key still anchors it.
+#[test]
+fn keys_imported_from_bind_sign_the_zone_with_the_same_tags() {
+    let lab = Lab::new().unwrap();
+    // apex, BIND algorithm, policy algorithm, key split, keys to make (KSK, ZSK?).
+    let cases = [
+        (
+            "ecdsa.moved.test",
+            "ECDSAP256SHA256",
+            "ecdsap256sha256",
+            "ksk-zsk",
+            true,
+        ),
+        ("ed.moved.test", "ED25519", "ed25519", "csk", false),
+        ("rsa.moved.test", "RSASHA256", "rsasha256", "ksk-zsk", true),
+    ];
+    let mut text = String::from(
+        "[log]\nlevel = \"info\"\n\n[listener]\nlisten = [\"127.0.0.1:0\"]\nready_file = \"listener.ready.json\"\n\n\
+         [authority]\ngrpc = \"unix:authority.sock\"\nready_file = \"authority.ready.json\"\n\
+         state_dir = \"state\"\nallow_transfer = [\"127.0.0.0/8\"]\n",
+    );
+    for (apex, _, algorithm, keys, _) in &cases {
+        let file = format!("zones/{apex}.zone");
+        lab.write(&file, &zone_text(apex)).unwrap();
+        text.push_str(&format!(
+            "\n[[authority.zone]]\nname = \"{apex}\"\nfile = \"{file}\"\ndnssec_policy = \"{apex}\"\n\
+             \n[[dnssec_policy]]\nname = \"{apex}\"\nalgorithm = \"{algorithm}\"\nkeys = \"{keys}\"\n"
+        ));
+    }
+    let config = lab.write("sextant.toml", &text).unwrap();
+    let mut tags = Vec::new();
+    for (apex, bind_algorithm, _, _, with_zsk) in &cases {
+        let dir = lab.path().join("bind-keys").join(apex);
+        std::fs::create_dir_all(&dir).unwrap();
+        let keygen = |extra: &[&str]| {
+            let output = Command::new("dnssec-keygen")
+                .current_dir(&dir)
+                .args(["-q", "-a", bind_algorithm])
+                .args(extra)
+                .arg(apex)
+                .output()
+                .expect("dnssec-keygen (bind9-utils)");
+            assert!(output.status.success(), "{output:?}");
+            String::from_utf8_lossy(&output.stdout).trim().to_string()
+        };
+        let ksk = keygen(&["-f", "KSK"]);
+        let mut files = vec![dir.join(format!("{ksk}.key"))];
+        if *with_zsk {
+            let zsk = keygen(&[]);
+            files.push(dir.join(format!("{zsk}.private")));
+        }
+        let mut args = vec!["dnssec", "import-bind", apex];
+        let paths: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        args.extend(paths.iter().map(String::as_str));
+        let imported = sextant_systest::sextantctl(&config, &args).unwrap();
+        assert!(imported.status.success(), "{imported:?}");
+        let ksk_key = std::fs::read_to_string(dir.join(format!("{ksk}.key"))).unwrap();
+        let ksk_tag: u64 = ksk.rsplit('+').next().unwrap().parse().unwrap();
+        tags.push((*apex, ksk_tag, ksk_key));
+    }
+    // A second import into a zone that has keys is refused.
+    let again = sextant_systest::sextantctl(
+        &config,
+        &["dnssec", "import-bind", cases[0].0, "/nonexistent/Kx.key"],
+    )
+    .unwrap();
+    assert!(!again.status.success());
+
+    let suite = lab.start_suite(&config).unwrap();
+    for (apex, ksk_tag, ksk_key) in &tags {
+        let status =
+            sextant_systest::sextantctl(&config, &["dnssec", "status", apex, "--json"]).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+        let served: Vec<u64> = json[0]["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["tag"].as_u64().unwrap())
+            .collect();
+        assert!(
+            served.contains(ksk_tag),
+            "{apex}: {served:?} lacks BIND's KSK {ksk_tag}"
+        );
+        // BIND's key file is the trust anchor: the zone validates under it.
+        let text = axfr(suite.dns, apex);
+        assert!(
+            text.contains(ksk_key.split_whitespace().last().unwrap()),
+            "{apex}: BIND's DNSKEY is served"
+        );
+        let file = lab.write(&format!("{apex}.axfr"), &text).unwrap();
+        let (ok, output) = run(Command::new("ldns-verify-zone").arg(&file));
+        assert!(ok, "{apex}: {output}");
+        assert_eq!(
+            delv_verdict(&lab, suite.dns, apex, &text, &format!("www.{apex}."), "A"),
+            "; fully validated",
+            "{apex}"
+        );
+    }
+}
