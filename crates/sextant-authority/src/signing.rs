@@ -279,15 +279,36 @@ impl Signing {
         for _ in 0..4 {
             let managed: Vec<sextant_signer::ManagedKey> =
                 store.entries.iter().filter_map(|e| e.managed()).collect();
-            let plan = sextant_signer::plan(&managed, policy.split, timing, now);
+            let plan = sextant_signer::plan(
+                &managed,
+                policy.split,
+                u8::from(policy.algorithm),
+                timing,
+                now,
+            );
             if plan.actions.is_empty() {
                 return Ok(plan);
             }
             let mut removed = Vec::new();
             for action in &plan.actions {
                 match action {
+                    Action::MakeHidden(role) => {
+                        let tag = store.make(*role, policy.algorithm, now, true, true)?;
+                        tracing::info!(%zone, role = role.as_str(), tag, algorithm = %policy.algorithm, "algorithm rollover: new key made; it signs before it is published");
+                    }
+                    Action::Publish(tag) => {
+                        store.update(*tag, |e| {
+                            e.hidden = false;
+                            e.published = now;
+                        });
+                        tracing::info!(%zone, tag, "algorithm rollover: new key published");
+                    }
+                    Action::Unpublish(tag) => {
+                        store.update(*tag, |e| e.unpublished = Some(now));
+                        tracing::info!(%zone, tag, "algorithm rollover: old key unpublished; it signs until caches forget it");
+                    }
                     Action::Make { role, active } => {
-                        let tag = store.make(*role, policy.algorithm, now, *active)?;
+                        let tag = store.make(*role, policy.algorithm, now, *active, false)?;
                         tracing::info!(%zone, role = role.as_str(), tag, active, "DNSSEC key made and published");
                     }
                     Action::Activate(tag) => {
@@ -311,7 +332,13 @@ impl Signing {
         }
         let managed: Vec<sextant_signer::ManagedKey> =
             store.entries.iter().filter_map(|e| e.managed()).collect();
-        Ok(sextant_signer::plan(&managed, policy.split, timing, now))
+        Ok(sextant_signer::plan(
+            &managed,
+            policy.split,
+            u8::from(policy.algorithm),
+            timing,
+            now,
+        ))
     }
 
     /// Records that the parent has the DS of `zone`'s newest key-signing key (or

@@ -14,6 +14,13 @@
 //! - **CSK**: the successor is published, takes over all signing once it has reached
 //!   every cache, and the old key keeps signing the DNSKEY RRset until the DS
 //!   change has propagated and its data signatures have expired from caches.
+//! - **Algorithm** (RFC 6781 §4.1.4, the conservative order): keys of the new
+//!   algorithm sign every RRset before their DNSKEYs are published (a validator
+//!   must find signatures of every algorithm the DNSKEY RRset lists); once those
+//!   signatures are in every cache the new DNSKEYs are published; once they are in
+//!   every cache the CDS names the new key-signing key and the operator submits its
+//!   DS; after the old DS has left the caches the old DNSKEYs go, and after they
+//!   have left the caches the old keys stop signing and are removed.
 
 use std::time::Duration;
 
@@ -35,6 +42,14 @@ pub struct ManagedKey {
     pub retired: Option<u64>,
     /// When the operator confirmed the parent has its DS (key-signing keys).
     pub submitted: Option<u64>,
+    /// Its DNSSEC algorithm number.
+    pub algorithm: u8,
+    /// Signing without its DNSKEY in the zone yet (the first step of an algorithm
+    /// rollover); `published` is then when it started signing.
+    pub hidden: bool,
+    /// When its DNSKEY left the zone while it still signs (the last step of an
+    /// algorithm rollover).
+    pub unpublished: Option<u64>,
 }
 
 /// The waits between steps.
@@ -71,6 +86,13 @@ pub enum Action {
     Retire(u16),
     /// The key leaves the zone.
     Remove(u16),
+    /// Make a key of `role` that signs from now but is not published yet (an
+    /// algorithm rollover's first step).
+    MakeHidden(KeyRole),
+    /// The key's DNSKEY enters the zone now.
+    Publish(u16),
+    /// The key's DNSKEY leaves the zone now; it still signs.
+    Unpublish(u16),
 }
 
 /// What to do now, and when to look again.
@@ -94,9 +116,20 @@ fn secs(d: Duration) -> u64 {
     d.as_secs()
 }
 
-/// The steps due at `now` for `keys` under `split`.
-pub fn plan(keys: &[ManagedKey], split: KeySplit, timing: &Timing, now: u64) -> Plan {
+/// The steps due at `now` for `keys` under `split`, the zone's algorithm now being
+/// `algorithm`.
+pub fn plan(
+    keys: &[ManagedKey],
+    split: KeySplit,
+    algorithm: u8,
+    timing: &Timing,
+    now: u64,
+) -> Plan {
     let mut plan = Plan::default();
+    if keys.iter().any(|k| k.algorithm != algorithm) {
+        plan_algorithm(keys, split, algorithm, timing, now, &mut plan);
+        return plan;
+    }
     match split {
         KeySplit::KskZsk => {
             plan_ksk(keys, KeyRole::Ksk, timing, now, &mut plan);
@@ -105,6 +138,88 @@ pub fn plan(keys: &[ManagedKey], split: KeySplit, timing: &Timing, now: u64) -> 
         KeySplit::Csk => plan_csk(keys, timing, now, &mut plan),
     }
     plan
+}
+
+/// An algorithm rollover, step by step (module documentation).
+fn plan_algorithm(
+    keys: &[ManagedKey],
+    split: KeySplit,
+    algorithm: u8,
+    timing: &Timing,
+    now: u64,
+    plan: &mut Plan,
+) {
+    let (new, old): (Vec<&ManagedKey>, Vec<&ManagedKey>) =
+        keys.iter().partition(|k| k.algorithm == algorithm);
+    let roles: &[KeyRole] = match split {
+        KeySplit::Csk => &[KeyRole::Csk],
+        KeySplit::KskZsk => &[KeyRole::Ksk, KeyRole::Zsk],
+    };
+    if new.is_empty() {
+        plan.actions
+            .extend(roles.iter().map(|role| Action::MakeHidden(*role)));
+        return;
+    }
+    let ttl = secs(timing.dnskey_ttl) + secs(timing.propagation);
+    // New signatures in every cache: publish the new keys.
+    if new.iter().any(|k| k.hidden) {
+        let since = new.iter().map(|k| k.published).max().unwrap_or(now);
+        let due = since + secs(timing.max_zone_ttl) + secs(timing.propagation);
+        if now >= due {
+            plan.actions.extend(
+                new.iter()
+                    .filter(|k| k.hidden)
+                    .map(|k| Action::Publish(k.tag)),
+            );
+        } else {
+            plan.at(due);
+        }
+        return;
+    }
+    let published = new.iter().map(|k| k.published).max().unwrap_or(now);
+    let entry = new
+        .iter()
+        .filter(|k| k.role.signs_keys())
+        .max_by_key(|k| (k.published, k.tag));
+    let Some(entry) = entry else {
+        return;
+    };
+    if now < published + ttl {
+        plan.at(published + ttl);
+        return;
+    }
+    let Some(submitted) = entry.submitted else {
+        plan.waiting_for_ds = Some(entry.tag);
+        return;
+    };
+    // The old DS out of caches: the old DNSKEYs go; once those are out of caches
+    // too, the old keys stop signing and go.
+    let unpublish =
+        submitted.max(published + ttl) + secs(timing.parent_ds_ttl) + secs(timing.propagation);
+    if old.iter().any(|k| k.unpublished.is_none()) {
+        if now >= unpublish {
+            plan.actions.extend(
+                old.iter()
+                    .filter(|k| k.unpublished.is_none())
+                    .map(|k| Action::Unpublish(k.tag)),
+            );
+        } else {
+            plan.at(unpublish);
+        }
+        return;
+    }
+    let gone = old
+        .iter()
+        .filter_map(|k| k.unpublished)
+        .max()
+        .unwrap_or(now)
+        + ttl;
+    if now >= gone {
+        plan.actions
+            .extend(old.iter().map(|k| Action::Remove(k.tag)));
+    } else {
+        plan.at(gone);
+    }
 }
 
 fn of_role(keys: &[ManagedKey], role: KeyRole) -> Vec<&ManagedKey> {
@@ -243,6 +358,10 @@ fn plan_csk(keys: &[ManagedKey], timing: &Timing, now: u64, plan: &mut Plan) {
 
 /// What `key` does at `now`, given the zone's other keys.
 pub fn usage(keys: &[ManagedKey], key: &ManagedKey, timing: &Timing, now: u64) -> KeyUse {
+    let algorithms: std::collections::BTreeSet<u8> = keys.iter().map(|k| k.algorithm).collect();
+    if algorithms.len() > 1 {
+        return usage_in_algorithm_rollover(keys, key, timing, now);
+    }
     let active = key.active.is_some_and(|t| t <= now);
     let retired = key.retired.is_some_and(|t| t <= now);
     let same_role = of_role(keys, key.role);
@@ -281,6 +400,35 @@ pub fn usage(keys: &[ManagedKey], key: &ManagedKey, timing: &Timing, now: u64) -
     }
 }
 
+/// During an algorithm rollover every key signs as its role says (both algorithms
+/// sign every RRset); publication and the DS follow the steps.
+fn usage_in_algorithm_rollover(
+    keys: &[ManagedKey],
+    key: &ManagedKey,
+    timing: &Timing,
+    now: u64,
+) -> KeyUse {
+    // The new algorithm is the one whose keys were made last.
+    let newest = keys.iter().max_by_key(|k| (k.published, k.tag));
+    let new_algorithm = newest.map_or(key.algorithm, |k| k.algorithm);
+    let ttl = secs(timing.dnskey_ttl) + secs(timing.propagation);
+    let new_ready = keys
+        .iter()
+        .filter(|k| k.algorithm == new_algorithm)
+        .all(|k| !k.hidden && now >= k.published + ttl);
+    let is_new = key.algorithm == new_algorithm;
+    KeyUse {
+        publish: if is_new {
+            !key.hidden
+        } else {
+            key.unpublished.is_none()
+        },
+        sign_keyset: key.role.signs_keys(),
+        sign_zone: key.role.signs_zone(),
+        ds: key.role.signs_keys() && (is_new == new_ready),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -308,6 +456,9 @@ mod tests {
             active,
             retired: None,
             submitted: None,
+            algorithm: 13,
+            hidden: false,
+            unpublished: None,
         }
     }
 
@@ -330,6 +481,7 @@ mod tests {
                     }
                 }
                 Action::Remove(tag) => keys.retain(|k| k.tag != *tag),
+                Action::MakeHidden(_) | Action::Publish(_) | Action::Unpublish(_) => {}
             }
         }
     }
@@ -341,12 +493,12 @@ mod tests {
             key(KeyRole::Ksk, 1, 0, Some(0)),
             key(KeyRole::Zsk, 2, 0, Some(0)),
         ];
-        let p = plan(&keys, KeySplit::KskZsk, &t, DAY);
+        let p = plan(&keys, KeySplit::KskZsk, 13, &t, DAY);
         assert!(p.actions.is_empty());
         assert_eq!(p.next_event, Some(30 * DAY));
         // The lifetime ends: a successor is published, not signing.
         let now = 30 * DAY;
-        let p = plan(&keys, KeySplit::KskZsk, &t, now);
+        let p = plan(&keys, KeySplit::KskZsk, 13, &t, now);
         assert_eq!(
             p.actions,
             [Action::Make {
@@ -360,21 +512,21 @@ mod tests {
         assert!(usage(&keys, &new, &t, now).publish);
         assert!(usage(&keys, &keys[1], &t, now).sign_zone);
         // Two hours later (TTL + propagation) it takes over; the old key stays.
-        let p = plan(&keys, KeySplit::KskZsk, &t, now + HOUR);
+        let p = plan(&keys, KeySplit::KskZsk, 13, &t, now + HOUR);
         assert!(p.actions.is_empty());
         assert_eq!(p.next_event, Some(now + 2 * HOUR));
         let now = now + 2 * HOUR;
-        let p = plan(&keys, KeySplit::KskZsk, &t, now);
+        let p = plan(&keys, KeySplit::KskZsk, 13, &t, now);
         assert_eq!(p.actions, [Action::Activate(new.tag), Action::Retire(2)]);
         apply(&mut keys, &p.actions, now);
         assert!(usage(&keys, &keys[2], &t, now).sign_zone);
         let old = usage(&keys, &keys[1], &t, now);
         assert!(old.publish && !old.sign_zone);
         // Its signatures leave the caches after a day and an hour: then it goes.
-        let p = plan(&keys, KeySplit::KskZsk, &t, now + DAY);
+        let p = plan(&keys, KeySplit::KskZsk, 13, &t, now + DAY);
         assert_eq!(p.next_event, Some(now + DAY + HOUR));
         let now = now + DAY + HOUR;
-        let p = plan(&keys, KeySplit::KskZsk, &t, now);
+        let p = plan(&keys, KeySplit::KskZsk, 13, &t, now);
         assert_eq!(p.actions, [Action::Remove(2)]);
         apply(&mut keys, &p.actions, now);
         assert_eq!(keys.iter().map(|k| k.tag).collect::<Vec<_>>(), [1, new.tag]);
@@ -391,7 +543,7 @@ mod tests {
             key(KeyRole::Zsk, 2, 0, Some(0)),
         ];
         let now = 365 * DAY;
-        let p = plan(&keys, KeySplit::KskZsk, &t, now);
+        let p = plan(&keys, KeySplit::KskZsk, 13, &t, now);
         assert!(p.actions.contains(&Action::Make {
             role: KeyRole::Ksk,
             active: true
@@ -408,21 +560,21 @@ mod tests {
         assert!(usage(&keys, &keys[0], &t, now).ds);
         // In every cache: the CDS names the new key, and the rollover waits.
         let now = now + 2 * HOUR;
-        let p = plan(&keys, KeySplit::KskZsk, &t, now);
+        let p = plan(&keys, KeySplit::KskZsk, 13, &t, now);
         assert_eq!(p.waiting_for_ds, Some(new.tag));
         assert!(usage(&keys, &new, &t, now).ds);
         assert!(!usage(&keys, &keys[0], &t, now).ds);
         // Days pass without the DS: nothing happens, the old key keeps signing.
-        let p = plan(&keys, KeySplit::KskZsk, &t, now + 10 * DAY);
+        let p = plan(&keys, KeySplit::KskZsk, 13, &t, now + 10 * DAY);
         assert!(p.actions.is_empty());
         // Submitted: the old key goes once the old DS has left the caches.
         let submitted = now + 10 * DAY;
         for k in keys.iter_mut().filter(|k| k.tag == new.tag) {
             k.submitted = Some(submitted);
         }
-        let p = plan(&keys, KeySplit::KskZsk, &t, submitted + DAY);
+        let p = plan(&keys, KeySplit::KskZsk, 13, &t, submitted + DAY);
         assert!(p.actions.is_empty());
-        let p = plan(&keys, KeySplit::KskZsk, &t, submitted + DAY + HOUR);
+        let p = plan(&keys, KeySplit::KskZsk, 13, &t, submitted + DAY + HOUR);
         assert_eq!(p.actions, [Action::Remove(1)]);
     }
 
@@ -431,7 +583,7 @@ mod tests {
         let t = timing();
         let mut keys = vec![key(KeyRole::Csk, 1, 0, Some(0))];
         let now = 365 * DAY;
-        let p = plan(&keys, KeySplit::Csk, &t, now);
+        let p = plan(&keys, KeySplit::Csk, 13, &t, now);
         assert_eq!(
             p.actions,
             [Action::Make {
@@ -444,17 +596,17 @@ mod tests {
         let new = usage(&keys, &keys[1], &t, now);
         assert!(new.publish && !new.sign_zone && !new.sign_keyset && !new.ds);
         let now = now + 2 * HOUR;
-        let p = plan(&keys, KeySplit::Csk, &t, now);
+        let p = plan(&keys, KeySplit::Csk, 13, &t, now);
         assert_eq!(p.actions, [Action::Activate(new_tag), Action::Retire(1)]);
         apply(&mut keys, &p.actions, now);
         let old = usage(&keys, &keys[0], &t, now);
         let new = usage(&keys, &keys[1], &t, now);
         assert!(old.sign_keyset && !old.sign_zone && !old.ds);
         assert!(new.sign_keyset && new.sign_zone && new.ds);
-        let p = plan(&keys, KeySplit::Csk, &t, now + DAY);
+        let p = plan(&keys, KeySplit::Csk, 13, &t, now + DAY);
         assert_eq!(p.waiting_for_ds, Some(new_tag));
         keys[1].submitted = Some(now + DAY);
-        let p = plan(&keys, KeySplit::Csk, &t, now + 2 * DAY + HOUR);
+        let p = plan(&keys, KeySplit::Csk, 13, &t, now + 2 * DAY + HOUR);
         assert_eq!(p.actions, [Action::Remove(1)]);
     }
 }

@@ -126,10 +126,13 @@ fn assert_verifies(signed: &[Record]) {
             continue;
         };
         let input = rrsig.input();
-        let key = dnskeys
+        // A key not published yet (an algorithm rollover's start) signs ahead.
+        let Some(key) = dnskeys
             .iter()
             .find(|k| k.calculate_key_tag().unwrap() == input.key_tag)
-            .unwrap();
+        else {
+            continue;
+        };
         let set = signed
             .iter()
             .filter(|r| r.name == record.name && r.record_type() == input.type_covered);
@@ -365,27 +368,25 @@ impl Rollover {
     fn step(&mut self, now: u64) {
         for _ in 0..4 {
             let managed: Vec<ManagedKey> = self.keys.iter().map(|(m, _)| m.clone()).collect();
-            let plan = plan(&managed, self.split, &self.timing, now);
+            let plan = plan(
+                &managed,
+                self.split,
+                u8::from(self.policy.algorithm),
+                &self.timing,
+                now,
+            );
             if plan.actions.is_empty() {
                 break;
             }
             for action in plan.actions {
                 match action {
-                    Action::Make { role, active } => {
-                        let private =
-                            PrivateKey::generate(hickory_proto::dnssec::Algorithm::ED25519)
-                                .unwrap();
-                        let tag = ZoneKey::new(role, &private).unwrap().tag();
-                        let managed = ManagedKey {
-                            role,
-                            tag,
-                            published: now,
-                            active: active.then_some(now),
-                            retired: None,
-                            submitted: None,
-                        };
-                        self.keys.push((managed, private));
-                    }
+                    Action::Make { role, active } => self.make(role, now, active, false),
+                    Action::MakeHidden(role) => self.make(role, now, true, true),
+                    Action::Publish(tag) => self.set(tag, |k| {
+                        k.hidden = false;
+                        k.published = now;
+                    }),
+                    Action::Unpublish(tag) => self.set(tag, |k| k.unpublished = Some(now)),
                     Action::Activate(tag) => self.set(tag, |k| k.active = Some(now)),
                     Action::Retire(tag) => self.set(tag, |k| k.retired = Some(now)),
                     Action::Remove(tag) => self.keys.retain(|(k, _)| k.tag != tag),
@@ -409,6 +410,24 @@ impl Rollover {
         let signed = sign(ZONE, &zone_keys, &self.policy, now, previous.as_deref());
         assert_verifies(&signed.records);
         self.steps.push((now, signed.records));
+    }
+
+    fn make(&mut self, role: KeyRole, now: u64, active: bool, hidden: bool) {
+        let algorithm = self.policy.algorithm;
+        let private = PrivateKey::generate(algorithm).unwrap();
+        let tag = ZoneKey::new(role, &private).unwrap().tag();
+        let managed = ManagedKey {
+            role,
+            tag,
+            published: now,
+            active: active.then_some(now),
+            retired: None,
+            submitted: None,
+            algorithm: u8::from(algorithm),
+            hidden,
+            unpublished: None,
+        };
+        self.keys.push((managed, private));
     }
 
     fn set(&mut self, tag: u16, change: impl Fn(&mut ManagedKey)) {
@@ -555,5 +574,61 @@ fn a_csk_rollover_keeps_the_old_key_until_the_ds_has_changed() {
     assert_eq!(run.tags(), [old, new]);
     run.step(submitted + 86_400 + 3_600);
     assert_eq!(run.tags(), [new]);
+    run.assert_no_validator_breaks();
+}
+
+#[test]
+fn an_algorithm_rollover_signs_first_publishes_next_and_waits_for_the_ds() {
+    use hickory_proto::dnssec::Algorithm;
+    let mut run = Rollover::new(KeySplit::KskZsk, rollover_timing());
+    run.policy.algorithm = Algorithm::ECDSAP256SHA256;
+    run.step(NOW);
+    let old = run.tags();
+    // The policy's algorithm changes.
+    run.policy.algorithm = Algorithm::ED25519;
+    let dnskeys = |records: &[Record]| {
+        records
+            .iter()
+            .filter(|r| r.record_type() == RecordType::DNSKEY)
+            .count()
+    };
+    run.step(NOW + 60);
+    assert_eq!(run.tags().len(), 4, "new keys made");
+    // Signing with both, publishing the old ones only.
+    assert_eq!(dnskeys(&run.steps.last().unwrap().1), 2);
+    // Zone TTL (300 s) + propagation later: the new DNSKEYs are published.
+    run.step(NOW + 60 + 3_600 + 300);
+    assert_eq!(dnskeys(&run.steps.last().unwrap().1), 4);
+    // DNSKEY TTL + propagation later: the CDS names the new KSK; waiting.
+    for hour in 1..4 {
+        run.step(NOW + 60 + 3_600 + 300 + hour * 3_600);
+    }
+    let last = &run.steps.last().unwrap().1;
+    let cds: Vec<u16> = last
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::CDS(cds)) => Some(cds.key_tag()),
+            _ => None,
+        })
+        .collect();
+    let new_ksk = run
+        .keys
+        .iter()
+        .find(|(k, _)| k.role == KeyRole::Ksk && !old.contains(&k.tag))
+        .unwrap()
+        .0
+        .tag;
+    assert_eq!(cds, [new_ksk]);
+    assert_eq!(run.tags().len(), 4);
+    // Submitted: the old DNSKEYs go a day and an hour later, the old keys an
+    // hour and a DNSKEY TTL after that.
+    let submitted = NOW + 6 * 3_600;
+    run.set(new_ksk, |k| k.submitted = Some(submitted));
+    run.step(submitted + 86_400 + 3_600);
+    assert_eq!(dnskeys(&run.steps.last().unwrap().1), 2);
+    assert_eq!(run.tags().len(), 4, "old keys still sign");
+    run.step(submitted + 86_400 + 3 * 3_600);
+    assert_eq!(run.tags().len(), 2);
+    assert!(run.tags().iter().all(|t| !old.contains(t)));
     run.assert_no_validator_breaks();
 }

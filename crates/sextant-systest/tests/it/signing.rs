@@ -852,3 +852,69 @@ fn keys_imported_from_bind_sign_the_zone_with_the_same_tags() {
         );
     }
 }
+
+#[test]
+fn an_algorithm_rollover_validates_at_every_step() {
+    let mut roll = RolloverLab::new(
+        "algroll.test",
+        "keys = \"ksk-zsk\"\ndenial = \"nsec3\"\nzsk_lifetime = \"0s\"\n",
+    );
+    roll.at(0);
+    let old: Vec<u64> = roll.keys().iter().map(|k| k.1).collect();
+    let old_ksk = roll.keys().iter().find(|k| k.0 == "ksk").unwrap().1;
+    let old_ds = roll.ds(old_ksk);
+    roll.assert_valid("start", &old_ds);
+
+    // The policy moves from Ed25519 to ECDSA P-256: new keys sign first, unpublished.
+    let text = std::fs::read_to_string(&roll.config)
+        .unwrap()
+        .replace("algorithm = \"ed25519\"", "algorithm = \"ecdsap256sha256\"");
+    std::fs::write(&roll.config, text).unwrap();
+    roll.at(60);
+    assert_eq!(roll.keys().len(), 4);
+    let dnskeys = |roll: &RolloverLab| {
+        dig(roll.dns(), &[roll.apex, "DNSKEY", "+short"])
+            .unwrap()
+            .lines()
+            .count()
+    };
+    assert_eq!(dnskeys(&roll), 2, "the new keys are not published yet");
+    roll.assert_valid("signing-ahead", &old_ds);
+
+    // The zone's TTL (1 h) + propagation later: published.
+    roll.at(60 + 2 * 3_600 + 120);
+    assert_eq!(dnskeys(&roll), 4);
+    roll.assert_valid("published", &old_ds);
+
+    // In every cache: waiting for the new DS.
+    roll.at(60 + 4 * 3_600 + 240);
+    let new_ksk = roll
+        .keys()
+        .iter()
+        .find(|k| k.0 == "ksk" && !old.contains(&k.1))
+        .unwrap()
+        .1;
+    assert!(
+        roll.keys()
+            .iter()
+            .any(|k| k.1 == new_ksk && k.2.contains("waiting for its DS")),
+        "{:?}",
+        roll.keys()
+    );
+    roll.assert_valid("waiting", &old_ds);
+    let submitted =
+        sextant_systest::sextantctl(&roll.config, &["dnssec", "ksk-submitted", roll.apex]).unwrap();
+    assert!(submitted.status.success(), "{submitted:?}");
+    let new_ds = roll.ds(new_ksk);
+
+    // The old DS out of caches: the old DNSKEYs go, the old keys still sign.
+    roll.at(60 + 4 * 3_600 + 240 + DAY + 3_600 + 120);
+    assert_eq!(dnskeys(&roll), 2);
+    roll.assert_valid("unpublished", &new_ds);
+    // And then they go.
+    roll.at(60 + 4 * 3_600 + 240 + DAY + 3 * 3_600 + 240);
+    let keys = roll.keys();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.iter().all(|k| !old.contains(&k.1)), "{keys:?}");
+    roll.assert_valid("done", &new_ds);
+}
