@@ -7,7 +7,7 @@ use hickory_proto::dnssec::Nsec3HashAlgorithm;
 use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC, NSEC3, NSEC3PARAM};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use crate::sign::{Sets, SignError, add};
+use crate::sign::{Sets, SignError, Types, add};
 
 /// Which names are authoritative, which are delegations, which are hidden.
 pub(crate) struct Shape {
@@ -65,7 +65,7 @@ impl Shape {
     }
 
     /// A delegation without DS: Opt-Out may leave it out of an NSEC3 chain.
-    fn is_insecure_cut(&self, owner: &Name, types: &BTreeMap<RecordType, Vec<Record>>) -> bool {
+    fn is_insecure_cut(&self, owner: &Name, types: &Types) -> bool {
         self.cuts.contains(owner) && !types.contains_key(&RecordType::DS)
     }
 }

@@ -41,7 +41,10 @@ impl Previous {
             let owner = record.name.to_lowercase();
             if let RData::DNSSEC(DNSSECRData::RRSIG(rrsig)) = &record.data {
                 let key = (owner, rrsig.input().type_covered);
-                sets.entry(key).or_default().1.push(record);
+                sets.entry(key)
+                    .or_insert_with(|| ((0, Vec::new()), Vec::with_capacity(1)))
+                    .1
+                    .push(record);
                 continue;
             }
             match &record.data {
@@ -52,7 +55,9 @@ impl Previous {
                 _ => {}
             }
             let key = (owner, record.record_type());
-            let ((ttl, data), _) = sets.entry(key).or_default();
+            let ((ttl, data), _) = sets
+                .entry(key)
+                .or_insert_with(|| ((0, Vec::with_capacity(1)), Vec::new()));
             *ttl = if data.is_empty() {
                 record.ttl
             } else {

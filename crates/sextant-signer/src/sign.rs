@@ -121,7 +121,48 @@ pub struct Signed {
 }
 
 /// An RRset's records (deduplicated, one TTL) by owner and type.
-pub(crate) type Sets = BTreeMap<Name, BTreeMap<RecordType, Vec<Record>>>;
+pub(crate) type Sets = BTreeMap<Name, Types>;
+
+/// A name's RRsets in type order. Most names hold one or two: a vector sized to
+/// them costs tens of bytes where a map's node costs hundreds, and at a million
+/// names that is most of the signer's memory.
+#[derive(Debug, Default)]
+pub(crate) struct Types(Vec<(RecordType, Vec<Record>)>);
+
+impl Types {
+    pub(crate) fn get(&self, rtype: &RecordType) -> Option<&Vec<Record>> {
+        self.0.iter().find(|(t, _)| t == rtype).map(|(_, set)| set)
+    }
+
+    pub(crate) fn contains_key(&self, rtype: &RecordType) -> bool {
+        self.get(rtype).is_some()
+    }
+
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &RecordType> {
+        self.0.iter().map(|(t, _)| t)
+    }
+
+    /// The RRset of `rtype`, made empty (room for one record) if there is none.
+    fn entry(&mut self, rtype: RecordType) -> &mut Vec<Record> {
+        let at = match self.0.binary_search_by_key(&rtype, |(t, _)| *t) {
+            Ok(at) => at,
+            Err(at) => {
+                self.0.insert(at, (rtype, Vec::with_capacity(1)));
+                at
+            }
+        };
+        &mut self.0[at].1
+    }
+}
+
+impl IntoIterator for Types {
+    type Item = (RecordType, Vec<Record>);
+    type IntoIter = std::vec::IntoIter<(RecordType, Vec<Record>)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
 
 /// Signs `request.records` as the zone `request.origin`, handing every record of
 /// the signed zone to `emit` as it is made (the SOA and its signatures last), so
@@ -292,9 +333,8 @@ pub(crate) fn add(sets: &mut Sets, mut record: Record) {
     record.name = record.name.to_lowercase();
     let set = sets
         .entry(record.name.clone())
-        .or_default()
-        .entry(record.record_type())
-        .or_default();
+        .or_insert_with(|| Types(Vec::with_capacity(1)))
+        .entry(record.record_type());
     if set.iter().any(|r| r.data == record.data) {
         return;
     }
