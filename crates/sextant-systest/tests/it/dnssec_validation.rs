@@ -14,7 +14,7 @@ use sextant_systest::{Lab, Peer};
 use crate::dnssec_zones::serve_signed;
 
 /// Relative names (`@` is the apex) and types whose answers must validate.
-const QUESTIONS: &[(&str, &str)] = &[
+pub(crate) const QUESTIONS: &[(&str, &str)] = &[
     ("@", "SOA"),
     ("@", "DNSKEY"),
     ("@", "TXT"),

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use sextant_systest::{Lab, dig, eventually};
 
+use crate::dnssec_validation::QUESTIONS;
 use crate::dnssec_zones::zone_text;
 
 /// A zone per way of signing: apex, algorithm, key split, denial, Opt-Out.
@@ -19,29 +20,6 @@ const POLICIES: &[(&str, &str, &str, &str, bool)] = &[
     ("rsa.test", "rsasha256", "ksk-zsk", "nsec3", true),
 ];
 
-/// Relative names and types whose answers must validate (as in
-/// dnssec_validation.rs, against zones signed by BIND, ldns and Knot).
-const QUESTIONS: &[(&str, &str)] = &[
-    ("@", "SOA"),
-    ("@", "DNSKEY"),
-    ("@", "NS"),
-    ("www", "A"),
-    ("www", "AAAA"),
-    ("nope", "A"),
-    ("a.b.nope", "TXT"),
-    ("alias", "A"),
-    ("wcalias", "TXT"),
-    ("y.ent", "TXT"),
-    ("nope.y.ent", "A"),
-    ("foo.wild", "TXT"),
-    ("foo.wild", "A"),
-    ("sub.wild", "TXT"),
-    ("secure", "DS"),
-    ("insecure", "DS"),
-    ("deep", "A"),
-    ("dn", "DNAME"),
-    ("big", "TXT"),
-];
 
 fn config(lab: &Lab) -> std::path::PathBuf {
     let mut text = String::from(
