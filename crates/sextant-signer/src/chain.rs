@@ -7,49 +7,46 @@ use hickory_proto::dnssec::Nsec3HashAlgorithm;
 use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC, NSEC3, NSEC3PARAM};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use crate::sign::{Sets, SignError, Types, add};
+use crate::sign::{Owner, Sets, SignError, Types, add};
 
 /// Which names are authoritative, which are delegations, which are hidden.
 pub(crate) struct Shape {
     /// Names with NS below the apex.
-    cuts: HashSet<Name>,
+    cuts: HashSet<Owner>,
     /// Names below a cut or a DNAME: glue and occluded data, neither signed nor in
     /// the chain.
-    occluded: HashSet<Name>,
+    occluded: HashSet<Owner>,
 }
 
 impl Shape {
+    /// One pass in canonical order: a name's descendants follow it and their keys
+    /// start with its key, so the cut or DNAME above a name is the last one seen
+    /// whose key begins it.
     pub(crate) fn of(sets: &Sets, origin: &Name) -> Self {
-        let cuts: HashSet<Name> = sets
-            .iter()
-            .filter(|(name, types)| *name != origin && types.contains_key(&RecordType::NS))
-            .map(|(name, _)| name.clone())
-            .collect();
-        let dnames: HashSet<&Name> = sets
-            .iter()
-            .filter(|(_, types)| types.contains_key(&RecordType::DNAME))
-            .map(|(name, _)| name)
-            .collect();
-        let occluded = sets
-            .keys()
-            .filter(|name| {
-                let mut ancestor = (*name).clone();
-                while ancestor != *origin && !ancestor.is_root() {
-                    ancestor = ancestor.base_name();
-                    if cuts.contains(&ancestor) || dnames.contains(&ancestor) {
-                        return true;
-                    }
-                }
-                false
-            })
-            .cloned()
-            .collect();
+        let apex = Owner::of(origin);
+        let mut cuts = HashSet::new();
+        let mut occluded = HashSet::new();
+        let mut above: Option<&Owner> = None;
+        for (owner, types) in sets {
+            if let Some(cut) = above
+                && owner.key.starts_with(&cut.key)
+                && owner.key.len() > cut.key.len()
+            {
+                occluded.insert(owner.clone());
+                continue;
+            }
+            let cut = *owner != apex && types.contains_key(&RecordType::NS);
+            if cut {
+                cuts.insert(owner.clone());
+            }
+            above = (cut || types.contains_key(&RecordType::DNAME)).then_some(owner);
+        }
         Self { cuts, occluded }
     }
 
     /// Whether the RRset `owner`/`rtype` gets signatures: authoritative data only;
     /// at a delegation only the DS and the denial record (RFC 4035 §2.2).
-    pub(crate) fn is_signed(&self, owner: &Name, rtype: RecordType) -> bool {
+    pub(crate) fn is_signed(&self, owner: &Owner, rtype: RecordType) -> bool {
         if self.occluded.contains(owner) {
             return false;
         }
@@ -60,12 +57,12 @@ impl Shape {
     }
 
     /// Whether `owner` is in the chain.
-    fn in_chain(&self, owner: &Name) -> bool {
+    fn in_chain(&self, owner: &Owner) -> bool {
         !self.occluded.contains(owner)
     }
 
     /// A delegation without DS: Opt-Out may leave it out of an NSEC3 chain.
-    fn is_insecure_cut(&self, owner: &Name, types: &Types) -> bool {
+    fn is_insecure_cut(&self, owner: &Owner, types: &Types) -> bool {
         self.cuts.contains(owner) && !types.contains_key(&RecordType::DS)
     }
 }
@@ -73,13 +70,14 @@ impl Shape {
 /// The NSEC chain (RFC 4034 §4): each authoritative name to the next, the last
 /// back to the apex.
 pub(crate) fn add_nsec_chain(sets: &mut Sets, shape: &Shape, origin: &Name, ttl: u32) {
-    let names: Vec<Name> = sets.keys().filter(|n| shape.in_chain(n)).cloned().collect();
-    for (i, name) in names.iter().enumerate() {
-        let next = names.get(i + 1).unwrap_or(origin).clone();
-        let mut types: Vec<RecordType> = sets
-            .get(name)
-            .map(|t| t.keys().copied().collect())
-            .unwrap_or_default();
+    let names: Vec<(Name, Vec<RecordType>)> = sets
+        .iter()
+        .filter(|(owner, _)| shape.in_chain(owner))
+        .map(|(owner, types)| (owner.name.clone(), types.keys().copied().collect()))
+        .collect();
+    for (i, (name, types)) in names.iter().enumerate() {
+        let next = names.get(i + 1).map_or(origin, |(n, _)| n).clone();
+        let mut types = types.clone();
         types.extend([RecordType::NSEC, RecordType::RRSIG]);
         let record = Record::from_rdata(
             name.clone(),
@@ -107,30 +105,34 @@ pub(crate) fn add_nsec3_chain(
     params: &Nsec3Params,
 ) -> Result<(), SignError> {
     // The names in the chain with their types (none for empty non-terminals).
-    let mut names: BTreeMap<Name, Vec<RecordType>> = BTreeMap::new();
-    for (name, types) in sets.iter() {
-        if !shape.in_chain(name) || (params.opt_out && shape.is_insecure_cut(name, types)) {
+    let mut names: BTreeMap<Owner, Vec<RecordType>> = BTreeMap::new();
+    for (owner, types) in sets.iter() {
+        if !shape.in_chain(owner) || (params.opt_out && shape.is_insecure_cut(owner, types)) {
             continue;
         }
         let mut list: Vec<RecordType> = types.keys().copied().collect();
         // Signed data is there (an insecure delegation has none of its own).
-        if !shape.is_insecure_cut(name, types) {
+        if !shape.is_insecure_cut(owner, types) {
             list.push(RecordType::RRSIG);
         }
-        names.insert(name.clone(), list);
-        let mut ancestor = name.clone();
+        names.insert(owner.clone(), list);
+        let mut ancestor = owner.name.clone();
         while ancestor != *origin && !ancestor.is_root() {
             ancestor = ancestor.base_name();
-            if !sets.contains_key(&ancestor) {
-                names.entry(ancestor.clone()).or_default();
+            let key = Owner::of(&ancestor);
+            if sets.contains_key(&key) || names.contains_key(&key) {
+                // Names in the zone, and the ancestors of an empty non-terminal
+                // already seen, are there already.
+                break;
             }
+            names.insert(key, Vec::new());
         }
     }
-    if let Some(apex) = names.get_mut(origin) {
+    if let Some(apex) = names.get_mut(&Owner::of(origin)) {
         apex.push(RecordType::NSEC3PARAM);
     }
     let mut hashed: Vec<(Vec<u8>, Vec<RecordType>)> = Vec::with_capacity(names.len());
-    for (name, types) in names {
+    for (Owner { name, .. }, types) in names {
         let digest = Nsec3HashAlgorithm::SHA1
             .hash(&params.salt, &name, params.iterations)
             .map_err(|e| SignError::Nsec3 {

@@ -22,3 +22,10 @@ pub use lookup::{Lookup, Outcome, Part};
 pub use master::{LocatedRecord, Progress, ReadInclude, parse};
 use rrset::RRset;
 pub use zone::{Zone, ZoneBuilder};
+
+/// The bytes whose plain order is the canonical DNS order of names (RFC 4034 §6.1):
+/// labels from the root down, lower-cased, each closed by a 0 byte (0 and 1 escaped).
+/// Comparing them is a `memcmp`, comparing `Name`s walks labels backwards.
+pub fn canonical_key(name: &hickory_proto::rr::Name) -> Box<[u8]> {
+    canonical::key(name)
+}

@@ -20,7 +20,6 @@ const POLICIES: &[(&str, &str, &str, &str, bool)] = &[
     ("rsa.test", "rsasha256", "ksk-zsk", "nsec3", true),
 ];
 
-
 fn config(lab: &Lab) -> std::path::PathBuf {
     let mut text = String::from(
         "[log]\nlevel = \"info\"\n\n[listener]\nlisten = [\"127.0.0.1:0\"]\nready_file = \"listener.ready.json\"\n\n\
