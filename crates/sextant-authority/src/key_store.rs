@@ -107,6 +107,10 @@ struct KeyList {
     format: u32,
     zone: String,
     keys: Vec<KeyEntry>,
+    /// The zone's largest TTL as of the last signing, kept while a key waits to
+    /// leave (see [`KeyStore::max_ttl`]).
+    #[serde(default)]
+    max_ttl: u32,
 }
 
 /// One zone's keys: the list as on disk, changed by the rollover steps and saved
@@ -116,6 +120,10 @@ pub(crate) struct KeyStore {
     pub dir: PathBuf,
     zone: Name,
     pub entries: Vec<KeyEntry>,
+    /// The largest TTL the zone had while a key that leaves still signed: the
+    /// signatures it made may be cached that long, even if the zone's TTLs were
+    /// lowered since.
+    pub max_ttl: u32,
 }
 
 /// The directory of `zone`'s DNSSEC state under `state_dir`.
@@ -137,7 +145,7 @@ impl KeyStore {
             cause,
         })?;
         let list_path = dir.join("keys.json");
-        let entries = match std::fs::read(&list_path) {
+        let (entries, max_ttl) = match std::fs::read(&list_path) {
             Ok(bytes) => {
                 let list: KeyList =
                     serde_json::from_slice(&bytes).map_err(|e| KeyStoreError::Corrupt {
@@ -152,9 +160,9 @@ impl KeyStore {
                         cause: format!("format {}, this version reads {FORMAT}", list.format),
                     });
                 }
-                list.keys
+                (list.keys, list.max_ttl)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), 0),
             Err(cause) => {
                 return Err(KeyStoreError::Io {
                     zone: zone_text,
@@ -167,6 +175,7 @@ impl KeyStore {
             dir,
             zone: zone.clone(),
             entries,
+            max_ttl,
         })
     }
 
@@ -200,6 +209,14 @@ impl KeyStore {
         let tag = entry.tag;
         self.entries.push(entry);
         Ok(tag)
+    }
+
+    /// Whether a key has stopped signing or left the DNSKEY RRset and waits for
+    /// caches to forget it.
+    pub(crate) fn removal_pending(&self) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.retired.is_some() || e.unpublished.is_some())
     }
 
     /// Takes over `private` (a key the zone is already signed with elsewhere, whose
@@ -238,10 +255,12 @@ impl KeyStore {
     /// Writes the list atomically.
     pub(crate) fn save(&self) -> Result<(), KeyStoreError> {
         let path = self.dir.join("keys.json");
-        write_list(&self.dir, &self.zone, &self.entries).map_err(|cause| KeyStoreError::Io {
-            zone: self.zone.to_string(),
-            path: path.display().to_string(),
-            cause,
+        write_list(&self.dir, &self.zone, &self.entries, self.max_ttl).map_err(|cause| {
+            KeyStoreError::Io {
+                zone: self.zone.to_string(),
+                path: path.display().to_string(),
+                cause,
+            }
         })
     }
 
@@ -401,11 +420,12 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     sync_parent(path)
 }
 
-fn write_list(dir: &Path, zone: &Name, entries: &[KeyEntry]) -> std::io::Result<()> {
+fn write_list(dir: &Path, zone: &Name, entries: &[KeyEntry], max_ttl: u32) -> std::io::Result<()> {
     let list = KeyList {
         format: FORMAT,
         zone: zone.to_string(),
         keys: entries.to_vec(),
+        max_ttl,
     };
     let bytes = serde_json::to_vec_pretty(&list).map_err(std::io::Error::other)?;
     write_atomically(&dir.join("keys.json"), &bytes)
@@ -529,6 +549,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("move"), "{error}");
+    }
+
+    #[test]
+    fn the_largest_ttl_and_a_pending_removal_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let zone = Name::from_ascii("example.").unwrap();
+        let mut store = made(
+            dir.path(),
+            &zone,
+            &policy(KeySplit::KskZsk, Algorithm::ED25519),
+        );
+        assert!(!store.removal_pending());
+        let zsk = store.entries[1].tag;
+        store.update(zsk, |e| e.retired = Some(2_000));
+        store.max_ttl = 86_400;
+        store.save().unwrap();
+        let again = KeyStore::open(dir.path(), &zone).unwrap();
+        assert!(again.removal_pending());
+        assert_eq!(again.max_ttl, 86_400);
     }
 
     #[test]

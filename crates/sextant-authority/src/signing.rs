@@ -145,10 +145,22 @@ impl Signing {
         store.check_policy(policy)?;
         let previous = signed_version::read(&store.dir);
         let had_previous = previous.is_some();
-        // The zone's TTLs as they are: what old signatures may be cached for.
-        let max_ttl = records.iter().map(|r| r.ttl).max().unwrap_or(0);
+        // How long old signatures may be cached: the zone's largest TTL now, or the
+        // largest it had while a key that is leaving still signed (TTLs lowered
+        // since do not shorten the wait).
+        let current_ttl = records.iter().map(|r| r.ttl).max().unwrap_or(0);
+        let max_ttl = current_ttl.max(store.max_ttl);
         let timing = policy.timing(Duration::from_secs(u64::from(max_ttl)));
         let plan = self.roll(&mut store, policy, &timing, now)?;
+        let kept_ttl = if store.removal_pending() {
+            max_ttl
+        } else {
+            current_ttl
+        };
+        if kept_ttl != store.max_ttl {
+            store.max_ttl = kept_ttl;
+            store.save()?;
+        }
         let loaded = store.load()?;
         let managed: Vec<sextant_signer::ManagedKey> =
             store.entries.iter().filter_map(|e| e.managed()).collect();
