@@ -165,7 +165,11 @@ impl ControlHandler for Control {
         if !primary && signing.secondary_policy(&name).is_none() {
             return Err(format!("zone {wanted} is not signed by this authority"));
         }
-        let tag = signing.ksk_submitted(&name, tag)?;
+        // The key list is a file: written off the async threads.
+        let (store_signing, zone) = (signing.clone(), name.clone());
+        let tag = tokio::task::spawn_blocking(move || store_signing.ksk_submitted(&zone, tag))
+            .await
+            .map_err(|e| format!("recording the submission failed: {e}"))??;
         // Signed again now: the rollover step this allows is timed from now.
         self.resign(&name).await?;
         Ok(tag)

@@ -364,6 +364,31 @@ fn signed_lab(dir: &Path) -> SignedLab {
     }
 }
 
+/// The signed lab and a resolver suite validating it from the lab's root key:
+/// the lab, the lab's servers, the root hints (for peers), the config, the suite.
+/// Bound in this order, they are dropped suite first.
+fn validating_suite() -> (
+    Lab,
+    SignedLab,
+    String,
+    std::path::PathBuf,
+    sextant_systest::Suite,
+) {
+    let lab = Lab::new().unwrap();
+    let signed = signed_lab(&lab.path().join("zones"));
+    let hints = signed.dns.hints(&[("a.root-servers.lab.", 1)]);
+    lab.write("anchors", &format!(". IN DNSKEY {}\n", signed.root_key))
+        .unwrap();
+    let config = lab
+        .resolver_config(
+            &hints,
+            "validation = true\ntrust_anchor_file = \"anchors\"\n",
+        )
+        .unwrap();
+    let suite = lab.start_resolver_suite(&config).unwrap();
+    (lab, signed, hints, config, suite)
+}
+
 /// The signed zone text without the RRSIG over `owner`'s `rtype` RRset (signed
 /// files from dnssec-signzone give each record a line of its own with `-O full`
 /// unset: an RRSIG runs from its `RRSIG TYPE` line to its closing parenthesis).
@@ -473,18 +498,7 @@ fn cases() -> Vec<(&'static str, RecordType, Verdict)> {
 
 #[test]
 fn every_case_is_judged_as_unbound_and_bind_judge_it() {
-    let lab = Lab::new().unwrap();
-    let signed = signed_lab(&lab.path().join("zones"));
-    let hints = signed.dns.hints(&[("a.root-servers.lab.", 1)]);
-    lab.write("anchors", &format!(". IN DNSKEY {}\n", signed.root_key))
-        .unwrap();
-    let config = lab
-        .resolver_config(
-            &hints,
-            "validation = true\ntrust_anchor_file = \"anchors\"\n",
-        )
-        .unwrap();
-    let suite = lab.start_resolver_suite(&config).unwrap();
+    let (lab, signed, hints, _config, suite) = validating_suite();
     let hints_file = lab.write("peer.hints", &hints).unwrap();
     let unbound = Peer::unbound_validating(
         &lab.path().join("unbound"),
@@ -607,18 +621,7 @@ fn a_negative_trust_anchor_and_the_work_limit() {
 
 #[test]
 fn negative_trust_anchors_from_sextantctl() {
-    let lab = Lab::new().unwrap();
-    let signed = signed_lab(&lab.path().join("zones"));
-    let hints = signed.dns.hints(&[("a.root-servers.lab.", 1)]);
-    lab.write("anchors", &format!(". IN DNSKEY {}\n", signed.root_key))
-        .unwrap();
-    let config = lab
-        .resolver_config(
-            &hints,
-            "validation = true\ntrust_anchor_file = \"anchors\"\n",
-        )
-        .unwrap();
-    let suite = lab.start_resolver_suite(&config).unwrap();
+    let (_lab, _signed, _hints, config, suite) = validating_suite();
     let ctl = |args: &[&str]| {
         let output = sextantctl(&config, args).unwrap();
         assert!(
@@ -657,18 +660,7 @@ fn negative_trust_anchors_from_sextantctl() {
 
 #[test]
 fn a_key_tag_collision_zone_is_servfail_quickly_and_the_rest_is_answered() {
-    let lab = Lab::new().unwrap();
-    let signed = signed_lab(&lab.path().join("zones"));
-    let hints = signed.dns.hints(&[("a.root-servers.lab.", 1)]);
-    lab.write("anchors", &format!(". IN DNSKEY {}\n", signed.root_key))
-        .unwrap();
-    let config = lab
-        .resolver_config(
-            &hints,
-            "validation = true\ntrust_anchor_file = \"anchors\"\n",
-        )
-        .unwrap();
-    let suite = lab.start_resolver_suite(&config).unwrap();
+    let (lab, signed, hints, _config, suite) = validating_suite();
     let dns = suite.dns;
     let attacker = std::thread::spawn(move || {
         let mut verdicts = Vec::new();
@@ -893,18 +885,7 @@ fn the_root_key_rolls_over_by_rfc_5011_and_a_restart_keeps_it() {
 
 #[test]
 fn random_names_under_a_signed_zone_are_denied_from_validated_nsec() {
-    let lab = Lab::new().unwrap();
-    let signed = signed_lab(&lab.path().join("zones"));
-    let hints = signed.dns.hints(&[("a.root-servers.lab.", 1)]);
-    lab.write("anchors", &format!(". IN DNSKEY {}\n", signed.root_key))
-        .unwrap();
-    let config = lab
-        .resolver_config(
-            &hints,
-            "validation = true\ntrust_anchor_file = \"anchors\"\n",
-        )
-        .unwrap();
-    let suite = lab.start_resolver_suite(&config).unwrap();
+    let (_lab, signed, _hints, _config, suite) = validating_suite();
     let leaves = &signed.servers[3];
     // One NXDOMAIN teaches the resolver the NSEC records around the name.
     let first = verdict(&ask(suite.dns, "first.secure.test.", RecordType::A, false));
@@ -959,18 +940,7 @@ fn random_names_under_a_signed_zone_are_denied_from_validated_nsec() {
 
 #[test]
 fn random_names_under_an_nsec3_zone_are_denied_from_validated_nsec3() {
-    let lab = Lab::new().unwrap();
-    let signed = signed_lab(&lab.path().join("zones"));
-    let hints = signed.dns.hints(&[("a.root-servers.lab.", 1)]);
-    lab.write("anchors", &format!(". IN DNSKEY {}\n", signed.root_key))
-        .unwrap();
-    let config = lab
-        .resolver_config(
-            &hints,
-            "validation = true\ntrust_anchor_file = \"anchors\"\n",
-        )
-        .unwrap();
-    let suite = lab.start_resolver_suite(&config).unwrap();
+    let (_lab, signed, _hints, _config, suite) = validating_suite();
     let leaves = &signed.servers[3];
     // Prime the chain of trust down to nsec3.test. with a name that exists.
     let www = verdict(&ask(suite.dns, "www.nsec3.test.", RecordType::A, false));

@@ -20,12 +20,14 @@ const POLICIES: &[(&str, &str, &str, &str, bool)] = &[
     ("rsa.test", "rsasha256", "ksk-zsk", "nsec3", true),
 ];
 
+/// A listener and an authority with a state directory for keys, allowing
+/// transfers to loopback (the AXFRs the tools judge); zones and policies follow.
+const SUITE: &str = "[log]\nlevel = \"info\"\n\n[listener]\nlisten = [\"127.0.0.1:0\"]\nready_file = \"listener.ready.json\"\n\n\
+     [authority]\ngrpc = \"unix:authority.sock\"\nready_file = \"authority.ready.json\"\n\
+     state_dir = \"state\"\nallow_transfer = [\"127.0.0.0/8\"]\n";
+
 fn config(lab: &Lab) -> std::path::PathBuf {
-    let mut text = String::from(
-        "[log]\nlevel = \"info\"\n\n[listener]\nlisten = [\"127.0.0.1:0\"]\nready_file = \"listener.ready.json\"\n\n\
-         [authority]\ngrpc = \"unix:authority.sock\"\nready_file = \"authority.ready.json\"\n\
-         state_dir = \"state\"\nallow_transfer = [\"127.0.0.0/8\"]\n",
-    );
+    let mut text = String::from(SUITE);
     for (apex, algorithm, keys, denial, opt_out) in POLICIES {
         let file = format!("zones/{apex}.zone");
         lab.write(&file, &zone_text(apex)).unwrap();
@@ -325,10 +327,7 @@ impl RolloverLab {
             .write(
                 "sextant.toml",
                 &format!(
-                    "[log]\nlevel = \"info\"\n\n[listener]\nlisten = [\"127.0.0.1:0\"]\nready_file = \"listener.ready.json\"\n\n\
-                     [authority]\ngrpc = \"unix:authority.sock\"\nready_file = \"authority.ready.json\"\n\
-                     state_dir = \"state\"\nallow_transfer = [\"127.0.0.0/8\"]\n\n\
-                     [[authority.zone]]\nname = \"{apex}\"\nfile = \"{file}\"\ndnssec_policy = \"roll\"\n\n\
+                    "{SUITE}\n[[authority.zone]]\nname = \"{apex}\"\nfile = \"{file}\"\ndnssec_policy = \"roll\"\n\n\
                      [[dnssec_policy]]\nname = \"roll\"\nalgorithm = \"ed25519\"\n{policy}"
                 ),
             )
@@ -550,12 +549,6 @@ fn a_csk_rollover_waits_for_the_ds_and_validates_at_every_step() {
     roll.assert_valid("removed", &new_ds);
 }
 
-/// delv's verdict on `name` `rtype` asked of `server`, trusting the key-signing key
-/// in `axfr` for `apex`.
-fn delv_at(lab: &Lab, server: std::net::SocketAddr, apex: &str, axfr: &str, name: &str) -> String {
-    delv_verdict(lab, server, apex, axfr, name, "A")
-}
-
 /// A signer between a hidden primary and the public secondaries: Knot serves the
 /// zone unsigned and NOTIFYs Sextant's transfer daemon, the authority signs each
 /// version it publishes, and BIND and Knot, secondaries of Sextant, serve what
@@ -606,7 +599,7 @@ fn a_secondary_zone_is_signed_on_the_way_through_to_bind_and_knot() {
     let file = lab.write("bump-1.axfr", &text).unwrap();
     assert_tools_verify(apex, &file);
     assert_eq!(
-        delv_at(&lab, suite.dns, apex, &text, &format!("www.{apex}.")),
+        delv_verdict(&lab, suite.dns, apex, &text, &format!("www.{apex}."), "A"),
         "; fully validated"
     );
 
@@ -658,7 +651,7 @@ fn a_secondary_zone_is_signed_on_the_way_through_to_bind_and_knot() {
     )
     .unwrap();
     assert_eq!(
-        delv_at(&lab, bind_addr, apex, &text, &format!("www.{apex}.")),
+        delv_verdict(&lab, bind_addr, apex, &text, &format!("www.{apex}."), "A"),
         "; fully validated",
         "BIND serving the zone Sextant signed"
     );
@@ -704,7 +697,7 @@ fn a_secondary_zone_is_signed_on_the_way_through_to_bind_and_knot() {
     )
     .unwrap();
     assert_eq!(
-        delv_at(&lab, knot_addr, apex, &text, &format!("www.{apex}.")),
+        delv_verdict(&lab, knot_addr, apex, &text, &format!("www.{apex}."), "A"),
         "; fully validated",
         "Knot serving the zone Sextant signed"
     );
@@ -719,7 +712,7 @@ fn a_secondary_zone_is_signed_on_the_way_through_to_bind_and_knot() {
     })
     .unwrap();
     assert_eq!(
-        delv_at(&lab, suite.dns, apex, &text, &format!("new.{apex}.")),
+        delv_verdict(&lab, suite.dns, apex, &text, &format!("new.{apex}."), "A"),
         "; fully validated"
     );
     let again = axfr(suite.dns, apex);
@@ -746,11 +739,7 @@ fn keys_imported_from_bind_sign_the_zone_with_the_same_tags() {
         ("ed.moved.test", "ED25519", "ed25519", "csk", false),
         ("rsa.moved.test", "RSASHA256", "rsasha256", "ksk-zsk", true),
     ];
-    let mut text = String::from(
-        "[log]\nlevel = \"info\"\n\n[listener]\nlisten = [\"127.0.0.1:0\"]\nready_file = \"listener.ready.json\"\n\n\
-         [authority]\ngrpc = \"unix:authority.sock\"\nready_file = \"authority.ready.json\"\n\
-         state_dir = \"state\"\nallow_transfer = [\"127.0.0.0/8\"]\n",
-    );
+    let mut text = String::from(SUITE);
     for (apex, _, algorithm, keys, _) in &cases {
         let file = format!("zones/{apex}.zone");
         lab.write(&file, &zone_text(apex)).unwrap();
