@@ -3,7 +3,6 @@
 //! compared the key at every level; ordered questions (is there a name below this
 //! one? every name in order for a transfer) use the order.
 
-use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
@@ -56,9 +55,9 @@ pub(crate) struct Nodes {
 }
 
 impl Nodes {
-    /// From the builder's map, whose order is already canonical.
-    pub(crate) fn from_sorted(names: BTreeMap<Box<[u8]>, Node>) -> Self {
-        let sorted: Box<[(Box<[u8]>, Node)]> = names.into_iter().collect();
+    /// From the builder's names, sorted by key (canonical order).
+    pub(crate) fn from_sorted(names: Vec<(Box<[u8]>, Node)>) -> Self {
+        let sorted = names.into_boxed_slice();
         let hasher = foldhash::fast::RandomState::default();
         let mut index = HashTable::with_capacity(sorted.len());
         for (position, (key, _)) in sorted.iter().enumerate() {
@@ -119,9 +118,12 @@ mod tests {
 
     #[test]
     fn finds_every_key_and_nothing_else_and_keeps_the_order() {
-        let names = [&b"b\0"[..], b"a\0", b"a\0x\0", b"c\0"]
-            .map(|key| (Box::<[u8]>::from(key), Node::default()));
-        let nodes = Nodes::from_sorted(names.into_iter().collect());
+        let mut names: Vec<_> = [&b"b\0"[..], b"a\0", b"a\0x\0", b"c\0"]
+            .map(|key| (Box::<[u8]>::from(key), Node::default()))
+            .into_iter()
+            .collect();
+        names.sort_by(|a, b| a.0.cmp(&b.0));
+        let nodes = Nodes::from_sorted(names);
         for key in [&b"b\0"[..], b"a\0", b"a\0x\0", b"c\0"] {
             assert!(nodes.get(key).is_some());
         }

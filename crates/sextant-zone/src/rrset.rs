@@ -33,14 +33,14 @@ impl RRset {
 
     /// Adds `rdata` unless the set holds the same data already (RFC 2181 §5: a set
     /// has no duplicates). False when it was a duplicate or cannot be encoded.
+    #[cfg(test)]
     pub(crate) fn push(&mut self, rdata: &RData) -> bool {
-        let Some(wire) = encode(rdata) else {
-            return false;
-        };
-        if self
-            .wire_rdatas()
-            .any(|existing| existing == wire.as_slice())
-        {
+        encode(rdata).is_some_and(|wire| self.push_wire(&wire))
+    }
+
+    /// [`RRset::push`] of data already in wire form (names uncompressed).
+    pub(crate) fn push_wire(&mut self, wire: &[u8]) -> bool {
+        if self.wire_rdatas().any(|existing| existing == wire) {
             return false;
         }
         let Ok(len) = u16::try_from(wire.len()) else {
@@ -49,7 +49,7 @@ impl RRset {
         let mut data = std::mem::take(&mut self.data).into_vec();
         data.reserve_exact(2 + wire.len());
         data.extend_from_slice(&len.to_be_bytes());
-        data.extend_from_slice(&wire);
+        data.extend_from_slice(wire);
         self.data = data.into_boxed_slice();
         true
     }
@@ -105,7 +105,7 @@ pub(crate) fn split_rdatas(mut rest: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-fn encode(rdata: &RData) -> Option<Vec<u8>> {
+pub(crate) fn encode(rdata: &RData) -> Option<Vec<u8>> {
     let mut wire = Vec::with_capacity(16);
     let mut encoder = BinEncoder::new(&mut wire);
     // Offsets into this buffer would mean nothing in an answer: no compression.
@@ -117,7 +117,7 @@ fn encode(rdata: &RData) -> Option<Vec<u8>> {
 /// Back to `RData` (addresses built directly, the rest by hickory-proto's decoder);
 /// data it cannot read, or might not give back byte for byte, stays as the bytes,
 /// which encode back to exactly themselves.
-fn decode(rtype: RecordType, wire: &[u8]) -> RData {
+pub(crate) fn decode(rtype: RecordType, wire: &[u8]) -> RData {
     match (rtype, wire) {
         (RecordType::A, [a, b, c, d]) => return RData::A(A::new(*a, *b, *c, *d)),
         (RecordType::AAAA, bytes) if bytes.len() == 16 => {

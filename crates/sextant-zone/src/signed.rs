@@ -3,8 +3,6 @@
 //! zone whose chain is broken is refused with the file and line of the record that
 //! breaks it instead of being served with proofs no validator accepts.
 
-use std::collections::BTreeMap;
-
 use hickory_proto::rr::RecordType;
 
 use crate::nodes::Node;
@@ -28,13 +26,13 @@ pub(crate) enum Denial {
 /// parameters, go to `unused`: transferred, never used in answers). `locate` says
 /// where the RRset of a name and type was written.
 pub(crate) fn denial(
-    nodes: &mut BTreeMap<Box<[u8]>, Node>,
+    nodes: &mut Vec<(Box<[u8]>, Node)>,
     origin_key: &[u8],
     origin_wire: &[u8],
     unused: &mut Vec<Entry>,
     locate: &dyn Fn(&[u8], RecordType) -> Location,
 ) -> Result<(bool, Denial), ZoneError> {
-    let apex = nodes.get(origin_key);
+    let apex = get(nodes, origin_key);
     let signed = apex.is_some_and(|node| node.signatures(RecordType::SOA).is_some());
     let param = apex
         .and_then(|node| node.get(RecordType::NSEC3PARAM))
@@ -51,8 +49,8 @@ pub(crate) fn denial(
         return Ok((signed, Denial::Nsec3(chain)));
     }
     if nodes
-        .values()
-        .any(|node| node.get(RecordType::NSEC).is_some())
+        .iter()
+        .any(|(_, node)| node.get(RecordType::NSEC).is_some())
     {
         check_nsec_chain(nodes, origin_key, locate)?;
         return Ok((signed, Denial::Nsec));
@@ -66,9 +64,15 @@ pub(crate) fn denial(
     })
 }
 
+/// The node at `key` in names sorted by key.
+fn get<'n>(nodes: &'n [(Box<[u8]>, Node)], key: &[u8]) -> Option<&'n Node> {
+    let at = nodes.binary_search_by(|(k, _)| (**k).cmp(key)).ok()?;
+    Some(&nodes[at].1)
+}
+
 /// Each NSEC's next name must be the next name with an NSEC, the last one's the apex.
 fn check_nsec_chain(
-    nodes: &BTreeMap<Box<[u8]>, Node>,
+    nodes: &[(Box<[u8]>, Node)],
     origin_key: &[u8],
     locate: &dyn Fn(&[u8], RecordType) -> Location,
 ) -> Result<(), ZoneError> {
@@ -102,7 +106,7 @@ fn check_nsec_chain(
 }
 
 fn nsec3_chain(
-    nodes: &mut BTreeMap<Box<[u8]>, Node>,
+    nodes: &mut Vec<(Box<[u8]>, Node)>,
     keys: Vec<Box<[u8]>>,
     param: Option<Params>,
     origin_wire: &[u8],
@@ -123,7 +127,7 @@ fn nsec3_chain(
         Some(params) => params,
         None => keys
             .first()
-            .and_then(|key| nodes.get(key))
+            .and_then(|key| get(nodes, key))
             .and_then(params_of)
             .ok_or_else(|| fail(&[], "NSEC3PARAM at the apex, but no NSEC3 records".into()))?,
     };
@@ -138,9 +142,10 @@ fn nsec3_chain(
     }
     let mut entries = Vec::with_capacity(keys.len());
     for key in keys {
-        let Some(mut node) = nodes.remove(&key) else {
+        let Ok(at) = nodes.binary_search_by(|(k, _)| (**k).cmp(&key)) else {
             continue;
         };
+        let node = &mut nodes[at].1;
         let name = canonical::name(&key);
         let owner = crate::zone::wire_name(&name);
         let below_apex = owner.len() > origin_wire.len()
@@ -160,9 +165,7 @@ fn nsec3_chain(
                 || (set.rtype == RecordType::RRSIG
                     && set.covered_type() == Some(u16::from(RecordType::NSEC3)))
         });
-        if !rest.is_empty() {
-            nodes.insert(key.clone(), Node { rrsets: rest });
-        }
+        node.rrsets = rest;
         let same_params = params_of(&Node {
             rrsets: chain_sets
                 .iter()
@@ -182,6 +185,8 @@ fn nsec3_chain(
             unused.push(entry);
         }
     }
+    // A hashed owner with nothing left is not a name of the zone.
+    nodes.retain(|(_, node)| !node.rrsets.is_empty());
     entries.sort_by(|a, b| a.1.hash.cmp(&b.1.hash));
     for (index, (key, entry)) in entries.iter().enumerate() {
         let following = &entries[(index + 1) % entries.len()].1;

@@ -24,6 +24,14 @@ pub(crate) struct LexError {
     pub message: String,
 }
 
+/// Where an entry starts; its tokens went to the caller's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Head {
+    pub line: usize,
+    /// The entry starts with white space: the owner is the previous record's.
+    pub owner_omitted: bool,
+}
+
 /// Iterates over the entries of `text`.
 pub(crate) struct Lexer<'a> {
     text: &'a str,
@@ -58,14 +66,30 @@ impl<'a> Lexer<'a> {
         self.at += width;
     }
 
-    fn entry(&mut self) -> Result<Option<Entry<'a>>, LexError> {
+    /// Reads the next entry's tokens into `tokens` (cleared first: one buffer serves
+    /// a whole file, where a fresh vector per entry was a million allocations).
+    pub(crate) fn next_into(
+        &mut self,
+        tokens: &mut Vec<Token<'a>>,
+    ) -> Result<Option<Head>, LexError> {
+        if self.failed {
+            return Ok(None);
+        }
+        let result = self.entry(tokens);
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    fn entry(&mut self, tokens: &mut Vec<Token<'a>>) -> Result<Option<Head>, LexError> {
         loop {
+            tokens.clear();
             if self.at >= self.text.len() {
                 return Ok(None);
             }
             let line = self.line;
             let owner_omitted = matches!(self.peek(), Some(b' ' | b'\t'));
-            let mut tokens = Vec::new();
             let mut open_paren: Option<usize> = None;
             loop {
                 let Some(byte) = self.peek() else {
@@ -115,10 +139,9 @@ impl<'a> Lexer<'a> {
                 }
             }
             if !tokens.is_empty() {
-                return Ok(Some(Entry {
+                return Ok(Some(Head {
                     line,
                     owner_omitted,
-                    tokens,
                 }));
             }
         }
@@ -159,13 +182,15 @@ impl<'a> Lexer<'a> {
         while let Some(byte) = self.peek() {
             match byte {
                 b' ' | b'\t' | b'\r' | b'\n' | b';' | b'(' | b')' | b'"' => break,
+                // Byte by byte: the delimiters are ASCII and never part of a
+                // multi-byte character, so the token still ends on a boundary.
                 b'\\' => {
                     self.at += 1;
                     if self.peek().is_some_and(|b| b != b'\n') {
-                        self.advance_char();
+                        self.at += 1;
                     }
                 }
-                _ => self.advance_char(),
+                _ => self.at += 1,
             }
         }
         Token {
@@ -179,14 +204,16 @@ impl<'a> Iterator for Lexer<'a> {
     type Item = Result<Entry<'a>, LexError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            return None;
+        let mut tokens = Vec::new();
+        match self.next_into(&mut tokens) {
+            Ok(Some(head)) => Some(Ok(Entry {
+                line: head.line,
+                owner_omitted: head.owner_omitted,
+                tokens,
+            })),
+            Ok(None) => None,
+            Err(error) => Some(Err(error)),
         }
-        let result = self.entry().transpose();
-        if matches!(result, Some(Err(_))) {
-            self.failed = true;
-        }
-        result
     }
 }
 

@@ -7,10 +7,12 @@
 //! (`strings`), whose escapes it reads as characters instead of bytes.
 
 mod dnssec;
+mod fast;
 mod lexer;
+mod names;
 mod strings;
 
-pub(crate) use lexer::{Entry, Lexer, Token};
+pub(crate) use lexer::{Head, Lexer, Token};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -18,7 +20,7 @@ use std::sync::Arc;
 
 use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
-use hickory_proto::serialize::binary::{BinDecoder, BinEncodable, Restrict};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, Restrict};
 use hickory_proto::serialize::txt::{Parser, parse_ttl};
 
 use crate::{Location, ZoneError};
@@ -46,8 +48,23 @@ pub type Progress<'p> = &'p dyn Fn(usize);
 /// nothing.
 pub(crate) const PROGRESS_EVERY: usize = 4096;
 
+/// One record as read: owner and data already in wire form (names uncompressed).
+pub(crate) struct WireRecord<'r> {
+    /// The owner, as written (relative names completed with the origin).
+    pub owner: &'r [u8],
+    pub rtype: RecordType,
+    pub ttl: u32,
+    /// The record's data.
+    pub rdata: &'r [u8],
+    /// The data was read by a typed parser (hickory-proto decodes it back to the
+    /// same `RData`); otherwise it is opaque bytes (DNSSEC types, character-strings,
+    /// RFC 3597 data, DNAME), given back as `RData::Unknown`.
+    pub typed: bool,
+    pub location: &'r Location,
+}
+
 /// Takes each record as it is read.
-pub(crate) type Sink<'s> = &'s mut dyn FnMut(LocatedRecord);
+pub(crate) type WireSink<'s> = &'s mut dyn FnMut(WireRecord<'_>);
 
 /// Parses master-file `text` read from `file`, with `origin` as the initial `$ORIGIN`.
 pub fn parse(
@@ -57,28 +74,59 @@ pub fn parse(
     read_include: ReadInclude<'_>,
 ) -> Result<Vec<LocatedRecord>, ZoneError> {
     let mut records = Vec::new();
-    parse_each(text, file, origin, read_include, &|_| {}, &mut |record| {
-        records.push(record)
+    let mut failed = None;
+    parse_wire(text, file, origin, read_include, &|_| {}, &mut |record| {
+        if failed.is_some() {
+            return;
+        }
+        match located(&record) {
+            Ok(located) => records.push(located),
+            Err(error) => failed = Some(error),
+        }
     })?;
-    Ok(records)
+    match failed {
+        Some(error) => Err(error),
+        None => Ok(records),
+    }
+}
+
+/// A wire record as a hickory-proto `Record`, with the `RData` the text parsers
+/// made of it.
+fn located(record: &WireRecord<'_>) -> Result<LocatedRecord, ZoneError> {
+    let owner = Name::from_bytes(record.owner).map_err(|e| ZoneError {
+        location: record.location.clone(),
+        message: format!("the owner name cannot be read back ({e})"),
+    })?;
+    let rdata = if record.typed {
+        crate::rrset::decode(record.rtype, record.rdata)
+    } else {
+        unknown(record.rtype, record.rdata.to_vec())
+    };
+    let mut built = Record::from_rdata(owner, record.ttl, rdata);
+    built.dns_class = DNSClass::IN;
+    Ok(LocatedRecord {
+        record: built,
+        location: record.location.clone(),
+    })
 }
 
 /// Hands each record to `sink` as soon as it is read: a large zone is never held
 /// twice (once as parsed records, once as the zone built from them).
-pub(crate) fn parse_each(
+pub(crate) fn parse_wire(
     text: &str,
     file: &Path,
     origin: &Name,
     read_include: ReadInclude<'_>,
     progress: Progress<'_>,
-    sink: Sink<'_>,
+    sink: WireSink<'_>,
 ) -> Result<(), ZoneError> {
-    let mut state = State {
-        origin: origin.clone(),
-        default_ttl: None,
-        last_ttl: None,
-        last_owner: None,
-    };
+    let mut state = State::new(origin.clone(), None, None).map_err(|message| ZoneError {
+        location: Location {
+            file: Arc::new(file.to_path_buf()),
+            line: 1,
+        },
+        message,
+    })?;
     parse_into(
         text,
         Arc::new(file.to_path_buf()),
@@ -92,11 +140,60 @@ pub(crate) fn parse_each(
 
 struct State {
     origin: Name,
+    /// The origin in wire form, as given (completes relative owner names).
+    origin_wire: Vec<u8>,
+    /// The origin as hickory-proto's text parser reads it (lower-cased), which
+    /// completes relative names inside record data.
+    data_origin_wire: Vec<u8>,
     /// From `$TTL` (RFC 2308).
     default_ttl: Option<u32>,
     /// The last TTL written on a record (RFC 1035's default when there is no `$TTL`).
     last_ttl: Option<u32>,
-    last_owner: Option<Name>,
+    /// The last owner, in wire form; empty before the first record.
+    last_owner: Vec<u8>,
+    /// The record data being written (one buffer for the whole file).
+    data: Vec<u8>,
+}
+
+impl State {
+    fn new(origin: Name, default_ttl: Option<u32>, last_ttl: Option<u32>) -> Result<Self, String> {
+        let mut state = Self {
+            origin: Name::root(),
+            origin_wire: Vec::new(),
+            data_origin_wire: Vec::new(),
+            default_ttl,
+            last_ttl,
+            last_owner: Vec::new(),
+            data: Vec::with_capacity(512),
+        };
+        state.set_origin(origin)?;
+        Ok(state)
+    }
+
+    fn set_origin(&mut self, origin: Name) -> Result<(), String> {
+        self.origin_wire = name_wire(&origin);
+        let text = origin.to_ascii();
+        self.data_origin_wire.clear();
+        if !names::push_wire(&text, &[0], &mut self.data_origin_wire) {
+            let mut parsed = Name::parse(&text, None)
+                .map_err(|e| format!("the origin {text} cannot be read ({e})"))?;
+            parsed.set_fqdn(true);
+            self.data_origin_wire = name_wire(&parsed);
+        }
+        self.origin = origin;
+        Ok(())
+    }
+}
+
+/// A name in uncompressed wire form, in the case it has.
+fn name_wire(name: &Name) -> Vec<u8> {
+    let mut wire = Vec::with_capacity(name.len() + 2);
+    for label in name.iter() {
+        wire.push(label.len() as u8);
+        wire.extend_from_slice(label);
+    }
+    wire.push(0);
+    wire
 }
 
 fn parse_into(
@@ -105,56 +202,68 @@ fn parse_into(
     state: &mut State,
     read_include: ReadInclude<'_>,
     depth: usize,
-    out: Sink<'_>,
+    out: WireSink<'_>,
     progress: Progress<'_>,
 ) -> Result<(), ZoneError> {
-    for (index, entry) in Lexer::new(text).enumerate() {
-        let entry = entry.map_err(|e| ZoneError {
+    let mut lexer = Lexer::new(text);
+    let mut tokens = Vec::with_capacity(16);
+    let mut location = Location { file, line: 0 };
+    let mut index = 0usize;
+    loop {
+        let head = lexer.next_into(&mut tokens).map_err(|e| ZoneError {
             location: Location {
-                file: file.clone(),
+                file: location.file.clone(),
                 line: e.line,
             },
             message: e.message,
         })?;
-        if index % PROGRESS_EVERY == 0 {
-            progress(entry.line);
-        }
-        let location = Location {
-            file: file.clone(),
-            line: entry.line,
+        let Some(head) = head else {
+            return Ok(());
         };
+        if index.is_multiple_of(PROGRESS_EVERY) {
+            progress(head.line);
+        }
+        index += 1;
+        location.line = head.line;
         let fail = |message: String| ZoneError {
             location: location.clone(),
             message,
         };
-        let first = entry.tokens.first().map(|t| t.text).unwrap_or_default();
-        if !entry.owner_omitted && first.starts_with('$') {
-            directive(&entry, state, &file, read_include, depth, out).map_err(fail)?;
+        let first = tokens.first().map(|t| t.text).unwrap_or_default();
+        if !head.owner_omitted && first.starts_with('$') {
+            directive(&tokens, state, &location.file, read_include, depth, out).map_err(fail)?;
             continue;
         }
-        let record = record(&entry, state).map_err(fail)?;
-        out(LocatedRecord { record, location });
+        let (rtype, ttl, typed) = record(head, &tokens, state).map_err(fail)?;
+        out(WireRecord {
+            owner: &state.last_owner,
+            rtype,
+            ttl,
+            rdata: &state.data,
+            typed,
+            location: &location,
+        });
     }
-    Ok(())
 }
 
 fn directive(
-    entry: &Entry<'_>,
+    tokens: &[Token<'_>],
     state: &mut State,
     file: &Path,
     read_include: ReadInclude<'_>,
     depth: usize,
-    out: Sink<'_>,
+    out: WireSink<'_>,
 ) -> Result<(), String> {
-    let args = &entry.tokens[1..];
-    match entry.tokens[0].text.to_ascii_uppercase().as_str() {
+    let args = &tokens[1..];
+    match tokens[0].text.to_ascii_uppercase().as_str() {
         "$ORIGIN" => {
             let [name] = args else {
                 return Err(
                     "$ORIGIN takes exactly one domain name, e.g. $ORIGIN example.com.".into(),
                 );
             };
-            state.origin = parse_name(name.text, &state.origin)?;
+            let origin = parse_name(name.text, &state.origin)?;
+            state.set_origin(origin)?;
         }
         "$TTL" => {
             let [ttl] = args else {
@@ -185,12 +294,7 @@ fn directive(
                 )
             })?;
             // The included file starts with its own origin; the parent's is restored after.
-            let mut inner = State {
-                origin,
-                default_ttl: state.default_ttl,
-                last_ttl: state.last_ttl,
-                last_owner: None,
-            };
+            let mut inner = State::new(origin, state.default_ttl, state.last_ttl)?;
             parse_into(
                 &text,
                 Arc::new(included),
@@ -217,43 +321,48 @@ fn directive(
     Ok(())
 }
 
-fn record(entry: &Entry<'_>, state: &mut State) -> Result<Record, String> {
-    let mut tokens = entry.tokens.iter().peekable();
-    let owner = if entry.owner_omitted {
-        state
-            .last_owner
-            .clone()
-            .ok_or("this record starts with white space but no owner name came before it; write the owner name first")?
+/// Reads one record: its owner into `state.last_owner`, its data into `state.data`;
+/// returns its type, TTL and whether the data was typed.
+fn record(
+    head: Head,
+    tokens: &[Token<'_>],
+    state: &mut State,
+) -> Result<(RecordType, u32, bool), String> {
+    let mut tokens = tokens.iter();
+    if head.owner_omitted {
+        if state.last_owner.is_empty() {
+            return Err("this record starts with white space but no owner name came before it; write the owner name first".into());
+        }
     } else {
         let token = tokens.next().ok_or("empty entry")?;
+        state.last_owner.clear();
         if token.text == "@" {
-            state.origin.clone()
-        } else {
-            parse_name(token.text, &state.origin)?
+            state.last_owner.extend_from_slice(&state.origin_wire);
+        } else if !names::push_wire(token.text, &state.origin_wire, &mut state.last_owner) {
+            state.last_owner = name_wire(&parse_name(token.text, &state.origin)?);
         }
-    };
-    state.last_owner = Some(owner.clone());
+    }
 
     let mut ttl = None;
-    let mut class = None;
+    let mut class_seen = false;
     let rtype = loop {
         let token = tokens
             .next()
             .ok_or("the record has no type; write e.g. `www 3600 IN A 192.0.2.1`")?;
-        let upper = token.text.to_ascii_uppercase();
         if token.text.starts_with(|c: char| c.is_ascii_digit()) && ttl.is_none() {
             ttl = Some(parse_ttl_token(token.text)?);
-        } else if class.is_none() && is_class(&upper) {
-            class = Some(upper);
+        } else if !class_seen && token.text.eq_ignore_ascii_case("IN") {
+            class_seen = true;
         } else {
+            let upper = token.text.to_ascii_uppercase();
+            if !class_seen && is_class(&upper) {
+                return Err(format!(
+                    "class {upper} is not served; only class IN zones are supported"
+                ));
+            }
             break parse_type(&upper)?;
         }
     };
-    if let Some(class) = class.filter(|c| c != "IN") {
-        return Err(format!(
-            "class {class} is not served; only class IN zones are supported"
-        ));
-    }
     let ttl = match ttl {
         Some(ttl) => {
             state.last_ttl = Some(ttl);
@@ -267,10 +376,18 @@ fn record(entry: &Entry<'_>, state: &mut State) -> Result<Record, String> {
     if rdata_tokens.is_empty() {
         return Err(format!("the {rtype} record has no data after its type"));
     }
-    let rdata = parse_rdata(rtype, &rdata_tokens, &state.origin)?;
-    let mut record = Record::from_rdata(owner, ttl, rdata);
-    record.dns_class = DNSClass::IN;
-    Ok(record)
+    state.data.clear();
+    if fast::push_rdata(
+        rtype,
+        &rdata_tokens,
+        &state.data_origin_wire,
+        &mut state.data,
+    ) {
+        return Ok((rtype, ttl, true));
+    }
+    let (wire, typed) = parse_rdata(rtype, &rdata_tokens, &state.origin)?;
+    state.data = wire;
+    Ok((rtype, ttl, typed))
 }
 
 fn is_class(upper: &str) -> bool {
@@ -320,16 +437,21 @@ fn parse_name(text: &str, origin: &Name) -> Result<Name, String> {
     Ok(name)
 }
 
-fn parse_rdata(rtype: RecordType, tokens: &[&Token<'_>], origin: &Name) -> Result<RData, String> {
+/// The data of a record in wire form, and whether it was read by a typed parser.
+fn parse_rdata(
+    rtype: RecordType,
+    tokens: &[&Token<'_>],
+    origin: &Name,
+) -> Result<(Vec<u8>, bool), String> {
     if tokens.first().is_some_and(|t| t.text == "\\#") {
         return parse_generic(rtype, &tokens[1..]);
     }
     if let Some(encoded) = strings::encode(rtype, tokens, origin) {
-        return encoded.map(|wire| unknown(rtype, wire));
+        return encoded.map(|wire| (wire, false));
     }
     let texts: Vec<&str> = tokens.iter().map(|t| t.text).collect();
     if let Some(encoded) = dnssec::encode(rtype, &texts, origin) {
-        return encoded.map(|wire| unknown(rtype, wire));
+        return encoded.map(|wire| (wire, false));
     }
     match rtype {
         RecordType::DNAME => {
@@ -340,7 +462,7 @@ fn parse_rdata(rtype: RecordType, tokens: &[&Token<'_>], origin: &Name) -> Resul
             let wire = target
                 .to_bytes()
                 .map_err(|e| format!("cannot encode DNAME target: {e}"))?;
-            Ok(unknown(RecordType::DNAME, wire))
+            Ok((wire, false))
         }
         RecordType::Unknown(code) => Err(format!(
             "type {code} has no text form here; write its data in RFC 3597 form: \\# LENGTH HEX"
@@ -351,16 +473,20 @@ fn parse_rdata(rtype: RecordType, tokens: &[&Token<'_>], origin: &Name) -> Resul
             let (_, sets) = Parser::new(text, None, Some(origin.clone()))
                 .parse()
                 .map_err(|e| format!("bad {rtype} data: {e}"))?;
-            sets.into_values()
+            let rdata = sets
+                .into_values()
                 .next()
                 .and_then(|set| set.records_without_rrsigs().next().map(|r| r.data.clone()))
-                .ok_or_else(|| format!("bad {rtype} data"))
+                .ok_or_else(|| format!("bad {rtype} data"))?;
+            let wire = crate::rrset::encode(&rdata)
+                .ok_or_else(|| format!("the {rtype} data cannot be encoded; check it"))?;
+            Ok((wire, true))
         }
     }
 }
 
 /// RFC 3597 §5: `\# LENGTH HEX...`.
-fn parse_generic(rtype: RecordType, tokens: &[&Token<'_>]) -> Result<RData, String> {
+fn parse_generic(rtype: RecordType, tokens: &[&Token<'_>]) -> Result<(Vec<u8>, bool), String> {
     let (length, hex) = tokens
         .split_first()
         .ok_or("generic data needs a length after \\#")?;
@@ -383,7 +509,7 @@ fn parse_generic(rtype: RecordType, tokens: &[&Token<'_>]) -> Result<RData, Stri
         ));
     }
     match rtype {
-        RecordType::Unknown(_) | RecordType::DNAME | RecordType::NULL => Ok(unknown(rtype, bytes)),
+        RecordType::Unknown(_) | RecordType::DNAME | RecordType::NULL => Ok((bytes, false)),
         known => {
             let mut decoder = BinDecoder::new(&bytes);
             let rdata = RData::read(&mut decoder, known, Restrict::new(length as u16))
@@ -391,7 +517,10 @@ fn parse_generic(rtype: RecordType, tokens: &[&Token<'_>]) -> Result<RData, Stri
             if !decoder.is_empty() {
                 return Err(format!("the generic data is longer than its {known} data"));
             }
-            Ok(rdata)
+            // Served as hickory-proto encodes what it read (names uncompressed).
+            let wire = crate::rrset::encode(&rdata)
+                .ok_or_else(|| format!("the generic data is not valid {known} data"))?;
+            Ok((wire, true))
         }
     }
 }
