@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_floor;
+mod bench_load;
 mod bench_resolver;
 mod bench_rpc;
 mod bench_sign;
@@ -140,7 +141,7 @@ enum Task {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Run { release } => run::run(release),
-        Task::BenchLoad { records } => bench::bench_load(records),
+        Task::BenchLoad { records } => bench_load::bench_load(records),
         Task::BenchSign { records } => bench_sign::bench_sign(records),
         Task::BenchRpc { seconds } => bench_rpc::bench_rpc(seconds),
         Task::BenchResolver {

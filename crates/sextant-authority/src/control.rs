@@ -15,6 +15,8 @@ pub(crate) struct Control {
     pub authority: Arc<Authority>,
     pub publisher: ZoneSetPublisher,
     pub zones: Vec<ZoneConfig>,
+    /// Where zone snapshots are kept (`authority.state_dir`), when anywhere.
+    pub snapshots: Option<std::path::PathBuf>,
     /// Zones signed here, when any is.
     pub signing: Option<Arc<crate::signing::Signing>>,
     pub started: Instant,
@@ -113,13 +115,22 @@ impl Control {
             }
         };
         let signing = self.signing.clone();
-        let (loaded, warnings) =
-            tokio::task::spawn_blocking(move || load_catalog(&selected, signing.as_deref()))
-                .await
-                .map_err(|e| format!("reload task failed: {e}"))?
-                .map_err(|e| e.to_string())?;
+        let snapshots = self.snapshots.clone();
+        let crate::load::Loaded {
+            catalog: loaded,
+            warnings,
+            to_snapshot,
+        } = tokio::task::spawn_blocking(move || {
+            load_catalog(&selected, signing.as_deref(), snapshots.as_deref())
+        })
+        .await
+        .map_err(|e| format!("reload task failed: {e}"))?
+        .map_err(|e| e.to_string())?;
         for warning in &warnings {
             tracing::warn!(%warning, "zone loaded with a fix-up");
+        }
+        if let Some(dir) = self.snapshots.clone() {
+            tokio::task::spawn_blocking(move || crate::load::write_snapshots(&dir, to_snapshot));
         }
         // Keep every zone not reloaded (secondaries included), replace those that were.
         let catalog = self

@@ -12,6 +12,7 @@ mod secondary;
 mod service;
 mod signed_version;
 mod signing;
+mod zone_snapshot;
 
 pub use answer::respond;
 use control::Control;
@@ -42,7 +43,9 @@ impl Daemon for AuthorityDaemon {
 
     fn check(config: &Config, section: &AuthorityConfig) -> anyhow::Result<()> {
         // Checked as written: making keys or signatures is not a check's business.
-        let (catalog, warnings) = load_catalog(&section.zones, None)?;
+        let load::Loaded {
+            catalog, warnings, ..
+        } = load_catalog(&section.zones, None, None)?;
         for warning in warnings {
             eprintln!("warning: {warning}");
         }
@@ -83,12 +86,22 @@ impl Daemon for AuthorityDaemon {
         let signing = signing::Signing::new(&config, &section)?.map(Arc::new);
         let zones = section.zones.clone();
         let load_signing = signing.clone();
-        let (catalog, warnings) =
-            tokio::task::spawn_blocking(move || load_catalog(&zones, load_signing.as_deref()))
-                .await
-                .context("zone loading task failed")??;
+        let snapshots = section.state_dir.clone();
+        let load_snapshots = snapshots.clone();
+        let load::Loaded {
+            catalog,
+            warnings,
+            to_snapshot,
+        } = tokio::task::spawn_blocking(move || {
+            load_catalog(&zones, load_signing.as_deref(), load_snapshots.as_deref())
+        })
+        .await
+        .context("zone loading task failed")??;
         for warning in &warnings {
             tracing::warn!(%warning, "zone loaded with a fix-up");
+        }
+        if let Some(dir) = snapshots.clone() {
+            tokio::task::spawn_blocking(move || load::write_snapshots(&dir, to_snapshot));
         }
         let authority = Arc::new(Authority::new(
             catalog,
@@ -102,6 +115,7 @@ impl Daemon for AuthorityDaemon {
             authority: authority.clone(),
             publisher: publisher.clone(),
             zones: section.zones.clone(),
+            snapshots,
             signing: signing.clone(),
             started: std::time::Instant::now(),
         });

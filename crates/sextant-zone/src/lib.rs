@@ -14,6 +14,7 @@ mod nsec3;
 mod proofs;
 mod rrset;
 mod signed;
+mod snapshot;
 mod zone;
 
 pub use catalog::Catalog;
@@ -21,6 +22,7 @@ pub use error::{Location, ZoneError, ZoneWarning};
 pub use lookup::{Lookup, Outcome, Part};
 pub use master::{LocatedRecord, Progress, ReadInclude, parse};
 use rrset::RRset;
+pub use snapshot::SNAPSHOT_FORMAT;
 pub use zone::{Zone, ZoneBuilder};
 
 /// The bytes whose plain order is the canonical DNS order of names (RFC 4034 §6.1):

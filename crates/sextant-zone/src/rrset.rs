@@ -54,6 +54,17 @@ impl RRset {
         true
     }
 
+    /// A set from its stored form (each record's 2-byte length, then its data);
+    /// `None` when the lengths do not add up to the bytes.
+    pub(crate) fn from_wire(rtype: RecordType, ttl: u32, data: Box<[u8]>) -> Option<Self> {
+        let mut rest = &data[..];
+        while !rest.is_empty() {
+            let (len, tail) = rest.split_first_chunk::<2>()?;
+            rest = tail.get(usize::from(u16::from_be_bytes(*len))..)?;
+        }
+        Some(Self { rtype, ttl, data })
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.wire_rdatas().count()
     }

@@ -101,13 +101,8 @@ impl Zone {
     /// Every record in AXFR order (RFC 5936 §2.2): the SOA, every other record in
     /// canonical name order, the SOA again.
     pub fn axfr_records(&self) -> impl Iterator<Item = Record> + '_ {
-        let chain: &[nsec3::Entry] = match &self.denial {
-            Denial::Nsec3(chain) => &chain.entries,
-            _ => &[],
-        };
-        let nsec3 = chain
-            .iter()
-            .chain(&self.unused_nsec3)
+        let nsec3 = self
+            .nsec3_entries()
             .map(|entry| (canonical::key_of_wire(&entry.owner), &entry.node));
         let names = self.nodes.iter().map(|(key, node)| (Box::from(key), node));
         let body = names.chain(nsec3).flat_map(|(key, node)| {
@@ -120,6 +115,15 @@ impl Zone {
         std::iter::once(self.soa.clone())
             .chain(body)
             .chain(std::iter::once(self.soa.clone()))
+    }
+
+    /// Every NSEC3 record set: the chain's and those of other parameters.
+    pub(crate) fn nsec3_entries(&self) -> impl Iterator<Item = &nsec3::Entry> {
+        let chain: &[nsec3::Entry] = match &self.denial {
+            Denial::Nsec3(chain) => &chain.entries,
+            _ => &[],
+        };
+        chain.iter().chain(&self.unused_nsec3)
     }
 
     /// The node at a canonical key (see [`canonical`]).
@@ -475,145 +479,156 @@ impl ZoneBuilder {
 
     /// Checks the zone as a whole and returns it with the warnings found on the way.
     pub fn build(mut self) -> Result<(Zone, Vec<ZoneWarning>), ZoneError> {
-        let (mut names, first_seen, record_count) = self.group();
-        let whole_file = Location {
-            file: self.file.clone(),
-            line: 1,
-        };
-        let error = |location: &Location, message: String| ZoneError {
-            location: location.clone(),
-            message,
-        };
-        let at = |name: &Name, rtype| {
-            first_seen
-                .get(&(canonical::key(name), rtype))
-                .unwrap_or(&whole_file)
-        };
+        let (names, first_seen, record_count) = self.group();
+        let zone = finish(&self.origin, &self.file, names, &first_seen, record_count)?;
+        let mut warnings = self.warnings;
+        warnings.sort_by_key(|(order, _)| *order);
+        Ok((
+            zone,
+            warnings.into_iter().map(|(_, warning)| warning).collect(),
+        ))
+    }
+}
 
-        let origin_key = self.origin_key.clone();
-        let origin_wire = wire_name(&self.origin).into_boxed_slice();
-        let mut unused_nsec3 = Vec::new();
-        let locate = |key: &[u8], rtype: RecordType| {
-            first_seen
-                .get(&(Box::<[u8]>::from(key), rtype))
-                .cloned()
-                .unwrap_or_else(|| whole_file.clone())
-        };
-        let (signed, denial) = crate::signed::denial(
-            &mut names,
-            &origin_key,
-            &origin_wire,
-            &mut unused_nsec3,
-            &locate,
-        )?;
-        let nodes = Nodes::from_sorted(names);
-        for (key, node) in nodes.iter() {
-            // Names are rebuilt only for messages: most nodes need none.
-            let name = || canonical::name(key);
-            if node.get(RecordType::SOA).is_some() && key != &*origin_key {
+/// The zone of `names` (sorted by key, every one in the zone), checked as a whole;
+/// `first_seen` places the RRsets errors cite.
+pub(crate) fn finish(
+    origin: &Name,
+    file: &Arc<std::path::PathBuf>,
+    mut names: Vec<(Box<[u8]>, Node)>,
+    first_seen: &HashMap<(Box<[u8]>, RecordType), Location>,
+    record_count: usize,
+) -> Result<Zone, ZoneError> {
+    let whole_file = Location {
+        file: file.clone(),
+        line: 1,
+    };
+    let error = |location: &Location, message: String| ZoneError {
+        location: location.clone(),
+        message,
+    };
+    let at = |name: &Name, rtype| {
+        first_seen
+            .get(&(canonical::key(name), rtype))
+            .unwrap_or(&whole_file)
+    };
+
+    let origin_key = canonical::key(origin);
+    let origin_wire = wire_name(origin).into_boxed_slice();
+    let mut unused_nsec3 = Vec::new();
+    let locate = |key: &[u8], rtype: RecordType| {
+        first_seen
+            .get(&(Box::<[u8]>::from(key), rtype))
+            .cloned()
+            .unwrap_or_else(|| whole_file.clone())
+    };
+    let (signed, denial) = crate::signed::denial(
+        &mut names,
+        &origin_key,
+        &origin_wire,
+        &mut unused_nsec3,
+        &locate,
+    )?;
+    let nodes = Nodes::from_sorted(names);
+    for (key, node) in nodes.iter() {
+        // Names are rebuilt only for messages: most nodes need none.
+        let name = || canonical::name(key);
+        if node.get(RecordType::SOA).is_some() && key != &*origin_key {
+            return Err(error(
+                at(&name(), RecordType::SOA),
+                format!(
+                    "SOA record at {}, but the zone's apex is {}; move it to the apex (@)",
+                    name(),
+                    origin
+                ),
+            ));
+        }
+        if let Some(cname) = node.get(RecordType::CNAME) {
+            if cname.len() > 1 {
                 return Err(error(
-                    at(&name(), RecordType::SOA),
+                    at(&name(), RecordType::CNAME),
+                    format!("{} has more than one CNAME; keep one", name()),
+                ));
+            }
+            let others: Vec<String> = node
+                .rrsets
+                .iter()
+                .filter(|s| {
+                    !matches!(
+                        s.rtype,
+                        RecordType::CNAME | RecordType::RRSIG | RecordType::NSEC
+                    )
+                })
+                .map(|s| s.rtype.to_string())
+                .collect();
+            if !others.is_empty() {
+                return Err(error(
+                    at(&name(), RecordType::CNAME),
                     format!(
-                        "SOA record at {}, but the zone's apex is {}; move it to the apex (@)",
+                        "{} has a CNAME and other data ({}); a CNAME must be alone at its name (RFC 1034 §3.6.2): remove one",
                         name(),
-                        self.origin
+                        others.join(", ")
                     ),
                 ));
             }
-            if let Some(cname) = node.get(RecordType::CNAME) {
-                if cname.len() > 1 {
-                    return Err(error(
-                        at(&name(), RecordType::CNAME),
-                        format!("{} has more than one CNAME; keep one", name()),
-                    ));
-                }
-                let others: Vec<String> = node
-                    .rrsets
-                    .iter()
-                    .filter(|s| {
-                        !matches!(
-                            s.rtype,
-                            RecordType::CNAME | RecordType::RRSIG | RecordType::NSEC
-                        )
-                    })
-                    .map(|s| s.rtype.to_string())
-                    .collect();
-                if !others.is_empty() {
-                    return Err(error(
-                        at(&name(), RecordType::CNAME),
-                        format!(
-                            "{} has a CNAME and other data ({}); a CNAME must be alone at its name (RFC 1034 §3.6.2): remove one",
-                            name(),
-                            others.join(", ")
-                        ),
-                    ));
-                }
-            }
-            if let Some(dname) = node.get(RecordType::DNAME)
-                && dname.len() > 1
-            {
-                return Err(error(
-                    at(&name(), RecordType::DNAME),
-                    format!("{} has more than one DNAME; keep one", name()),
-                ));
-            }
         }
-        let apex = nodes.get(&origin_key);
-        let Some(soa_set) = apex.and_then(|n| n.get(RecordType::SOA)) else {
+        if let Some(dname) = node.get(RecordType::DNAME)
+            && dname.len() > 1
+        {
             return Err(error(
-                &whole_file,
-                format!(
-                    "zone {} has no SOA record; add one at the apex, e.g. `@ IN SOA ns1 hostmaster 1 7200 3600 1209600 3600`",
-                    self.origin
-                ),
-            ));
-        };
-        if soa_set.len() > 1 {
-            return Err(error(
-                at(&self.origin, RecordType::SOA),
-                format!(
-                    "zone {} has more than one SOA record; keep exactly one",
-                    self.origin
-                ),
+                at(&name(), RecordType::DNAME),
+                format!("{} has more than one DNAME; keep one", name()),
             ));
         }
-        if apex.and_then(|n| n.get(RecordType::NS)).is_none() {
-            return Err(error(
-                &whole_file,
-                format!(
-                    "zone {} has no NS records at its apex; add at least one, e.g. `@ IN NS ns1`",
-                    self.origin
-                ),
-            ));
-        }
-        let soa = soa_set
-            .records(&self.origin)
-            .next()
-            .ok_or_else(|| error(&whole_file, "empty SOA RRset".into()))?;
-        let has_cuts = nodes.iter().any(|(key, node)| {
-            (key != &*origin_key && node.get(RecordType::NS).is_some())
-                || node.get(RecordType::DNAME).is_some()
-        });
-        Ok((
-            Zone {
-                apex_labels: sextant_wire::label_count(&origin_wire),
-                origin_wire,
-                origin: self.origin,
-                soa,
-                nodes,
-                has_cuts,
-                record_count,
-                signed,
-                denial,
-                unused_nsec3,
-            },
-            {
-                let mut warnings = self.warnings;
-                warnings.sort_by_key(|(order, _)| *order);
-                warnings.into_iter().map(|(_, warning)| warning).collect()
-            },
-        ))
     }
+    let apex = nodes.get(&origin_key);
+    let Some(soa_set) = apex.and_then(|n| n.get(RecordType::SOA)) else {
+        return Err(error(
+            &whole_file,
+            format!(
+                "zone {} has no SOA record; add one at the apex, e.g. `@ IN SOA ns1 hostmaster 1 7200 3600 1209600 3600`",
+                origin
+            ),
+        ));
+    };
+    if soa_set.len() > 1 {
+        return Err(error(
+            at(origin, RecordType::SOA),
+            format!(
+                "zone {} has more than one SOA record; keep exactly one",
+                origin
+            ),
+        ));
+    }
+    if apex.and_then(|n| n.get(RecordType::NS)).is_none() {
+        return Err(error(
+            &whole_file,
+            format!(
+                "zone {} has no NS records at its apex; add at least one, e.g. `@ IN NS ns1`",
+                origin
+            ),
+        ));
+    }
+    let soa = soa_set
+        .records(origin)
+        .next()
+        .ok_or_else(|| error(&whole_file, "empty SOA RRset".into()))?;
+    let has_cuts = nodes.iter().any(|(key, node)| {
+        (key != &*origin_key && node.get(RecordType::NS).is_some())
+            || node.get(RecordType::DNAME).is_some()
+    });
+    Ok(Zone {
+        apex_labels: sextant_wire::label_count(&origin_wire),
+        origin_wire,
+        origin: origin.clone(),
+        soa,
+        nodes,
+        has_cuts,
+        record_count,
+        signed,
+        denial,
+        unused_nsec3,
+    })
 }
 
 impl Zone {

@@ -65,3 +65,92 @@ fn a_reload_replaces_cached_answers_and_a_broken_file_keeps_the_old_zone() {
     .unwrap();
     assert_eq!(address_of_www(suite.dns), "192.0.2.81");
 }
+
+/// A restart serves the zone from its snapshot; a snapshot of files that changed
+/// since, or a damaged one, is never served: the zone file is read instead.
+#[test]
+fn a_restart_serves_the_snapshot_and_never_a_stale_or_damaged_one() {
+    let lab = Lab::new().unwrap();
+    let zone = "$TTL 3600\n@ IN SOA ns1 hostmaster 2026113001 7200 3600 1209600 300\n  IN NS ns1\nns1 IN A 192.0.2.1\n$INCLUDE hosts.inc\n";
+    let config = lab
+        .suite_config(&[("example.com", zone)], "packet_cache_bytes = 0")
+        .unwrap();
+    lab.write("zones/hosts.inc", "www IN A 192.0.2.80\n")
+        .unwrap();
+    let state = lab.path().join("state");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[authority]\n",
+        &format!("[authority]\nstate_dir = \"{}\"\n", state.display()),
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut suite = lab.start_suite(&config).unwrap();
+    assert_eq!(address_of_www(suite.dns), "192.0.2.80");
+    let log_count = |suite: &sextant_systest::Suite, text: &str| {
+        suite
+            .authority
+            .as_ref()
+            .unwrap()
+            .log_text()
+            .matches(text)
+            .count()
+    };
+    let written = |suite: &sextant_systest::Suite, times: usize| {
+        eventually(Duration::from_secs(10), "writing the snapshot", || {
+            log_count(suite, "zone snapshot written") == times
+        })
+        .unwrap();
+    };
+    let restart = |suite: &mut sextant_systest::Suite| {
+        let old = suite.authority.take().unwrap();
+        assert!(old.terminate(Duration::from_secs(10)).unwrap());
+        suite.authority = Some(lab.start_authority(&config).unwrap());
+    };
+    written(&suite, 1);
+
+    restart(&mut suite);
+    assert_eq!(log_count(&suite, "zone served from its snapshot"), 1);
+    eventually(
+        Duration::from_secs(10),
+        "answering after the restart",
+        || address_of_www(suite.dns) == "192.0.2.80",
+    )
+    .unwrap();
+
+    // An included file changed while the authority was down.
+    lab.write("zones/hosts.inc", "www IN A 192.0.2.81\n")
+        .unwrap();
+    restart(&mut suite);
+    let log = suite.authority.as_ref().unwrap().log_text();
+    assert!(log.contains("hosts.inc changed since"), "{log}");
+    assert_eq!(log_count(&suite, "zone served from its snapshot"), 1);
+    eventually(Duration::from_secs(10), "serving the changed file", || {
+        address_of_www(suite.dns) == "192.0.2.81"
+    })
+    .unwrap();
+    written(&suite, 2);
+
+    // Damage: one byte in the middle.
+    let snapshot = state.join("snapshots/example.com.zsnap");
+    let mut bytes = std::fs::read(&snapshot).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    std::fs::write(&snapshot, bytes).unwrap();
+    restart(&mut suite);
+    let log = suite.authority.as_ref().unwrap().log_text();
+    assert!(log.contains("it is damaged"), "{log}");
+    eventually(Duration::from_secs(10), "serving the zone file", || {
+        address_of_www(suite.dns) == "192.0.2.81"
+    })
+    .unwrap();
+    written(&suite, 3);
+
+    // Written again whole: the next start uses it.
+    restart(&mut suite);
+    assert_eq!(log_count(&suite, "zone served from its snapshot"), 2);
+    eventually(
+        Duration::from_secs(10),
+        "answering from the snapshot",
+        || address_of_www(suite.dns) == "192.0.2.81",
+    )
+    .unwrap();
+}
