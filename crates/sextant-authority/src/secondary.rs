@@ -97,6 +97,24 @@ fn build(version: ZoneVersion, signing: Option<&Signing>) -> Result<Zone, String
         "transfer of {} serial {}",
         version.zone, version.serial
     ));
+    let policy = signing.and_then(|s| Some((s, s.secondary_policy(&origin)?)));
+    let Some((signing, policy)) = policy else {
+        // Served as transferred: the records go to the builder as the bytes they
+        // are, never through a decoded form.
+        let mut builder = ZoneBuilder::new(&origin, &source);
+        builder.reserve(version.records.len());
+        let mut location = Location {
+            file: Arc::new(source),
+            line: 0,
+        };
+        for (index, bytes) in version.records.iter().enumerate() {
+            location.line = index + 1;
+            builder
+                .add_record(bytes, &location)
+                .map_err(|e| format!("record {} does not decode: {e}", index + 1))?;
+        }
+        return finish(builder);
+    };
     let mut records = Vec::with_capacity(version.records.len());
     for (index, bytes) in version.records.iter().enumerate() {
         records.push(
@@ -104,23 +122,19 @@ fn build(version: ZoneVersion, signing: Option<&Signing>) -> Result<Zone, String
                 .map_err(|e| format!("record {} does not decode: {e}", index + 1))?,
         );
     }
-    let policy = signing.and_then(|s| Some((s, s.secondary_policy(&origin)?)));
-    if let Some((signing, policy)) = policy {
-        // Checked as transferred first, so that a broken version is refused for
-        // what it is before anything is signed or stored.
-        let unsigned: Vec<Record> = records
-            .iter()
-            .filter(|r| !sextant_signer::is_signer_type(r.record_type()))
-            .cloned()
-            .collect();
-        build_records(&origin, &source, unsigned)?;
-        let mut builder = Builder::new(&origin, &source);
-        signing
-            .sign_zone(&origin, policy, records, &mut |record| builder.add(record))
-            .map_err(|e| e.to_string())?;
-        return builder.build();
-    }
-    build_records(&origin, &source, records)
+    // Checked as transferred first, so that a broken version is refused for
+    // what it is before anything is signed or stored.
+    let unsigned: Vec<Record> = records
+        .iter()
+        .filter(|r| !sextant_signer::is_signer_type(r.record_type()))
+        .cloned()
+        .collect();
+    build_records(&origin, &source, unsigned)?;
+    let mut builder = Builder::new(&origin, &source);
+    signing
+        .sign_zone(&origin, policy, records, &mut |record| builder.add(record))
+        .map_err(|e| e.to_string())?;
+    builder.build()
 }
 
 /// A zone built from records as they come, each located by its place.
@@ -151,12 +165,16 @@ impl Builder {
     }
 
     pub(crate) fn build(self) -> Result<Zone, String> {
-        let (zone, warnings) = self.builder.build().map_err(|e| e.to_string())?;
-        for warning in warnings {
-            tracing::warn!(%warning, "secondary zone fix-up");
-        }
-        Ok(zone)
+        finish(self.builder)
     }
+}
+
+fn finish(builder: ZoneBuilder) -> Result<Zone, String> {
+    let (zone, warnings) = builder.build().map_err(|e| e.to_string())?;
+    for warning in warnings {
+        tracing::warn!(%warning, "secondary zone fix-up");
+    }
+    Ok(zone)
 }
 
 /// A zone of `records`, each located by its place in the version.

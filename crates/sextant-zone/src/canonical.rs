@@ -23,6 +23,12 @@ pub(crate) fn write_key_wire(wire: &[u8], out: &mut [u8; MAX_KEY]) -> usize {
     let mut starts = [0usize; 128];
     let mut labels = 0;
     for start in sextant_wire::label_starts(wire).take(starts.len()) {
+        // Only whole labels within a name's 255 bytes: the key of damaged data
+        // must still fit its buffer.
+        let end = start + 1 + usize::from(wire[start]);
+        if end >= wire.len() || end > sextant_wire::MAX_NAME_LEN {
+            break;
+        }
         starts[labels] = start;
         labels += 1;
     }

@@ -87,7 +87,15 @@ fn check_nsec_chain(
         let expected = with_nsec
             .get(index + 1)
             .map_or(origin_key, |(next, _)| next);
-        let next_len = sextant_wire::name_len(rdata).unwrap_or(rdata.len());
+        let Some(next_len) = sextant_wire::name_len(rdata) else {
+            return Err(ZoneError {
+                location: locate(key, RecordType::NSEC),
+                message: format!(
+                    "the NSEC record at {} has no valid next name; sign the zone again",
+                    canonical::name(key)
+                ),
+            });
+        };
         let mut buffer = [0u8; canonical::MAX_KEY];
         let len = canonical::write_key_wire(&rdata[..next_len], &mut buffer);
         if buffer[..len] != *expected {

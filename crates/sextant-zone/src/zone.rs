@@ -258,6 +258,63 @@ impl ZoneBuilder {
         );
     }
 
+    /// Room for about `records` more records.
+    pub fn reserve(&mut self, records: usize) {
+        self.pending.reserve(records);
+    }
+
+    /// Adds one record in wire form, standing alone as the transfer daemon stores
+    /// it: owner, type, class, TTL, length, data. Names in NS, CNAME, PTR, MX and
+    /// SOA data may point back into the record (hickory-proto compresses them even
+    /// there); they are written out whole. Other data is kept as it is.
+    pub fn add_record(&mut self, record: &[u8], location: &Location) -> Result<(), String> {
+        let mut owner = [0u8; sextant_wire::MAX_NAME_LEN];
+        let (owner_len, at) = sextant_wire::read_name(record, 0, &mut owner)
+            .ok_or("the owner name does not decode")?;
+        let fixed = record.get(at..at + 10).ok_or("the record ends early")?;
+        let rtype = RecordType::from(u16::from_be_bytes([fixed[0], fixed[1]]));
+        let ttl = u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
+        let start = at + 10;
+        let end = start + usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+        if end != record.len() {
+            return Err("its data length does not match its size".into());
+        }
+        let mut expanded = Vec::new();
+        let names_at = match rtype {
+            RecordType::NS | RecordType::CNAME | RecordType::PTR => Some((0, 1)),
+            RecordType::MX => Some((2, 1)),
+            RecordType::SOA => Some((0, 2)),
+            _ => None,
+        };
+        let data = match names_at {
+            None => &record[start..end],
+            Some((prefix, names)) => {
+                let fixed = record
+                    .get(start..start + prefix)
+                    .ok_or("the data ends early")?;
+                expanded.extend_from_slice(fixed);
+                let mut at = start + prefix;
+                let mut name = [0u8; sextant_wire::MAX_NAME_LEN];
+                for _ in 0..names {
+                    let (len, next) = sextant_wire::read_name(record, at, &mut name)
+                        .filter(|(_, next)| *next <= end)
+                        .ok_or("a name in the data does not decode")?;
+                    expanded.extend_from_slice(&name[..len]);
+                    at = next;
+                }
+                // The SOA's five numbers follow its names.
+                let rest = if rtype == RecordType::SOA { 20 } else { 0 };
+                if end - at != rest {
+                    return Err("the data has the wrong length for its type".into());
+                }
+                expanded.extend_from_slice(&record[at..end]);
+                &expanded
+            }
+        };
+        self.add_wire(&owner[..owner_len], rtype, ttl, data, location);
+        Ok(())
+    }
+
     /// [`ZoneBuilder::add`] of a record whose owner (an uncompressed wire name) and
     /// data are already in wire form: what the master-file reader makes.
     pub(crate) fn add_wire(
@@ -741,6 +798,67 @@ mod tests {
             .unwrap();
         assert_eq!(www.get(RecordType::A).unwrap().ttl, 30);
         assert_eq!(www.get(RecordType::A).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn standalone_wire_records_build_the_zone_their_decoded_form_builds() {
+        use hickory_proto::serialize::binary::BinEncodable;
+        let text = format!(
+            "{HEAD}www A 192.0.2.80\n  AAAA 2001:db8::80\nftp CNAME www\n@ MX 10 www\nsub NS ns.sub\nns.sub A 192.0.2.9\n\
+             ptr PTR www.example.com.\n_sip._udp SRV 0 5 5060 www\nt TXT \"a b\" c\nd DNAME example.net.\n\
+             c CAA 0 issue \"ca.example\"\nu TYPE65000 \\# 2 abcd\n"
+        );
+        let (zone, _) = load(&text).unwrap();
+        let records: Vec<Record> = zone.axfr_records().skip(1).collect();
+        let location = Location {
+            file: Arc::new("t".into()),
+            line: 1,
+        };
+        let origin = Name::from_ascii("example.com.").unwrap();
+        let mut decoded = ZoneBuilder::new(&origin, Path::new("t"));
+        let mut wire = ZoneBuilder::new(&origin, Path::new("t"));
+        let mut compressed = 0;
+        for record in &records {
+            // As the transfer daemon stores them: hickory-proto's encoding, which
+            // compresses names in the data of some types against the owner.
+            let bytes = record.to_bytes().unwrap();
+            let whole = wire_name(&record.name).len()
+                + 10
+                + crate::rrset::encode(&record.data).unwrap().len();
+            if bytes.len() < whole {
+                compressed += 1;
+            }
+            decoded.add(LocatedRecord {
+                record: record.clone(),
+                location: location.clone(),
+            });
+            wire.add_record(&bytes, &location).unwrap();
+        }
+        assert!(compressed > 0);
+        let (decoded, _) = decoded.build().unwrap();
+        let (wire, _) = wire.build().unwrap();
+        let sets = |zone: &Zone| -> Vec<(Vec<u8>, RecordType, u32, Vec<u8>)> {
+            zone.nodes()
+                .iter()
+                .flat_map(|(key, node)| {
+                    node.rrsets()
+                        .iter()
+                        .map(move |set| (key.to_vec(), set.rtype, set.ttl, set.wire().to_vec()))
+                })
+                .collect()
+        };
+        assert_eq!(sets(&wire), sets(&decoded));
+        assert_eq!(wire.record_count(), decoded.record_count());
+
+        let mut builder = ZoneBuilder::new(&origin, Path::new("t"));
+        let good = records[0].to_bytes().unwrap();
+        assert!(
+            builder
+                .add_record(&good[..good.len() - 1], &location)
+                .is_err()
+        );
+        assert!(builder.add_record(&[0xc0, 0x00], &location).is_err());
+        assert!(builder.add_record(&[], &location).is_err());
     }
 
     /// Replays fuzz/corpus/zone_file, where crash reproducers are committed: an
