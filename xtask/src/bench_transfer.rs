@@ -37,8 +37,10 @@ pub(crate) fn bench_transfer(records: usize) -> anyhow::Result<()> {
         wait_serial(primary_addr, &mut primary, TRANSFER_TIMEOUT)
             .context("the Knot primary did not load the zone")?;
         let mut table = format!(
-            "AXFR of {records} records from a Knot primary\n{:<10} {:>14} {:>14}\n",
-            "secondary", "seconds", "peak MB"
+            "AXFR of {records} records from a Knot primary; restart: Sextant's three daemons\n\
+             stopped and started again, until the zone is answered (from the store and the\n\
+             authority's snapshot)\n{:<10} {:>14} {:>14} {:>12}\n",
+            "secondary", "seconds", "peak MB", "restart s"
         );
         for (index, secondary) in ["sextant", "knot", "bind"].into_iter().enumerate() {
             let port = PRIMARY_PORT + 1 + index as u16;
@@ -51,11 +53,28 @@ pub(crate) fn bench_transfer(records: usize) -> anyhow::Result<()> {
             let waited = wait_serial(addr, &mut processes, TRANSFER_TIMEOUT);
             let seconds = started.elapsed().as_secs_f64();
             let peak_kb: u64 = processes.iter().map(|c| peak_kb(c.id())).sum();
+            let snapshot = if secondary == "sextant" && waited.is_ok() {
+                wait_snapshot(&dir)
+            } else {
+                Ok(())
+            };
             stop(&mut processes);
             waited?;
+            snapshot?;
+            let restart = if secondary == "sextant" {
+                let started = Instant::now();
+                let mut processes = start_secondary(secondary, &root, &dir, port)?;
+                let waited = wait_serial(addr, &mut processes, TRANSFER_TIMEOUT);
+                let seconds = started.elapsed().as_secs_f64();
+                stop(&mut processes);
+                waited?;
+                format!("{seconds:.2}")
+            } else {
+                "-".into()
+            };
             writeln!(
                 table,
-                "{secondary:<10} {seconds:>14.2} {:>14.1}",
+                "{secondary:<10} {seconds:>14.2} {:>14.1} {restart:>12}",
                 peak_kb as f64 / 1024.0
             )?;
         }
@@ -101,6 +120,27 @@ fn start_knot_primary(dir: &Path, zone_file: &Path) -> anyhow::Result<Child> {
     )
 }
 
+/// Waits until the authority's snapshot of the zone is written.
+fn wait_snapshot(dir: &Path) -> anyhow::Result<()> {
+    let snapshots = dir.join("authority-state/snapshots");
+    let started = Instant::now();
+    loop {
+        let written = snapshots.join(format!("{ZONE}.zsnap")).exists();
+        let writing = std::fs::read_dir(&snapshots).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().extension().is_some_and(|x| x == "tmp"))
+        });
+        if written && !writing {
+            return Ok(());
+        }
+        if started.elapsed() > TRANSFER_TIMEOUT {
+            bail!("no snapshot in {}", snapshots.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn start_secondary(
     secondary: &str,
     root: &Path,
@@ -115,7 +155,7 @@ fn start_secondary(
                 &config,
                 format!(
                     "[log]\nlevel = \"warn\"\n[listener]\nlisten = [\"127.0.0.1:{port}\"]\n\
-                     [authority]\ngrpc = \"unix:{d}/authority.sock\"\nready_file = \"{d}/authority.ready\"\n\
+                     [authority]\ngrpc = \"unix:{d}/authority.sock\"\nready_file = \"{d}/authority.ready\"\nstate_dir = \"{d}/authority-state\"\n\
                      [transfer]\ngrpc = \"unix:{d}/transfer.sock\"\nstate_dir = \"{d}/state\"\nready_file = \"{d}/transfer.ready\"\n\
                      transfer_timeout = \"60s\"\n\
                      [[transfer.zone]]\nname = \"{ZONE}\"\nprimaries = [\"127.0.0.1:{PRIMARY_PORT}\"]\n"
@@ -129,6 +169,9 @@ fn start_secondary(
                 ("sextant-authority", Some("authority.ready")),
                 ("sextant-listener", None),
             ] {
+                if let Some(ready) = ready {
+                    let _ = std::fs::remove_file(dir.join(ready));
+                }
                 processes.push(spawn(&bin.join(daemon), &args, dir)?);
                 if let Some(ready) = ready {
                     let started = Instant::now();

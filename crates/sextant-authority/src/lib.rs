@@ -132,6 +132,8 @@ impl Daemon for AuthorityDaemon {
                 authority.clone(),
                 publisher.clone(),
                 signing.clone(),
+                section.state_dir.clone(),
+                section.zones.iter().map(|z| z.name.clone()).collect(),
                 shutdown.clone(),
             )
             .await;

@@ -102,7 +102,12 @@ pub(crate) fn write_snapshots(
 ) {
     for (zone, sources, warnings) in zones {
         let started = std::time::Instant::now();
-        match zone_snapshot::save(state_dir, &zone, &sources, &warnings) {
+        match zone_snapshot::save(
+            state_dir,
+            &zone,
+            &zone_snapshot::Origin::Files(&sources),
+            &warnings,
+        ) {
             Ok(()) => tracing::info!(
                 zone = %zone.origin(),
                 seconds = started.elapsed().as_secs_f64(),

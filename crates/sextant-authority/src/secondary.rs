@@ -1,13 +1,18 @@
 //! Secondary zones: the authority follows the versions the transfer daemon publishes
 //! and swaps each one in whole. A version that does not build keeps the previous one.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::rr::{Name, Record};
 use hickory_proto::serialize::binary::BinDecodable;
-use sextant_rpc::{Endpoint, VersionEvent, ZoneSetPublisher, ZoneVersion, follow_versions};
+use parking_lot::Mutex;
+use sextant_rpc::{
+    Endpoint, KnownVersion, KnownVersions, VersionEvent, ZoneSetPublisher, ZoneVersion,
+    follow_versions,
+};
 use sextant_zone::LocatedRecord;
 use sextant_zone::{Location, Zone, ZoneBuilder};
 use tokio::sync::mpsc;
@@ -15,27 +20,78 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Authority;
 use crate::signing::Signing;
+use crate::zone_snapshot;
 
 /// How long start-up waits for the transfer daemon's snapshot before serving without
 /// the secondary zones (they are added as soon as they arrive).
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(10);
 
+/// What the authority holds of the secondary zones: the versions it serves, and at
+/// start the snapshots read from `authority.state_dir`, waiting for the transfer
+/// daemon to confirm that they are still the published versions. Both are what it
+/// tells the transfer daemon it knows, so that a restart of either daemon does not
+/// send (and build) an unchanged zone again.
+#[derive(Default)]
+struct Held {
+    served: HashMap<String, KnownVersion>,
+    waiting: HashMap<String, (Arc<Zone>, KnownVersion)>,
+}
+
+/// What applying a version needs.
+struct Follower {
+    authority: Arc<Authority>,
+    publisher: ZoneSetPublisher,
+    signing: Option<Arc<Signing>>,
+    /// `authority.state_dir`, where snapshots are kept.
+    snapshots: Option<PathBuf>,
+    held: Arc<Mutex<Held>>,
+}
+
 /// Follows `endpoint`; returns once the initial snapshot is in (or the wait ran out),
-/// leaving a task that applies every later version.
+/// leaving a task that applies every later version. `primaries` are the zones read
+/// from files (their snapshots are not secondary versions).
 pub(crate) async fn follow(
     endpoint: Endpoint,
     authority: Arc<Authority>,
     publisher: ZoneSetPublisher,
     signing: Option<Arc<Signing>>,
+    snapshots: Option<PathBuf>,
+    primaries: Vec<Name>,
     shutdown: CancellationToken,
 ) {
-    let mut events = follow_versions(endpoint.clone(), shutdown.clone());
+    let held = Arc::new(Mutex::new(Held::default()));
+    if let Some(dir) = snapshots.clone() {
+        let signing = signing.clone();
+        let waiting = tokio::task::spawn_blocking(move || {
+            read_snapshots(&dir, &primaries, signing.as_deref())
+        })
+        .await
+        .unwrap_or_default();
+        held.lock().waiting = waiting;
+    }
+    let known: KnownVersions = {
+        let held = held.clone();
+        Arc::new(move || {
+            let held = held.lock();
+            held.served
+                .values()
+                .chain(held.waiting.values().map(|(_, known)| known))
+                .cloned()
+                .collect()
+        })
+    };
+    let follower = Arc::new(Follower {
+        authority,
+        publisher,
+        signing,
+        snapshots,
+        held,
+    });
+    let mut events = follow_versions(endpoint.clone(), known, shutdown.clone());
     let snapshot = tokio::time::timeout(SNAPSHOT_WAIT, async {
         while let Some(event) = events.recv().await {
             match event {
-                VersionEvent::Zone(version) => {
-                    apply(&authority, &publisher, signing.clone(), version).await;
-                }
+                VersionEvent::Zone(version) => follower.apply(version).await,
                 VersionEvent::SnapshotDone => return,
             }
         }
@@ -43,51 +99,176 @@ pub(crate) async fn follow(
     .await;
     if snapshot.is_err() {
         tracing::warn!(%endpoint, "no snapshot of secondary zones from the transfer daemon yet; serving without them until it arrives");
+    } else {
+        follower.forget_unconfirmed();
     }
-    tokio::spawn(apply_all(events, authority, publisher, signing));
+    tokio::spawn(apply_all(events, follower));
 }
 
-async fn apply_all(
-    mut events: mpsc::Receiver<VersionEvent>,
-    authority: Arc<Authority>,
-    publisher: ZoneSetPublisher,
-    signing: Option<Arc<Signing>>,
-) {
+/// The snapshots of transferred versions in `dir`, except those of `primaries` and
+/// of zones signed here (those are signed again from their records).
+fn read_snapshots(
+    dir: &Path,
+    primaries: &[Name],
+    signing: Option<&Signing>,
+) -> HashMap<String, (Arc<Zone>, KnownVersion)> {
+    let mut waiting = HashMap::new();
+    let Ok(entries) = std::fs::read_dir(dir.join("snapshots")) else {
+        return waiting;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(stem) = file.to_str().and_then(|f| f.strip_suffix(".zsnap")) else {
+            continue;
+        };
+        let text = if stem == "root" {
+            ".".to_string()
+        } else {
+            format!("{stem}.")
+        };
+        let Ok(zone) = Name::from_ascii(&text) else {
+            continue;
+        };
+        if primaries.iter().any(|p| p.to_lowercase() == zone)
+            || signing.is_some_and(|s| s.secondary_policy(&zone).is_some())
+        {
+            continue;
+        }
+        match zone_snapshot::load_transferred(dir, &zone) {
+            Ok(Some((built, serial, digest))) => {
+                let known = KnownVersion {
+                    zone: text.clone(),
+                    serial,
+                    digest,
+                };
+                waiting.insert(text, (Arc::new(built), known));
+            }
+            Ok(None) => {}
+            Err(reason) => {
+                tracing::warn!(%zone, "secondary zone snapshot not used: {reason}; the transfer daemon sends the zone");
+            }
+        }
+    }
+    waiting
+}
+
+async fn apply_all(mut events: mpsc::Receiver<VersionEvent>, follower: Arc<Follower>) {
     while let Some(event) = events.recv().await {
         if let VersionEvent::Zone(version) = event {
-            apply(&authority, &publisher, signing.clone(), version).await;
+            follower.apply(version).await;
         }
     }
 }
 
-/// Builds the version off the async threads (a large zone takes seconds), signed
-/// when the zone has a policy, then swaps it in.
-async fn apply(
-    authority: &Authority,
-    publisher: &ZoneSetPublisher,
-    signing: Option<Arc<Signing>>,
-    version: ZoneVersion,
-) {
-    let (zone, serial, expired) = (version.zone.clone(), version.serial, version.expired);
-    let built = tokio::task::spawn_blocking(move || build(version, signing.as_deref()))
-        .await
-        .unwrap_or_else(|e| Err(format!("zone build task failed: {e}")));
-    match built {
-        Ok(built) => {
-            let origin = built.origin().clone();
-            let catalog = authority
-                .catalog()
-                .updated([Arc::new(built)], &[(origin, expired)]);
-            authority.replace(catalog);
-            let generation = publisher.publish(authority.zone_names());
-            tracing::info!(%zone, serial, expired, generation, "secondary zone version served");
+impl Follower {
+    /// Builds the version off the async threads (a large zone takes seconds),
+    /// signed when the zone has a policy, then swaps it in; an unchanged version
+    /// keeps (or, at start, serves) the one held.
+    async fn apply(&self, version: ZoneVersion) {
+        let (zone, serial, expired) = (version.zone.clone(), version.serial, version.expired);
+        if version.unchanged {
+            self.keep(&zone, serial, expired);
+            return;
         }
-        Err(error) => tracing::error!(
-            %zone,
-            serial,
-            %error,
-            "secondary zone version rejected; the previous version stays served"
-        ),
+        let digest = sextant_rpc::version_digest(&version.records);
+        let signing = self.signing.clone();
+        let signed = signing
+            .as_deref()
+            .zip(Name::from_ascii(&zone).ok())
+            .is_some_and(|(s, name)| s.secondary_policy(&name).is_some());
+        let built = tokio::task::spawn_blocking(move || build(version, signing.as_deref()))
+            .await
+            .unwrap_or_else(|e| Err(format!("zone build task failed: {e}")));
+        match built {
+            Ok(built) => {
+                let built = Arc::new(built);
+                self.serve(built.clone(), expired);
+                let known = KnownVersion {
+                    zone: zone.clone(),
+                    serial,
+                    digest,
+                };
+                {
+                    let mut held = self.held.lock();
+                    held.waiting.remove(&zone);
+                    held.served.insert(zone.clone(), known);
+                }
+                tracing::info!(%zone, serial, expired, "secondary zone version served");
+                if let (Some(dir), false) = (self.snapshots.clone(), signed) {
+                    tokio::task::spawn_blocking(move || {
+                        let origin = zone_snapshot::Origin::Transfer { serial, digest };
+                        match zone_snapshot::save(&dir, &built, &origin, &[]) {
+                            Ok(()) => {
+                                tracing::info!(zone = %built.origin(), serial, "secondary zone snapshot written")
+                            }
+                            Err(error) => {
+                                tracing::warn!(zone = %built.origin(), %error, "secondary zone snapshot not written; the next start receives the zone again")
+                            }
+                        }
+                    });
+                }
+            }
+            Err(error) => tracing::error!(
+                %zone,
+                serial,
+                %error,
+                "secondary zone version rejected; the previous version stays served"
+            ),
+        }
+    }
+
+    fn serve(&self, zone: Arc<Zone>, expired: bool) {
+        let origin = zone.origin().clone();
+        let catalog = self
+            .authority
+            .catalog()
+            .updated([zone], &[(origin, expired)]);
+        self.authority.replace(catalog);
+        self.publisher.publish(self.authority.zone_names());
+    }
+
+    /// The transfer daemon confirms the version held: served from its snapshot at
+    /// start, kept after a reconnect (its expiry may have changed).
+    fn keep(&self, zone: &str, serial: u32, expired: bool) {
+        let waiting = {
+            let mut held = self.held.lock();
+            let waiting = held.waiting.remove(zone);
+            if let Some((_, known)) = &waiting {
+                held.served.insert(zone.to_string(), known.clone());
+            }
+            waiting
+        };
+        match (waiting, Name::from_ascii(zone)) {
+            (Some((built, _)), _) => {
+                self.serve(built, expired);
+                tracing::info!(%zone, serial, expired, "secondary zone served from its snapshot");
+            }
+            (None, Ok(origin)) => {
+                let catalog = self.authority.catalog().updated([], &[(origin, expired)]);
+                self.authority.replace(catalog);
+                self.publisher.publish(self.authority.zone_names());
+                tracing::debug!(%zone, serial, expired, "secondary zone unchanged");
+            }
+            (None, Err(_)) => {}
+        }
+    }
+
+    /// After the transfer daemon's first snapshot: a snapshot it did not confirm is
+    /// of a zone no longer served here or of a replaced version.
+    fn forget_unconfirmed(&self) {
+        let unconfirmed: Vec<Arc<Zone>> = self
+            .held
+            .lock()
+            .waiting
+            .drain()
+            .map(|(_, (zone, _))| zone)
+            .collect();
+        if let Some(dir) = &self.snapshots {
+            for zone in unconfirmed {
+                tracing::info!(zone = %zone.origin(), "secondary zone snapshot dropped: the transfer daemon does not publish that version");
+                let _ = std::fs::remove_file(zone_snapshot::path(dir, zone.origin()));
+            }
+        }
     }
 }
 

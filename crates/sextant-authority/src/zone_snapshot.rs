@@ -9,11 +9,19 @@
 //! file and renamed over the old one: a crash leaves the old snapshot or the new
 //! one, and a torn file fails its digest.
 //!
+//! Secondary zones (served as transferred, without a policy) have snapshots too,
+//! named by the version's serial and the digest of its records: at start the
+//! authority tells the transfer daemon which versions it holds, and serves a
+//! snapshot only once the transfer daemon says that version is still the published
+//! one (instead of sending its records).
+//!
 //! Layout: magic (16 bytes), header length (u32 LE), header, the zone
-//! ([`Zone::write_snapshot`]), digest (32 bytes). Header: sources (u16), each a path
-//! (u16 length, bytes), size (u64), modification time (u64 seconds, u32
-//! nanoseconds since 1970) and SHA-256; then warnings (u32), each a file (u16
-//! length, bytes), line (u32) and message (u32 length, UTF-8).
+//! ([`Zone::write_snapshot`]), digest (32 bytes). Header: kind (u8: 0 read from
+//! files, 1 transferred); for files, sources (u16), each a path (u16 length,
+//! bytes), size (u64), modification time (u64 seconds, u32 nanoseconds since 1970)
+//! and SHA-256; for a transferred version, its serial (u32) and the digest of its
+//! records (32 bytes); then warnings (u32), each a file (u16 length, bytes), line
+//! (u32) and message (u32 length, UTF-8).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -28,7 +36,7 @@ use ring::digest::{Context, SHA256};
 use sextant_zone::{Location, Zone, ZoneWarning};
 
 /// Changes with the layout above (the zone's own encoding has its own format).
-const MAGIC: &[u8; 16] = b"sextant-zsnap-01";
+const MAGIC: &[u8; 16] = b"sextant-zsnap-02";
 const DIGEST_LEN: usize = 32;
 
 /// One file a zone was read from, as it was when read.
@@ -111,11 +119,22 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-/// Writes the snapshot of `zone`, read from `sources` with `warnings`.
+/// Where a zone came from.
+pub(crate) enum Origin<'a> {
+    /// Read from these files.
+    Files(&'a [Source]),
+    /// A version from the transfer daemon.
+    Transfer {
+        serial: u32,
+        digest: [u8; DIGEST_LEN],
+    },
+}
+
+/// Writes the snapshot of `zone`, which came from `origin` with `warnings`.
 pub(crate) fn save(
     state_dir: &Path,
     zone: &Zone,
-    sources: &[Source],
+    origin: &Origin<'_>,
     warnings: &[ZoneWarning],
 ) -> std::io::Result<()> {
     let target = path(state_dir, zone.origin());
@@ -136,7 +155,7 @@ pub(crate) fn save(
             context: Context::new(&SHA256),
         };
         out.write_all(MAGIC)?;
-        let header = header(sources, warnings)?;
+        let header = header(origin, warnings)?;
         out.write_all(&(header.len() as u32).to_le_bytes())?;
         out.write_all(&header)?;
         zone.write_snapshot(&mut out)?;
@@ -155,11 +174,25 @@ pub(crate) fn save(
     written
 }
 
-fn header(sources: &[Source], warnings: &[ZoneWarning]) -> std::io::Result<Vec<u8>> {
+fn header(origin: &Origin<'_>, warnings: &[ZoneWarning]) -> std::io::Result<Vec<u8>> {
     let too_long = || std::io::Error::other("a path or message too long for a snapshot");
     let mut header = Vec::new();
-    let count = u16::try_from(sources.len()).map_err(|_| too_long())?;
-    header.extend_from_slice(&count.to_le_bytes());
+    let sources = match origin {
+        Origin::Files(sources) => {
+            header.push(0);
+            *sources
+        }
+        Origin::Transfer { serial, digest } => {
+            header.push(1);
+            header.extend_from_slice(&serial.to_le_bytes());
+            header.extend_from_slice(digest);
+            &[]
+        }
+    };
+    if matches!(origin, Origin::Files(_)) {
+        let count = u16::try_from(sources.len()).map_err(|_| too_long())?;
+        header.extend_from_slice(&count.to_le_bytes());
+    }
     for source in sources {
         let path = source.path.as_os_str().as_bytes();
         let len = u16::try_from(path.len()).map_err(|_| too_long())?;
@@ -214,8 +247,12 @@ pub(crate) fn load(state_dir: &Path, zone: &Name, file: &Path) -> Snapshot {
 }
 
 fn check(bytes: &[u8], zone: &Name, file: &Path) -> Result<(Zone, Vec<ZoneWarning>), Snapshot> {
-    let mut sources = Vec::new();
-    let (zone_bytes, warnings) = read_header(bytes, &mut sources).map_err(Snapshot::Unusable)?;
+    let (header, zone_bytes, warnings) = read_header(bytes).map_err(Snapshot::Unusable)?;
+    let Header::Files(sources) = header else {
+        return Err(Snapshot::Stale(
+            "it is of a transferred version, and the zone is now read from a file".into(),
+        ));
+    };
     if sources.first().map(|s| s.path.as_path()) != Some(file) {
         return Err(Snapshot::Stale(format!(
             "it was made from another file than {}",
@@ -229,12 +266,40 @@ fn check(bytes: &[u8], zone: &Name, file: &Path) -> Result<(Zone, Vec<ZoneWarnin
     Ok((built, warnings))
 }
 
-/// The digest checked and the header read: the sources (into `sources`), the
-/// warnings, and the zone's bytes.
-fn read_header<'b>(
-    bytes: &'b [u8],
-    sources: &mut Vec<Source>,
-) -> Result<(&'b [u8], Vec<ZoneWarning>), String> {
+/// The snapshot of a transferred version of `zone`, with that version's serial and
+/// digest; `Ok(None)` when there is none, an error (for one log line) when it
+/// cannot be used.
+pub(crate) fn load_transferred(
+    state_dir: &Path,
+    zone: &Name,
+) -> Result<Option<(Zone, u32, [u8; DIGEST_LEN])>, String> {
+    let bytes = match std::fs::read(path(state_dir, zone)) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("it cannot be read ({e})")),
+    };
+    let (header, zone_bytes, _) = read_header(&bytes)?;
+    let Header::Transfer { serial, digest } = header else {
+        // The zone was a primary zone before: nothing to offer the transfer daemon.
+        return Ok(None);
+    };
+    let source = PathBuf::from(format!("snapshot of {zone} serial {serial}"));
+    let built = Zone::read_snapshot(zone, &source, zone_bytes)?;
+    Ok(Some((built, serial, digest)))
+}
+
+/// What a snapshot was made from.
+enum Header {
+    Files(Vec<Source>),
+    Transfer {
+        serial: u32,
+        digest: [u8; DIGEST_LEN],
+    },
+}
+
+/// The digest checked and the header read: where the zone came from, the zone's
+/// bytes and the warnings.
+fn read_header(bytes: &[u8]) -> Result<(Header, &[u8], Vec<ZoneWarning>), String> {
     let body_len = bytes
         .len()
         .checked_sub(DIGEST_LEN)
@@ -257,7 +322,22 @@ fn read_header<'b>(
         at: 0,
     };
     let zone_bytes = &body[input.at..];
-    for _ in 0..header.u16()? {
+    let kind = header.take(1)?[0];
+    let mut sources = Vec::new();
+    let origin_count = match kind {
+        0 => header.u16()?,
+        1 => 0,
+        other => return Err(format!("it is of an unknown kind {other}")),
+    };
+    let transfer = if kind == 1 {
+        let serial = header.u32()?;
+        let mut digest = [0u8; DIGEST_LEN];
+        digest.copy_from_slice(header.take(DIGEST_LEN)?);
+        Some((serial, digest))
+    } else {
+        None
+    };
+    for _ in 0..origin_count {
         let len = usize::from(header.u16()?);
         let path = PathBuf::from(std::ffi::OsStr::from_bytes(header.take(len)?));
         let size = header.u64()?;
@@ -293,7 +373,11 @@ fn read_header<'b>(
             message,
         });
     }
-    Ok((zone_bytes, warnings))
+    let origin = match transfer {
+        Some((serial, digest)) => Header::Transfer { serial, digest },
+        None => Header::Files(sources),
+    };
+    Ok((origin, zone_bytes, warnings))
 }
 
 /// Reads integers and slices, every read checked against the end.
@@ -369,7 +453,13 @@ mod tests {
         let (zone, warnings) =
             Zone::from_master_text(&setup.name, &setup.file, &text, &read_include).unwrap();
         assert_eq!(warnings.len(), 1, "the duplicate A record");
-        save(setup.dir.path(), &zone, &sources.into_inner(), &warnings).unwrap();
+        save(
+            setup.dir.path(),
+            &zone,
+            &Origin::Files(&sources.into_inner()),
+            &warnings,
+        )
+        .unwrap();
         zone
     }
 

@@ -41,7 +41,8 @@ pub use health::{HealthState, check_health};
 pub use query_client::{Completion, QueryClient, QueryClientOptions};
 pub use query_server::{QueryHandler, QueryService};
 pub use secondary::{
-    VersionEvent, VersionNotifier, VersionSource, VersionState, ZoneVersion, follow_versions,
+    KnownVersion, KnownVersions, VersionEvent, VersionNotifier, VersionSource, VersionState,
+    ZoneVersion, follow_versions, version_digest,
 };
 pub use server::{GrpcServer, Services};
 pub use sextant_config::Endpoint;

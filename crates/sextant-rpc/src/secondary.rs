@@ -38,9 +38,40 @@ pub struct ZoneVersion {
     pub serial: u32,
     /// Past its SOA expire.
     pub expired: bool,
+    /// The watcher's [`KnownVersion`] of this zone is the published one: `records`
+    /// is empty, the watcher keeps what it has.
+    pub unchanged: bool,
     /// Records in uncompressed wire form, the SOA first.
     pub records: Vec<Vec<u8>>,
 }
+
+/// A version the watcher holds already, so that a reconnect or a restart does not
+/// send it again while it is still the published one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KnownVersion {
+    /// Apex, lower case, trailing dot.
+    pub zone: String,
+    /// Its serial.
+    pub serial: u32,
+    /// [`version_digest`] of its records.
+    pub digest: [u8; 32],
+}
+
+/// SHA-256 over a version's records in order, each as a 4-byte big-endian length
+/// and its bytes: what both sides compare to know a version without sending it.
+pub fn version_digest(records: &[Vec<u8>]) -> [u8; 32] {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    for record in records {
+        context.update(&(record.len() as u32).to_be_bytes());
+        context.update(record);
+    }
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(context.finish().as_ref());
+    digest
+}
+
+/// What the watcher says it knows: the versions it need not be sent.
+pub type KnownVersions = Arc<dyn Fn() -> Vec<KnownVersion> + Send + Sync>;
 
 /// What the transfer daemon provides to the service: the state of every zone, and
 /// the records of a zone's published version (read from the store when sent).
@@ -83,13 +114,20 @@ impl<S: VersionSource> pb::secondary_zones_server::SecondaryZones for SecondaryS
 
     async fn watch(
         &self,
-        _request: Request<pb::WatchVersionsRequest>,
+        request: Request<pb::WatchVersionsRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        let known: HashMap<String, (u32, Vec<u8>)> = request
+            .into_inner()
+            .known
+            .into_iter()
+            .map(|k| (k.zone, (k.serial, k.digest.to_vec())))
+            .collect();
         let (sender, receiver) = mpsc::channel(8);
         tokio::spawn(stream_versions(
             self.source.clone(),
             self.changes.clone(),
             sender,
+            known,
             self.shutdown.clone(),
         ));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
@@ -100,6 +138,7 @@ async fn stream_versions<S: VersionSource>(
     source: Arc<S>,
     mut changes: watch::Receiver<u64>,
     sender: mpsc::Sender<Result<pb::ZoneVersionChunk, Status>>,
+    mut known: HashMap<String, (u32, Vec<u8>)>,
     shutdown: CancellationToken,
 ) {
     let mut sent: HashMap<String, VersionState> = HashMap::new();
@@ -112,6 +151,8 @@ async fn stream_versions<S: VersionSource>(
             }
             let zone = state.zone.clone();
             let reader = source.clone();
+            // The records are read even for a version the watcher knows: its digest
+            // is over them, and the store's version ids do not survive a new store.
             let records = match tokio::task::spawn_blocking(move || reader.records(&zone)).await {
                 Ok(Ok(records)) => records,
                 Ok(Err(error)) => {
@@ -120,11 +161,21 @@ async fn stream_versions<S: VersionSource>(
                 }
                 Err(_) => continue,
             };
-            if !send_version(&sender, &state, records).await {
+            let unchanged = known.remove(&state.zone).is_some_and(|(serial, digest)| {
+                serial == state.serial && digest == version_digest(&records)
+            });
+            let sent_ok = if unchanged {
+                send_unchanged(&sender, &state).await
+            } else {
+                send_version(&sender, &state, records).await
+            };
+            if !sent_ok {
                 return;
             }
             sent.insert(state.zone.clone(), state);
         }
+        // Only the first pass answers what the watcher knew.
+        known.clear();
         if !snapshot_done {
             snapshot_done = true;
             let marker = pb::ZoneVersionChunk {
@@ -142,6 +193,22 @@ async fn stream_versions<S: VersionSource>(
     }
 }
 
+async fn send_unchanged(
+    sender: &mpsc::Sender<Result<pb::ZoneVersionChunk, Status>>,
+    state: &VersionState,
+) -> bool {
+    let message = pb::ZoneVersionChunk {
+        zone: state.zone.clone(),
+        serial: state.serial,
+        expired: state.expired,
+        first: true,
+        last: true,
+        unchanged: true,
+        records: Vec::new(),
+    };
+    sender.send(Ok(message)).await.is_ok()
+}
+
 async fn send_version(
     sender: &mpsc::Sender<Result<pb::ZoneVersionChunk, Status>>,
     state: &VersionState,
@@ -153,6 +220,7 @@ async fn send_version(
         expired: state.expired,
         first,
         last,
+        unchanged: false,
         records,
     };
     let mut pieces: Vec<Vec<Vec<u8>>> = Vec::new();
@@ -220,9 +288,11 @@ const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// Follows the transfer daemon's versions, reconnecting by itself; after a reconnect
-/// every zone is sent again.
+/// every zone is sent again, those in `known()` (asked at each connection) only as
+/// `unchanged` while they are still the published ones.
 pub fn follow_versions(
     endpoint: Endpoint,
+    known: KnownVersions,
     shutdown: CancellationToken,
 ) -> mpsc::Receiver<VersionEvent> {
     let (sender, receiver) = mpsc::channel(4);
@@ -231,7 +301,7 @@ pub fn follow_versions(
         loop {
             let outcome = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                outcome = follow_once(&endpoint, &sender, &mut backoff) => outcome,
+                outcome = follow_once(&endpoint, &sender, &known, &mut backoff) => outcome,
             };
             if sender.is_closed() {
                 return;
@@ -252,6 +322,7 @@ pub fn follow_versions(
 async fn follow_once(
     endpoint: &Endpoint,
     sender: &mpsc::Sender<VersionEvent>,
+    known: &KnownVersions,
     backoff: &mut Duration,
 ) -> Result<(), RpcError> {
     let call_error = |status| RpcError::Call {
@@ -260,7 +331,16 @@ async fn follow_once(
     };
     let channel = endpoint.connect().await?;
     let mut stream = pb::secondary_zones_client::SecondaryZonesClient::new(channel)
-        .watch(pb::WatchVersionsRequest {})
+        .watch(pb::WatchVersionsRequest {
+            known: known()
+                .into_iter()
+                .map(|k| pb::KnownVersion {
+                    zone: k.zone,
+                    serial: k.serial,
+                    digest: k.digest.to_vec().into(),
+                })
+                .collect(),
+        })
         .await
         .map_err(call_error)?
         .into_inner();
@@ -278,6 +358,7 @@ async fn follow_once(
                 zone: chunk.zone.clone(),
                 serial: chunk.serial,
                 expired: chunk.expired,
+                unchanged: chunk.unchanged,
                 records: Vec::new(),
             });
         }

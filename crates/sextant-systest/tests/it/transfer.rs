@@ -621,3 +621,106 @@ fn a_dead_first_primary_is_passed_over_for_the_next() {
     assert!(alive.transfers() >= 1);
     assert_eq!(dead.transfers(), 0);
 }
+
+/// A restarted authority tells the transfer daemon which versions it holds
+/// snapshots of and serves them once confirmed, without receiving their records; a
+/// version replaced while it was down is received whole; a restarted transfer
+/// daemon does not send the authority's unchanged zones again.
+#[test]
+fn a_restarted_authority_serves_secondary_zones_from_their_snapshots() {
+    let lab = Lab::new().unwrap();
+    let primary = FakePrimary::start(ZONE).unwrap();
+    let config = lab
+        .suite_config(&[("example.com", EXAMPLE_ZONE)], "packet_cache_bytes = 0")
+        .unwrap();
+    lab.add_transfer(&config, &[(ZONE, primary.addr)]).unwrap();
+    let state = lab.path().join("authority-state");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[authority]\n",
+        &format!("[authority]\nstate_dir = \"{}\"\n", state.display()),
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut suite = lab.start_suite(&config).unwrap();
+    eventually(
+        Duration::from_secs(15),
+        "the first transfer",
+        &suite,
+        || serial(suite.dns) == Some(1),
+    );
+    let authority_log = |suite: &Suite| suite.authority.as_ref().unwrap().log_text();
+    eventually(Duration::from_secs(10), "the snapshot", &suite, || {
+        authority_log(&suite).contains("secondary zone snapshot written")
+    });
+    let restart_authority = |suite: &mut Suite| {
+        let old = suite.authority.take().unwrap();
+        assert!(old.terminate(Duration::from_secs(10)).unwrap());
+        suite.authority = Some(lab.start_authority(&config).unwrap());
+    };
+
+    restart_authority(&mut suite);
+    let log = authority_log(&suite);
+    assert_eq!(
+        log.matches("secondary zone served from its snapshot")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("secondary zone version served").count(),
+        1,
+        "{log}"
+    );
+    eventually(Duration::from_secs(10), "serving it", &suite, || {
+        serial(suite.dns) == Some(1)
+    });
+    assert_old_version_served(suite.dns, "from the snapshot");
+
+    // The transfer daemon restarts: the authority's zone is not sent again.
+    let transfer = suite.transfer.take().unwrap();
+    assert!(transfer.terminate(Duration::from_secs(10)).unwrap());
+    suite.transfer = Some(lab.start_transfer(&config).unwrap());
+    std::thread::sleep(Duration::from_secs(2));
+    let log = authority_log(&suite);
+    assert_eq!(
+        log.matches("secondary zone version served").count(),
+        1,
+        "{log}"
+    );
+    assert_old_version_served(suite.dns, "after the transfer daemon restarted");
+
+    // A new version while the authority is down: received whole at its start.
+    let authority = suite.authority.take().unwrap();
+    assert!(authority.terminate(Duration::from_secs(10)).unwrap());
+    primary.set_version(2, &["www", "v2only"]);
+    notify(suite.dns, ZONE).unwrap();
+    eventually(
+        Duration::from_secs(15),
+        "the new version published",
+        &suite,
+        || {
+            suite.transfer.as_ref().is_some_and(|t| {
+                t.log_text()
+                    .contains("published zone=example.org. serial=2")
+            })
+        },
+    );
+    suite.authority = Some(lab.start_authority(&config).unwrap());
+    eventually(Duration::from_secs(15), "the new version", &suite, || {
+        serial(suite.dns) == Some(2)
+    });
+    assert_eq!(
+        rcode(suite.dns, "v2only.example.org."),
+        ResponseCode::NoError
+    );
+    assert_eq!(
+        rcode(suite.dns, "v1only.example.org."),
+        ResponseCode::NXDomain
+    );
+    let log = authority_log(&suite);
+    assert_eq!(
+        log.matches("secondary zone served from its snapshot")
+            .count(),
+        1,
+        "{log}"
+    );
+}
