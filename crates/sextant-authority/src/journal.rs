@@ -2,10 +2,9 @@
 //! records removed and added (compared as wire bytes) are appended, off the query
 //! path, so that secondaries can be sent only the difference.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
-use hickory_proto::rr::{Record, RecordType};
+use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinDecodable, BinEncodable};
 use sextant_store::{Diff, Store};
 use sextant_zone::{Catalog, Zone};
@@ -56,22 +55,13 @@ fn diff_zone_name(diff: &Diff) -> String {
 }
 
 /// The records of `before` not in `after` and the other way round, each list led by
-/// its SOA; `None` if a record does not encode.
+/// its SOA; `None` if an SOA does not encode.
 pub(crate) fn diff(before: &Zone, after: &Zone) -> Option<Diff> {
-    let encode = |zone: &Zone| -> Option<Vec<Vec<u8>>> {
-        zone.axfr_records()
-            .filter(|r| r.record_type() != RecordType::SOA)
-            .map(|r| r.to_bytes().ok())
-            .collect()
-    };
-    let old = encode(before)?;
-    let new = encode(after)?;
-    let old_set: HashSet<&Vec<u8>> = old.iter().collect();
-    let new_set: HashSet<&Vec<u8>> = new.iter().collect();
+    let differences = before.differences(after);
     let mut removed = vec![before.soa().to_bytes().ok()?];
-    removed.extend(old.iter().filter(|r| !new_set.contains(r)).cloned());
+    removed.extend(differences.removed);
     let mut added = vec![after.soa().to_bytes().ok()?];
-    added.extend(new.iter().filter(|r| !old_set.contains(r)).cloned());
+    added.extend(differences.added);
     Some(Diff {
         from: before.serial(),
         to: after.serial(),

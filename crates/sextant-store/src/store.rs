@@ -17,6 +17,9 @@ pub struct Cleanup {
     pub replaced_schema: Option<String>,
 }
 
+/// Bytes of sled's page cache.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// The transfer daemon's store: published and staged zone versions, the refresh times, the IXFR journals.
 #[derive(Debug)]
 pub struct Store {
@@ -28,6 +31,9 @@ impl Store {
     pub fn open(path: &Path) -> Result<(Self, Cleanup), StoreError> {
         let db = sled::Config::new()
             .path(path)
+            // sled's default page cache is 1 GiB, filled by every version written:
+            // the store streams versions, it does not need them cached.
+            .cache_capacity(CACHE_BYTES)
             .open()
             .map_err(sled_error(format!("open {}", path.display())))?;
         let mut replaced_schema = None;

@@ -6,6 +6,7 @@
 
 mod canonical;
 mod catalog;
+mod differences;
 mod error;
 mod lookup;
 mod master;
@@ -18,6 +19,7 @@ mod snapshot;
 mod zone;
 
 pub use catalog::Catalog;
+pub use differences::Differences;
 pub use error::{Location, ZoneError, ZoneWarning};
 pub use lookup::{Lookup, Outcome, Part};
 pub use master::{LocatedRecord, Progress, ReadInclude, parse};
