@@ -248,6 +248,7 @@ struct Row {
     reload_peak_kb: u64,
     after_reload_kb: u64,
     restart: f64,
+    restart_kb: u64,
 }
 
 /// Load time and memory of a large zone, its reload and its restart.
@@ -276,8 +277,8 @@ pub(crate) fn bench_load(records: usize) -> anyhow::Result<()> {
          in the file, from SIGHUP to the new serial answered, the peak memory meanwhile and the\n\
          memory after 2 s more of queries;\n\
          restart: to the first answer from what the server keeps (sextant: its snapshot, nsd: nsd.db,\n\
-         knot: zone contents in its journal)\n\
-         {:<8} {:>7} {:>10} {:>8} {:>11} {:>8} {:>9} {:>10} {:>9} {:>10}\n",
+         knot: zone contents in its journal), and the memory then\n\
+         {:<8} {:>7} {:>10} {:>8} {:>11} {:>8} {:>9} {:>10} {:>9} {:>10} {:>11}\n",
         std::fs::metadata(&zone_file)?.len() as f64 / 1e6,
         "server",
         "load s",
@@ -289,11 +290,12 @@ pub(crate) fn bench_load(records: usize) -> anyhow::Result<()> {
         "peak MB",
         "after MB",
         "restart s",
+        "restart MB",
     );
     for (name, row) in &rows {
         writeln!(
             table,
-            "{name:<8} {:>7.2} {:>10.1} {:>8.0} {:>11.1} {:>8.0} {:>9.2} {:>10.1} {:>9.1} {:>10.2}",
+            "{name:<8} {:>7.2} {:>10.1} {:>8.0} {:>11.1} {:>8.0} {:>9.2} {:>10.1} {:>9.1} {:>10.2} {:>11.1}",
             row.load,
             mb(row.loaded_kb),
             per_record(row.loaded_kb),
@@ -303,6 +305,7 @@ pub(crate) fn bench_load(records: usize) -> anyhow::Result<()> {
             mb(row.reload_peak_kb),
             mb(row.after_reload_kb),
             row.restart,
+            mb(row.restart_kb),
         )?;
     }
     println!("\n{table}");
@@ -410,11 +413,12 @@ fn measure(
     let restarted = wait_answering(addr, &mut processes).and_then(|()| {
         let restart = started.elapsed().as_secs_f64();
         match serial(&socket, addr) {
-            Some(2) => Ok(restart),
+            Some(2) => Ok((restart, tree_kb(&processes))),
             other => bail!("restarted with serial {other:?}, not 2"),
         }
     });
     stop(&mut processes);
+    let (restart, restart_kb) = restarted?;
     Ok(Row {
         load,
         loaded_kb,
@@ -422,7 +426,8 @@ fn measure(
         reload,
         reload_peak_kb,
         after_reload_kb,
-        restart: restarted?,
+        restart,
+        restart_kb,
     })
 }
 
