@@ -49,6 +49,10 @@ _sip._tcp   SRV   0 5 5060 sip
 sip         A     192.0.2.60
 unk         TYPE65534 \# 3 abcdef
 a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.long A 192.0.2.200
+foo_bar     A     192.0.2.101
+esc\065    A     192.0.2.103
+upper       CNAME Target.Example.NET.
+upmx        MX    10 Mx.Example.NET.
 "#;
 
 const OTHER: &str = r#"$ORIGIN other.test.
@@ -75,6 +79,14 @@ const BATTERY: &[(&str, RecordType)] = &[
     ("www.tricky.test.", RecordType::A),
     ("WWW.Tricky.TEST.", RecordType::A),
     ("mixed.tricky.test.", RecordType::A),
+    // Names as RFC 1035 and NSD read them: `_` inside a label, `\DDD` decimal,
+    // the case of names in data kept (NSD keeps a name's first spelling in the
+    // zone, so these targets appear nowhere else).
+    ("foo_bar.tricky.test.", RecordType::A),
+    ("escA.tricky.test.", RecordType::A),
+    ("upper.tricky.test.", RecordType::A),
+    ("upper.tricky.test.", RecordType::CNAME),
+    ("upmx.tricky.test.", RecordType::MX),
     ("www.tricky.test.", RecordType::AAAA),
     ("nope.tricky.test.", RecordType::A),
     ("alias.tricky.test.", RecordType::A),

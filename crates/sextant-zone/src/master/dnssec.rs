@@ -5,7 +5,6 @@
 
 use base64::Engine as _;
 use hickory_proto::rr::{Name, RecordType};
-use hickory_proto::serialize::binary::BinEncodable;
 
 /// The wire data of a record of `rtype` from its tokens, or `None` when `rtype` is
 /// not one of the types handled here.
@@ -76,18 +75,11 @@ fn ds(tokens: &[&str]) -> Result<Vec<u8>, String> {
 /// signed in its own case (RFC 6840 §5.1), so lowering it (as reading it as a
 /// UTF-8 name would) breaks its signature.
 fn name_wire(text: &str, origin: &Name) -> Result<Vec<u8>, String> {
-    let name = if text == "@" {
-        origin.clone()
-    } else {
-        let name = Name::from_ascii(text).map_err(|e| format!("{text:?} is not a name ({e})"))?;
-        if name.is_fqdn() {
-            name
-        } else {
-            name.append_domain(origin)
-                .map_err(|e| format!("{text:?} is not a name ({e})"))?
-        }
-    };
-    name.to_bytes().map_err(|e| e.to_string())
+    Ok(super::name_wire(&super::parse_name(
+        text,
+        origin,
+        super::names::Case::AsWritten,
+    )?))
 }
 
 fn rtype(text: &str) -> Result<u16, String> {

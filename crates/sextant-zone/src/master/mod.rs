@@ -12,6 +12,8 @@ mod lexer;
 mod names;
 mod strings;
 
+use names::Case;
+
 pub(crate) use lexer::{Head, Lexer, Token};
 
 use std::path::{Path, PathBuf};
@@ -140,11 +142,8 @@ pub(crate) fn parse_wire(
 
 struct State {
     origin: Name,
-    /// The origin in wire form, as given (completes relative owner names).
+    /// The origin in wire form, as given (completes relative names).
     origin_wire: Vec<u8>,
-    /// The origin as hickory-proto's text parser reads it (lower-cased), which
-    /// completes relative names inside record data.
-    data_origin_wire: Vec<u8>,
     /// From `$TTL` (RFC 2308).
     default_ttl: Option<u32>,
     /// The last TTL written on a record (RFC 1035's default when there is no `$TTL`).
@@ -160,7 +159,6 @@ impl State {
         let mut state = Self {
             origin: Name::root(),
             origin_wire: Vec::new(),
-            data_origin_wire: Vec::new(),
             default_ttl,
             last_ttl,
             last_owner: Vec::new(),
@@ -172,17 +170,14 @@ impl State {
 
     fn set_origin(&mut self, origin: Name) -> Result<(), String> {
         self.origin_wire = name_wire(&origin);
-        let text = origin.to_ascii();
-        self.data_origin_wire.clear();
-        if !names::push_wire(&text, &[0], &mut self.data_origin_wire) {
-            let mut parsed = Name::parse(&text, None)
-                .map_err(|e| format!("the origin {text} cannot be read ({e})"))?;
-            parsed.set_fqdn(true);
-            self.data_origin_wire = name_wire(&parsed);
-        }
         self.origin = origin;
         Ok(())
     }
+}
+
+/// A name from its uncompressed wire form.
+fn name_from_wire(wire: &[u8]) -> Result<Name, String> {
+    Name::from_bytes(wire).map_err(|e| format!("a name cannot be read back ({e})"))
 }
 
 /// A name in uncompressed wire form, in the case it has.
@@ -262,7 +257,7 @@ fn directive(
                     "$ORIGIN takes exactly one domain name, e.g. $ORIGIN example.com.".into(),
                 );
             };
-            let origin = parse_name(name.text, &state.origin)?;
+            let origin = parse_name(name.text, &state.origin, Case::Lower)?;
             state.set_origin(origin)?;
         }
         "$TTL" => {
@@ -274,7 +269,7 @@ fn directive(
         "$INCLUDE" => {
             let (path, origin) = match args {
                 [path] => (path, state.origin.clone()),
-                [path, origin] => (path, parse_name(origin.text, &state.origin)?),
+                [path, origin] => (path, parse_name(origin.text, &state.origin, Case::Lower)?),
                 _ => return Err("$INCLUDE takes a file name and optionally an origin".into()),
             };
             if depth >= MAX_INCLUDE_DEPTH {
@@ -336,10 +331,13 @@ fn record(
     } else {
         let token = tokens.next().ok_or("empty entry")?;
         state.last_owner.clear();
-        if token.text == "@" {
-            state.last_owner.extend_from_slice(&state.origin_wire);
-        } else if !names::push_wire(token.text, &state.origin_wire, &mut state.last_owner) {
-            state.last_owner = name_wire(&parse_name(token.text, &state.origin)?);
+        if !names::push_wire(
+            token.text,
+            &state.origin_wire,
+            Case::Lower,
+            &mut state.last_owner,
+        )? {
+            state.last_owner = name_wire(&parse_name(token.text, &state.origin, Case::Lower)?);
         }
     }
 
@@ -377,12 +375,12 @@ fn record(
         return Err(format!("the {rtype} record has no data after its type"));
     }
     state.data.clear();
-    if fast::push_rdata(
-        rtype,
-        &rdata_tokens,
-        &state.data_origin_wire,
-        &mut state.data,
-    ) {
+    let generic = rdata_tokens.first().is_some_and(|t| t.text == "\\#");
+    if !generic
+        && let Some(result) =
+            fast::push_rdata(rtype, &rdata_tokens, &state.origin_wire, &mut state.data)
+    {
+        result?;
         return Ok((rtype, ttl, true));
     }
     let (wire, typed) = parse_rdata(rtype, &rdata_tokens, &state.origin)?;
@@ -430,7 +428,13 @@ fn parse_ttl_token(text: &str) -> Result<u32, String> {
     })
 }
 
-fn parse_name(text: &str, origin: &Name) -> Result<Name, String> {
+/// A name as [`names`] reads it; text in other scripts than ASCII is turned into
+/// its IDNA (punycode) form by hickory-proto.
+fn parse_name(text: &str, origin: &Name, case: Case) -> Result<Name, String> {
+    let mut wire = Vec::with_capacity(text.len() + 2);
+    if names::push_wire(text, &name_wire(origin), case, &mut wire)? {
+        return name_from_wire(&wire);
+    }
     let mut name = Name::parse(text, Some(origin))
         .map_err(|e| format!("{text:?} is not a valid domain name ({e})"))?;
     name.set_fqdn(true);
@@ -458,7 +462,7 @@ fn parse_rdata(
             let [target] = tokens else {
                 return Err("DNAME takes exactly one target name".into());
             };
-            let target = parse_name(target.text, origin)?;
+            let target = parse_name(target.text, origin, Case::Lower)?;
             let wire = target
                 .to_bytes()
                 .map_err(|e| format!("cannot encode DNAME target: {e}"))?;

@@ -122,16 +122,11 @@ fn name(token: Option<&&Token<'_>>, origin: &Name, what: &str) -> Result<Vec<u8>
     if text == "." {
         return Ok(vec![0]);
     }
-    let mut name = Name::parse(text, Some(origin))
-        .map_err(|e| format!("{text:?} is not a valid domain name ({e})"))?;
-    name.set_fqdn(true);
-    let mut wire = Vec::with_capacity(name.len() + 2);
-    for label in name.iter() {
-        wire.push(label.len() as u8);
-        wire.extend_from_slice(label);
-    }
-    wire.push(0);
-    Ok(wire)
+    Ok(super::name_wire(&super::parse_name(
+        text,
+        origin,
+        super::names::Case::Lower,
+    )?))
 }
 
 /// NAPTR (RFC 3403): order, preference, flags, services, regexp, replacement.
