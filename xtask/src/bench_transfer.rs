@@ -39,7 +39,7 @@ pub(crate) fn bench_transfer(records: usize) -> anyhow::Result<()> {
         let mut table = format!(
             "AXFR of {records} records from a Knot primary; restart: Sextant's three daemons\n\
              stopped and started again, until the zone is answered (from the store and the\n\
-             authority's snapshot)\n{:<10} {:>14} {:>14} {:>12}\n",
+             authority's snapshot); peak MB per process: transfer + authority + listener\n{:<10} {:>14} {:>14} {:>12}\n",
             "secondary", "seconds", "peak MB", "restart s"
         );
         for (index, secondary) in ["sextant", "knot", "bind"].into_iter().enumerate() {
@@ -52,7 +52,18 @@ pub(crate) fn bench_transfer(records: usize) -> anyhow::Result<()> {
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
             let waited = wait_serial(addr, &mut processes, TRANSFER_TIMEOUT);
             let seconds = started.elapsed().as_secs_f64();
-            let peak_kb: u64 = processes.iter().map(|c| peak_kb(c.id())).sum();
+            let peaks: Vec<u64> = processes.iter().map(|c| peak_kb(c.id())).collect();
+            let peak_kb: u64 = peaks.iter().sum();
+            // Sextant's three daemons one by one (transfer, authority, listener).
+            let per_process = if peaks.len() > 1 {
+                let mb: Vec<String> = peaks
+                    .iter()
+                    .map(|kb| format!("{:.0}", *kb as f64 / 1024.0))
+                    .collect();
+                format!(" ({})", mb.join(" + "))
+            } else {
+                String::new()
+            };
             let snapshot = if secondary == "sextant" && waited.is_ok() {
                 wait_snapshot(&dir)
             } else {
@@ -74,7 +85,7 @@ pub(crate) fn bench_transfer(records: usize) -> anyhow::Result<()> {
             };
             writeln!(
                 table,
-                "{secondary:<10} {seconds:>14.2} {:>14.1} {restart:>12}",
+                "{secondary:<10} {seconds:>14.2} {:>14.1} {restart:>12}{per_process}",
                 peak_kb as f64 / 1024.0
             )?;
         }

@@ -10,8 +10,8 @@ use hickory_proto::rr::{Name, Record};
 use hickory_proto::serialize::binary::BinDecodable;
 use parking_lot::Mutex;
 use sextant_rpc::{
-    Endpoint, KnownVersion, KnownVersions, VersionEvent, ZoneSetPublisher, ZoneVersion,
-    follow_versions,
+    Endpoint, KnownVersion, KnownVersions, RecordChunk, VersionDigest, VersionEvent,
+    ZoneSetPublisher, ZoneVersion, follow_versions,
 };
 use sextant_zone::LocatedRecord;
 use sextant_zone::{Location, Zone, ZoneBuilder};
@@ -165,22 +165,29 @@ impl Follower {
     /// signed when the zone has a policy, then swaps it in; an unchanged version
     /// keeps (or, at start, serves) the one held.
     async fn apply(&self, version: ZoneVersion) {
-        let (zone, serial, expired) = (version.zone.clone(), version.serial, version.expired);
-        if version.unchanged {
+        let ZoneVersion {
+            zone,
+            serial,
+            expired,
+            unchanged,
+            records,
+        } = version;
+        if unchanged {
             self.keep(&zone, serial, expired);
             return;
         }
-        let digest = sextant_rpc::version_digest(&version.records);
         let signing = self.signing.clone();
         let signed = signing
             .as_deref()
             .zip(Name::from_ascii(&zone).ok())
             .is_some_and(|(s, name)| s.secondary_policy(&name).is_some());
-        let built = tokio::task::spawn_blocking(move || build(version, signing.as_deref()))
-            .await
-            .unwrap_or_else(|e| Err(format!("zone build task failed: {e}")));
+        let name = zone.clone();
+        let built =
+            tokio::task::spawn_blocking(move || build(&name, serial, records, signing.as_deref()))
+                .await
+                .unwrap_or_else(|e| Err(format!("zone build task failed: {e}")));
         match built {
-            Ok(built) => {
+            Ok((built, digest)) => {
                 let built = Arc::new(built);
                 self.serve(built.clone(), expired);
                 let known = KnownVersion {
@@ -272,37 +279,56 @@ impl Follower {
     }
 }
 
-fn build(version: ZoneVersion, signing: Option<&Signing>) -> Result<Zone, String> {
-    let origin = Name::from_ascii(&version.zone).map_err(|e| format!("bad zone name: {e}"))?;
-    let source = PathBuf::from(format!(
-        "transfer of {} serial {}",
-        version.zone, version.serial
-    ));
+/// Takes one record and its place in the version.
+type AddRecord<'a> = dyn FnMut(&[u8], usize) -> Result<(), String> + 'a;
+
+/// Builds the version of `zone` as its records arrive, signed when the zone has
+/// a policy; gives the zone and the digest of the records received.
+fn build(
+    zone: &str,
+    serial: u32,
+    mut chunks: mpsc::Receiver<RecordChunk>,
+    signing: Option<&Signing>,
+) -> Result<(Zone, [u8; 32]), String> {
+    let origin = Name::from_ascii(zone).map_err(|e| format!("bad zone name: {e}"))?;
+    let source = PathBuf::from(format!("transfer of {zone} serial {serial}"));
+    let mut digest = VersionDigest::new();
+    let mut count = 0usize;
+    // Each record as it arrives; an error ends the version.
+    let mut each = |add: &mut AddRecord<'_>| loop {
+        match chunks.blocking_recv() {
+            Some(RecordChunk::Records(records)) => {
+                for bytes in &records {
+                    count += 1;
+                    digest.add(bytes);
+                    add(bytes, count)
+                        .map_err(|e| format!("record {count} does not decode: {e}"))?;
+                }
+            }
+            Some(RecordChunk::End) => return Ok::<(), String>(()),
+            None => return Err("the version's stream broke off before its end".to_string()),
+        }
+    };
     let policy = signing.and_then(|s| Some((s, s.secondary_policy(&origin)?)));
     let Some((signing, policy)) = policy else {
         // Served as transferred: the records go to the builder as the bytes they
-        // are, never through a decoded form.
+        // are, while the rest of the version is still streaming.
         let mut builder = ZoneBuilder::new(&origin, &source);
-        builder.reserve(version.records.len());
         let mut location = Location {
             file: Arc::new(source),
             line: 0,
         };
-        for (index, bytes) in version.records.iter().enumerate() {
-            location.line = index + 1;
-            builder
-                .add_record(bytes, &location)
-                .map_err(|e| format!("record {} does not decode: {e}", index + 1))?;
-        }
-        return finish(builder);
+        each(&mut |bytes, line| {
+            location.line = line;
+            builder.add_record(bytes, &location)
+        })?;
+        return Ok((finish(builder)?, digest.finish()));
     };
-    let mut records = Vec::with_capacity(version.records.len());
-    for (index, bytes) in version.records.iter().enumerate() {
-        records.push(
-            Record::from_bytes(bytes)
-                .map_err(|e| format!("record {} does not decode: {e}", index + 1))?,
-        );
-    }
+    let mut records = Vec::new();
+    each(&mut |bytes, _| {
+        records.push(Record::from_bytes(bytes).map_err(|e| e.to_string())?);
+        Ok(())
+    })?;
     // Checked as transferred first, so that a broken version is refused for
     // what it is before anything is signed or stored.
     let unsigned: Vec<Record> = records
@@ -315,7 +341,7 @@ fn build(version: ZoneVersion, signing: Option<&Signing>) -> Result<Zone, String
     signing
         .sign_zone(&origin, policy, records, &mut |record| builder.add(record))
         .map_err(|e| e.to_string())?;
-    builder.build()
+    Ok((builder.build()?, digest.finish()))
 }
 
 /// A zone built from records as they come, each located by its place.

@@ -41,8 +41,8 @@ pub use health::{HealthState, check_health};
 pub use query_client::{Completion, QueryClient, QueryClientOptions};
 pub use query_server::{QueryHandler, QueryService};
 pub use secondary::{
-    KnownVersion, KnownVersions, VersionEvent, VersionNotifier, VersionSource, VersionState,
-    ZoneVersion, follow_versions, version_digest,
+    KnownVersion, KnownVersions, RecordChunk, VersionDigest, VersionEvent, VersionNotifier,
+    VersionSource, VersionState, ZoneVersion, follow_versions, version_digest,
 };
 pub use server::{GrpcServer, Services};
 pub use sextant_config::Endpoint;

@@ -29,8 +29,9 @@ pub struct VersionState {
     pub expired: bool,
 }
 
-/// One complete zone version as the authority receives it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One zone version as the authority receives it: its state at once, its records
+/// as they arrive, so that it can be built while it is still streaming.
+#[derive(Debug)]
 pub struct ZoneVersion {
     /// Apex, lower case, trailing dot.
     pub zone: String,
@@ -38,12 +39,27 @@ pub struct ZoneVersion {
     pub serial: u32,
     /// Past its SOA expire.
     pub expired: bool,
-    /// The watcher's [`KnownVersion`] of this zone is the published one: `records`
-    /// is empty, the watcher keeps what it has.
+    /// The watcher's [`KnownVersion`] of this zone is the published one: no
+    /// records come, the watcher keeps what it has.
     pub unchanged: bool,
-    /// Records in uncompressed wire form, the SOA first.
-    pub records: Vec<Vec<u8>>,
+    /// The records in wire form, the SOA first, in chunks; the version is whole
+    /// only once [`RecordChunk::End`] has come (the channel closing before it means
+    /// the stream broke).
+    pub records: mpsc::Receiver<RecordChunk>,
 }
+
+/// A piece of a version's records.
+#[derive(Debug)]
+pub enum RecordChunk {
+    /// Some records, in order.
+    Records(Vec<bytes::Bytes>),
+    /// Every record has come.
+    End,
+}
+
+/// Chunks of a version waiting for the authority to build them: bounded, so a
+/// slow build slows the stream instead of holding the whole version twice.
+const CHUNKS_IN_FLIGHT: usize = 16;
 
 /// A version the watcher holds already, so that a reconnect or a restart does not
 /// send it again while it is still the published one.
@@ -60,14 +76,46 @@ pub struct KnownVersion {
 /// SHA-256 over a version's records in order, each as a 4-byte big-endian length
 /// and its bytes: what both sides compare to know a version without sending it.
 pub fn version_digest(records: &[Vec<u8>]) -> [u8; 32] {
-    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut digest = VersionDigest::new();
     for record in records {
-        context.update(&(record.len() as u32).to_be_bytes());
-        context.update(record);
+        digest.add(record);
     }
-    let mut digest = [0u8; 32];
-    digest.copy_from_slice(context.finish().as_ref());
-    digest
+    digest.finish()
+}
+
+/// [`version_digest`] of records taken one at a time.
+pub struct VersionDigest(ring::digest::Context);
+
+impl std::fmt::Debug for VersionDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VersionDigest")
+    }
+}
+
+impl Default for VersionDigest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl VersionDigest {
+    /// No record yet.
+    pub fn new() -> Self {
+        Self(ring::digest::Context::new(&ring::digest::SHA256))
+    }
+
+    /// The next record.
+    pub fn add(&mut self, record: &[u8]) {
+        self.0.update(&(record.len() as u32).to_be_bytes());
+        self.0.update(record);
+    }
+
+    /// The digest of every record added.
+    pub fn finish(self) -> [u8; 32] {
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(self.0.finish().as_ref());
+        digest
+    }
 }
 
 /// What the watcher says it knows: the versions it need not be sent.
@@ -276,7 +324,7 @@ impl VersionNotifier {
 }
 
 /// What the authority receives.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum VersionEvent {
     /// A zone's newly published version (or its expiry).
     Zone(ZoneVersion),
@@ -345,7 +393,8 @@ async fn follow_once(
         .map_err(call_error)?
         .into_inner();
     *backoff = RETRY_MIN;
-    let mut building: Option<ZoneVersion> = None;
+    // The zone whose records are streaming, and where they go.
+    let mut streaming: Option<(String, mpsc::Sender<RecordChunk>)> = None;
     while let Some(chunk) = stream.message().await.map_err(call_error)? {
         if chunk.zone.is_empty() {
             if chunk.last && sender.send(VersionEvent::SnapshotDone).await.is_err() {
@@ -354,27 +403,33 @@ async fn follow_once(
             continue;
         }
         if chunk.first {
-            building = Some(ZoneVersion {
+            let (records, receiver) = mpsc::channel(CHUNKS_IN_FLIGHT);
+            let version = ZoneVersion {
                 zone: chunk.zone.clone(),
                 serial: chunk.serial,
                 expired: chunk.expired,
                 unchanged: chunk.unchanged,
-                records: Vec::new(),
-            });
+                records: receiver,
+            };
+            if sender.send(VersionEvent::Zone(version)).await.is_err() {
+                return Ok(());
+            }
+            // A version cut short by the previous one's replacement is never ended:
+            // its builder sees the channel close without `End`.
+            streaming = Some((chunk.zone.clone(), records));
         }
-        let Some(version) = building.as_mut().filter(|v| v.zone == chunk.zone) else {
+        let Some((_, records)) = streaming.as_ref().filter(|(zone, _)| *zone == chunk.zone) else {
             return Err(call_error(Status::data_loss(
                 "a zone chunk arrived without its first chunk",
             )));
         };
-        version
-            .records
-            .extend(chunk.records.into_iter().map(|b| b.to_vec()));
+        // A builder that gave up (a bad record) no longer listens: the rest of its
+        // version is read and dropped.
+        let _ = records.send(RecordChunk::Records(chunk.records)).await;
         if chunk.last
-            && let Some(version) = building.take()
-            && sender.send(VersionEvent::Zone(version)).await.is_err()
+            && let Some((_, records)) = streaming.take()
         {
-            return Ok(());
+            let _ = records.send(RecordChunk::End).await;
         }
     }
     Ok(())
