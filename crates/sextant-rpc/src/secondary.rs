@@ -126,8 +126,11 @@ pub type KnownVersions = Arc<dyn Fn() -> Vec<KnownVersion> + Send + Sync>;
 pub trait VersionSource: Send + Sync + 'static {
     /// Every secondary zone's published state.
     fn states(&self) -> Vec<VersionState>;
-    /// The records of `zone`'s published version, in wire form.
-    fn records(&self, zone: &str) -> Result<Vec<Vec<u8>>, String>;
+    /// The records of `zone`'s published version, in wire form and in order,
+    /// handed to `each` a chunk at a time (never the whole version at once);
+    /// `each` returns false to stop.
+    fn records(&self, zone: &str, each: &mut dyn FnMut(Vec<Vec<u8>>) -> bool)
+    -> Result<(), String>;
 }
 
 /// Records per chunk: keeps each gRPC message far below the 4 MiB default limit.
@@ -197,25 +200,37 @@ async fn stream_versions<S: VersionSource>(
             if sent.get(&state.zone) == Some(&state) {
                 continue;
             }
-            let zone = state.zone.clone();
-            let reader = source.clone();
-            // The records are read even for a version the watcher knows: its digest
-            // is over them, and the store's version ids do not survive a new store.
-            let records = match tokio::task::spawn_blocking(move || reader.records(&zone)).await {
-                Ok(Ok(records)) => records,
-                Ok(Err(error)) => {
-                    tracing::warn!(zone = %state.zone, %error, "cannot read a published version; not sent");
-                    continue;
+            // A version the watcher knows is read once for its digest (the store's
+            // version ids do not survive a new store), and not sent if it matches.
+            let unchanged = match known.remove(&state.zone) {
+                Some((serial, digest)) if serial == state.serial => {
+                    let (reader, zone) = (source.clone(), state.zone.clone());
+                    let computed = tokio::task::spawn_blocking(move || {
+                        let mut digest = VersionDigest::new();
+                        reader.records(&zone, &mut |chunk| {
+                            chunk.iter().for_each(|record| digest.add(record));
+                            true
+                        })?;
+                        Ok::<_, String>(digest.finish())
+                    })
+                    .await;
+                    matches!(computed, Ok(Ok(ours)) if ours.as_slice() == digest.as_slice())
                 }
-                Err(_) => continue,
+                _ => false,
             };
-            let unchanged = known.remove(&state.zone).is_some_and(|(serial, digest)| {
-                serial == state.serial && digest == version_digest(&records)
-            });
             let sent_ok = if unchanged {
                 send_unchanged(&sender, &state).await
             } else {
-                send_version(&sender, &state, records).await
+                match send_version(&sender, &state, source.clone()).await {
+                    Sent::Whole => true,
+                    Sent::ReceiverGone => false,
+                    Sent::Unreadable(error) => {
+                        // The watcher holds part of a version it must not use: the
+                        // stream ends, and its next connection starts afresh.
+                        tracing::warn!(zone = %state.zone, %error, "cannot read a published version; ending the stream");
+                        return;
+                    }
+                }
             };
             if !sent_ok {
                 return;
@@ -257,40 +272,71 @@ async fn send_unchanged(
     sender.send(Ok(message)).await.is_ok()
 }
 
-async fn send_version(
+/// How sending a version went.
+enum Sent {
+    Whole,
+    ReceiverGone,
+    /// The store could not give the whole version (after part of it was sent).
+    Unreadable(String),
+}
+
+/// Streams the version read from `source` chunk by chunk, the last message marked
+/// only once every record was read.
+async fn send_version<S: VersionSource>(
     sender: &mpsc::Sender<Result<pb::ZoneVersionChunk, Status>>,
     state: &VersionState,
-    records: Vec<Vec<u8>>,
-) -> bool {
-    let chunk = |first, last, records| pb::ZoneVersionChunk {
+    source: Arc<S>,
+) -> Sent {
+    let chunk = |first, last, records: Vec<Vec<u8>>| pb::ZoneVersionChunk {
         zone: state.zone.clone(),
         serial: state.serial,
         expired: state.expired,
         first,
         last,
         unchanged: false,
-        records,
+        records: records.into_iter().map(Into::into).collect(),
     };
-    let mut pieces: Vec<Vec<Vec<u8>>> = Vec::new();
-    let mut records = records.into_iter().peekable();
-    while records.peek().is_some() {
-        pieces.push(records.by_ref().take(CHUNK_RECORDS).collect());
-    }
-    if pieces.is_empty() {
-        pieces.push(Vec::new());
-    }
-    let count = pieces.len();
-    for (i, piece) in pieces.into_iter().enumerate() {
-        let message = chunk(
-            i == 0,
-            i + 1 == count,
-            piece.into_iter().map(Into::into).collect(),
-        );
-        if sender.send(Ok(message)).await.is_err() {
-            return false;
+    let (pieces, mut received) = mpsc::channel::<Vec<Vec<u8>>>(4);
+    let zone = state.zone.clone();
+    let reading = tokio::task::spawn_blocking(move || {
+        let mut piece = Vec::with_capacity(CHUNK_RECORDS);
+        source.records(&zone, &mut |records| {
+            for record in records {
+                piece.push(record);
+                if piece.len() == CHUNK_RECORDS {
+                    let full = std::mem::replace(&mut piece, Vec::with_capacity(CHUNK_RECORDS));
+                    if pieces.blocking_send(full).is_err() {
+                        return false;
+                    }
+                }
+            }
+            true
+        })?;
+        if !piece.is_empty() {
+            let _ = pieces.blocking_send(piece);
         }
+        Ok::<(), String>(())
+    });
+    let mut first = true;
+    while let Some(piece) = received.recv().await {
+        if sender.send(Ok(chunk(first, false, piece))).await.is_err() {
+            return Sent::ReceiverGone;
+        }
+        first = false;
     }
-    true
+    match reading.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => return Sent::Unreadable(error),
+        Err(error) => return Sent::Unreadable(error.to_string()),
+    }
+    if sender
+        .send(Ok(chunk(first, true, Vec::new())))
+        .await
+        .is_err()
+    {
+        return Sent::ReceiverGone;
+    }
+    Sent::Whole
 }
 
 /// The transfer daemon's handle: tell watchers that some zone changed.

@@ -163,6 +163,47 @@ impl Store {
         Ok(Some((published, tree, name)))
     }
 
+    /// The published version's records handed to `each` a stored chunk at a time
+    /// (never the whole version in memory), until it returns false; false when the
+    /// zone has no published version. A version whose record count does not match
+    /// its pointer is an error, after its records were handed over: the caller must
+    /// not use what it got.
+    pub fn for_each_records(
+        &self,
+        zone: &str,
+        each: &mut dyn FnMut(Vec<Vec<u8>>) -> bool,
+    ) -> Result<bool, StoreError> {
+        let Some((published, tree, name)) = self.published_tree(zone)? else {
+            return Ok(false);
+        };
+        let mut count: u64 = 0;
+        for entry in tree.iter() {
+            let (_, chunk) = entry.map_err(sled_error(format!("read {name}")))?;
+            let mut records = Vec::new();
+            for record in Chunk(&chunk) {
+                records.push(
+                    record
+                        .map_err(|what| StoreError::Corrupt {
+                            key: name.clone(),
+                            what,
+                        })?
+                        .to_vec(),
+                );
+            }
+            count += records.len() as u64;
+            if !each(records) {
+                return Ok(true);
+            }
+        }
+        if count != published.records {
+            return Err(StoreError::Corrupt {
+                key: name,
+                what: "record count differs from the published count",
+            });
+        }
+        Ok(true)
+    }
+
     /// The records of the published version of `zone`, in the order they were staged.
     pub fn records(&self, zone: &str) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
         let Some((published, tree, name)) = self.published_tree(zone)? else {

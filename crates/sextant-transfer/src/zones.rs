@@ -145,10 +145,14 @@ impl VersionSource for Zones {
             .collect()
     }
 
-    fn records(&self, zone: &str) -> Result<Vec<Vec<u8>>, String> {
-        match self.store.records(zone) {
-            Ok(Some(records)) => Ok(records),
-            Ok(None) => Err(format!("zone {zone} has no published version")),
+    fn records(
+        &self,
+        zone: &str,
+        each: &mut dyn FnMut(Vec<Vec<u8>>) -> bool,
+    ) -> Result<(), String> {
+        match self.store.for_each_records(zone, each) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(format!("zone {zone} has no published version")),
             Err(error) => Err(error.to_string()),
         }
     }

@@ -169,6 +169,17 @@ fn covered_type_wire(wire: &[u8]) -> Option<u16> {
     Some(u16::from_be_bytes([*wire.first()?, *wire.get(1)?]))
 }
 
+/// The eight key bytes after the origin's (`skip` bytes) as a number in the same
+/// order. A key never holds two 0 bytes in a row (labels are not empty), so the
+/// zero padding of a short key sorts it before any longer one it begins.
+fn key_prefix(key: &[u8], skip: usize) -> u64 {
+    let rest = key.get(skip..).unwrap_or_default();
+    let mut bytes = [0u8; 8];
+    let len = rest.len().min(8);
+    bytes[..len].copy_from_slice(&rest[..len]);
+    u64::from_be_bytes(bytes)
+}
+
 /// Collects records and builds a checked [`Zone`], as `named-checkzone` would judge it.
 ///
 /// Records are appended as they arrive to two byte arenas (keys and data) and a
@@ -196,13 +207,17 @@ pub struct ZoneBuilder {
 /// A record waiting for `build`.
 #[derive(Debug)]
 struct Pending {
+    /// The eight key bytes after the origin's, for sorting without reading the
+    /// arena (see `group`).
+    prefix: u64,
     key_at: usize,
-    key_len: u16,
-    rtype: RecordType,
-    ttl: u32,
+    /// Grows with every record added: the order records were written in.
     data_at: usize,
+    key_len: u16,
     data_len: u16,
-    file: u32,
+    rtype: u16,
+    file: u16,
+    ttl: u32,
     line: u32,
 }
 
@@ -239,7 +254,7 @@ impl ZoneBuilder {
         let LocatedRecord { record, location } = located;
         let Some(rdata) = crate::rrset::encode(&record.data) else {
             self.warn(
-                self.pending.len(),
+                self.data.len(),
                 location,
                 format!(
                     "{} record for {} cannot be encoded; ignored",
@@ -336,7 +351,7 @@ impl ZoneBuilder {
                 canonical::name(key),
                 self.origin
             );
-            self.warn(self.pending.len(), location.clone(), message);
+            self.warn(self.data.len(), location.clone(), message);
             return;
         }
         let Ok(data_len) = u16::try_from(rdata.len()) else {
@@ -344,7 +359,7 @@ impl ZoneBuilder {
                 "{rtype} record for {} cannot be encoded; ignored",
                 canonical::name(key)
             );
-            self.warn(self.pending.len(), location.clone(), message);
+            self.warn(self.data.len(), location.clone(), message);
             return;
         };
         let key_at = match self.pending.last() {
@@ -369,14 +384,16 @@ impl ZoneBuilder {
         };
         self.data.extend_from_slice(rdata);
         self.pending.push(Pending {
+            prefix: key_prefix(key, self.origin_key.len()),
             key_at,
+            data_at: self.data.len() - rdata.len(),
             // Keys are at most `MAX_KEY` bytes.
             key_len: len as u16,
-            rtype,
-            ttl,
-            data_at: self.data.len() - rdata.len(),
             data_len,
-            file: u32::try_from(file).unwrap_or(u32::MAX),
+            rtype: u16::from(rtype),
+            // Past 65535 included files, errors name the zone's own file.
+            file: u16::try_from(file).unwrap_or(u16::MAX),
+            ttl,
             line: u32::try_from(location.line).unwrap_or(u32::MAX),
         });
     }
@@ -384,17 +401,6 @@ impl ZoneBuilder {
     fn warn(&mut self, order: usize, location: Location, message: String) {
         self.warnings
             .push((order, ZoneWarning { location, message }));
-    }
-
-    fn location_of(&self, record: &Pending) -> Location {
-        Location {
-            file: self
-                .files
-                .get(record.file as usize)
-                .unwrap_or(&self.file)
-                .clone(),
-            line: record.line as usize,
-        }
     }
 
     /// The records grouped into names in canonical order, with the places of the
@@ -407,59 +413,47 @@ impl ZoneBuilder {
         HashMap<(Box<[u8]>, RecordType), Location>,
         usize,
     ) {
-        let key_of = |record: &Pending| &self.keys[record.key_at..][..usize::from(record.key_len)];
-        // Every key starts with the origin's; the order is decided on the next
-        // eight bytes held inline, and only equal ones compare the keys in the
-        // arena. A key never holds two 0 bytes in a row (labels are not empty), so
-        // the zero padding of a short key sorts it before any longer one it begins.
-        let skip = self.origin_key.len();
-        let prefix = |key: &[u8]| {
-            let rest = key.get(skip..).unwrap_or_default();
-            let mut bytes = [0u8; 8];
-            let len = rest.len().min(8);
-            bytes[..len].copy_from_slice(&rest[..len]);
-            u64::from_be_bytes(bytes)
-        };
-        let mut order: Vec<(u64, u32)> = self
-            .pending
-            .iter()
-            .zip(0u32..)
-            .map(|(record, at)| (prefix(key_of(record)), at))
-            .collect();
-        // The position breaks ties: a name's records stay in the order written.
-        order.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| {
-                    key_of(&self.pending[a.1 as usize]).cmp(key_of(&self.pending[b.1 as usize]))
-                })
-                .then(a.1.cmp(&b.1))
+        // Sorted in place by key, the prefix first (held inline: most comparisons
+        // read no arena), the order written last: a name's records stay in it.
+        let keys = &self.keys;
+        let key_of = |record: &Pending| &keys[record.key_at..][..usize::from(record.key_len)];
+        self.pending.sort_unstable_by(|a, b| {
+            a.prefix
+                .cmp(&b.prefix)
+                .then_with(|| key_of(a).cmp(key_of(b)))
+                .then(a.data_at.cmp(&b.data_at))
         });
-
-        let distinct = 1 + order
+        let pending = &self.pending;
+        let (files, zone_file) = (&self.files, &self.file);
+        let location_of = |record: &Pending| Location {
+            file: files
+                .get(usize::from(record.file))
+                .unwrap_or(zone_file)
+                .clone(),
+            line: record.line as usize,
+        };
+        let distinct = 1 + pending
             .windows(2)
-            .filter(|pair| {
-                key_of(&self.pending[pair[0].1 as usize])
-                    != key_of(&self.pending[pair[1].1 as usize])
-            })
+            .filter(|pair| key_of(&pair[0]) != key_of(&pair[1]))
             .count();
         let mut names: Vec<(Box<[u8]>, Node)> = Vec::with_capacity(distinct);
         let mut first_seen = HashMap::new();
         let mut warnings = Vec::new();
         let mut count = 0;
         let mut run_start = 0;
-        while run_start < order.len() {
-            let key = key_of(&self.pending[order[run_start].1 as usize]);
-            let run_end = order[run_start..]
+        while run_start < pending.len() {
+            let key = key_of(&pending[run_start]);
+            let run_end = pending[run_start..]
                 .iter()
-                .position(|&(_, at)| key_of(&self.pending[at as usize]) != key)
-                .map_or(order.len(), |len| run_start + len);
+                .position(|record| key_of(record) != key)
+                .map_or(pending.len(), |len| run_start + len);
             // Most names hold one set: room for exactly that many.
             let mut node = Node {
                 rrsets: Vec::with_capacity(1),
             };
-            for &(_, at) in &order[run_start..run_end] {
-                let record = &self.pending[at as usize];
-                let rtype = record.rtype;
+            for record in &pending[run_start..run_end] {
+                let rtype = RecordType::from(record.rtype);
+                let at = record.data_at;
                 let rdata = &self.data[record.data_at..][..usize::from(record.data_len)];
                 // RRSIGs covering different types are different sets (RFC 4034 §3:
                 // each carries the TTL of the RRset it covers).
@@ -485,7 +479,7 @@ impl ZoneBuilder {
                             | RecordType::NSEC
                             | RecordType::NSEC3
                     ) {
-                        first_seen.insert((Box::from(key), rtype), self.location_of(record));
+                        first_seen.insert((Box::from(key), rtype), location_of(record));
                     }
                     count += 1;
                     continue;
@@ -493,9 +487,9 @@ impl ZoneBuilder {
                 let set = &mut node.rrsets[position];
                 if !set.push_wire(rdata) {
                     warnings.push((
-                        at as usize,
+                        at,
                         ZoneWarning {
-                            location: self.location_of(record),
+                            location: location_of(record),
                             message: format!(
                                 "duplicate {rtype} record for {} ignored",
                                 canonical::name(key)
@@ -507,9 +501,9 @@ impl ZoneBuilder {
                 if record.ttl != set.ttl {
                     let smallest = record.ttl.min(set.ttl);
                     warnings.push((
-                        at as usize,
+                        at,
                         ZoneWarning {
-                            location: self.location_of(record),
+                            location: location_of(record),
                             message: format!(
                                 "TTL {} differs from the {rtype} RRset's TTL {} for {}; the RRset uses the smallest, {smallest} (RFC 2181 §5.2)",
                                 record.ttl,
