@@ -69,6 +69,8 @@ struct Shared {
     soa_queries: AtomicUsize,
     transfers: AtomicUsize,
     ixfrs: AtomicUsize,
+    /// Transfers that reached a `StallAfter` point (everything before it sent).
+    stalls: AtomicUsize,
 }
 
 /// std's Mutex, poison-tolerant: a panicking test thread must not wedge the primary.
@@ -134,6 +136,7 @@ impl FakePrimary {
             soa_queries: AtomicUsize::new(0),
             transfers: AtomicUsize::new(0),
             ixfrs: AtomicUsize::new(0),
+            stalls: AtomicUsize::new(0),
         });
         let udp_shared = shared.clone();
         let tcp_shared = shared.clone();
@@ -185,6 +188,12 @@ impl FakePrimary {
     /// AXFR requests received.
     pub fn transfers(&self) -> usize {
         self.shared.transfers.load(Ordering::SeqCst)
+    }
+
+    /// Transfers that reached their `Fault::StallAfter` point: every record
+    /// before it is written to the socket.
+    pub fn stalls(&self) -> usize {
+        self.shared.stalls.load(Ordering::SeqCst)
     }
 
     /// IXFR requests received.
@@ -469,6 +478,7 @@ fn send_zone(
                 return Ok(()); // dropping the stream closes it mid-transfer
             }
             if matches!(fault, Fault::StallAfter(k) if sent == k) {
+                shared.stalls.fetch_add(1, Ordering::SeqCst);
                 while !shared.stop.load(Ordering::SeqCst) {
                     thread::sleep(Duration::from_millis(50));
                 }

@@ -724,3 +724,75 @@ fn a_restarted_authority_serves_secondary_zones_from_their_snapshots() {
         "{log}"
     );
 }
+
+/// A million-record AXFR killed (`kill -9` of the transfer daemon) at points drawn
+/// at random, each once the primary has sent every record before it: the previous
+/// version is served whole after each restart, and the store holds only it.
+#[test]
+fn a_million_record_axfr_killed_anywhere_leaves_the_previous_version_whole() {
+    const RECORDS: usize = 1_000_000;
+    let lab = Lab::new().unwrap();
+    let primary = FakePrimary::start(ZONE).unwrap();
+    primary.set_ixfr_mode(IxfrMode::Refuse);
+    let config = lab
+        .suite_config(&[("example.com", EXAMPLE_ZONE)], "packet_cache_bytes = 0")
+        .unwrap();
+    lab.add_transfer(&config, &[(ZONE, primary.addr)]).unwrap();
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("transfer_timeout = \"1s\"", "transfer_timeout = \"60s\"");
+    std::fs::write(&config, text).unwrap();
+    let mut suite = lab.start_suite(&config).unwrap();
+    eventually(
+        Duration::from_secs(15),
+        "the first transfer",
+        &suite,
+        || serial(suite.dns) == Some(1),
+    );
+    let hosts: Vec<String> = (0..RECORDS).map(|i| format!("big{i}")).collect();
+    let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    // xorshift64 from the clock; the seed is printed to replay a failure.
+    let mut state = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        | 1;
+    eprintln!("kill points seed: {state}");
+    for round in 0..3 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let point = 1 + (state % (RECORDS as u64 - 1)) as usize;
+        eprintln!("round {round}: the primary stalls after {point} records");
+        primary.set_version(2, &hosts);
+        primary.set_fault(Fault::StallAfter(point));
+        let stalls = primary.stalls();
+        notify(suite.dns, ZONE).unwrap();
+        eventually(Duration::from_secs(120), "the kill point", &suite, || {
+            primary.stalls() > stalls
+        });
+        suite.transfer.take().unwrap().kill();
+
+        primary.set_fault(Fault::None);
+        primary.set_version(1, &["www", "v1only"]);
+        let restarted = lab.start_transfer(&config).unwrap();
+        assert_old_version_served(suite.dns, &format!("after kill -9 at record {point}"));
+        assert!(restarted.terminate(Duration::from_secs(10)).unwrap());
+        let (store, cleanup) =
+            sextant_store::Store::open(&lab.path().join("transfer-state")).unwrap();
+        assert!(
+            cleanup.orphan_versions.is_empty(),
+            "garbage left: {cleanup:?}"
+        );
+        let published = store.published(ZONE).unwrap().unwrap();
+        assert_eq!(published.serial, 1);
+        assert_eq!(
+            store.records(ZONE).unwrap().unwrap().len() as u64,
+            published.records
+        );
+        drop(store);
+        suite.transfer = Some(lab.start_transfer(&config).unwrap());
+        eventually(Duration::from_secs(15), "serving again", &suite, || {
+            serial(suite.dns) == Some(1)
+        });
+    }
+}
