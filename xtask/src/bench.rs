@@ -714,6 +714,34 @@ fn process_tree(pid: u32) -> Vec<u32> {
     tree
 }
 
+/// Waits until Sextant's snapshot of the bench zone in `snapshots` is written
+/// (modified at or after `since`, no temporary file beside it).
+pub(crate) fn wait_snapshot(
+    snapshots: &Path,
+    since: std::time::SystemTime,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let snapshot = snapshots.join(format!("{ZONE}.zsnap"));
+    let started = Instant::now();
+    loop {
+        let written = std::fs::metadata(&snapshot)
+            .and_then(|m| m.modified())
+            .is_ok_and(|modified| modified >= since);
+        let writing = std::fs::read_dir(snapshots).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().extension().is_some_and(|x| x == "tmp"))
+        });
+        if written && !writing {
+            return Ok(());
+        }
+        if started.elapsed() > limit {
+            bail!("no snapshot written in {}", snapshots.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Memory of a server: proportional set size (shared pages split between the
 /// processes sharing them) summed over the process and its descendants, so a server
 /// that forks workers (NSD) is measured whole and nothing is counted twice. KiB.

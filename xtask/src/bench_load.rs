@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 
-use crate::bench::{ZONE, dnsperf, generate, pss_kb, stop, wait_answering};
+use crate::bench::{ZONE, dnsperf, generate, pss_kb, stop, wait_answering, wait_snapshot};
 use crate::{cargo, peers, workspace_root};
 
 const PEERS: &[(&str, &str)] = &[("dnsperf", "dnsperf"), ("nsd", "nsd"), ("knotd", "knot")];
@@ -141,27 +141,7 @@ impl Server {
     fn wait_compiled(&self, since: SystemTime) -> anyhow::Result<()> {
         let started = Instant::now();
         match self.name {
-            "sextant" => {
-                let snapshots = self.dir.join("state/snapshots");
-                let snapshot = snapshots.join(format!("{ZONE}.zsnap"));
-                loop {
-                    let written = std::fs::metadata(&snapshot)
-                        .and_then(|m| m.modified())
-                        .is_ok_and(|modified| modified >= since);
-                    let writing = std::fs::read_dir(&snapshots).is_ok_and(|entries| {
-                        entries
-                            .flatten()
-                            .any(|e| e.path().extension().is_some_and(|x| x == "tmp"))
-                    });
-                    if written && !writing {
-                        return Ok(());
-                    }
-                    if started.elapsed() > TIMEOUT {
-                        bail!("no snapshot written in {}", snapshots.display());
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
+            "sextant" => wait_snapshot(&self.dir.join("state/snapshots"), since, TIMEOUT),
             _ => {
                 // The server's files stop growing once it is done writing them.
                 let mut last = (0, Instant::now());

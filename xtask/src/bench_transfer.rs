@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::bench::{generate_zone, stop};
+use crate::bench::{generate_zone, stop, wait_snapshot};
 use crate::{cargo, peers, workspace_root};
 
 const PEERS: &[(&str, &str)] = &[("knotd", "knot"), ("named", "bind9")];
@@ -65,7 +65,11 @@ pub(crate) fn bench_transfer(records: usize) -> anyhow::Result<()> {
                 String::new()
             };
             let snapshot = if secondary == "sextant" && waited.is_ok() {
-                wait_snapshot(&dir)
+                wait_snapshot(
+                    &dir.join("authority-state/snapshots"),
+                    std::time::UNIX_EPOCH,
+                    TRANSFER_TIMEOUT,
+                )
             } else {
                 Ok(())
             };
@@ -129,27 +133,6 @@ fn start_knot_primary(dir: &Path, zone_file: &Path) -> anyhow::Result<Child> {
         &["-c".into(), config.display().to_string()],
         dir,
     )
-}
-
-/// Waits until the authority's snapshot of the zone is written.
-fn wait_snapshot(dir: &Path) -> anyhow::Result<()> {
-    let snapshots = dir.join("authority-state/snapshots");
-    let started = Instant::now();
-    loop {
-        let written = snapshots.join(format!("{ZONE}.zsnap")).exists();
-        let writing = std::fs::read_dir(&snapshots).is_ok_and(|entries| {
-            entries
-                .flatten()
-                .any(|e| e.path().extension().is_some_and(|x| x == "tmp"))
-        });
-        if written && !writing {
-            return Ok(());
-        }
-        if started.elapsed() > TRANSFER_TIMEOUT {
-            bail!("no snapshot in {}", snapshots.display());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn start_secondary(

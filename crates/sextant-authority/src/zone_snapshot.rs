@@ -33,7 +33,7 @@ use std::time::UNIX_EPOCH;
 
 use hickory_proto::rr::Name;
 use ring::digest::{Context, SHA256};
-use sextant_zone::{Location, Zone, ZoneWarning};
+use sextant_zone::{Location, SnapshotReader, Zone, ZoneWarning};
 
 /// Changes with the layout above (the zone's own encoding has its own format).
 const MAGIC: &[u8; 16] = b"sextant-zsnap-02";
@@ -312,16 +312,10 @@ fn read_header(bytes: &[u8]) -> Result<(Header, &[u8], Vec<ZoneWarning>), String
     if sha256(body) != digest {
         return Err("it is damaged (its digest does not match)".into());
     }
-    let mut input = Input {
-        bytes: body,
-        at: MAGIC.len(),
-    };
+    let mut input = SnapshotReader::new(&body[MAGIC.len()..]);
     let header_len = input.u32()? as usize;
-    let mut header = Input {
-        bytes: input.take(header_len)?,
-        at: 0,
-    };
-    let zone_bytes = &body[input.at..];
+    let mut header = SnapshotReader::new(input.take(header_len)?);
+    let zone_bytes = input.rest();
     let kind = header.take(1)?[0];
     let mut sources = Vec::new();
     let origin_count = match kind {
@@ -378,43 +372,6 @@ fn read_header(bytes: &[u8]) -> Result<(Header, &[u8], Vec<ZoneWarning>), String
         None => Header::Files(sources),
     };
     Ok((origin, zone_bytes, warnings))
-}
-
-/// Reads integers and slices, every read checked against the end.
-struct Input<'b> {
-    bytes: &'b [u8],
-    at: usize,
-}
-
-impl<'b> Input<'b> {
-    fn take(&mut self, len: usize) -> Result<&'b [u8], String> {
-        let end = self
-            .at
-            .checked_add(len)
-            .filter(|end| *end <= self.bytes.len())
-            .ok_or("it ends early")?;
-        let slice = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(slice)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
-        let mut array = [0u8; N];
-        array.copy_from_slice(self.take(N)?);
-        Ok(array)
-    }
-
-    fn u16(&mut self) -> Result<u16, String> {
-        self.array().map(u16::from_le_bytes)
-    }
-
-    fn u32(&mut self) -> Result<u32, String> {
-        self.array().map(u32::from_le_bytes)
-    }
-
-    fn u64(&mut self) -> Result<u64, String> {
-        self.array().map(u64::from_le_bytes)
-    }
 }
 
 #[cfg(test)]

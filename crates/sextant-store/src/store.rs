@@ -206,30 +206,12 @@ impl Store {
 
     /// The records of the published version of `zone`, in the order they were staged.
     pub fn records(&self, zone: &str) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
-        let Some((published, tree, name)) = self.published_tree(zone)? else {
-            return Ok(None);
-        };
-        let mut records = Vec::with_capacity(usize::try_from(published.records).unwrap_or(0));
-        for entry in tree.iter() {
-            let (_, chunk) = entry.map_err(sled_error(format!("read {name}")))?;
-            for record in Chunk(&chunk) {
-                records.push(
-                    record
-                        .map_err(|what| StoreError::Corrupt {
-                            key: name.clone(),
-                            what,
-                        })?
-                        .to_vec(),
-                );
-            }
-        }
-        if records.len() as u64 != published.records {
-            return Err(StoreError::Corrupt {
-                key: name,
-                what: "record count differs from the published count",
-            });
-        }
-        Ok(Some(records))
+        let mut records = Vec::new();
+        let published = self.for_each_records(zone, &mut |chunk| {
+            records.extend(chunk);
+            true
+        })?;
+        Ok(published.then_some(records))
     }
 
     /// The first record of the published version of `zone` (the SOA, by convention of

@@ -24,7 +24,7 @@ pub use error::{Location, ZoneError, ZoneWarning};
 pub use lookup::{Lookup, Outcome, Part};
 pub use master::{LocatedRecord, Progress, ReadInclude, parse};
 use rrset::RRset;
-pub use snapshot::SNAPSHOT_FORMAT;
+pub use snapshot::{SNAPSHOT_FORMAT, SnapshotReader};
 pub use zone::{Zone, ZoneBuilder};
 
 /// The bytes whose plain order is the canonical DNS order of names (RFC 4034 §6.1):

@@ -58,7 +58,7 @@ impl Zone {
     /// errors. The bytes are checked as they are read: a damaged or foreign
     /// snapshot is an error, never a panic or a wrong zone.
     pub fn read_snapshot(origin: &Name, source: &Path, bytes: &[u8]) -> Result<Zone, String> {
-        let mut input = Input { bytes, at: 0 };
+        let mut input = SnapshotReader::new(bytes);
         let format = input.u32()?;
         if format != SNAPSHOT_FORMAT {
             return Err(format!(
@@ -106,7 +106,7 @@ impl Zone {
             }
             names.push((key.into(), Node { rrsets }));
         }
-        if input.at != bytes.len() {
+        if !input.rest().is_empty() {
             return Err("bytes after the last name".into());
         }
         let file = Arc::new(source.to_path_buf());
@@ -160,14 +160,27 @@ fn write_name(out: &mut dyn Write, key: &[u8], sets: &[&RRset]) -> std::io::Resu
     Ok(())
 }
 
-/// Reads integers and slices, every read checked against the end.
-struct Input<'b> {
+/// Reads a snapshot's little-endian integers and slices, every read checked
+/// against the end (the authority reads its own header with it too).
+#[derive(Debug)]
+pub struct SnapshotReader<'b> {
     bytes: &'b [u8],
     at: usize,
 }
 
-impl<'b> Input<'b> {
-    fn take(&mut self, len: usize) -> Result<&'b [u8], String> {
+impl<'b> SnapshotReader<'b> {
+    /// Reads `bytes` from the start.
+    pub fn new(bytes: &'b [u8]) -> Self {
+        Self { bytes, at: 0 }
+    }
+
+    /// What is left to read.
+    pub fn rest(&self) -> &'b [u8] {
+        &self.bytes[self.at..]
+    }
+
+    /// The next `len` bytes.
+    pub fn take(&mut self, len: usize) -> Result<&'b [u8], String> {
         let end = self
             .at
             .checked_add(len)
@@ -184,15 +197,18 @@ impl<'b> Input<'b> {
         Ok(array)
     }
 
-    fn u16(&mut self) -> Result<u16, String> {
+    /// The next `u16`.
+    pub fn u16(&mut self) -> Result<u16, String> {
         self.array().map(u16::from_le_bytes)
     }
 
-    fn u32(&mut self) -> Result<u32, String> {
+    /// The next `u32`.
+    pub fn u32(&mut self) -> Result<u32, String> {
         self.array().map(u32::from_le_bytes)
     }
 
-    fn u64(&mut self) -> Result<u64, String> {
+    /// The next `u64`.
+    pub fn u64(&mut self) -> Result<u64, String> {
         self.array().map(u64::from_le_bytes)
     }
 }
