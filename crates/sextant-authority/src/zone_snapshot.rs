@@ -171,7 +171,24 @@ pub(crate) fn save(
     if written.is_err() {
         let _ = std::fs::remove_file(&temporary);
     }
+    remove_leftovers(&target);
     written
+}
+
+/// Deletes the temporary files of `target` that an earlier process left when it
+/// stopped mid-write (those of this process may be another write in progress).
+fn remove_leftovers(target: &Path) {
+    let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+        return;
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let ours = format!("{prefix}{}.", std::process::id());
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if file.starts_with(&prefix) && file.ends_with(".tmp") && !file.starts_with(&ours) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn header(origin: &Origin<'_>, warnings: &[ZoneWarning]) -> std::io::Result<Vec<u8>> {
@@ -437,7 +454,11 @@ mod tests {
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].message.contains("duplicate"), "{}", warnings[0]);
         assert_eq!(warnings[0].location.line, 5);
-        // No temporary file is left behind.
+        // No temporary file is left behind, nor one an earlier process left.
+        let leftover = setup.dir.path().join("snapshots/example.com.zsnap.1.0.tmp");
+        std::fs::write(&leftover, b"half").unwrap();
+        load_and_save(&setup);
+        assert!(!leftover.exists());
         let names: Vec<_> = std::fs::read_dir(setup.dir.path().join("snapshots"))
             .unwrap()
             .map(|e| e.unwrap().file_name())
