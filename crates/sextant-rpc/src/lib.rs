@@ -42,7 +42,7 @@ pub use query_client::{Completion, QueryClient, QueryClientOptions};
 pub use query_server::{QueryHandler, QueryService};
 pub use secondary::{
     KnownVersion, KnownVersions, RecordChunk, VersionDigest, VersionEvent, VersionNotifier,
-    VersionSource, VersionState, ZoneVersion, follow_versions, version_digest,
+    VersionSource, VersionState, ZoneVersion, follow_versions,
 };
 pub use server::{GrpcServer, Services};
 pub use sextant_config::Endpoint;

@@ -69,21 +69,12 @@ pub struct KnownVersion {
     pub zone: String,
     /// Its serial.
     pub serial: u32,
-    /// [`version_digest`] of its records.
+    /// [`VersionDigest`] of its records.
     pub digest: [u8; 32],
 }
 
 /// SHA-256 over a version's records in order, each as a 4-byte big-endian length
 /// and its bytes: what both sides compare to know a version without sending it.
-pub fn version_digest(records: &[Vec<u8>]) -> [u8; 32] {
-    let mut digest = VersionDigest::new();
-    for record in records {
-        digest.add(record);
-    }
-    digest.finish()
-}
-
-/// [`version_digest`] of records taken one at a time.
 pub struct VersionDigest(ring::digest::Context);
 
 impl std::fmt::Debug for VersionDigest {
