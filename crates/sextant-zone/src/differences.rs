@@ -117,25 +117,13 @@ fn node_records(key: &[u8], sets: &[RRset], other: &[RRset], out: &mut Vec<Vec<u
 mod tests {
     #![allow(clippy::unwrap_used)]
     use std::collections::BTreeSet;
-    use std::path::Path;
 
-    use hickory_proto::rr::{Name, Record};
+    use hickory_proto::rr::Record;
     use hickory_proto::serialize::binary::BinDecodable;
 
     use super::*;
 
-    fn load(origin: &str, text: &str) -> Zone {
-        let none =
-            |_: &Path| -> std::io::Result<String> { Err(std::io::ErrorKind::NotFound.into()) };
-        Zone::from_master_text(
-            &Name::from_ascii(origin).unwrap(),
-            Path::new("z"),
-            text,
-            &none,
-        )
-        .unwrap()
-        .0
-    }
+    use crate::zone::test_zone as load;
 
     /// The records of a zone as decoded text, SOA excepted: what a difference
     /// must account for.

@@ -220,18 +220,7 @@ mod tests {
 
     use super::*;
 
-    fn load(origin: &str, text: &str) -> Zone {
-        let none =
-            |_: &Path| -> std::io::Result<String> { Err(std::io::ErrorKind::NotFound.into()) };
-        Zone::from_master_text(
-            &Name::from_ascii(origin).unwrap(),
-            Path::new("z"),
-            text,
-            &none,
-        )
-        .unwrap()
-        .0
-    }
+    use crate::zone::test_zone as load;
 
     fn snapshot(zone: &Zone) -> Vec<u8> {
         let mut bytes = Vec::new();

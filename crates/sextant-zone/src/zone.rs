@@ -169,6 +169,22 @@ fn covered_type_wire(wire: &[u8]) -> Option<u16> {
     Some(u16::from_be_bytes([*wire.first()?, *wire.get(1)?]))
 }
 
+/// A zone of `text` for `origin`, which must load (tests of the modules built on
+/// zones).
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn test_zone(origin: &str, text: &str) -> Zone {
+    let none = |_: &Path| -> std::io::Result<String> { Err(std::io::ErrorKind::NotFound.into()) };
+    Zone::from_master_text(
+        &Name::from_ascii(origin).unwrap(),
+        Path::new("z"),
+        text,
+        &none,
+    )
+    .unwrap()
+    .0
+}
+
 /// The eight key bytes after the origin's (`skip` bytes) as a number in the same
 /// order. A key never holds two 0 bytes in a row (labels are not empty), so the
 /// zero padding of a short key sorts it before any longer one it begins.

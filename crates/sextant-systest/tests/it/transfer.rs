@@ -5,6 +5,7 @@
 //! appears whole. Also: expiry, kill -9 of the transfer daemon, and NSD as primary.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
@@ -78,6 +79,60 @@ fn start(lab: &Lab, primary: &FakePrimary) -> Suite {
         || serial(suite.dns) == Some(1),
     );
     suite
+}
+
+/// A suite following `primary` with transfers of at most `timeout` (long enough for
+/// a kill to land while the daemon waits on a stalled primary), serving serial 1.
+fn start_for_kills(lab: &Lab, primary: &FakePrimary, timeout: &str) -> (PathBuf, Suite) {
+    // The faults are in the AXFR stream: no IXFR, so every refresh is an AXFR.
+    primary.set_ixfr_mode(IxfrMode::Refuse);
+    let config = lab
+        .suite_config(&[("example.com", EXAMPLE_ZONE)], "packet_cache_bytes = 0")
+        .unwrap();
+    lab.add_transfer(&config, &[(ZONE, primary.addr)]).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "transfer_timeout = \"1s\"",
+        &format!("transfer_timeout = \"{timeout}\""),
+    );
+    std::fs::write(&config, text).unwrap();
+    let suite = lab.start_suite(&config).unwrap();
+    eventually(
+        Duration::from_secs(15),
+        "the first transfer",
+        &suite,
+        || serial(suite.dns) == Some(1),
+    );
+    (config, suite)
+}
+
+/// With the transfer daemon stopped: its store has no orphaned version and holds
+/// the published version 1 whole.
+fn assert_store_holds_only_version_1(lab: &Lab) {
+    let (store, cleanup) = sextant_store::Store::open(&lab.path().join("transfer-state")).unwrap();
+    assert!(
+        cleanup.orphan_versions.is_empty(),
+        "garbage left: {cleanup:?}"
+    );
+    let published = store.published(ZONE).unwrap().unwrap();
+    assert_eq!(published.serial, 1);
+    assert_eq!(
+        store.records(ZONE).unwrap().unwrap().len() as u64,
+        published.records
+    );
+}
+
+/// Sends NOTIFY once a second until `done`, as a primary resends it until it is
+/// answered (RFC 1996 §4.1): one reaching the listener while it reconnects to a
+/// restarted transfer daemon is answered SERVFAIL.
+fn notify_until(suite: &Suite, limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let mut polls = 0;
+    eventually(limit, what, suite, || {
+        if polls % 20 == 0 {
+            let _ = notify(suite.dns, ZONE);
+        }
+        polls += 1;
+        done()
+    });
 }
 
 #[test]
@@ -333,24 +388,7 @@ fn an_unreachable_primary_expires_the_zone_then_it_comes_back() {
 fn kill_9_of_the_transfer_daemon_keeps_the_published_version() {
     let lab = Lab::new().unwrap();
     let primary = FakePrimary::start(ZONE).unwrap();
-    // These faults are in the AXFR stream: no IXFR, so every refresh is an AXFR.
-    primary.set_ixfr_mode(IxfrMode::Refuse);
-    let config = lab
-        .suite_config(&[("example.com", EXAMPLE_ZONE)], "")
-        .unwrap();
-    lab.add_transfer(&config, &[(ZONE, primary.addr)]).unwrap();
-    // The kill must land while the daemon still waits on the stalled primary.
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("transfer_timeout = \"1s\"", "transfer_timeout = \"30s\"");
-    std::fs::write(&config, text).unwrap();
-    let mut suite = lab.start_suite(&config).unwrap();
-    eventually(
-        Duration::from_secs(15),
-        "the first transfer",
-        &suite,
-        || serial(suite.dns) == Some(1),
-    );
+    let (config, mut suite) = start_for_kills(&lab, &primary, "30s");
 
     // A version the daemon is stuck receiving when it is killed, with thousands of
     // records already staged and flushed to disk (sled flushes every 500 ms).
@@ -383,17 +421,7 @@ fn kill_9_of_the_transfer_daemon_keeps_the_published_version() {
 
     // Stopped cleanly, the store holds exactly the published version, whole.
     assert!(restarted.terminate(Duration::from_secs(5)).unwrap());
-    let (store, cleanup) = sextant_store::Store::open(&lab.path().join("transfer-state")).unwrap();
-    assert!(
-        cleanup.orphan_versions.is_empty(),
-        "garbage left: {cleanup:?}"
-    );
-    let published = store.published(ZONE).unwrap().unwrap();
-    assert_eq!(published.serial, 1);
-    assert_eq!(
-        store.records(ZONE).unwrap().unwrap().len() as u64,
-        published.records
-    );
+    assert_store_holds_only_version_1(&lab);
 }
 
 /// The TSIG key the interop primaries require for transfers.
@@ -692,18 +720,11 @@ fn a_restarted_authority_serves_secondary_zones_from_their_snapshots() {
     let authority = suite.authority.take().unwrap();
     assert!(authority.terminate(Duration::from_secs(10)).unwrap());
     primary.set_version(2, &["www", "v2only"]);
-    // Sent again once a second, as a primary does until it is answered (RFC 1996
-    // §4.1): the listener may still be reconnecting to the restarted transfer daemon.
-    let mut polls = 0;
-    eventually(
+    notify_until(
+        &suite,
         Duration::from_secs(15),
         "the new version published",
-        &suite,
         || {
-            if polls % 20 == 0 {
-                let _ = notify(suite.dns, ZONE);
-            }
-            polls += 1;
             suite.transfer.as_ref().is_some_and(|t| {
                 t.log_text()
                     .contains("published zone=example.org. serial=2")
@@ -739,22 +760,7 @@ fn a_million_record_axfr_killed_anywhere_leaves_the_previous_version_whole() {
     const RECORDS: usize = 1_000_000;
     let lab = Lab::new().unwrap();
     let primary = FakePrimary::start(ZONE).unwrap();
-    primary.set_ixfr_mode(IxfrMode::Refuse);
-    let config = lab
-        .suite_config(&[("example.com", EXAMPLE_ZONE)], "packet_cache_bytes = 0")
-        .unwrap();
-    lab.add_transfer(&config, &[(ZONE, primary.addr)]).unwrap();
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("transfer_timeout = \"1s\"", "transfer_timeout = \"60s\"");
-    std::fs::write(&config, text).unwrap();
-    let mut suite = lab.start_suite(&config).unwrap();
-    eventually(
-        Duration::from_secs(15),
-        "the first transfer",
-        &suite,
-        || serial(suite.dns) == Some(1),
-    );
+    let (config, mut suite) = start_for_kills(&lab, &primary, "60s");
     let hosts: Vec<String> = (0..RECORDS).map(|i| format!("big{i}")).collect();
     let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
     // xorshift64 from the clock; the seed is printed to replay a failure.
@@ -772,15 +778,7 @@ fn a_million_record_axfr_killed_anywhere_leaves_the_previous_version_whole() {
         primary.set_version(2, &hosts);
         primary.set_fault(Fault::StallAfter(point));
         let stalls = primary.stalls();
-        // A NOTIFY that reaches the listener while it reconnects to the restarted
-        // transfer daemon is answered SERVFAIL; a primary sends it again (RFC 1996
-        // §4.1), and so does this test, once a second.
-        let mut polls = 0;
-        eventually(Duration::from_secs(120), "the kill point", &suite, || {
-            if polls % 20 == 0 {
-                let _ = notify(suite.dns, ZONE);
-            }
-            polls += 1;
+        notify_until(&suite, Duration::from_secs(120), "the kill point", || {
             primary.stalls() > stalls
         });
         suite.transfer.take().unwrap().kill();
@@ -790,19 +788,7 @@ fn a_million_record_axfr_killed_anywhere_leaves_the_previous_version_whole() {
         let restarted = lab.start_transfer(&config).unwrap();
         assert_old_version_served(suite.dns, &format!("after kill -9 at record {point}"));
         assert!(restarted.terminate(Duration::from_secs(10)).unwrap());
-        let (store, cleanup) =
-            sextant_store::Store::open(&lab.path().join("transfer-state")).unwrap();
-        assert!(
-            cleanup.orphan_versions.is_empty(),
-            "garbage left: {cleanup:?}"
-        );
-        let published = store.published(ZONE).unwrap().unwrap();
-        assert_eq!(published.serial, 1);
-        assert_eq!(
-            store.records(ZONE).unwrap().unwrap().len() as u64,
-            published.records
-        );
-        drop(store);
+        assert_store_holds_only_version_1(&lab);
         suite.transfer = Some(lab.start_transfer(&config).unwrap());
         eventually(Duration::from_secs(15), "serving again", &suite, || {
             serial(suite.dns) == Some(1)
