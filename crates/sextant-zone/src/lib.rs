@@ -4,6 +4,7 @@
 //! Invariant: this crate does no I/O. `$INCLUDE` files are read through a function
 //! the caller passes in, so the daemon decides where files may come from.
 
+mod apply;
 mod canonical;
 mod catalog;
 mod differences;

@@ -4,6 +4,7 @@
 //! one? every name in order for a transfer) use the order.
 
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use hashbrown::HashTable;
 use hickory_proto::rr::RecordType;
@@ -12,7 +13,7 @@ use crate::RRset;
 
 /// One name's RRsets. The RRSIGs are sets of their own, one per type they cover
 /// (each carries the TTL of the RRset it covers, RFC 4034 §3).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Node {
     pub(crate) rrsets: Vec<RRset>,
 }
@@ -43,10 +44,11 @@ impl Node {
     }
 }
 
+/// Names in canonical order with a hash index over their keys.
 #[derive(Debug)]
-pub(crate) struct Nodes {
+struct Sorted<V> {
     /// Sorted by canonical key (see [`crate::canonical`]).
-    sorted: Box<[(Box<[u8]>, Node)]>,
+    sorted: Box<[(Box<[u8]>, V)]>,
     /// Positions in `sorted`, hashed by key.
     index: HashTable<u32>,
     /// Seeded per process: zone data may come from a primary we do not control, and
@@ -54,9 +56,8 @@ pub(crate) struct Nodes {
     hasher: foldhash::fast::RandomState,
 }
 
-impl Nodes {
-    /// From the builder's names, sorted by key (canonical order).
-    pub(crate) fn from_sorted(names: Vec<(Box<[u8]>, Node)>) -> Self {
+impl<V> Sorted<V> {
+    fn from_sorted(names: Vec<(Box<[u8]>, V)>) -> Self {
         let sorted = names.into_boxed_slice();
         let hasher = foldhash::fast::RandomState::default();
         let mut index = HashTable::with_capacity(sorted.len());
@@ -76,17 +77,129 @@ impl Nodes {
         }
     }
 
-    pub(crate) fn get(&self, key: &[u8]) -> Option<&Node> {
+    fn get(&self, key: &[u8]) -> Option<&V> {
+        if self.sorted.is_empty() {
+            return None;
+        }
         let at = self.index.find(self.hasher.hash_one(key), |&at| {
             *self.sorted[at as usize].0 == *key
         })?;
         Some(&self.sorted[*at as usize].1)
     }
 
+    /// Position of the first key after `key`.
+    fn after(&self, key: &[u8]) -> usize {
+        self.sorted.partition_point(|(k, _)| &**k <= key)
+    }
+
+    fn len(&self) -> usize {
+        self.sorted.len()
+    }
+}
+
+/// A built zone's names. A zone changed by a transfer shares the names of the
+/// version it came from (`base`, never copied) and holds only what changed: an
+/// IXFR of a thousand records to a million-record zone builds a thousand names,
+/// not a million.
+#[derive(Debug)]
+pub(crate) struct Nodes {
+    base: Arc<Sorted<Node>>,
+    /// Names changed since `base` was built: their node now, or `None` for a name
+    /// that is gone. Empty for a zone built whole.
+    changes: Sorted<Change>,
+}
+
+/// A changed name's node, `None` when the name is gone.
+type Change = Option<Arc<Node>>;
+
+/// Changes past which a new version is built whole instead of sharing the old
+/// one's names: every lookup also looks at the changes, and a name gone is
+/// skipped at each ordered walk. (Small in tests, so that they build whole too.)
+const MAX_CHANGES: usize = if cfg!(test) { 16 } else { 4096 };
+
+impl Nodes {
+    /// From the builder's names, sorted by key (canonical order).
+    pub(crate) fn from_sorted(names: Vec<(Box<[u8]>, Node)>) -> Self {
+        Self {
+            base: Arc::new(Sorted::from_sorted(names)),
+            changes: Sorted::from_sorted(Vec::new()),
+        }
+    }
+
+    /// These names with the names of `changed` (sorted by key) replaced, added or,
+    /// where their node is `None`, removed. Shares this version's names unless the
+    /// changes have grown past a share of them; then every name is copied into a
+    /// version of its own.
+    pub(crate) fn with_changes(&self, changed: Vec<(Box<[u8]>, Option<Node>)>) -> Self {
+        let mut merged: Vec<(Box<[u8]>, Change)> =
+            Vec::with_capacity(self.changes.len() + changed.len());
+        let mut old = self
+            .changes
+            .sorted
+            .iter()
+            .map(|(key, node)| (key.clone(), node.clone()))
+            .peekable();
+        let mut new = changed
+            .into_iter()
+            .map(|(key, node)| (key, node.map(Arc::new)))
+            .peekable();
+        loop {
+            let take_new = match (old.peek(), new.peek()) {
+                (None, None) => break,
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+                (Some((a, _)), Some((b, _))) => b <= a,
+            };
+            if take_new {
+                if let Some((key, node)) = new.next() {
+                    old.next_if(|(k, _)| *k == key);
+                    // A name new since `base` that is gone again needs no entry.
+                    if node.is_some() || self.base.get(&key).is_some() {
+                        merged.push((key, node));
+                    }
+                }
+            } else if let Some(entry) = old.next() {
+                merged.push(entry);
+            }
+        }
+        let nodes = Self {
+            base: self.base.clone(),
+            changes: Sorted::from_sorted(merged),
+        };
+        if nodes.changes.len() > MAX_CHANGES.max(nodes.base.len() / 8) {
+            let whole = nodes
+                .iter()
+                .map(|(key, node)| (Box::from(key), node.clone()))
+                .collect();
+            return Self::from_sorted(whole);
+        }
+        nodes
+    }
+
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&Node> {
+        if self.changes.sorted.is_empty() {
+            return self.base.get(key);
+        }
+        match self.changes.get(key) {
+            Some(changed) => changed.as_deref(),
+            None => self.base.get(key),
+        }
+    }
+
     /// The first key after `key` in canonical order.
     pub(crate) fn next_key_after(&self, key: &[u8]) -> Option<&[u8]> {
-        let at = self.sorted.partition_point(|(k, _)| &**k <= key);
-        self.sorted.get(at).map(|(k, _)| &**k)
+        let unchanged = self.base.sorted[self.base.after(key)..]
+            .iter()
+            .map(|(k, _)| &**k)
+            .find(|k| self.changes.get(k).is_none());
+        let changed = self.changes.sorted[self.changes.after(key)..]
+            .iter()
+            .find(|(_, node)| node.is_some())
+            .map(|(k, _)| &**k);
+        match (unchanged, changed) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The last name at or before `key` in canonical order whose node `has`
@@ -96,18 +209,44 @@ impl Nodes {
         key: &[u8],
         has: impl Fn(&Node) -> bool,
     ) -> Option<(&[u8], &Node)> {
-        let end = self.sorted.partition_point(|(k, _)| &**k <= key);
-        let (before, after) = self.sorted.split_at(end);
-        before
-            .iter()
-            .rev()
-            .chain(after.iter().rev())
-            .find(|(_, node)| has(node))
-            .map(|(k, node)| (&**k, node))
+        let last_before = |end_base: usize, end_changes: usize| {
+            let unchanged = self.base.sorted[..end_base]
+                .iter()
+                .rev()
+                .find(|(k, node)| has(node) && self.changes.get(k).is_none())
+                .map(|(k, node)| (&**k, node));
+            let changed = self.changes.sorted[..end_changes]
+                .iter()
+                .rev()
+                .find_map(|(k, node)| node.as_deref().filter(|n| has(n)).map(|n| (&**k, n)));
+            match (unchanged, changed) {
+                (Some(a), Some(b)) => Some(if a.0 >= b.0 { a } else { b }),
+                (a, b) => a.or(b),
+            }
+        };
+        last_before(self.base.after(key), self.changes.after(key))
+            .or_else(|| last_before(self.base.len(), self.changes.len()))
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &Node)> {
-        self.sorted.iter().map(|(key, node)| (&**key, node))
+        let mut base = self
+            .base
+            .sorted
+            .iter()
+            .filter(|(k, _)| self.changes.get(k).is_none())
+            .map(|(k, node)| (&**k, node))
+            .peekable();
+        let mut changed = self
+            .changes
+            .sorted
+            .iter()
+            .filter_map(|(k, node)| Some((&**k, node.as_deref()?)))
+            .peekable();
+        std::iter::from_fn(move || match (base.peek(), changed.peek()) {
+            (Some(a), Some(b)) if b.0 < a.0 => changed.next(),
+            (Some(_), _) => base.next(),
+            (None, _) => changed.next(),
+        })
     }
 }
 
@@ -134,5 +273,64 @@ mod tests {
         assert_eq!(nodes.next_key_after(b"a\0"), Some(&b"a\0x\0"[..]));
         assert_eq!(nodes.next_key_after(b"b\0"), Some(&b"c\0"[..]));
         assert_eq!(nodes.next_key_after(b"c\0"), None);
+    }
+
+    fn node(marker: u32) -> Node {
+        Node {
+            rrsets: vec![RRset::new(RecordType::A, marker)],
+        }
+    }
+
+    #[test]
+    fn changes_are_seen_by_every_question_and_the_base_is_shared() {
+        let names: Vec<_> = [&b"a\0"[..], b"b\0", b"b\0x\0", b"c\0", b"e\0"]
+            .into_iter()
+            .enumerate()
+            .map(|(i, key)| (Box::<[u8]>::from(key), node(i as u32)))
+            .collect();
+        let nodes = Nodes::from_sorted(names);
+        // b.x gone, c changed, d new, a gone.
+        let changed = vec![
+            (Box::<[u8]>::from(&b"a\0"[..]), None),
+            (Box::from(&b"b\0x\0"[..]), None),
+            (Box::from(&b"c\0"[..]), Some(node(30))),
+            (Box::from(&b"d\0"[..]), Some(node(40))),
+        ];
+        let next = nodes.with_changes(changed);
+        assert!(Arc::ptr_eq(&nodes.base, &next.base));
+        let keys: Vec<&[u8]> = next.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, [&b"b\0"[..], b"c\0", b"d\0", b"e\0"]);
+        assert!(next.get(b"a\0").is_none());
+        assert_eq!(next.get(b"c\0").unwrap().rrsets[0].ttl, 30);
+        assert_eq!(next.get(b"e\0").unwrap().rrsets[0].ttl, 4);
+        assert_eq!(next.next_key_after(b"b\0"), Some(&b"c\0"[..]));
+        assert_eq!(next.next_key_after(b"c\0"), Some(&b"d\0"[..]));
+        assert_eq!(next.next_key_after(b"e\0"), None);
+        let has = |wanted: u32| move |node: &Node| node.rrsets[0].ttl == wanted;
+        assert_eq!(next.at_or_before(b"d\0z\0", has(40)).unwrap().0, b"d\0");
+        assert_eq!(next.at_or_before(b"b\0", |_| true).unwrap().0, b"b\0");
+        // Nothing at or before the first name: wraps to the last.
+        assert_eq!(next.at_or_before(b"a\0", |_| true).unwrap().0, b"e\0");
+        // A removed name is never found, even wrapping.
+        assert!(next.at_or_before(b"z\0", has(0)).is_none());
+        // The version before is what it was.
+        assert_eq!(nodes.iter().count(), 5);
+        // A name added then removed again leaves no entry.
+        let again = next.with_changes(vec![(Box::from(&b"d\0"[..]), None)]);
+        assert_eq!(again.changes.len(), 3);
+        assert!(again.get(b"d\0").is_none());
+        // Past the limit every name is copied into a version of its own.
+        let many: Vec<_> = (0..MAX_CHANGES as u32 + 1)
+            .map(|i| {
+                (
+                    Box::<[u8]>::from(format!("m{i:05}\0").as_bytes()),
+                    Some(node(i)),
+                )
+            })
+            .collect();
+        let whole = again.with_changes(many);
+        assert!(!Arc::ptr_eq(&whole.base, &nodes.base));
+        assert!(whole.changes.sorted.is_empty());
+        assert_eq!(whole.iter().count(), 3 + MAX_CHANGES + 1);
     }
 }

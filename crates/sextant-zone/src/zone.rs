@@ -156,6 +156,28 @@ impl Zone {
         self.nodes.get(&buffer[..len])
     }
 
+    /// A later version of this unsigned zone with `nodes` (see `apply`).
+    pub(crate) fn next_version(
+        &self,
+        soa: Record,
+        nodes: Nodes,
+        has_cuts: bool,
+        record_count: usize,
+    ) -> Zone {
+        Zone {
+            origin: self.origin.clone(),
+            origin_wire: self.origin_wire.clone(),
+            apex_labels: self.apex_labels,
+            soa,
+            nodes,
+            has_cuts,
+            record_count,
+            signed: false,
+            denial: Denial::None,
+            unused_nsec3: Vec::new(),
+        }
+    }
+
     /// True when some name below the one with canonical key `key` exists: then that
     /// name exists too, as an empty non-terminal if it has no node of its own.
     pub(crate) fn has_descendants_key(&self, key: &[u8]) -> bool {
@@ -194,6 +216,76 @@ fn key_prefix(key: &[u8], skip: usize) -> u64 {
     let len = rest.len().min(8);
     bytes[..len].copy_from_slice(&rest[..len]);
     u64::from_be_bytes(bytes)
+}
+
+/// A record standing alone in wire form (see [`ZoneBuilder::add_record`]), read.
+pub(crate) struct Standalone<'a> {
+    owner: [u8; sextant_wire::MAX_NAME_LEN],
+    owner_len: usize,
+    pub(crate) rtype: RecordType,
+    pub(crate) ttl: u32,
+    /// Names in NS, CNAME, PTR, MX and SOA data written out whole.
+    pub(crate) data: std::borrow::Cow<'a, [u8]>,
+}
+
+impl<'a> Standalone<'a> {
+    pub(crate) fn read(record: &'a [u8]) -> Result<Self, String> {
+        let mut owner = [0u8; sextant_wire::MAX_NAME_LEN];
+        let (owner_len, at) = sextant_wire::read_name(record, 0, &mut owner)
+            .ok_or("the owner name does not decode")?;
+        let fixed = record.get(at..at + 10).ok_or("the record ends early")?;
+        let rtype = RecordType::from(u16::from_be_bytes([fixed[0], fixed[1]]));
+        let ttl = u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
+        let start = at + 10;
+        let end = start + usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+        if end != record.len() {
+            return Err("its data length does not match its size".into());
+        }
+        let names_at = match rtype {
+            RecordType::NS | RecordType::CNAME | RecordType::PTR => Some((0, 1)),
+            RecordType::MX => Some((2, 1)),
+            RecordType::SOA => Some((0, 2)),
+            _ => None,
+        };
+        let data = match names_at {
+            None => std::borrow::Cow::Borrowed(&record[start..end]),
+            Some((prefix, names)) => {
+                let mut expanded = Vec::new();
+                let fixed = record
+                    .get(start..start + prefix)
+                    .ok_or("the data ends early")?;
+                expanded.extend_from_slice(fixed);
+                let mut at = start + prefix;
+                let mut name = [0u8; sextant_wire::MAX_NAME_LEN];
+                for _ in 0..names {
+                    let (len, next) = sextant_wire::read_name(record, at, &mut name)
+                        .filter(|(_, next)| *next <= end)
+                        .ok_or("a name in the data does not decode")?;
+                    expanded.extend_from_slice(&name[..len]);
+                    at = next;
+                }
+                // The SOA's five numbers follow its names.
+                let rest = if rtype == RecordType::SOA { 20 } else { 0 };
+                if end - at != rest {
+                    return Err("the data has the wrong length for its type".into());
+                }
+                expanded.extend_from_slice(&record[at..end]);
+                std::borrow::Cow::Owned(expanded)
+            }
+        };
+        Ok(Self {
+            owner,
+            owner_len,
+            rtype,
+            ttl,
+            data,
+        })
+    }
+
+    /// The owner, uncompressed wire form.
+    pub(crate) fn owner(&self) -> &[u8] {
+        &self.owner[..self.owner_len]
+    }
 }
 
 /// Collects records and builds a checked [`Zone`], as `named-checkzone` would judge it.
@@ -299,50 +391,14 @@ impl ZoneBuilder {
     /// SOA data may point back into the record (hickory-proto compresses them even
     /// there); they are written out whole. Other data is kept as it is.
     pub fn add_record(&mut self, record: &[u8], location: &Location) -> Result<(), String> {
-        let mut owner = [0u8; sextant_wire::MAX_NAME_LEN];
-        let (owner_len, at) = sextant_wire::read_name(record, 0, &mut owner)
-            .ok_or("the owner name does not decode")?;
-        let fixed = record.get(at..at + 10).ok_or("the record ends early")?;
-        let rtype = RecordType::from(u16::from_be_bytes([fixed[0], fixed[1]]));
-        let ttl = u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
-        let start = at + 10;
-        let end = start + usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
-        if end != record.len() {
-            return Err("its data length does not match its size".into());
-        }
-        let mut expanded = Vec::new();
-        let names_at = match rtype {
-            RecordType::NS | RecordType::CNAME | RecordType::PTR => Some((0, 1)),
-            RecordType::MX => Some((2, 1)),
-            RecordType::SOA => Some((0, 2)),
-            _ => None,
-        };
-        let data = match names_at {
-            None => &record[start..end],
-            Some((prefix, names)) => {
-                let fixed = record
-                    .get(start..start + prefix)
-                    .ok_or("the data ends early")?;
-                expanded.extend_from_slice(fixed);
-                let mut at = start + prefix;
-                let mut name = [0u8; sextant_wire::MAX_NAME_LEN];
-                for _ in 0..names {
-                    let (len, next) = sextant_wire::read_name(record, at, &mut name)
-                        .filter(|(_, next)| *next <= end)
-                        .ok_or("a name in the data does not decode")?;
-                    expanded.extend_from_slice(&name[..len]);
-                    at = next;
-                }
-                // The SOA's five numbers follow its names.
-                let rest = if rtype == RecordType::SOA { 20 } else { 0 };
-                if end - at != rest {
-                    return Err("the data has the wrong length for its type".into());
-                }
-                expanded.extend_from_slice(&record[at..end]);
-                &expanded
-            }
-        };
-        self.add_wire(&owner[..owner_len], rtype, ttl, data, location);
+        let record = Standalone::read(record)?;
+        self.add_wire(
+            record.owner(),
+            record.rtype,
+            record.ttl,
+            &record.data,
+            location,
+        );
         Ok(())
     }
 
@@ -422,7 +478,7 @@ impl ZoneBuilder {
     /// The records grouped into names in canonical order, with the places of the
     /// RRsets errors cite; duplicates and TTL differences become warnings.
     #[allow(clippy::type_complexity)]
-    fn group(
+    pub(crate) fn group(
         &mut self,
     ) -> (
         Vec<(Box<[u8]>, Node)>,
@@ -544,6 +600,13 @@ impl ZoneBuilder {
         (names, first_seen, count)
     }
 
+    /// The warnings so far, in the order the records were written.
+    pub(crate) fn take_warnings(&mut self) -> Vec<ZoneWarning> {
+        let mut warnings = std::mem::take(&mut self.warnings);
+        warnings.sort_by_key(|(order, _)| *order);
+        warnings.into_iter().map(|(_, warning)| warning).collect()
+    }
+
     /// Checks the zone as a whole and returns it with the warnings found on the way.
     pub fn build(mut self) -> Result<(Zone, Vec<ZoneWarning>), ZoneError> {
         let (names, first_seen, record_count) = self.group();
@@ -570,10 +633,6 @@ pub(crate) fn finish(
         file: file.clone(),
         line: 1,
     };
-    let error = |location: &Location, message: String| ZoneError {
-        location: location.clone(),
-        message,
-    };
     let at = |name: &Name, rtype| {
         first_seen
             .get(&(canonical::key(name), rtype))
@@ -598,60 +657,111 @@ pub(crate) fn finish(
     )?;
     let nodes = Nodes::from_sorted(names);
     for (key, node) in nodes.iter() {
-        // Names are rebuilt only for messages: most nodes need none.
-        let name = || canonical::name(key);
-        if node.get(RecordType::SOA).is_some() && key != &*origin_key {
+        check_name(origin, &origin_key, key, node, &at)?;
+    }
+    let soa = check_apex(origin, &origin_key, &nodes, &at, &whole_file)?;
+    let has_cuts = nodes.iter().any(|(key, node)| {
+        (key != &*origin_key && node.get(RecordType::NS).is_some())
+            || node.get(RecordType::DNAME).is_some()
+    });
+    Ok(Zone {
+        apex_labels: sextant_wire::label_count(&origin_wire),
+        origin_wire,
+        origin: origin.clone(),
+        soa,
+        nodes,
+        has_cuts,
+        record_count,
+        signed,
+        denial,
+        unused_nsec3,
+    })
+}
+
+/// Where an RRset of a name was first written (for errors).
+pub(crate) type Placed<'a> = dyn Fn(&Name, RecordType) -> &'a Location + 'a;
+
+/// The checks each name must pass on its own: SOA only at the apex, a CNAME alone
+/// and single, one DNAME at most.
+pub(crate) fn check_name<'a>(
+    origin: &Name,
+    origin_key: &[u8],
+    key: &[u8],
+    node: &Node,
+    at: &Placed<'a>,
+) -> Result<(), ZoneError> {
+    let error = |location: &Location, message: String| ZoneError {
+        location: location.clone(),
+        message,
+    };
+    // Names are rebuilt only for messages: most nodes need none.
+    let name = || canonical::name(key);
+    if node.get(RecordType::SOA).is_some() && key != origin_key {
+        return Err(error(
+            at(&name(), RecordType::SOA),
+            format!(
+                "SOA record at {}, but the zone's apex is {}; move it to the apex (@)",
+                name(),
+                origin
+            ),
+        ));
+    }
+    if let Some(cname) = node.get(RecordType::CNAME) {
+        if cname.len() > 1 {
             return Err(error(
-                at(&name(), RecordType::SOA),
+                at(&name(), RecordType::CNAME),
+                format!("{} has more than one CNAME; keep one", name()),
+            ));
+        }
+        let others: Vec<String> = node
+            .rrsets
+            .iter()
+            .filter(|s| {
+                !matches!(
+                    s.rtype,
+                    RecordType::CNAME | RecordType::RRSIG | RecordType::NSEC
+                )
+            })
+            .map(|s| s.rtype.to_string())
+            .collect();
+        if !others.is_empty() {
+            return Err(error(
+                at(&name(), RecordType::CNAME),
                 format!(
-                    "SOA record at {}, but the zone's apex is {}; move it to the apex (@)",
+                    "{} has a CNAME and other data ({}); a CNAME must be alone at its name (RFC 1034 §3.6.2): remove one",
                     name(),
-                    origin
+                    others.join(", ")
                 ),
             ));
         }
-        if let Some(cname) = node.get(RecordType::CNAME) {
-            if cname.len() > 1 {
-                return Err(error(
-                    at(&name(), RecordType::CNAME),
-                    format!("{} has more than one CNAME; keep one", name()),
-                ));
-            }
-            let others: Vec<String> = node
-                .rrsets
-                .iter()
-                .filter(|s| {
-                    !matches!(
-                        s.rtype,
-                        RecordType::CNAME | RecordType::RRSIG | RecordType::NSEC
-                    )
-                })
-                .map(|s| s.rtype.to_string())
-                .collect();
-            if !others.is_empty() {
-                return Err(error(
-                    at(&name(), RecordType::CNAME),
-                    format!(
-                        "{} has a CNAME and other data ({}); a CNAME must be alone at its name (RFC 1034 §3.6.2): remove one",
-                        name(),
-                        others.join(", ")
-                    ),
-                ));
-            }
-        }
-        if let Some(dname) = node.get(RecordType::DNAME)
-            && dname.len() > 1
-        {
-            return Err(error(
-                at(&name(), RecordType::DNAME),
-                format!("{} has more than one DNAME; keep one", name()),
-            ));
-        }
     }
-    let apex = nodes.get(&origin_key);
+    if let Some(dname) = node.get(RecordType::DNAME)
+        && dname.len() > 1
+    {
+        return Err(error(
+            at(&name(), RecordType::DNAME),
+            format!("{} has more than one DNAME; keep one", name()),
+        ));
+    }
+    Ok(())
+}
+
+/// The apex holds exactly one SOA (returned) and some NS records.
+pub(crate) fn check_apex<'a>(
+    origin: &Name,
+    origin_key: &[u8],
+    nodes: &Nodes,
+    at: &Placed<'a>,
+    whole_file: &Location,
+) -> Result<Record, ZoneError> {
+    let error = |location: &Location, message: String| ZoneError {
+        location: location.clone(),
+        message,
+    };
+    let apex = nodes.get(origin_key);
     let Some(soa_set) = apex.and_then(|n| n.get(RecordType::SOA)) else {
         return Err(error(
-            &whole_file,
+            whole_file,
             format!(
                 "zone {} has no SOA record; add one at the apex, e.g. `@ IN SOA ns1 hostmaster 1 7200 3600 1209600 3600`",
                 origin
@@ -669,33 +779,17 @@ pub(crate) fn finish(
     }
     if apex.and_then(|n| n.get(RecordType::NS)).is_none() {
         return Err(error(
-            &whole_file,
+            whole_file,
             format!(
                 "zone {} has no NS records at its apex; add at least one, e.g. `@ IN NS ns1`",
                 origin
             ),
         ));
     }
-    let soa = soa_set
+    soa_set
         .records(origin)
         .next()
-        .ok_or_else(|| error(&whole_file, "empty SOA RRset".into()))?;
-    let has_cuts = nodes.iter().any(|(key, node)| {
-        (key != &*origin_key && node.get(RecordType::NS).is_some())
-            || node.get(RecordType::DNAME).is_some()
-    });
-    Ok(Zone {
-        apex_labels: sextant_wire::label_count(&origin_wire),
-        origin_wire,
-        origin: origin.clone(),
-        soa,
-        nodes,
-        has_cuts,
-        record_count,
-        signed,
-        denial,
-        unused_nsec3,
-    })
+        .ok_or_else(|| error(whole_file, "empty SOA RRset".into()))
 }
 
 impl Zone {
