@@ -10,12 +10,12 @@ use hickory_proto::rr::{Name, Record};
 use hickory_proto::serialize::binary::BinDecodable;
 use parking_lot::Mutex;
 use sextant_rpc::{
-    Endpoint, KnownVersion, KnownVersions, RecordChunk, VersionDigest, VersionEvent,
-    ZoneSetPublisher, ZoneVersion, follow_versions,
+    Endpoint, KnownVersion, KnownVersions, RecordChunk, VersionEvent, ZoneSetPublisher,
+    ZoneVersion, follow_versions,
 };
 use sextant_zone::LocatedRecord;
 use sextant_zone::{Location, Zone, ZoneBuilder};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::Authority;
@@ -45,6 +45,12 @@ struct Follower {
     /// `authority.state_dir`, where snapshots are kept.
     snapshots: Option<PathBuf>,
     held: Arc<Mutex<Held>>,
+    /// Per zone, the latest version whose snapshot is due.
+    snapshot_latest: Arc<Mutex<HashMap<String, u64>>>,
+    /// Held while a snapshot is written: one at a time.
+    snapshot_writing: Arc<Mutex<()>>,
+    /// Ends the watch; its next connection names what is held now.
+    resync: Arc<Notify>,
 }
 
 /// Follows `endpoint`; returns once the initial snapshot is in (or the wait ran out),
@@ -86,8 +92,22 @@ pub(crate) async fn follow(
         signing,
         snapshots,
         held,
+        snapshot_latest: Arc::default(),
+        snapshot_writing: Arc::default(),
+        resync: Arc::new(Notify::new()),
     });
-    let mut events = follow_versions(endpoint.clone(), known, shutdown.clone());
+    let whole = follower
+        .signing
+        .as_ref()
+        .map(|s| s.signed_secondaries())
+        .unwrap_or_default();
+    let mut events = follow_versions(
+        endpoint.clone(),
+        known,
+        whole,
+        follower.resync.clone(),
+        shutdown.clone(),
+    );
     let snapshot = tokio::time::timeout(SNAPSHOT_WAIT, async {
         while let Some(event) = events.recv().await {
             match event {
@@ -170,10 +190,17 @@ impl Follower {
             serial,
             expired,
             unchanged,
+            digest,
+            base,
             records,
         } = version;
         if unchanged {
             self.keep(&zone, serial, expired);
+            return;
+        }
+        if let Some(base) = base {
+            self.apply_step(zone, serial, expired, digest, base, records)
+                .await;
             return;
         }
         let signing = self.signing.clone();
@@ -187,33 +214,138 @@ impl Follower {
                 .await
                 .unwrap_or_else(|e| Err(format!("zone build task failed: {e}")));
         match built {
-            Ok((built, digest)) => {
-                let built = Arc::new(built);
-                self.serve(built.clone(), expired);
-                let known = KnownVersion {
-                    zone: zone.clone(),
+            Ok(built) => {
+                self.served(
+                    zone.clone(),
                     serial,
+                    expired,
                     digest,
-                };
-                {
-                    let mut held = self.held.lock();
-                    held.waiting.remove(&zone);
-                    held.served.insert(zone.clone(), known);
-                }
+                    Arc::new(built),
+                    signed,
+                );
                 tracing::info!(%zone, serial, expired, "secondary zone version served");
-                if let (Some(dir), false) = (self.snapshots.clone(), signed) {
-                    tokio::task::spawn_blocking(move || {
-                        let origin = zone_snapshot::Origin::Transfer { serial, digest };
-                        match zone_snapshot::save(&dir, &built, &origin, &[]) {
-                            Ok(()) => {
-                                tracing::info!(zone = %built.origin(), serial, "secondary zone snapshot written")
-                            }
-                            Err(error) => {
-                                tracing::warn!(zone = %built.origin(), %error, "secondary zone snapshot not written; the next start receives the zone again")
-                            }
-                        }
-                    });
+            }
+            Err(error) => tracing::error!(
+                %zone,
+                serial,
+                %error,
+                "secondary zone version rejected; the previous version stays served"
+            ),
+        }
+    }
+
+    /// Serves `built`, the version of `zone` named `digest`, remembers it as held
+    /// and writes its snapshot (off the path to serving).
+    fn served(
+        &self,
+        zone: String,
+        serial: u32,
+        expired: bool,
+        digest: [u8; 32],
+        built: Arc<Zone>,
+        signed: bool,
+    ) {
+        self.serve(built.clone(), expired);
+        let known = KnownVersion {
+            zone: zone.clone(),
+            serial,
+            digest,
+        };
+        {
+            let mut held = self.held.lock();
+            held.waiting.remove(&zone);
+            held.served.insert(zone.clone(), known);
+        }
+        if let (Some(dir), false) = (self.snapshots.clone(), signed) {
+            // A burst of IXFRs writes the last version's snapshot, not each.
+            let generation = {
+                let mut latest = self.snapshot_latest.lock();
+                let generation = latest.get(&zone).map_or(1, |g| g + 1);
+                latest.insert(zone.clone(), generation);
+                generation
+            };
+            let (latest, writing) = (self.snapshot_latest.clone(), self.snapshot_writing.clone());
+            tokio::task::spawn_blocking(move || {
+                let _one_at_a_time = writing.lock();
+                if latest.lock().get(&zone) != Some(&generation) {
+                    return;
                 }
+                let origin = zone_snapshot::Origin::Transfer { serial, digest };
+                match zone_snapshot::save(&dir, &built, &origin, &[]) {
+                    Ok(()) => {
+                        tracing::info!(zone = %built.origin(), serial, "secondary zone snapshot written")
+                    }
+                    Err(error) => {
+                        tracing::warn!(zone = %built.origin(), %error, "secondary zone snapshot not written; the next start receives the zone again")
+                    }
+                }
+            });
+        }
+    }
+
+    /// A step (IXFR) applied to the version served, which must be its base: only
+    /// the names it touches are built (see `Zone::apply`). Its base no longer
+    /// served (a version refused meanwhile) ends the watch, whose next connection
+    /// sends the version whole.
+    async fn apply_step(
+        &self,
+        zone: String,
+        serial: u32,
+        expired: bool,
+        digest: [u8; 32],
+        base: [u8; 32],
+        mut records: mpsc::Receiver<RecordChunk>,
+    ) {
+        let held = self.held.lock().served.get(&zone).map(|k| k.digest);
+        let current = Name::from_ascii(&zone).ok().and_then(|name| {
+            self.authority
+                .catalog()
+                .zones()
+                .find(|z| *z.origin() == name)
+                .cloned()
+        });
+        let (mut removed, mut added) = (Vec::new(), Vec::new());
+        let mut whole = false;
+        while let Some(chunk) = records.recv().await {
+            match chunk {
+                RecordChunk::Removed(list) => removed.extend(list.into_iter().map(Vec::from)),
+                RecordChunk::Records(list) => added.extend(list.into_iter().map(Vec::from)),
+                RecordChunk::End => {
+                    whole = true;
+                    break;
+                }
+            }
+        }
+        let (Some(current), true, true) = (current, held == Some(base), whole) else {
+            tracing::warn!(%zone, serial, "a step arrived for a version not served here (or broke off); asking for the zone whole");
+            self.held.lock().served.remove(&zone);
+            self.resync.notify_one();
+            return;
+        };
+        let source = PathBuf::from(format!("IXFR of {zone} to serial {serial}"));
+        let started = std::time::Instant::now();
+        let applied = tokio::task::spawn_blocking(move || {
+            current
+                .apply(&removed, &added, &source)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("zone build task failed: {e}")));
+        match applied {
+            Ok((built, warnings)) => {
+                for warning in warnings {
+                    tracing::warn!(%warning, "secondary zone fix-up");
+                }
+                let seconds = format!("{:.4}", started.elapsed().as_secs_f64());
+                self.served(
+                    zone.clone(),
+                    serial,
+                    expired,
+                    digest,
+                    Arc::new(built),
+                    false,
+                );
+                tracing::info!(%zone, serial, expired, seconds, "secondary zone step applied and served");
             }
             Err(error) => tracing::error!(
                 %zone,
@@ -283,16 +415,15 @@ impl Follower {
 type AddRecord<'a> = dyn FnMut(&[u8], usize) -> Result<(), String> + 'a;
 
 /// Builds the version of `zone` as its records arrive, signed when the zone has
-/// a policy; gives the zone and the digest of the records received.
+/// a policy.
 fn build(
     zone: &str,
     serial: u32,
     mut chunks: mpsc::Receiver<RecordChunk>,
     signing: Option<&Signing>,
-) -> Result<(Zone, [u8; 32]), String> {
+) -> Result<Zone, String> {
     let origin = Name::from_ascii(zone).map_err(|e| format!("bad zone name: {e}"))?;
     let source = PathBuf::from(format!("transfer of {zone} serial {serial}"));
-    let mut digest = VersionDigest::new();
     let mut count = 0usize;
     // Each record as it arrives; an error ends the version.
     let mut each = |add: &mut AddRecord<'_>| loop {
@@ -300,12 +431,14 @@ fn build(
             Some(RecordChunk::Records(records)) => {
                 for bytes in &records {
                     count += 1;
-                    digest.add(bytes);
                     add(bytes, count)
                         .map_err(|e| format!("record {count} does not decode: {e}"))?;
                 }
             }
             Some(RecordChunk::End) => return Ok::<(), String>(()),
+            Some(RecordChunk::Removed(_)) => {
+                return Err("removed records in a version sent whole".to_string());
+            }
             None => return Err("the version's stream broke off before its end".to_string()),
         }
     };
@@ -322,7 +455,7 @@ fn build(
             location.line = line;
             builder.add_record(bytes, &location)
         })?;
-        return Ok((finish(builder)?, digest.finish()));
+        return finish(builder);
     };
     let mut records = Vec::new();
     each(&mut |bytes, _| {
@@ -341,7 +474,7 @@ fn build(
     signing
         .sign_zone(&origin, policy, records, &mut |record| builder.add(record))
         .map_err(|e| e.to_string())?;
-    Ok((builder.build()?, digest.finish()))
+    builder.build()
 }
 
 /// A zone built from records as they come, each located by its place.

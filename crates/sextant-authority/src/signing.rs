@@ -98,6 +98,11 @@ impl Signing {
         }))
     }
 
+    /// The secondary zones signed here, as the transfer daemon names them.
+    pub(crate) fn signed_secondaries(&self) -> Vec<String> {
+        self.secondaries.keys().map(ToString::to_string).collect()
+    }
+
     /// The policy of secondary zone `zone`, when it is signed here.
     pub(crate) fn secondary_policy(&self, zone: &Name) -> Option<&str> {
         self.secondaries

@@ -41,8 +41,8 @@ pub use health::{HealthState, check_health};
 pub use query_client::{Completion, QueryClient, QueryClientOptions};
 pub use query_server::{QueryHandler, QueryService};
 pub use secondary::{
-    KnownVersion, KnownVersions, RecordChunk, VersionDigest, VersionEvent, VersionNotifier,
-    VersionSource, VersionState, ZoneVersion, follow_versions,
+    KnownVersion, KnownVersions, RecordChunk, VersionEvent, VersionNotifier, VersionSource,
+    VersionState, VersionStep, ZoneVersion, follow_versions,
 };
 pub use server::{GrpcServer, Services};
 pub use sextant_config::Endpoint;

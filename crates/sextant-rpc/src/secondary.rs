@@ -2,12 +2,12 @@
 //! to the authority (which serves them). A watcher first receives every published
 //! zone, then each zone again whenever its version or state changes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -23,10 +23,21 @@ pub struct VersionState {
     pub zone: String,
     /// The serial of the version.
     pub serial: u32,
-    /// The store's version id: a new id means new content.
-    pub version: u64,
+    /// What names the version (see `ZoneVersionChunk.digest` in the contract).
+    pub digest: [u8; 32],
     /// Past its SOA expire.
     pub expired: bool,
+}
+
+/// The step (IXFR) that made a published version from its parent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionStep {
+    /// The parent version's digest.
+    pub parent: [u8; 32],
+    /// Records removed, the old SOA first.
+    pub removed: Vec<Vec<u8>>,
+    /// Records added, the new SOA first.
+    pub added: Vec<Vec<u8>>,
 }
 
 /// One zone version as the authority receives it: its state at once, its records
@@ -42,6 +53,12 @@ pub struct ZoneVersion {
     /// The watcher's [`KnownVersion`] of this zone is the published one: no
     /// records come, the watcher keeps what it has.
     pub unchanged: bool,
+    /// What names the version; the watcher gives it back in [`KnownVersion`].
+    pub digest: [u8; 32],
+    /// The records carry a step from the version of this digest (which the
+    /// watcher held when it was sent): [`RecordChunk::Removed`] and
+    /// [`RecordChunk::Records`] are what it removed and added.
+    pub base: Option<[u8; 32]>,
     /// The records in wire form, the SOA first, in chunks; the version is whole
     /// only once [`RecordChunk::End`] has come (the channel closing before it means
     /// the stream broke).
@@ -51,8 +68,10 @@ pub struct ZoneVersion {
 /// A piece of a version's records.
 #[derive(Debug)]
 pub enum RecordChunk {
-    /// Some records, in order.
+    /// Some records, in order (of a step: records it added).
     Records(Vec<bytes::Bytes>),
+    /// Records a step removed.
+    Removed(Vec<bytes::Bytes>),
     /// Every record has come.
     End,
 }
@@ -69,44 +88,8 @@ pub struct KnownVersion {
     pub zone: String,
     /// Its serial.
     pub serial: u32,
-    /// [`VersionDigest`] of its records.
+    /// The digest the transfer daemon sent with it.
     pub digest: [u8; 32],
-}
-
-/// SHA-256 over a version's records in order, each as a 4-byte big-endian length
-/// and its bytes: what both sides compare to know a version without sending it.
-pub struct VersionDigest(ring::digest::Context);
-
-impl std::fmt::Debug for VersionDigest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("VersionDigest")
-    }
-}
-
-impl Default for VersionDigest {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl VersionDigest {
-    /// No record yet.
-    pub fn new() -> Self {
-        Self(ring::digest::Context::new(&ring::digest::SHA256))
-    }
-
-    /// The next record.
-    pub fn add(&mut self, record: &[u8]) {
-        self.0.update(&(record.len() as u32).to_be_bytes());
-        self.0.update(record);
-    }
-
-    /// The digest of every record added.
-    pub fn finish(self) -> [u8; 32] {
-        let mut digest = [0u8; 32];
-        digest.copy_from_slice(self.0.finish().as_ref());
-        digest
-    }
 }
 
 /// What the watcher says it knows: the versions it need not be sent.
@@ -122,6 +105,8 @@ pub trait VersionSource: Send + Sync + 'static {
     /// `each` returns false to stop.
     fn records(&self, zone: &str, each: &mut dyn FnMut(Vec<Vec<u8>>) -> bool)
     -> Result<(), String>;
+    /// The step that made `zone`'s published version, if an IXFR made it.
+    fn step(&self, zone: &str) -> Option<VersionStep>;
 }
 
 /// Records per chunk: keeps each gRPC message far below the 4 MiB default limit.
@@ -158,18 +143,20 @@ impl<S: VersionSource> pb::secondary_zones_server::SecondaryZones for SecondaryS
         &self,
         request: Request<pb::WatchVersionsRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let known: HashMap<String, (u32, Vec<u8>)> = request
-            .into_inner()
+        let request = request.into_inner();
+        let known: HashMap<String, Vec<u8>> = request
             .known
             .into_iter()
-            .map(|k| (k.zone, (k.serial, k.digest.to_vec())))
+            .map(|k| (k.zone, k.digest.to_vec()))
             .collect();
+        let whole: HashSet<String> = request.whole.into_iter().collect();
         let (sender, receiver) = mpsc::channel(8);
         tokio::spawn(stream_versions(
             self.source.clone(),
             self.changes.clone(),
             sender,
             known,
+            whole,
             self.shutdown.clone(),
         ));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
@@ -180,7 +167,10 @@ async fn stream_versions<S: VersionSource>(
     source: Arc<S>,
     mut changes: watch::Receiver<u64>,
     sender: mpsc::Sender<Result<pb::ZoneVersionChunk, Status>>,
-    mut known: HashMap<String, (u32, Vec<u8>)>,
+    // The digest of the version the watcher holds, per zone: what it said at
+    // connection, then what it was sent.
+    mut holds: HashMap<String, Vec<u8>>,
+    whole: HashSet<String>,
     shutdown: CancellationToken,
 ) {
     let mut sent: HashMap<String, VersionState> = HashMap::new();
@@ -191,26 +181,18 @@ async fn stream_versions<S: VersionSource>(
             if sent.get(&state.zone) == Some(&state) {
                 continue;
             }
-            // A version the watcher knows is read once for its digest (the store's
-            // version ids do not survive a new store), and not sent if it matches.
-            let unchanged = match known.remove(&state.zone) {
-                Some((serial, digest)) if serial == state.serial => {
-                    let (reader, zone) = (source.clone(), state.zone.clone());
-                    let computed = tokio::task::spawn_blocking(move || {
-                        let mut digest = VersionDigest::new();
-                        reader.records(&zone, &mut |chunk| {
-                            chunk.iter().for_each(|record| digest.add(record));
-                            true
-                        })?;
-                        Ok::<_, String>(digest.finish())
-                    })
-                    .await;
-                    matches!(computed, Ok(Ok(ours)) if ours.as_slice() == digest.as_slice())
-                }
-                _ => false,
+            let held = holds.get(&state.zone);
+            let step = match held {
+                Some(digest) if digest.as_slice() == state.digest.as_slice() => None,
+                Some(digest) if !whole.contains(&state.zone) => source
+                    .step(&state.zone)
+                    .filter(|step| step.parent.as_slice() == digest.as_slice()),
+                _ => None,
             };
-            let sent_ok = if unchanged {
+            let sent_ok = if held.is_some_and(|d| d.as_slice() == state.digest.as_slice()) {
                 send_unchanged(&sender, &state).await
+            } else if let Some(step) = step {
+                send_step(&sender, &state, step).await
             } else {
                 match send_version(&sender, &state, source.clone()).await {
                     Sent::Whole => true,
@@ -226,10 +208,9 @@ async fn stream_versions<S: VersionSource>(
             if !sent_ok {
                 return;
             }
+            holds.insert(state.zone.clone(), state.digest.to_vec());
             sent.insert(state.zone.clone(), state);
         }
-        // Only the first pass answers what the watcher knew.
-        known.clear();
         if !snapshot_done {
             snapshot_done = true;
             let marker = pb::ZoneVersionChunk {
@@ -247,6 +228,47 @@ async fn stream_versions<S: VersionSource>(
     }
 }
 
+/// Sends `step` in chunks: the removed records, then the added ones.
+async fn send_step(
+    sender: &mpsc::Sender<Result<pb::ZoneVersionChunk, Status>>,
+    state: &VersionState,
+    step: VersionStep,
+) -> bool {
+    let removed = step.removed.chunks(CHUNK_RECORDS).map(|c| (c, true));
+    let added = step.added.chunks(CHUNK_RECORDS).map(|c| (c, false));
+    let pieces: Vec<(&[Vec<u8>], bool)> = removed.chain(added).collect();
+    let count = pieces.len().max(1);
+    for index in 0..count {
+        let (records, is_removed) = pieces.get(index).copied().unwrap_or((&[], false));
+        let list = || records.iter().map(|r| r.clone().into()).collect();
+        let first = index == 0;
+        let message = pb::ZoneVersionChunk {
+            zone: state.zone.clone(),
+            serial: state.serial,
+            expired: state.expired,
+            first,
+            last: index + 1 == count,
+            unchanged: false,
+            digest: if first {
+                state.digest.to_vec().into()
+            } else {
+                Default::default()
+            },
+            base: if first {
+                step.parent.to_vec().into()
+            } else {
+                Default::default()
+            },
+            removed: if is_removed { list() } else { Vec::new() },
+            records: if is_removed { Vec::new() } else { list() },
+        };
+        if sender.send(Ok(message)).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
 async fn send_unchanged(
     sender: &mpsc::Sender<Result<pb::ZoneVersionChunk, Status>>,
     state: &VersionState,
@@ -258,7 +280,8 @@ async fn send_unchanged(
         first: true,
         last: true,
         unchanged: true,
-        records: Vec::new(),
+        digest: state.digest.to_vec().into(),
+        ..Default::default()
     };
     sender.send(Ok(message)).await.is_ok()
 }
@@ -284,8 +307,13 @@ async fn send_version<S: VersionSource>(
         expired: state.expired,
         first,
         last,
-        unchanged: false,
+        digest: if first {
+            state.digest.to_vec().into()
+        } else {
+            Default::default()
+        },
         records: records.into_iter().map(Into::into).collect(),
+        ..Default::default()
     };
     let (pieces, mut received) = mpsc::channel::<Vec<Vec<u8>>>(4);
     let zone = state.zone.clone();
@@ -375,9 +403,15 @@ const RETRY_MAX: Duration = Duration::from_secs(2);
 /// Follows the transfer daemon's versions, reconnecting by itself; after a reconnect
 /// every zone is sent again, those in `known()` (asked at each connection) only as
 /// `unchanged` while they are still the published ones.
+/// `whole` names the zones the watcher wants whole at every version, never as a
+/// step (it signs them itself from the whole zone). `resync` ends the current
+/// connection: the next one asks with `known()` again (a watcher that could not
+/// apply a step thus gets the version whole).
 pub fn follow_versions(
     endpoint: Endpoint,
     known: KnownVersions,
+    whole: Vec<String>,
+    resync: Arc<Notify>,
     shutdown: CancellationToken,
 ) -> mpsc::Receiver<VersionEvent> {
     let (sender, receiver) = mpsc::channel(4);
@@ -386,7 +420,8 @@ pub fn follow_versions(
         loop {
             let outcome = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                outcome = follow_once(&endpoint, &sender, &known, &mut backoff) => outcome,
+                outcome = follow_once(&endpoint, &sender, &known, &whole, &mut backoff) => outcome,
+                _ = resync.notified() => Ok(()),
             };
             if sender.is_closed() {
                 return;
@@ -408,6 +443,7 @@ async fn follow_once(
     endpoint: &Endpoint,
     sender: &mpsc::Sender<VersionEvent>,
     known: &KnownVersions,
+    whole: &[String],
     backoff: &mut Duration,
 ) -> Result<(), RpcError> {
     let call_error = |status| RpcError::Call {
@@ -425,6 +461,7 @@ async fn follow_once(
                     digest: k.digest.to_vec().into(),
                 })
                 .collect(),
+            whole: whole.to_vec(),
         })
         .await
         .map_err(call_error)?
@@ -441,11 +478,14 @@ async fn follow_once(
         }
         if chunk.first {
             let (records, receiver) = mpsc::channel(CHUNKS_IN_FLIGHT);
+            let digest = |bytes: &[u8]| <[u8; 32]>::try_from(bytes).ok();
             let version = ZoneVersion {
                 zone: chunk.zone.clone(),
                 serial: chunk.serial,
                 expired: chunk.expired,
                 unchanged: chunk.unchanged,
+                digest: digest(&chunk.digest).unwrap_or_default(),
+                base: digest(&chunk.base),
                 records: receiver,
             };
             if sender.send(VersionEvent::Zone(version)).await.is_err() {
@@ -462,7 +502,12 @@ async fn follow_once(
         };
         // A builder that gave up (a bad record) no longer listens: the rest of its
         // version is read and dropped.
-        let _ = records.send(RecordChunk::Records(chunk.records)).await;
+        if !chunk.removed.is_empty() {
+            let _ = records.send(RecordChunk::Removed(chunk.removed)).await;
+        }
+        if !chunk.records.is_empty() {
+            let _ = records.send(RecordChunk::Records(chunk.records)).await;
+        }
         if chunk.last
             && let Some((_, records)) = streaming.take()
         {

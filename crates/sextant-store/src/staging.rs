@@ -7,7 +7,6 @@ use crate::schema::*;
 use crate::{Published, Store, StoreError, sled_error};
 
 /// A zone version being written. Dropped without `publish`, it is deleted.
-#[derive(Debug)]
 pub struct Staging<'s> {
     pub(crate) store: &'s Store,
     pub(crate) zone: String,
@@ -19,7 +18,19 @@ pub struct Staging<'s> {
     pub(crate) batch: sled::Batch,
     pub(crate) in_batch: usize,
     pub(crate) records: u64,
+    /// SHA-256 over the records, each as its length (u32 BE) and its bytes.
+    pub(crate) digest: ring::digest::Context,
     pub(crate) finished: bool,
+}
+
+impl std::fmt::Debug for Staging<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Staging")
+            .field("zone", &self.zone)
+            .field("version", &self.version)
+            .field("records", &self.records)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Staging<'_> {
@@ -31,6 +42,8 @@ impl Staging<'_> {
         })?;
         self.chunk.extend_from_slice(&len.to_be_bytes());
         self.chunk.extend_from_slice(record);
+        self.digest.update(&len.to_be_bytes());
+        self.digest.update(record);
         self.records += 1;
         if self.chunk.len() >= CHUNK_BYTES {
             self.close_chunk();
@@ -66,7 +79,21 @@ impl Staging<'_> {
 
     /// Makes this version the published one, durably, and deletes the previous one.
     /// The caller has verified the version (closing SOA, serial, apex NS...).
-    pub async fn publish(mut self, serial: u32) -> Result<Published, StoreError> {
+    pub async fn publish(self, serial: u32) -> Result<Published, StoreError> {
+        let digest = self.digest.clone().finish();
+        let mut named = [0u8; 32];
+        named.copy_from_slice(digest.as_ref());
+        self.publish_as(serial, named, None).await
+    }
+
+    /// [`Staging::publish`] of a version named by `digest`, made by `step` (the
+    /// incremental transfer it holds the result of), if any.
+    pub(crate) async fn publish_as(
+        mut self,
+        serial: u32,
+        digest: [u8; 32],
+        step: Option<Vec<u8>>,
+    ) -> Result<Published, StoreError> {
         self.close_chunk();
         self.write_batch()?;
         // The records must be durable before the pointer to them is.
@@ -78,13 +105,35 @@ impl Staging<'_> {
             version: self.version,
             serial,
             records: self.records,
+            digest,
+            delta: 0,
         };
-        let key = format!("{PUBLISHED_PREFIX}{}", self.zone);
+        self.store.point(&self.zone, &published, step).await?;
+        self.finished = true;
+        Ok(published)
+    }
+}
+
+impl Store {
+    /// Makes `published` the version of `zone`, with the `step` that made it (or
+    /// none), in one transaction, durably; then deletes the trees of the version it
+    /// replaces that it does not use itself. Its trees are durable already.
+    pub(crate) async fn point(
+        &self,
+        zone: &str,
+        published: &Published,
+        step: Option<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        let key = format!("{PUBLISHED_PREFIX}{zone}");
+        let step_key = format!("{STEP_PREFIX}{zone}");
         let value = published.encode();
         let previous = self
-            .store
             .db
             .transaction(|tx| {
+                match &step {
+                    Some(step) => tx.insert(step_key.as_bytes(), step.as_slice())?,
+                    None => tx.remove(step_key.as_bytes())?,
+                };
                 Ok::<_, ConflictableTransactionError<()>>(tx.insert(key.as_bytes(), &value[..])?)
             })
             .map_err(|e| match e {
@@ -97,21 +146,21 @@ impl Staging<'_> {
                     what: "publish transaction aborted",
                 },
             })?;
-        self.store
-            .db
+        self.db
             .flush_async()
             .await
             .map_err(sled_error("flush the published pointer"))?;
-        self.finished = true;
         if let Some(previous) = previous {
             let old = Published::decode(&key, &previous)?;
-            if old.version != self.version {
-                let name = version_tree_name(&self.zone, old.version);
+            for tree in old
+                .trees()
+                .filter(|t| !published.trees().any(|new| new == *t))
+            {
                 // If this fails or we crash first, `open` collects it next time.
-                let _ = self.store.db.drop_tree(name);
+                let _ = self.db.drop_tree(version_tree_name(zone, tree));
             }
         }
-        Ok(published)
+        Ok(())
     }
 }
 

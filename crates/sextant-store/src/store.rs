@@ -1,6 +1,7 @@
 //! Opening the store (schema check, garbage from a crash deleted) and reading the
 //! published versions.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use crate::schema::*;
@@ -61,7 +62,7 @@ impl Store {
                 return Err(StoreError::Schema {
                     path: path.display().to_string(),
                     found: String::from_utf8_lossy(&found).into_owned(),
-                    schema: "2",
+                    schema: "3",
                 });
             }
         }
@@ -77,7 +78,9 @@ impl Store {
             let Some((zone, version)) = parse_version_tree_name(&name) else {
                 continue;
             };
-            let live = self.published(&zone)?.is_some_and(|p| p.version == version);
+            let live = self
+                .published(&zone)?
+                .is_some_and(|p| p.trees().any(|tree| tree == version));
             if !live {
                 self.db
                     .drop_tree(&name)
@@ -167,7 +170,7 @@ impl Store {
     /// (never the whole version in memory), until it returns false; false when the
     /// zone has no published version. A version whose record count does not match
     /// its pointer is an error, after its records were handed over: the caller must
-    /// not use what it got.
+    /// not use what it got. The SOA comes first.
     pub fn for_each_records(
         &self,
         zone: &str,
@@ -176,23 +179,49 @@ impl Store {
         let Some((published, tree, name)) = self.published_tree(zone)? else {
             return Ok(false);
         };
+        let delta = match published.delta {
+            0 => None,
+            id => Some(self.delta(zone, id)?),
+        };
+        let gone: HashSet<&[u8]> = delta
+            .iter()
+            .flat_map(|d| d.removed.iter().map(Vec::as_slice))
+            .collect();
         let mut count: u64 = 0;
+        if let Some(delta) = &delta {
+            count += 1;
+            if !each(vec![delta.soa.clone()]) {
+                return Ok(true);
+            }
+        }
         for entry in tree.iter() {
             let (_, chunk) = entry.map_err(sled_error(format!("read {name}")))?;
             let mut records = Vec::new();
             for record in Chunk(&chunk) {
-                records.push(
-                    record
-                        .map_err(|what| StoreError::Corrupt {
-                            key: name.clone(),
-                            what,
-                        })?
-                        .to_vec(),
-                );
+                let record = record.map_err(|what| StoreError::Corrupt {
+                    key: name.clone(),
+                    what,
+                })?;
+                if !gone.contains(record) {
+                    records.push(record.to_vec());
+                }
             }
             count += records.len() as u64;
             if !each(records) {
                 return Ok(true);
+            }
+        }
+        if let Some(delta) = &delta {
+            for records in delta.added.chunks(1000) {
+                let records: Vec<Vec<u8>> = records
+                    .iter()
+                    .filter(|r| **r != delta.soa)
+                    .cloned()
+                    .collect();
+                count += records.len() as u64;
+                if !each(records) {
+                    return Ok(true);
+                }
             }
         }
         if count != published.records {
@@ -217,9 +246,12 @@ impl Store {
     /// The first record of the published version of `zone` (the SOA, by convention of
     /// the caller), without reading the rest.
     pub fn first_record(&self, zone: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some((_, tree, name)) = self.published_tree(zone)? else {
+        let Some((published, tree, name)) = self.published_tree(zone)? else {
             return Ok(None);
         };
+        if published.delta != 0 {
+            return Ok(Some(self.delta(zone, published.delta)?.soa));
+        }
         let first = tree.first().map_err(sled_error(format!("read {name}")))?;
         let Some((_, chunk)) = first else {
             return Ok(None);
@@ -252,6 +284,7 @@ impl Store {
             batch: sled::Batch::default(),
             in_batch: 0,
             records: 0,
+            digest: ring::digest::Context::new(&ring::digest::SHA256),
             finished: false,
         })
     }

@@ -5,7 +5,8 @@ use hickory_proto::op::Message;
 use hickory_proto::rr::Name;
 
 use crate::axfr::{AxfrReceiver, Limits, Progress};
-use crate::ixfr::{IxfrOutcome, IxfrReceiver, apply};
+use crate::index::RecordIndex;
+use crate::ixfr::{IxfrOutcome, IxfrReceiver};
 
 /// Feeds whatever a primary might send — `data` is an ID byte, then length-prefixed
 /// messages as on TCP — to the AXFR receiver and to the IXFR receiver. Each must end
@@ -39,7 +40,7 @@ pub fn axfr_stream(data: &[u8]) -> bool {
             match ixfr.accept(&message) {
                 Ok(None) => {}
                 Ok(Some(IxfrOutcome::Incremental { soa, diffs })) => {
-                    let _ = apply(Vec::new(), &diffs, &soa);
+                    let _ = RecordIndex::new(&zone, [0; 32]).check(Vec::new(), &diffs, &soa);
                     ixfr_done = true;
                 }
                 Ok(Some(_)) | Err(_) => ixfr_done = true,

@@ -3,12 +3,10 @@
 //! primary that answers with a whole zone ("AXFR-style") or with differences that do
 //! not fit our version sends us back to AXFR.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use hickory_proto::op::Message;
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
-use hickory_proto::serialize::binary::BinEncodable;
 
 use crate::XfrError;
 use crate::axfr::{Limits, check_message, serial_of};
@@ -205,68 +203,6 @@ impl IxfrReceiver {
     }
 }
 
-/// Identity of a record for IXFR: owner (case-insensitive), type and RDATA; TTL aside.
-fn key(record: &Record) -> Option<(Name, RecordType, Vec<u8>)> {
-    Some((
-        record.name.to_lowercase(),
-        record.record_type(),
-        record.data.to_bytes().ok()?,
-    ))
-}
-
-/// Applies `diffs` to `current` (SOA first); returns the new version, `soa` first.
-/// A deletion of a record we do not have means our version and the primary's
-/// history disagree: the caller falls back to AXFR.
-pub(crate) fn apply(
-    current: Vec<Record>,
-    diffs: &[Diff],
-    soa: &Record,
-) -> Result<Vec<Record>, String> {
-    let mut records: Vec<Option<Record>> = current
-        .into_iter()
-        .filter(|r| r.record_type() != RecordType::SOA)
-        .map(Some)
-        .collect();
-    let mut index: HashMap<(Name, RecordType, Vec<u8>), usize> = HashMap::new();
-    for (i, record) in records.iter().enumerate() {
-        if let Some(k) = record.as_ref().and_then(key) {
-            index.insert(k, i);
-        }
-    }
-    for diff in diffs {
-        for record in diff
-            .deleted
-            .iter()
-            .filter(|r| r.record_type() != RecordType::SOA)
-        {
-            let k = key(record).ok_or("a deleted record does not encode")?;
-            let i = index.remove(&k).ok_or_else(|| {
-                format!(
-                    "serial {} deletes {} {}, which we do not have",
-                    diff.from,
-                    record.name,
-                    record.record_type()
-                )
-            })?;
-            records[i] = None;
-        }
-        for record in diff
-            .added
-            .iter()
-            .filter(|r| r.record_type() != RecordType::SOA)
-        {
-            let k = key(record).ok_or("an added record does not encode")?;
-            if let std::collections::hash_map::Entry::Vacant(slot) = index.entry(k) {
-                slot.insert(records.len());
-                records.push(Some(record.clone()));
-            }
-        }
-    }
-    Ok(std::iter::once(soa.clone())
-        .chain(records.into_iter().flatten())
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -276,6 +212,14 @@ mod tests {
     fn message(records: Vec<Record>) -> Message {
         crate::test_records::message(3, RecordType::IXFR, records)
     }
+    fn index_of(records: &[Record]) -> crate::index::RecordIndex {
+        let mut index = crate::index::RecordIndex::new(&name("example.com."), [0; 32]);
+        for record in records {
+            index.add(&crate::index::stored(record).unwrap()).unwrap();
+        }
+        index
+    }
+
     fn receive(ours: u32, records: Vec<Record>) -> Result<Option<IxfrOutcome>, XfrError> {
         IxfrReceiver::new(
             "127.0.0.1:53".parse().unwrap(),
@@ -326,27 +270,23 @@ mod tests {
             panic!("{outcome:?}")
         };
         assert_eq!(diffs.len(), 2);
-        let current = vec![
-            soa(5),
-            ns(),
-            a("old.example.com.", 1),
-            a("www.example.com.", 9),
-        ];
-        let next = apply(current, &diffs, &newest).unwrap();
-        let names: Vec<String> = next
-            .iter()
-            .map(|r| format!("{} {}", r.name, r.record_type()))
-            .collect();
+        let index = index_of(&[ns(), a("old.example.com.", 1), a("www.example.com.", 9)]);
+        let ours = crate::index::stored(&soa(5)).unwrap();
+        let change = index.check(ours.clone(), &diffs, &newest).unwrap();
         assert_eq!(
-            names,
+            change.removed,
             [
-                "example.com. SOA",
-                "example.com. NS",
-                "www.example.com. A",
-                "new.example.com. A"
+                ours,
+                crate::index::stored(&a("old.example.com.", 1)).unwrap()
             ]
         );
-        assert_eq!(serial_of(&next[0]), 7);
+        assert_eq!(
+            change.added,
+            [
+                crate::index::stored(&soa(7)).unwrap(),
+                crate::index::stored(&a("new.example.com.", 3)).unwrap()
+            ]
+        );
     }
 
     #[test]
@@ -358,7 +298,8 @@ mod tests {
         .unwrap() else {
             panic!("not incremental")
         };
-        let err = apply(vec![soa(5), ns()], &diffs, &newest).unwrap_err();
+        let ours = crate::index::stored(&soa(5)).unwrap();
+        let err = index_of(&[ns()]).check(ours, &diffs, &newest).unwrap_err();
         assert!(err.contains("which we do not have"), "{err}");
         let err = receive(4, vec![soa(6), soa(5), soa(6), soa(6)]).unwrap_err();
         assert!(

@@ -11,6 +11,7 @@ mod error;
 mod expire;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+mod index;
 mod ixfr;
 mod notify;
 mod refresh;

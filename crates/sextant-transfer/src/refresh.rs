@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use hickory_proto::serialize::binary::BinEncodable;
 use tokio_util::sync::CancellationToken;
 
 use crate::XfrError;
@@ -39,6 +38,7 @@ pub(crate) async fn run(zones: Arc<Zones>, key: String, shutdown: CancellationTo
     };
     // Check at once on start: the primary may have moved on while we were down.
     let mut next = tokio::time::Instant::now();
+    zones.index_in_background(&key);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -83,15 +83,18 @@ pub(crate) async fn run(zones: Arc<Zones>, key: String, shutdown: CancellationTo
                         seconds = format!("{:.3}", started.elapsed().as_secs_f64()),
                         "zone updated by IXFR and published"
                     ),
-                    Refreshed::Transferred(done) => tracing::info!(
-                        zone = %key,
-                        serial = done.serial,
-                        records = done.records,
-                        bytes = done.bytes,
-                        messages = done.messages,
-                        seconds = format!("{:.3}", started.elapsed().as_secs_f64()),
-                        "zone transferred and published"
-                    ),
+                    Refreshed::Transferred(done) => {
+                        zones.index_in_background(&key);
+                        tracing::info!(
+                            zone = %key,
+                            serial = done.serial,
+                            records = done.records,
+                            bytes = done.bytes,
+                            messages = done.messages,
+                            seconds = format!("{:.3}", started.elapsed().as_secs_f64()),
+                            "zone transferred and published"
+                        )
+                    }
                 }
                 zones.clamp(state.timers.refresh)
             }
@@ -188,7 +191,8 @@ async fn refresh_once(zones: &Zones, zone: &ZoneEntry) -> Result<Refreshed, XfrE
 
 /// An IXFR from our published version: `Ok(None)` when the primary answered with the
 /// whole zone (AXFR-style), so that the caller transfers it by AXFR. The differences
-/// are checked against our version before anything is staged.
+/// are checked against the version's index before anything is stored, and only
+/// their net change is stored and published (see `sextant_store::Store::publish_step`).
 async fn incremental(
     zones: &Zones,
     zone: &ZoneEntry,
@@ -198,17 +202,14 @@ async fn incremental(
     use hickory_proto::serialize::binary::BinDecodable;
 
     let malformed = |reason: String| XfrError::Malformed { primary, reason };
-    let Some(current) = zones.store.records(&zone.key)? else {
+    let Some(published) = zones.store.published(&zone.key)? else {
         return Ok(None);
     };
-    let current: Vec<Record> = current
-        .iter()
-        .map(|bytes| Record::from_bytes(bytes))
-        .collect::<Result<_, _>>()
-        .map_err(|e| malformed(format!("our stored version does not decode ({e})")))?;
-    let Some(ours) = current.first().cloned() else {
+    let Some(ours_bytes) = zones.store.first_record(&zone.key)? else {
         return Ok(None);
     };
+    let ours = Record::from_bytes(&ours_bytes)
+        .map_err(|e| malformed(format!("our stored SOA does not decode ({e})")))?;
     let ours_serial = crate::axfr::serial_of(&ours);
     let outcome = client::ixfr(
         primary,
@@ -228,25 +229,33 @@ async fn incremental(
         crate::ixfr::IxfrOutcome::AxfrStyle => return Ok(None),
         crate::ixfr::IxfrOutcome::Incremental { soa, diffs } => (soa, diffs),
     };
-    let next = crate::ixfr::apply(current, &diffs, &soa).map_err(malformed)?;
-    let apex_ns = next.iter().any(|r| {
-        r.record_type() == hickory_proto::rr::RecordType::NS
-            && r.name.to_lowercase() == zone.name.to_lowercase()
-    });
-    if !apex_ns {
-        return Err(malformed(
-            "after the differences the zone has no NS records at its apex".into(),
-        ));
-    }
+    let mut index = zones.take_index(zone, &published).await?;
+    let change = match index.check(ours_bytes, &diffs, &soa) {
+        Ok(change) => change,
+        Err(reason) => {
+            zones.put_index(zone, index);
+            return Err(malformed(reason));
+        }
+    };
     let serial = crate::axfr::serial_of(&soa);
-    let mut staging = zones.store.begin(&zone.key)?;
-    for record in &next {
-        let wire = record
-            .to_bytes()
-            .map_err(|e| malformed(format!("a record cannot be encoded ({e})")))?;
-        staging.push(&wire)?;
-    }
-    staging.publish(serial).await?;
+    let stepped = zones
+        .store
+        .publish_step(
+            &zone.key,
+            serial,
+            change.removed.clone(),
+            change.added.clone(),
+        )
+        .await;
+    let published = match stepped {
+        Ok(published) => published,
+        Err(error) => {
+            zones.put_index(zone, index);
+            return Err(error.into());
+        }
+    };
+    index.commit(&change, published.digest);
+    zones.put_index(zone, index);
     if let Some(timers) = SoaTimers::of(&soa) {
         zone.state.lock().timers = timers;
     }
@@ -254,7 +263,7 @@ async fn incremental(
     Ok(Some(Refreshed::Incremental {
         serial,
         diffs: diffs.len(),
-        records: next.len(),
+        records: published.records as usize,
     }))
 }
 
@@ -272,10 +281,8 @@ async fn transfer(
         if timers.is_none() {
             timers = SoaTimers::of(record);
         }
-        let wire = record.to_bytes().map_err(|e| XfrError::Malformed {
-            primary,
-            reason: format!("a record cannot be encoded ({e})"),
-        })?;
+        let wire = crate::index::stored(record)
+            .map_err(|reason| XfrError::Malformed { primary, reason })?;
         staging.push(&wire)?;
         Ok(())
     };

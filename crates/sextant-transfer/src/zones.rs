@@ -10,12 +10,13 @@ use hickory_proto::rr::{Name, Record};
 use hickory_proto::serialize::binary::BinDecodable;
 use parking_lot::Mutex;
 use sextant_config::TransferConfig;
-use sextant_rpc::{VersionNotifier, VersionSource, VersionState};
-use sextant_store::Store;
+use sextant_rpc::{VersionNotifier, VersionSource, VersionState, VersionStep};
+use sextant_store::{Published, Store};
 use tokio::sync::mpsc;
 
 use crate::axfr::Limits;
 use crate::client::Timeouts;
+use crate::index::RecordIndex;
 use crate::state::{SoaTimers, ZoneState};
 
 #[derive(Debug)]
@@ -30,6 +31,10 @@ pub(crate) struct ZoneEntry {
     /// Wakes the refresh task (NOTIFY); capacity 1, so a burst is one check.
     pub trigger: mpsc::Sender<()>,
     pub(crate) triggered: Mutex<Option<mpsc::Receiver<()>>>,
+    /// The published version's records by fingerprint, for checking an IXFR
+    /// without reading the version; built in the background after each AXFR and
+    /// at start, taken by the refresh that uses it.
+    pub(crate) index: Mutex<Option<RecordIndex>>,
 }
 
 #[derive(Debug)]
@@ -92,6 +97,7 @@ impl Zones {
                     state: Mutex::new(state),
                     trigger,
                     triggered: Mutex::new(Some(triggered)),
+                    index: Mutex::new(None),
                 },
             );
         }
@@ -112,6 +118,80 @@ impl Zones {
             started: Instant::now(),
             started_wall: SystemTime::now(),
         })
+    }
+
+    /// The index of `zone`'s published version `published`: the one held if it is
+    /// of that version, else built now from the store.
+    pub(crate) async fn take_index(
+        &self,
+        zone: &ZoneEntry,
+        published: &Published,
+    ) -> Result<RecordIndex, sextant_store::StoreError> {
+        let held = zone.index.lock().take();
+        if let Some(index) = held.filter(|i| i.digest == published.digest) {
+            return Ok(index);
+        }
+        let (store, key, name, digest) = (
+            self.store.clone(),
+            zone.key.clone(),
+            zone.name.clone(),
+            published.digest,
+        );
+        tokio::task::spawn_blocking(move || build_index(&store, &key, &name, digest))
+            .await
+            .unwrap_or_else(|e| {
+                Err(sextant_store::StoreError::Corrupt {
+                    key: format!("index task: {e}"),
+                    what: "the index build failed",
+                })
+            })
+    }
+
+    /// Gives the index back after a refresh.
+    pub(crate) fn put_index(&self, zone: &ZoneEntry, index: RecordIndex) {
+        *zone.index.lock() = Some(index);
+    }
+
+    /// Builds the index of `key`'s published version off the refresh path, unless
+    /// the one held is of that version.
+    pub(crate) fn index_in_background(self: &Arc<Self>, key: &str) {
+        let Some(zone) = self.zones.get(key) else {
+            return;
+        };
+        let Ok(Some(published)) = self.store.published(key) else {
+            return;
+        };
+        if zone
+            .index
+            .lock()
+            .as_ref()
+            .is_some_and(|i| i.digest == published.digest)
+        {
+            return;
+        }
+        let zones = self.clone();
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || {
+            let Some(zone) = zones.zones.get(&key) else {
+                return;
+            };
+            let started = Instant::now();
+            match build_index(&zones.store, &key, &zone.name, published.digest) {
+                Ok(index) => {
+                    let records = index.len();
+                    let mut held = zone.index.lock();
+                    // A refresh may have published another version meanwhile.
+                    let current = zones.store.published(&key).ok().flatten();
+                    if current.is_some_and(|p| p.digest == index.digest) {
+                        *held = Some(index);
+                        tracing::debug!(zone = %key, records, seconds = format!("{:.3}", started.elapsed().as_secs_f64()), "record index built");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(zone = %key, %error, "cannot index the published version; the next IXFR reads it")
+                }
+            }
+        });
     }
 
     pub(crate) fn notifier(&self) -> &VersionNotifier {
@@ -139,7 +219,7 @@ impl VersionSource for Zones {
                     expired: entry.state.lock().expired,
                     zone,
                     serial: p.serial,
-                    version: p.version,
+                    digest: p.digest,
                 })
             })
             .collect()
@@ -155,6 +235,47 @@ impl VersionSource for Zones {
             Ok(false) => Err(format!("zone {zone} has no published version")),
             Err(error) => Err(error.to_string()),
         }
+    }
+
+    fn step(&self, zone: &str) -> Option<VersionStep> {
+        match self.store.step(zone) {
+            Ok(step) => step.map(|step| VersionStep {
+                parent: step.parent,
+                removed: step.removed,
+                added: step.added,
+            }),
+            Err(error) => {
+                tracing::warn!(%zone, %error, "cannot read the step that made the published version; it is sent whole");
+                None
+            }
+        }
+    }
+}
+
+/// The index of `key`'s published version, read from the store.
+fn build_index(
+    store: &Store,
+    key: &str,
+    name: &Name,
+    digest: [u8; 32],
+) -> Result<RecordIndex, sextant_store::StoreError> {
+    let mut index = RecordIndex::new(name, digest);
+    let mut broken = None;
+    store.for_each_records(key, &mut |records| {
+        for record in &records {
+            if let Err(what) = index.add(record) {
+                broken = Some(what);
+                return false;
+            }
+        }
+        true
+    })?;
+    match broken {
+        Some(what) => Err(sextant_store::StoreError::Corrupt {
+            key: key.to_string(),
+            what,
+        }),
+        None => Ok(index),
     }
 }
 

@@ -202,11 +202,11 @@ async fn the_last_refresh_time_survives_a_reopen() {
 }
 
 #[tokio::test]
-async fn a_schema_1_store_is_emptied_and_upgraded() {
+async fn a_schema_2_store_is_emptied_and_upgraded() {
     let dir = tempfile::tempdir().unwrap();
     {
         let db = sled::open(dir.path()).unwrap();
-        db.insert(SCHEMA_KEY, b"1").unwrap();
+        db.insert(SCHEMA_KEY, b"2").unwrap();
         db.insert("published/example.org.", &[0u8; 20][..]).unwrap();
         db.open_tree("version/example.org./0000000000000000")
             .unwrap()
@@ -215,7 +215,7 @@ async fn a_schema_1_store_is_emptied_and_upgraded() {
         db.flush().unwrap();
     }
     let (store, cleanup) = reopen(dir.path());
-    assert_eq!(cleanup.replaced_schema.as_deref(), Some("1"));
+    assert_eq!(cleanup.replaced_schema.as_deref(), Some("2"));
     assert_eq!(store.published("example.org.").unwrap(), None);
     assert_eq!(store.zones().unwrap(), Vec::new());
     let published = publish(&store, "example.org.", 7, 3).await;
@@ -241,4 +241,115 @@ async fn records_spanning_many_chunks_come_back_in_order() {
         store.first_record("big.example.").unwrap(),
         Some(record(1_000_000))
     );
+}
+
+fn soa(serial: u32) -> Vec<u8> {
+    format!("SOA {serial:08}").into_bytes()
+}
+
+/// Publishes a base of `count` records after an SOA.
+async fn publish_base(store: &Store, zone: &str, count: u64) -> Published {
+    let mut staging = store.begin(zone).unwrap();
+    staging.push(&soa(1)).unwrap();
+    for i in 0..count {
+        staging.push(&record(i)).unwrap();
+    }
+    staging.publish(1).await.unwrap()
+}
+
+fn version_trees(store: &Store) -> usize {
+    store
+        .db
+        .tree_names()
+        .into_iter()
+        .filter(|n| n.starts_with(VERSION_PREFIX.as_bytes()))
+        .count()
+}
+
+#[tokio::test]
+async fn steps_compose_into_one_small_delta_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = "step.example.";
+    let expected: Vec<Vec<u8>>;
+    {
+        let (store, _) = Store::open(dir.path()).unwrap();
+        let base = publish_base(&store, zone, 10).await;
+        assert_eq!(store.step(zone).unwrap(), None);
+        // Step 1: record 3 goes, new 100 comes.
+        let one = store
+            .publish_step(zone, 2, vec![soa(1), record(3)], vec![soa(2), record(100)])
+            .await
+            .unwrap();
+        assert_eq!(one.version, base.version);
+        assert_ne!(one.delta, 0);
+        assert_ne!(one.digest, base.digest);
+        assert_eq!(one.records, 11);
+        let step = store.step(zone).unwrap().unwrap();
+        assert_eq!(step.parent, base.digest);
+        assert_eq!(step.removed, vec![soa(1), record(3)]);
+        // Step 2: 3 comes back, 100 goes again, 5 goes.
+        let two = store
+            .publish_step(
+                zone,
+                3,
+                vec![soa(2), record(100), record(5)],
+                vec![soa(3), record(3)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(two.records, 10);
+        assert_eq!(store.step(zone).unwrap().unwrap().parent, one.digest);
+        // The base and one delta tree: the first delta tree is gone.
+        assert_eq!(version_trees(&store), 2);
+        let delta = store.delta(zone, two.delta).unwrap();
+        assert_eq!(delta.removed.len(), 2, "the base's SOA and record 5");
+        assert_eq!(delta.added, vec![soa(3)]);
+        let records = store.records(zone).unwrap().unwrap();
+        assert_eq!(records[0], soa(3), "the SOA leads");
+        let mut sorted = records.clone();
+        sorted.sort();
+        let mut wanted: Vec<Vec<u8>> = (0..10).filter(|i| *i != 5).map(record).collect();
+        wanted.push(soa(3));
+        wanted.sort();
+        assert_eq!(sorted, wanted);
+        assert_eq!(store.first_record(zone).unwrap(), Some(soa(3)));
+        expected = records;
+        // An AXFR replaces base and delta, and the step with them.
+        let mut staging = store.begin("other.example.").unwrap();
+        staging.push(&soa(1)).unwrap();
+        staging.publish(1).await.unwrap();
+    }
+    let (store, cleanup) = reopen(dir.path());
+    assert!(cleanup.orphan_versions.is_empty(), "{cleanup:?}");
+    assert_eq!(store.records(zone).unwrap().unwrap(), expected);
+    let whole = publish_base(&store, zone, 4).await;
+    assert_eq!(whole.delta, 0);
+    assert_eq!(store.step(zone).unwrap(), None);
+    assert_eq!(version_trees(&store), 2, "one version per zone");
+}
+
+#[tokio::test]
+async fn a_delta_past_its_share_is_written_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path()).unwrap();
+    let zone = "grow.example.";
+    publish_base(&store, zone, 100).await;
+    // More added records than the delta may hold.
+    let added: Vec<Vec<u8>> = std::iter::once(soa(2))
+        .chain((0..5000).map(|i| record(1000 + i)))
+        .collect();
+    let published = store
+        .publish_step(zone, 2, vec![soa(1), record(7)], added)
+        .await
+        .unwrap();
+    assert_eq!(published.delta, 0, "written whole");
+    assert_eq!(published.records, 5100);
+    // Still named by the step, so that a watcher holding serial 1 gets the step.
+    let step = store.step(zone).unwrap().unwrap();
+    assert_eq!(step.removed.len(), 2);
+    let records = store.records(zone).unwrap().unwrap();
+    assert_eq!(records[0], soa(2));
+    assert_eq!(records.len(), 5100);
+    assert!(!records.contains(&record(7)));
+    assert_eq!(version_trees(&store), 1);
 }

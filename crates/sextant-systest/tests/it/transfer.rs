@@ -268,12 +268,41 @@ fn ixfr_applies_differences_and_falls_back_to_axfr() {
             .log_text()
             .contains("zone updated by IXFR")
     );
+    // The authority applied the step to the version it served: no whole rebuild.
+    let applied = |suite: &Suite| {
+        suite
+            .authority
+            .as_ref()
+            .unwrap()
+            .log_text()
+            .matches("secondary zone step applied and served")
+            .count()
+    };
+    assert_eq!(applied(&suite), 1);
+
+    // A second step on top of the first: the store composes them, the authority
+    // applies it to the changed version.
+    primary.set_version(3, &["www", "v3only"]);
+    notify(suite.dns, ZONE).unwrap();
+    eventually(Duration::from_secs(10), "the second IXFR", &suite, || {
+        serial(suite.dns) == Some(3)
+    });
+    assert_eq!((primary.transfers(), primary.ixfrs()), (1, 2));
+    assert_eq!(applied(&suite), 2);
+    assert_eq!(
+        rcode(suite.dns, "v2only.example.org."),
+        ResponseCode::NXDomain
+    );
+    assert_eq!(
+        rcode(suite.dns, "v3only.example.org."),
+        ResponseCode::NoError
+    );
 
     // Each way IXFR cannot be used ends in a whole AXFR of the new version.
     for (serial_now, mode) in [
-        (3, IxfrMode::AxfrStyle),
-        (4, IxfrMode::Inconsistent),
-        (5, IxfrMode::Refuse),
+        (4, IxfrMode::AxfrStyle),
+        (5, IxfrMode::Inconsistent),
+        (6, IxfrMode::Refuse),
     ] {
         let name = format!("v{serial_now}only");
         primary.set_ixfr_mode(mode);
