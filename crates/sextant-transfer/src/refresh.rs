@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::XfrError;
 use crate::client::{self, AxfrOutcome};
 use crate::expire::is_expired;
+use crate::index::RecordIndex;
 use crate::serial::is_newer;
 use crate::state::SoaTimers;
 use crate::zones::{ZoneEntry, Zones};
@@ -84,7 +85,6 @@ pub(crate) async fn run(zones: Arc<Zones>, key: String, shutdown: CancellationTo
                         "zone updated by IXFR and published"
                     ),
                     Refreshed::Transferred(done) => {
-                        zones.index_in_background(&key);
                         tracing::info!(
                             zone = %key,
                             serial = done.serial,
@@ -120,6 +120,8 @@ pub(crate) async fn run(zones: Arc<Zones>, key: String, shutdown: CancellationTo
         let wait = jittered(wait);
         state.next_refresh = Some(now + wait);
         drop(state);
+        // After a failed transfer the version's index may have gone with it.
+        zones.index_in_background(&key);
         next = tokio::time::Instant::now() + wait;
     }
 }
@@ -277,12 +279,21 @@ async fn transfer(
 ) -> Result<AxfrOutcome, XfrError> {
     let mut staging = zones.store.begin(&zone.key)?;
     let mut timers = None;
+    // The new version's index is built as it arrives; the old one goes first, so
+    // that two are never held.
+    let previous = zone.index.lock().take().map_or(0, |i| i.len());
+    let mut index = RecordIndex::new(&zone.name, [0; 32]);
+    index.reserve(previous);
     let mut sink = |record: &hickory_proto::rr::Record| -> Result<(), XfrError> {
         if timers.is_none() {
             timers = SoaTimers::of(record);
         }
         let wire = crate::index::stored(record)
             .map_err(|reason| XfrError::Malformed { primary, reason })?;
+        index.add(&wire).map_err(|reason| XfrError::Malformed {
+            primary,
+            reason: reason.into(),
+        })?;
         staging.push(&wire)?;
         Ok(())
     };
@@ -306,7 +317,9 @@ async fn transfer(
             ),
         });
     }
-    staging.publish(done.serial).await?;
+    let published = staging.publish(done.serial).await?;
+    index.digest = published.digest;
+    zones.put_index(zone, index);
     if let Some(timers) = timers {
         zone.state.lock().timers = timers;
     }
