@@ -29,7 +29,7 @@ const PRIMARY_PORT: u16 = 15500;
 /// A million records take a while everywhere.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(600);
 
-pub(crate) fn bench_transfer(records: usize) -> anyhow::Result<()> {
+pub(crate) fn bench_transfer(records: usize, only: &[String]) -> anyhow::Result<()> {
     peers::ensure(PEERS)?;
     cargo(&["build", "--release", "--workspace", "--bins"])?;
     let root = workspace_root();
@@ -53,6 +53,9 @@ pub(crate) fn bench_transfer(records: usize) -> anyhow::Result<()> {
         );
         let mut serial = SERIAL;
         for (index, secondary) in ["sextant", "knot", "bind"].into_iter().enumerate() {
+            if !only.is_empty() && !only.iter().any(|o| o == secondary) {
+                continue;
+            }
             let port = PRIMARY_PORT + 1 + index as u16;
             let dir = work.join(secondary);
             std::fs::create_dir_all(&dir)?;

@@ -89,11 +89,15 @@ enum Task {
         flood_secs: Option<u32>,
     },
     /// AXFR of a large generated zone from a Knot primary into Sextant, Knot and
-    /// BIND as secondaries: time until served and peak memory.
+    /// BIND as secondaries: time until served and peak memory; then an IXFR of
+    /// 1,000 changed records: time from NOTIFY until served.
     BenchTransfer {
         /// Records in the generated zone.
         #[arg(long, default_value_t = 1_000_000)]
         records: usize,
+        /// Only these secondaries (sextant, knot, bind), e.g. `--only sextant`.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Sign a large generated zone with Sextant, dnssec-signzone and Knot (NSEC3
     /// and NSEC), then time Sextant's re-signing after one change.
@@ -153,7 +157,7 @@ fn main() -> anyhow::Result<()> {
             let seconds = flood_secs.unwrap_or(if quick { 10 } else { 60 });
             bench_resolver::bench_resolver(quick, signed, flood.then_some(seconds))
         }
-        Task::BenchTransfer { records } => bench_transfer::bench_transfer(records),
+        Task::BenchTransfer { records, only } => bench_transfer::bench_transfer(records, &only),
         Task::Bench {
             quick,
             only,
