@@ -327,7 +327,11 @@ mod tests {
         let mut other_ttl = base[2].clone();
         other_ttl.ttl = 1;
         let error = index
-            .check(stored(&soa(3)).unwrap(), &[diff(3, 4, vec![other_ttl], vec![])], &soa(4))
+            .check(
+                stored(&soa(3)).unwrap(),
+                &[diff(3, 4, vec![other_ttl], vec![])],
+                &soa(4),
+            )
             .unwrap_err();
         assert!(error.contains("TTL 1"), "{error}");
     }
