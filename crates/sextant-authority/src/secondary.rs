@@ -446,7 +446,9 @@ fn build(
     let Some((signing, policy)) = policy else {
         // Served as transferred: the records go to the builder as the bytes they
         // are, while the rest of the version is still streaming.
-        let mut builder = ZoneBuilder::new(&origin, &source);
+        // A primary sends its zone in canonical order: names are built as their
+        // records arrive.
+        let mut builder = ZoneBuilder::new(&origin, &source).in_order();
         let mut location = Location {
             file: Arc::new(source),
             line: 0,

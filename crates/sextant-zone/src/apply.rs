@@ -164,7 +164,8 @@ impl Zone {
         touched: Touched,
         source: &Path,
     ) -> Result<(Zone, Vec<ZoneWarning>), ZoneError> {
-        let mut builder = ZoneBuilder::new(self.origin(), source);
+        // Touched names come in key order.
+        let mut builder = ZoneBuilder::new(self.origin(), source).in_order();
         let file = Arc::new(source.to_path_buf());
         let mut location = Location {
             file: file.clone(),

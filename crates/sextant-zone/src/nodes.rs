@@ -47,8 +47,9 @@ impl Node {
 /// Names in canonical order with a hash index over their keys.
 #[derive(Debug)]
 struct Sorted<V> {
-    /// Sorted by canonical key (see [`crate::canonical`]).
-    sorted: Box<[(Box<[u8]>, V)]>,
+    /// Sorted by canonical key (see [`crate::canonical`]). A vector as the builder
+    /// made it: boxing it would copy a large zone's names to trim spare room.
+    sorted: Vec<(Box<[u8]>, V)>,
     /// Positions in `sorted`, hashed by key.
     index: HashTable<u32>,
     /// Seeded per process: zone data may come from a primary we do not control, and
@@ -58,7 +59,7 @@ struct Sorted<V> {
 
 impl<V> Sorted<V> {
     fn from_sorted(names: Vec<(Box<[u8]>, V)>) -> Self {
-        let sorted = names.into_boxed_slice();
+        let sorted = names;
         let hasher = foldhash::fast::RandomState::default();
         let mut index = HashTable::with_capacity(sorted.len());
         for (position, (key, _)) in sorted.iter().enumerate() {
