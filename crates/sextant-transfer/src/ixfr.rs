@@ -217,6 +217,7 @@ mod tests {
         for record in records {
             index.add(&crate::index::stored(record).unwrap()).unwrap();
         }
+        index.seal();
         index
     }
 

@@ -318,11 +318,13 @@ async fn transfer(
         });
     }
     let published = staging.publish(done.serial).await?;
-    index.digest = published.digest;
-    zones.put_index(zone, index);
     if let Some(timers) = timers {
         zone.state.lock().timers = timers;
     }
     zones.notifier().notify();
+    // Sorted once the version is out (tens of milliseconds for a million).
+    index.seal();
+    index.digest = published.digest;
+    zones.put_index(zone, index);
     Ok(done)
 }

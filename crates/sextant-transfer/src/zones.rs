@@ -275,7 +275,10 @@ fn build_index(
             key: key.to_string(),
             what,
         }),
-        None => Ok(index),
+        None => {
+            index.seal();
+            Ok(index)
+        }
     }
 }
 
