@@ -296,14 +296,24 @@ impl Follower {
         base: [u8; 32],
         mut records: mpsc::Receiver<RecordChunk>,
     ) {
-        let held = self.held.lock().served.get(&zone).map(|k| k.digest);
-        let current = Name::from_ascii(&zone).ok().and_then(|name| {
-            self.authority
-                .catalog()
-                .zones()
-                .find(|z| *z.origin() == name)
-                .cloned()
-        });
+        // The base: the version served, or at start the snapshot read.
+        let (held, current) = {
+            let held = self.held.lock();
+            match (held.served.get(&zone), held.waiting.get(&zone)) {
+                (Some(known), _) => (
+                    Some(known.digest),
+                    Name::from_ascii(&zone).ok().and_then(|name| {
+                        self.authority
+                            .catalog()
+                            .zones()
+                            .find(|z| *z.origin() == name)
+                            .cloned()
+                    }),
+                ),
+                (None, Some((snapshot, known))) => (Some(known.digest), Some(snapshot.clone())),
+                (None, None) => (None, None),
+            }
+        };
         let (mut removed, mut added) = (Vec::new(), Vec::new());
         let mut whole = false;
         while let Some(chunk) = records.recv().await {
@@ -318,7 +328,10 @@ impl Follower {
         }
         let (Some(current), true, true) = (current, held == Some(base), whole) else {
             tracing::warn!(%zone, serial, "a step arrived for a version not served here (or broke off); asking for the zone whole");
-            self.held.lock().served.remove(&zone);
+            let mut held = self.held.lock();
+            held.served.remove(&zone);
+            held.waiting.remove(&zone);
+            drop(held);
             self.resync.notify_one();
             return;
         };

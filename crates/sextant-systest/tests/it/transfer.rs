@@ -779,6 +779,55 @@ fn a_restarted_authority_serves_secondary_zones_from_their_snapshots() {
         1,
         "{log}"
     );
+    // Version 2 came by IXFR: the restarted authority applied its step to the
+    // snapshot it had read.
+    assert_eq!(
+        log.matches("secondary zone step applied and served")
+            .count(),
+        1,
+        "{log}"
+    );
+
+    // Both restart; the store holds a version made by a step, the transfer
+    // daemon's index is rebuilt from it, and the next IXFR goes on from there.
+    for daemon in [suite.transfer.take(), suite.authority.take()] {
+        assert!(daemon.unwrap().terminate(Duration::from_secs(10)).unwrap());
+    }
+    suite.transfer = Some(lab.start_transfer(&config).unwrap());
+    suite.authority = Some(lab.start_authority(&config).unwrap());
+    eventually(Duration::from_secs(15), "version 2 again", &suite, || {
+        serial(suite.dns) == Some(2)
+    });
+    primary.set_version(3, &["www", "v3only"]);
+    notify_until(&suite, Duration::from_secs(15), "the third version", || {
+        serial(suite.dns) == Some(3)
+    });
+    assert_eq!(
+        rcode(suite.dns, "v3only.example.org."),
+        ResponseCode::NoError
+    );
+    assert_eq!(
+        rcode(suite.dns, "v2only.example.org."),
+        ResponseCode::NXDomain
+    );
+    let log = authority_log(&suite);
+    assert!(
+        log.contains("secondary zone served from its snapshot"),
+        "{log}"
+    );
+    assert!(
+        log.contains("secondary zone step applied and served"),
+        "{log}"
+    );
+    assert!(!log.contains("asking for the zone whole"), "{log}");
+    assert!(
+        suite
+            .transfer
+            .as_ref()
+            .unwrap()
+            .log_text()
+            .contains("zone updated by IXFR and published zone=example.org. serial=3")
+    );
 }
 
 /// A million-record AXFR killed (`kill -9` of the transfer daemon) at points drawn
