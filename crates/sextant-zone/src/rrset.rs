@@ -150,7 +150,12 @@ pub(crate) fn decode(rtype: RecordType, wire: &[u8]) -> RData {
     }
     RData::Unknown {
         code: rtype,
-        rdata: NULL::with(wire.to_vec()),
+        // Empty data is legal (RFC 3597 `\# 0`), and `NULL::with` refuses it.
+        rdata: if wire.is_empty() {
+            NULL::new()
+        } else {
+            NULL::with(wire.to_vec())
+        },
     }
 }
 
@@ -221,6 +226,10 @@ mod tests {
         let back = set.first().unwrap();
         assert_eq!(back.record_type(), RecordType::CAA);
         assert_eq!(encode(&back).unwrap(), encode(&unknown).unwrap());
+        // Empty data of a type without a decoder (RFC 3597 `\# 0`) comes back
+        // empty; the fuzzer found it panicking in hickory-proto's NULL.
+        let empty = decode(RecordType::Unknown(65000), &[]);
+        assert_eq!(encode(&empty).unwrap(), Vec::<u8>::new());
     }
 
     #[test]

@@ -316,13 +316,25 @@ mod tests {
             let data = std::fs::read(entry.unwrap().path()).unwrap();
             let _ = Zone::read_snapshot(&origin, Path::new("z"), &data);
             let mut builder = crate::ZoneBuilder::new(&origin, Path::new("fuzz"));
+            let mut ordered = crate::ZoneBuilder::new(&origin, Path::new("fuzz")).in_order();
+            let mut records = Vec::new();
             let mut rest = &data[..];
             while let Some((len, tail)) = rest.split_first_chunk::<2>() {
                 let len = usize::from(u16::from_be_bytes(*len)).min(tail.len());
                 let _ = builder.add_record(&tail[..len], &location);
+                let _ = ordered.add_record(&tail[..len], &location);
+                records.push(tail[..len].to_vec());
                 rest = &tail[len..];
             }
-            if let Ok((zone, _)) = builder.build() {
+            let general = builder.build();
+            let in_order = ordered.build();
+            assert_eq!(general.is_ok(), in_order.is_ok());
+            if let (Ok((zone, _)), Ok((again, _))) = (&general, &in_order) {
+                assert_eq!(axfr(zone), axfr(again));
+                let half = records.len() / 2;
+                let _ = zone.apply(&records[..half], &records[half..], Path::new("step"));
+            }
+            if let Ok((zone, _)) = general {
                 let back = Zone::read_snapshot(&origin, Path::new("z"), &snapshot(&zone)).unwrap();
                 assert_eq!(axfr(&back), axfr(&zone));
                 built += 1;
