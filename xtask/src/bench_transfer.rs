@@ -45,7 +45,7 @@ pub(crate) fn bench_transfer(records: usize, only: &[String]) -> anyhow::Result<
             .context("the Knot primary did not load the zone")?;
         let mut table = format!(
             "AXFR of {records} records from a Knot primary; IXFR: {CHANGED} of them changed on the\n\
-             primary, ms from the update's answer until the secondary answers the new serial;\n\
+             primary, ms from a NOTIFY until the secondary answers the new serial;\n\
              restart: Sextant's three daemons stopped and started again, until the zone is\n\
              answered (from the store and the authority's snapshot); peak MB per process:\n\
              transfer + authority + listener\n{:<10} {:>10} {:>10} {:>10} {:>10}\n",
