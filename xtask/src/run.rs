@@ -53,6 +53,8 @@ pub(crate) fn run(release: bool) -> anyhow::Result<()> {
             "    dig @127.0.0.1 -p {} www.iana.org   # recursion (needs Internet access)",
             listen.port()
         );
+        println!("    kdig @127.0.0.1 -p 8530 +tls www.example.com     # DNS over TLS");
+        println!("    dig @127.0.0.1 -p 4430 +https www.example.com    # DNS over HTTPS");
         println!("Ctrl-C stops every daemon.");
         supervise(&mut children, &stop)
     });

@@ -9,6 +9,7 @@ mod error;
 mod load;
 mod model;
 mod section;
+pub mod tls;
 mod validate;
 
 pub use endpoint::Endpoint;
@@ -16,7 +17,7 @@ pub use error::{ConfigError, MissingSection, Problem, required};
 pub use load::{key_secret, load};
 pub use model::{
     AuthorityConfig, Config, CookieConfig, DNSSEC_ALGORITHMS, DnssecPolicyConfig, ForwardConfig,
-    ForwardMode, KeyConfig, ListenerConfig, LogConfig, LogFormat, ResolverConfig, RrlConfig,
-    SecondaryZoneConfig, TransferConfig, ZoneConfig, cookie_secret,
+    ForwardMode, KeyConfig, ListenerConfig, ListenerTlsConfig, LogConfig, LogFormat,
+    ResolverConfig, RrlConfig, SecondaryZoneConfig, TransferConfig, ZoneConfig, cookie_secret,
 };
 pub use section::Section;

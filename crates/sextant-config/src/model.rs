@@ -264,6 +264,35 @@ pub struct ListenerConfig {
     /// A JSON file written once the listener serves, with the addresses it bound.
     #[serde(default)]
     pub ready_file: Option<PathBuf>,
+    /// DNS over TLS (RFC 7858) and over HTTPS (RFC 8484). Default: off.
+    #[serde(default)]
+    pub tls: Option<ListenerTlsConfig>,
+}
+
+/// `[listener.tls]`: the encrypted transports, with one certificate.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTlsConfig {
+    /// Addresses for DNS over TLS, e.g. `["0.0.0.0:853"]`.
+    #[serde(default)]
+    pub dot: Vec<SocketAddr>,
+    /// Addresses for DNS over HTTPS (HTTP/2, path `/dns-query`), e.g.
+    /// `["0.0.0.0:443"]`.
+    #[serde(default)]
+    pub doh: Vec<SocketAddr>,
+    /// The certificate chain, PEM, the server's own certificate first. Read again
+    /// on SIGHUP.
+    pub certificate: PathBuf,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1). Read again on SIGHUP.
+    pub key: PathBuf,
+    /// A connection whose TLS handshake is not done within this is closed.
+    /// Default 5s.
+    #[serde(default = "default_tls_handshake_timeout", with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+}
+
+fn default_tls_handshake_timeout() -> Duration {
+    Duration::from_secs(5)
 }
 
 fn default_allow_query() -> Vec<ipnet::IpNet> {

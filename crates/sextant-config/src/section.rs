@@ -53,6 +53,10 @@ impl Section for ListenerConfig {
     }
     fn resolve_paths(&mut self, base: &Path) {
         absolute_all(base, &mut self.ready_file);
+        if let Some(tls) = &mut self.tls {
+            absolute(base, &mut tls.certificate);
+            absolute(base, &mut tls.key);
+        }
         for endpoint in [&mut self.authority, &mut self.transfer, &mut self.resolver]
             .into_iter()
             .flatten()

@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use hickory_proto::rr::Name;
 
 use crate::{
-    AuthorityConfig, Config, Endpoint, KeyConfig, ListenerConfig, Problem, ResolverConfig,
-    TransferConfig,
+    AuthorityConfig, Config, Endpoint, KeyConfig, ListenerConfig, ListenerTlsConfig, Problem,
+    ResolverConfig, TransferConfig,
 };
 
 /// The problems found so far.
@@ -306,6 +306,43 @@ fn validate_keys<'k>(keys: &'k [KeyConfig], problems: &mut Problems) -> HashSet<
     names
 }
 
+impl ListenerTlsConfig {
+    fn validate(&self, listen: &[std::net::SocketAddr], problems: &mut Problems) {
+        if self.dot.is_empty() && self.doh.is_empty() {
+            problems.add(
+                "listener.tls",
+                "no address for DNS over TLS or HTTPS; add dot = [\"0.0.0.0:853\"] or doh = [\"0.0.0.0:443\"], or remove [listener.tls]",
+            );
+        }
+        let mut seen: HashSet<&std::net::SocketAddr> = listen.iter().collect();
+        for (key, addresses) in [
+            ("listener.tls.dot", &self.dot),
+            ("listener.tls.doh", &self.doh),
+        ] {
+            // Port 0 (any free port, as tests use) never clashes.
+            for addr in addresses.iter().filter(|a| a.port() != 0) {
+                if !seen.insert(addr) {
+                    problems.add(
+                        key,
+                        format!("{addr} is already served (listener.listen, dot or doh); give each its own port, e.g. 853 for DoT and 443 for DoH"),
+                    );
+                }
+            }
+        }
+        problems.nonzero_duration(
+            "listener.tls.handshake_timeout",
+            self.handshake_timeout,
+            "5s",
+        );
+        if let Err(message) = crate::tls::read_certificates(&self.certificate) {
+            problems.add("listener.tls.certificate", message);
+        }
+        if let Err(message) = crate::tls::read_key(&self.key) {
+            problems.add("listener.tls.key", message);
+        }
+    }
+}
+
 impl ListenerConfig {
     fn validate(&self, problems: &mut Problems) {
         if self.listen.is_empty() {
@@ -346,6 +383,9 @@ impl ListenerConfig {
             self.tcp_max_connections_per_client,
         );
         problems.positive("listener.tcp_max_in_flight", self.tcp_max_in_flight);
+        if let Some(tls) = &self.tls {
+            tls.validate(&self.listen, problems);
+        }
         if self.rrl.responses_per_second > 0 {
             problems.positive("listener.rrl.table_size", self.rrl.table_size);
         }

@@ -99,7 +99,8 @@ fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
-fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+/// A TCP socket listening on `addr` (also DoT's and DoH's).
+pub(crate) fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;

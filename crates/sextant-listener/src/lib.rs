@@ -6,6 +6,7 @@ mod backend;
 mod bind;
 mod chaos;
 mod cookie;
+mod doh;
 mod forward;
 mod frontend;
 mod packet_cache;
@@ -14,6 +15,7 @@ mod route;
 mod rrl;
 mod stats;
 mod tcp;
+mod tls;
 mod udp;
 mod udp_batch;
 
@@ -45,6 +47,10 @@ pub struct ListenerDaemon {
     /// Ends the lanes to the backends, after the drain.
     lanes_shutdown: CancellationToken,
     addresses: Vec<String>,
+    /// DoT and DoH addresses bound, as `transport` → addresses.
+    encrypted: Vec<(&'static str, Vec<String>)>,
+    /// The certificate of DoT and DoH, read again on SIGHUP.
+    certificates: Option<Arc<tls::Certificates>>,
 }
 
 /// Forwarded UDP queries waiting for a backend at once; past it new ones are dropped
@@ -70,6 +76,9 @@ impl Daemon for ListenerDaemon {
         let mut info = serde_json::Map::new();
         info.insert("udp".into(), self.addresses.clone().into());
         info.insert("tcp".into(), self.addresses.clone().into());
+        for (transport, addresses) in &self.encrypted {
+            info.insert((*transport).into(), addresses.clone().into());
+        }
         info.insert(
             "metrics".into(),
             self.section.metrics.map(|m| m.to_string()).into(),
@@ -78,7 +87,12 @@ impl Daemon for ListenerDaemon {
     }
 
     async fn reload(&self) {
-        reload(&self.config, &self.section, &self.frontend);
+        reload(
+            &self.config,
+            &self.section,
+            &self.frontend,
+            self.certificates.as_deref(),
+        );
     }
 
     async fn stop(mut self) -> anyhow::Result<()> {
@@ -130,6 +144,29 @@ async fn start(
     for addr in &section.listen {
         bound.push(bind::bind_address(*addr, workers)?);
     }
+    let mut encrypted_bound = Vec::new();
+    let certificates = match &section.tls {
+        Some(tls) => {
+            let certificates = Arc::new(tls::Certificates::load(tls)?);
+            for (transport, addresses) in [
+                (tls::Encrypted::Dot, &tls.dot),
+                (tls::Encrypted::Doh, &tls.doh),
+            ] {
+                for addr in addresses {
+                    let listener = bind::tcp_listener(*addr).map_err(|e| {
+                        anyhow::anyhow!(
+                            "cannot listen on {addr} for {} ({e}); free the port or change listener.tls.{}",
+                            transport.label(),
+                            transport.label()
+                        )
+                    })?;
+                    encrypted_bound.push((transport, listener));
+                }
+            }
+            Some(certificates)
+        }
+        None => None,
+    };
 
     // The lanes to the backends outlive the front end's sockets by the drain in
     // `stop`: queries already forwarded at SIGTERM get their real answers, not SERVFAIL.
@@ -241,11 +278,35 @@ async fn start(
         }
         tasks.spawn(tcp::serve(
             address.tcp,
+            tcp::Wrapping::Plain,
             frontend.clone(),
             tcp_connections.clone(),
             limits,
             shutdown.clone(),
         ));
+    }
+    // DoT and DoH share TCP's connection limits: one pool of slots per client.
+    let mut encrypted: Vec<(&'static str, Vec<String>)> = Vec::new();
+    if let (Some(certificates), Some(tls)) = (&certificates, &section.tls) {
+        for (transport, listener) in encrypted_bound {
+            let local = listener.local_addr()?.to_string();
+            match encrypted.iter_mut().find(|(t, _)| *t == transport.label()) {
+                Some((_, addresses)) => addresses.push(local),
+                None => encrypted.push((transport.label(), vec![local])),
+            }
+            tasks.spawn(tcp::serve(
+                listener,
+                tcp::Wrapping::Tls {
+                    transport,
+                    certificates: certificates.clone(),
+                    handshake_timeout: tls.handshake_timeout,
+                },
+                frontend.clone(),
+                tcp_connections.clone(),
+                limits,
+                shutdown.clone(),
+            ));
+        }
     }
 
     // Ready means answering: the zone set known and a query stream up to each backend.
@@ -271,6 +332,7 @@ async fn start(
     }
     tracing::info!(
         listen = ?addresses,
+        encrypted = ?encrypted,
         authority = ?authority_endpoint.as_ref().map(ToString::to_string),
         resolver = ?resolver_endpoint.as_ref().map(ToString::to_string),
         zones = router.zone_count(),
@@ -288,6 +350,8 @@ async fn start(
         tcp_connections,
         lanes_shutdown,
         addresses,
+        encrypted,
+        certificates,
     })
 }
 
@@ -320,7 +384,12 @@ fn policy(section: &ListenerConfig) -> Policy {
 /// rate limits at once. A file that does not load changes nothing. Settings that
 /// need a restart (addresses, backends, TCP limits, cache size) are reported, not
 /// applied.
-fn reload(config: &Config, running: &ListenerConfig, frontend: &Frontend) {
+fn reload(
+    config: &Config,
+    running: &ListenerConfig,
+    frontend: &Frontend,
+    certificates: Option<&tls::Certificates>,
+) {
     let Some(path) = config.source.as_deref() else {
         tracing::warn!("SIGHUP ignored: the configuration was not read from a file");
         return;
@@ -336,15 +405,33 @@ fn reload(config: &Config, running: &ListenerConfig, frontend: &Frontend) {
         tracing::error!(file = %path.display(), "SIGHUP: the configuration has no [listener] section any more; nothing changed");
         return;
     };
+    let tls_addresses = |section: &ListenerConfig| {
+        section
+            .tls
+            .as_ref()
+            .map(|tls| (tls.dot.clone(), tls.doh.clone()))
+    };
     let needs_restart = section.listen != running.listen
+        || tls_addresses(section) != tls_addresses(running)
         || section.tcp_max_connections != running.tcp_max_connections
         || section.packet_cache_bytes != running.packet_cache_bytes
         || new.authority_endpoint() != config.authority_endpoint()
         || new.resolver_endpoint() != config.resolver_endpoint();
     if needs_restart {
         tracing::warn!(
-            "SIGHUP: listen addresses, backends, tcp_max_connections and packet_cache_bytes change only with a restart"
+            "SIGHUP: listen addresses (also DoT and DoH), backends, tcp_max_connections and packet_cache_bytes change only with a restart"
         );
+    }
+    // New connections get the certificate read now; open ones keep theirs.
+    if let (Some(certificates), Some(tls)) = (certificates, &section.tls) {
+        match certificates.reload(tls) {
+            Ok(()) => {
+                tracing::info!(certificate = %tls.certificate.display(), "SIGHUP: TLS certificate reloaded")
+            }
+            Err(error) => {
+                tracing::error!(%error, "SIGHUP: the TLS certificate does not load; the one in use stays")
+            }
+        }
     }
     frontend.policy.store(Arc::new(policy(section)));
     tracing::info!(file = %path.display(), "SIGHUP: ACLs, CH TXT answers, rate limits and cookie secrets reloaded");

@@ -9,6 +9,7 @@ use sextant_rpc::Transport;
 use sextant_wire::{QTYPE_LABELS, qtype_index};
 
 use crate::backend::Backend;
+use crate::tls::Encrypted;
 
 /// The per-packet counters, registered once: a `counter!` with labels looks its
 /// series up in the registry on every call, and these run for every packet.
@@ -119,6 +120,26 @@ pub(crate) fn backend_answered(backend: Backend, elapsed: Duration) {
 
 pub(crate) fn backend_failed(backend: Backend) {
     metrics::counter!("sextant_listener_backend_failures_total", "backend" => backend.name())
+        .increment(1);
+}
+
+/// A TLS handshake of DoT or DoH: `ok`, `failed` (garbage, a protocol error, a
+/// client that gave up) or `timeout`.
+pub(crate) fn tls_handshake(transport: Encrypted, result: &'static str) {
+    metrics::counter!("sextant_listener_tls_handshakes_total", "transport" => transport.label(), "result" => result)
+        .increment(1);
+}
+
+/// Open DoT or DoH connections, up or down by one.
+pub(crate) fn encrypted_connections(transport: Encrypted, delta: f64) {
+    metrics::gauge!("sextant_listener_encrypted_connections", "transport" => transport.label())
+        .increment(delta);
+}
+
+/// A query received over DoT or DoH (also counted as TCP in
+/// `sextant_listener_queries_total`: it is answered as one).
+pub(crate) fn encrypted_query(transport: Encrypted) {
+    metrics::counter!("sextant_listener_encrypted_queries_total", "transport" => transport.label())
         .increment(1);
 }
 

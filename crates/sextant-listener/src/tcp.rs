@@ -6,6 +6,10 @@
 //! are not locked out by another's stalled connections. edns-tcp-keepalive
 //! (RFC 7828) is answered with our idle timeout. A connection that sends garbage is
 //! closed; nothing it sends can make the listener spin.
+//!
+//! DNS over TLS (RFC 7858) is the same protocol inside TLS: the same limits (a
+//! connection holds its slots from its first byte, and its handshake must end
+//! within `handshake_timeout`), and padded answers to padded queries (RFC 8467).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -13,13 +17,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use sextant_rpc::Transport;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::frontend::Frontend;
+use crate::tls::{Certificates, Encrypted};
 use sextant_wire::consts::{TYPE_AXFR, TYPE_IXFR};
 
 #[derive(Clone, Copy, Debug)]
@@ -155,8 +159,24 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Smallest message worth reading: a DNS header.
 const MIN_MESSAGE: usize = sextant_wire::HEADER_LEN;
 
+/// What a connection of a listening socket carries.
+#[derive(Clone, Debug)]
+pub(crate) enum Wrapping {
+    /// DNS over TCP.
+    Plain,
+    /// Inside TLS: DNS over TLS, or HTTP/2 for DNS over HTTPS.
+    Tls {
+        transport: Encrypted,
+        certificates: Arc<Certificates>,
+        handshake_timeout: Duration,
+    },
+}
+
+/// Accepts connections on `listener` within the limits, and serves each (see the
+/// module documentation).
 pub(crate) async fn serve(
     listener: TcpListener,
+    wrapping: Wrapping,
     frontend: Arc<Frontend>,
     connections: Arc<Semaphore>,
     limits: TcpLimits,
@@ -208,6 +228,7 @@ pub(crate) async fn serve(
         let per_client = per_client.clone();
         let idle = idle.clone();
         let connections = connections.clone();
+        let wrapping = wrapping.clone();
         tokio::spawn(async move {
             if !client_slot {
                 crate::stats::dropped("tcp_client_idle_evicted");
@@ -231,10 +252,26 @@ pub(crate) async fn serve(
                 }
             };
             if let Some(permit) = permit {
-                crate::stats::tcp_connections(1.0);
-                let (reader, writer) = stream.into_split();
-                connection(reader, writer, client, frontend, limits, &idle, shutdown).await;
-                crate::stats::tcp_connections(-1.0);
+                let held = Held {
+                    client,
+                    frontend,
+                    limits,
+                    idle: &idle,
+                    shutdown,
+                };
+                match wrapping {
+                    Wrapping::Plain => {
+                        crate::stats::tcp_connections(1.0);
+                        let (reader, writer) = stream.into_split();
+                        connection(reader, writer, None, held).await;
+                        crate::stats::tcp_connections(-1.0);
+                    }
+                    Wrapping::Tls {
+                        transport,
+                        certificates,
+                        handshake_timeout,
+                    } => encrypted(stream, transport, &certificates, handshake_timeout, held).await,
+                }
                 drop(permit);
             }
             per_client.leave(client.ip());
@@ -242,15 +279,75 @@ pub(crate) async fn serve(
     }
 }
 
-async fn connection(
-    mut reader: OwnedReadHalf,
-    writer: OwnedWriteHalf,
+/// What serving one admitted connection needs.
+struct Held<'a> {
     client: SocketAddr,
     frontend: Arc<Frontend>,
     limits: TcpLimits,
-    idle: &Arc<IdleConnections>,
+    idle: &'a Arc<IdleConnections>,
     shutdown: CancellationToken,
+}
+
+/// The TLS handshake, bounded in time (garbage before the ClientHello ends it at
+/// once), then the connection as DoT or DoH.
+async fn encrypted(
+    stream: TcpStream,
+    transport: Encrypted,
+    certificates: &Certificates,
+    handshake_timeout: Duration,
+    held: Held<'_>,
 ) {
+    let accepted = tokio::time::timeout(
+        handshake_timeout,
+        certificates.acceptor(transport).accept(stream),
+    )
+    .await;
+    let stream = match accepted {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(_)) => {
+            crate::stats::tls_handshake(transport, "failed");
+            return;
+        }
+        Err(_) => {
+            crate::stats::tls_handshake(transport, "timeout");
+            return;
+        }
+    };
+    crate::stats::tls_handshake(transport, "ok");
+    crate::stats::encrypted_connections(transport, 1.0);
+    match transport {
+        Encrypted::Dot => {
+            let (reader, writer) = tokio::io::split(stream);
+            connection(reader, writer, Some(transport), held).await;
+        }
+        Encrypted::Doh => {
+            crate::doh::connection(
+                stream,
+                held.client,
+                held.frontend,
+                held.limits,
+                held.shutdown,
+            )
+            .await
+        }
+    }
+    crate::stats::encrypted_connections(transport, -1.0);
+}
+
+/// Serves DNS messages on one connection; `encrypted` pads answers to padded
+/// queries and counts them by transport.
+async fn connection<R, W>(mut reader: R, writer: W, encrypted: Option<Encrypted>, held: Held<'_>)
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let Held {
+        client,
+        frontend,
+        limits,
+        idle,
+        shutdown,
+    } = held;
     // Cancelled at shutdown, or when the connection is evicted while idle.
     let close = shutdown.child_token();
     let keepalive = keepalive_units(limits.idle_timeout);
@@ -271,6 +368,9 @@ async fn connection(
         };
         drop(idle_guard);
         let Some(message) = message else { break };
+        if let Some(transport) = encrypted {
+            crate::stats::encrypted_query(transport);
+        }
         let frontend = frontend.clone();
         let responses = responses.clone();
         let parsed = sextant_wire::parse_query(&message);
@@ -289,16 +389,24 @@ async fn connection(
             continue;
         }
         tokio::spawn(async move {
-            let wants_keepalive = view
-                .and_then(|view| view.edns)
-                .is_some_and(|edns| edns.tcp_keepalive);
+            let edns = view.and_then(|view| view.edns);
+            let wants_keepalive = edns.is_some_and(|edns| edns.tcp_keepalive);
+            let wants_padding = encrypted.is_some() && edns.is_some_and(|edns| edns.padding);
             let answer = frontend
                 .answer(message, decision, client, Transport::Tcp)
                 .await;
             if let Some(answer) = answer {
-                let answer = if wants_keepalive {
+                let answer = if wants_keepalive || wants_padding {
                     let mut answer = answer.to_vec();
-                    sextant_wire::add_tcp_keepalive(&mut answer, keepalive);
+                    if wants_keepalive {
+                        sextant_wire::add_tcp_keepalive(&mut answer, keepalive);
+                    }
+                    if wants_padding {
+                        sextant_wire::add_padding(
+                            &mut answer,
+                            sextant_wire::RESPONSE_PADDING_BLOCK,
+                        );
+                    }
                     Bytes::from(answer)
                 } else {
                     answer
@@ -320,7 +428,7 @@ fn keepalive_units(idle_timeout: Duration) -> u16 {
 
 /// Reads one length-prefixed message. `None` ends the connection: EOF, idle or read
 /// timeout, or a length that cannot be a DNS message.
-async fn read_message(reader: &mut OwnedReadHalf, limits: TcpLimits) -> Option<Bytes> {
+async fn read_message<R: AsyncRead + Unpin>(reader: &mut R, limits: TcpLimits) -> Option<Bytes> {
     let mut first = [0u8; 1];
     match tokio::time::timeout(limits.idle_timeout, reader.read(&mut first)).await {
         Ok(Ok(1)) => {}
@@ -343,7 +451,7 @@ async fn read_message(reader: &mut OwnedReadHalf, limits: TcpLimits) -> Option<B
         .flatten()
 }
 
-async fn write_responses(mut writer: OwnedWriteHalf, mut queue: mpsc::Receiver<Bytes>) {
+async fn write_responses<W: AsyncWrite + Unpin>(mut writer: W, mut queue: mpsc::Receiver<Bytes>) {
     while let Some(answer) = queue.recv().await {
         let Ok(len) = u16::try_from(answer.len()) else {
             continue;

@@ -136,6 +136,27 @@ pub fn add_tcp_keepalive(response: &mut Vec<u8>, timeout: u16) -> bool {
     add_option(response, OPTION_TCP_KEEPALIVE, &timeout.to_be_bytes())
 }
 
+/// Responses over encrypted transports are padded to a multiple of this (RFC 8467
+/// §4.1, the recommended block-length strategy for responses).
+pub const RESPONSE_PADDING_BLOCK: usize = 468;
+
+/// Pads a finished `response` (RFC 7830) so that its length is a multiple of
+/// `block`, with a padding option added last to its OPT record. Returns false,
+/// changing nothing, when the response has no OPT, is padded already, or would
+/// pass 65535 bytes.
+pub fn add_padding(response: &mut Vec<u8>, block: usize) -> bool {
+    if block == 0 {
+        return false;
+    }
+    // The option's own code and length count too.
+    let unpadded = response.len() + 4;
+    let fill = (block - unpadded % block) % block;
+    if unpadded + fill > usize::from(u16::MAX) {
+        return false;
+    }
+    add_option(response, OPTION_PADDING, &vec![0; fill])
+}
+
 /// Adds option `code` with `data` to the OPT record of a finished `response`, in
 /// place. Returns false, changing nothing, when the response has no OPT, already
 /// has the option, or does not parse.
@@ -244,6 +265,26 @@ mod tests {
             assert!(crate::ttl_offsets(&m).is_some(), "still parses to the end");
             assert!(!add_tcp_keepalive(&mut m, 100), "not twice");
         }
+    }
+
+    #[test]
+    fn padding_fills_the_answer_to_a_block_after_the_other_options() {
+        for trailing in [false, true] {
+            let mut m = response(trailing);
+            assert!(add_tcp_keepalive(&mut m, 100));
+            assert!(add_padding(&mut m, RESPONSE_PADDING_BLOCK));
+            assert_eq!(m.len(), RESPONSE_PADDING_BLOCK);
+            let (rdlength_at, _) = find_opt(&m).unwrap_or_default();
+            // Keepalive (6 bytes) first, then the padding option's code.
+            assert_eq!(&m[rdlength_at + 8..rdlength_at + 10], &[0, 12]);
+            assert!(crate::ttl_offsets(&m).is_some(), "still parses to the end");
+            assert!(!add_padding(&mut m, RESPONSE_PADDING_BLOCK), "not twice");
+        }
+        // A message four bytes short of a block gains just the option's header.
+        let mut m = response(false);
+        let block = m.len() + 4;
+        assert!(add_padding(&mut m, block));
+        assert_eq!(m.len(), block);
     }
 
     #[test]

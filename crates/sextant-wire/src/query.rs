@@ -4,7 +4,7 @@
 
 use crate::Rcode;
 use crate::consts::*;
-use crate::edns::OPTION_TCP_KEEPALIVE;
+use crate::edns::{OPTION_PADDING, OPTION_TCP_KEEPALIVE};
 use crate::header::{HEADER_LEN, Header, opcode, parse_header};
 use crate::name::{MAX_NAME_LEN, skip_name, wire_name_to_text};
 
@@ -19,6 +19,9 @@ pub struct Edns {
     pub dnssec_ok: bool,
     /// The query carries an edns-tcp-keepalive option (RFC 7828).
     pub tcp_keepalive: bool,
+    /// The query is padded (RFC 7830): over an encrypted transport its answer is
+    /// padded too.
+    pub padding: bool,
     /// Where the OPT record's options are in the packet (start, end).
     options: (u16, u16),
 }
@@ -198,6 +201,7 @@ pub fn parse_query(packet: &[u8]) -> Result<QueryView, BadQuery> {
                     version: ((record.ttl >> 16) & 0xff) as u8,
                     dnssec_ok: record.ttl & 0x8000 != 0,
                     tcp_keepalive: has_option(options, OPTION_TCP_KEEPALIVE),
+                    padding: has_option(options, OPTION_PADDING),
                     options: (span(record.rdata), span(record.end)),
                 });
             }

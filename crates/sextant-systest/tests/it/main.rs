@@ -12,6 +12,7 @@ mod differential_nsd;
 mod dnssec_differential;
 mod dnssec_validation;
 mod dnssec_zones;
+mod encrypted;
 mod extended_errors;
 mod grpc_tcp;
 mod hardening;
