@@ -4,6 +4,7 @@
 //! `cargo xtask bench`: dnsperf against Sextant and the peers, side by side.
 
 mod bench;
+mod bench_encrypted;
 mod bench_floor;
 mod bench_load;
 mod bench_resolver;
@@ -88,6 +89,16 @@ enum Task {
         #[arg(long, requires = "flood")]
         flood_secs: Option<u32>,
     },
+    /// DNS over TLS and over HTTPS at saturation (dnsperf -m dot / -m doh): Sextant
+    /// against dnsdist in front of NSD, same zone, one CPU each.
+    BenchEncrypted {
+        /// Seconds of each measurement.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Do not pin the servers and dnsperf to CPUs of their own.
+        #[arg(long)]
+        no_pin: bool,
+    },
     /// AXFR of a large generated zone from a Knot primary into Sextant, Knot and
     /// BIND as secondaries: time until served and peak memory; then an IXFR of
     /// 1,000 changed records: time from NOTIFY until served.
@@ -156,6 +167,9 @@ fn main() -> anyhow::Result<()> {
         } => {
             let seconds = flood_secs.unwrap_or(if quick { 10 } else { 60 });
             bench_resolver::bench_resolver(quick, signed, flood.then_some(seconds))
+        }
+        Task::BenchEncrypted { seconds, no_pin } => {
+            bench_encrypted::bench_encrypted(seconds, !no_pin)
         }
         Task::BenchTransfer { records, only } => bench_transfer::bench_transfer(records, &only),
         Task::Bench {

@@ -9,7 +9,8 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -18,7 +19,6 @@ use hyper::body::Incoming;
 use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use parking_lot::Mutex;
 use sextant_rpc::Transport;
 use sextant_wire::consts::{TYPE_AXFR, TYPE_IXFR};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -33,10 +33,22 @@ const DNS_MESSAGE: &str = "application/dns-message";
 /// A DNS message is at most this long.
 const MAX_MESSAGE: usize = 65_535;
 
-/// When the connection last had no request in flight, and how many are.
+/// How many requests are in flight, and when the last one ended (milliseconds
+/// since the connection began): atomics, as every request touches them.
 struct Activity {
-    in_flight: usize,
-    idle_since: Instant,
+    began: Instant,
+    in_flight: AtomicUsize,
+    idle_since_ms: AtomicU64,
+}
+
+impl Activity {
+    fn idle_for(&self) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let since = Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire));
+        Some(self.began.elapsed().saturating_sub(since))
+    }
 }
 
 /// Serves one HTTP/2 connection until the client closes it, it idles past the idle
@@ -50,21 +62,22 @@ pub(crate) async fn connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Arc::new(Mutex::new(Activity {
-        in_flight: 0,
-        idle_since: Instant::now(),
-    }));
+    let activity = Arc::new(Activity {
+        began: Instant::now(),
+        in_flight: AtomicUsize::new(0),
+        idle_since_ms: AtomicU64::new(0),
+    });
     let service = {
         let activity = activity.clone();
         hyper::service::service_fn(move |request| {
             let frontend = frontend.clone();
             let activity = activity.clone();
             async move {
-                activity.lock().in_flight += 1;
+                activity.in_flight.fetch_add(1, Ordering::AcqRel);
                 let response = answer(request, client, &frontend).await;
-                let mut now = activity.lock();
-                now.in_flight -= 1;
-                now.idle_since = Instant::now();
+                let now = u64::try_from(activity.began.elapsed().as_millis()).unwrap_or(u64::MAX);
+                activity.idle_since_ms.store(now, Ordering::Release);
+                activity.in_flight.fetch_sub(1, Ordering::AcqRel);
                 Ok::<_, Infallible>(response)
             }
         })
@@ -78,12 +91,9 @@ pub(crate) async fn connection<S>(
     let mut serving = std::pin::pin!(serving);
     let mut closing = false;
     loop {
-        let idle_left = {
-            let now = activity.lock();
-            (now.in_flight == 0)
-                .then(|| limits.idle_timeout.saturating_sub(now.idle_since.elapsed()))
-        };
-        let idle_check = idle_left.unwrap_or(limits.idle_timeout);
+        let idle_check = activity.idle_for().map_or(limits.idle_timeout, |idle| {
+            limits.idle_timeout.saturating_sub(idle)
+        });
         tokio::select! {
             _ = serving.as_mut() => return,
             _ = shutdown.cancelled(), if !closing => {
@@ -91,9 +101,7 @@ pub(crate) async fn connection<S>(
                 serving.as_mut().graceful_shutdown();
             }
             _ = tokio::time::sleep(idle_check), if !closing => {
-                let now = activity.lock();
-                if now.in_flight == 0 && now.idle_since.elapsed() >= limits.idle_timeout {
-                    drop(now);
+                if activity.idle_for().is_some_and(|idle| idle >= limits.idle_timeout) {
                     closing = true;
                     serving.as_mut().graceful_shutdown();
                 }
@@ -217,15 +225,7 @@ fn dns_response(answer: Bytes, padded: bool) -> Response<Full<Bytes>> {
     } else {
         answer
     };
-    let max_age = sextant_wire::ttl_offsets(&answer)
-        .and_then(|offsets| {
-            offsets
-                .iter()
-                .filter_map(|&at| answer.get(at..at + 4))
-                .map(|ttl| u32::from_be_bytes([ttl[0], ttl[1], ttl[2], ttl[3]]))
-                .min()
-        })
-        .unwrap_or(0);
+    let max_age = sextant_wire::min_ttl(&answer).unwrap_or(0);
     let mut response = Response::new(Full::new(answer));
     let headers = response.headers_mut();
     headers.insert(

@@ -38,7 +38,7 @@ pub use query::{
     BadQuery, Edns, Malformed, QueryView, Question, Refusal, check_query, parse_query,
 };
 pub use rcode::Rcode;
-pub use ttl::{age_ttls, question_end, ttl_offsets};
+pub use ttl::{age_ttls, min_ttl, question_end, ttl_offsets};
 pub use writer::{Full, ResponseWriter, Section, Signer};
 
 /// Type and class codes the servers act on, and the classic size limit.

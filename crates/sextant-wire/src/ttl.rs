@@ -7,24 +7,46 @@ use crate::name::skip_name;
 /// Byte offsets of every record's TTL in `message` (OPT excluded: its "TTL" holds
 /// EDNS flags). `None` when the message does not parse to its last byte.
 pub fn ttl_offsets(message: &[u8]) -> Option<Vec<usize>> {
+    let records = count_at(message, 6)? + count_at(message, 8)? + count_at(message, 10)?;
+    let mut offsets = Vec::with_capacity(records);
+    each_ttl(message, &mut |at| offsets.push(at))?;
+    Some(offsets)
+}
+
+/// The smallest TTL of `message`'s records (OPT excluded), without allocating:
+/// how long an answer stays fresh (a DoH response's `max-age`). `None` when the
+/// message has no record or does not parse to its last byte.
+pub fn min_ttl(message: &[u8]) -> Option<u32> {
+    let mut smallest: Option<u32> = None;
+    each_ttl(message, &mut |at| {
+        if let Some(ttl) = message.get(at..at + 4) {
+            let ttl = u32::from_be_bytes([ttl[0], ttl[1], ttl[2], ttl[3]]);
+            smallest = Some(smallest.map_or(ttl, |s| s.min(ttl)));
+        }
+    })?;
+    smallest
+}
+
+/// Calls `each` with the offset of every record's TTL; `None` when the message
+/// does not parse to its last byte.
+fn each_ttl(message: &[u8], each: &mut dyn FnMut(usize)) -> Option<()> {
     let questions = count_at(message, 4)?;
     let records = count_at(message, 6)? + count_at(message, 8)? + count_at(message, 10)?;
     let mut at = HEADER_LEN;
     for _ in 0..questions {
         at = skip_name(message, at)? + 4;
     }
-    let mut offsets = Vec::with_capacity(records);
     for _ in 0..records {
         at = skip_name(message, at)?;
         let fixed = message.get(at..at + 10)?;
         let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
         let rdlength = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
         if rtype != TYPE_OPT {
-            offsets.push(at + 4);
+            each(at + 4);
         }
         at += 10 + rdlength;
     }
-    (at == message.len()).then_some(offsets)
+    (at == message.len()).then_some(())
 }
 
 /// Where the one question of `message` ends (`None` without exactly one question).
