@@ -512,6 +512,31 @@ fn start(
     }
 }
 
+/// Starts `program` in `dir` (on `cpu` when one is given), its stderr appended to
+/// `<program>.log` there, so a restarted server's log follows its first one.
+pub(crate) fn spawn_logged(
+    cpu: Option<usize>,
+    program: &Path,
+    args: &[String],
+    dir: &Path,
+) -> anyhow::Result<Child> {
+    let name = program
+        .file_name()
+        .map_or("server".into(), |n| n.to_string_lossy().into_owned());
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{name}.log")))?;
+    command_on(cpu, program)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", program.display()))
+}
+
 /// Polls with a real query until the server answers for the zone.
 pub(crate) fn wait_answering(addr: SocketAddr, processes: &mut [Child]) -> anyhow::Result<()> {
     let query = [

@@ -4,8 +4,8 @@
 //! on one CPU and the load generator on the other, in one run. DoT is loaded by
 //! `dnsperf -m dot`; DoH by `h2load` (nghttp2-client) with GET requests made from
 //! the same query file, because dnsperf 2.10's DoH mode stalls after its first
-//! answers against every server (it waits on answers it already has; dnsperf
-//! issues 240 and 272).
+//! answers against every server (it waits for answers it already has; see
+//! DNS-OARC/dnsperf issues #240 and #272 on GitHub).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use crate::bench::{
-    Cpus, ZONE, command_on, dnsperf_on, field, generate, repin, stop, wait_answering,
+    Cpus, ZONE, command_on, dnsperf_on, field, generate, repin, spawn_logged, stop, wait_answering,
 };
 use crate::{cargo, peers, workspace_root};
 
@@ -224,21 +224,6 @@ fn certificate(work: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn spawn(cpu: Option<usize>, program: &Path, args: &[String], dir: &Path) -> anyhow::Result<Child> {
-    let name = program
-        .file_name()
-        .map_or("server".into(), |n| n.to_string_lossy().into_owned());
-    let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
-    command_on(cpu, program)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting {}", program.display()))
-}
-
 /// Listener (UDP/TCP on `port`, DoT on `port + 1`, DoH on `port + 2`) and authority.
 fn start_sextant(
     bin: &Path,
@@ -264,7 +249,12 @@ fn start_sextant(
         ),
     )?;
     let args = vec!["--config".to_string(), config.display().to_string()];
-    let mut processes = vec![spawn(cpu, &bin.join("sextant-authority"), &args, dir)?];
+    let mut processes = vec![spawn_logged(
+        cpu,
+        &bin.join("sextant-authority"),
+        &args,
+        dir,
+    )?];
     let started = Instant::now();
     while !dir.join("authority.ready").exists() {
         if started.elapsed() > READY_TIMEOUT {
@@ -273,7 +263,12 @@ fn start_sextant(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    processes.push(spawn(cpu, &bin.join("sextant-listener"), &args, dir)?);
+    processes.push(spawn_logged(
+        cpu,
+        &bin.join("sextant-listener"),
+        &args,
+        dir,
+    )?);
     Ok(processes)
 }
 
@@ -299,7 +294,7 @@ fn start_dnsdist(
             zone.display()
         ),
     )?;
-    let mut processes = vec![spawn(
+    let mut processes = vec![spawn_logged(
         cpu,
         Path::new("nsd"),
         &["-d".into(), "-c".into(), nsd_config.display().to_string()],
@@ -324,7 +319,7 @@ fn start_dnsdist(
             key.display()
         ),
     )?;
-    processes.push(spawn(
+    processes.push(spawn_logged(
         cpu,
         Path::new("dnsdist"),
         &[

@@ -12,7 +12,7 @@
 use std::fmt::Write as _;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -129,22 +129,7 @@ pub(crate) fn bench_transfer(records: usize, only: &[String]) -> anyhow::Result<
 }
 
 fn spawn(program: &Path, args: &[String], dir: &Path) -> anyhow::Result<Child> {
-    // One log per program, appended to across restarts.
-    let name = program
-        .file_name()
-        .map_or("server".into(), |n| n.to_string_lossy().into_owned());
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(format!("{name}.log")))?;
-    Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting {}", program.display()))
+    crate::bench::spawn_logged(None, program, args, dir)
 }
 
 fn start_knot_primary(dir: &Path, zone_file: &Path) -> anyhow::Result<Child> {

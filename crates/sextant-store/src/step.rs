@@ -136,15 +136,7 @@ impl Store {
                 .write_whole(zone, serial, digest, &step, encoded_step)
                 .await;
         }
-        let id = self
-            .db
-            .generate_id()
-            .map_err(sled_error("allocate a delta id"))?;
-        let name = version_tree_name(zone, id);
-        let tree = self
-            .db
-            .open_tree(&name)
-            .map_err(sled_error(format!("create {name}")))?;
+        let (id, name, tree) = self.new_tree(zone)?;
         let mut batch = sled::Batch::default();
         for (key, list) in [(DELTA_REMOVED, &delta.removed), (DELTA_ADDED, &delta.added)] {
             let mut value = Vec::new();

@@ -263,17 +263,23 @@ impl Store {
         }
     }
 
-    /// Starts a new version of `zone`; nothing is visible until [`Staging::publish`].
-    pub fn begin(&self, zone: &str) -> Result<Staging<'_>, StoreError> {
-        let version = self
+    /// A new, empty tree for a version (or delta) of `zone`: its id, name and tree.
+    pub(crate) fn new_tree(&self, zone: &str) -> Result<(u64, String, sled::Tree), StoreError> {
+        let id = self
             .db
             .generate_id()
             .map_err(sled_error("allocate a version id"))?;
-        let name = version_tree_name(zone, version);
+        let name = version_tree_name(zone, id);
         let tree = self
             .db
             .open_tree(&name)
             .map_err(sled_error(format!("create {name}")))?;
+        Ok((id, name, tree))
+    }
+
+    /// Starts a new version of `zone`; nothing is visible until [`Staging::publish`].
+    pub fn begin(&self, zone: &str) -> Result<Staging<'_>, StoreError> {
+        let (version, _, tree) = self.new_tree(zone)?;
         Ok(Staging {
             store: self,
             zone: zone.to_string(),

@@ -177,6 +177,17 @@ fn garbage_and_silent_handshakes_are_closed_and_serving_goes_on() {
     drop(suite);
 }
 
+/// Sends the listener SIGHUP and waits until its log shows `logged`.
+fn reload(suite: &Suite, logged: &str) {
+    let pid = suite.listener.pid().to_string();
+    let sent = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    assert!(sent.success());
+    sextant_systest::eventually(Duration::from_secs(10), logged, || {
+        suite.listener.log_text().contains(logged)
+    })
+    .unwrap();
+}
+
 #[test]
 fn sighup_serves_new_connections_with_the_new_certificate() {
     let lab = Lab::new().unwrap();
@@ -188,21 +199,7 @@ fn sighup_serves_new_connections_with_the_new_certificate() {
     let (new_cert, new_key) = certificate(lab.path(), "renewed");
     std::fs::copy(&new_cert, lab.path().join("server.pem")).unwrap();
     std::fs::copy(&new_key, lab.path().join("server.key")).unwrap();
-    let pid = suite.listener.pid().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    sextant_systest::eventually(Duration::from_secs(10), "the certificate reload", || {
-        suite
-            .listener
-            .log_text()
-            .contains("SIGHUP: TLS certificate reloaded")
-    })
-    .unwrap();
+    reload(&suite, "SIGHUP: TLS certificate reloaded");
     answers_www(&kdig(dot, &new_cert, &["+tls"]));
     // The old certificate is no longer what new connections see.
     let old = Command::new("kdig")
@@ -225,19 +222,6 @@ fn sighup_serves_new_connections_with_the_new_certificate() {
     // A broken key file fails the configuration's checks: nothing changes, the
     // certificate in use stays.
     std::fs::write(lab.path().join("server.key"), "not a key\n").unwrap();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    sextant_systest::eventually(Duration::from_secs(10), "the refused reload", || {
-        suite
-            .listener
-            .log_text()
-            .contains("SIGHUP: the configuration does not load")
-    })
-    .unwrap();
+    reload(&suite, "SIGHUP: the configuration does not load");
     answers_www(&kdig(dot, &new_cert, &["+tls"]));
 }
