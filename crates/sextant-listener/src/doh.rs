@@ -41,6 +41,25 @@ struct Activity {
     idle_since_ms: AtomicU64,
 }
 
+/// A request in flight; when it ends, or is dropped because the client reset its
+/// stream, the connection counts it out.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn new(activity: Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        Self(activity)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let now = u64::try_from(self.0.began.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.idle_since_ms.store(now, Ordering::Release);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl Activity {
     fn idle_for(&self) -> Option<Duration> {
         if self.in_flight.load(Ordering::Acquire) > 0 {
@@ -73,12 +92,8 @@ pub(crate) async fn connection<S>(
             let frontend = frontend.clone();
             let activity = activity.clone();
             async move {
-                activity.in_flight.fetch_add(1, Ordering::AcqRel);
-                let response = answer(request, client, &frontend).await;
-                let now = u64::try_from(activity.began.elapsed().as_millis()).unwrap_or(u64::MAX);
-                activity.idle_since_ms.store(now, Ordering::Release);
-                activity.in_flight.fetch_sub(1, Ordering::AcqRel);
-                Ok::<_, Infallible>(response)
+                let _in_flight = InFlight::new(activity);
+                Ok::<_, Infallible>(answer(request, client, &frontend).await)
             }
         })
     };
