@@ -350,15 +350,12 @@ impl Follower {
                     tracing::warn!(%warning, "secondary zone fix-up");
                 }
                 let seconds = format!("{:.4}", started.elapsed().as_secs_f64());
-                self.served(
-                    zone.clone(),
-                    serial,
-                    expired,
-                    digest,
-                    Arc::new(built),
-                    false,
-                );
+                let built = Arc::new(built);
+                self.served(zone.clone(), serial, expired, digest, built.clone(), false);
                 tracing::info!(%zone, serial, expired, seconds, "secondary zone step applied and served");
+                if built.compaction_due() {
+                    self.compact(built).await;
+                }
             }
             Err(error) => tracing::error!(
                 %zone,
@@ -367,6 +364,26 @@ impl Follower {
                 "secondary zone version rejected; the previous version stays served"
             ),
         }
+    }
+
+    /// Gives `served`, a version made of many steps, names of its own (off the
+    /// async threads, after it is served), and serves that copy in its place if
+    /// it is still the version served.
+    async fn compact(&self, served: Arc<Zone>) {
+        let started = std::time::Instant::now();
+        let copy = served.clone();
+        let Ok(compacted) = tokio::task::spawn_blocking(move || copy.compacted()).await else {
+            return;
+        };
+        let origin = served.origin().clone();
+        let catalog = self.authority.catalog();
+        let still_served = catalog.zones().any(|zone| Arc::ptr_eq(zone, &served));
+        if !still_served {
+            return;
+        }
+        let expired = catalog.is_expired(&origin);
+        self.serve(Arc::new(compacted), expired);
+        tracing::info!(zone = %origin, seconds = format!("{:.3}", started.elapsed().as_secs_f64()), "secondary zone compacted after its steps");
     }
 
     fn serve(&self, zone: Arc<Zone>, expired: bool) {

@@ -47,7 +47,7 @@ mod store;
 pub use journal::Diff;
 pub use schema::Published;
 pub use staging::Staging;
-pub use step::Step;
+pub use step::{Step, Stepped};
 pub use store::{Cleanup, Store};
 
 /// What the store can fail with; each says what happens next.

@@ -54,7 +54,7 @@ impl Staging<'_> {
         Ok(())
     }
 
-    fn close_chunk(&mut self) {
+    pub(crate) fn close_chunk(&mut self) {
         if self.chunk.is_empty() {
             return;
         }

@@ -8,15 +8,30 @@
 //! whole again and the delta starts afresh. The step that made the published
 //! version is kept beside its pointer (`step/<zone>`), so that a watcher holding
 //! the version before is sent the step, not the zone.
+//!
+//! A delta past a share of the zone makes every read filter more: the caller then
+//! compacts the version off the path to serving ([`Store::compact`]: the same
+//! version written whole, swapped in only if it is still the one published). A
+//! single step past half the zone is written whole at once.
 
 use std::collections::HashSet;
 
 use crate::schema::*;
 use crate::{Published, Store, StoreError, sled_error};
 
-/// Delta records past which the version is written whole: reading a version
+/// Delta records past which the version should be compacted: reading a version
 /// filters every base record through the delta.
 const MIN_DELTA: usize = 4096;
+
+/// A published step, and whether its version should now be compacted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stepped {
+    /// The version published.
+    pub published: Published,
+    /// Its delta has passed its share: call [`Store::compact`] (off the path to
+    /// serving).
+    pub compaction_due: bool,
+}
 
 /// One incremental transfer's net change to a zone.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,7 +122,7 @@ impl Store {
         serial: u32,
         removed: Vec<Vec<u8>>,
         added: Vec<Vec<u8>>,
-    ) -> Result<Published, StoreError> {
+    ) -> Result<Stepped, StoreError> {
         let key = format!("{PUBLISHED_PREFIX}{zone}");
         let current = self.published(zone)?.ok_or_else(|| StoreError::Corrupt {
             key: key.clone(),
@@ -131,11 +146,17 @@ impl Store {
         };
         delta.compose(&step);
         let encoded_step = step.encode();
-        if delta.removed.len() + delta.added.len() > MIN_DELTA.max(records as usize / 8) {
-            return self
+        let delta_records = delta.removed.len() + delta.added.len();
+        if delta_records > MIN_DELTA.max(records as usize / 2) {
+            let published = self
                 .write_whole(zone, serial, digest, &step, encoded_step)
-                .await;
+                .await?;
+            return Ok(Stepped {
+                published,
+                compaction_due: false,
+            });
         }
+        let compaction_due = delta_records > MIN_DELTA.max(records as usize / 8);
         let (id, name, tree) = self.new_tree(zone)?;
         let mut batch = sled::Batch::default();
         for (key, list) in [(DELTA_REMOVED, &delta.removed), (DELTA_ADDED, &delta.added)] {
@@ -170,7 +191,86 @@ impl Store {
             let _ = self.db.drop_tree(name);
             return Err(error);
         }
-        Ok(published)
+        Ok(Stepped {
+            published,
+            compaction_due,
+        })
+    }
+
+    /// Writes `zone`'s published version whole, as a base without delta, and
+    /// publishes it in its place if it is still the one published when written (a
+    /// step published meanwhile wins; the copy is dropped). Same serial, digest and
+    /// step: watchers see no new version. Blocking: call it off the async threads.
+    /// `None` when there was nothing to compact or the version moved on.
+    pub fn compact(&self, zone: &str) -> Result<Option<Published>, StoreError> {
+        let key = format!("{PUBLISHED_PREFIX}{zone}");
+        let Some(current) = self.published(zone)?.filter(|p| p.delta != 0) else {
+            return Ok(None);
+        };
+        let mut staging = self.begin(zone)?;
+        let mut failed = None;
+        self.for_each_records(zone, &mut |records| {
+            for record in &records {
+                if let Err(error) = staging.push(record) {
+                    failed = Some(error);
+                    return false;
+                }
+            }
+            true
+        })?;
+        if let Some(error) = failed {
+            return Err(error);
+        }
+        staging.close_chunk();
+        staging.write_batch()?;
+        staging
+            .tree
+            .flush()
+            .map_err(sled_error("flush a compacted version"))?;
+        if staging.records != current.records {
+            return Err(StoreError::Corrupt {
+                key,
+                what: "a compacted version's record count differs from the published count",
+            });
+        }
+        let compacted = Published {
+            version: staging.version,
+            delta: 0,
+            ..current
+        };
+        let (expected, value) = (current.encode(), compacted.encode());
+        let swapped = self
+            .db
+            .transaction(|tx| {
+                if tx.get(key.as_bytes())?.as_deref() != Some(&expected[..]) {
+                    return Ok(false);
+                }
+                tx.insert(key.as_bytes(), &value[..])?;
+                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(true)
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Storage(cause) => StoreError::Sled {
+                    context: format!("compact {key}"),
+                    cause,
+                },
+                sled::transaction::TransactionError::Abort(()) => StoreError::Corrupt {
+                    key: key.clone(),
+                    what: "compaction transaction aborted",
+                },
+            })?;
+        if !swapped {
+            // Dropped with `staging`.
+            return Ok(None);
+        }
+        self.db
+            .flush()
+            .map_err(sled_error("flush the compacted pointer"))?;
+        staging.finished = true;
+        for tree in current.trees() {
+            // If this fails or we crash first, `open` collects it next time.
+            let _ = self.db.drop_tree(version_tree_name(zone, tree));
+        }
+        Ok(Some(compacted))
     }
 
     /// The published version with `step` applied, written whole as a new base.

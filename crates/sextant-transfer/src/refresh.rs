@@ -249,19 +249,39 @@ async fn incremental(
             change.added.clone(),
         )
         .await;
-    let published = match stepped {
-        Ok(published) => published,
+    let stepped = match stepped {
+        Ok(stepped) => stepped,
         Err(error) => {
             zones.put_index(zone, index);
             return Err(error.into());
         }
     };
+    let published = stepped.published;
     index.commit(&change, published.digest);
     zones.put_index(zone, index);
     if let Some(timers) = SoaTimers::of(&soa) {
         zone.state.lock().timers = timers;
     }
     zones.notifier().notify();
+    if stepped.compaction_due {
+        // The same version written whole, after it is served; within this zone's
+        // refresh task, so that no step of the zone is published meanwhile.
+        let (store, key) = (zones.store.clone(), zone.key.clone());
+        let started = Instant::now();
+        let compacted = tokio::task::spawn_blocking(move || store.compact(&key)).await;
+        match compacted {
+            Ok(Ok(Some(compacted))) => {
+                tracing::info!(zone = %zone.key, serial = compacted.serial, records = compacted.records, seconds = format!("{:.3}", started.elapsed().as_secs_f64()), "stored version compacted")
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(zone = %zone.key, %error, "stored version not compacted; the next step tries again")
+            }
+            Err(error) => {
+                tracing::warn!(zone = %zone.key, %error, "compaction task failed; the next step tries again")
+            }
+        }
+    }
     Ok(Some(Refreshed::Incremental {
         serial,
         diffs: diffs.len(),

@@ -113,9 +113,9 @@ pub(crate) struct Nodes {
 /// A changed name's node, `None` when the name is gone.
 type Change = Option<Arc<Node>>;
 
-/// Changes past which a new version is built whole instead of sharing the old
-/// one's names: every lookup also looks at the changes, and a name gone is
-/// skipped at each ordered walk. (Small in tests, so that they build whole too.)
+/// Changes past which a version should get names of its own ([`Nodes::compacted`],
+/// off the path to serving): every lookup also looks at the changes, and a name
+/// gone is skipped at each ordered walk. (Small in tests, so that they compact.)
 const MAX_CHANGES: usize = if cfg!(test) { 16 } else { 4096 };
 
 impl Nodes {
@@ -129,8 +129,8 @@ impl Nodes {
 
     /// These names with the names of `changed` (sorted by key) replaced, added or,
     /// where their node is `None`, removed. Shares this version's names unless the
-    /// changes have grown past a share of them; then every name is copied into a
-    /// version of its own.
+    /// changes have grown past half of them; then every name is copied into a
+    /// version of its own at once.
     pub(crate) fn with_changes(&self, changed: Vec<(Box<[u8]>, Option<Node>)>) -> Self {
         let mut merged: Vec<(Box<[u8]>, Change)> =
             Vec::with_capacity(self.changes.len() + changed.len());
@@ -167,14 +167,25 @@ impl Nodes {
             base: self.base.clone(),
             changes: Sorted::from_sorted(merged),
         };
-        if nodes.changes.len() > MAX_CHANGES.max(nodes.base.len() / 8) {
-            let whole = nodes
-                .iter()
-                .map(|(key, node)| (Box::from(key), node.clone()))
-                .collect();
-            return Self::from_sorted(whole);
+        if nodes.changes.len() > MAX_CHANGES.max(nodes.base.len() / 2) {
+            return nodes.compacted();
         }
         nodes
+    }
+
+    /// Whether the changes have grown past an eighth of the names (or 4096): then
+    /// [`Nodes::compacted`] is worth its copy.
+    pub(crate) fn compaction_due(&self) -> bool {
+        self.changes.len() > MAX_CHANGES.max(self.base.len() / 8)
+    }
+
+    /// The same names in a version of their own, sharing nothing.
+    pub(crate) fn compacted(&self) -> Self {
+        let whole = self
+            .iter()
+            .map(|(key, node)| (Box::from(key), node.clone()))
+            .collect();
+        Self::from_sorted(whole)
     }
 
     pub(crate) fn get(&self, key: &[u8]) -> Option<&Node> {
@@ -320,18 +331,36 @@ mod tests {
         let again = next.with_changes(vec![(Box::from(&b"d\0"[..]), None)]);
         assert_eq!(again.changes.len(), 3);
         assert!(again.get(b"d\0").is_none());
-        // Past the limit every name is copied into a version of its own.
-        let many: Vec<_> = (0..MAX_CHANGES as u32 + 1)
-            .map(|i| {
-                (
-                    Box::<[u8]>::from(format!("m{i:05}\0").as_bytes()),
-                    Some(node(i)),
-                )
-            })
+        // Past an eighth of the names (at least MAX_CHANGES) compaction is due, and
+        // copies every name into a version of its own; past half of them that
+        // happens at once.
+        let base: Vec<_> = (0..200u32)
+            .map(|i| (Box::<[u8]>::from(format!("b{i:05}\0").as_bytes()), node(i)))
             .collect();
-        let whole = again.with_changes(many);
-        assert!(!Arc::ptr_eq(&whole.base, &nodes.base));
+        let big = Nodes::from_sorted(base);
+        let changes = |count: u32| -> Vec<(Box<[u8]>, Option<Node>)> {
+            (0..count)
+                .map(|i| {
+                    (
+                        Box::<[u8]>::from(format!("m{i:05}\0").as_bytes()),
+                        Some(node(i)),
+                    )
+                })
+                .collect()
+        };
+        let grown = big.with_changes(changes(30));
+        assert!(grown.compaction_due());
+        assert!(Arc::ptr_eq(&grown.base, &big.base), "not yet copied");
+        let whole = grown.compacted();
+        assert!(!Arc::ptr_eq(&whole.base, &big.base));
         assert!(whole.changes.sorted.is_empty());
-        assert_eq!(whole.iter().count(), 3 + MAX_CHANGES + 1);
+        assert!(!whole.compaction_due());
+        let keys =
+            |nodes: &Nodes| -> Vec<Box<[u8]>> { nodes.iter().map(|(k, _)| Box::from(k)).collect() };
+        assert_eq!(keys(&whole), keys(&grown));
+        assert_eq!(whole.iter().count(), 230);
+        let at_once = big.with_changes(changes(150));
+        assert!(at_once.changes.sorted.is_empty());
+        assert_eq!(at_once.iter().count(), 350);
     }
 }

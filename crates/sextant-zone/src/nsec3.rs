@@ -54,7 +54,7 @@ impl Params {
 }
 
 /// One NSEC3 record's owner and data.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Entry {
     /// The owner's hash (its first label, base32hex-decoded).
     pub(crate) hash: Box<[u8]>,
@@ -76,7 +76,7 @@ impl Entry {
 }
 
 /// A zone's NSEC3 records, sorted by hash.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Chain {
     pub(crate) params: Params,
     pub(crate) entries: Box<[Entry]>,

@@ -10,7 +10,7 @@ use crate::nsec3::{self, Chain, Entry, Params};
 use crate::{Location, ZoneError, canonical};
 
 /// How a zone proves that a name or a type does not exist.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Denial {
     /// It has no NSEC or NSEC3 records.
     None,

@@ -156,6 +156,30 @@ impl Zone {
         self.nodes.get(&buffer[..len])
     }
 
+    /// Whether this version, made by changes to an earlier one, has changed enough
+    /// names to be worth [`Zone::compacted`] (an eighth of them, or 4096).
+    pub fn compaction_due(&self) -> bool {
+        self.nodes.compaction_due()
+    }
+
+    /// The same zone with names of its own, sharing nothing with the versions it
+    /// was made from: lookups and walks no longer look at the changes. Worth it
+    /// once [`Zone::compaction_due`]; off the path to serving (it copies every name).
+    pub fn compacted(&self) -> Zone {
+        Zone {
+            origin: self.origin.clone(),
+            origin_wire: self.origin_wire.clone(),
+            apex_labels: self.apex_labels,
+            soa: self.soa.clone(),
+            nodes: self.nodes.compacted(),
+            has_cuts: self.has_cuts,
+            record_count: self.record_count,
+            signed: self.signed,
+            denial: self.denial.clone(),
+            unused_nsec3: self.unused_nsec3.clone(),
+        }
+    }
+
     /// A later version of this unsigned zone with `nodes` (see `apply`).
     pub(crate) fn next_version(
         &self,

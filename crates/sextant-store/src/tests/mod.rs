@@ -279,7 +279,8 @@ async fn steps_compose_into_one_small_delta_and_survive_a_reopen() {
         let one = store
             .publish_step(zone, 2, vec![soa(1), record(3)], vec![soa(2), record(100)])
             .await
-            .unwrap();
+            .unwrap()
+            .published;
         assert_eq!(one.version, base.version);
         assert_ne!(one.delta, 0);
         assert_ne!(one.digest, base.digest);
@@ -296,7 +297,8 @@ async fn steps_compose_into_one_small_delta_and_survive_a_reopen() {
                 vec![soa(3), record(3)],
             )
             .await
-            .unwrap();
+            .unwrap()
+            .published;
         assert_eq!(two.records, 10);
         assert_eq!(store.step(zone).unwrap().unwrap().parent, one.digest);
         // The base and one delta tree: the first delta tree is gone.
@@ -329,27 +331,64 @@ async fn steps_compose_into_one_small_delta_and_survive_a_reopen() {
 }
 
 #[tokio::test]
-async fn a_delta_past_its_share_is_written_whole() {
+async fn a_delta_past_its_share_is_compacted_and_one_past_half_the_zone_written_whole() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = Store::open(dir.path()).unwrap();
     let zone = "grow.example.";
-    publish_base(&store, zone, 100).await;
-    // More added records than the delta may hold.
+    publish_base(&store, zone, 20_000).await;
+    // More changed records than an eighth of the zone: still a step, due for
+    // compaction.
     let added: Vec<Vec<u8>> = std::iter::once(soa(2))
-        .chain((0..5000).map(|i| record(1000 + i)))
+        .chain((0..5000).map(|i| record(100_000 + i)))
         .collect();
-    let published = store
+    let stepped = store
         .publish_step(zone, 2, vec![soa(1), record(7)], added)
         .await
         .unwrap();
-    assert_eq!(published.delta, 0, "written whole");
-    assert_eq!(published.records, 5100);
-    // Still named by the step, so that a watcher holding serial 1 gets the step.
-    let step = store.step(zone).unwrap().unwrap();
-    assert_eq!(step.removed.len(), 2);
+    assert!(stepped.compaction_due);
+    assert_ne!(stepped.published.delta, 0);
+    let before = store.records(zone).unwrap().unwrap();
+    let compacted = store.compact(zone).unwrap().unwrap();
+    assert_eq!(compacted.delta, 0);
+    assert_eq!(
+        (compacted.serial, compacted.digest, compacted.records),
+        (2, stepped.published.digest, 25_000),
+        "the same version, named the same"
+    );
+    assert_eq!(store.records(zone).unwrap().unwrap(), before);
+    assert!(
+        store.step(zone).unwrap().is_some(),
+        "the step stays for watchers"
+    );
+    assert_eq!(version_trees(&store), 1);
+    assert_eq!(
+        store.compact(zone).unwrap(),
+        None,
+        "nothing left to compact"
+    );
+    // A small step on top of the compacted version, compacted too.
+    store
+        .publish_step(zone, 3, vec![soa(2), record(8)], vec![soa(3)])
+        .await
+        .unwrap();
+    let published = store.published(zone).unwrap().unwrap();
+    assert_eq!(
+        store.compact(zone).unwrap().map(|p| p.digest),
+        Some(published.digest)
+    );
+    // One step past half the zone is written whole at once, still named by it.
+    let added: Vec<Vec<u8>> = std::iter::once(soa(4))
+        .chain((0..40_000).map(|i| record(200_000 + i)))
+        .collect();
+    let stepped = store
+        .publish_step(zone, 4, vec![soa(3)], added)
+        .await
+        .unwrap();
+    assert_eq!(stepped.published.delta, 0, "written whole");
+    assert!(!stepped.compaction_due);
     let records = store.records(zone).unwrap().unwrap();
-    assert_eq!(records[0], soa(2));
-    assert_eq!(records.len(), 5100);
-    assert!(!records.contains(&record(7)));
+    assert_eq!(records[0], soa(4));
+    assert_eq!(records.len() as u64, stepped.published.records);
+    assert_eq!(store.step(zone).unwrap().unwrap().removed, vec![soa(3)]);
     assert_eq!(version_trees(&store), 1);
 }
