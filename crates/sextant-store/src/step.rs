@@ -208,19 +208,7 @@ impl Store {
             return Ok(None);
         };
         let mut staging = self.begin(zone)?;
-        let mut failed = None;
-        self.for_each_records(zone, &mut |records| {
-            for record in &records {
-                if let Err(error) = staging.push(record) {
-                    failed = Some(error);
-                    return false;
-                }
-            }
-            true
-        })?;
-        if let Some(error) = failed {
-            return Err(error);
-        }
+        self.copy_published(zone, &mut staging, None, &HashSet::new())?;
         staging.close_chunk();
         staging.write_batch()?;
         staging
@@ -284,15 +272,29 @@ impl Store {
     ) -> Result<Published, StoreError> {
         let gone: HashSet<&[u8]> = step.removed.iter().map(Vec::as_slice).collect();
         let mut staging = self.begin(zone)?;
-        let mut soa = step.added.iter().take(1);
+        // The new SOA leads, as in every version.
+        let soa = step.added.first().map(Vec::as_slice);
+        self.copy_published(zone, &mut staging, soa, &gone)?;
+        for record in step.added.iter().skip(1) {
+            staging.push(record)?;
+        }
+        staging.publish_as(serial, digest, Some(encoded_step)).await
+    }
+
+    /// Pushes the published version of `zone` onto `staging`: `first` before it,
+    /// the records in `gone` left out.
+    fn copy_published(
+        &self,
+        zone: &str,
+        staging: &mut crate::Staging<'_>,
+        first: Option<&[u8]>,
+        gone: &HashSet<&[u8]>,
+    ) -> Result<(), StoreError> {
+        if let Some(first) = first {
+            staging.push(first)?;
+        }
         let mut failed = None;
         self.for_each_records(zone, &mut |records| {
-            for record in soa.by_ref() {
-                if let Err(error) = staging.push(record) {
-                    failed = Some(error);
-                    return false;
-                }
-            }
             for record in records.iter().filter(|r| !gone.contains(r.as_slice())) {
                 if let Err(error) = staging.push(record) {
                     failed = Some(error);
@@ -301,13 +303,7 @@ impl Store {
             }
             true
         })?;
-        if let Some(error) = failed {
-            return Err(error);
-        }
-        for record in step.added.iter().skip(1) {
-            staging.push(record)?;
-        }
-        staging.publish_as(serial, digest, Some(encoded_step)).await
+        failed.map_or(Ok(()), Err)
     }
 
     /// The step that made the published version of `zone`, if an incremental
