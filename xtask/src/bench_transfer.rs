@@ -280,16 +280,24 @@ fn change_primary(work: &Path, records: usize, serial: u32) -> anyhow::Result<()
     .context("the primary did not take the update")
 }
 
-/// Sends a NOTIFY for the zone to `addr` from 127.0.0.1 (the primary's address, so
-/// every secondary accepts it) and waits for its answer.
-fn notify(addr: SocketAddr) -> anyhow::Result<()> {
-    // ID, opcode NOTIFY with AA, one question: the zone's SOA.
-    let mut message = vec![0x4e, 0x07, 0x24, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+/// A message with ID `id`, the first flags byte `flags` (QR, opcode, AA...) and one
+/// question: the zone's SOA.
+fn soa_question(id: u16, flags: u8) -> Vec<u8> {
+    let mut message = id.to_be_bytes().to_vec();
+    message.extend_from_slice(&[flags, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
     for label in ZONE.split('.') {
         message.push(label.len() as u8);
         message.extend_from_slice(label.as_bytes());
     }
     message.extend_from_slice(&[0, 0, 6, 0, 1]);
+    message
+}
+
+/// Sends a NOTIFY for the zone to `addr` from 127.0.0.1 (the primary's address, so
+/// every secondary accepts it) and waits for its answer.
+fn notify(addr: SocketAddr) -> anyhow::Result<()> {
+    // Opcode NOTIFY with AA.
+    let message = soa_question(0x4e07, 0x24);
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     socket.set_read_timeout(Some(Duration::from_millis(200)))?;
     let mut buffer = [0u8; 512];
@@ -312,13 +320,8 @@ fn wait_serial(
     processes: &mut [Child],
     limit: Duration,
 ) -> anyhow::Result<()> {
-    // bench.test SOA, no RD.
-    let mut query = vec![0x51, 0x0a, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-    for label in ZONE.split('.') {
-        query.push(label.len() as u8);
-        query.extend_from_slice(label.as_bytes());
-    }
-    query.extend_from_slice(&[0, 0, 6, 0, 1]);
+    // A query, no RD.
+    let query = soa_question(0x510a, 0);
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     // Short: a millisecond figure is read from this poll.
     socket.set_read_timeout(Some(Duration::from_millis(2)))?;
