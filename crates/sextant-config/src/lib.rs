@@ -4,6 +4,7 @@
 //! Every problem is reported at once, each as one sentence naming the file, the key
 //! and the fix. Relative paths in the file are relative to the file's directory.
 
+mod dnstap;
 mod endpoint;
 mod error;
 mod load;
@@ -12,6 +13,7 @@ mod section;
 pub mod tls;
 mod validate;
 
+pub use dnstap::{DnstapConfig, DnstapMessage};
 pub use endpoint::Endpoint;
 pub use error::{ConfigError, MissingSection, Problem, required};
 pub use load::{key_secret, load};

@@ -267,6 +267,9 @@ pub struct ListenerConfig {
     /// DNS over TLS (RFC 7858) and over HTTPS (RFC 8484). Default: off.
     #[serde(default)]
     pub tls: Option<ListenerTlsConfig>,
+    /// The query log in dnstap (client and authoritative exchanges). Default: off.
+    #[serde(default)]
+    pub dnstap: Option<crate::DnstapConfig>,
 }
 
 /// `[listener.tls]`: the encrypted transports, with one certificate.
@@ -715,6 +718,9 @@ pub struct ResolverConfig {
     /// §2.3 (half the TTL or signature lifetime, within 1 hour and 15 days).
     #[serde(default, with = "humantime_serde")]
     pub trust_anchor_refresh: Option<Duration>,
+    /// The log of upstream exchanges in dnstap. Default: off.
+    #[serde(default)]
+    pub dnstap: Option<crate::DnstapConfig>,
 }
 
 fn default_max_resolutions() -> usize {

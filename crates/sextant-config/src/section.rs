@@ -57,6 +57,9 @@ impl Section for ListenerConfig {
             absolute(base, &mut tls.certificate);
             absolute(base, &mut tls.key);
         }
+        if let Some(dnstap) = &mut self.dnstap {
+            dnstap.resolve_paths(base);
+        }
         for endpoint in [&mut self.authority, &mut self.transfer, &mut self.resolver]
             .into_iter()
             .flatten()
@@ -108,6 +111,9 @@ impl Section for ResolverConfig {
                 .chain(&mut self.state_dir),
         );
         absolute_endpoint(base, &mut self.grpc);
+        if let Some(dnstap) = &mut self.dnstap {
+            dnstap.resolve_paths(base);
+        }
     }
 }
 

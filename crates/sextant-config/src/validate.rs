@@ -16,7 +16,7 @@ use crate::{
 pub(crate) struct Problems(Vec<Problem>);
 
 impl Problems {
-    fn add(&mut self, key: &str, message: impl Into<String>) {
+    pub(crate) fn add(&mut self, key: &str, message: impl Into<String>) {
         self.0.push(Problem {
             key: key.to_string(),
             message: message.into(),
@@ -24,7 +24,7 @@ impl Problems {
     }
 
     /// A problem when `value` is zero.
-    fn positive(&mut self, key: &str, value: usize) {
+    pub(crate) fn positive(&mut self, key: &str, value: usize) {
         if value == 0 {
             self.add(key, "must be at least 1");
         }
@@ -386,6 +386,9 @@ impl ListenerConfig {
         if let Some(tls) = &self.tls {
             tls.validate(&self.listen, problems);
         }
+        if let Some(dnstap) = &self.dnstap {
+            dnstap.validate("listener", &crate::DnstapMessage::LISTENER, problems);
+        }
         if self.rrl.responses_per_second > 0 {
             problems.positive("listener.rrl.table_size", self.rrl.table_size);
         }
@@ -473,6 +476,9 @@ impl TransferConfig {
 
 impl ResolverConfig {
     fn validate(&self, problems: &mut Problems) {
+        if let Some(dnstap) = &self.dnstap {
+            dnstap.validate("resolver", &crate::DnstapMessage::RESOLVER, problems);
+        }
         problems.nonzero_duration("resolver.upstream_timeout", self.upstream_timeout, "800ms");
         problems.nonzero_duration("resolver.resolution_timeout", self.resolution_timeout, "3s");
         if self.min_ttl > self.max_ttl {
