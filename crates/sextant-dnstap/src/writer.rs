@@ -208,10 +208,16 @@ pub(crate) const DROP_REASONS: [&str; 3] = ["queue_full", "unavailable", "write_
 /// The thread's loop: until STOP, or until every sender is gone.
 pub(crate) fn run(mut sink: Sink, queue: Receiver<Item>, encoder: Encoder, counters: &Counters) {
     let mut batch = Vec::with_capacity(64 * 1024);
+    // Connected before the first entry, and again while idle: a reader that comes
+    // late gets the entries from then on, not from the next entry after a backoff.
+    sink.ready(counters);
     loop {
         let first = match queue.recv_timeout(RETRY_FIRST) {
             Ok(item) => item,
-            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Timeout) => {
+                sink.ready(counters);
+                continue;
+            }
             Err(RecvTimeoutError::Disconnected) => {
                 sink.stop();
                 return;

@@ -35,6 +35,7 @@ impl Frontend {
                 Decision::Reply {
                     wire: out,
                     question: Some(QuestionKey::of(view)),
+                    from: None,
                 }
             }
             None => self.reply(packet, &view.header, Some(view), Rcode::REFUSED, None),

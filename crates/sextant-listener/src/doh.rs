@@ -74,7 +74,7 @@ impl Activity {
 /// timeout, or the listener stops (then it finishes the requests in flight).
 pub(crate) async fn connection<S>(
     stream: S,
-    client: SocketAddr,
+    (client, local): (SocketAddr, SocketAddr),
     frontend: Arc<Frontend>,
     limits: TcpLimits,
     shutdown: CancellationToken,
@@ -93,7 +93,7 @@ pub(crate) async fn connection<S>(
             let activity = activity.clone();
             async move {
                 let _in_flight = InFlight::new(activity);
-                Ok::<_, Infallible>(answer(request, client, &frontend).await)
+                Ok::<_, Infallible>(answer(request, (client, local), &frontend).await)
             }
         })
     };
@@ -130,13 +130,14 @@ pub(crate) async fn connection<S>(
 /// One request: its DNS message, then the answer.
 async fn answer(
     request: Request<Incoming>,
-    client: SocketAddr,
+    (client, local): (SocketAddr, SocketAddr),
     frontend: &Frontend,
 ) -> Response<Full<Bytes>> {
     let message = match read_message(request).await {
         Ok(message) => message,
         Err(response) => return response,
     };
+    let tapped = frontend.tapped(sextant_dnstap::Protocol::Doh, local);
     crate::stats::encrypted_query(Encrypted::Doh);
     let parsed = sextant_wire::parse_query(&message);
     let view = parsed.as_ref().ok().copied();
@@ -150,18 +151,29 @@ async fn answer(
             )),
             frontend.udp_payload_size,
         );
+        let refused = refused.map(Bytes::from);
+        if let Some(tapped) = tapped {
+            frontend.log_exchange(tapped, client, message, refused.clone(), None);
+        }
         return match refused {
-            Some(refused) => dns_response(Bytes::from(refused), false),
+            Some(refused) => dns_response(refused),
             None => status(StatusCode::BAD_REQUEST, "not a DNS query"),
         };
     }
     let padded = view.and_then(|v| v.edns).is_some_and(|edns| edns.padding);
     let decision = frontend.decide_parsed(&message, parsed, client, Transport::Tcp);
-    match frontend
+    let query = tapped.map(|_| message.clone());
+    let answered = frontend
         .answer(message, decision, client, Transport::Tcp)
-        .await
-    {
-        Some(answer) => dns_response(answer, padded),
+        .await;
+    let answer = answered
+        .wire
+        .map(|answer| if padded { pad(answer) } else { answer });
+    if let (Some(tapped), Some(query)) = (tapped, query) {
+        frontend.log_exchange(tapped, client, query, answer.clone(), answered.from);
+    }
+    match answer {
+        Some(answer) => dns_response(answer),
         None => status(StatusCode::BAD_REQUEST, "not a DNS query"),
     }
 }
@@ -232,14 +244,14 @@ where
 
 /// 200 with the DNS answer, padded when the query was (RFC 8467), fresh for its
 /// smallest TTL.
-fn dns_response(answer: Bytes, padded: bool) -> Response<Full<Bytes>> {
-    let answer = if padded {
-        let mut answer = answer.to_vec();
-        sextant_wire::add_padding(&mut answer, sextant_wire::RESPONSE_PADDING_BLOCK);
-        Bytes::from(answer)
-    } else {
-        answer
-    };
+/// The answer padded to a multiple of the block RFC 8467 advises for responses.
+fn pad(answer: Bytes) -> Bytes {
+    let mut answer = answer.to_vec();
+    sextant_wire::add_padding(&mut answer, sextant_wire::RESPONSE_PADDING_BLOCK);
+    Bytes::from(answer)
+}
+
+fn dns_response(answer: Bytes) -> Response<Full<Bytes>> {
     let max_age = sextant_wire::min_ttl(&answer).unwrap_or(0);
     let mut response = Response::new(Full::new(answer));
     let headers = response.headers_mut();
@@ -353,10 +365,10 @@ mod tests {
         answer[11] = 1;
         answer.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 44, 0, 4, 192, 0, 2, 1]);
         answer.extend_from_slice(&[0, 0, 41, 4, 208, 0, 0, 0, 0, 0, 0]);
-        let response = dns_response(Bytes::from(answer.clone()), false);
+        let response = dns_response(Bytes::from(answer.clone()));
         assert_eq!(response.headers()[CACHE_CONTROL], "max-age=300");
         assert_eq!(response.headers()[CONTENT_TYPE], DNS_MESSAGE);
-        let padded = dns_response(Bytes::from(answer), true);
+        let padded = dns_response(pad(Bytes::from(answer)));
         let body = padded.into_body();
         let size = hyper::body::Body::size_hint(&body).exact().unwrap();
         assert_eq!(size % sextant_wire::RESPONSE_PADDING_BLOCK as u64, 0);

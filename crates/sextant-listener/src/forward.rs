@@ -16,6 +16,16 @@ use crate::frontend::{Decision, Forward, Frontend};
 use crate::policy::Limited;
 use crate::rrl::QuestionKey;
 use crate::stats;
+use crate::tap::Tapped;
+
+/// What a query on a stream (TCP, DoT, DoH) is answered with.
+#[derive(Debug)]
+pub(crate) struct Answered {
+    /// The answer; `None` when the query gets none.
+    pub wire: Option<Bytes>,
+    /// The backend whose answer it is; `None` when the listener wrote it.
+    pub from: Option<Backend>,
+}
 
 impl Frontend {
     /// Decides, and forwards when needed (the TCP path: one task per query).
@@ -25,27 +35,45 @@ impl Frontend {
         decision: Decision,
         client: SocketAddr,
         transport: Transport,
-    ) -> Option<Bytes> {
+    ) -> Answered {
         match decision {
-            Decision::Reply { wire, .. } => Some(Bytes::from(wire)),
-            Decision::Drop => None,
-            Decision::Forward(forward) => {
-                let Some(backend_client) = self.backend_client(forward.backend) else {
-                    stats::backend_failed(forward.backend);
-                    return self.servfail(&packet, UNREACHABLE).map(Bytes::from);
-                };
-                let query = Query {
-                    wire: packet.clone(),
-                    client,
-                    transport,
-                    max_response_size: forward.max_response_size,
-                };
-                let started = std::time::Instant::now();
-                let outcome = backend_client.query(query).await;
-                let answer = self.finish(&forward, &packet, client, started, outcome)?;
-                Some(self.with_cookie(answer, forward.cookie, client))
-            }
+            Decision::Reply { wire, from, .. } => Answered {
+                wire: Some(Bytes::from(wire)),
+                from,
+            },
+            Decision::Drop => Answered {
+                wire: None,
+                from: None,
+            },
+            Decision::Forward(forward) => Answered {
+                from: Some(forward.backend),
+                wire: self.forward(packet, forward, client, transport).await,
+            },
         }
+    }
+
+    /// A query's way through its backend: the answer, or SERVFAIL when it failed.
+    async fn forward(
+        &self,
+        packet: Bytes,
+        forward: Forward,
+        client: SocketAddr,
+        transport: Transport,
+    ) -> Option<Bytes> {
+        let Some(backend_client) = self.backend_client(forward.backend) else {
+            stats::backend_failed(forward.backend);
+            return self.servfail(&packet, UNREACHABLE).map(Bytes::from);
+        };
+        let query = Query {
+            wire: packet.clone(),
+            client,
+            transport,
+            max_response_size: forward.max_response_size,
+        };
+        let started = std::time::Instant::now();
+        let outcome = backend_client.query(query).await;
+        let answer = self.finish(&forward, &packet, client, started, outcome)?;
+        Some(self.with_cookie(answer, forward.cookie, client))
     }
 
     /// Forwards a UDP query without a task of its own: the backend lane sends the
@@ -58,12 +86,16 @@ impl Frontend {
         client: SocketAddr,
         forward: Forward,
         permit: tokio::sync::OwnedSemaphorePermit,
+        tapped: Option<Tapped>,
     ) {
         let Some(backend_client) = self.backend_client(forward.backend) else {
             stats::backend_failed(forward.backend);
-            if let Some(servfail) = self.servfail(&packet, UNREACHABLE) {
+            let sent = self.servfail(&packet, UNREACHABLE).and_then(|servfail| {
                 let servfail = self.with_cookie(Bytes::from(servfail), forward.cookie, client);
-                self.send_udp(socket, &servfail, client, forward.question);
+                self.send_udp(socket, servfail, client, forward.question)
+            });
+            if let Some(tapped) = tapped {
+                self.log_exchange(tapped, client, packet, sent, Some(forward.backend));
             }
             return;
         };
@@ -79,9 +111,15 @@ impl Frontend {
         backend_client.submit(
             query,
             Box::new(move |outcome| {
-                if let Some(bytes) = frontend.finish(&forward, &packet, client, started, outcome) {
-                    let bytes = frontend.with_cookie(bytes, forward.cookie, client);
-                    frontend.send_udp(&socket, &bytes, client, forward.question);
+                let sent = frontend
+                    .finish(&forward, &packet, client, started, outcome)
+                    .and_then(|bytes| {
+                        let bytes = frontend.with_cookie(bytes, forward.cookie, client);
+                        frontend.send_udp(&socket, bytes, client, forward.question)
+                    });
+                if let Some(tapped) = tapped {
+                    let backend = Some(forward.backend);
+                    frontend.log_exchange(tapped, client, packet, sent, backend);
                 }
                 drop(permit);
             }),
@@ -105,23 +143,29 @@ impl Frontend {
         }
     }
 
-    /// Sends a UDP answer unless rate limiting replaces it (slip) or drops it. Never
-    /// waits: with the socket's send buffer full the answer is lost like any datagram.
+    /// Sends a UDP answer unless rate limiting replaces it (slip) or drops it, and
+    /// returns what went out. Never waits: with the socket's send buffer full the
+    /// answer is lost like any datagram.
     pub(crate) fn send_udp(
         &self,
         socket: &UdpSocket,
-        bytes: &[u8],
+        bytes: Bytes,
         client: SocketAddr,
         question: Option<QuestionKey>,
-    ) {
-        let Some(bytes) = self.rate_limited(bytes, client, question) else {
-            return;
+    ) -> Option<Bytes> {
+        let sent = match self.rate_limited(&bytes, client, question)? {
+            std::borrow::Cow::Borrowed(_) => bytes.clone(),
+            std::borrow::Cow::Owned(slip) => Bytes::from(slip),
         };
-        if let Err(error) = socket.try_send_to(&bytes, client) {
-            if error.kind() == std::io::ErrorKind::WouldBlock {
-                stats::dropped("send_buffer_full");
-            } else {
-                tracing::debug!(%error, %client, "UDP send failed");
+        match socket.try_send_to(&sent, client) {
+            Ok(_) => Some(sent),
+            Err(error) => {
+                if error.kind() == std::io::ErrorKind::WouldBlock {
+                    stats::dropped("send_buffer_full");
+                } else {
+                    tracing::debug!(%error, %client, "UDP send failed");
+                }
+                None
             }
         }
     }

@@ -29,6 +29,9 @@ pub(crate) enum Decision {
         wire: Vec<u8>,
         /// Its question, for rate limiting (`None` when it could not be read).
         question: Option<QuestionKey>,
+        /// The backend whose answer it is (a packet cache hit); `None` when the
+        /// listener wrote it.
+        from: Option<Backend>,
     },
     /// Send nothing (not a query, unreadable from a stranger, or blackholed).
     Drop,
@@ -73,6 +76,8 @@ pub(crate) struct Frontend {
     pub packet_cache: Option<Arc<PacketCache>>,
     /// ACLs, CH TXT answers, rate limiting: swapped whole by SIGHUP.
     pub policy: Arc<ArcSwap<Policy>>,
+    /// The dnstap log, when configured.
+    pub dnstap: Option<sextant_dnstap::Tap>,
 }
 
 impl Frontend {
@@ -111,7 +116,7 @@ impl Frontend {
         };
         stats::cookie(if cookie.verified() { "valid" } else { "client" });
         match &mut decision {
-            Decision::Reply { wire, question } => {
+            Decision::Reply { wire, question, .. } => {
                 if let Some(cookies) = &policy.cookies {
                     let data = cookies.answer(&client_cookie, client.ip(), cookie::now());
                     sextant_wire::add_option(wire, sextant_wire::OPTION_COOKIE, &data);
@@ -240,6 +245,7 @@ impl Frontend {
                 return Decision::Reply {
                     wire: hit,
                     question: forward.question,
+                    from: Some(backend),
                 };
             }
             // A signed query must reach the backend every time.
@@ -292,6 +298,7 @@ impl Frontend {
         Decision::Reply {
             wire: out,
             question: view.map(QuestionKey::of),
+            from: None,
         }
     }
 

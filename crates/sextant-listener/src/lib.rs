@@ -14,6 +14,7 @@ mod policy;
 mod route;
 mod rrl;
 mod stats;
+mod tap;
 mod tcp;
 mod tls;
 mod udp;
@@ -56,6 +57,8 @@ pub struct ListenerDaemon {
 /// Forwarded UDP queries waiting for a backend at once; past it new ones are dropped
 /// (counted), so a flood costs bounded memory.
 const MAX_UDP_IN_FLIGHT: usize = 16 * 1024;
+/// How long the dnstap writer may take to write what is queued and end its stream.
+const DNSTAP_CLOSE: Duration = Duration::from_secs(2);
 /// How long start-up waits for the authority (zone set and a query stream) before
 /// declaring itself ready anyway (answering SERVFAIL until the authority is there).
 const ZONE_SET_WAIT: Duration = Duration::from_secs(5);
@@ -117,9 +120,14 @@ impl Daemon for ListenerDaemon {
         self.lanes_shutdown.cancel();
         // The UDP workers end with the lanes (their loops stopped at `shutdown`).
         let workers = std::mem::take(&mut self.udp_workers);
+        let tap = self.frontend.dnstap.clone();
         let _ = tokio::task::spawn_blocking(move || {
             for (worker, _) in workers {
                 let _ = worker.join();
+            }
+            // Every answer has gone out: the log's stream can end (STOP).
+            if let Some(tap) = tap {
+                tap.close(DNSTAP_CLOSE);
             }
         })
         .await;
@@ -220,6 +228,13 @@ async fn start(
         packet_cache: (section.packet_cache_bytes > 0)
             .then(|| Arc::new(PacketCache::new(section.packet_cache_bytes))),
         policy: Arc::new(ArcSwap::from_pointee(policy(&section))),
+        dnstap: match &section.dnstap {
+            Some(dnstap) => Some(
+                sextant_dnstap::Tap::start(dnstap, &sextant_config::DnstapMessage::LISTENER)
+                    .map_err(|e| anyhow::anyhow!("listener.dnstap: {e}"))?,
+            ),
+            None => None,
+        },
     });
 
     if let Some(cache) = frontend.packet_cache.clone() {

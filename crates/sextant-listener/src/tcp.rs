@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::frontend::Frontend;
 use crate::tls::{Certificates, Encrypted};
+use sextant_dnstap::Protocol;
 use sextant_wire::consts::{TYPE_AXFR, TYPE_IXFR};
 
 #[derive(Clone, Copy, Debug)]
@@ -252,8 +253,13 @@ pub(crate) async fn serve(
                 }
             };
             if let Some(permit) = permit {
+                // What dnstap entries name as our end of the connection.
+                let local = stream
+                    .local_addr()
+                    .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
                 let held = Held {
                     client,
+                    local,
                     frontend,
                     limits,
                     idle: &idle,
@@ -282,6 +288,7 @@ pub(crate) async fn serve(
 /// What serving one admitted connection needs.
 struct Held<'a> {
     client: SocketAddr,
+    local: SocketAddr,
     frontend: Arc<Frontend>,
     limits: TcpLimits,
     idle: &'a Arc<IdleConnections>,
@@ -323,7 +330,7 @@ async fn encrypted(
         Encrypted::Doh => {
             crate::doh::connection(
                 stream,
-                held.client,
+                (held.client, held.local),
                 held.frontend,
                 held.limits,
                 held.shutdown,
@@ -343,6 +350,7 @@ where
 {
     let Held {
         client,
+        local,
         frontend,
         limits,
         idle,
@@ -371,12 +379,21 @@ where
         if let Some(transport) = encrypted {
             crate::stats::encrypted_query(transport);
         }
+        let protocol = match encrypted {
+            Some(_) => Protocol::Dot,
+            None => Protocol::Tcp,
+        };
+        let tapped = frontend.tapped(protocol, local);
         let frontend = frontend.clone();
         let responses = responses.clone();
         let parsed = sextant_wire::parse_query(&message);
         let view = parsed.as_ref().ok().copied();
         let decision = frontend.decide_parsed(&message, parsed, client, Transport::Tcp);
         if view.is_some_and(|v| matches!(v.question.qtype, TYPE_AXFR | TYPE_IXFR)) {
+            // The log names the transfer's query; its messages are the zone.
+            if let Some(tapped) = tapped {
+                frontend.log_exchange(tapped, client, message.clone(), None, None);
+            }
             // A zone transfer is answered in order before the next message is read,
             // so its messages are not interleaved with other answers.
             let mut messages = frontend.transfer(message, decision, client).await;
@@ -392,11 +409,12 @@ where
             let edns = view.and_then(|view| view.edns);
             let wants_keepalive = edns.is_some_and(|edns| edns.tcp_keepalive);
             let wants_padding = encrypted.is_some() && edns.is_some_and(|edns| edns.padding);
-            let answer = frontend
+            let query = tapped.map(|_| message.clone());
+            let answered = frontend
                 .answer(message, decision, client, Transport::Tcp)
                 .await;
-            if let Some(answer) = answer {
-                let answer = if wants_keepalive || wants_padding {
+            let answer = answered.wire.map(|answer| {
+                if wants_keepalive || wants_padding {
                     let mut answer = answer.to_vec();
                     if wants_keepalive {
                         sextant_wire::add_tcp_keepalive(&mut answer, keepalive);
@@ -410,7 +428,12 @@ where
                     Bytes::from(answer)
                 } else {
                     answer
-                };
+                }
+            });
+            if let (Some(tapped), Some(query)) = (tapped, query) {
+                frontend.log_exchange(tapped, client, query, answer.clone(), answered.from);
+            }
+            if let Some(answer) = answer {
                 let _ = responses.send(answer).await;
             }
             drop(permit);

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use sextant_dnstap::Protocol;
 use sextant_rpc::Transport;
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
@@ -54,6 +55,10 @@ async fn serve(
     shutdown: CancellationToken,
 ) {
     let socket = Arc::new(socket);
+    // The address dnstap entries name as ours (the wildcard for a wildcard bind).
+    let local = socket
+        .local_addr()
+        .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
     let mut received = RecvBatch::new();
     let mut replies = SendBatch::new();
     loop {
@@ -76,7 +81,15 @@ async fn serve(
             }
         }
         for (packet, client) in received.datagrams() {
-            handle(&frontend, &socket, &in_flight, &mut replies, packet, client);
+            handle(
+                &frontend,
+                &socket,
+                &in_flight,
+                &mut replies,
+                packet,
+                client,
+                local,
+            );
         }
         if !replies.is_empty() {
             let flushed = replies.flush(&socket);
@@ -94,25 +107,43 @@ fn handle(
     replies: &mut SendBatch,
     packet: &[u8],
     client: std::net::SocketAddr,
+    local: std::net::SocketAddr,
 ) {
-    match frontend.decide(packet, client, Transport::Udp) {
-        Decision::Drop => {}
-        Decision::Reply { wire, question } => {
-            match frontend.rate_limited(&wire, client, question) {
-                Some(std::borrow::Cow::Borrowed(_)) => replies.push(wire, client),
-                Some(std::borrow::Cow::Owned(slip)) => replies.push(slip, client),
-                None => {}
-            }
+    let tapped = frontend.tapped(Protocol::Udp, local);
+    let log = |sent: Option<&[u8]>, from| {
+        if let Some(tapped) = tapped {
+            let query = Bytes::copy_from_slice(packet);
+            let sent = sent.map(Bytes::copy_from_slice);
+            frontend.log_exchange(tapped, client, query, sent, from);
         }
+    };
+    match frontend.decide(packet, client, Transport::Udp) {
+        Decision::Drop => log(None, None),
+        Decision::Reply {
+            wire,
+            question,
+            from,
+        } => match frontend.rate_limited(&wire, client, question) {
+            Some(std::borrow::Cow::Borrowed(_)) => {
+                log(Some(&wire), from);
+                replies.push(wire, client);
+            }
+            Some(std::borrow::Cow::Owned(slip)) => {
+                log(Some(&slip), from);
+                replies.push(slip, client);
+            }
+            None => log(None, from),
+        },
         Decision::Forward(forward) => {
             let Ok(permit) = in_flight.clone().try_acquire_owned() else {
                 // Over the in-flight bound the query is dropped: the client retries,
                 // and memory stays bounded however fast packets arrive.
                 crate::stats::dropped("overload");
+                log(None, Some(forward.backend));
                 return;
             };
             let packet = Bytes::copy_from_slice(packet);
-            frontend.forward_udp(socket, packet, client, forward, permit);
+            frontend.forward_udp(socket, packet, client, forward, permit, tapped);
         }
     }
 }

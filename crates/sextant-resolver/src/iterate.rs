@@ -120,7 +120,7 @@ impl Resolver {
             tracing::debug!(%zone, server = %server_name, %address, %name, ?rtype, "asking");
             match self
                 .upstream
-                .exchange(address, name, rtype, false, timeout)
+                .exchange(address, zone, name, rtype, false, timeout)
                 .await
             {
                 Ok(response) => match classify(&response, zone, name, rtype) {
@@ -226,7 +226,7 @@ impl Resolver {
             let address = SocketAddr::new(ip, self.limits.upstream_port);
             let Ok(response) = self
                 .upstream
-                .exchange(address, &root, RecordType::NS, false, timeout)
+                .exchange(address, &root, &root, RecordType::NS, false, timeout)
                 .await
             else {
                 continue;
@@ -347,7 +347,7 @@ impl Resolver {
                 .timeout(server.ip(), self.limits.upstream_timeout);
             let Ok(response) = self
                 .upstream
-                .exchange(*server, name, rtype, true, timeout)
+                .exchange(*server, &forward.zone, name, rtype, true, timeout)
                 .await
             else {
                 continue;

@@ -46,6 +46,8 @@ pub struct ResolverDaemon {
     /// Where trust starts; `None` when validation is off.
     trust_anchors: Option<String>,
     serving: tokio::task::JoinHandle<Result<(), sextant_rpc::RpcError>>,
+    /// The dnstap log, ended (STOP) once the service has stopped.
+    dnstap: Option<sextant_dnstap::Tap>,
 }
 
 impl Daemon for ResolverDaemon {
@@ -134,6 +136,7 @@ impl Daemon for ResolverDaemon {
             hints_source,
             trust_anchors,
             serving,
+            dnstap: resolver.upstream.tap.clone(),
         })
     }
 
@@ -149,6 +152,13 @@ impl Daemon for ResolverDaemon {
 
     async fn stop(self) -> anyhow::Result<()> {
         self.serving.await.context("gRPC server task failed")??;
+        if let Some(tap) = self.dnstap {
+            // Resolutions still running log nothing more: their entries are dropped.
+            let closing = tokio::task::spawn_blocking(move || {
+                tap.close(std::time::Duration::from_secs(2));
+            });
+            let _ = closing.await;
+        }
         Ok(())
     }
 }
@@ -208,6 +218,12 @@ pub async fn build(
     .await
     .map_err(anyhow::Error::msg)?;
     upstream.dnssec_ok = section.validation;
+    if let Some(dnstap) = &section.dnstap {
+        upstream.tap = Some(
+            sextant_dnstap::Tap::start(dnstap, &sextant_config::DnstapMessage::RESOLVER)
+                .map_err(|e| anyhow::anyhow!("resolver.dnstap: {e}"))?,
+        );
+    }
     let cache = Cache::new(CacheLimits {
         bytes: section.cache_bytes,
         min_ttl: section.min_ttl,

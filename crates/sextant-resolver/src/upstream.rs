@@ -10,7 +10,11 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use hickory_proto::serialize::binary::BinEncodable;
+use sextant_dnstap::{Event, Exchange, Protocol};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
@@ -45,6 +49,8 @@ pub struct Upstream {
     cookies: Option<ClientCookies>,
     /// Ask for signatures (DO=1): the resolver validates.
     pub dnssec_ok: bool,
+    /// The dnstap log of upstream exchanges, when configured.
+    pub tap: Option<sextant_dnstap::Tap>,
 }
 
 #[derive(Debug)]
@@ -125,13 +131,16 @@ impl Upstream {
             servers: Servers::with_capacity(server_entries),
             cookies: send_cookies.then(ClientCookies::default),
             dnssec_ok: false,
+            tap: None,
         })
     }
 
-    /// Asks `server` for `name`/`rtype` and returns its checked answer.
+    /// Asks `server`, one of `zone`'s (or a forwarder for it), for `name`/`rtype`
+    /// and returns its checked answer.
     pub async fn exchange(
         &self,
         server: SocketAddr,
+        zone: &Name,
         name: &Name,
         rtype: RecordType,
         recursion_desired: bool,
@@ -141,22 +150,38 @@ impl Upstream {
         let use_edns = !self.servers.no_edns(ip);
         let started = Instant::now();
         let result = self
-            .udp_then_tcp(server, name, rtype, recursion_desired, use_edns, timeout)
+            .udp_then_tcp(
+                server,
+                zone,
+                name,
+                rtype,
+                recursion_desired,
+                use_edns,
+                timeout,
+            )
             .await;
         let result = match result {
             // RFC 7873 §5.3: BADCOOKIE brought a fresh server cookie (learned by
             // `udp_then_tcp`); ask once more with it.
             Ok(answer) if answer.metadata.response_code == ResponseCode::BADCOOKIE => {
                 metrics::counter!("sextant_resolver_badcookie_retries_total").increment(1);
-                self.udp_then_tcp(server, name, rtype, recursion_desired, use_edns, timeout)
-                    .await
+                self.udp_then_tcp(
+                    server,
+                    zone,
+                    name,
+                    rtype,
+                    recursion_desired,
+                    use_edns,
+                    timeout,
+                )
+                .await
             }
             Ok(answer) if use_edns && rejects_edns(&answer) => {
                 // RFC 6891 §7: a server that does not know EDNS answers FORMERR (or
                 // NOTIMP) without an OPT; ask again the old way and remember it.
                 self.servers.set_no_edns(ip);
                 metrics::counter!("sextant_resolver_edns_fallbacks_total").increment(1);
-                self.udp_then_tcp(server, name, rtype, recursion_desired, false, timeout)
+                self.udp_then_tcp(server, zone, name, rtype, recursion_desired, false, timeout)
                     .await
             }
             other => other,
@@ -173,9 +198,11 @@ impl Upstream {
         result
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn udp_then_tcp(
         &self,
         server: SocketAddr,
+        zone: &Name,
         name: &Name,
         rtype: RecordType,
         recursion_desired: bool,
@@ -186,28 +213,46 @@ impl Upstream {
         let cookie = cookies.map(|c| c.option(server.ip()));
         let query = build_query(name, rtype, recursion_desired, edns, cookie, self.dnssec_ok);
         let wire = query.to_vec().map_err(|_| ExchangeError::Malformed)?;
+        let tapped = self.tap.as_ref().filter(|tap| tap.sampled());
+        let logged = Logged {
+            server,
+            zone,
+            query: &wire,
+            recursion_desired,
+        };
         let expect = Expect {
             query: &query,
             server: server.ip(),
             cookies,
+            keep_wire: tapped.is_some(),
         };
         let source = match server {
             SocketAddr::V4(_) => &self.v4,
             SocketAddr::V6(_) => &self.v6,
         };
+        let sent = SystemTime::now();
         let answer = match source {
-            Source::Ephemeral(ip) => udp_ephemeral(*ip, server, &wire, &expect, timeout).await?,
-            Source::Fixed(fixed) => fixed.exchange(server, &wire, &expect, timeout).await?,
+            Source::Ephemeral(ip) => udp_ephemeral(*ip, server, &wire, &expect, timeout).await,
+            Source::Fixed(fixed) => fixed.exchange(server, &wire, &expect, timeout).await,
         };
-        let answer = if answer.metadata.truncation {
+        if let Some(tap) = tapped {
+            logged.log(tap, Protocol::Udp, sent, answer.as_ref().ok());
+        }
+        let answer = answer?;
+        let answer = if answer.message.metadata.truncation {
             metrics::counter!("sextant_resolver_tcp_retries_total").increment(1);
             let source_ip = match source {
                 Source::Ephemeral(ip) => *ip,
                 Source::Fixed(fixed) => fixed.socket.local_addr()?.ip(),
             };
-            tcp_exchange(source_ip, server, &wire, &expect, timeout).await?
+            let sent = SystemTime::now();
+            let answer = tcp_exchange(source_ip, server, &wire, &expect, timeout).await;
+            if let Some(tap) = tapped {
+                logged.log(tap, Protocol::Tcp, sent, answer.as_ref().ok());
+            }
+            answer?.message
         } else {
-            answer
+            answer.message
         };
         if let Some(cookies) = cookies
             && cookies.learn(server.ip(), &answer)
@@ -216,6 +261,56 @@ impl Upstream {
         }
         Ok(answer)
     }
+}
+
+/// An upstream exchange as the dnstap log names it.
+struct Logged<'a> {
+    server: SocketAddr,
+    zone: &'a Name,
+    query: &'a [u8],
+    recursion_desired: bool,
+}
+
+impl Logged<'_> {
+    /// Logs the query sent at `sent` over `protocol`, and the answer if one came.
+    fn log(
+        &self,
+        tap: &sextant_dnstap::Tap,
+        protocol: Protocol,
+        sent: SystemTime,
+        answer: Option<&Received>,
+    ) {
+        // A query with RD set goes to a forwarder, which recurses for us.
+        let exchange = if self.recursion_desired {
+            Exchange::Forwarder
+        } else {
+            Exchange::Resolver
+        };
+        let unspecified = match self.server {
+            SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+            SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+        };
+        tap.log(Event {
+            exchange,
+            protocol,
+            initiator: answer.and_then(|a| a.local).unwrap_or(unspecified),
+            responder: Some(self.server),
+            query_time: sent,
+            query: Bytes::copy_from_slice(self.query),
+            zone: self.zone.to_bytes().ok().map(Bytes::from),
+            response: answer.and_then(|a| Some((a.at, Bytes::from(a.wire.clone()?)))),
+        });
+    }
+}
+
+/// An answer accepted, with what the log needs of it.
+struct Received {
+    message: Message,
+    /// The answer as received, kept only when it is logged.
+    wire: Option<Vec<u8>>,
+    /// Our end of the exchange (when logged).
+    local: Option<SocketAddr>,
+    at: SystemTime,
 }
 
 impl Source {
@@ -268,7 +363,7 @@ impl FixedSocket {
         wire: &[u8],
         expect: &Expect<'_>,
         timeout: Duration,
-    ) -> Result<Message, ExchangeError> {
+    ) -> Result<Received, ExchangeError> {
         let (sender, mut answers) = mpsc::channel(4);
         let key = (server, expect.query.metadata.id);
         if self.waiting.lock().insert(key, sender).is_some() {
@@ -283,8 +378,12 @@ impl FixedSocket {
                 .await
                 .map_err(|_| ExchangeError::Timeout(timeout))?
                 .ok_or(ExchangeError::Timeout(timeout))?;
-            if let Some(answer) = accept(&bytes, expect) {
-                return Ok(answer);
+            if let Some(message) = accept(&bytes, expect) {
+                let local = expect
+                    .keep_wire
+                    .then(|| self.socket.local_addr().ok())
+                    .flatten();
+                return Ok(expect.received(message, &bytes, local));
             }
         }
     }
@@ -332,6 +431,19 @@ struct Expect<'a> {
     query: &'a Message,
     server: IpAddr,
     cookies: Option<&'a ClientCookies>,
+    /// Keep the answer's bytes (for the log).
+    keep_wire: bool,
+}
+
+impl Expect<'_> {
+    fn received(&self, message: Message, bytes: &[u8], local: Option<SocketAddr>) -> Received {
+        Received {
+            message,
+            wire: self.keep_wire.then(|| bytes.to_vec()),
+            local,
+            at: SystemTime::now(),
+        }
+    }
 }
 
 fn rejects_edns(answer: &Message) -> bool {
@@ -376,7 +488,7 @@ async fn udp_ephemeral(
     wire: &[u8],
     expect: &Expect<'_>,
     timeout: Duration,
-) -> Result<Message, ExchangeError> {
+) -> Result<Received, ExchangeError> {
     let socket = UdpSocket::bind(SocketAddr::new(source, 0)).await?;
     socket.connect(server).await?;
     socket.send(wire).await?;
@@ -392,8 +504,9 @@ async fn udp_ephemeral(
             Ok(Err(e)) => return Err(ExchangeError::Io(e)),
             Ok(Ok(len)) => len,
         };
-        if let Some(answer) = accept(&buffer[..len], expect) {
-            return Ok(answer);
+        if let Some(message) = accept(&buffer[..len], expect) {
+            let local = expect.keep_wire.then(|| socket.local_addr().ok()).flatten();
+            return Ok(expect.received(message, &buffer[..len], local));
         }
     }
 }
@@ -404,7 +517,7 @@ async fn tcp_exchange(
     wire: &[u8],
     expect: &Expect<'_>,
     timeout: Duration,
-) -> Result<Message, ExchangeError> {
+) -> Result<Received, ExchangeError> {
     let work = async {
         let socket = match server {
             SocketAddr::V4(_) => TcpSocket::new_v4()?,
@@ -420,7 +533,9 @@ async fn tcp_exchange(
         let len = stream.read_u16().await?;
         let mut bytes = vec![0u8; usize::from(len)];
         stream.read_exact(&mut bytes).await?;
-        accept(&bytes, expect).ok_or(ExchangeError::Malformed)
+        let message = accept(&bytes, expect).ok_or(ExchangeError::Malformed)?;
+        let local = expect.keep_wire.then(|| stream.local_addr().ok()).flatten();
+        Ok(expect.received(message, &bytes, local))
     };
     tokio::time::timeout(timeout, work)
         .await
@@ -450,6 +565,7 @@ mod tests {
             query,
             server: "192.0.2.1".parse().unwrap(),
             cookies: None,
+            keep_wire: false,
         }
     }
 
@@ -550,6 +666,7 @@ mod tests {
         let answer = upstream
             .exchange(
                 server_addr,
+                &Name::root(),
                 &name,
                 RecordType::A,
                 false,

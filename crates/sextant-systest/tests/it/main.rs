@@ -12,6 +12,7 @@ mod differential_nsd;
 mod dnssec_differential;
 mod dnssec_validation;
 mod dnssec_zones;
+pub(crate) mod dnstap;
 mod encrypted;
 mod extended_errors;
 mod grpc_tcp;

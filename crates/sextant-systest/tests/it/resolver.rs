@@ -937,3 +937,65 @@ fn a_random_name_flood_stays_inside_the_cache_budgets() {
         "peak {peak:.1} MiB over the bound {bound:.1} MiB (idle {idle:.1}, budgets {budgets} MiB)"
     );
 }
+
+#[test]
+fn client_and_upstream_exchanges_are_logged_in_dnstap() {
+    use crate::dnstap::{dnstap_yaml, entries};
+    let hierarchy = Hierarchy::start("", "");
+    let lab = Lab::new().unwrap();
+    let config = lab
+        .resolver_config(
+            &hierarchy.hints(),
+            "\n[resolver.dnstap]\nfile = \"resolver.fstrm\"\n",
+        )
+        .unwrap();
+    // The listener logs the client's side of the same question.
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "\n[resolver]\n",
+        "\n[listener.dnstap]\nfile = \"listener.fstrm\"\n\n[resolver]\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let suite = lab.start_resolver_suite(&config).unwrap();
+    let answer = ask(&suite, "www.example.test.", RecordType::A);
+    assert_eq!(addresses(&answer), ["192.0.2.80"]);
+    let Suite {
+        listener, resolver, ..
+    } = suite;
+    assert!(listener.terminate(Duration::from_secs(10)).unwrap());
+    assert!(
+        resolver
+            .unwrap()
+            .terminate(Duration::from_secs(10))
+            .unwrap()
+    );
+
+    let client = dnstap_yaml(&lab.path().join("listener.fstrm"));
+    assert_eq!(entries(&client, "CLIENT_QUERY"), 1, "{client}");
+    assert_eq!(entries(&client, "CLIENT_RESPONSE"), 1, "{client}");
+    assert!(
+        client.contains("- 'www.example.test. 300 IN A 192.0.2.80'"),
+        "{client}"
+    );
+
+    // Root, test. and example.test. were asked, each exchange logged both ways
+    // with the zone the server was asked as an authority for.
+    let upstream = dnstap_yaml(&lab.path().join("resolver.fstrm"));
+    let queries = entries(&upstream, "RESOLVER_QUERY");
+    assert!(queries >= 3, "{upstream}");
+    assert_eq!(
+        entries(&upstream, "RESOLVER_RESPONSE"),
+        queries,
+        "{upstream}"
+    );
+    for zone in [".", "test.", "example.test."] {
+        assert!(
+            upstream.contains(&format!("query_zone: {zone}\n")),
+            "{zone}: {upstream}"
+        );
+    }
+    let server = hierarchy.dns.ip(3).to_string();
+    assert!(
+        upstream.contains(&format!("response_address: \"{server}\"")),
+        "{upstream}"
+    );
+}
