@@ -55,6 +55,7 @@ const BENCH_PEERS: &[(&str, &str)] = &[
     ("nsd", "nsd"),
     ("knotd", "knot"),
     ("named", "bind9"),
+    ("fstrm_capture", "fstrm-bin"),
 ];
 pub(crate) const ZONE: &str = "bench.test";
 /// Long enough for a million-record zone on a slow machine.
@@ -128,9 +129,16 @@ pub(crate) fn bench(plan: Plan, only: Option<&str>, baseline: Option<&Path>) -> 
         .flat_map(|s| [format!("{s}{EDNS}"), format!("{s}{COOKIE}")])
         .filter(|s| selected(s, only))
         .collect();
+    // Every exchange logged (both entries) to a Frame Streams reader: what dnstap costs.
+    let dnstap: Vec<String> = ["sextant-cache", "sextant-nocache"]
+        .iter()
+        .map(|s| format!("{s}{DNSTAP}"))
+        .filter(|s| selected(s, only))
+        .collect();
     let runs = servers
         .iter()
         .map(|s| (s.to_string(), &zone_file))
+        .chain(dnstap.into_iter().map(|s| (s, &zone_file)))
         .chain(cookies.into_iter().map(|s| (s, &zone_file)))
         .chain(signed.into_iter().map(|s| (s, &signed_zone)));
     let mut results = Vec::new();
@@ -140,14 +148,18 @@ pub(crate) fn bench(plan: Plan, only: Option<&str>, baseline: Option<&Path>) -> 
         std::fs::create_dir_all(&dir)?;
         eprintln!("== {server} on 127.0.0.1:{port}");
         let kind = base_server(&server);
-        let cookies = server.ends_with(COOKIE);
+        let variant = Variant {
+            cookies: server.ends_with(COOKIE),
+            dnstap: server.ends_with(DNSTAP),
+        };
+        let cookies = variant.cookies;
         let mut processes = start(
             kind,
             &binaries(kind),
             &dir,
             zone,
             port,
-            cookies,
+            variant,
             cpus.server,
         )?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
@@ -275,6 +287,8 @@ const DNSSEC: &str = "+dnssec";
 const EDNS: &str = "+edns";
 /// The suffix of the rows whose queries all carry a DNS cookie (in EDNS).
 const COOKIE: &str = "+cookie";
+/// The suffix of the rows that log every exchange in dnstap, to `fstrm_capture`.
+const DNSTAP: &str = "+dnstap";
 /// The client cookie of the cookie rows.
 const CLIENT_COOKIE: &str = "5ec7a47c00c0ffee";
 
@@ -398,15 +412,25 @@ pub(crate) fn generate(names: usize, zone: &Path, queries: &Path) -> anyhow::Res
 }
 
 /// Starts `server`; Sextant's binaries come from `sextant_bin`.
+/// What a row changes in its server's configuration.
+#[derive(Clone, Copy, Debug, Default)]
+struct Variant {
+    /// Server cookies answered (NSD's are off by default).
+    cookies: bool,
+    /// Every exchange logged in dnstap to an `fstrm_capture` of its own.
+    dnstap: bool,
+}
+
 fn start(
     server: &str,
     sextant_bin: &Path,
     dir: &Path,
     zone: &Path,
     port: u16,
-    cookies: bool,
+    variant: Variant,
     cpu: Option<usize>,
 ) -> anyhow::Result<Vec<Child>> {
+    let cookies = variant.cookies;
     let zone = zone.display();
     let spawn = |program: &Path, args: &[&str]| -> anyhow::Result<Child> {
         let log = std::fs::File::create(dir.join("server.log"))?;
@@ -433,10 +457,30 @@ fn start(
                 0
             };
             let config = dir.join("sextant.toml");
+            let mut processes = Vec::new();
+            let dnstap = if variant.dnstap {
+                // The reader runs beside the server, on its CPU: part of what logging costs.
+                let socket = dir.join("dnstap.sock");
+                processes.push(
+                    command_on(cpu, Path::new("fstrm_capture"))
+                        .args(["-t", "protobuf:dnstap.Dnstap", "-u"])
+                        .arg(&socket)
+                        .arg("-w")
+                        .arg(dir.join("dnstap.fstrm"))
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .context("starting fstrm_capture (fstrm-bin)")?,
+                );
+                format!("[listener.dnstap]\nsocket = \"{}\"\n", socket.display())
+            } else {
+                String::new()
+            };
             std::fs::write(
                 &config,
                 format!(
-                    "[log]\nlevel = \"warn\"\n[listener]\nlisten = [\"127.0.0.1:{port}\"]\npacket_cache_bytes = {cache}\n\
+                    "[log]\nlevel = \"warn\"\n[listener]\nlisten = [\"127.0.0.1:{port}\"]\npacket_cache_bytes = {cache}\n{dnstap}\
                      [authority]\ngrpc = \"unix:authority.sock\"\nready_file = \"authority.ready\"\n\
                      [[authority.zone]]\nname = \"{ZONE}\"\nfile = \"{zone}\"\n"
                 ),
@@ -456,7 +500,8 @@ fn start(
                 std::thread::sleep(Duration::from_millis(50));
             }
             let listener = spawn(&bin.join("sextant-listener"), &["--config", &config])?;
-            Ok(vec![authority, listener])
+            processes.extend([authority, listener]);
+            Ok(processes)
         }
         "nsd" => {
             let d = dir.display();
@@ -882,6 +927,18 @@ fn report(results: &[Measure], out: &Path, cpus: Cpus) -> anyhow::Result<()> {
             )?;
         }
     }
+    for m in results.iter().filter(|m| m.server.ends_with(DNSTAP)) {
+        let plain = base_server(&m.server);
+        if let Some(without) = results.iter().find(|r| r.server == plain) {
+            writeln!(
+                table,
+                "dnstap (every exchange, to fstrm_capture) costs {plain}: udp {} tcp {} of its throughput, cpu per query {} (reader included)",
+                ratio(m.udp_qps, Some(without.udp_qps)),
+                ratio(m.tcp_qps, Some(without.tcp_qps)),
+                ratio(rate(m), Some(rate(without))),
+            )?;
+        }
+    }
     if let Some(floor) = floor {
         writeln!(
             table,
@@ -923,6 +980,7 @@ pub(crate) fn check_smoke_run() -> anyhow::Result<()> {
         serde_json::from_str(&json).context("results.json is not a JSON list")?;
     let servers = ["sextant-cache", "sextant-nocache", "nsd", "knot", "bind"];
     let signed = servers.map(|s| format!("{s}{DNSSEC}"));
+    let dnstap = ["sextant-cache", "sextant-nocache"].map(|s| format!("{s}{DNSTAP}"));
     let cookies: Vec<String> = ["sextant-cache", "sextant-nocache", "nsd"]
         .iter()
         .flat_map(|s| [format!("{s}{EDNS}"), format!("{s}{COOKIE}")])
@@ -932,6 +990,7 @@ pub(crate) fn check_smoke_run() -> anyhow::Result<()> {
         .copied()
         .chain(signed.iter().map(String::as_str))
         .chain(cookies.iter().map(String::as_str))
+        .chain(dnstap.iter().map(String::as_str))
     {
         let measured = results.iter().find(|r| r["server"] == server);
         let positive = |key: &str| {
