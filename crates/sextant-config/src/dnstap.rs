@@ -16,7 +16,8 @@ pub struct DnstapConfig {
     /// entries logged while it is away are dropped and counted.
     #[serde(default)]
     pub socket: Option<PathBuf>,
-    /// Or a file, created afresh (replaced) when the daemon starts.
+    /// Or a file, created afresh (replaced) when the daemon starts, with its
+    /// directory if need be.
     #[serde(default)]
     pub file: Option<PathBuf>,
     /// The `identity` field of every entry, e.g. the host's name. Default: none.
@@ -136,20 +137,7 @@ impl DnstapConfig {
                     );
                 }
             }
-            (None, Some(file)) => {
-                if let Some(parent) = file.parent()
-                    && !parent.as_os_str().is_empty()
-                    && !parent.is_dir()
-                {
-                    problems.add(
-                        &format!("{key}.file"),
-                        format!(
-                            "directory {} does not exist; create it or write the log elsewhere",
-                            parent.display()
-                        ),
-                    );
-                }
-            }
+            (None, Some(_)) => {}
         }
         for message in &self.messages {
             if !written.contains(message) {
@@ -244,10 +232,6 @@ mod tests {
         let problems = problems_of(&nothing, "resolver", &DnstapMessage::RESOLVER);
         assert_eq!(problems.len(), 1);
         assert!(problems[0].contains("no output"));
-
-        let missing_dir = parse("file = \"/nonexistent-dir/dnstap.fstrm\"");
-        let problems = problems_of(&missing_dir, "resolver", &DnstapMessage::RESOLVER);
-        assert!(problems[0].contains("directory /nonexistent-dir does not exist"));
     }
 
     #[test]

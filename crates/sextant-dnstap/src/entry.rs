@@ -132,23 +132,26 @@ pub(crate) struct Encoder {
 
 impl Encoder {
     /// Appends the event's selected entries to `out` as data frames; how many.
-    pub(crate) fn frames(&self, event: Event, out: &mut Vec<u8>) -> u64 {
+    /// The messages are moved into the entries, not copied.
+    pub(crate) fn frames(&self, mut event: Event, out: &mut Vec<u8>) -> u64 {
         let (query_type, response_type) = event.exchange.entry_types();
+        let response = event.response.take();
+        let query = std::mem::take(&mut event.query);
         let mut written = 0;
         if self.selection.has(query_type) {
             let mut message = self.message(&event, query_type);
-            message.query_message = Some(event.query.clone());
+            message.query_message = Some(query);
             self.push(message, out);
             written += 1;
         }
-        if let Some((time, response)) = &event.response
+        if let Some((time, response)) = response
             && self.selection.has(response_type)
         {
             let mut message = self.message(&event, response_type);
-            let (sec, nsec) = since_epoch(*time);
+            let (sec, nsec) = since_epoch(time);
             message.response_time_sec = Some(sec);
             message.response_time_nsec = Some(nsec);
-            message.response_message = Some(response.clone());
+            message.response_message = Some(response);
             self.push(message, out);
             written += 1;
         }

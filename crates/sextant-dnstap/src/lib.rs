@@ -130,7 +130,7 @@ impl Tap {
         if !self.wants(event.exchange) {
             return;
         }
-        match self.inner.queue.try_send(Item::Entry(Box::new(event))) {
+        match self.inner.queue.try_send(Item::Entry(event)) {
             Ok(()) => {}
             Err(TrySendError::Full(Item::Entry(event)))
             | Err(TrySendError::Disconnected(Item::Entry(event))) => {

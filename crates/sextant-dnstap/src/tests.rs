@@ -78,16 +78,20 @@ fn a_file_holds_every_entry_between_start_and_stop() {
 }
 
 #[test]
-fn a_file_that_cannot_be_created_fails_at_start() {
-    let error = Tap::start(
-        &config(Some(Path::new("/nonexistent-dir/x.fstrm")), None),
-        &DnstapMessage::LISTENER,
-    )
-    .unwrap_err();
-    assert!(
-        error.to_string().contains("/nonexistent-dir/x.fstrm"),
-        "{error}"
-    );
+fn a_file_that_cannot_be_created_fails_at_start_and_its_directory_is_made() {
+    // Its directory would have to be made inside a plain file.
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, "").unwrap();
+    let path = plain.join("x.fstrm");
+    let error = Tap::start(&config(Some(&path), None), &DnstapMessage::LISTENER).unwrap_err();
+    assert!(error.to_string().contains("plain/x.fstrm"), "{error}");
+
+    // A missing directory is made, as for ready files.
+    let nested = dir.path().join("logs/dnstap.fstrm");
+    let tap = Tap::start(&config(Some(&nested), None), &DnstapMessage::LISTENER).unwrap();
+    tap.close(Duration::from_secs(5));
+    assert!(nested.exists());
 }
 
 /// A Frame Streams reader as fstrm_capture is: the handshake, then frames until

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use crate::Counters;
@@ -17,7 +17,8 @@ use crate::frames::{self, ControlKind};
 /// What the queue carries.
 #[derive(Debug)]
 pub(crate) enum Item {
-    Entry(Box<Event>),
+    /// Held in the queue's slots themselves: no allocation per entry.
+    Entry(Event),
     /// Write what is queued, end the stream, acknowledge.
     Stop(SyncSender<()>),
 }
@@ -26,6 +27,10 @@ pub(crate) enum Item {
 const MAX_BATCH: usize = 1024;
 /// How long a reader may take to accept the stream, or to take a batch.
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the writer sleeps between polls of the queue: after a batch, and at
+/// most while idle.
+const POLL_BUSY: Duration = Duration::from_millis(1);
+const POLL_IDLE: Duration = Duration::from_millis(10);
 /// Reconnection backoff: first wait, and the longest.
 const RETRY_FIRST: Duration = Duration::from_millis(250);
 const RETRY_MAX: Duration = Duration::from_secs(5);
@@ -48,6 +53,9 @@ pub(crate) enum Sink {
 impl Sink {
     /// A file, created afresh with its START frame: fails now, at the daemon's start.
     pub(crate) fn file(path: PathBuf) -> io::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
         let mut file = File::create(&path)?;
         frames::write_control(&mut file, ControlKind::Start, true)?;
         Ok(Sink::File {
@@ -206,19 +214,28 @@ pub(crate) enum Drop {
 pub(crate) const DROP_REASONS: [&str; 3] = ["queue_full", "unavailable", "write_error"];
 
 /// The thread's loop: until STOP, or until every sender is gone.
+///
+/// The queue is polled, not waited on: a writer asleep in `recv` must be woken by
+/// every event sent after it emptied the queue, a futex wake and a context switch
+/// per entry that cost the UDP workers more than the entry itself (measured: 30%
+/// of their throughput). Polled, a sender only ever enqueues; the writer sleeps
+/// 1 ms after a batch, longer (up to 10 ms) while nothing comes.
 pub(crate) fn run(mut sink: Sink, queue: Receiver<Item>, encoder: Encoder, counters: &Counters) {
     let mut batch = Vec::with_capacity(64 * 1024);
+    let mut wait = POLL_BUSY;
     // Connected before the first entry, and again while idle: a reader that comes
-    // late gets the entries from then on, not from the next entry after a backoff.
+    // late gets the entries from then on.
     sink.ready(counters);
     loop {
-        let first = match queue.recv_timeout(RETRY_FIRST) {
+        let first = match queue.try_recv() {
             Ok(item) => item,
-            Err(RecvTimeoutError::Timeout) => {
+            Err(TryRecvError::Empty) => {
                 sink.ready(counters);
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(POLL_IDLE);
                 continue;
             }
-            Err(RecvTimeoutError::Disconnected) => {
+            Err(TryRecvError::Disconnected) => {
                 sink.stop();
                 return;
             }
@@ -229,7 +246,7 @@ pub(crate) fn run(mut sink: Sink, queue: Receiver<Item>, encoder: Encoder, count
         let mut taken = 0;
         while let Some(item) = next {
             match item {
-                Item::Entry(event) if ready => frames += encoder.frames(*event, &mut batch),
+                Item::Entry(event) if ready => frames += encoder.frames(event, &mut batch),
                 Item::Entry(event) => {
                     // Not encoded: counted as the entries it would have made.
                     counters.dropped(Drop::Unavailable, encoder.count(&event));
@@ -252,5 +269,10 @@ pub(crate) fn run(mut sink: Sink, queue: Receiver<Item>, encoder: Encoder, count
             sink.write(&batch, frames, counters);
         }
         batch.clear();
+        // After a full batch more is waiting: go on at once.
+        if taken < MAX_BATCH {
+            std::thread::sleep(POLL_BUSY);
+        }
+        wait = POLL_BUSY;
     }
 }

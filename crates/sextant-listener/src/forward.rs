@@ -95,7 +95,7 @@ impl Frontend {
                 self.send_udp(socket, servfail, client, forward.question)
             });
             if let Some(tapped) = tapped {
-                self.log_exchange(tapped, client, packet, sent, Some(forward.backend));
+                self.log_answered(tapped, client, packet, sent, Some(forward.backend));
             }
             return;
         };
@@ -119,7 +119,7 @@ impl Frontend {
                     });
                 if let Some(tapped) = tapped {
                     let backend = Some(forward.backend);
-                    frontend.log_exchange(tapped, client, packet, sent, backend);
+                    frontend.log_answered(tapped, client, packet, sent, backend);
                 }
                 drop(permit);
             }),

@@ -23,23 +23,48 @@ impl Frontend {
     /// `Some` when dnstap is on and this exchange is sampled; asked before anything
     /// is copied for the log.
     pub(crate) fn tapped(&self, protocol: Protocol, local: SocketAddr) -> Option<Tapped> {
+        self.dnstap.as_ref()?;
+        self.tapped_at(protocol, local, SystemTime::now())
+    }
+
+    /// [`Frontend::tapped`] for a query read at `received`.
+    pub(crate) fn tapped_at(
+        &self,
+        protocol: Protocol,
+        local: SocketAddr,
+        received: SystemTime,
+    ) -> Option<Tapped> {
         let tap = self.dnstap.as_ref()?;
-        tap.sampled().then(|| Tapped {
+        tap.sampled().then_some(Tapped {
             protocol,
             local,
-            received: SystemTime::now(),
+            received,
         })
     }
 
-    /// Logs a query and the answer sent (`None`: nothing was sent). `from` is the
-    /// backend that answered; without one (the listener's own errors) a recursive
-    /// query is a client's exchange when a resolver is configured.
-    pub(crate) fn log_exchange(
+    /// Logs a query and the answer sent now (`None`: nothing was sent); see
+    /// [`Frontend::log_exchange`].
+    pub(crate) fn log_answered(
         &self,
         tapped: Tapped,
         client: SocketAddr,
         query: Bytes,
         response: Option<Bytes>,
+        from: Option<Backend>,
+    ) {
+        let response = response.map(|response| (SystemTime::now(), response));
+        self.log_exchange(tapped, client, query, response, from);
+    }
+
+    /// Logs a query and the answer sent, with when (`None`: nothing was sent).
+    /// `from` is the backend that answered; without one (the listener's own errors)
+    /// a recursive query is a client's exchange when a resolver is configured.
+    pub(crate) fn log_exchange(
+        &self,
+        tapped: Tapped,
+        client: SocketAddr,
+        query: Bytes,
+        response: Option<(SystemTime, Bytes)>,
         from: Option<Backend>,
     ) {
         let Some(tap) = &self.dnstap else { return };
@@ -57,8 +82,15 @@ impl Frontend {
             query_time: tapped.received,
             query,
             zone: None,
-            response: response.map(|response| (SystemTime::now(), response)),
+            response,
         });
+    }
+}
+
+impl Tapped {
+    /// When the query was read.
+    pub(crate) fn received(&self) -> SystemTime {
+        self.received
     }
 }
 

@@ -80,8 +80,14 @@ async fn serve(
                 continue;
             }
         }
+        // One clock read for the whole batch: the datagrams were read together.
+        let read_at = frontend
+            .dnstap
+            .as_ref()
+            .map(|_| std::time::SystemTime::now());
         for (packet, client) in received.datagrams() {
             handle(
+                read_at,
                 &frontend,
                 &socket,
                 &in_flight,
@@ -100,7 +106,9 @@ async fn serve(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn handle(
+    read_at: Option<std::time::SystemTime>,
     frontend: &Arc<Frontend>,
     socket: &Arc<UdpSocket>,
     in_flight: &Arc<Semaphore>,
@@ -109,11 +117,12 @@ fn handle(
     client: std::net::SocketAddr,
     local: std::net::SocketAddr,
 ) {
-    let tapped = frontend.tapped(Protocol::Udp, local);
+    let tapped = read_at.and_then(|at| frontend.tapped_at(Protocol::Udp, local, at));
+    // Answered within the batch: sent at its end, timed as read.
     let log = |sent: Option<&[u8]>, from| {
         if let Some(tapped) = tapped {
             let query = Bytes::copy_from_slice(packet);
-            let sent = sent.map(Bytes::copy_from_slice);
+            let sent = sent.map(|sent| (tapped.received(), Bytes::copy_from_slice(sent)));
             frontend.log_exchange(tapped, client, query, sent, from);
         }
     };
