@@ -51,6 +51,8 @@ pub struct Control {
 /// The largest control frame a reader must take (the protocol's limit).
 const MAX_CONTROL: u32 = 512;
 const FIELD_CONTENT_TYPE: u32 = 1;
+/// The largest data frame read back: an entry holds at most two 64 KiB messages.
+const MAX_DATA: u32 = 1 << 20;
 
 /// Writes a control frame, naming dnstap's content type when `with_type`.
 pub fn write_control(out: &mut impl Write, kind: ControlKind, with_type: bool) -> io::Result<()> {
@@ -156,6 +158,9 @@ impl<R: Read> Reader<R> {
             }
             return Err(invalid("unexpected control frame inside the stream"));
         }
+        if len > MAX_DATA {
+            return Err(invalid("data frame longer than any dnstap entry"));
+        }
         let mut frame = vec![0u8; len as usize];
         self.input.read_exact(&mut frame)?;
         Ok(Some(frame))
@@ -225,5 +230,10 @@ mod tests {
             assert!(read_control(&mut &case[..]).is_err(), "{case:?}");
         }
         assert!(Reader::new(&b"\0\0\0\0\0\0\0\x04\0\0\0\x03"[..]).is_err());
+        // A data frame claiming 4 GiB is refused before anything is allocated.
+        let mut huge = Vec::new();
+        write_control(&mut huge, ControlKind::Start, true).unwrap();
+        huge.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+        assert!(Reader::new(huge.as_slice()).unwrap().next_frame().is_err());
     }
 }

@@ -42,7 +42,7 @@ pub struct ListenerDaemon {
     section: ListenerConfig,
     frontend: Arc<Frontend>,
     tasks: tokio::task::JoinSet<()>,
-    udp_workers: Vec<(std::thread::JoinHandle<()>, Arc<Frontend>)>,
+    udp_workers: Vec<udp::Worker>,
     udp_in_flight: Arc<Semaphore>,
     tcp_connections: Arc<Semaphore>,
     /// Ends the lanes to the backends, after the drain.
@@ -122,8 +122,8 @@ impl Daemon for ListenerDaemon {
         let workers = std::mem::take(&mut self.udp_workers);
         let tap = self.frontend.dnstap.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            for (worker, _) in workers {
-                let _ = worker.join();
+            for worker in workers {
+                let _ = worker.thread.join();
             }
             // Every answer has gone out: the log's stream can end (STOP).
             if let Some(tap) = tap {
@@ -255,6 +255,7 @@ async fn start(
     };
     let mut tasks = tokio::task::JoinSet::new();
     let mut udp_workers = Vec::new();
+    let mut tcp_listeners = Vec::new();
     let mut addresses = Vec::new();
     for address in bound {
         addresses.push(address.local.to_string());
@@ -281,7 +282,7 @@ async fn start(
                     ..Frontend::clone(&frontend)
                 })
             };
-            let (worker, worker_frontend) = udp::spawn_worker(
+            let worker = udp::spawn_worker(
                 socket,
                 own_lanes,
                 udp_in_flight.clone(),
@@ -289,12 +290,23 @@ async fn start(
                 lanes_shutdown.clone(),
             )
             .map_err(|e| anyhow::anyhow!("starting a UDP worker for {}: {e}", address.local))?;
-            udp_workers.push((worker, worker_frontend));
+            udp_workers.push(worker);
         }
+        tcp_listeners.push(address.tcp);
+    }
+    // TCP, DoT and DoH connections are served on the UDP workers' threads in turn.
+    let placement = tcp::Placement::new(
+        udp_workers
+            .iter()
+            .map(|w| (w.handle.clone(), w.frontend.clone()))
+            .collect(),
+        frontend.clone(),
+    );
+    for listener in tcp_listeners {
         tasks.spawn(tcp::serve(
-            address.tcp,
+            listener,
             tcp::Wrapping::Plain,
-            frontend.clone(),
+            placement.clone(),
             tcp_connections.clone(),
             limits,
             shutdown.clone(),
@@ -316,7 +328,7 @@ async fn start(
                     certificates: certificates.clone(),
                     handshake_timeout: tls.handshake_timeout,
                 },
-                frontend.clone(),
+                placement.clone(),
                 tcp_connections.clone(),
                 limits,
                 shutdown.clone(),
@@ -329,7 +341,7 @@ async fn start(
         if let Some(mut zone_sets) = zone_sets {
             let _ = zone_sets.wait_for(Option::is_some).await;
         }
-        let frontends = std::iter::once(&frontend).chain(udp_workers.iter().map(|(_, f)| f));
+        let frontends = std::iter::once(&frontend).chain(udp_workers.iter().map(|w| &w.frontend));
         for frontend in frontends {
             for client in [&frontend.authority, &frontend.resolver]
                 .into_iter()

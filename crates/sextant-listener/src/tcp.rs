@@ -173,12 +173,45 @@ pub(crate) enum Wrapping {
     },
 }
 
+/// Where accepted connections are served: on the UDP workers' threads in turn, each
+/// with its own lanes to the backends, so a query, its backend round trip and its
+/// answer stay on one thread (on the shared pool, wakeups crossed threads: DoH
+/// measured 0.86-1.00x dnsdist that way).
+#[derive(Clone, Debug)]
+pub(crate) struct Placement {
+    workers: Arc<[(tokio::runtime::Handle, Arc<Frontend>)]>,
+    next: Arc<std::sync::atomic::AtomicUsize>,
+    /// For a listener without UDP workers (none in practice): the current runtime.
+    fallback: Arc<Frontend>,
+}
+
+impl Placement {
+    pub(crate) fn new(
+        workers: Vec<(tokio::runtime::Handle, Arc<Frontend>)>,
+        fallback: Arc<Frontend>,
+    ) -> Self {
+        Self {
+            workers: workers.into(),
+            next: Arc::default(),
+            fallback,
+        }
+    }
+
+    fn next(&self) -> (tokio::runtime::Handle, Arc<Frontend>) {
+        if self.workers.is_empty() {
+            return (tokio::runtime::Handle::current(), self.fallback.clone());
+        }
+        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.workers[turn % self.workers.len()].clone()
+    }
+}
+
 /// Accepts connections on `listener` within the limits, and serves each (see the
 /// module documentation).
 pub(crate) async fn serve(
     listener: TcpListener,
     wrapping: Wrapping,
-    frontend: Arc<Frontend>,
+    placement: Placement,
     connections: Arc<Semaphore>,
     limits: TcpLimits,
     shutdown: CancellationToken,
@@ -198,7 +231,13 @@ pub(crate) async fn serve(
                 }
             },
         };
-        if frontend.policy.load().acl.is_blackholed(client.ip()) {
+        if placement
+            .fallback
+            .policy
+            .load()
+            .acl
+            .is_blackholed(client.ip())
+        {
             drop(stream);
             continue;
         }
@@ -224,13 +263,35 @@ pub(crate) async fn serve(
             continue;
         }
         let _ = stream.set_nodelay(true);
-        let frontend = frontend.clone();
+        // Moved to the chosen worker's runtime whole: registered with its reactor,
+        // so readiness wakes that thread, not this one.
+        let (runtime, frontend) = placement.next();
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::debug!(%error, %client, "TCP connection lost before it was served");
+                if client_slot {
+                    per_client.leave(client.ip());
+                }
+                continue;
+            }
+        };
         let shutdown = shutdown.clone();
         let per_client = per_client.clone();
         let idle = idle.clone();
         let connections = connections.clone();
         let wrapping = wrapping.clone();
-        tokio::spawn(async move {
+        runtime.spawn(async move {
+            let stream = match TcpStream::from_std(stream) {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::debug!(%error, %client, "TCP connection lost before it was served");
+                    if client_slot {
+                        per_client.leave(client.ip());
+                    }
+                    return;
+                }
+            };
             if !client_slot {
                 crate::stats::dropped("tcp_client_idle_evicted");
                 let ip = client.ip();

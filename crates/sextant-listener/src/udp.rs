@@ -28,10 +28,11 @@ pub(crate) fn spawn_worker(
     in_flight: Arc<Semaphore>,
     shutdown: CancellationToken,
     keep_until: CancellationToken,
-) -> std::io::Result<(std::thread::JoinHandle<()>, Arc<Frontend>)> {
+) -> std::io::Result<Worker> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let handle = runtime.handle().clone();
     let (socket, frontend) = {
         let _context = runtime.enter();
         (UdpSocket::from_std(socket)?, frontend())
@@ -45,7 +46,20 @@ pub(crate) fn spawn_worker(
                 keep_until.cancelled().await;
             });
         })?;
-    Ok((thread, worker_frontend))
+    Ok(Worker {
+        thread,
+        handle,
+        frontend: worker_frontend,
+    })
+}
+
+/// A UDP worker thread: its runtime also serves stream connections handed to it
+/// (`tcp::Placement`), with the same lanes to the backends.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    pub thread: std::thread::JoinHandle<()>,
+    pub handle: tokio::runtime::Handle,
+    pub frontend: Arc<Frontend>,
 }
 
 async fn serve(
