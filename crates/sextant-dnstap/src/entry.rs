@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use prost::Message as _;
+use prost::encoding::{WireType, encode_key, encode_varint};
 use sextant_config::DnstapMessage;
 
 use crate::schema;
@@ -123,36 +123,46 @@ fn entry_type(message: DnstapMessage) -> EntryType {
 }
 
 /// Turns events into data frames; runs on the writer thread.
+///
+/// Entries are written field by field with prost's wire primitives rather than by
+/// building the schema's structs: no allocation per entry, the DNS messages copied
+/// once (into the batch), every length known when written. The schema's structs
+/// read them back in the tests, and so does every dnstap reader.
 #[derive(Debug)]
 pub(crate) struct Encoder {
     pub(crate) identity: Option<Bytes>,
     pub(crate) version: Option<Bytes>,
     pub(crate) selection: Selection,
+    /// The inner message of the entry being written (its length comes first).
+    scratch: Vec<u8>,
 }
 
 impl Encoder {
+    pub(crate) fn new(
+        identity: Option<Bytes>,
+        version: Option<Bytes>,
+        selection: Selection,
+    ) -> Self {
+        Self {
+            identity,
+            version,
+            selection,
+            scratch: Vec::with_capacity(1024),
+        }
+    }
+
     /// Appends the event's selected entries to `out` as data frames; how many.
-    /// The messages are moved into the entries, not copied.
-    pub(crate) fn frames(&self, mut event: Event, out: &mut Vec<u8>) -> u64 {
+    pub(crate) fn frames(&mut self, event: &Event, out: &mut Vec<u8>) -> u64 {
         let (query_type, response_type) = event.exchange.entry_types();
-        let response = event.response.take();
-        let query = std::mem::take(&mut event.query);
         let mut written = 0;
         if self.selection.has(query_type) {
-            let mut message = self.message(&event, query_type);
-            message.query_message = Some(query);
-            self.push(message, out);
+            self.entry(event, query_type, Some(&event.query), None, out);
             written += 1;
         }
-        if let Some((time, response)) = response
+        if let Some((time, response)) = &event.response
             && self.selection.has(response_type)
         {
-            let mut message = self.message(&event, response_type);
-            let (sec, nsec) = since_epoch(time);
-            message.response_time_sec = Some(sec);
-            message.response_time_nsec = Some(nsec);
-            message.response_message = Some(response);
-            self.push(message, out);
+            self.entry(event, response_type, None, Some((*time, response)), out);
             written += 1;
         }
         written
@@ -165,9 +175,17 @@ impl Encoder {
             + u64::from(event.response.is_some() && self.selection.has(response_type))
     }
 
-    /// What the query and response entries share.
-    fn message(&self, event: &Event, entry: EntryType) -> schema::Message {
-        let (sec, nsec) = since_epoch(event.query_time);
+    /// One data frame: its length, then a `Dnstap` holding one `Message`.
+    fn entry(
+        &mut self,
+        event: &Event,
+        entry: EntryType,
+        query: Option<&[u8]>,
+        response: Option<(SystemTime, &[u8])>,
+        out: &mut Vec<u8>,
+    ) {
+        let message = &mut self.scratch;
+        message.clear();
         let family = match event.initiator.ip() {
             IpAddr::V4(_) => schema::SocketFamily::Inet,
             IpAddr::V6(_) => schema::SocketFamily::Inet6,
@@ -177,43 +195,71 @@ impl Encoder {
         let responder = event
             .responder
             .filter(|r| r.is_ipv4() == event.initiator.is_ipv4());
-        schema::Message {
-            r#type: entry as i32,
-            socket_family: Some(family as i32),
-            socket_protocol: Some(event.protocol.to_schema() as i32),
-            query_address: Some(address(event.initiator.ip())),
-            query_port: Some(u32::from(event.initiator.port())),
-            response_address: responder.map(|r| address(r.ip())),
-            response_port: responder.map(|r| u32::from(r.port())),
-            query_time_sec: Some(sec),
-            query_time_nsec: Some(nsec),
-            query_zone: event.zone.clone(),
-            http_protocol: (event.protocol == Protocol::Doh)
-                .then_some(schema::HttpProtocol::Http2 as i32),
-            ..Default::default()
+        varint(1, entry as u64, message);
+        varint(2, family as u64, message);
+        varint(3, event.protocol.to_schema() as u64, message);
+        address(4, event.initiator.ip(), message);
+        if let Some(responder) = responder {
+            address(5, responder.ip(), message);
         }
-    }
+        varint(6, u64::from(event.initiator.port()), message);
+        if let Some(responder) = responder {
+            varint(7, u64::from(responder.port()), message);
+        }
+        let (sec, nsec) = since_epoch(event.query_time);
+        varint(8, sec, message);
+        fixed32(9, nsec, message);
+        if let Some(query) = query {
+            bytes(10, query, message);
+        }
+        if let Some(zone) = &event.zone {
+            bytes(11, zone, message);
+        }
+        if let Some((time, response)) = response {
+            let (sec, nsec) = since_epoch(time);
+            varint(12, sec, message);
+            fixed32(13, nsec, message);
+            bytes(14, response, message);
+        }
+        if event.protocol == Protocol::Doh {
+            varint(16, schema::HttpProtocol::Http2 as u64, message);
+        }
 
-    fn push(&self, message: schema::Message, out: &mut Vec<u8>) {
-        let entry = schema::Dnstap {
-            identity: self.identity.clone(),
-            version: self.version.clone(),
-            extra: None,
-            r#type: schema::dnstap::Type::Message as i32,
-            message: Some(message),
-        };
-        let len = entry.encoded_len();
-        out.reserve(4 + len);
-        out.extend_from_slice(&(len as u32).to_be_bytes());
-        // A Vec grows as needed: encoding into it cannot fail.
-        let _ = entry.encode(out);
+        let start = out.len();
+        out.extend_from_slice(&[0; 4]);
+        if let Some(identity) = &self.identity {
+            bytes(1, identity, out);
+        }
+        if let Some(version) = &self.version {
+            bytes(2, version, out);
+        }
+        bytes(14, &self.scratch, out);
+        varint(15, schema::dnstap::Type::Message as u64, out);
+        let len = (out.len() - start - 4) as u32;
+        out[start..start + 4].copy_from_slice(&len.to_be_bytes());
     }
 }
 
-fn address(ip: IpAddr) -> Bytes {
+fn varint(tag: u32, value: u64, out: &mut Vec<u8>) {
+    encode_key(tag, WireType::Varint, out);
+    encode_varint(value, out);
+}
+
+fn fixed32(tag: u32, value: u32, out: &mut Vec<u8>) {
+    encode_key(tag, WireType::ThirtyTwoBit, out);
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
+fn bytes(tag: u32, value: &[u8], out: &mut Vec<u8>) {
+    encode_key(tag, WireType::LengthDelimited, out);
+    encode_varint(value.len() as u64, out);
+    out.extend_from_slice(value);
+}
+
+fn address(tag: u32, ip: IpAddr, out: &mut Vec<u8>) {
     match ip {
-        IpAddr::V4(v4) => Bytes::copy_from_slice(&v4.octets()),
-        IpAddr::V6(v6) => Bytes::copy_from_slice(&v6.octets()),
+        IpAddr::V4(v4) => bytes(tag, &v4.octets(), out),
+        IpAddr::V6(v6) => bytes(tag, &v6.octets(), out),
     }
 }
 
@@ -226,6 +272,8 @@ fn since_epoch(time: SystemTime) -> (u64, u32) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use std::time::Duration;
+
+    use prost::Message as _;
 
     use super::*;
 
@@ -258,13 +306,13 @@ mod tests {
 
     #[test]
     fn an_exchange_makes_a_query_and_a_response_entry() {
-        let encoder = Encoder {
-            identity: Some(Bytes::from_static(b"ns1")),
-            version: None,
-            selection: Selection::of(&DnstapMessage::LISTENER),
-        };
+        let mut encoder = Encoder::new(
+            Some(Bytes::from_static(b"ns1")),
+            None,
+            Selection::of(&DnstapMessage::LISTENER),
+        );
         let mut out = Vec::new();
-        assert_eq!(encoder.frames(event(), &mut out), 2);
+        assert_eq!(encoder.frames(&event(), &mut out), 2);
         let entries = decode(&out);
         let [query, response] = entries.as_slice() else {
             panic!("two entries expected");
@@ -292,34 +340,26 @@ mod tests {
 
     #[test]
     fn only_selected_entries_are_written() {
-        let encoder = Encoder {
-            identity: None,
-            version: None,
-            selection: Selection::of(&[DnstapMessage::ClientResponse]),
-        };
+        let mut encoder = Encoder::new(None, None, Selection::of(&[DnstapMessage::ClientResponse]));
         let mut out = Vec::new();
-        assert_eq!(encoder.frames(event(), &mut out), 1);
+        assert_eq!(encoder.frames(&event(), &mut out), 1);
         let mut unanswered = event();
         unanswered.response = None;
-        assert_eq!(encoder.frames(unanswered, &mut out), 0);
+        assert_eq!(encoder.frames(&unanswered, &mut out), 0);
         let mut auth = event();
         auth.exchange = Exchange::Auth;
-        assert_eq!(encoder.frames(auth, &mut out), 0);
+        assert_eq!(encoder.frames(&auth, &mut out), 0);
         assert!(encoder.selection.any_of(Exchange::Client));
         assert!(!encoder.selection.any_of(Exchange::Resolver));
     }
 
     #[test]
     fn a_responder_of_another_family_is_left_out() {
-        let encoder = Encoder {
-            identity: None,
-            version: None,
-            selection: Selection::of(&DnstapMessage::LISTENER),
-        };
+        let mut encoder = Encoder::new(None, None, Selection::of(&DnstapMessage::LISTENER));
         let mut mixed = event();
         mixed.responder = Some("[2001:db8::1]:53".parse().unwrap());
         let mut out = Vec::new();
-        encoder.frames(mixed, &mut out);
+        encoder.frames(&mixed, &mut out);
         let message = decode(&out)[0].message.clone().unwrap();
         assert_eq!(
             message.socket_family,
@@ -327,5 +367,48 @@ mod tests {
         );
         assert_eq!(message.response_address, None);
         assert_eq!(message.response_port, None);
+    }
+
+    #[test]
+    fn a_resolver_entry_over_ipv6_carries_the_zone_and_both_times() {
+        let mut encoder = Encoder::new(
+            None,
+            Some(Bytes::from_static(b"sextant test")),
+            Selection::of(&DnstapMessage::RESOLVER),
+        );
+        let upstream = Event {
+            exchange: Exchange::Resolver,
+            protocol: Protocol::Tcp,
+            initiator: "[2001:db8::53]:40000".parse().unwrap(),
+            responder: Some("[2001:db8::1]:53".parse().unwrap()),
+            query_time: UNIX_EPOCH + Duration::new(1_800_000_000, 999_999_999),
+            query: Bytes::from_static(b"q"),
+            zone: Some(Bytes::from_static(b"\x07example\x00")),
+            response: Some((UNIX_EPOCH + Duration::new(1_800_000_001, 0), Bytes::new())),
+        };
+        let mut out = Vec::new();
+        assert_eq!(encoder.frames(&upstream, &mut out), 2);
+        let entries = decode(&out);
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].version.as_deref(), Some(&b"sextant test"[..]));
+        assert_eq!(entries[0].identity, None);
+        for entry in &entries {
+            assert_eq!(entry.r#type, schema::dnstap::Type::Message as i32);
+            let m = entry.message.as_ref().unwrap();
+            assert_eq!(m.socket_family, Some(schema::SocketFamily::Inet6 as i32));
+            assert_eq!(m.socket_protocol, Some(schema::SocketProtocol::Tcp as i32));
+            assert_eq!(m.query_address.as_ref().map(|a| a.len()), Some(16));
+            assert_eq!(m.response_address.as_ref().map(|a| a.len()), Some(16));
+            assert_eq!(m.response_port, Some(53));
+            assert_eq!(m.query_zone.as_deref(), Some(&b"\x07example\x00"[..]));
+            assert_eq!(m.query_time_nsec, Some(999_999_999));
+            assert_eq!(m.http_protocol, None);
+        }
+        let response = entries[1].message.as_ref().unwrap();
+        assert_eq!(response.r#type, EntryType::ResolverResponse as i32);
+        assert_eq!(response.response_time_sec, Some(1_800_000_001));
+        // An empty message is still there, empty.
+        assert_eq!(response.response_message.as_deref(), Some(&b""[..]));
+        assert_eq!(response.query_message, None);
     }
 }

@@ -89,13 +89,13 @@ impl Tap {
             }
         };
         let selection = Selection::of(&config.selected(written));
-        let encoder = Encoder {
-            identity: config.identity.clone().map(Bytes::from),
-            version: config
+        let encoder = Encoder::new(
+            config.identity.clone().map(Bytes::from),
+            config
                 .version
                 .then_some(Bytes::from_static(SOFTWARE.as_bytes())),
             selection,
-        };
+        );
         let counters = Arc::new(Counters::new(matches!(sink, Sink::Socket { .. })));
         let (queue, receiver) = mpsc::sync_channel(config.queue.max(1));
         let thread_counters = counters.clone();

@@ -220,7 +220,12 @@ pub(crate) const DROP_REASONS: [&str; 3] = ["queue_full", "unavailable", "write_
 /// per entry that cost the UDP workers more than the entry itself (measured: 30%
 /// of their throughput). Polled, a sender only ever enqueues; the writer sleeps
 /// 1 ms after a batch, longer (up to 10 ms) while nothing comes.
-pub(crate) fn run(mut sink: Sink, queue: Receiver<Item>, encoder: Encoder, counters: &Counters) {
+pub(crate) fn run(
+    mut sink: Sink,
+    queue: Receiver<Item>,
+    mut encoder: Encoder,
+    counters: &Counters,
+) {
     let mut batch = Vec::with_capacity(64 * 1024);
     let mut wait = POLL_BUSY;
     // Connected before the first entry, and again while idle: a reader that comes
@@ -246,7 +251,7 @@ pub(crate) fn run(mut sink: Sink, queue: Receiver<Item>, encoder: Encoder, count
         let mut taken = 0;
         while let Some(item) = next {
             match item {
-                Item::Entry(event) if ready => frames += encoder.frames(event, &mut batch),
+                Item::Entry(event) if ready => frames += encoder.frames(&event, &mut batch),
                 Item::Entry(event) => {
                     // Not encoded: counted as the entries it would have made.
                     counters.dropped(Drop::Unavailable, encoder.count(&event));
