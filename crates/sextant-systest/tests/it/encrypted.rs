@@ -225,3 +225,50 @@ fn sighup_serves_new_connections_with_the_new_certificate() {
     reload(&suite, "SIGHUP: the configuration does not load");
     answers_www(&kdig(dot, &new_cert, &["+tls"]));
 }
+
+#[test]
+fn dnstap_names_dot_and_doh_and_logs_the_padded_answer_as_sent() {
+    use crate::dnstap::{dnstap_yaml, entries};
+    let lab = Lab::new().unwrap();
+    let (suite, dot, doh, ca) = start(
+        &lab,
+        "packet_cache_bytes = 0\n\n[listener.dnstap]\nfile = \"dnstap.fstrm\"\n",
+    );
+    answers_www(&kdig(dot, &ca, &["+tls", "+padding"]));
+    answers_www(&kdig(doh, &ca, &["+https"]));
+    let Suite { listener, .. } = suite;
+    assert!(listener.terminate(Duration::from_secs(10)).unwrap());
+
+    let yaml = dnstap_yaml(&lab.path().join("dnstap.fstrm"));
+    assert_eq!(entries(&yaml, "AUTH_QUERY"), 2, "{yaml}");
+    assert_eq!(entries(&yaml, "AUTH_RESPONSE"), 2, "{yaml}");
+    // dnstap-read (BIND 9.18) predates the DOT and DOH values and shows them as
+    // UDP: the transports are read back with the schema itself.
+    let file = std::fs::File::open(lab.path().join("dnstap.fstrm")).unwrap();
+    let mut reader = sextant_dnstap::frames::Reader::new(file).unwrap();
+    let mut responses = Vec::new();
+    while let Some(frame) = reader.next_frame().unwrap() {
+        let entry = <sextant_dnstap::schema::Dnstap as prost::Message>::decode(&frame[..]).unwrap();
+        let message = entry.message.unwrap();
+        if let Some(response) = message.response_message {
+            responses.push((
+                message.socket_protocol,
+                message.http_protocol,
+                response.len(),
+            ));
+        }
+    }
+    use sextant_dnstap::schema::{HttpProtocol, SocketProtocol};
+    let dot = responses
+        .iter()
+        .find(|r| r.0 == Some(SocketProtocol::Dot as i32))
+        .expect("a DoT response entry");
+    let doh = responses
+        .iter()
+        .find(|r| r.0 == Some(SocketProtocol::Doh as i32))
+        .expect("a DoH response entry");
+    assert_eq!(doh.1, Some(HttpProtocol::Http2 as i32));
+    assert_eq!(dot.1, None);
+    // The DoT answer as it went out: padded to a multiple of 468 bytes.
+    assert_eq!(dot.2 % 468, 0, "{responses:?}");
+}
