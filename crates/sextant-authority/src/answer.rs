@@ -242,6 +242,7 @@ mod tests {
             client: "127.0.0.1:5000".parse().unwrap(),
             transport: Transport::Udp,
             max_response_size: max,
+            traceparent: None,
         };
         let answer = respond(&catalog(), &query, 1232, None);
         let response = Message::from_vec(answer.wire().unwrap()).unwrap();
@@ -313,6 +314,7 @@ mod tests {
                     Transport::Tcp
                 },
                 max_response_size: 512 + u16::from(size) * 16,
+                traceparent: None,
             };
             if let Some(wire) = respond(&catalog, &query, 1232, None).wire() {
                 assert!(wire.len() >= 12);

@@ -283,6 +283,7 @@ mod tests {
             client: "127.0.0.1:5353".parse().unwrap(),
             transport,
             max_response_size: u16::MAX,
+            traceparent: None,
         };
         let mut receiver = transfer(catalog(2000), policy, query);
         let mut messages = Vec::new();

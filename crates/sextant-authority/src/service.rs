@@ -117,6 +117,18 @@ impl QueryHandler for Authority {
     fn handle(&self, query: Query) -> impl Future<Output = Answer> + Send {
         // The lookup is in memory and short: answer before the future is polled,
         // without holding the catalog across an await.
+        let traced = query
+            .traceparent
+            .as_deref()
+            .and_then(sextant_trace::remote_parent)
+            .map(|parent| {
+                sextant_trace::span(
+                    "authority.answer",
+                    opentelemetry::trace::SpanKind::Server,
+                    &parent,
+                    Vec::new(),
+                )
+            });
         let answer = respond(
             &self.catalog.load(),
             &query,
@@ -128,6 +140,11 @@ impl QueryHandler for Authority {
             .and_then(|wire| sextant_wire::Rcode::of_message(wire))
             .map_or("NONE", sextant_wire::Rcode::name);
         metrics::counter!("sextant_authority_answers_total", "rcode" => rcode).increment(1);
+        if let Some(cx) = traced {
+            use opentelemetry::trace::TraceContextExt;
+            cx.span()
+                .set_attribute(opentelemetry::KeyValue::new("dns.rcode", rcode));
+        }
         std::future::ready(answer)
     }
 

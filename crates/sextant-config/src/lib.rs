@@ -11,6 +11,7 @@ mod load;
 mod model;
 mod section;
 pub mod tls;
+mod trace;
 mod validate;
 
 pub use dnstap::{DnstapConfig, DnstapMessage};
@@ -23,3 +24,4 @@ pub use model::{
     ResolverConfig, RrlConfig, SecondaryZoneConfig, TransferConfig, ZoneConfig, cookie_secret,
 };
 pub use section::Section;
+pub use trace::TraceConfig;

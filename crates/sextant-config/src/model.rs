@@ -33,6 +33,9 @@ pub struct Config {
     /// DNSSEC signing policies (`[[dnssec_policy]]`), referred to by name from zones.
     #[serde(default, rename = "dnssec_policy")]
     pub dnssec_policies: Vec<DnssecPolicyConfig>,
+    /// Tracing of queries across the daemons (`[trace]`). Default: off.
+    #[serde(default)]
+    pub trace: Option<crate::TraceConfig>,
 }
 
 /// How a zone is signed (`[[dnssec_policy]]`); the defaults follow RFC 9276 and the

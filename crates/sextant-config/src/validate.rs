@@ -68,6 +68,9 @@ impl Config {
             resolver.validate(&mut problems);
             resolver.check_query_sources(self.listener.as_ref(), &mut problems);
         }
+        if let Some(trace) = &self.trace {
+            trace.validate(&mut problems);
+        }
         let key_names = validate_keys(&self.keys, &mut problems);
         validate_policies(&self.dnssec_policies, &mut problems);
         self.check_across_sections(&key_names, &mut problems);

@@ -134,6 +134,11 @@ pub async fn run<D: Daemon>(config: Config, shutdown: CancellationToken) -> anyh
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
     serve_metrics(section.metrics())?;
+    // Before the daemon starts: its first traced query already has an exporter.
+    let traces = match &config.trace {
+        Some(trace) => Some(sextant_trace::Tracing::start(trace, D::NAME)?),
+        None => None,
+    };
     let daemon = D::start(config, section.clone(), shutdown.clone()).await?;
     let mut ready = daemon.ready_info();
     ready.insert("pid".into(), std::process::id().into());
@@ -146,6 +151,10 @@ pub async fn run<D: Daemon>(config: Config, shutdown: CancellationToken) -> anyh
         }
     }
     daemon.stop().await?;
+    if let Some(traces) = traces {
+        // The last spans are sent before the process ends (bounded by the SDK).
+        let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+    }
     tracing::info!("{} stopped", D::NAME);
     Ok(())
 }

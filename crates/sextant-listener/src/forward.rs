@@ -17,6 +17,7 @@ use crate::policy::Limited;
 use crate::rrl::QuestionKey;
 use crate::stats;
 use crate::tap::Tapped;
+use crate::trace::QuerySpans;
 
 /// What a query on a stream (TCP, DoT, DoH) is answered with.
 #[derive(Debug)]
@@ -64,16 +65,24 @@ impl Frontend {
             stats::backend_failed(forward.backend);
             return self.servfail(&packet, UNREACHABLE).map(Bytes::from);
         };
+        let spans = forward
+            .trace
+            .as_ref()
+            .map(|traced| QuerySpans::start(traced, client, transport, forward.backend));
         let query = Query {
             wire: packet.clone(),
             client,
             transport,
             max_response_size: forward.max_response_size,
+            traceparent: spans.as_ref().and_then(QuerySpans::traceparent),
         };
         let started = std::time::Instant::now();
         let outcome = backend_client.query(query).await;
-        let answer = self.finish(&forward, &packet, client, started, outcome)?;
-        Some(self.with_cookie(answer, forward.cookie, client))
+        let answer = self.finish(&forward, &packet, client, started, outcome);
+        if let Some(spans) = spans {
+            spans.finish(answer.as_deref());
+        }
+        Some(self.with_cookie(answer?, forward.cookie, client))
     }
 
     /// Forwards a UDP query without a task of its own: the backend lane sends the
@@ -99,11 +108,16 @@ impl Frontend {
             }
             return;
         };
+        let spans = forward
+            .trace
+            .as_ref()
+            .map(|traced| QuerySpans::start(traced, client, Transport::Udp, forward.backend));
         let query = Query {
             wire: packet.clone(),
             client,
             transport: Transport::Udp,
             max_response_size: forward.max_response_size,
+            traceparent: spans.as_ref().and_then(QuerySpans::traceparent),
         };
         let started = std::time::Instant::now();
         let frontend = self.clone();
@@ -111,12 +125,14 @@ impl Frontend {
         backend_client.submit(
             query,
             Box::new(move |outcome| {
-                let sent = frontend
-                    .finish(&forward, &packet, client, started, outcome)
-                    .and_then(|bytes| {
-                        let bytes = frontend.with_cookie(bytes, forward.cookie, client);
-                        frontend.send_udp(&socket, bytes, client, forward.question)
-                    });
+                let answer = frontend.finish(&forward, &packet, client, started, outcome);
+                if let Some(spans) = spans {
+                    spans.finish(answer.as_deref());
+                }
+                let sent = answer.and_then(|bytes| {
+                    let bytes = frontend.with_cookie(bytes, forward.cookie, client);
+                    frontend.send_udp(&socket, bytes, client, forward.question)
+                });
                 if let Some(tapped) = tapped {
                     let backend = Some(forward.backend);
                     frontend.log_answered(tapped, client, packet, sent, backend);
@@ -256,6 +272,7 @@ impl Frontend {
                     client,
                     transport: Transport::Tcp,
                     max_response_size: u16::MAX,
+                    traceparent: None,
                 };
                 match backend_client.transfer(query).await {
                     Ok(mut messages) => {

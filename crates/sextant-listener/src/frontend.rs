@@ -53,6 +53,8 @@ pub(crate) struct Forward {
     pub question: Option<QuestionKey>,
     /// The client cookie the answer must carry back, with a server cookie.
     pub cookie: Option<[u8; 8]>,
+    /// Set when the query is traced (`[trace]`).
+    pub trace: Option<Box<crate::trace::Traced>>,
 }
 
 /// Cheap to clone: a UDP worker holds a clone with lanes of its own to the backends;
@@ -78,6 +80,8 @@ pub(crate) struct Frontend {
     pub policy: Arc<ArcSwap<Policy>>,
     /// The dnstap log, when configured.
     pub dnstap: Option<sextant_dnstap::Tap>,
+    /// Which queries are traced, when `[trace]` is configured.
+    pub trace: Option<Arc<crate::trace::TraceRules>>,
 }
 
 impl Frontend {
@@ -194,6 +198,11 @@ impl Frontend {
                 cache: None,
                 question: Some(QuestionKey::of(&view)),
                 cookie: None,
+                trace: self
+                    .trace
+                    .as_ref()
+                    .filter(|rules| rules.wants(&view, client.ip()))
+                    .map(|_| crate::trace::Traced::of(&view)),
             })
         };
         if view.header.opcode() == opcode::NOTIFY && self.transfer.is_some() {

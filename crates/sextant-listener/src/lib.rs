@@ -17,6 +17,7 @@ mod stats;
 mod tap;
 mod tcp;
 mod tls;
+mod trace;
 mod udp;
 mod udp_batch;
 
@@ -228,6 +229,10 @@ async fn start(
         packet_cache: (section.packet_cache_bytes > 0)
             .then(|| Arc::new(PacketCache::new(section.packet_cache_bytes))),
         policy: Arc::new(ArcSwap::from_pointee(policy(&section))),
+        trace: config
+            .trace
+            .as_ref()
+            .map(|trace| Arc::new(trace::TraceRules::new(trace))),
         dnstap: match &section.dnstap {
             Some(dnstap) => Some(
                 sextant_dnstap::Tap::start(dnstap, &sextant_config::DnstapMessage::LISTENER)

@@ -301,7 +301,10 @@ impl Resolver {
                     in_flight.insert(key.clone(), receiver.clone());
                     let resolver = self.clone();
                     let name = name.clone();
-                    tokio::spawn(async move {
+                    // A traced query's trace follows the resolution it starts (queries
+                    // that join it later get the answer, not spans).
+                    let trace = opentelemetry::Context::current();
+                    let resolution = async move {
                         // Frees the slot however the task ends, so a slot can never
                         // leak and shrink `max_resolutions` for good.
                         let slot = InFlightSlot {
@@ -316,7 +319,10 @@ impl Resolver {
                         }
                         drop(slot);
                         let _ = sender.send(Some(outcome));
-                    });
+                    };
+                    tokio::spawn(opentelemetry::context::FutureExt::with_context(
+                        resolution, trace,
+                    ));
                     receiver
                 }
             }

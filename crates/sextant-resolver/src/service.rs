@@ -3,6 +3,8 @@
 //! the answer comes from [`Resolver::resolve`] and is written by the shared response
 //! writer.
 
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{SpanKind, TraceContextExt};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -26,12 +28,32 @@ impl QueryHandler for ResolverService {
     fn handle(&self, query: Query) -> impl Future<Output = Answer> + Send {
         let resolver = self.resolver.clone();
         async move {
-            let answer = respond(&resolver, &query).await;
+            let traced = query
+                .traceparent
+                .as_deref()
+                .and_then(sextant_trace::remote_parent)
+                .map(|parent| {
+                    sextant_trace::span("resolver.resolve", SpanKind::Server, &parent, Vec::new())
+                });
+            let answer = match &traced {
+                // Upstream exchanges made for it become its children.
+                Some(cx) => {
+                    opentelemetry::context::FutureExt::with_context(
+                        respond(&resolver, &query),
+                        cx.clone(),
+                    )
+                    .await
+                }
+                None => respond(&resolver, &query).await,
+            };
             let rcode = answer
                 .wire()
                 .and_then(|wire| Rcode::of_message(wire))
                 .map_or("NONE", Rcode::name);
             metrics::counter!("sextant_resolver_answers_total", "rcode" => rcode).increment(1);
+            if let Some(cx) = traced {
+                cx.span().set_attribute(KeyValue::new("dns.rcode", rcode));
+            }
             answer
         }
     }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use hickory_proto::serialize::binary::BinEncodable;
+use opentelemetry::KeyValue;
 use sextant_dnstap::{Event, Exchange, Protocol};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
@@ -149,6 +150,22 @@ impl Upstream {
         let ip = server.ip();
         let use_edns = !self.servers.no_edns(ip);
         let started = Instant::now();
+        // A child span of a traced query's resolution; nothing for the others.
+        let current = opentelemetry::Context::current();
+        let traced = sextant_trace::is_traced(&current).then(|| {
+            sextant_trace::span(
+                "upstream",
+                opentelemetry::trace::SpanKind::Client,
+                &current,
+                vec![
+                    KeyValue::new("server.address", server.ip().to_string()),
+                    KeyValue::new("server.port", i64::from(server.port())),
+                    KeyValue::new("dns.zone", zone.to_string()),
+                    KeyValue::new("dns.question.name", name.to_string()),
+                    KeyValue::new("dns.question.type", rtype.to_string()),
+                ],
+            )
+        });
         let result = self
             .udp_then_tcp(
                 server,
@@ -195,6 +212,14 @@ impl Upstream {
             Err(_) => self.servers.timed_out(ip, started.elapsed()),
         }
         metrics::counter!("sextant_resolver_upstream_queries_total").increment(1);
+        if let Some(cx) = traced {
+            use opentelemetry::trace::TraceContextExt;
+            let outcome = match &result {
+                Ok(answer) => KeyValue::new("dns.rcode", answer.metadata.response_code.to_string()),
+                Err(error) => KeyValue::new("error.type", error.to_string()),
+            };
+            cx.span().set_attribute(outcome);
+        }
         result
     }
 

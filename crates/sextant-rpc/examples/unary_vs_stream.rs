@@ -129,6 +129,7 @@ where
                     client,
                     transport: Transport::Udp,
                     max_response_size: 1232,
+                    traceparent: None,
                 };
                 next = (next + 1) % queries.len();
                 match ask(query).await {

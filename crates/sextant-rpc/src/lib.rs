@@ -84,6 +84,8 @@ pub struct Query {
     /// Largest response in bytes the client can take: EDNS payload size (>= 512) over
     /// UDP, 65535 over TCP.
     pub max_response_size: u16,
+    /// The W3C `traceparent` of a traced query; `None` for the others.
+    pub traceparent: Option<String>,
 }
 
 /// A backend's answer to one [`Query`].

@@ -306,6 +306,7 @@ pub(crate) fn request(query: Query, request_id: u64) -> pb::QueryRequest {
             Transport::Tcp => pb::Transport::Tcp,
         } as i32,
         max_response_size: u32::from(query.max_response_size),
+        traceparent: query.traceparent.unwrap_or_default(),
     }
 }
 

@@ -195,5 +195,6 @@ fn query_from_request(request: pb::QueryRequest) -> Option<Query> {
         client,
         transport,
         max_response_size: u16::try_from(request.max_response_size).unwrap_or(u16::MAX),
+        traceparent: (!request.traceparent.is_empty()).then_some(request.traceparent),
     })
 }

@@ -45,6 +45,7 @@ fn query(first: u8) -> Query {
         client: "127.0.0.1:5353".parse().unwrap(),
         transport: Transport::Udp,
         max_response_size: 1232,
+        traceparent: None,
     }
 }
 

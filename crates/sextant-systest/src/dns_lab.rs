@@ -220,6 +220,7 @@ fn answer(shared: &Shared, wire: &[u8], transport: Transport) -> Option<Vec<u8>>
         } else {
             1232
         },
+        traceparent: None,
     };
     let mut reply = sextant_authority::respond(&shared.catalog, &request, 1232, None)
         .wire()?

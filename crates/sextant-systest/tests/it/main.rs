@@ -27,6 +27,7 @@ mod robustness;
 mod signed_zone;
 mod signing;
 mod systemd_units;
+mod trace;
 mod transfer;
 
 /// A small zone used by several tests.

@@ -999,3 +999,92 @@ fn client_and_upstream_exchanges_are_logged_in_dnstap() {
         "{upstream}"
     );
 }
+
+#[test]
+fn a_traced_query_is_one_trace_across_the_listener_the_resolver_and_its_upstreams() {
+    use crate::trace::Collector;
+    let collector = Collector::start();
+    let hierarchy = Hierarchy::start("", "");
+    let lab = Lab::new().unwrap();
+    let config = lab
+        .resolver_config(
+            &hierarchy.hints(),
+            &format!(
+                "\n[trace]\notlp = \"http://{}\"\nalways_names = [\"www.example.test\"]\n",
+                collector.address
+            ),
+        )
+        .unwrap();
+    let suite = lab.start_resolver_suite(&config).unwrap();
+    // The traced query, from a cold cache: root, test. and example.test. asked.
+    assert_eq!(
+        addresses(&ask(&suite, "www.example.test.", RecordType::A)),
+        ["192.0.2.80"]
+    );
+    // Not traced (no rule picks it, the rate is 0), nor are its upstream queries.
+    assert_eq!(
+        addresses(&ask(&suite, "www.other.test.", RecordType::A)),
+        ["192.0.2.44"]
+    );
+    // Stopping flushes what each daemon still holds.
+    let Suite {
+        listener, resolver, ..
+    } = suite;
+    assert!(listener.terminate(Duration::from_secs(15)).unwrap());
+    assert!(
+        resolver
+            .unwrap()
+            .terminate(Duration::from_secs(15))
+            .unwrap()
+    );
+    sextant_systest::eventually(Duration::from_secs(15), "spans from both daemons", || {
+        let spans = collector.spans();
+        spans.iter().any(|s| s.service == "sextant-listener")
+            && spans.iter().any(|s| s.service == "sextant-resolver")
+    })
+    .unwrap();
+
+    let spans = collector.spans();
+    let one = |name: &str| {
+        let found: Vec<_> = spans.iter().filter(|s| s.name == name).collect();
+        assert_eq!(found.len(), 1, "{name}: {spans:#?}");
+        found[0].clone()
+    };
+    let root = one("dns.query");
+    assert_eq!(root.service, "sextant-listener");
+    assert!(root.parent.is_empty(), "{root:?}");
+    assert_eq!(
+        root.attribute("dns.question.name"),
+        Some("www.example.test.")
+    );
+    assert_eq!(root.attribute("dns.rcode"), Some("0"));
+    let backend = one("backend");
+    assert_eq!(backend.parent, root.span_id);
+    assert_eq!(backend.attribute("sextant.backend"), Some("resolver"));
+    let resolve = one("resolver.resolve");
+    assert_eq!(resolve.service, "sextant-resolver");
+    assert_eq!(resolve.parent, backend.span_id);
+    let upstream: Vec<_> = spans.iter().filter(|s| s.name == "upstream").collect();
+    assert!(upstream.len() >= 3, "{spans:#?}");
+    for span in &upstream {
+        assert_eq!(span.parent, resolve.span_id, "{span:?}");
+    }
+    let zones: Vec<_> = upstream
+        .iter()
+        .filter_map(|s| s.attribute("dns.zone"))
+        .collect();
+    for zone in [".", "test.", "example.test."] {
+        assert!(zones.contains(&zone), "{zone}: {zones:?}");
+    }
+    let server = hierarchy.dns.ip(3).to_string();
+    assert!(
+        upstream
+            .iter()
+            .any(|s| s.attribute("server.address") == Some(server.as_str()))
+    );
+    // One trace: the untraced query left no span.
+    assert!(
+        spans.iter().all(|s| s.trace_id == root.trace_id),
+        "{spans:#?}"
+    );
+}
