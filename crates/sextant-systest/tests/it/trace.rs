@@ -211,3 +211,40 @@ fn an_authoritative_answer_is_a_child_of_the_listener_span_and_tcp_is_traced_too
         assert_eq!(answer.attribute("dns.rcode"), Some("NOERROR"));
     }
 }
+
+#[test]
+fn a_collector_that_is_not_there_costs_no_answer_and_no_slow_stop() {
+    use hickory_proto::op::ResponseCode;
+    use hickory_proto::rr::RecordType;
+    use sextant_systest::{Lab, query_udp};
+    let lab = Lab::new().unwrap();
+    let config = lab
+        .suite_config(&[("example.com", crate::EXAMPLE_ZONE)], "")
+        .unwrap();
+    // Nothing listens on this port: every export fails.
+    let nobody = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
+    let text = std::fs::read_to_string(&config).unwrap()
+        + &format!("\n[trace]\notlp = \"http://{nobody}\"\nsample_rate = 1.0\n");
+    std::fs::write(&config, text).unwrap();
+    let suite = lab.start_suite(&config).unwrap();
+    for _ in 0..50 {
+        let answer = query_udp(suite.dns, "www.example.com.", RecordType::A).unwrap();
+        assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
+    }
+    let sextant_systest::Suite {
+        listener,
+        authority,
+        ..
+    } = suite;
+    assert!(
+        listener
+            .terminate(std::time::Duration::from_secs(10))
+            .unwrap()
+    );
+    assert!(
+        authority
+            .unwrap()
+            .terminate(std::time::Duration::from_secs(10))
+            .unwrap()
+    );
+}
