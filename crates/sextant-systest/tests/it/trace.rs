@@ -146,41 +146,44 @@ impl Drop for Collector {
     }
 }
 
+/// A listener and an authority serving the example zone, exporting spans to `otlp`
+/// as `[trace]` with `rules` (e.g. `sample_rate = 1.0`).
+fn traced_suite(
+    lab: &sextant_systest::Lab,
+    otlp: SocketAddr,
+    rules: &str,
+) -> sextant_systest::Suite {
+    let config = lab
+        .suite_config(&[("example.com", crate::EXAMPLE_ZONE)], "")
+        .unwrap();
+    let text = std::fs::read_to_string(&config).unwrap()
+        + &format!("\n[trace]\notlp = \"http://{otlp}\"\n{rules}\n");
+    std::fs::write(&config, text).unwrap();
+    lab.start_suite(&config).unwrap()
+}
+
+/// Stops the suite's listener and authority (each flushes its spans), within `limit`.
+fn stop(suite: sextant_systest::Suite, limit: std::time::Duration) {
+    let sextant_systest::Suite {
+        listener,
+        authority,
+        ..
+    } = suite;
+    assert!(listener.terminate(limit).unwrap());
+    assert!(authority.unwrap().terminate(limit).unwrap());
+}
+
 #[test]
 fn an_authoritative_answer_is_a_child_of_the_listener_span_and_tcp_is_traced_too() {
     use hickory_proto::rr::RecordType;
     use sextant_systest::{Lab, query_tcp, query_udp};
     let collector = Collector::start();
     let lab = Lab::new().unwrap();
-    let config = lab
-        .suite_config(&[("example.com", crate::EXAMPLE_ZONE)], "")
-        .unwrap();
     // Every query traced, whatever its name or client.
-    let text = std::fs::read_to_string(&config).unwrap()
-        + &format!(
-            "\n[trace]\notlp = \"http://{}\"\nsample_rate = 1.0\n",
-            collector.address
-        );
-    std::fs::write(&config, text).unwrap();
-    let suite = lab.start_suite(&config).unwrap();
+    let suite = traced_suite(&lab, collector.address, "sample_rate = 1.0");
     query_udp(suite.dns, "www.example.com.", RecordType::A).unwrap();
     query_tcp(suite.dns, "www.example.com.", RecordType::AAAA).unwrap();
-    let sextant_systest::Suite {
-        listener,
-        authority,
-        ..
-    } = suite;
-    assert!(
-        listener
-            .terminate(std::time::Duration::from_secs(15))
-            .unwrap()
-    );
-    assert!(
-        authority
-            .unwrap()
-            .terminate(std::time::Duration::from_secs(15))
-            .unwrap()
-    );
+    stop(suite, std::time::Duration::from_secs(15));
     sextant_systest::eventually(std::time::Duration::from_secs(15), "six spans", || {
         collector.spans().len() >= 6
     })
@@ -218,33 +221,12 @@ fn a_collector_that_is_not_there_costs_no_answer_and_no_slow_stop() {
     use hickory_proto::rr::RecordType;
     use sextant_systest::{Lab, query_udp};
     let lab = Lab::new().unwrap();
-    let config = lab
-        .suite_config(&[("example.com", crate::EXAMPLE_ZONE)], "")
-        .unwrap();
     // Nothing listens on this port: every export fails.
     let nobody = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
-    let text = std::fs::read_to_string(&config).unwrap()
-        + &format!("\n[trace]\notlp = \"http://{nobody}\"\nsample_rate = 1.0\n");
-    std::fs::write(&config, text).unwrap();
-    let suite = lab.start_suite(&config).unwrap();
+    let suite = traced_suite(&lab, nobody, "sample_rate = 1.0");
     for _ in 0..50 {
         let answer = query_udp(suite.dns, "www.example.com.", RecordType::A).unwrap();
         assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
     }
-    let sextant_systest::Suite {
-        listener,
-        authority,
-        ..
-    } = suite;
-    assert!(
-        listener
-            .terminate(std::time::Duration::from_secs(10))
-            .unwrap()
-    );
-    assert!(
-        authority
-            .unwrap()
-            .terminate(std::time::Duration::from_secs(10))
-            .unwrap()
-    );
+    stop(suite, std::time::Duration::from_secs(10));
 }
