@@ -166,40 +166,28 @@ impl Upstream {
                 ],
             )
         });
-        let result = self
-            .udp_then_tcp(
-                server,
-                zone,
-                name,
-                rtype,
-                recursion_desired,
-                use_edns,
-                timeout,
-            )
-            .await;
+        let ask = Ask {
+            server,
+            zone,
+            name,
+            rtype,
+            recursion_desired,
+            timeout,
+        };
+        let result = self.udp_then_tcp(&ask, use_edns).await;
         let result = match result {
             // RFC 7873 §5.3: BADCOOKIE brought a fresh server cookie (learned by
             // `udp_then_tcp`); ask once more with it.
             Ok(answer) if answer.metadata.response_code == ResponseCode::BADCOOKIE => {
                 metrics::counter!("sextant_resolver_badcookie_retries_total").increment(1);
-                self.udp_then_tcp(
-                    server,
-                    zone,
-                    name,
-                    rtype,
-                    recursion_desired,
-                    use_edns,
-                    timeout,
-                )
-                .await
+                self.udp_then_tcp(&ask, use_edns).await
             }
             Ok(answer) if use_edns && rejects_edns(&answer) => {
                 // RFC 6891 §7: a server that does not know EDNS answers FORMERR (or
                 // NOTIMP) without an OPT; ask again the old way and remember it.
                 self.servers.set_no_edns(ip);
                 metrics::counter!("sextant_resolver_edns_fallbacks_total").increment(1);
-                self.udp_then_tcp(server, zone, name, rtype, recursion_desired, false, timeout)
-                    .await
+                self.udp_then_tcp(&ask, false).await
             }
             other => other,
         };
@@ -223,28 +211,21 @@ impl Upstream {
         result
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn udp_then_tcp(
-        &self,
-        server: SocketAddr,
-        zone: &Name,
-        name: &Name,
-        rtype: RecordType,
-        recursion_desired: bool,
-        edns: bool,
-        timeout: Duration,
-    ) -> Result<Message, ExchangeError> {
+    async fn udp_then_tcp(&self, ask: &Ask<'_>, edns: bool) -> Result<Message, ExchangeError> {
+        let Ask {
+            server,
+            name,
+            rtype,
+            recursion_desired,
+            timeout,
+            ..
+        } = *ask;
         let cookies = self.cookies.as_ref().filter(|_| edns);
         let cookie = cookies.map(|c| c.option(server.ip()));
         let query = build_query(name, rtype, recursion_desired, edns, cookie, self.dnssec_ok);
         let wire = query.to_vec().map_err(|_| ExchangeError::Malformed)?;
         let tapped = self.tap.as_ref().filter(|tap| tap.sampled());
-        let logged = Logged {
-            server,
-            zone,
-            query: &wire,
-            recursion_desired,
-        };
+        let logged = Logged { ask, query: &wire };
         let expect = Expect {
             query: &query,
             server: server.ip(),
@@ -288,12 +269,22 @@ impl Upstream {
     }
 }
 
+/// One question to one server, as `exchange` was asked it.
+#[derive(Clone, Copy)]
+struct Ask<'a> {
+    server: SocketAddr,
+    /// The zone the server is asked as a server of (or a forwarder for).
+    zone: &'a Name,
+    name: &'a Name,
+    rtype: RecordType,
+    recursion_desired: bool,
+    timeout: Duration,
+}
+
 /// An upstream exchange as the dnstap log names it.
 struct Logged<'a> {
-    server: SocketAddr,
-    zone: &'a Name,
+    ask: &'a Ask<'a>,
     query: &'a [u8],
-    recursion_desired: bool,
 }
 
 impl Logged<'_> {
@@ -306,12 +297,12 @@ impl Logged<'_> {
         answer: Option<&Received>,
     ) {
         // A query with RD set goes to a forwarder, which recurses for us.
-        let exchange = if self.recursion_desired {
+        let exchange = if self.ask.recursion_desired {
             Exchange::Forwarder
         } else {
             Exchange::Resolver
         };
-        let unspecified = match self.server {
+        let unspecified = match self.ask.server {
             SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
             SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
         };
@@ -319,10 +310,10 @@ impl Logged<'_> {
             exchange,
             protocol,
             initiator: answer.and_then(|a| a.local).unwrap_or(unspecified),
-            responder: Some(self.server),
+            responder: Some(self.ask.server),
             query_time: sent,
             query: Bytes::copy_from_slice(self.query),
-            zone: self.zone.to_bytes().ok().map(Bytes::from),
+            zone: self.ask.zone.to_bytes().ok().map(Bytes::from),
             response: answer.and_then(|a| Some((a.at, Bytes::from(a.wire.clone()?)))),
         });
     }
