@@ -204,6 +204,10 @@ pub struct ListenerConfig {
     /// without either, recursive queries outside our zones are REFUSED.
     #[serde(default)]
     pub resolver: Option<Endpoint>,
+    /// Where the listener serves `sextantctl` (its status, the spans of a traced
+    /// query), e.g. `"unix:/run/sextant/listener.sock"`. Default: off.
+    #[serde(default)]
+    pub control: Option<Endpoint>,
     /// Clients whose recursive queries (RD=1) go to the resolver; others get REFUSED
     /// for names outside our zones. Default: loopback only (never an open resolver).
     #[serde(default = "default_allow_recursion")]

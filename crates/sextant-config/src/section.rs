@@ -60,9 +60,14 @@ impl Section for ListenerConfig {
         if let Some(dnstap) = &mut self.dnstap {
             dnstap.resolve_paths(base);
         }
-        for endpoint in [&mut self.authority, &mut self.transfer, &mut self.resolver]
-            .into_iter()
-            .flatten()
+        for endpoint in [
+            &mut self.authority,
+            &mut self.transfer,
+            &mut self.resolver,
+            &mut self.control,
+        ]
+        .into_iter()
+        .flatten()
         {
             absolute_endpoint(base, endpoint);
         }

@@ -134,11 +134,8 @@ pub async fn run<D: Daemon>(config: Config, shutdown: CancellationToken) -> anyh
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
     serve_metrics(section.metrics())?;
-    // Before the daemon starts: its first traced query already has an exporter.
-    let traces = match &config.trace {
-        Some(trace) => Some(sextant_trace::Tracing::start(trace, D::NAME)?),
-        None => None,
-    };
+    // Before the daemon starts: its first traced query already has a tracer.
+    let traces = sextant_trace::Tracing::start(config.trace.as_ref(), D::NAME)?;
     let daemon = D::start(config, section.clone(), shutdown.clone()).await?;
     let mut ready = daemon.ready_info();
     ready.insert("pid".into(), std::process::id().into());
@@ -151,10 +148,8 @@ pub async fn run<D: Daemon>(config: Config, shutdown: CancellationToken) -> anyh
         }
     }
     daemon.stop().await?;
-    if let Some(traces) = traces {
-        // The last spans are sent before the process ends (bounded by the SDK).
-        let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
-    }
+    // The last spans are sent before the process ends (bounded by the SDK).
+    let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
     tracing::info!("{} stopped", D::NAME);
     Ok(())
 }

@@ -78,9 +78,9 @@ impl Frontend {
         };
         let started = std::time::Instant::now();
         let outcome = backend_client.query(query).await;
-        let answer = self.finish(&forward, &packet, client, started, outcome);
-        if let Some(spans) = spans {
-            spans.finish(answer.as_deref());
+        let mut answer = self.finish(&forward, &packet, client, started, outcome);
+        if let Some(spans) = &spans {
+            answer = spans.finish(answer);
         }
         Some(self.with_cookie(answer?, forward.cookie, client))
     }
@@ -125,9 +125,9 @@ impl Frontend {
         backend_client.submit(
             query,
             Box::new(move |outcome| {
-                let answer = frontend.finish(&forward, &packet, client, started, outcome);
-                if let Some(spans) = spans {
-                    spans.finish(answer.as_deref());
+                let mut answer = frontend.finish(&forward, &packet, client, started, outcome);
+                if let Some(spans) = &spans {
+                    answer = spans.finish(answer);
                 }
                 let sent = answer.and_then(|bytes| {
                     let bytes = frontend.with_cookie(bytes, forward.cookie, client);

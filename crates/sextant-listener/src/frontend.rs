@@ -53,7 +53,7 @@ pub(crate) struct Forward {
     pub question: Option<QuestionKey>,
     /// The client cookie the answer must carry back, with a server cookie.
     pub cookie: Option<[u8; 8]>,
-    /// Set when the query is traced (`[trace]`).
+    /// Set when the query is traced (`[trace]`, or marked by `sextantctl trace`).
     pub trace: Option<Box<crate::trace::Traced>>,
 }
 
@@ -80,8 +80,6 @@ pub(crate) struct Frontend {
     pub policy: Arc<ArcSwap<Policy>>,
     /// The dnstap log, when configured.
     pub dnstap: Option<sextant_dnstap::Tap>,
-    /// Which queries are traced, when `[trace]` is configured.
-    pub trace: Option<Arc<crate::trace::TraceRules>>,
 }
 
 impl Frontend {
@@ -198,11 +196,7 @@ impl Frontend {
                 cache: None,
                 question: Some(QuestionKey::of(&view)),
                 cookie: None,
-                trace: self
-                    .trace
-                    .as_ref()
-                    .filter(|rules| rules.wants(&view, client.ip()))
-                    .map(|_| crate::trace::Traced::of(&view)),
+                trace: policy.trace.choose(packet, &view, client.ip()),
             })
         };
         if view.header.opcode() == opcode::NOTIFY && self.transfer.is_some() {
@@ -248,6 +242,10 @@ impl Frontend {
         let Decision::Forward(mut forward) = forward(backend) else {
             return Decision::Drop;
         };
+        // A query traced on demand shows the whole way, not a cached answer.
+        if forward.trace.as_ref().is_some_and(|traced| traced.echo) {
+            return Decision::Forward(forward);
+        }
         if let (Some(cache), Some(generation)) = (&self.packet_cache, self.cache_generation()) {
             if let Some(hit) = cache.answer(packet, &view, generation, forward.max_response_size) {
                 stats::answered(stats::Source::Cache, &hit);

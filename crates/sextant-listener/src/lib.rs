@@ -5,6 +5,7 @@
 mod backend;
 mod bind;
 mod chaos;
+mod control;
 mod cookie;
 mod doh;
 mod forward;
@@ -49,6 +50,8 @@ pub struct ListenerDaemon {
     /// Ends the lanes to the backends, after the drain.
     lanes_shutdown: CancellationToken,
     addresses: Vec<String>,
+    /// The control endpoint bound (`listener.control`).
+    control: Option<sextant_rpc::Endpoint>,
     /// DoT and DoH addresses bound, as `transport` → addresses.
     encrypted: Vec<(&'static str, Vec<String>)>,
     /// The certificate of DoT and DoH, read again on SIGHUP.
@@ -86,6 +89,10 @@ impl Daemon for ListenerDaemon {
         info.insert(
             "metrics".into(),
             self.section.metrics.map(|m| m.to_string()).into(),
+        );
+        info.insert(
+            "control".into(),
+            self.control.as_ref().map(ToString::to_string).into(),
         );
         info
     }
@@ -176,6 +183,14 @@ async fn start(
         }
         None => None,
     };
+    let control = match &section.control {
+        Some(endpoint) => Some(
+            sextant_rpc::GrpcServer::bind(endpoint)
+                .await
+                .map_err(|e| anyhow::anyhow!("listener.control: {e}"))?,
+        ),
+        None => None,
+    };
 
     // The lanes to the backends outlive the front end's sockets by the drain in
     // `stop`: queries already forwarded at SIGTERM get their real answers, not SERVFAIL.
@@ -228,11 +243,10 @@ async fn start(
         udp_payload_size: section.udp_payload_size,
         packet_cache: (section.packet_cache_bytes > 0)
             .then(|| Arc::new(PacketCache::new(section.packet_cache_bytes))),
-        policy: Arc::new(ArcSwap::from_pointee(policy(&section))),
-        trace: config
-            .trace
-            .as_ref()
-            .map(|trace| Arc::new(trace::TraceRules::new(trace))),
+        policy: Arc::new(ArcSwap::from_pointee(policy(
+            &section,
+            config.trace.as_ref(),
+        ))),
         dnstap: match &section.dnstap {
             Some(dnstap) => Some(
                 sextant_dnstap::Tap::start(dnstap, &sextant_config::DnstapMessage::LISTENER)
@@ -259,6 +273,20 @@ async fn start(
         max_per_client: section.tcp_max_connections_per_client,
     };
     let mut tasks = tokio::task::JoinSet::new();
+    let control = control.map(|server| {
+        let endpoint = server.local_endpoint().clone();
+        let handler = Arc::new(control::Control {
+            started: std::time::Instant::now(),
+        });
+        let services = sextant_rpc::Services::new().with_control(handler);
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(error) = server.serve(services, stop).await {
+                tracing::error!(%error, "the control endpoint stopped");
+            }
+        });
+        endpoint
+    });
     let mut udp_workers = Vec::new();
     let mut tcp_listeners = Vec::new();
     let mut addresses = Vec::new();
@@ -382,6 +410,7 @@ async fn start(
         tcp_connections,
         lanes_shutdown,
         addresses,
+        control,
         encrypted,
         certificates,
     })
@@ -391,7 +420,7 @@ async fn start(
 const DRAIN_MARGIN: Duration = Duration::from_millis(500);
 
 /// The parts of the listener's section that SIGHUP may change.
-fn policy(section: &ListenerConfig) -> Policy {
+fn policy(section: &ListenerConfig, trace: Option<&sextant_config::TraceConfig>) -> Policy {
     let rrl = &section.rrl;
     Policy {
         acl: Acl {
@@ -409,6 +438,7 @@ fn policy(section: &ListenerConfig) -> Policy {
             ipv6_prefix: rrl.ipv6_prefix_length,
             table_size: rrl.table_size,
         }),
+        trace: trace::TraceRules::new(trace),
     }
 }
 
@@ -445,13 +475,14 @@ fn reload(
     };
     let needs_restart = section.listen != running.listen
         || tls_addresses(section) != tls_addresses(running)
+        || section.control != running.control
         || section.tcp_max_connections != running.tcp_max_connections
         || section.packet_cache_bytes != running.packet_cache_bytes
         || new.authority_endpoint() != config.authority_endpoint()
         || new.resolver_endpoint() != config.resolver_endpoint();
     if needs_restart {
         tracing::warn!(
-            "SIGHUP: listen addresses (also DoT and DoH), backends, tcp_max_connections and packet_cache_bytes change only with a restart"
+            "SIGHUP: listen addresses (also DoT and DoH), the control endpoint, backends, tcp_max_connections and packet_cache_bytes change only with a restart"
         );
     }
     // New connections get the certificate read now; open ones keep theirs.
@@ -465,6 +496,14 @@ fn reload(
             }
         }
     }
-    frontend.policy.store(Arc::new(policy(section)));
-    tracing::info!(file = %path.display(), "SIGHUP: ACLs, CH TXT answers, rate limits and cookie secrets reloaded");
+    let otlp = |config: &Config| config.trace.as_ref().map(|t| t.otlp.clone());
+    if otlp(&new) != otlp(config) {
+        tracing::warn!(
+            "SIGHUP: trace.otlp (where spans are exported) changes only with a restart; the new sampling rules apply now"
+        );
+    }
+    frontend
+        .policy
+        .store(Arc::new(policy(section, new.trace.as_ref())));
+    tracing::info!(file = %path.display(), "SIGHUP: ACLs, CH TXT answers, rate limits, cookie secrets and trace rules reloaded");
 }

@@ -1,5 +1,6 @@
-//! What SIGHUP may change without a restart: the address ACLs, the CH TXT answers
-//! and response rate limiting, swapped whole so a packet sees one policy throughout.
+//! What SIGHUP may change without a restart: the address ACLs, the CH TXT answers,
+//! response rate limiting and which queries are traced, swapped whole so a packet
+//! sees one policy throughout.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -62,6 +63,8 @@ pub(crate) struct Policy {
     pub rrl: Option<Rrl>,
     /// DNS Cookies; `None` = off.
     pub(crate) cookies: Option<crate::cookie::Cookies>,
+    /// Which queries are traced.
+    pub(crate) trace: crate::trace::TraceRules,
 }
 
 /// What rate limiting does with one UDP response.

@@ -203,7 +203,10 @@ impl Upstream {
         if let Some(cx) = traced {
             use opentelemetry::trace::TraceContextExt;
             let outcome = match &result {
-                Ok(answer) => KeyValue::new("dns.rcode", answer.metadata.response_code.to_string()),
+                Ok(answer) => {
+                    let rcode = sextant_wire::Rcode::new(u16::from(answer.metadata.response_code));
+                    KeyValue::new("dns.rcode", rcode.name())
+                }
                 Err(error) => KeyValue::new("error.type", error.to_string()),
             };
             cx.span().set_attribute(outcome);

@@ -1,6 +1,9 @@
 //! Operator control (sextantctl): status and reload, as plain Rust types.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sextant_trace::SpanRecord;
 
 use tonic::{Request, Response, Status};
 
@@ -349,6 +352,35 @@ impl<H: ControlHandler> pb::control_server::Control for ControlService<H> {
         }
     }
 
+    async fn spans(
+        &self,
+        request: Request<pb::SpansRequest>,
+    ) -> Result<Response<pb::SpansReply>, Status> {
+        let trace_id = <[u8; 16]>::try_from(request.into_inner().trace_id.as_ref())
+            .map_err(|_| Status::invalid_argument("a trace id is 16 bytes"))?;
+        let nanos = |time: SystemTime| {
+            time.duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        };
+        let spans = sextant_trace::spans_of(trace_id)
+            .into_iter()
+            .map(|span| pb::Span {
+                span_id: bytes::Bytes::copy_from_slice(&span.span_id),
+                parent_span_id: bytes::Bytes::copy_from_slice(&span.parent_span_id),
+                name: span.name,
+                service: span.service,
+                start_unix_nanos: nanos(span.start),
+                end_unix_nanos: nanos(span.end),
+                attributes: span
+                    .attributes
+                    .into_iter()
+                    .map(|(key, value)| pb::SpanAttribute { key, value })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(pb::SpansReply { spans }))
+    }
+
     async fn reload(
         &self,
         request: Request<pb::ReloadRequest>,
@@ -505,6 +537,40 @@ impl ControlClient {
             }
             Err(status) => Err(self.call_error(status)),
         }
+    }
+
+    /// The spans of `trace_id` the daemon keeps; malformed ones are left out.
+    pub async fn spans(&mut self, trace_id: [u8; 16]) -> Result<Vec<SpanRecord>, RpcError> {
+        let request = pb::SpansRequest {
+            trace_id: bytes::Bytes::copy_from_slice(&trace_id),
+        };
+        let reply = self
+            .client
+            .spans(request)
+            .await
+            .map_err(|s| self.call_error(s))?
+            .into_inner();
+        let time = |nanos: u64| UNIX_EPOCH + Duration::from_nanos(nanos);
+        Ok(reply
+            .spans
+            .into_iter()
+            .filter_map(|span| {
+                Some(SpanRecord {
+                    trace_id,
+                    span_id: span.span_id.as_ref().try_into().ok()?,
+                    parent_span_id: span.parent_span_id.as_ref().try_into().ok()?,
+                    name: span.name,
+                    service: span.service,
+                    start: time(span.start_unix_nanos),
+                    end: time(span.end_unix_nanos),
+                    attributes: span
+                        .attributes
+                        .into_iter()
+                        .map(|a| (a.key, a.value))
+                        .collect(),
+                })
+            })
+            .collect())
     }
 
     /// Reloads one zone or all; a failed reload's error message is the daemon's own.

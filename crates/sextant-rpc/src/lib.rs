@@ -46,6 +46,7 @@ pub use secondary::{
 };
 pub use server::{GrpcServer, Services};
 pub use sextant_config::Endpoint;
+pub use sextant_trace::SpanRecord;
 pub use unary::UnaryQueryClient;
 pub use zones::{ZoneSet, ZoneSetPublisher, ZoneWatcher};
 

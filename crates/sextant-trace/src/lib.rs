@@ -5,8 +5,10 @@
 //! go to an OTLP collector through the OpenTelemetry SDK's batch processor (a
 //! thread of its own; the query path only records).
 //!
-//! Off unless `[trace]` is configured: then the global tracer is a no-op and no
-//! query carries a trace context, so nothing here runs per query.
+//! Every daemon also keeps the spans it ended last in memory ([`spans_of`]), so
+//! `sextantctl trace` shows a query's trace with no collector configured. Without
+//! `[trace]`, only the queries `sextantctl trace` marks are traced; nothing here runs
+//! for the others.
 
 use std::borrow::Cow;
 
@@ -19,29 +21,38 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use sextant_config::TraceConfig;
 
+mod recent;
+
+pub use recent::{SpanRecord, spans_of};
+
 /// The instrumentation scope of every span.
 const SCOPE: &str = "sextant";
 
-/// A daemon's exporter; flushed by [`Tracing::shutdown`].
+/// A daemon's tracer: the in-memory ring, and the exporter when `[trace]` names a
+/// collector; flushed by [`Tracing::shutdown`].
 #[derive(Debug)]
 pub struct Tracing {
     provider: SdkTracerProvider,
 }
 
 impl Tracing {
-    /// Installs the OTLP exporter as the process's tracer, the spans named as
-    /// coming from `service` (`sextant-listener`...). Must run inside the Tokio
-    /// runtime: the exporter's gRPC channel lives on it.
-    pub fn start(config: &TraceConfig, service: &'static str) -> anyhow::Result<Tracing> {
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(config.otlp.clone())
-            .build()
-            .map_err(|e| anyhow::anyhow!("trace.otlp {}: {e}", config.otlp))?;
-        let provider = SdkTracerProvider::builder()
-            .with_batch_exporter(exporter)
-            .with_resource(Resource::builder().with_service_name(service).build())
-            .build();
+    /// Installs the process's tracer, the spans named as coming from `service`
+    /// (`sextant-listener`...): kept in the ring, and exported over OTLP when
+    /// `config` is set. Must run inside the Tokio runtime: the exporter's gRPC
+    /// channel lives on it.
+    pub fn start(config: Option<&TraceConfig>, service: &'static str) -> anyhow::Result<Tracing> {
+        let mut builder = SdkTracerProvider::builder()
+            .with_span_processor(recent::Recent { service })
+            .with_resource(Resource::builder().with_service_name(service).build());
+        if let Some(config) = config {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(config.otlp.clone())
+                .build()
+                .map_err(|e| anyhow::anyhow!("trace.otlp {}: {e}", config.otlp))?;
+            builder = builder.with_batch_exporter(exporter);
+        }
+        let provider = builder.build();
         opentelemetry::global::set_tracer_provider(provider.clone());
         Ok(Tracing { provider })
     }
@@ -73,6 +84,13 @@ pub fn span(
 pub fn is_traced(cx: &Context) -> bool {
     let span = cx.span();
     span.span_context().is_valid() && span.is_recording()
+}
+
+/// The trace id of the span in `cx`, when it is part of one.
+pub fn trace_id(cx: &Context) -> Option<[u8; 16]> {
+    let span = cx.span();
+    let context = span.span_context();
+    context.is_valid().then(|| context.trace_id().to_bytes())
 }
 
 /// The W3C `traceparent` of the span in `cx`: `00-<trace id>-<span id>-<flags>`.

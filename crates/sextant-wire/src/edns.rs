@@ -15,6 +15,9 @@ pub const OPTION_COOKIE: u16 = 10;
 pub const OPTION_PADDING: u16 = 12;
 /// Extended DNS Error (RFC 8914).
 pub const OPTION_EDE: u16 = 15;
+/// Sextant's own, from the local/experimental range (RFC 6891 §9): empty in a query,
+/// "trace this one" (`sextantctl trace`); in the answer, the 16-byte trace id.
+pub const OPTION_TRACE: u16 = 0xff00;
 
 /// An Extended DNS Error (RFC 8914): why an answer is what it is, for the person
 /// reading `dig`'s output. The text is short and never names internal paths.

@@ -25,7 +25,7 @@ mod writer;
 
 pub use edns::{
     EdnsReply, ExtendedError, OPTION_COOKIE, OPTION_EDE, OPTION_PADDING, OPTION_TCP_KEEPALIVE,
-    RESPONSE_PADDING_BLOCK, add_option, add_padding, add_tcp_keepalive, find_option,
+    OPTION_TRACE, RESPONSE_PADDING_BLOCK, add_option, add_padding, add_tcp_keepalive, find_option,
 };
 pub use header::{HEADER_LEN, Header, flags, opcode, parse_header};
 pub use local::{error_response, rcode_answer, write_chaos_txt, write_error_response};

@@ -26,6 +26,7 @@ mod dnssec;
 mod nta;
 mod stats;
 mod status;
+mod trace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -80,6 +81,21 @@ enum Command {
     Stats {
         #[arg(long)]
         json: bool,
+    },
+    /// Send one query through the listener with tracing forced and print the tree
+    /// of spans it left in the listener, the authority or the resolver and its
+    /// upstream exchanges, with each hop's time. Needs no collector: each daemon
+    /// keeps its last spans; the listener's are read at `listener.control`.
+    Trace {
+        name: String,
+        #[arg(default_value = "A")]
+        qtype: String,
+        /// The listener's DNS address (default: the first of listener.listen).
+        #[arg(long)]
+        server: Option<std::net::SocketAddr>,
+        /// Ask with RD=0 (only the authority's zones answer).
+        #[arg(long)]
+        norecurse: bool,
     },
     /// Validate a configuration file and every zone file it names.
     CheckConfig { file: PathBuf },
@@ -213,6 +229,20 @@ fn main() -> ExitCode {
                     Command::Dnssec {
                         action: DnssecAction::KskSubmitted { zone, tag },
                     } => dnssec::ksk_submitted(&cli.config, &zone, tag).await,
+                    Command::Trace {
+                        name,
+                        qtype,
+                        server,
+                        norecurse,
+                    } => {
+                        let ask = trace::Ask {
+                            name: &name,
+                            qtype: &qtype,
+                            server,
+                            norecurse,
+                        };
+                        trace::trace(&cli.config, ask).await
+                    }
                     Command::Resolver {
                         action: ResolverAction::Nta { action },
                     } => {

@@ -20,7 +20,7 @@ fn load(config: &Path) -> Result<Config, Outcome> {
 }
 
 /// The controllable daemons the configuration names, with their endpoints.
-fn daemons(config: &Config) -> Vec<(&'static str, Endpoint)> {
+pub(crate) fn daemons(config: &Config) -> Vec<(&'static str, Endpoint)> {
     let mut daemons = Vec::new();
     if let Some(endpoint) = config.authority_endpoint() {
         daemons.push(("sextant-authority", endpoint.clone()));

@@ -1057,7 +1057,7 @@ fn a_traced_query_is_one_trace_across_the_listener_the_resolver_and_its_upstream
         root.attribute("dns.question.name"),
         Some("www.example.test.")
     );
-    assert_eq!(root.attribute("dns.rcode"), Some("0"));
+    assert_eq!(root.attribute("dns.rcode"), Some("NOERROR"));
     let backend = one("backend");
     assert_eq!(backend.parent, root.span_id);
     assert_eq!(backend.attribute("sextant.backend"), Some("resolver"));
@@ -1087,4 +1087,47 @@ fn a_traced_query_is_one_trace_across_the_listener_the_resolver_and_its_upstream
         spans.iter().all(|s| s.trace_id == root.trace_id),
         "{spans:#?}"
     );
+}
+
+#[test]
+fn sextantctl_trace_prints_the_resolvers_upstream_exchanges_under_the_listener_span() {
+    use crate::trace::{sextantctl_trace, span_line};
+    let hierarchy = Hierarchy::start("", "");
+    let lab = Lab::new().unwrap();
+    let config = lab.resolver_config(&hierarchy.hints(), "").unwrap();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[listener]\n",
+        "[listener]\ncontrol = \"unix:listener.sock\"\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let suite = lab.start_resolver_suite(&config).unwrap();
+    // From a cold cache: the root, test. and example.test. servers are asked.
+    let printed = sextantctl_trace(&config, suite.dns, &["www.example.test", "A"]);
+    assert!(
+        printed.starts_with(";; www.example.test. A: NOERROR, 1 answer record(s)"),
+        "{printed}"
+    );
+    let (_, root) = span_line(&printed, "dns.query");
+    let (_, backend) = span_line(&printed, "backend");
+    let (_, resolve) = span_line(&printed, "resolver.resolve");
+    let (_, upstream) = span_line(&printed, "upstream");
+    assert!(
+        root < backend && backend < resolve && resolve < upstream,
+        "{printed}"
+    );
+    for zone in [".", "test.", "example.test."] {
+        assert!(
+            printed
+                .lines()
+                .any(|l| l.contains("upstream [sextant-resolver]")
+                    && l.contains(&format!("dns.zone={zone} "))),
+            "{zone}: {printed}"
+        );
+    }
+    let leaf = format!("server.address={}", hierarchy.dns.ip(3));
+    assert!(printed.contains(&leaf), "{printed}");
+    // Asked again, the answer comes from the resolver's cache: no upstream span.
+    let printed = sextantctl_trace(&config, suite.dns, &["www.example.test", "A"]);
+    span_line(&printed, "resolver.resolve");
+    assert!(!printed.contains("upstream ["), "{printed}");
 }

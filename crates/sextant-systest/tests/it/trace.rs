@@ -230,3 +230,151 @@ fn a_collector_that_is_not_there_costs_no_answer_and_no_slow_stop() {
     }
     stop(suite, std::time::Duration::from_secs(10));
 }
+
+/// `sextantctl trace` against the suite: what it printed on stdout, checked to
+/// have succeeded.
+pub(crate) fn sextantctl_trace(config: &std::path::Path, dns: SocketAddr, args: &[&str]) -> String {
+    let server = dns.to_string();
+    let mut all = vec!["trace"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--server", &server]);
+    let output = sextant_systest::sextantctl(config, &all).unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// The span line named `name`, and how deep in the tree it is drawn (the column of
+/// its name after the two time columns).
+pub(crate) fn span_line<'a>(printed: &'a str, name: &str) -> (&'a str, usize) {
+    let line = printed
+        .lines()
+        .find(|line| line.contains(&format!("{name} [")))
+        .unwrap_or_else(|| panic!("no {name} span in:\n{printed}"));
+    let tree = &line[23..];
+    let depth = tree
+        .chars()
+        .take_while(|c| !c.is_ascii_alphabetic())
+        .count();
+    (line, depth)
+}
+
+#[test]
+fn sextantctl_trace_shows_a_query_through_the_authority_without_a_collector() {
+    use sextant_systest::Lab;
+    let lab = Lab::new().unwrap();
+    // No [trace] section: only the marked query is traced, into each daemon's memory.
+    let config = lab
+        .suite_config(
+            &[("example.com", crate::EXAMPLE_ZONE)],
+            "control = \"unix:listener.sock\"",
+        )
+        .unwrap();
+    let suite = lab.start_suite(&config).unwrap();
+    // Twice: the second would be a packet-cache hit, but a traced query goes
+    // through to the authority every time.
+    for _ in 0..2 {
+        let printed = sextantctl_trace(&config, suite.dns, &["www.example.com", "A"]);
+        assert!(
+            printed.starts_with(";; www.example.com. A: NOERROR, 1 answer record(s)"),
+            "{printed}"
+        );
+        let (root, root_depth) = span_line(&printed, "dns.query");
+        let (backend, backend_depth) = span_line(&printed, "backend");
+        let (answer, answer_depth) = span_line(&printed, "authority.answer");
+        assert!(
+            root.contains("[sextant-listener]")
+                && root.contains("dns.question.name=www.example.com. dns.question.type=A "),
+            "{printed}"
+        );
+        assert!(backend.contains("sextant.backend=authority"), "{printed}");
+        assert!(
+            answer.contains("[sextant-authority]") && answer.contains("dns.rcode=NOERROR"),
+            "{printed}"
+        );
+        assert!(
+            root_depth < backend_depth && backend_depth < answer_depth,
+            "{printed}"
+        );
+        assert_eq!(printed.matches("dns.query [").count(), 1, "{printed}");
+    }
+    assert_eq!(
+        suite.listener.ready()["control"]
+            .as_str()
+            .map(|c| c.ends_with("listener.sock")),
+        Some(true)
+    );
+}
+
+#[test]
+fn sextantctl_trace_explains_an_answer_the_listener_gave_by_itself() {
+    use sextant_systest::Lab;
+    let lab = Lab::new().unwrap();
+    let config = lab
+        .suite_config(
+            &[("example.com", crate::EXAMPLE_ZONE)],
+            "control = \"unix:listener.sock\"",
+        )
+        .unwrap();
+    let suite = lab.start_suite(&config).unwrap();
+    // No resolver: the listener refuses a name outside its zones on its own.
+    let server = suite.dns.to_string();
+    let output = sextant_systest::sextantctl(
+        &config,
+        &["trace", "www.example.org", "A", "--server", &server],
+    )
+    .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("answered by itself"), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("REFUSED"),
+        "{:?}",
+        output
+    );
+}
+
+#[test]
+fn sighup_changes_which_queries_are_traced_without_a_restart() {
+    use hickory_proto::rr::RecordType;
+    use sextant_systest::{Lab, query_udp};
+    let collector = Collector::start();
+    let lab = Lab::new().unwrap();
+    // At first no rule picks any query.
+    let suite = traced_suite(&lab, collector.address, "sample_rate = 0.0");
+    query_udp(suite.dns, "www.example.com.", RecordType::A).unwrap();
+    let config = lab.path().join("sextant.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "sample_rate = 0.0",
+        "sample_rate = 0.0\nalways_names = [\"mail.example.com\"]",
+    );
+    std::fs::write(&config, text).unwrap();
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &suite.listener.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    sextant_systest::eventually(std::time::Duration::from_secs(5), "the reload", || {
+        suite.listener.log_text().contains("trace rules reloaded")
+    })
+    .unwrap();
+    query_udp(suite.dns, "mail.example.com.", RecordType::A).unwrap();
+    query_udp(suite.dns, "www.example.com.", RecordType::A).unwrap();
+    stop(suite, std::time::Duration::from_secs(15));
+    sextant_systest::eventually(std::time::Duration::from_secs(15), "the root span", || {
+        collector.spans().iter().any(|s| s.name == "dns.query")
+    })
+    .unwrap();
+    // Only the query the new rule picks; not www, before or after.
+    let names: Vec<_> = collector
+        .spans()
+        .iter()
+        .filter(|s| s.name == "dns.query")
+        .filter_map(|s| s.attribute("dns.question.name").map(str::to_owned))
+        .collect();
+    assert_eq!(names, ["mail.example.com."]);
+}

@@ -1,0 +1,28 @@
+//! The listener's control endpoint (`listener.control`): its status, and the spans
+//! of traced queries it keeps, for `sextantctl`. It serves no zones and no cache, so
+//! the other actions answer with where to go instead.
+
+use std::time::Instant;
+
+use sextant_rpc::{ControlHandler, DaemonStatus, ZoneStatus};
+
+#[derive(Debug)]
+pub(crate) struct Control {
+    pub(crate) started: Instant,
+}
+
+impl ControlHandler for Control {
+    fn status(&self) -> DaemonStatus {
+        DaemonStatus {
+            daemon: "sextant-listener".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_seconds: self.started.elapsed().as_secs(),
+            zones: Vec::new(),
+            cache: None,
+        }
+    }
+
+    async fn reload(&self, _zone: Option<String>) -> Result<Vec<ZoneStatus>, String> {
+        Err("the listener serves no zones; reload them at the authority, and send SIGHUP to the listener to re-read its own settings".into())
+    }
+}
