@@ -155,6 +155,7 @@ impl ControlHandler for Control {
             uptime_seconds: self.started.elapsed().as_secs(),
             zones: self.zone_statuses(&self.authority.catalog()),
             cache: None,
+            backends: Vec::new(),
         }
     }
 

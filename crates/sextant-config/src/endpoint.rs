@@ -56,6 +56,44 @@ impl fmt::Display for Endpoint {
     }
 }
 
+/// A key holding one endpoint or a list of them (`authority = "unix:/a.sock"` or
+/// `authority = ["tcp:198.18.0.2:7001", "tcp:198.18.0.3:7001"]`).
+pub(crate) fn one_or_many<'de, D>(deserializer: D) -> Result<Vec<Endpoint>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct OneOrMany;
+
+    impl<'de> serde::de::Visitor<'de> for OneOrMany {
+        type Value = Vec<Endpoint>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(
+                "an endpoint (\"unix:/path.sock\" or \"tcp:ADDRESS:PORT\") or a list of them",
+            )
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            text.parse()
+                .map(|endpoint| vec![endpoint])
+                .map_err(E::custom)
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut endpoints = Vec::new();
+            while let Some(text) = seq.next_element::<String>()? {
+                endpoints.push(text.parse().map_err(serde::de::Error::custom)?);
+            }
+            Ok(endpoints)
+        }
+    }
+
+    deserializer.deserialize_any(OneOrMany)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

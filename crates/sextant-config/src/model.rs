@@ -193,17 +193,20 @@ pub struct ListenerConfig {
     /// Addresses served over both UDP and TCP, e.g. `["127.0.0.1:53", "[::1]:53"]`.
     /// Port 0 picks a free port (the same for UDP and TCP), reported in the ready file.
     pub listen: Vec<SocketAddr>,
-    /// The authority's gRPC endpoint. Default: `authority.grpc` from the same file.
-    #[serde(default)]
-    pub authority: Option<Endpoint>,
+    /// The authorities' gRPC endpoints: one, or a list whose members serve the same
+    /// zones (queries spread over the healthy ones, retried on another when one
+    /// fails). Default: `authority.grpc` from the same file.
+    #[serde(default, deserialize_with = "crate::endpoint::one_or_many")]
+    pub authority: Vec<Endpoint>,
     /// Where NOTIFY messages go. Default: `transfer.grpc` from the same file; without
     /// either, NOTIFY is answered NOTIMP.
     #[serde(default)]
     pub transfer: Option<Endpoint>,
-    /// The resolver's gRPC endpoint. Default: `resolver.grpc` from the same file;
-    /// without either, recursive queries outside our zones are REFUSED.
-    #[serde(default)]
-    pub resolver: Option<Endpoint>,
+    /// The resolvers' gRPC endpoints, one or a list (as `authority`). Default:
+    /// `resolver.grpc` from the same file; without either, recursive queries outside
+    /// our zones are REFUSED.
+    #[serde(default, deserialize_with = "crate::endpoint::one_or_many")]
+    pub resolver: Vec<Endpoint>,
     /// Where the listener serves `sextantctl` (its status, the spans of a traced
     /// query), e.g. `"unix:/run/sextant/listener.sock"`. Default: off.
     #[serde(default)]

@@ -60,14 +60,11 @@ impl Section for ListenerConfig {
         if let Some(dnstap) = &mut self.dnstap {
             dnstap.resolve_paths(base);
         }
-        for endpoint in [
-            &mut self.authority,
-            &mut self.transfer,
-            &mut self.resolver,
-            &mut self.control,
-        ]
-        .into_iter()
-        .flatten()
+        for endpoint in [&mut self.transfer, &mut self.control]
+            .into_iter()
+            .flatten()
+            .chain(&mut self.authority)
+            .chain(&mut self.resolver)
         {
             absolute_endpoint(base, endpoint);
         }

@@ -166,12 +166,17 @@ impl Config {
         }
     }
 
-    /// The listener's resolver endpoint: explicit, or the resolver section's own.
+    /// The listener's (first) resolver endpoint: explicit, or the resolver section's own.
     pub fn resolver_endpoint(&self) -> Option<&Endpoint> {
-        self.listener
-            .as_ref()
-            .and_then(|l| l.resolver.as_ref())
-            .or(self.resolver.as_ref().map(|r| &r.grpc))
+        self.resolver_endpoints().first().copied()
+    }
+
+    /// Every resolver the listener spreads recursive queries over.
+    pub fn resolver_endpoints(&self) -> Vec<&Endpoint> {
+        match self.listener.as_ref().map(|l| &l.resolver) {
+            Some(list) if !list.is_empty() => list.iter().collect(),
+            _ => self.resolver.iter().map(|r| &r.grpc).collect(),
+        }
     }
 
     /// The transfer daemon's endpoint as the listener reaches it (for NOTIFY).
@@ -190,12 +195,17 @@ impl Config {
             .or(self.transfer.as_ref().map(|t| &t.grpc))
     }
 
-    /// The listener's authority endpoint: explicit, or the authority section's own.
+    /// The listener's (first) authority endpoint: explicit, or the authority section's own.
     pub fn authority_endpoint(&self) -> Option<&Endpoint> {
-        self.listener
-            .as_ref()
-            .and_then(|l| l.authority.as_ref())
-            .or(self.authority.as_ref().map(|a| &a.grpc))
+        self.authority_endpoints().first().copied()
+    }
+
+    /// Every authority the listener spreads queries for its zones over.
+    pub fn authority_endpoints(&self) -> Vec<&Endpoint> {
+        match self.listener.as_ref().map(|l| &l.authority) {
+            Some(list) if !list.is_empty() => list.iter().collect(),
+            _ => self.authority.iter().map(|a| &a.grpc).collect(),
+        }
     }
 }
 
@@ -361,6 +371,20 @@ impl ListenerConfig {
                     "listener.listen",
                     format!("{addr} is listed twice; remove the duplicate"),
                 );
+            }
+        }
+        for (key, list) in [
+            ("listener.authority", &self.authority),
+            ("listener.resolver", &self.resolver),
+        ] {
+            let mut seen = HashSet::new();
+            for endpoint in list {
+                if !seen.insert(endpoint) {
+                    problems.add(
+                        key,
+                        format!("{endpoint} is listed twice; remove the duplicate"),
+                    );
+                }
             }
         }
         if self.rrl.ipv4_prefix_length > 32 || self.rrl.ipv6_prefix_length > 128 {

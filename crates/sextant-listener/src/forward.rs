@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use sextant_rpc::{Answer, Query, QueryClient, RpcError, Transport};
+use sextant_rpc::{Answer, Query, QueryPool, RpcError, Transport};
 use sextant_wire::{ExtendedError, Rcode, rcode_answer};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -205,7 +205,7 @@ impl Frontend {
         Bytes::from(answer)
     }
 
-    fn backend_client(&self, backend: Backend) -> Option<&QueryClient> {
+    fn backend_client(&self, backend: Backend) -> Option<&QueryPool> {
         match backend {
             Backend::Authority => self.authority.as_ref(),
             Backend::Resolver => self.resolver.as_ref(),

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use sextant_rpc::{QueryClient, Transport};
+use sextant_rpc::{QueryPool, Transport};
 use sextant_wire::consts::*;
 use sextant_wire::{
     BadQuery, ExtendedError, Header, QueryView, Rcode, opcode, write_error_response,
@@ -64,14 +64,14 @@ pub(crate) struct Frontend {
     /// The zone set: which questions are the authority's.
     pub router: Arc<Router>,
     /// `None` in a resolver-only setup.
-    pub authority: Option<QueryClient>,
+    pub authority: Option<QueryPool>,
     /// `None` when no resolver is configured: recursive queries are REFUSED.
-    pub resolver: Option<QueryClient>,
+    pub resolver: Option<QueryPool>,
     /// Follows the resolver's cache generation (bumped by flushes), so that its
     /// answers leave the packet cache when its own cache is flushed.
     pub resolver_generation: Option<Arc<crate::route::Generation>>,
     /// The transfer daemon, when one is configured (NOTIFY).
-    pub transfer: Option<QueryClient>,
+    pub transfer: Option<QueryPool>,
     /// Largest UDP response we send, bytes.
     pub udp_payload_size: u16,
     /// `None` when disabled in the configuration.

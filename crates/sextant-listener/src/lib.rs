@@ -33,7 +33,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use sextant_config::{Config, ListenerConfig};
 use sextant_daemon::Daemon;
-use sextant_rpc::{CacheGenerationWatcher, QueryClient, QueryClientOptions, ZoneWatcher};
+use sextant_rpc::{CacheGenerationWatcher, QueryClientOptions, QueryPool, ZoneWatcher};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -149,9 +149,9 @@ async fn start(
     section: ListenerConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<ListenerDaemon> {
-    let authority_endpoint = config.authority_endpoint().cloned();
-    let resolver_endpoint = config.resolver_endpoint().cloned();
-    if authority_endpoint.is_none() && resolver_endpoint.is_none() {
+    let authority_endpoints: Vec<_> = config.authority_endpoints().into_iter().cloned().collect();
+    let resolver_endpoints: Vec<_> = config.resolver_endpoints().into_iter().cloned().collect();
+    if authority_endpoints.is_empty() && resolver_endpoints.is_empty() {
         anyhow::bail!("the listener has no backend; set listener.authority or listener.resolver");
     }
     // Bind first: a port conflict must stop start-up before anything else happens.
@@ -195,42 +195,43 @@ async fn start(
     // The lanes to the backends outlive the front end's sockets by the drain in
     // `stop`: queries already forwarded at SIGTERM get their real answers, not SERVFAIL.
     let lanes_shutdown = CancellationToken::new();
-    let client = |endpoint: &Option<sextant_rpc::Endpoint>, lanes, timeout| {
-        endpoint.as_ref().map(|endpoint| {
-            QueryClient::start(
-                endpoint.clone(),
-                &QueryClientOptions { lanes, timeout },
-                lanes_shutdown.clone(),
-            )
-        })
+    let pool = |endpoints: &[sextant_rpc::Endpoint], lanes, timeout| {
+        QueryPool::start(
+            endpoints,
+            &QueryClientOptions { lanes, timeout },
+            lanes_shutdown.clone(),
+        )
     };
-    let authority = client(
-        &authority_endpoint,
+    let authority = pool(
+        &authority_endpoints,
         section.backend_lanes,
         section.backend_timeout,
     );
-    let resolver = client(
-        &resolver_endpoint,
+    let resolver = pool(
+        &resolver_endpoints,
         section.backend_lanes,
         section.resolver_timeout,
     );
-    let transfer = client(
-        &config.listener_transfer_endpoint().cloned(),
+    let transfer = pool(
+        &config
+            .listener_transfer_endpoint()
+            .cloned()
+            .into_iter()
+            .collect::<Vec<_>>(),
         1,
         section.backend_timeout,
     );
-    let (router, zone_sets) = match &authority_endpoint {
-        Some(endpoint) => {
-            let router = Arc::new(Router::default());
-            let zone_sets = ZoneWatcher::start(endpoint.clone(), shutdown.clone());
-            router.follow(zone_sets.clone(), shutdown.clone());
-            (router, Some(zone_sets))
-        }
-        None => (Arc::new(Router::without_zones()), None),
+    let (router, zone_sets) = if authority_endpoints.is_empty() {
+        (Arc::new(Router::without_zones()), None)
+    } else {
+        let router = Arc::new(Router::default());
+        let zone_sets = ZoneWatcher::start(authority_endpoints.clone(), shutdown.clone());
+        router.follow(zone_sets.clone(), shutdown.clone());
+        (router, Some(zone_sets))
     };
-    let resolver_generation = resolver_endpoint.as_ref().map(|endpoint| {
+    let resolver_generation = (!resolver_endpoints.is_empty()).then(|| {
         route::Generation::follow(
-            CacheGenerationWatcher::start(endpoint.clone(), shutdown.clone()),
+            CacheGenerationWatcher::start(resolver_endpoints.clone(), shutdown.clone()),
             shutdown.clone(),
         )
     });
@@ -275,8 +276,17 @@ async fn start(
     let mut tasks = tokio::task::JoinSet::new();
     let control = control.map(|server| {
         let endpoint = server.local_endpoint().clone();
+        let pools = [
+            ("authority", &frontend.authority),
+            ("resolver", &frontend.resolver),
+            ("transfer", &frontend.transfer),
+        ];
         let handler = Arc::new(control::Control {
             started: std::time::Instant::now(),
+            pools: pools
+                .into_iter()
+                .filter_map(|(role, pool)| Some((role, pool.clone()?)))
+                .collect(),
         });
         let services = sextant_rpc::Services::new().with_control(handler);
         let stop = shutdown.clone();
@@ -296,13 +306,13 @@ async fn start(
             // A lane of its own to each backend, on the worker's runtime: a forwarded
             // query and its answer never leave the worker's thread.
             let own_lanes = || {
-                let lane = |client: &Option<QueryClient>| {
-                    client.as_ref().map(|client| {
-                        QueryClient::start(
-                            client.endpoint().clone(),
+                let lane = |pool: &Option<QueryPool>| {
+                    pool.as_ref().and_then(|pool| {
+                        QueryPool::start(
+                            &pool.endpoints(),
                             &QueryClientOptions {
                                 lanes: 1,
-                                timeout: client.timeout(),
+                                timeout: pool.timeout(),
                             },
                             lanes_shutdown.clone(),
                         )
@@ -388,13 +398,13 @@ async fn start(
         .await
         .is_err()
     {
-        tracing::warn!(authority = ?authority_endpoint, resolver = ?resolver_endpoint, "a backend is not reachable yet; answering SERVFAIL for its queries until it is");
+        tracing::warn!(authority = ?authority_endpoints, resolver = ?resolver_endpoints, "a backend is not reachable yet; answering SERVFAIL for its queries until it is");
     }
     tracing::info!(
         listen = ?addresses,
         encrypted = ?encrypted,
-        authority = ?authority_endpoint.as_ref().map(ToString::to_string),
-        resolver = ?resolver_endpoint.as_ref().map(ToString::to_string),
+        authority = ?authority_endpoints.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        resolver = ?resolver_endpoints.iter().map(ToString::to_string).collect::<Vec<_>>(),
         zones = router.zone_count(),
         udp_workers = workers,
         packet_cache_bytes = section.packet_cache_bytes,
@@ -478,8 +488,8 @@ fn reload(
         || section.control != running.control
         || section.tcp_max_connections != running.tcp_max_connections
         || section.packet_cache_bytes != running.packet_cache_bytes
-        || new.authority_endpoint() != config.authority_endpoint()
-        || new.resolver_endpoint() != config.resolver_endpoint();
+        || new.authority_endpoints() != config.authority_endpoints()
+        || new.resolver_endpoints() != config.resolver_endpoints();
     if needs_restart {
         tracing::warn!(
             "SIGHUP: listen addresses (also DoT and DoH), the control endpoint, backends, tcp_max_connections and packet_cache_bytes change only with a restart"

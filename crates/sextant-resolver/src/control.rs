@@ -35,6 +35,7 @@ impl ControlHandler for Control {
                 hits: resolver.hits.load(Ordering::Relaxed),
                 misses: resolver.misses.load(Ordering::Relaxed),
             }),
+            backends: Vec::new(),
         }
     }
 

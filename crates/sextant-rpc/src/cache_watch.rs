@@ -91,15 +91,49 @@ impl pb::cache_server::Cache for CacheService {
 pub struct CacheGenerationWatcher;
 
 impl CacheGenerationWatcher {
-    /// Starts following `endpoint`'s cache generation until `shutdown`.
-    pub fn start(endpoint: Endpoint, shutdown: CancellationToken) -> watch::Receiver<Option<u64>> {
-        crate::watch::keep_following(
-            endpoint,
-            shutdown,
-            "cache generation",
-            open_watch,
-            |message: pb::CacheGeneration| message.generation,
-        )
+    /// Starts following the cache generation of each of `endpoints` until
+    /// `shutdown`. With several resolvers the value changes when any of theirs does
+    /// (a flush of one resolver's cache must drop the answers it gave too).
+    pub fn start(
+        endpoints: Vec<Endpoint>,
+        shutdown: CancellationToken,
+    ) -> watch::Receiver<Option<u64>> {
+        let follow = |endpoint: Endpoint| {
+            crate::watch::keep_following(
+                vec![endpoint],
+                shutdown.clone(),
+                "cache generation",
+                open_watch,
+                |message: pb::CacheGeneration| message.generation,
+            )
+        };
+        if endpoints.len() == 1 {
+            return follow(endpoints[0].clone());
+        }
+        let mut each: Vec<_> = endpoints.into_iter().map(follow).collect();
+        let (sender, receiver) = watch::channel(None);
+        tokio::spawn(async move {
+            loop {
+                let values: Vec<Option<u64>> =
+                    each.iter_mut().map(|r| *r.borrow_and_update()).collect();
+                if values.iter().any(Option::is_some) {
+                    let combined = values.iter().fold(0u64, |acc, value| {
+                        acc.rotate_left(17) ^ value.unwrap_or(0).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                    });
+                    sender.send_replace(Some(combined));
+                }
+                let changes = each.iter_mut().map(|r| Box::pin(r.changed()));
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    (changed, _, _) = futures_util::future::select_all(changes) => {
+                        if changed.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        receiver
     }
 }
 

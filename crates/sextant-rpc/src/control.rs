@@ -93,6 +93,21 @@ pub struct DaemonStatus {
     pub zones: Vec<ZoneStatus>,
     /// Daemons with a cache (the resolver).
     pub cache: Option<CacheStatus>,
+    /// The listener: each backend it sends queries to.
+    pub backends: Vec<BackendStatus>,
+}
+
+/// One backend of the listener, in its status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendStatus {
+    /// `authority`, `resolver` or `transfer`.
+    pub role: String,
+    /// Its endpoint.
+    pub endpoint: String,
+    /// A query stream to it is up.
+    pub connected: bool,
+    /// Its health is SERVING.
+    pub serving: bool,
 }
 
 /// The resolver's cache, in a status.
@@ -276,6 +291,16 @@ impl<H: ControlHandler> pb::control_server::Control for ControlService<H> {
                 hits: c.hits,
                 misses: c.misses,
             }),
+            backends: status
+                .backends
+                .into_iter()
+                .map(|b| pb::BackendStatus {
+                    role: b.role,
+                    endpoint: b.endpoint,
+                    connected: b.connected,
+                    serving: b.serving,
+                })
+                .collect(),
         }))
     }
 
@@ -439,6 +464,16 @@ impl ControlClient {
                 hits: c.hits,
                 misses: c.misses,
             }),
+            backends: reply
+                .backends
+                .into_iter()
+                .map(|b| BackendStatus {
+                    role: b.role,
+                    endpoint: b.endpoint,
+                    connected: b.connected,
+                    serving: b.serving,
+                })
+                .collect(),
         })
     }
 

@@ -4,6 +4,12 @@
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
 use crate::endpoint::Dial;
 use crate::{Endpoint, RpcError};
 
@@ -35,4 +41,43 @@ pub async fn check_health(endpoint: &Endpoint, service: &str) -> Result<HealthSt
         ServingStatus::NotServing => HealthState::NotServing,
         _ => HealthState::Unknown,
     })
+}
+
+/// Asks `endpoint` for its health every `every` until `shutdown`, over one channel
+/// (reconnected when it fails), and keeps whether it answered SERVING in `serving`.
+/// A check that fails counts as not serving.
+pub(crate) async fn follow_health(
+    endpoint: Endpoint,
+    serving: Arc<AtomicBool>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut client = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        if client.is_none() {
+            client = endpoint.connect().await.ok().map(HealthClient::new);
+        }
+        let Some(health) = client.as_mut() else {
+            serving.store(false, Ordering::Relaxed);
+            continue;
+        };
+        let request = HealthCheckRequest {
+            service: String::new(),
+        };
+        let answer = tokio::time::timeout(every, health.check(request)).await;
+        let status = match answer {
+            Ok(Ok(response)) => Some(response.into_inner().status()),
+            _ => None,
+        };
+        serving.store(status == Some(ServingStatus::Serving), Ordering::Relaxed);
+        if status.is_none() {
+            client = None;
+        }
+    }
 }

@@ -10,6 +10,7 @@ mod endpoint;
 mod error;
 mod health;
 mod query_client;
+mod query_pool;
 mod query_server;
 mod secondary;
 mod server;
@@ -33,12 +34,13 @@ mod pb {
 
 pub use cache_watch::{CacheGenerationWatcher, CacheGenerations};
 pub use control::{
-    CacheStatus, ControlClient, ControlHandler, DaemonStatus, Flush, NotifyOutcome, NtaAction,
-    SigningKey, ZoneSigning, ZoneStatus,
+    BackendStatus, CacheStatus, ControlClient, ControlHandler, DaemonStatus, Flush, NotifyOutcome,
+    NtaAction, SigningKey, ZoneSigning, ZoneStatus,
 };
 pub use error::RpcError;
 pub use health::{HealthState, check_health};
 pub use query_client::{Completion, QueryClient, QueryClientOptions};
+pub use query_pool::{BackendHealth, HEALTH_EVERY, QueryPool};
 pub use query_server::{QueryHandler, QueryService};
 pub use secondary::{
     KnownVersion, KnownVersions, RecordChunk, VersionEvent, VersionNotifier, VersionSource,

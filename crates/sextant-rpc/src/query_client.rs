@@ -182,6 +182,17 @@ impl QueryClient {
 
     /// Sends one query and waits for its answer, at most the configured timeout.
     pub async fn query(&self, query: Query) -> Result<Answer, RpcError> {
+        let deadline = tokio::time::Instant::now() + self.inner.timeout;
+        self.query_until(query, deadline).await
+    }
+
+    /// [`QueryClient::query`] with a deadline of the caller's (a retry's is what is
+    /// left of the first attempt's).
+    pub async fn query_until(
+        &self,
+        query: Query,
+        deadline: tokio::time::Instant,
+    ) -> Result<Answer, RpcError> {
         let inner = &self.inner;
         let unavailable = || RpcError::Unavailable {
             endpoint: inner.endpoint.clone(),
@@ -206,7 +217,7 @@ impl QueryClient {
             sender.send(request).await.map_err(|_| unavailable())?;
             answer_rx.await.map_err(|_| unavailable())
         };
-        match tokio::time::timeout(inner.timeout, exchange).await {
+        match tokio::time::timeout_at(deadline, exchange).await {
             Ok(result) => result,
             Err(_) => Err(RpcError::Timeout {
                 endpoint: inner.endpoint.clone(),
@@ -220,6 +231,12 @@ impl QueryClient {
     /// or its queue is full. For the UDP path, where a task per query was the largest
     /// cost after the system calls.
     pub fn submit(&self, query: Query, done: Completion) {
+        let deadline = tokio::time::Instant::now() + self.inner.timeout;
+        self.submit_until(query, deadline, done);
+    }
+
+    /// [`QueryClient::submit`] with a deadline of the caller's.
+    pub fn submit_until(&self, query: Query, deadline: tokio::time::Instant, done: Completion) {
         let inner = &self.inner;
         let unavailable = || RpcError::Unavailable {
             endpoint: inner.endpoint.clone(),
@@ -231,13 +248,9 @@ impl QueryClient {
             return done(Err(unavailable()));
         };
         let request_id = lane.next_id.fetch_add(1, Ordering::Relaxed);
-        lane.pending.lock().insert(
-            request_id,
-            Waiter::Callback {
-                done,
-                deadline: tokio::time::Instant::now() + inner.timeout,
-            },
-        );
+        lane.pending
+            .lock()
+            .insert(request_id, Waiter::Callback { done, deadline });
         if sender.try_send(request(query, request_id)).is_err() {
             // A full queue (the backend is far behind) or a lane that just broke.
             let waiter = lane.pending.lock().remove(&request_id);

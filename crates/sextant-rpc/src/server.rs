@@ -186,10 +186,15 @@ impl GrpcServer {
             health,
             streams,
         } = services;
-        // Graceful shutdown waits for open streams; end ours when shutdown begins.
+        // Graceful shutdown waits for open streams; end ours when shutdown begins,
+        // saying NOT_SERVING first so that listeners send new queries elsewhere.
         let stop_streams = shutdown.clone();
+        let stopping = health.clone();
         tokio::spawn(async move {
             stop_streams.cancelled().await;
+            stopping
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
             streams.cancel();
         });
         health

@@ -13,11 +13,12 @@ use crate::{Endpoint, RpcError};
 const RETRY_MIN: Duration = Duration::from_millis(50);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
-/// Opens the watch stream of `endpoint` again and again until `shutdown`; every
+/// Opens the watch stream of `endpoints[0]` again and again until `shutdown`; every
 /// message becomes the receiver's value through `convert`. The value is `None` until
-/// the first message arrives.
+/// the first message arrives. After an interruption the next endpoint of the list is
+/// followed (several backends of one role publish the same thing).
 pub(crate) fn keep_following<M, T, Open, Opened>(
-    endpoint: Endpoint,
+    endpoints: Vec<Endpoint>,
     shutdown: CancellationToken,
     what: &'static str,
     open: Open,
@@ -32,7 +33,7 @@ where
     let (sender, receiver) = watch::channel(None);
     tokio::spawn(async move {
         let mut backoff = RETRY_MIN;
-        loop {
+        for endpoint in endpoints.iter().cycle() {
             let follow = async {
                 let mut stream = open(endpoint.clone()).await?;
                 backoff = RETRY_MIN;

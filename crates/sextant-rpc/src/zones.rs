@@ -108,12 +108,13 @@ impl pb::zones_server::Zones for ZonesService {
 pub struct ZoneWatcher;
 
 impl ZoneWatcher {
-    /// Starts following `endpoint`'s zone set until `shutdown`.
+    /// Starts following the zone set of the first of `endpoints` (authorities
+    /// serving the same zones) until `shutdown`, the next one while it is away.
     pub fn start(
-        endpoint: Endpoint,
+        endpoints: Vec<Endpoint>,
         shutdown: CancellationToken,
     ) -> watch::Receiver<Option<ZoneSet>> {
-        crate::watch::keep_following(endpoint, shutdown, "zone set", open_watch, |set| ZoneSet {
+        crate::watch::keep_following(endpoints, shutdown, "zone set", open_watch, |set| ZoneSet {
             generation: set.generation,
             zones: set.zones,
         })

@@ -162,7 +162,7 @@ async fn zone_sets_and_health_reach_clients_over_tcp() {
         HealthState::Serving
     );
 
-    let mut sets = ZoneWatcher::start(endpoint, shutdown.clone());
+    let mut sets = ZoneWatcher::start(vec![endpoint], shutdown.clone());
     let first = tokio::time::timeout(Duration::from_secs(10), sets.wait_for(Option::is_some))
         .await
         .unwrap()
@@ -287,5 +287,106 @@ async fn a_unary_call_gets_the_answer_a_lane_gets() {
     for (i, call) in (0..20u8).zip(calls) {
         assert_eq!(parts(call.await.unwrap()).0[0], i % 3);
     }
+    shutdown.cancel();
+}
+
+/// Echo that counts the queries it answers.
+struct Counted(Arc<std::sync::atomic::AtomicUsize>);
+
+impl QueryHandler for Counted {
+    async fn handle(&self, query: Query) -> Answer {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Echo.handle(query).await
+    }
+
+    fn transfer(&self, query: Query) -> tokio::sync::mpsc::Receiver<Bytes> {
+        Echo.transfer(query)
+    }
+}
+
+/// A counting echo backend on `path`; stops at `shutdown`.
+async fn serve_counted(
+    path: std::path::PathBuf,
+    shutdown: &CancellationToken,
+) -> (Endpoint, Arc<std::sync::atomic::AtomicUsize>) {
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let server = GrpcServer::bind(&Endpoint::Unix(path)).await.unwrap();
+    let bound = server.local_endpoint().clone();
+    let services = Services::new().with_query(Arc::new(Counted(hits.clone())));
+    tokio::spawn(server.serve(services, shutdown.clone()));
+    (bound, hits)
+}
+
+#[tokio::test]
+async fn a_pool_spreads_queries_and_a_backend_stopping_under_them_costs_no_answer() {
+    use sextant_rpc::QueryPool;
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let (a_down, b_down) = (CancellationToken::new(), CancellationToken::new());
+    let (a, a_hits) = serve_counted(dir.path().join("a.sock"), &a_down).await;
+    let (b, b_hits) = serve_counted(dir.path().join("b.sock"), &b_down).await;
+    let shutdown = CancellationToken::new();
+    let options = QueryClientOptions {
+        lanes: 2,
+        timeout: Duration::from_secs(5),
+    };
+    let pool = QueryPool::start(&[a.clone(), b.clone()], &options, shutdown.clone()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !pool.health().iter().all(|h| h.connected) {
+        assert!(Instant::now() < deadline, "the pool never connected");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Spread: both backends answer some of 40 quick queries.
+    for n in 0..40u8 {
+        assert_eq!(parts(pool.query(query(0)).await.unwrap()).0[0], 0, "{n}");
+    }
+    assert!(a_hits.load(Ordering::Relaxed) >= 10, "{a_hits:?}");
+    assert!(b_hits.load(Ordering::Relaxed) >= 10, "{b_hits:?}");
+
+    // 200 queries in flight (each takes 50 ms at the backend), half of them with A;
+    // A stops under them. Every one still gets its answer, from B.
+    let a_before = a_hits.load(Ordering::Relaxed);
+    let (results, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    let mut tasks = Vec::new();
+    for n in 0..200usize {
+        let results = results.clone();
+        if n % 2 == 0 {
+            pool.submit(
+                query(5),
+                Box::new(move |outcome| {
+                    let _ = results.send(outcome.map(parts).map(|p| p.0[0]));
+                }),
+            );
+        } else {
+            let pool = pool.clone();
+            tasks.push(tokio::spawn(async move {
+                let _ = results.send(pool.query(query(5)).await.map(parts).map(|p| p.0[0]));
+            }));
+        }
+    }
+    drop(results);
+    // Stopped once A has most of its share in hand (each takes 50 ms to answer).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while a_hits.load(Ordering::Relaxed) < a_before + 50 {
+        assert!(Instant::now() < deadline, "A never got its share");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    a_down.cancel();
+    let mut answered = 0;
+    while let Some(outcome) = answers.recv().await {
+        assert_eq!(outcome.unwrap(), 5);
+        answered += 1;
+    }
+    assert_eq!(answered, 200);
+    // A is seen as gone; new queries go to B at once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pool.health()[0].connected {
+        assert!(Instant::now() < deadline, "A never seen as gone");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let before = b_hits.load(Ordering::Relaxed);
+    assert_eq!(parts(pool.query(query(0)).await.unwrap()).0[0], 0);
+    assert_eq!(b_hits.load(Ordering::Relaxed), before + 1);
+    b_down.cancel();
     shutdown.cancel();
 }

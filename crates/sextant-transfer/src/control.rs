@@ -51,6 +51,7 @@ impl ControlHandler for Zones {
             uptime_seconds: self.started.elapsed().as_secs(),
             zones: self.zone_statuses(),
             cache: None,
+            backends: Vec::new(),
         }
     }
 

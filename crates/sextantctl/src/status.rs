@@ -22,7 +22,12 @@ fn load(config: &Path) -> Result<Config, Outcome> {
 /// The controllable daemons the configuration names, with their endpoints.
 pub(crate) fn daemons(config: &Config) -> Vec<(&'static str, Endpoint)> {
     let mut daemons = Vec::new();
-    if let Some(endpoint) = config.authority_endpoint() {
+    if let Some(endpoint) = config
+        .authority
+        .as_ref()
+        .map(|a| &a.grpc)
+        .or(config.authority_endpoint())
+    {
         daemons.push(("sextant-authority", endpoint.clone()));
     }
     if let Some(endpoint) = config.secondaries_endpoint() {
@@ -35,6 +40,9 @@ pub(crate) fn daemons(config: &Config) -> Vec<(&'static str, Endpoint)> {
         .or(config.resolver_endpoint())
     {
         daemons.push(("sextant-resolver", endpoint.clone()));
+    }
+    if let Some(endpoint) = config.listener.as_ref().and_then(|l| l.control.as_ref()) {
+        daemons.push(("sextant-listener", endpoint.clone()));
     }
     daemons
 }
@@ -91,6 +99,9 @@ pub(crate) async fn status(config: &Path, json: bool) -> Outcome {
                     "cache": s.cache.map(|c| serde_json::json!({
                         "entries": c.entries, "bytes": c.bytes, "hits": c.hits, "misses": c.misses,
                     })),
+                    "backends": s.backends.iter().map(|b| serde_json::json!({
+                        "role": b.role, "endpoint": b.endpoint, "connected": b.connected, "serving": b.serving,
+                    })).collect::<Vec<_>>(),
                 }),
                 Err(error) => serde_json::json!({
                     "daemon": daemon, "endpoint": endpoint.to_string(), "reachable": false, "error": error,
@@ -122,8 +133,8 @@ pub(crate) async fn status(config: &Path, json: bool) -> Outcome {
     }
 }
 
-/// The listener has no control service: it is up when it answers DNS. Any answer to
-/// our ID counts (REFUSED included); only silence or an ICMP error is "down".
+/// Whether the listener answers DNS (whether or not it has a control endpoint). Any
+/// answer to our ID counts (REFUSED included); only silence or an ICMP error is "down".
 async fn probe_listener(address: SocketAddr) -> Result<Duration, String> {
     let id: u16 = std::process::id() as u16;
     let mut query = Message::new(id, MessageType::Query, OpCode::Query);
@@ -212,7 +223,24 @@ fn print_tables(
             );
             continue;
         }
-        if *daemon == "sextant-transfer" {
+        if *daemon == "sextant-listener" {
+            say!(
+                "{:<10} {:<44} {:>10} {:>8}",
+                "BACKEND",
+                "ENDPOINT",
+                "CONNECTED",
+                "HEALTH"
+            );
+            for b in &status.backends {
+                say!(
+                    "{:<10} {:<44} {:>10} {:>8}",
+                    b.role,
+                    b.endpoint,
+                    if b.connected { "yes" } else { "no" },
+                    if b.serving { "serving" } else { "not" }
+                );
+            }
+        } else if *daemon == "sextant-transfer" {
             say!(
                 "{:<28} {:>11} {:>9} {:>9} {:>9} {:>8}  SOURCE / LAST FAILURE",
                 "SECONDARY ZONE",

@@ -175,11 +175,8 @@ fn trace_id(answer: &Message) -> Option<[u8; 16]> {
 
 /// Every daemon's spans of the trace, and why some daemon could not be asked.
 async fn collect(config: &Config, trace_id: [u8; 16]) -> (Vec<SpanRecord>, Vec<String>) {
-    let mut daemons = crate::status::daemons(config);
+    let daemons = crate::status::daemons(config);
     let listener = config.listener.as_ref().and_then(|l| l.control.clone());
-    if let Some(endpoint) = &listener {
-        daemons.push(("sextant-listener", endpoint.clone()));
-    }
     let mut clients = Vec::new();
     let mut problems = Vec::new();
     for (daemon, endpoint) in daemons {

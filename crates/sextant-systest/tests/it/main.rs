@@ -4,6 +4,7 @@
 mod acl;
 mod answer_defects;
 mod backend_down;
+mod backend_pool;
 mod bind_errors;
 mod config_errors;
 mod control;

@@ -1,0 +1,182 @@
+//! Several authorities behind one listener (`listener.authority` as a list): queries
+//! are spread over them, and one stopping (SIGTERM) or dying (SIGKILL) under a steady
+//! stream of queries costs no answer: each query in flight with it is asked again of
+//! the other.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{RData, RecordType};
+use sextant_systest::{Daemon, Lab, eventually, query_udp};
+
+use crate::EXAMPLE_ZONE;
+
+/// Clients asking in a loop until stopped; every answer that is not the zone's
+/// address (or no answer at all) is kept as a failure.
+struct Load {
+    stop: Arc<AtomicBool>,
+    answered: Arc<AtomicUsize>,
+    threads: Vec<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Load {
+    fn start(dns: std::net::SocketAddr, clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicUsize::new(0));
+        let threads = (0..clients)
+            .map(|_| {
+                let (stop, answered) = (stop.clone(), answered.clone());
+                std::thread::spawn(move || {
+                    let mut failures = Vec::new();
+                    // Bounded: a stuck test ends by itself.
+                    for _ in 0..200_000 {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        match query_udp(dns, "www.example.com.", RecordType::A) {
+                            Ok(answer)
+                                if answer.metadata.response_code == ResponseCode::NoError
+                                    && answer.answers.iter().any(|r| {
+                                        matches!(&r.data, RData::A(a) if a.0.to_string() == "192.0.2.80")
+                                    }) => {}
+                            Ok(answer) => failures.push(format!(
+                                "{:?}: {:?}",
+                                answer.metadata.response_code, answer.answers
+                            )),
+                            Err(error) => failures.push(error.to_string()),
+                        }
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    failures
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            answered,
+            threads,
+        }
+    }
+
+    /// Waits until `more` queries beyond now have been answered.
+    fn wait_for(&self, more: usize) {
+        let target = self.answered.load(Ordering::Relaxed) + more;
+        eventually(Duration::from_secs(30), "the load goes on", || {
+            self.answered.load(Ordering::Relaxed) >= target
+        })
+        .unwrap();
+    }
+
+    /// Stops the clients; how many queries were asked, and the failures.
+    fn finish(self) -> (usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let failures = self
+            .threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        (self.answered.load(Ordering::Relaxed), failures)
+    }
+}
+
+/// The second authority's config: the first one's, with its own socket and ready file.
+fn second_authority(lab: &Lab, config: &std::path::Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(config).unwrap().replace(
+        "grpc = \"unix:authority.sock\"\nready_file = \"authority.ready.json\"",
+        "grpc = \"unix:authority2.sock\"\nready_file = \"authority2.ready.json\"",
+    );
+    lab.write("sextant2.toml", &text).unwrap()
+}
+
+fn start_second(lab: &Lab, config: &std::path::Path) -> Daemon {
+    Daemon::start(
+        "sextant-authority",
+        config,
+        &lab.path().join("authority2.ready.json"),
+        lab.path(),
+    )
+    .unwrap()
+}
+
+/// `sextantctl status --json`'s listener backends: (endpoint, connected, serving).
+fn backends(config: &std::path::Path) -> Vec<(String, bool, bool)> {
+    let output = sextant_systest::sextantctl(config, &["status", "--json"]).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+    let daemons = json["daemons"].as_array().cloned().unwrap_or_default();
+    daemons
+        .iter()
+        .filter(|d| d["daemon"] == "sextant-listener")
+        .flat_map(|d| d["backends"].as_array().cloned().unwrap_or_default())
+        .map(|b| {
+            (
+                b["endpoint"].as_str().unwrap_or_default().to_string(),
+                b["connected"] == true,
+                b["serving"] == true,
+            )
+        })
+        .collect()
+}
+
+fn all_up(config: &std::path::Path) -> bool {
+    let backends = backends(config);
+    backends.len() == 2
+        && backends
+            .iter()
+            .all(|(_, connected, serving)| *connected && *serving)
+}
+
+#[test]
+fn an_authority_stopping_or_dying_under_load_costs_no_answer() {
+    let lab = Lab::new().unwrap();
+    // Every query reaches an authority: no packet cache to hide a failure.
+    let config = lab
+        .suite_config(
+            &[("example.com", EXAMPLE_ZONE)],
+            "authority = [\"unix:authority.sock\", \"unix:authority2.sock\"]\npacket_cache_bytes = 0\ncontrol = \"unix:listener.sock\"",
+        )
+        .unwrap();
+    let config2 = second_authority(&lab, &config);
+    let first = lab.start_authority(&config).unwrap();
+    let second = start_second(&lab, &config2);
+    let (listener, dns) = lab.start_listener(&config).unwrap();
+    eventually(Duration::from_secs(10), "both authorities up", || {
+        all_up(&config)
+    })
+    .unwrap();
+
+    let load = Load::start(dns, 4);
+    load.wait_for(500);
+    // A planned stop: SIGTERM, the authority says NOT_SERVING and ends its streams.
+    assert!(first.terminate(Duration::from_secs(10)).unwrap());
+    load.wait_for(500);
+    let status = backends(&config);
+    assert!(
+        status
+            .iter()
+            .any(|(e, connected, _)| e.ends_with("/authority.sock") && !connected),
+        "{status:?}"
+    );
+    // Back, and seen again by the listener before the other goes.
+    let first = lab.start_authority(&config).unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the first authority is back",
+        || all_up(&config),
+    )
+    .unwrap();
+    load.wait_for(500);
+    // A crash: SIGKILL, nothing said; the streams break under the queries.
+    second.kill();
+    load.wait_for(500);
+    let (asked, failures) = load.finish();
+    assert!(
+        failures.is_empty(),
+        "{} of {asked} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(asked >= 2000, "{asked}");
+    drop((first, listener));
+}
