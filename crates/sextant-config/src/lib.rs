@@ -7,6 +7,7 @@
 mod dnstap;
 mod endpoint;
 mod error;
+mod grpc;
 mod load;
 mod model;
 mod section;
@@ -17,6 +18,7 @@ mod validate;
 pub use dnstap::{DnstapConfig, DnstapMessage};
 pub use endpoint::Endpoint;
 pub use error::{ConfigError, MissingSection, Problem, required};
+pub use grpc::{GrpcConfig, GrpcTlsFiles};
 pub use load::{key_secret, load};
 pub use model::{
     AuthorityConfig, Config, CookieConfig, DNSSEC_ALGORITHMS, DnssecPolicyConfig, ForwardConfig,

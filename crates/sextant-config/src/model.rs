@@ -36,6 +36,10 @@ pub struct Config {
     /// Tracing of queries across the daemons (`[trace]`). Default: off.
     #[serde(default)]
     pub trace: Option<crate::TraceConfig>,
+    /// Mutual TLS for gRPC between hosts (`[grpc]`). Default: none (Unix sockets
+    /// and loopback TCP only).
+    #[serde(default)]
+    pub grpc: Option<crate::GrpcConfig>,
 }
 
 /// How a zone is signed (`[[dnssec_policy]]`); the defaults follow RFC 9276 and the

@@ -154,5 +154,8 @@ impl Config {
         if let Some(section) = &mut self.transfer {
             section.resolve_paths(base);
         }
+        if let Some(grpc) = &mut self.grpc {
+            grpc.resolve_paths(base);
+        }
     }
 }

@@ -68,6 +68,10 @@ impl Config {
             resolver.validate(&mut problems);
             resolver.check_query_sources(self.listener.as_ref(), &mut problems);
         }
+        if let Some(grpc) = &self.grpc {
+            grpc.validate(&mut problems);
+        }
+        self.check_plaintext(&mut problems);
         if let Some(trace) = &self.trace {
             trace.validate(&mut problems);
         }

@@ -136,6 +136,13 @@ pub async fn run<D: Daemon>(config: Config, shutdown: CancellationToken) -> anyh
     serve_metrics(section.metrics())?;
     // Before the daemon starts: its first traced query already has a tracer.
     let traces = sextant_trace::Tracing::start(config.trace.as_ref(), D::NAME)?;
+    // Before any gRPC endpoint is served or dialled.
+    let grpc_tls =
+        sextant_rpc::install_grpc_tls(config.grpc.as_ref()).map_err(anyhow::Error::msg)?;
+    if grpc_tls {
+        tracing::info!("gRPC over TCP uses mutual TLS ([grpc])");
+    }
+    let source = config.source.clone();
     let daemon = D::start(config, section.clone(), shutdown.clone()).await?;
     let mut ready = daemon.ready_info();
     ready.insert("pid".into(), std::process::id().into());
@@ -144,7 +151,12 @@ pub async fn run<D: Daemon>(config: Config, shutdown: CancellationToken) -> anyh
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = hangup.recv() => daemon.reload().await,
+            _ = hangup.recv() => {
+                if grpc_tls {
+                    reload_grpc_tls(source.as_deref());
+                }
+                daemon.reload().await;
+            }
         }
     }
     daemon.stop().await?;
@@ -152,6 +164,35 @@ pub async fn run<D: Daemon>(config: Config, shutdown: CancellationToken) -> anyh
     let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
     tracing::info!("{} stopped", D::NAME);
     Ok(())
+}
+
+/// SIGHUP: reads `[grpc]`'s certificate files again for the connections made from
+/// now on (those open keep theirs); a file that does not load changes nothing, and
+/// turning TLS on or off takes a restart (the endpoints' peers must change with it).
+fn reload_grpc_tls(source: Option<&std::path::Path>) {
+    let Some(path) = source else { return };
+    let config = match sextant_config::load(path) {
+        Ok(config) => config,
+        // The daemon's own reload reports the file's problems.
+        Err(_) => return,
+    };
+    if config
+        .grpc
+        .as_ref()
+        .and_then(sextant_config::GrpcConfig::tls)
+        .is_none()
+    {
+        tracing::warn!(
+            "SIGHUP: [grpc] no longer names TLS files; mutual TLS stays on until a restart"
+        );
+        return;
+    }
+    match sextant_rpc::install_grpc_tls(config.grpc.as_ref()) {
+        Ok(_) => tracing::info!("SIGHUP: gRPC TLS certificate, key and CA read again"),
+        Err(error) => {
+            tracing::error!(%error, "SIGHUP: the gRPC TLS files do not load; the ones in use stay")
+        }
+    }
 }
 
 /// Logging to stderr; `RUST_LOG` overrides the configured level.

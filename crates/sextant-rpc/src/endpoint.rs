@@ -27,7 +27,27 @@ impl Dial for Endpoint {
             Endpoint::Tcp(addr) => {
                 let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
                     .map_err(connect_error)?;
-                tune(endpoint).connect().await.map_err(connect_error)
+                let Some(tls) = crate::tls::current() else {
+                    return tune(endpoint).connect().await.map_err(connect_error);
+                };
+                // HTTP/2 inside TLS made here: the server's certificate must chain to
+                // our CA and name the address dialled; ours goes the other way.
+                let addr = *addr;
+                tune(endpoint)
+                    .connect_with_connector(tower::service_fn(move |_: Uri| {
+                        let client = tls.client.clone();
+                        async move {
+                            let tcp = tokio::net::TcpStream::connect(addr).await?;
+                            tcp.set_nodelay(true)?;
+                            let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+                            let stream = tokio_rustls::TlsConnector::from(client)
+                                .connect(name, tcp)
+                                .await?;
+                            Ok::<_, std::io::Error>(TokioIo::new(stream))
+                        }
+                    }))
+                    .await
+                    .map_err(connect_error)
             }
             Endpoint::Unix(path) => {
                 // The URI is required by the HTTP layer but never resolved: the

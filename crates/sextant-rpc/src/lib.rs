@@ -14,6 +14,7 @@ mod query_pool;
 mod query_server;
 mod secondary;
 mod server;
+mod tls;
 mod unary;
 mod watch;
 mod zones;
@@ -49,6 +50,7 @@ pub use secondary::{
 pub use server::{GrpcServer, Services};
 pub use sextant_config::Endpoint;
 pub use sextant_trace::SpanRecord;
+pub use tls::install_grpc_tls;
 pub use unary::UnaryQueryClient;
 pub use zones::{ZoneSet, ZoneSetPublisher, ZoneWatcher};
 

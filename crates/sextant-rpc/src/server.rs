@@ -206,18 +206,24 @@ impl GrpcServer {
             .initial_connection_window_size(16 * 1024 * 1024);
         let router = builder.add_routes(routes.routes());
         let endpoint = self.endpoint.clone();
-        let signal = shutdown.cancelled_owned();
+        let signal = shutdown.clone().cancelled_owned();
         let result = match self.incoming {
             Incoming::Unix(listener) => {
                 router
                     .serve_with_incoming_shutdown(UnixListenerStream::new(listener), signal)
                     .await
             }
-            Incoming::Tcp(listener) => {
-                router
-                    .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
-                    .await
-            }
+            Incoming::Tcp(listener) => match crate::tls::current() {
+                None => {
+                    router
+                        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+                        .await
+                }
+                Some(_) => {
+                    let incoming = tls_incoming(listener, shutdown.clone());
+                    router.serve_with_incoming_shutdown(incoming, signal).await
+                }
+            },
         };
         if let Endpoint::Unix(path) = &endpoint {
             let _ = std::fs::remove_file(path);
@@ -226,5 +232,109 @@ impl GrpcServer {
             endpoint,
             cause: source,
         })
+    }
+}
+
+/// A client has this long to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The connections of `listener` that complete a mutual TLS handshake with the
+/// settings of their moment (each handshake on a task of its own, so a slow one
+/// holds up no other); the others are logged and closed.
+fn tls_incoming(
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> tokio_stream::wrappers::ReceiverStream<Result<TlsConnection, std::io::Error>> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, peer) = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of descriptors, most likely: pause rather than spin.
+                        tracing::warn!(%error, "accepting a gRPC connection failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let Some(tls) = crate::tls::current() else {
+                continue;
+            };
+            let sender = sender.clone();
+            tokio::spawn(async move {
+                let _ = tcp.set_nodelay(true);
+                let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = sender.send(Ok(TlsConnection(stream))).await;
+                    }
+                    Ok(Err(error)) => {
+                        tracing::warn!(%peer, %error, "gRPC connection refused: its TLS handshake failed (a certificate not from our CA?)");
+                    }
+                    Err(_) => {
+                        tracing::warn!(%peer, "gRPC connection closed: no TLS handshake within 10 s");
+                    }
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(receiver)
+}
+
+/// A gRPC connection inside mutual TLS.
+struct TlsConnection(tokio_rustls::server::TlsStream<tokio::net::TcpStream>);
+
+impl tonic::transport::server::Connected for TlsConnection {
+    type ConnectInfo = ();
+
+    fn connect_info(&self) -> Self::ConnectInfo {}
+}
+
+impl tokio::io::AsyncRead for TlsConnection {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for TlsConnection {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
     }
 }

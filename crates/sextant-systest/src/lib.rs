@@ -2,6 +2,7 @@
 //! ports with a temporary directory, waits on their ready files (never on sleeps or
 //! log lines), and stops them by PID when dropped, even when a test fails.
 
+mod certs;
 mod client;
 mod daemon;
 mod dns_lab;
@@ -11,6 +12,7 @@ pub mod procstat;
 mod scrape;
 pub mod signing;
 
+pub use certs::TestCa;
 pub use client::{
     dig, exchange, extended_error, notify, query_tcp, query_udp, query_udp_raw, question_with,
     recv_within,

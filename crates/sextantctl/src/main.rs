@@ -194,6 +194,14 @@ fn main() -> ExitCode {
             action: DnssecAction::ImportBind { zone, files },
         } => dnssec::import_bind(&cli.config, &zone, &files),
         command => {
+            // The daemons' gRPC over TCP may need this host's mutual TLS; a file that
+            // does not load is reported by the command itself.
+            if let Ok(config) = sextant_config::load(&cli.config)
+                && let Err(error) = sextant_rpc::install_grpc_tls(config.grpc.as_ref())
+            {
+                eprintln!("{error}");
+                return ExitCode::from(2);
+            }
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -17,6 +17,7 @@ pub(crate) mod dnstap;
 mod encrypted;
 mod extended_errors;
 mod grpc_tcp;
+mod grpc_tls;
 mod hardening;
 mod metrics;
 mod outgoing;
