@@ -72,6 +72,11 @@ impl TestCa {
     /// A host certificate and key signed by this CA, for 127.0.0.1:
     /// `NAME-HOST.pem`, `NAME-HOST.key`.
     pub fn host(&self, host: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+        self.host_at(host, std::net::Ipv4Addr::LOCALHOST.into())
+    }
+
+    /// [`TestCa::host`] for the address `ip`.
+    pub fn host_at(&self, host: &str, ip: std::net::IpAddr) -> anyhow::Result<(PathBuf, PathBuf)> {
         let (pem, key, csr, ext) = (
             self.file(&format!("{host}.pem")),
             self.file(&format!("{host}.key")),
@@ -80,7 +85,9 @@ impl TestCa {
         );
         std::fs::write(
             &ext,
-            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1\n",
+            format!(
+                "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:{ip}\n"
+            ),
         )?;
         openssl(&[
             "req",

@@ -52,13 +52,45 @@ impl Daemon {
         log_dir: &Path,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
+        Self::spawn(
+            Command::new(binary(name)?),
+            name,
+            config,
+            ready_file,
+            log_dir,
+            env,
+        )
+    }
+
+    /// [`Daemon::start`] inside network namespace `netns` (`ip netns exec`, which
+    /// execs the daemon: the PID is the daemon's).
+    pub fn start_in_netns(
+        netns: &str,
+        name: &str,
+        config: &Path,
+        ready_file: &Path,
+        log_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", netns]).arg(binary(name)?);
+        Self::spawn(command, name, config, ready_file, log_dir, &[])
+    }
+
+    fn spawn(
+        mut command: Command,
+        name: &str,
+        config: &Path,
+        ready_file: &Path,
+        log_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let _ = std::fs::remove_file(ready_file);
         let log = log_dir.join(format!("{name}.log"));
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)?;
-        let child = Command::new(binary(name)?)
+        let child = command
             .arg("--config")
             .arg(config)
             .env("RUST_LOG", "info")

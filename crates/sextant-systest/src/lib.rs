@@ -7,6 +7,7 @@ mod client;
 mod daemon;
 mod dns_lab;
 mod fake_primary;
+mod netns;
 mod peer;
 pub mod procstat;
 mod scrape;
@@ -20,6 +21,7 @@ pub use client::{
 pub use daemon::{Daemon, binary};
 pub use dns_lab::{Behaviour, DnsLab, LabServer};
 pub use fake_primary::{FakePrimary, Fault, IxfrMode};
+pub use netns::{Host, HostNetwork, netns_unavailable};
 pub use peer::{Peer, free_port};
 pub use scrape::{metric, scrape_metrics};
 
