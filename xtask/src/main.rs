@@ -8,6 +8,7 @@ mod bench_encrypted;
 mod bench_floor;
 mod bench_load;
 mod bench_resolver;
+mod bench_restart;
 mod bench_rpc;
 mod bench_sign;
 mod bench_transfer;
@@ -99,6 +100,17 @@ enum Task {
         #[arg(long)]
         no_pin: bool,
     },
+    /// A rolling restart under a fixed dnsperf load: each daemon of a front listener,
+    /// two authorities (one a secondary) and a transfer daemon stopped and started in
+    /// turn; queries lost and SERVFAIL per step.
+    BenchRestart {
+        /// Queries per second.
+        #[arg(long, default_value_t = 20_000)]
+        rate: u32,
+        /// Seconds of load per step.
+        #[arg(long, default_value_t = 5)]
+        seconds: u32,
+    },
     /// AXFR of a large generated zone from a Knot primary into Sextant, Knot and
     /// BIND as secondaries: time until served and peak memory; then an IXFR of
     /// 1,000 changed records: time from NOTIFY until served.
@@ -171,6 +183,7 @@ fn main() -> anyhow::Result<()> {
         Task::BenchEncrypted { seconds, no_pin } => {
             bench_encrypted::bench_encrypted(seconds, !no_pin)
         }
+        Task::BenchRestart { rate, seconds } => bench_restart::bench_restart(rate, seconds),
         Task::BenchTransfer { records, only } => bench_transfer::bench_transfer(records, &only),
         Task::Bench {
             quick,

@@ -1,0 +1,232 @@
+//! `cargo xtask bench-restart`: a rolling restart under a fixed load. A front
+//! listener sends to two authorities serving one zone (its packet cache off, so
+//! every query reaches one): A loads it from its file and transfers it out through a
+//! listener of its own; B serves it as a secondary, kept by a transfer daemon. dnsperf
+//! asks the front at a fixed rate for a few seconds per step; a second into each
+//! step one daemon is stopped (SIGTERM) and started again. Reported per step: queries
+//! sent, lost (unanswered within dnsperf's 1 s timeout) and answered SERVFAIL — what
+//! a client would have seen.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+
+use crate::bench::{dnsperf, field, generate, spawn_logged, stop, wait_answering};
+use crate::{cargo, workspace_root};
+
+/// The front listener; A's own listener (for transfers) is the next port.
+const PORT: u16 = 15700;
+const NAMES: usize = 10_000;
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One daemon of the suite, restartable.
+struct Daemon {
+    name: &'static str,
+    binary: &'static str,
+    /// Its config file in the work directory, and the ready file it names.
+    file: &'static str,
+    ready: &'static str,
+    child: Option<Child>,
+}
+
+pub(crate) fn bench_restart(rate: u32, seconds: u32) -> anyhow::Result<()> {
+    cargo(&["build", "--release", "--workspace", "--bins"])?;
+    let root = workspace_root();
+    let bin = root.join("target/release");
+    let work = root.join("target/bench/restart");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let (zone, queries) = (work.join("bench.zone"), work.join("queries.txt"));
+    generate(NAMES, &zone, &queries)?;
+    let listen: SocketAddr = ([127, 0, 0, 1], PORT).into();
+    let primary: SocketAddr = ([127, 0, 0, 1], PORT + 1).into();
+    let head = "[log]\nlevel = \"warn\"\n";
+    let configs = [
+        (
+            "a.toml",
+            format!(
+                "{head}[listener]\nlisten = [\"{primary}\"]\nready_file = \"a-listener.ready\"\n\
+                 [authority]\ngrpc = \"unix:a.sock\"\nready_file = \"a.ready\"\n\
+                 allow_transfer = [\"127.0.0.0/8\"]\n\
+                 [[authority.zone]]\nname = \"bench.test\"\nfile = \"{}\"\n",
+                zone.display()
+            ),
+        ),
+        (
+            "b.toml",
+            format!(
+                "{head}[authority]\ngrpc = \"unix:b.sock\"\nready_file = \"b.ready\"\n\
+                 [transfer]\ngrpc = \"unix:transfer.sock\"\nstate_dir = \"transfer-state\"\n\
+                 ready_file = \"transfer.ready\"\n\
+                 [[transfer.zone]]\nname = \"bench.test\"\nprimaries = [\"{primary}\"]\n"
+            ),
+        ),
+        (
+            "front.toml",
+            format!(
+                "{head}[listener]\nlisten = [\"{listen}\"]\nready_file = \"front.ready\"\n\
+                 authority = [\"unix:a.sock\", \"unix:b.sock\"]\npacket_cache_bytes = 0\n"
+            ),
+        ),
+    ];
+    for (file, text) in &configs {
+        std::fs::write(work.join(file), text)?;
+    }
+    let daemon = |name, binary, file, ready| Daemon {
+        name,
+        binary,
+        file,
+        ready,
+        child: None,
+    };
+    let mut daemons = vec![
+        daemon("authority A", "sextant-authority", "a.toml", "a.ready"),
+        daemon(
+            "A's listener",
+            "sextant-listener",
+            "a.toml",
+            "a-listener.ready",
+        ),
+        daemon("transfer", "sextant-transfer", "b.toml", "transfer.ready"),
+        daemon("authority B", "sextant-authority", "b.toml", "b.ready"),
+        daemon(
+            "front listener",
+            "sextant-listener",
+            "front.toml",
+            "front.ready",
+        ),
+    ];
+    let outcome = (|| -> anyhow::Result<String> {
+        for daemon in &mut daemons {
+            start(daemon, &bin, &work)?;
+        }
+        wait_answering(listen, &mut [])?;
+        // B has the zone once the front gets only answers, whichever authority it asks.
+        let started = Instant::now();
+        while !all_answer(listen, 50)? {
+            if started.elapsed() > READY_TIMEOUT {
+                bail!("authority B never served the transferred zone");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut table = format!(
+            "dnsperf at {rate} q/s for {seconds} s per step (1 s timeout); one daemon stopped\n\
+             (SIGTERM) and started again 1 s into its step\n{:<16} {:>8} {:>6} {:>9} {:>10}\n",
+            "restarted", "sent", "lost", "SERVFAIL", "restart s"
+        );
+        // Each restartable daemon in turn (A's listener only carries transfers).
+        for step in [None, Some(0), Some(3), Some(2), Some(4)] {
+            let label = step.map_or("nothing", |i| daemons[i].name);
+            eprintln!("== {label}");
+            let load = {
+                let queries = queries.clone();
+                let args = [
+                    "-Q".to_string(),
+                    rate.to_string(),
+                    "-l".to_string(),
+                    seconds.to_string(),
+                    "-t".to_string(),
+                    "1".to_string(),
+                ];
+                std::thread::spawn(move || {
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    dnsperf(listen, &queries, &args)
+                })
+            };
+            std::thread::sleep(Duration::from_secs(1));
+            let took = match step {
+                Some(index) => {
+                    let started = Instant::now();
+                    let daemon = &mut daemons[index];
+                    if let Some(child) = daemon.child.take() {
+                        stop(&mut [child]);
+                    }
+                    start(daemon, &bin, &work)?;
+                    format!("{:.2}", started.elapsed().as_secs_f64())
+                }
+                None => "-".into(),
+            };
+            let report = load
+                .join()
+                .map_err(|_| anyhow::anyhow!("the dnsperf thread panicked"))??;
+            let servfail = report
+                .lines()
+                .find(|l| l.trim_start().starts_with("Response codes:"))
+                .and_then(|l| l.split("SERVFAIL ").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+            writeln!(
+                table,
+                "{:<16} {:>8} {:>6} {:>9} {:>10}",
+                label,
+                field(&report, "Queries sent:"),
+                field(&report, "Queries lost:"),
+                servfail,
+                took
+            )?;
+        }
+        Ok(table)
+    })();
+    for daemon in daemons.iter_mut().rev() {
+        if let Some(child) = daemon.child.take() {
+            stop(&mut [child]);
+        }
+    }
+    let table = outcome?;
+    println!("{table}");
+    std::fs::write(work.join("results.txt"), &table)?;
+    Ok(())
+}
+
+/// Starts `daemon` and waits for its ready file.
+fn start(daemon: &mut Daemon, bin: &Path, work: &Path) -> anyhow::Result<()> {
+    let config = daemon.file;
+    let ready = work.join(daemon.ready);
+    let _ = std::fs::remove_file(&ready);
+    let args = vec![
+        "--config".to_string(),
+        work.join(config).display().to_string(),
+    ];
+    let mut child = spawn_logged(None, &bin.join(daemon.binary), &args, work)?;
+    let started = Instant::now();
+    while !ready.exists() {
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "{} exited ({status}) during start-up; see {}",
+                daemon.name,
+                work.display()
+            );
+        }
+        if started.elapsed() > READY_TIMEOUT {
+            let _ = child.kill();
+            bail!("{} not ready after {READY_TIMEOUT:?}", daemon.name);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    daemon.child = Some(child);
+    Ok(())
+}
+
+/// Whether `count` queries for a name of the zone all get NOERROR with an answer.
+fn all_answer(addr: SocketAddr, count: usize) -> anyhow::Result<bool> {
+    let query = [
+        0x43, 0x21, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, b'n', b's', b'1', 5, b'b', b'e', b'n', b'c',
+        b'h', 4, b't', b'e', b's', b't', 0, 0, 1, 0, 1,
+    ];
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    socket.set_read_timeout(Some(Duration::from_secs(1)))?;
+    let mut buffer = [0u8; 512];
+    for _ in 0..count {
+        socket.send_to(&query, addr)?;
+        match socket.recv_from(&mut buffer) {
+            Ok((len, _)) if len > 12 && buffer[3] & 0x0f == 0 && buffer[7] > 0 => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
+}
