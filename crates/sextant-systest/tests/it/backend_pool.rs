@@ -9,20 +9,26 @@ use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
-use sextant_systest::{Daemon, Lab, eventually, query_udp};
+use sextant_systest::{Daemon, Lab, eventually};
 
 use crate::EXAMPLE_ZONE;
 
-/// Clients asking in a loop until stopped; every answer that is not the zone's
+/// Clients asking in a loop until stopped; every answer that is not the expected
 /// address (or no answer at all) is kept as a failure.
-struct Load {
+pub(crate) struct Load {
     stop: Arc<AtomicBool>,
     answered: Arc<AtomicUsize>,
     threads: Vec<std::thread::JoinHandle<Vec<String>>>,
 }
 
 impl Load {
-    fn start(dns: std::net::SocketAddr, clients: usize) -> Load {
+    /// `clients` threads asking `name` (type A), expecting `address`.
+    pub(crate) fn start(
+        dns: std::net::SocketAddr,
+        clients: usize,
+        name: &'static str,
+        address: &'static str,
+    ) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let answered = Arc::new(AtomicUsize::new(0));
         let threads = (0..clients)
@@ -35,11 +41,18 @@ impl Load {
                         if stop.load(Ordering::Relaxed) {
                             break;
                         }
-                        match query_udp(dns, "www.example.com.", RecordType::A) {
+                        // RD=1: a name outside the listener's zones goes to a resolver.
+                        let mut query = hickory_proto::op::Message::query();
+                        query.metadata.recursion_desired = true;
+                        query.add_query(hickory_proto::op::Query::query(
+                            hickory_proto::rr::Name::from_ascii(name).unwrap(),
+                            RecordType::A,
+                        ));
+                        match sextant_systest::exchange(dns, &query, false) {
                             Ok(answer)
                                 if answer.metadata.response_code == ResponseCode::NoError
                                     && answer.answers.iter().any(|r| {
-                                        matches!(&r.data, RData::A(a) if a.0.to_string() == "192.0.2.80")
+                                        matches!(&r.data, RData::A(a) if a.0.to_string() == address)
                                     }) => {}
                             Ok(answer) => failures.push(format!(
                                 "{:?}: {:?}",
@@ -61,7 +74,7 @@ impl Load {
     }
 
     /// Waits until `more` queries beyond now have been answered.
-    fn wait_for(&self, more: usize) {
+    pub(crate) fn wait_for(&self, more: usize) {
         let target = self.answered.load(Ordering::Relaxed) + more;
         eventually(Duration::from_secs(30), "the load goes on", || {
             self.answered.load(Ordering::Relaxed) >= target
@@ -70,7 +83,7 @@ impl Load {
     }
 
     /// Stops the clients; how many queries were asked, and the failures.
-    fn finish(self) -> (usize, Vec<String>) {
+    pub(crate) fn finish(self) -> (usize, Vec<String>) {
         self.stop.store(true, Ordering::Relaxed);
         let failures = self
             .threads
@@ -101,7 +114,7 @@ fn start_second(lab: &Lab, config: &std::path::Path) -> Daemon {
 }
 
 /// `sextantctl status --json`'s listener backends: (endpoint, connected, serving).
-fn backends(config: &std::path::Path) -> Vec<(String, bool, bool)> {
+pub(crate) fn backends(config: &std::path::Path) -> Vec<(String, bool, bool)> {
     let output = sextant_systest::sextantctl(config, &["status", "--json"]).unwrap();
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
     let daemons = json["daemons"].as_array().cloned().unwrap_or_default();
@@ -119,7 +132,7 @@ fn backends(config: &std::path::Path) -> Vec<(String, bool, bool)> {
         .collect()
 }
 
-fn all_up(config: &std::path::Path) -> bool {
+pub(crate) fn all_up(config: &std::path::Path) -> bool {
     let backends = backends(config);
     backends.len() == 2
         && backends
@@ -146,7 +159,7 @@ fn an_authority_stopping_or_dying_under_load_costs_no_answer() {
     })
     .unwrap();
 
-    let load = Load::start(dns, 4);
+    let load = Load::start(dns, 4, "www.example.com.", "192.0.2.80");
     load.wait_for(500);
     // A planned stop: SIGTERM, the authority says NOT_SERVING and ends its streams.
     assert!(first.terminate(Duration::from_secs(10)).unwrap());

@@ -1131,3 +1131,65 @@ fn sextantctl_trace_prints_the_resolvers_upstream_exchanges_under_the_listener_s
     span_line(&printed, "resolver.resolve");
     assert!(!printed.contains("upstream ["), "{printed}");
 }
+
+#[test]
+fn a_resolver_stopping_or_dying_under_load_costs_no_answer() {
+    use crate::backend_pool::{Load, all_up};
+    let hierarchy = Hierarchy::start("", "");
+    let lab = Lab::new().unwrap();
+    let config = lab.resolver_config(&hierarchy.hints(), "").unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let first = text.replace(
+        "[listener]\n",
+        "[listener]\nresolver = [\"unix:resolver.sock\", \"unix:resolver2.sock\"]\npacket_cache_bytes = 0\ncontrol = \"unix:listener.sock\"\n",
+    );
+    std::fs::write(&config, &first).unwrap();
+    let second = lab
+        .write(
+            "sextant2.toml",
+            &text.replace(
+                "grpc = \"unix:resolver.sock\"\nready_file = \"resolver.ready.json\"",
+                "grpc = \"unix:resolver2.sock\"\nready_file = \"resolver2.ready.json\"",
+            ),
+        )
+        .unwrap();
+    let start_second = || {
+        sextant_systest::Daemon::start(
+            "sextant-resolver",
+            &second,
+            &lab.path().join("resolver2.ready.json"),
+            lab.path(),
+        )
+        .unwrap()
+    };
+    let one = lab.start_resolver(&config).unwrap();
+    let two = start_second();
+    let (_listener, dns) = lab.start_listener(&config).unwrap();
+    sextant_systest::eventually(Duration::from_secs(10), "both resolvers up", || {
+        all_up(&config)
+    })
+    .unwrap();
+
+    let load = Load::start(dns, 4, "www.example.test.", "192.0.2.80");
+    load.wait_for(300);
+    // A crash: the first resolver's streams break under the queries.
+    one.kill();
+    load.wait_for(300);
+    let one = lab.start_resolver(&config).unwrap();
+    sextant_systest::eventually(Duration::from_secs(10), "the first is back", || {
+        all_up(&config)
+    })
+    .unwrap();
+    load.wait_for(300);
+    // A planned stop of the second: NOT_SERVING, its streams ended.
+    assert!(two.terminate(Duration::from_secs(10)).unwrap());
+    load.wait_for(300);
+    let (asked, failures) = load.finish();
+    assert!(
+        failures.is_empty(),
+        "{} of {asked} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    drop(one);
+}
