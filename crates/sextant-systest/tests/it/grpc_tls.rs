@@ -34,6 +34,16 @@ fn tcp_config(lab: &Lab, port: u16) -> String {
         .replace("unix:authority.sock", &format!("tcp:127.0.0.1:{port}"))
 }
 
+/// `sextantctl status` with `config` reaches every daemon.
+fn status_succeeds(config: &Path) {
+    let status = sextantctl(config, &["status"]).unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+}
+
 fn answers(dns: std::net::SocketAddr) -> bool {
     query_udp(dns, "www.example.com.", RecordType::A)
         .is_ok_and(|a| a.metadata.response_code == ResponseCode::NoError && !a.answers.is_empty())
@@ -55,12 +65,7 @@ fn daemons_talk_over_mutual_tls_and_refuse_strangers() {
     let suite = lab.start_suite(&config).unwrap();
     assert!(answers(suite.dns));
     // sextantctl with the same [grpc] reads the authority's status over TLS.
-    let status = sextantctl(&config, &["status"]).unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+    status_succeeds(&config);
 
     // Without a certificate (plaintext on loopback is allowed, but the server
     // speaks TLS only): refused.
@@ -101,12 +106,7 @@ fn daemons_talk_over_mutual_tls_and_refuse_strangers() {
     })
     .unwrap_or_else(|e| panic!("{e}: {}", authority.log_text()));
     assert!(answers(suite.dns));
-    let status = sextantctl(&config, &["status"]).unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+    status_succeeds(&config);
 }
 
 #[test]

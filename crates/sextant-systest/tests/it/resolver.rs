@@ -1184,12 +1184,6 @@ fn a_resolver_stopping_or_dying_under_load_costs_no_answer() {
     // A planned stop of the second: NOT_SERVING, its streams ended.
     assert!(two.terminate(Duration::from_secs(10)).unwrap());
     load.wait_for(300);
-    let (asked, failures) = load.finish();
-    assert!(
-        failures.is_empty(),
-        "{} of {asked} failed: {:?}",
-        failures.len(),
-        &failures[..failures.len().min(5)]
-    );
+    load.finish_without_failures();
     drop(one);
 }

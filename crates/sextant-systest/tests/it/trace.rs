@@ -263,11 +263,9 @@ pub(crate) fn span_line<'a>(printed: &'a str, name: &str) -> (&'a str, usize) {
     (line, depth)
 }
 
-#[test]
-fn sextantctl_trace_shows_a_query_through_the_authority_without_a_collector() {
-    use sextant_systest::Lab;
-    let lab = Lab::new().unwrap();
-    // No [trace] section: only the marked query is traced, into each daemon's memory.
+/// A listener (with its control endpoint) and an authority serving the example
+/// zone, without `[trace]`; the config's path and the running suite.
+fn suite_with_control(lab: &sextant_systest::Lab) -> (std::path::PathBuf, sextant_systest::Suite) {
     let config = lab
         .suite_config(
             &[("example.com", crate::EXAMPLE_ZONE)],
@@ -275,6 +273,15 @@ fn sextantctl_trace_shows_a_query_through_the_authority_without_a_collector() {
         )
         .unwrap();
     let suite = lab.start_suite(&config).unwrap();
+    (config, suite)
+}
+
+#[test]
+fn sextantctl_trace_shows_a_query_through_the_authority_without_a_collector() {
+    use sextant_systest::Lab;
+    let lab = Lab::new().unwrap();
+    // No [trace] section: only the marked query is traced, into each daemon's memory.
+    let (config, suite) = suite_with_control(&lab);
     // Twice: the second would be a packet-cache hit, but a traced query goes
     // through to the authority every time.
     for _ in 0..2 {
@@ -314,13 +321,7 @@ fn sextantctl_trace_shows_a_query_through_the_authority_without_a_collector() {
 fn sextantctl_trace_explains_an_answer_the_listener_gave_by_itself() {
     use sextant_systest::Lab;
     let lab = Lab::new().unwrap();
-    let config = lab
-        .suite_config(
-            &[("example.com", crate::EXAMPLE_ZONE)],
-            "control = \"unix:listener.sock\"",
-        )
-        .unwrap();
-    let suite = lab.start_suite(&config).unwrap();
+    let (config, suite) = suite_with_control(&lab);
     // No resolver: the listener refuses a name outside its zones on its own.
     let server = suite.dns.to_string();
     let output = sextant_systest::sextantctl(
