@@ -3,9 +3,11 @@
 //! every query reaches one): A loads it from its file and transfers it out through a
 //! listener of its own; B serves it as a secondary, kept by a transfer daemon. dnsperf
 //! asks the front at a fixed rate for a few seconds per step; a second into each
-//! step one daemon is stopped (SIGTERM) and started again. Reported per step: queries
-//! sent, lost (unanswered within dnsperf's 1 s timeout) and answered SERVFAIL — what
-//! a client would have seen.
+//! step one daemon is stopped (SIGTERM) and started again — the front listener the
+//! other way round, as an operator replaces it: its successor started beside it
+//! (SO_REUSEPORT) and the old one stopped once the new one is ready. Reported per step:
+//! queries sent, lost (unanswered within dnsperf's 1 s timeout) and answered SERVFAIL
+//! — what a client would have seen.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -30,6 +32,8 @@ struct Daemon {
     /// Its config file in the work directory, and the ready file it names.
     file: &'static str,
     ready: &'static str,
+    /// Replaced by a successor started first (the listener), not stopped then started.
+    takeover: bool,
     child: Option<Child>,
 }
 
@@ -81,6 +85,7 @@ pub(crate) fn bench_restart(rate: u32, seconds: u32) -> anyhow::Result<()> {
         binary,
         file,
         ready,
+        takeover: binary == "sextant-listener",
         child: None,
     };
     let mut daemons = vec![
@@ -114,8 +119,9 @@ pub(crate) fn bench_restart(rate: u32, seconds: u32) -> anyhow::Result<()> {
             std::thread::sleep(Duration::from_millis(100));
         }
         let mut table = format!(
-            "dnsperf at {rate} q/s for {seconds} s per step (1 s timeout); one daemon stopped\n\
-             (SIGTERM) and started again 1 s into its step\n{:<16} {:>8} {:>6} {:>9} {:>10}\n",
+            "dnsperf at {rate} q/s for {seconds} s per step (1 s timeout); 1 s into its step one\n\
+             daemon stopped (SIGTERM) and started again, a listener replaced by a successor\n\
+             started first\n{:<16} {:>8} {:>6} {:>9} {:>10}\n",
             "restarted", "sent", "lost", "SERVFAIL", "restart s"
         );
         // Each restartable daemon in turn (A's listener only carries transfers).
@@ -142,10 +148,16 @@ pub(crate) fn bench_restart(rate: u32, seconds: u32) -> anyhow::Result<()> {
                 Some(index) => {
                     let started = Instant::now();
                     let daemon = &mut daemons[index];
-                    if let Some(child) = daemon.child.take() {
+                    let old = daemon.child.take();
+                    if daemon.takeover {
+                        start(daemon, &bin, &work)?;
+                    }
+                    if let Some(child) = old {
                         stop(&mut [child]);
                     }
-                    start(daemon, &bin, &work)?;
+                    if !daemon.takeover {
+                        start(daemon, &bin, &work)?;
+                    }
                     format!("{:.2}", started.elapsed().as_secs_f64())
                 }
                 None => "-".into(),

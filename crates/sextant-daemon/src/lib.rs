@@ -7,7 +7,7 @@ mod metrics;
 mod ready;
 mod signals;
 
-pub use metrics::{GAUGE_PERIOD, publish_every, serve_metrics};
+pub use metrics::{GAUGE_PERIOD, MetricsEndpoint, install_metrics, publish_every};
 pub use ready::{ReadyFile, notify_ready, notify_stopping};
 pub use signals::shutdown_on_signals;
 
@@ -55,6 +55,13 @@ pub trait Daemon: Sized + Send + Sync + 'static {
         section: Self::Section,
         shutdown: CancellationToken,
     ) -> impl Future<Output = anyhow::Result<Self>> + Send;
+
+    /// Whether it started beside a running instance it replaces, which still holds
+    /// its ports (the listener's restart without loss): the metrics endpoint is then
+    /// taken when that instance lets go of it. Default: no.
+    fn took_over(&self) -> bool {
+        false
+    }
 
     /// What the ready file says beside the PID: bound addresses, zones served.
     fn ready_info(&self) -> serde_json::Map<String, serde_json::Value>;
@@ -133,7 +140,7 @@ pub async fn run<D: Daemon>(config: Config, shutdown: CancellationToken) -> anyh
     // Installed first: SIGHUP's default action would end a daemon still starting.
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
-    serve_metrics(section.metrics())?;
+    let metrics = install_metrics(section.metrics())?;
     // Before the daemon starts: its first traced query already has a tracer.
     let traces = sextant_trace::Tracing::start(config.trace.as_ref(), D::NAME)?;
     // Before any gRPC endpoint is served or dialled.
@@ -144,6 +151,9 @@ pub async fn run<D: Daemon>(config: Config, shutdown: CancellationToken) -> anyh
     }
     let source = config.source.clone();
     let daemon = D::start(config, section.clone(), shutdown.clone()).await?;
+    if let Some(metrics) = metrics {
+        metrics.serve(daemon.took_over(), shutdown.clone())?;
+    }
     let mut ready = daemon.ready_info();
     ready.insert("pid".into(), std::process::id().into());
     let _ready = ReadyFile::write(section.ready_file(), &ready)?;

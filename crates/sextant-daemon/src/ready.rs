@@ -41,9 +41,27 @@ impl ReadyFile {
 
 impl Drop for ReadyFile {
     fn drop(&mut self) {
-        if let Some(path) = &self.path {
+        // A successor that took over (the listener's restart) has written its own
+        // file at the same path by now: that one stays.
+        if let Some(path) = &self.path
+            && written_by_us(path)
+        {
             let _ = std::fs::remove_file(path);
         }
+    }
+}
+
+/// Whether the ready file at `path` names this process (or names none).
+fn written_by_us(path: &Path) -> bool {
+    let Ok(text) = std::fs::read(path) else {
+        return false;
+    };
+    match serde_json::from_slice::<serde_json::Value>(&text) {
+        Ok(value) => value
+            .get("pid")
+            .and_then(serde_json::Value::as_u64)
+            .is_none_or(|pid| pid == u64::from(std::process::id())),
+        Err(_) => true,
     }
 }
 
@@ -97,5 +115,17 @@ mod tests {
         assert!(text.contains("127.0.0.1:53"));
         drop(ready);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_successors_ready_file_is_left_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ready.json");
+        let ours =
+            ReadyFile::write(Some(&path), &serde_json::json!({"pid": std::process::id()})).unwrap();
+        // The successor writes its own over ours before we stop.
+        std::fs::write(&path, r#"{"pid": 1}"#).unwrap();
+        drop(ours);
+        assert!(path.exists());
     }
 }

@@ -1,12 +1,15 @@
-//! Binding the DNS sockets: one UDP socket per worker (SO_REUSEPORT spreads packets
-//! over them) and one TCP listener per address, all on the same port. Every failure
-//! is one sentence naming the address, the cause and the fix.
+//! Binding the DNS sockets: one UDP socket per address, shared by the workers, and one
+//! TCP listener per address, on the same port; all with SO_REUSEPORT so that a
+//! successor can join them (see `handover`). Every failure is one sentence naming the
+//! address, the cause and the fix.
 
 use std::io;
 use std::net::SocketAddr;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
+
+use crate::handover::{self, Member};
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on {addr} ({proto}): {cause}; {fix}")]
@@ -41,10 +44,13 @@ fn bind_error(addr: SocketAddr, proto: &'static str, cause: io::Error) -> BindEr
 /// The sockets for one configured address.
 #[derive(Debug)]
 pub(crate) struct BoundAddress {
-    /// Not yet registered with a runtime: each UDP worker takes one to its own.
+    /// One socket, a handle per worker; not yet registered with a runtime: each UDP
+    /// worker takes one to its own.
     pub udp: Vec<std::net::UdpSocket>,
     pub tcp: TcpListener,
     pub local: SocketAddr,
+    /// A running listener already held this address: we are taking over from it.
+    pub predecessor: bool,
 }
 
 /// Backlog of not-yet-accepted TCP connections: large enough for bursts, small enough
@@ -53,7 +59,7 @@ const TCP_BACKLOG: i32 = 1024;
 /// Tries to find a port free for both UDP and TCP when port 0 is configured.
 const PORT_ZERO_ATTEMPTS: usize = 20;
 
-/// Binds `addr` for UDP (`udp_workers` sockets) and TCP on the same port. With port 0
+/// Binds `addr` for UDP (one handle per worker) and TCP on the same port. With port 0
 /// the kernel picks a UDP port and TCP takes the same one.
 pub(crate) fn bind_address(
     addr: SocketAddr,
@@ -64,6 +70,7 @@ pub(crate) fn bind_address(
     } else {
         1
     };
+    let predecessor = addr.port() != 0 && held(addr);
     let mut last_error = None;
     for _ in 0..attempts {
         let first = udp_socket(addr).map_err(|e| bind_error(addr, "UDP", e))?;
@@ -76,13 +83,25 @@ pub(crate) fn bind_address(
             }
             Err(e) => return Err(bind_error(local, "TCP", e)),
         };
-        let mut udp = vec![first];
+        let mut udp = Vec::new();
         for _ in 1..udp_workers.max(1) {
-            udp.push(udp_socket(local).map_err(|e| bind_error(local, "UDP", e))?);
+            udp.push(first.try_clone().map_err(|e| bind_error(local, "UDP", e))?);
         }
-        return Ok(BoundAddress { udp, tcp, local });
+        udp.push(first);
+        return Ok(BoundAddress {
+            udp,
+            tcp,
+            local,
+            predecessor,
+        });
     }
     Err(last_error.unwrap_or_else(|| bind_error(addr, "TCP", io::ErrorKind::AddrInUse.into())))
+}
+
+/// Whether a socket already listens on `addr` (TCP): if our SO_REUSEPORT bind then
+/// succeeds, it belongs to a running listener of the same user, which we replace.
+fn held(addr: SocketAddr) -> bool {
+    matches!(std::net::TcpListener::bind(addr), Err(e) if e.kind() == io::ErrorKind::AddrInUse)
 }
 
 fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
@@ -96,6 +115,8 @@ fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     let _ = socket.set_send_buffer_size(4 * 1024 * 1024);
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
+    // A predecessor keeps the traffic until we are ready and it stops.
+    handover::steer(&socket, Member::First)?;
     Ok(socket.into())
 }
 
@@ -106,10 +127,13 @@ pub(crate) fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
         socket.set_only_v6(true)?;
     }
     socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
     socket.set_tcp_nodelay(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(TCP_BACKLOG)?;
+    // A listening socket joins its group at listen(), not at bind().
+    handover::steer(&socket, Member::First)?;
     TcpListener::from_std(socket.into())
 }
 
@@ -124,6 +148,15 @@ mod tests {
         assert_ne!(bound.local.port(), 0);
         assert_eq!(bound.tcp.local_addr().unwrap(), bound.local);
         assert_eq!(bound.udp[1].local_addr().unwrap(), bound.local);
+    }
+
+    #[tokio::test]
+    async fn a_second_listener_joins_the_first_and_knows_it() {
+        let first = bind_address("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        assert!(!first.predecessor);
+        let second = bind_address(first.local, 2).unwrap();
+        assert!(second.predecessor);
+        assert_eq!(second.local, first.local);
     }
 
     #[tokio::test]

@@ -41,3 +41,55 @@ impl ControlHandler for Control {
         Err("the listener serves no zones; reload them at the authority, and send SIGHUP to the listener to re-read its own settings".into())
     }
 }
+
+/// The control endpoint, bound at start, or taken when the listener being replaced
+/// lets go of it.
+#[derive(Debug)]
+pub(crate) enum Binding {
+    Bound(sextant_rpc::GrpcServer),
+    WhenFree(sextant_rpc::Endpoint),
+}
+
+/// How often a successor tries the endpoint its predecessor still holds.
+const RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl Binding {
+    pub(crate) fn endpoint(&self) -> &sextant_rpc::Endpoint {
+        match self {
+            Self::Bound(server) => server.local_endpoint(),
+            Self::WhenFree(endpoint) => endpoint,
+        }
+    }
+
+    /// Serves until `shutdown`, first waiting for the endpoint to be free if need be.
+    pub(crate) async fn serve(
+        self,
+        handler: std::sync::Arc<Control>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        let server = match self {
+            Self::Bound(server) => server,
+            Self::WhenFree(endpoint) => loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(RETRY) => {}
+                }
+                match sextant_rpc::GrpcServer::bind(&endpoint).await {
+                    Ok(server) => {
+                        tracing::info!(%endpoint, "control endpoint taken over");
+                        break server;
+                    }
+                    Err(error) if error.is_in_use() => {}
+                    Err(error) => {
+                        tracing::error!(%error, "the control endpoint cannot be served");
+                        return;
+                    }
+                }
+            },
+        };
+        let services = sextant_rpc::Services::new().with_control(handler);
+        if let Err(error) = server.serve(services, shutdown).await {
+            tracing::error!(%error, "the control endpoint stopped");
+        }
+    }
+}

@@ -10,6 +10,7 @@ mod cookie;
 mod doh;
 mod forward;
 mod frontend;
+mod handover;
 mod packet_cache;
 mod policy;
 mod route;
@@ -56,6 +57,8 @@ pub struct ListenerDaemon {
     encrypted: Vec<(&'static str, Vec<String>)>,
     /// The certificate of DoT and DoH, read again on SIGHUP.
     certificates: Option<Arc<tls::Certificates>>,
+    /// Started beside a running listener, which holds the ports until it stops.
+    took_over: bool,
 }
 
 /// Forwarded UDP queries waiting for a backend at once; past it new ones are dropped
@@ -77,6 +80,10 @@ impl Daemon for ListenerDaemon {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         start(config, section, shutdown).await
+    }
+
+    fn took_over(&self) -> bool {
+        self.took_over
     }
 
     fn ready_info(&self) -> serde_json::Map<String, serde_json::Value> {
@@ -160,6 +167,10 @@ async fn start(
     for addr in &section.listen {
         bound.push(bind::bind_address(*addr, workers)?);
     }
+    let took_over = bound.iter().any(|address| address.predecessor);
+    if took_over {
+        tracing::info!("a running listener holds these addresses: taking over from it once ready");
+    }
     let mut encrypted_bound = Vec::new();
     let certificates = match &section.tls {
         Some(tls) => {
@@ -184,11 +195,14 @@ async fn start(
         None => None,
     };
     let control = match &section.control {
-        Some(endpoint) => Some(
-            sextant_rpc::GrpcServer::bind(endpoint)
-                .await
-                .map_err(|e| anyhow::anyhow!("listener.control: {e}"))?,
-        ),
+        Some(endpoint) => match sextant_rpc::GrpcServer::bind(endpoint).await {
+            Ok(server) => Some(control::Binding::Bound(server)),
+            // The predecessor's until it stops.
+            Err(error) if took_over && error.is_in_use() => {
+                Some(control::Binding::WhenFree(endpoint.clone()))
+            }
+            Err(error) => anyhow::bail!("listener.control: {error}"),
+        },
         None => None,
     };
 
@@ -274,8 +288,8 @@ async fn start(
         max_per_client: section.tcp_max_connections_per_client,
     };
     let mut tasks = tokio::task::JoinSet::new();
-    let control = control.map(|server| {
-        let endpoint = server.local_endpoint().clone();
+    let control = control.map(|binding| {
+        let endpoint = binding.endpoint().clone();
         let pools = [
             ("authority", &frontend.authority),
             ("resolver", &frontend.resolver),
@@ -288,15 +302,12 @@ async fn start(
                 .filter_map(|(role, pool)| Some((role, pool.clone()?)))
                 .collect(),
         });
-        let services = sextant_rpc::Services::new().with_control(handler);
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
-            if let Err(error) = server.serve(services, stop).await {
-                tracing::error!(%error, "the control endpoint stopped");
-            }
-        });
+        tasks.spawn(binding.serve(handler, shutdown.clone()));
         endpoint
     });
+    // The UDP workers read nothing, and TCP is not accepted, before the backends are
+    // reached (a predecessor keeps answering meanwhile).
+    let serving = CancellationToken::new();
     let mut udp_workers = Vec::new();
     let mut tcp_listeners = Vec::new();
     let mut addresses = Vec::new();
@@ -329,6 +340,7 @@ async fn start(
                 socket,
                 own_lanes,
                 udp_in_flight.clone(),
+                serving.clone(),
                 shutdown.clone(),
                 lanes_shutdown.clone(),
             )
@@ -337,6 +349,28 @@ async fn start(
         }
         tcp_listeners.push(address.tcp);
     }
+    // Ready means answering: the zone set known and a query stream up to each backend.
+    let backend_ready = async {
+        if let Some(mut zone_sets) = zone_sets {
+            let _ = zone_sets.wait_for(Option::is_some).await;
+        }
+        let frontends = std::iter::once(&frontend).chain(udp_workers.iter().map(|w| &w.frontend));
+        for frontend in frontends {
+            for client in [&frontend.authority, &frontend.resolver]
+                .into_iter()
+                .flatten()
+            {
+                client.wait_connected().await;
+            }
+        }
+    };
+    if tokio::time::timeout(ZONE_SET_WAIT, backend_ready)
+        .await
+        .is_err()
+    {
+        tracing::warn!(authority = ?authority_endpoints, resolver = ?resolver_endpoints, "a backend is not reachable yet; answering SERVFAIL for its queries until it is");
+    }
+    serving.cancel();
     // TCP, DoT and DoH connections are served on the UDP workers' threads in turn.
     let placement = tcp::Placement::new(
         udp_workers
@@ -379,27 +413,6 @@ async fn start(
         }
     }
 
-    // Ready means answering: the zone set known and a query stream up to each backend.
-    let backend_ready = async {
-        if let Some(mut zone_sets) = zone_sets {
-            let _ = zone_sets.wait_for(Option::is_some).await;
-        }
-        let frontends = std::iter::once(&frontend).chain(udp_workers.iter().map(|w| &w.frontend));
-        for frontend in frontends {
-            for client in [&frontend.authority, &frontend.resolver]
-                .into_iter()
-                .flatten()
-            {
-                client.wait_connected().await;
-            }
-        }
-    };
-    if tokio::time::timeout(ZONE_SET_WAIT, backend_ready)
-        .await
-        .is_err()
-    {
-        tracing::warn!(authority = ?authority_endpoints, resolver = ?resolver_endpoints, "a backend is not reachable yet; answering SERVFAIL for its queries until it is");
-    }
     tracing::info!(
         listen = ?addresses,
         encrypted = ?encrypted,
@@ -423,6 +436,7 @@ async fn start(
         control,
         encrypted,
         certificates,
+        took_over,
     })
 }
 

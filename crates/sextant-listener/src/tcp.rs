@@ -23,6 +23,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::frontend::Frontend;
+use crate::handover::{self, Member};
 use crate::tls::{Certificates, Encrypted};
 use sextant_dnstap::Protocol;
 use sextant_wire::consts::{TYPE_AXFR, TYPE_IXFR};
@@ -218,18 +219,43 @@ pub(crate) async fn serve(
 ) {
     let per_client = Arc::new(PerClient::default());
     let idle = Arc::new(IdleConnections::default());
+    // The connections end after the handover's drain, not when it starts: those
+    // accepted while draining are served too.
+    let connections_end = CancellationToken::new();
+    let _end_connections = connections_end.clone().drop_guard();
+    let mut drain_until = None;
     loop {
-        let (stream, client) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: pause instead of spinning.
-                    tracing::warn!(%error, "TCP accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+        let accepted = match drain_until {
+            None => tokio::select! {
+                _ = shutdown.cancelled() => {
+                    if let Err(error) = handover::steer(&listener, Member::Second) {
+                        tracing::warn!(%error, "cannot hand the TCP listener's connections over");
+                    }
+                    drain_until = Some(tokio::time::Instant::now() + handover::DRAIN_LIMIT);
                     continue;
                 }
+                accepted = listener.accept() => accepted,
             },
+            // Stopping: the connections already queued are taken; quiet means drained.
+            Some(limit) => {
+                if tokio::time::Instant::now() >= limit {
+                    return;
+                }
+                let quiet = (tokio::time::Instant::now() + handover::QUIET).min(limit);
+                match tokio::time::timeout_at(quiet, listener.accept()).await {
+                    Ok(accepted) => accepted,
+                    Err(_) => return,
+                }
+            }
+        };
+        let (stream, client) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and the like: pause instead of spinning.
+                tracing::warn!(%error, "TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         if placement
             .fallback
@@ -276,7 +302,7 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        let shutdown = shutdown.clone();
+        let shutdown = connections_end.clone();
         let per_client = per_client.clone();
         let idle = idle.clone();
         let connections = connections.clone();

@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::frontend::{Decision, Frontend};
+use crate::handover::{self, Member};
 use crate::udp_batch::{RecvBatch, SendBatch};
 
 /// Starts a receive loop on a thread of its own, with a single-threaded runtime: a
@@ -21,11 +22,14 @@ use crate::udp_batch::{RecvBatch, SendBatch};
 /// cost 33-35 µs of listener CPU instead of 26-31.) `frontend` runs on that runtime, so
 /// the backend lanes it starts are the worker's own. The runtime outlives the loop
 /// until `keep_until` is cancelled, so answers still coming back from a backend
-/// after the loop has stopped are sent on its socket.
+/// after the loop has stopped are sent on its socket. The loop reads nothing before
+/// `serving` is cancelled (the backends reached), and at `shutdown` hands the
+/// socket's traffic over (see `handover`) and reads what is left in it.
 pub(crate) fn spawn_worker(
     socket: std::net::UdpSocket,
     frontend: impl FnOnce() -> Arc<Frontend>,
     in_flight: Arc<Semaphore>,
+    serving: CancellationToken,
     shutdown: CancellationToken,
     keep_until: CancellationToken,
 ) -> std::io::Result<Worker> {
@@ -42,6 +46,10 @@ pub(crate) fn spawn_worker(
         .name("udp-worker".into())
         .spawn(move || {
             runtime.block_on(async move {
+                tokio::select! {
+                    _ = serving.cancelled() => {}
+                    _ = shutdown.cancelled() => {}
+                }
                 serve(socket, frontend, in_flight, shutdown).await;
                 keep_until.cancelled().await;
             });
@@ -75,13 +83,34 @@ async fn serve(
         .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
     let mut received = RecvBatch::new();
     let mut replies = SendBatch::new();
+    let mut drain_until = None;
     loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            ready = socket.readable() => if let Err(error) = ready {
-                tracing::warn!(%error, "UDP socket failed");
-                return;
+        let ready = match drain_until {
+            None => tokio::select! {
+                _ = shutdown.cancelled() => {
+                    if let Err(error) = handover::steer(&*socket, Member::Second) {
+                        tracing::warn!(%error, "cannot hand the UDP socket's traffic over");
+                    }
+                    drain_until = Some(tokio::time::Instant::now() + handover::DRAIN_LIMIT);
+                    continue;
+                }
+                ready = socket.readable() => ready,
             },
+            // Stopping: what is already queued is answered; quiet means drained.
+            Some(limit) => {
+                if tokio::time::Instant::now() >= limit {
+                    return;
+                }
+                let quiet = tokio::time::Instant::now() + handover::QUIET;
+                match tokio::time::timeout_at(quiet.min(limit), socket.readable()).await {
+                    Ok(ready) => ready,
+                    Err(_) => return,
+                }
+            }
+        };
+        if let Err(error) = ready {
+            tracing::warn!(%error, "UDP socket failed");
+            return;
         }
         // One batch per readiness: the wait above yields to the other tasks of this
         // thread (the backend lanes) between batches, however fast packets arrive.

@@ -57,3 +57,10 @@ pub enum RpcError {
         cause: tonic::transport::Error,
     },
 }
+
+impl RpcError {
+    /// Whether binding failed because another process serves on the endpoint.
+    pub fn is_in_use(&self) -> bool {
+        matches!(self, Self::Bind { cause, .. } if cause.kind() == std::io::ErrorKind::AddrInUse)
+    }
+}

@@ -1,6 +1,6 @@
 //! Binding and serving a daemon's gRPC services on a Unix socket or TCP address.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, UnixListener};
@@ -96,7 +96,9 @@ impl Services {
 }
 
 enum Incoming {
-    Unix(UnixListener),
+    /// With the socket file's inode: at the end the file is removed only if it is
+    /// still ours (a successor may have made its own at the same path).
+    Unix(UnixListener, u64),
     Tcp(TcpListener),
 }
 
@@ -147,8 +149,11 @@ impl GrpcServer {
                 // Owner and group only: the socket's permissions are the access control.
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
                     .map_err(|e| bind_error(e, "check the socket directory's ownership"))?;
+                let inode = std::fs::metadata(path)
+                    .map_err(|e| bind_error(e, "check the socket directory's ownership"))?
+                    .ino();
                 Ok(Self {
-                    incoming: Incoming::Unix(listener),
+                    incoming: Incoming::Unix(listener, inode),
                     endpoint: endpoint.clone(),
                 })
             }
@@ -207,8 +212,10 @@ impl GrpcServer {
         let router = builder.add_routes(routes.routes());
         let endpoint = self.endpoint.clone();
         let signal = shutdown.clone().cancelled_owned();
+        let mut ours = None;
         let result = match self.incoming {
-            Incoming::Unix(listener) => {
+            Incoming::Unix(listener, inode) => {
+                ours = Some(inode);
                 router
                     .serve_with_incoming_shutdown(UnixListenerStream::new(listener), signal)
                     .await
@@ -225,7 +232,9 @@ impl GrpcServer {
                 }
             },
         };
-        if let Endpoint::Unix(path) = &endpoint {
+        if let (Endpoint::Unix(path), Some(inode)) = (&endpoint, ours)
+            && std::fs::metadata(path).is_ok_and(|m| m.ino() == inode)
+        {
             let _ = std::fs::remove_file(path);
         }
         result.map_err(|source| RpcError::Serve {

@@ -22,12 +22,23 @@ pub(crate) struct Load {
 }
 
 impl Load {
-    /// `clients` threads asking `name` (type A), expecting `address`.
+    /// `clients` threads asking `name` (type A) over UDP, expecting `address`.
     pub(crate) fn start(
         dns: std::net::SocketAddr,
         clients: usize,
         name: &'static str,
         address: &'static str,
+    ) -> Load {
+        Self::start_over(dns, clients, name, address, false)
+    }
+
+    /// [`Load::start`] over TCP (`tcp`, a connection per query) or UDP.
+    pub(crate) fn start_over(
+        dns: std::net::SocketAddr,
+        clients: usize,
+        name: &'static str,
+        address: &'static str,
+        tcp: bool,
     ) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let answered = Arc::new(AtomicUsize::new(0));
@@ -48,7 +59,7 @@ impl Load {
                             hickory_proto::rr::Name::from_ascii(name).unwrap(),
                             RecordType::A,
                         ));
-                        match sextant_systest::exchange(dns, &query, false) {
+                        match sextant_systest::exchange(dns, &query, tcp) {
                             Ok(answer)
                                 if answer.metadata.response_code == ResponseCode::NoError
                                     && answer.answers.iter().any(|r| {

@@ -20,6 +20,7 @@ mod extended_errors;
 mod grpc_tcp;
 mod grpc_tls;
 mod hardening;
+mod listener_handover;
 mod metrics;
 mod outgoing;
 mod query_path;
