@@ -5,10 +5,12 @@
 
 mod metrics;
 mod ready;
+mod replace;
 mod signals;
 
 pub use metrics::{GAUGE_PERIOD, MetricsEndpoint, install_metrics, publish_every};
 pub use ready::{ReadyFile, notify_ready, notify_stopping};
+pub use replace::SUCCESSOR_OF;
 pub use signals::shutdown_on_signals;
 
 use std::future::Future;
@@ -41,6 +43,9 @@ pub trait Daemon: Sized + Send + Sync + 'static {
     const NAME: &'static str;
     /// The configuration section the daemon runs from.
     type Section: Section;
+    /// Whether a second instance can start beside a running one and take its place
+    /// (SIGUSR2; the listener). Default: no, SIGUSR2 is refused with a warning.
+    const REPLACEABLE: bool = false;
 
     /// What `--check` verifies beyond the configuration file itself (zone files, root
     /// hints), saying what it found on stdout. Default: nothing more.
@@ -140,6 +145,9 @@ pub async fn run<D: Daemon>(config: Config, shutdown: CancellationToken) -> anyh
     // Installed first: SIGHUP's default action would end a daemon still starting.
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
+    // Likewise SIGUSR2's, which would end any daemon.
+    let mut replace = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2())
+        .context("installing the SIGUSR2 handler")?;
     let metrics = install_metrics(section.metrics())?;
     // Before the daemon starts: its first traced query already has a tracer.
     let traces = sextant_trace::Tracing::start(config.trace.as_ref(), D::NAME)?;
@@ -157,7 +165,10 @@ pub async fn run<D: Daemon>(config: Config, shutdown: CancellationToken) -> anyh
     let mut ready = daemon.ready_info();
     ready.insert("pid".into(), std::process::id().into());
     let _ready = ReadyFile::write(section.ready_file(), &ready)?;
-    notify_ready();
+    // A successor tells its predecessor, which tells systemd.
+    if !replace::tell_predecessor() {
+        notify_ready();
+    }
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -166,6 +177,23 @@ pub async fn run<D: Daemon>(config: Config, shutdown: CancellationToken) -> anyh
                     reload_grpc_tls(source.as_deref());
                 }
                 daemon.reload().await;
+            }
+            _ = replace.recv() => {
+                if !D::REPLACEABLE {
+                    tracing::warn!("SIGUSR2: {} cannot be replaced while it runs; restart it instead", D::NAME);
+                    continue;
+                }
+                match replace::start_successor().await {
+                    Ok(pid) => {
+                        tracing::info!(pid, "SIGUSR2: the successor serves; stopping");
+                        shutdown.cancel();
+                        break;
+                    }
+                    Err(error) => tracing::error!(
+                        error = format!("{error:#}"),
+                        "SIGUSR2: no successor; this process goes on serving"
+                    ),
+                }
             }
         }
     }

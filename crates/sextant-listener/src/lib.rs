@@ -73,6 +73,7 @@ const ZONE_SET_WAIT: Duration = Duration::from_secs(5);
 impl Daemon for ListenerDaemon {
     const NAME: &'static str = "sextant-listener";
     type Section = ListenerConfig;
+    const REPLACEABLE: bool = true;
 
     async fn start(
         config: Config,

@@ -164,6 +164,23 @@ impl Daemon {
         Ok(false)
     }
 
+    /// Sends it `signal` (a name `kill` knows: `HUP`, `USR2`).
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        send_signal(self.child.id(), signal)
+    }
+
+    /// Waits at most `limit` for it to exit by itself; its status if it did.
+    pub fn wait_exit(&mut self, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Kills the process at once (SIGKILL), as a crash would.
     pub fn kill(mut self) {
         let _ = self.child.kill();
@@ -175,5 +192,65 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+fn send_signal(pid: u32, signal: &str) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()?;
+    anyhow::ensure!(status.success(), "kill -{signal} {pid} failed");
+    Ok(())
+}
+
+/// A daemon a test caused to be started without starting it itself (a listener's
+/// successor, started by its predecessor): stopped by its PID when dropped (SIGTERM,
+/// then SIGKILL after 10 s), so it never outlives the test.
+#[derive(Debug)]
+pub struct Adopted {
+    pid: u32,
+}
+
+impl Adopted {
+    /// Takes charge of process `pid`.
+    pub fn new(pid: u32) -> Self {
+        Self { pid }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Sends it `signal` (a name `kill` knows).
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        send_signal(self.pid, signal)
+    }
+
+    /// Whether it still runs (a zombie counts as ended).
+    pub fn running(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).is_ok_and(|stat| {
+            !stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
+    }
+}
+
+impl Drop for Adopted {
+    fn drop(&mut self) {
+        if !self.running() {
+            return;
+        }
+        let _ = send_signal(self.pid, "TERM");
+        let started = Instant::now();
+        while self.running() && started.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if self.running() {
+            let _ = send_signal(self.pid, "KILL");
+        }
     }
 }

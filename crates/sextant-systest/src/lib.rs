@@ -18,7 +18,7 @@ pub use client::{
     dig, exchange, extended_error, notify, query_tcp, query_udp, query_udp_raw, question_with,
     recv_within,
 };
-pub use daemon::{Daemon, binary};
+pub use daemon::{Adopted, Daemon, binary};
 pub use dns_lab::{Behaviour, DnsLab, LabServer};
 pub use fake_primary::{FakePrimary, Fault, IxfrMode};
 pub use netns::{Host, HostNetwork, netns_unavailable};

@@ -244,6 +244,73 @@ fn sextant_target_starts_the_suite_under_systemd() {
         "192.0.2.80"
     );
 
+    // The listener replaced in place (SIGUSR2 to the main PID) under a stream of
+    // queries: a new main PID, the unit active throughout, every query answered.
+    let main_pid = || {
+        boot.run(&["systemctl", "show", "-P", "MainPID", "sextant-listener"])
+            .1
+            .trim()
+            .to_string()
+    };
+    let before = main_pid();
+    let batch = lab.path().join("queries.batch");
+    std::fs::write(&batch, "@127.0.0.1 www.example.com A\n".repeat(20_000)).unwrap();
+    let init = boot.init.to_string();
+    let asking = std::thread::spawn(move || {
+        Command::new("timeout")
+            .args(["60", "nsenter", "-t", &init, "-n", "dig"])
+            .args(["+short", "+time=1", "+tries=1", "-f"])
+            .arg(&batch)
+            .output()
+            .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+            .unwrap_or_default()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (ok, killed) = boot.run(&[
+        "systemctl",
+        "kill",
+        "--signal=SIGUSR2",
+        "--kill-whom=main",
+        "sextant-listener",
+    ]);
+    assert!(ok, "systemctl kill failed:\n{killed}");
+    let replacing = std::time::Instant::now();
+    let mut after = main_pid();
+    while after == before && replacing.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        after = main_pid();
+    }
+    let replaced_while_asking = !asking.is_finished();
+    let answers = asking.join().unwrap();
+    assert_ne!(
+        after,
+        before,
+        "no new main PID after SIGUSR2:\n{}",
+        boot.run(&[
+            "journalctl",
+            "--no-pager",
+            "-n",
+            "30",
+            "-u",
+            "sextant-listener"
+        ])
+        .1
+    );
+    assert!(
+        replaced_while_asking,
+        "the queries ended before the listener was replaced: make the batch longer"
+    );
+    let answered = answers.lines().filter(|l| *l == "192.0.2.80").count();
+    assert_eq!(
+        answered,
+        20_000,
+        "{} other lines",
+        answers.lines().count() - answered
+    );
+    let (_, state) = boot.run(&["systemctl", "is-active", "sextant-listener"]);
+    assert_eq!(state.trim(), "active");
+    eprintln!("listener replaced under dig: PID {before} -> {after}, 20000 of 20000 answered");
+
     let (ok, stop) = boot.run(&["systemctl", "stop", "sextant.target"]);
     assert!(ok, "systemctl stop failed:\n{stop}");
     // The daemons PartOf the target get their stop jobs in the same transaction, but
@@ -256,8 +323,15 @@ fn sextant_target_starts_the_suite_under_systemd() {
             break;
         }
         assert!(
-            stopping.elapsed() < std::time::Duration::from_secs(20),
-            "stopping sextant.target left {states:?} after 20 s"
+            stopping.elapsed() < std::time::Duration::from_secs(20)
+                && !states.iter().any(|s| s == "failed"),
+            "stopping sextant.target left {states:?}:\n{}",
+            boot.run(&[
+                "sh",
+                "-c",
+                "journalctl --no-pager -n 400 | grep -v '\"level\"' | grep -i listener"
+            ])
+            .1
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
