@@ -1,7 +1,8 @@
 //! Sextant across hosts: network namespaces made by the test (198.18.0.0/24, no
 //! route out), gRPC between them in mutual TLS, a listener host sending to two
 //! authority hosts — a primary and a secondary that transferred the zone from it —
-//! and one authority host's daemon killed under load: no query lost.
+//! and to a resolver host (recursing from a root its own authority serves, not one
+//! the front sees); one authority host's daemon killed under load: no query lost.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -86,11 +87,17 @@ fn an_authority_host_dies_under_load_and_no_query_is_lost() {
         ("front", address(1)),
         ("primary", address(2)),
         ("secondary", address(3)),
+        ("resolver", address(4)),
     ])
     .unwrap();
     let ca = TestCa::new(lab.path(), "cluster").unwrap();
     let node = |name: &str| Node::new(lab.path(), network.host(name).unwrap(), &ca);
-    let (front, primary, secondary) = (node("front"), node("primary"), node("secondary"));
+    let (front, primary, secondary, resolver) = (
+        node("front"),
+        node("primary"),
+        node("secondary"),
+        node("resolver"),
+    );
 
     // The primary: the zone from its file, transfers out through its own listener.
     std::fs::write(primary.dir.join("example.com.zone"), EXAMPLE_ZONE).unwrap();
@@ -130,17 +137,42 @@ fn an_authority_host_dies_under_load_and_no_query_is_lost() {
     )
     .unwrap();
 
-    // The front: one listener, both authorities over mutual TLS, no packet cache.
+    // The resolver host: recursion from a root served on its own address (unsigned,
+    // so no validation); its gRPC endpoint is the one other hosts see.
+    let d = resolver.dir.display();
+    std::fs::write(resolver.dir.join("root.zone"), ROOT_ZONE).unwrap();
+    std::fs::write(resolver.dir.join("test.zone"), TEST_ZONE).unwrap();
+    std::fs::write(
+        resolver.dir.join("root.hints"),
+        ".  3600000 NS ns.\nns. 3600000 A 198.18.0.4\n",
+    )
+    .unwrap();
+    resolver.config(&format!(
+        "[listener]\nlisten = [\"198.18.0.4:53\"]\nready_file = \"{d}/listener.ready.json\"\n\
+         authority = \"unix:{d}/authority.sock\"\n\
+         [authority]\ngrpc = \"unix:{d}/authority.sock\"\nready_file = \"{d}/authority.ready.json\"\n\
+         [[authority.zone]]\nname = \".\"\nfile = \"{d}/root.zone\"\n\
+         [[authority.zone]]\nname = \"test\"\nfile = \"{d}/test.zone\"\n\
+         [resolver]\ngrpc = \"tcp:198.18.0.4:7001\"\nready_file = \"{d}/resolver.ready.json\"\n\
+         root_hints = \"{d}/root.hints\"\nvalidation = false\nstate_dir = \"{d}/state\"\n"
+    ));
+    let _root_authority = resolver.start("sextant-authority", "authority.ready.json");
+    let _root_listener = resolver.start("sextant-listener", "listener.ready.json");
+    let _resolver = resolver.start("sextant-resolver", "resolver.ready.json");
+
+    // The front: one listener, both authorities and the resolver over mutual TLS, no
+    // packet cache.
     let d = front.dir.display();
     let front_config = front.config(&format!(
         "[listener]\nlisten = [\"198.18.0.1:53\"]\nready_file = \"{d}/listener.ready.json\"\n\
          authority = [\"tcp:198.18.0.2:7001\", \"tcp:198.18.0.3:7001\"]\n\
+         resolver = [\"tcp:198.18.0.4:7001\"]\nallow_recursion = [\"198.18.0.0/24\"]\n\
          packet_cache_bytes = 0\ncontrol = \"unix:{d}/listener.sock\"\n"
     ));
     let _front_listener = front.start("sextant-listener", "listener.ready.json");
     eventually(
         Duration::from_secs(20),
-        "both authorities connected and serving",
+        "both authorities and the resolver connected and serving",
         || {
             let (_, json) = front.status(&front_config);
             let backends: Vec<_> = json["daemons"]
@@ -149,12 +181,30 @@ fn an_authority_host_dies_under_load_and_no_query_is_lost() {
                 .flatten()
                 .flat_map(|d| d["backends"].as_array().cloned().unwrap_or_default())
                 .collect();
-            backends.len() == 2
+            backends.len() == 3
                 && backends
                     .iter()
                     .all(|b| b["connected"] == true && b["serving"] == true)
         },
     )
+    .unwrap();
+
+    // Recursion crosses three hosts: front listener, resolver host, primary host.
+    eventually(Duration::from_secs(20), "www.test resolved", || {
+        let output = Command::new("ip")
+            .args(["netns", "exec", &front.host.netns, "dig"])
+            .args([
+                "+short",
+                "+time=2",
+                "+tries=1",
+                "@198.18.0.1",
+                "www.test",
+                "A",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).trim() == "192.0.2.99"
+    })
     .unwrap();
 
     // A host without our CA's certificate is refused by the authorities.
@@ -170,7 +220,7 @@ fn an_authority_host_dies_under_load_and_no_query_is_lost() {
     let queries = front.dir.join("queries.txt");
     std::fs::write(
         &queries,
-        "www.example.com A\nftp.example.com A\nexample.com SOA\nwww.example.com AAAA\n",
+        "www.example.com A\nftp.example.com A\nexample.com SOA\nwww.example.com AAAA\nwww.test A\n",
     )
     .unwrap();
     let mut dnsperf = Command::new("ip")
@@ -227,6 +277,24 @@ fn an_authority_host_dies_under_load_and_no_query_is_lost() {
     );
 }
 
+/// The resolver host's root, served on that host.
+const ROOT_ZONE: &str = "\
+$TTL 3600
+@     IN SOA ns. hostmaster.ns. 1 7200 3600 1209600 300
+      IN NS  ns.
+ns.   IN A   198.18.0.4
+test. IN NS  ns.test.
+ns.test. IN A 198.18.0.4
+";
+
+const TEST_ZONE: &str = "\
+$TTL 3600
+@   IN SOA ns hostmaster 1 7200 3600 1209600 300
+    IN NS  ns
+ns  IN A   198.18.0.4
+www IN A   192.0.2.99
+";
+
 #[test]
 fn the_cluster_samples_pass_check_with_their_files_in_place() {
     let lab = sextant_systest::Lab::new().unwrap();
@@ -235,7 +303,12 @@ fn the_cluster_samples_pass_check_with_their_files_in_place() {
     let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples");
     let zone = samples.join("zones/example.com.zone");
     let mut checked = 0;
-    for file in ["front.toml", "primary.toml", "secondary.toml"] {
+    for file in [
+        "front.toml",
+        "primary.toml",
+        "secondary.toml",
+        "resolver.toml",
+    ] {
         let text = std::fs::read_to_string(samples.join("cluster").join(file))
             .unwrap()
             .replace(
@@ -261,6 +334,7 @@ fn the_cluster_samples_pass_check_with_their_files_in_place() {
             ("[listener]", "sextant-listener"),
             ("[authority]", "sextant-authority"),
             ("[transfer]", "sextant-transfer"),
+            ("[resolver]", "sextant-resolver"),
         ] {
             if text.contains(section) {
                 let output = Command::new(binary(daemon).unwrap())
@@ -278,5 +352,5 @@ fn the_cluster_samples_pass_check_with_their_files_in_place() {
             }
         }
     }
-    assert_eq!(checked, 6);
+    assert_eq!(checked, 7);
 }
