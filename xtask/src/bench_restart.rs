@@ -37,7 +37,7 @@ struct Daemon {
     child: Option<Child>,
 }
 
-pub(crate) fn bench_restart(rate: u32, seconds: u32) -> anyhow::Result<()> {
+pub(crate) fn bench_restart(rate: u32, seconds: u32, check: bool) -> anyhow::Result<()> {
     cargo(&["build", "--release", "--workspace", "--bins"])?;
     let root = workspace_root();
     let bin = root.join("target/release");
@@ -118,6 +118,7 @@ pub(crate) fn bench_restart(rate: u32, seconds: u32) -> anyhow::Result<()> {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        let mut failed = Vec::new();
         let mut table = format!(
             "dnsperf at {rate} q/s for {seconds} s per step (1 s timeout); 1 s into its step one\n\
              daemon stopped (SIGTERM) and started again, a listener replaced by a successor\n\
@@ -172,15 +173,22 @@ pub(crate) fn bench_restart(rate: u32, seconds: u32) -> anyhow::Result<()> {
                 .and_then(|rest| rest.split_whitespace().next())
                 .and_then(|n| n.parse::<u64>().ok())
                 .unwrap_or(0);
+            let lost = field(&report, "Queries lost:");
+            let sent = field(&report, "Queries sent:");
+            if sent < 1.0 || lost > 0.0 || servfail != 0 {
+                failed.push(label);
+            }
             writeln!(
                 table,
                 "{:<16} {:>8} {:>6} {:>9} {:>10}",
-                label,
-                field(&report, "Queries sent:"),
-                field(&report, "Queries lost:"),
-                servfail,
-                took
+                label, sent, lost, servfail, took
             )?;
+        }
+        if check && !failed.is_empty() {
+            bail!(
+                "queries lost or answered SERVFAIL at: {}\n{table}",
+                failed.join(", ")
+            );
         }
         Ok(table)
     })();

@@ -110,6 +110,43 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes everything held of `zone`: its published version first (durably, so
+    /// that a crash in the middle leaves only orphaned trees, deleted at the next
+    /// open), then its version trees, step, journal and refresh time. For a zone
+    /// no longer served (a catalog zone's member removed).
+    pub async fn forget(&self, zone: &str) -> Result<(), StoreError> {
+        let published = format!("{PUBLISHED_PREFIX}{zone}");
+        self.db
+            .remove(&published)
+            .map_err(sled_error(format!("remove {published}")))?;
+        self.db
+            .flush_async()
+            .await
+            .map_err(sled_error(format!("flush the removal of {published}")))?;
+        for name in self.db.tree_names() {
+            let ours = parse_version_tree_name(&name).is_some_and(|(z, _)| z == zone)
+                || name.as_ref() == format!("journal/{zone}").as_bytes();
+            if ours {
+                self.db
+                    .drop_tree(&name)
+                    .map_err(sled_error(format!("drop a tree of {zone}")))?;
+            }
+        }
+        for key in [
+            format!("{REFRESHED_PREFIX}{zone}"),
+            format!("{STEP_PREFIX}{zone}"),
+        ] {
+            self.db
+                .remove(&key)
+                .map_err(sled_error(format!("remove {key}")))?;
+        }
+        self.db
+            .flush_async()
+            .await
+            .map_err(sled_error(format!("flush the removal of {zone}")))?;
+        Ok(())
+    }
+
     /// When `zone` was last refreshed successfully (Unix seconds), if ever.
     pub fn last_refresh(&self, zone: &str) -> Result<Option<u64>, StoreError> {
         let key = format!("{REFRESHED_PREFIX}{zone}");

@@ -392,3 +392,20 @@ async fn a_delta_past_its_share_is_compacted_and_one_past_half_the_zone_written_
     assert_eq!(store.step(zone).unwrap().unwrap().removed, vec![soa(3)]);
     assert_eq!(version_trees(&store), 1);
 }
+
+#[tokio::test]
+async fn a_forgotten_zone_leaves_nothing_and_the_others_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path()).unwrap();
+    publish(&store, "gone.example.", 1, 10).await;
+    publish(&store, "kept.example.", 1, 10).await;
+    store.set_last_refresh("gone.example.", 1).await.unwrap();
+    store.forget("gone.example.").await.unwrap();
+    assert!(store.published("gone.example.").unwrap().is_none());
+    assert!(store.last_refresh("gone.example.").unwrap().is_none());
+    assert_eq!(store.zones().unwrap().len(), 1);
+    assert_eq!(version_trees(&store), 1);
+    assert_eq!(store.records("kept.example.").unwrap().unwrap().len(), 10);
+    // Forgetting what is not there is no error.
+    store.forget("never.example.").await.unwrap();
+}
