@@ -2,6 +2,7 @@
 //! publishes the set of zones it serves.
 
 mod answer;
+mod catalog_producer;
 mod control;
 mod journal;
 mod key_store;
@@ -89,7 +90,7 @@ impl Daemon for AuthorityDaemon {
         let snapshots = section.state_dir.clone();
         let load_snapshots = snapshots.clone();
         let load::Loaded {
-            catalog,
+            mut catalog,
             warnings,
             to_snapshot,
         } = tokio::task::spawn_blocking(move || {
@@ -97,6 +98,13 @@ impl Daemon for AuthorityDaemon {
         })
         .await
         .context("zone loading task failed")??;
+        if let Some(name) = &section.catalog {
+            let members: Vec<_> = section.zones.iter().map(|z| z.name.clone()).collect();
+            let zone = catalog_producer::produce(name, &members, section.state_dir.as_deref())
+                .map_err(|e| anyhow::anyhow!("authority.catalog: {e}"))?;
+            tracing::info!(catalog = %name, members = members.len(), serial = zone.serial(), "catalog zone made");
+            catalog = catalog.updated([Arc::new(zone)], &[]);
+        }
         for warning in &warnings {
             tracing::warn!(%warning, "zone loaded with a fix-up");
         }

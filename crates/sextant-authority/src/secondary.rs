@@ -112,6 +112,7 @@ pub(crate) async fn follow(
         while let Some(event) = events.recv().await {
             match event {
                 VersionEvent::Zone(version) => follower.apply(version).await,
+                VersionEvent::Gone(zone) => follower.gone(&zone),
                 VersionEvent::SnapshotDone => return,
             }
         }
@@ -174,8 +175,10 @@ fn read_snapshots(
 
 async fn apply_all(mut events: mpsc::Receiver<VersionEvent>, follower: Arc<Follower>) {
     while let Some(event) = events.recv().await {
-        if let VersionEvent::Zone(version) = event {
-            follower.apply(version).await;
+        match event {
+            VersionEvent::Zone(version) => follower.apply(version).await,
+            VersionEvent::Gone(zone) => follower.gone(&zone),
+            VersionEvent::SnapshotDone => {}
         }
     }
 }
@@ -420,6 +423,29 @@ impl Follower {
             }
             (None, Err(_)) => {}
         }
+    }
+
+    /// The transfer daemon no longer publishes `zone` (a catalog zone's member
+    /// removed): it stops being served here, and its snapshot is deleted.
+    fn gone(&self, zone: &str) {
+        let held = {
+            let mut held = self.held.lock();
+            let waiting = held.waiting.remove(zone).is_some();
+            held.served.remove(zone).is_some() || waiting
+        };
+        let Ok(origin) = Name::from_ascii(zone) else {
+            return;
+        };
+        if !held {
+            return;
+        }
+        let catalog = self.authority.catalog().without(&origin);
+        self.authority.replace(catalog);
+        self.publisher.publish(self.authority.zone_names());
+        if let Some(dir) = &self.snapshots {
+            let _ = std::fs::remove_file(zone_snapshot::path(dir, &origin));
+        }
+        tracing::info!(%zone, "secondary zone no longer served: the transfer daemon dropped it");
     }
 
     /// After the transfer daemon's first snapshot: a snapshot it did not confirm is

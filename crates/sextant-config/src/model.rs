@@ -478,6 +478,11 @@ pub struct AuthorityConfig {
     /// answered with the whole zone.
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
+    /// Produce a catalog zone (RFC 9432, version 2) of this name listing every
+    /// primary zone, served and transferred like them, so that secondaries provision
+    /// themselves from it (e.g. `catalog.invalid`). Default: none.
+    #[serde(default, deserialize_with = "deserialize_optional_name")]
+    pub catalog: Option<Name>,
 }
 
 /// The transfer daemon (`[transfer]`): the secondary zones and their store.
@@ -547,6 +552,12 @@ pub struct SecondaryZoneConfig {
     /// secondaries). Default: served as transferred.
     #[serde(default)]
     pub dnssec_policy: Option<String>,
+    /// The zone is a catalog zone (RFC 9432, version 2): each member it lists is a
+    /// secondary zone too, transferred from the same primaries with the same key
+    /// and allowed NOTIFY senders, added and removed as the catalog changes.
+    /// Default: false.
+    #[serde(default)]
+    pub catalog: bool,
 }
 
 fn deserialize_optional_name<'de, D: serde::Deserializer<'de>>(

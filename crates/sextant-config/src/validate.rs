@@ -472,6 +472,14 @@ impl AuthorityConfig {
                 );
             }
         }
+        if let Some(catalog) = &self.catalog
+            && self.zones.iter().any(|zone| &zone.name == catalog)
+        {
+            problems.add(
+                "authority.catalog",
+                format!("{catalog} is also a configured zone; the catalog zone is made by the authority, so give it a name of its own (catalog.invalid, say)"),
+            );
+        }
     }
 }
 

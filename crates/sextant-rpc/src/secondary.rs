@@ -177,7 +177,29 @@ async fn stream_versions<S: VersionSource>(
     let mut snapshot_done = false;
     loop {
         changes.borrow_and_update();
-        for state in source.states() {
+        let states = source.states();
+        // Held by the watcher (said at connection, or sent since) but no longer
+        // published: it stops serving them.
+        let gone: Vec<String> = holds
+            .keys()
+            .filter(|zone| !states.iter().any(|s| &s.zone == *zone))
+            .cloned()
+            .collect();
+        for zone in gone {
+            let chunk = pb::ZoneVersionChunk {
+                zone: zone.clone(),
+                first: true,
+                last: true,
+                gone: true,
+                ..Default::default()
+            };
+            if sender.send(Ok(chunk)).await.is_err() {
+                return;
+            }
+            holds.remove(&zone);
+            sent.remove(&zone);
+        }
+        for state in states {
             if sent.get(&state.zone) == Some(&state) {
                 continue;
             }
@@ -261,6 +283,7 @@ async fn send_step(
             },
             removed: if is_removed { list() } else { Vec::new() },
             records: if is_removed { Vec::new() } else { list() },
+            gone: false,
         };
         if sender.send(Ok(message)).await.is_err() {
             return false;
@@ -395,6 +418,8 @@ pub enum VersionEvent {
     Zone(ZoneVersion),
     /// Every zone published at connection time has been sent.
     SnapshotDone,
+    /// A zone no longer published: stop serving it.
+    Gone(String),
 }
 
 const RETRY_MIN: Duration = Duration::from_millis(100);
@@ -472,6 +497,13 @@ async fn follow_once(
     while let Some(chunk) = stream.message().await.map_err(call_error)? {
         if chunk.zone.is_empty() {
             if chunk.last && sender.send(VersionEvent::SnapshotDone).await.is_err() {
+                return Ok(());
+            }
+            continue;
+        }
+        if chunk.gone {
+            streaming = None;
+            if sender.send(VersionEvent::Gone(chunk.zone)).await.is_err() {
                 return Ok(());
             }
             continue;

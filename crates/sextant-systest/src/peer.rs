@@ -190,6 +190,113 @@ impl Peer {
         )
     }
 
+    /// Knot as a catalog zone producer (RFC 9432): it serves `members` (apex, file,
+    /// optional group) and generates catalog zone `catalog` listing them, allowing
+    /// transfers from loopback and sending NOTIFY for every zone to `notify`. Change
+    /// the members with [`Peer::knot_catalog_members`].
+    pub fn knot_catalog(
+        dir: &Path,
+        catalog: &str,
+        members: &[(&str, &Path, Option<&str>)],
+        notify: SocketAddr,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let port = free_port()?;
+        let config = knot_catalog_config(dir, port, catalog, members, notify);
+        // Knot answers no query about a catalog it generates (transfers only).
+        let apex = members.first().map_or(".", |m| m.0);
+        Self::spawn(
+            dir,
+            "knot.conf",
+            &config,
+            "knotd",
+            &["-c"],
+            "knot",
+            port,
+            apex,
+        )
+    }
+
+    /// Gives the Knot of [`Peer::knot_catalog`] a new member list (`knotc reload`):
+    /// it regenerates the catalog with a new serial and sends NOTIFY.
+    pub fn knot_catalog_members(
+        &self,
+        dir: &Path,
+        catalog: &str,
+        members: &[(&str, &Path, Option<&str>)],
+        notify: SocketAddr,
+    ) -> anyhow::Result<()> {
+        let config = knot_catalog_config(dir, self.addr.port(), catalog, members, notify);
+        let path = dir.join("knot.conf");
+        std::fs::write(&path, config)?;
+        let output = Command::new("knotc")
+            .arg("-c")
+            .arg(&path)
+            .arg("reload")
+            .output()
+            .context("running knotc (package knot)")?;
+        if !output.status.success() {
+            bail!(
+                "knotc reload failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// Knot as a catalog zone consumer (RFC 9432): it transfers catalog zone
+    /// `catalog` from `primary` and serves every member it lists, transferred from
+    /// there too (NOTIFY from loopback accepted).
+    pub fn knot_catalog_consumer(
+        dir: &Path,
+        catalog: &str,
+        primary: SocketAddr,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let port = free_port()?;
+        let d = dir.display();
+        let (ip, primary_port) = (primary.ip(), primary.port());
+        let config = format!(
+            "server:\n    listen: 127.0.0.1@{port}\n    rundir: \"{d}\"\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\
+             database:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\n\
+             remote:\n  - id: primary\n    address: {ip}@{primary_port}\n\
+             acl:\n  - id: notify\n    address: 127.0.0.0/8\n    action: notify\n\
+             template:\n  - id: member\n    master: primary\n    acl: notify\n    storage: \"{d}\"\n\
+             zone:\n  - domain: {catalog}\n    master: primary\n    acl: notify\n    storage: \"{d}\"\n    \
+             catalog-role: interpret\n    catalog-template: member\n"
+        );
+        Self::launch(dir, "knot.conf", &config, "knotd", &["-c"], "knot", port)
+    }
+
+    /// BIND as a catalog zone consumer: it transfers catalog zone `catalog` from
+    /// `primary` and serves every member it lists, transferred from there too.
+    pub fn bind_catalog_consumer(
+        dir: &Path,
+        catalog: &str,
+        primary: SocketAddr,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let port = free_port()?;
+        let d = dir.display();
+        let (ip, primary_port) = (primary.ip(), primary.port());
+        let config = format!(
+            "options {{ directory \"{d}\"; pid-file \"{d}/named.pid\"; listen-on port {port} {{ 127.0.0.1; }};\n  \
+             listen-on-v6 {{ none; }}; recursion no; allow-notify {{ 127.0.0.0/8; }};\n  \
+             catalog-zones {{ zone \"{catalog}\" default-primaries {{ {ip} port {primary_port}; }} in-memory yes min-update-interval 1; }};\n}};\n\
+             controls {{ }};\n\
+             zone \"{catalog}\" {{ type secondary; primaries {{ {ip} port {primary_port}; }}; file \"{d}/catalog.db\"; }};\n"
+        );
+        Self::launch(
+            dir,
+            "named.conf",
+            &config,
+            "named",
+            &["-g", "-n", "1", "-c"],
+            "bind9",
+            port,
+        )
+    }
+
     /// Knot serving `zones` (apex, file) as they are (pre-signed zones are served
     /// signed, nothing is signed or journaled), on a free loopback port.
     pub fn knot(dir: &Path, zones: &[(&str, &Path)]) -> anyhow::Result<Self> {
@@ -627,4 +734,34 @@ pub(crate) fn knot_sign(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+fn knot_catalog_config(
+    dir: &Path,
+    port: u16,
+    catalog: &str,
+    members: &[(&str, &Path, Option<&str>)],
+    notify: SocketAddr,
+) -> String {
+    let d = dir.display();
+    let mut config = format!(
+        "server:\n    listen: 127.0.0.1@{port}\n    rundir: \"{d}\"\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\
+         database:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\n\
+         remote:\n  - id: secondary\n    address: {}@{}\n\
+         acl:\n  - id: transfer\n    address: 127.0.0.0/8\n    action: transfer\n\
+         zone:\n  - domain: {catalog}\n    catalog-role: generate\n    storage: \"{d}\"\n    notify: secondary\n    acl: transfer\n",
+        notify.ip(),
+        notify.port(),
+    );
+    for (apex, file, group) in members {
+        config.push_str(&format!(
+            "  - domain: {apex}\n    file: \"{}\"\n    storage: \"{d}\"\n    zonefile-sync: -1\n    journal-content: none\n    \
+             notify: secondary\n    acl: transfer\n    catalog-role: member\n    catalog-zone: {catalog}\n",
+            file.display()
+        ));
+        if let Some(group) = group {
+            config.push_str(&format!("    catalog-group: {group}\n"));
+        }
+    }
+    config
 }

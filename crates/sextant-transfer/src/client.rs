@@ -97,7 +97,11 @@ pub(crate) async fn soa_serial(
             break (response, buffer[..len].to_vec());
         }
     };
-    let (response, response_wire) = if response.0.metadata.truncation {
+    // Truncated, or refused over UDP (Knot answers the catalog zones it generates
+    // over TCP only): asked again over TCP, as BIND's try-tcp-refresh does.
+    let (response, response_wire) = if response.0.metadata.truncation
+        || response.0.metadata.response_code != hickory_proto::op::ResponseCode::NoError
+    {
         // A fresh verifier: the TCP answer chains to the same query MAC.
         verifier = sign(&mut query, tsig, primary)?;
         tcp_exchange(primary, &query, timeouts).await?

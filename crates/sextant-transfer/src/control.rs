@@ -11,8 +11,8 @@ impl Zones {
     fn zone_statuses(&self) -> Vec<ZoneStatus> {
         let now = Instant::now();
         let mut statuses: Vec<ZoneStatus> = self
-            .zones
-            .values()
+            .all()
+            .iter()
             .map(|entry| {
                 let published = self.store.published(&entry.key).ok().flatten();
                 let state = entry.state.lock();
@@ -60,8 +60,8 @@ impl ControlHandler for Zones {
         let wanted = zone.map(|z| z.trim_end_matches('.').to_ascii_lowercase() + ".");
         let mut matched = 0;
         for entry in self
-            .zones
-            .values()
+            .all()
+            .iter()
             .filter(|e| wanted.as_ref().is_none_or(|w| &e.key == w))
         {
             entry.state.lock().force = true;

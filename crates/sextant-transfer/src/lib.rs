@@ -5,6 +5,7 @@
 //! The authority follows the published versions over gRPC.
 
 mod axfr;
+mod catalog_zone;
 mod client;
 mod control;
 mod error;
@@ -61,7 +62,12 @@ impl Daemon for TransferDaemon {
         for orphan in &cleanup.orphan_versions {
             tracing::warn!(version = %orphan, "deleted a zone version left unpublished by a crash");
         }
-        let zones = Arc::new(Zones::new(Arc::new(store), &section, &config.keys)?);
+        let zones = Arc::new(Zones::new(
+            Arc::new(store),
+            &section,
+            &config.keys,
+            shutdown.clone(),
+        )?);
         let server = GrpcServer::bind(&section.grpc).await?;
         let endpoint = server.local_endpoint().clone();
         let services = Services::new()
@@ -69,12 +75,15 @@ impl Daemon for TransferDaemon {
             .with_secondary_versions(zones.clone(), zones.notifier())
             .with_control(zones.clone());
         let serving = tokio::spawn(server.serve(services, shutdown.clone()));
+        // Catalog zones' members as their published versions list them, before
+        // any refresh: they survive a restart in the store.
         for zone in &section.zones {
-            tokio::spawn(refresh::run(
-                zones.clone(),
-                zone.name.to_string(),
-                shutdown.clone(),
-            ));
+            if zone.catalog {
+                catalog_zone::follow(&zones, &zone.name.to_string()).await;
+            }
+        }
+        for zone in &section.zones {
+            tokio::spawn(refresh::run(zones.clone(), zone.name.to_string()));
         }
         let names: Vec<String> = section.zones.iter().map(|z| z.name.to_string()).collect();
         tracing::info!(grpc = %endpoint, zones = names.len(), published = zones.published_count(), "transfer serving");

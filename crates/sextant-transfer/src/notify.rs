@@ -50,7 +50,7 @@ impl Zones {
             return Rcode::NOTIMP;
         }
         let key = view.question.name_text();
-        let Some(zone) = self.zones.get(&key) else {
+        let Some(zone) = self.zone(&key) else {
             tracing::info!(zone = %key, client = %query.client, "NOTIFY for a zone we are not secondary for");
             return Rcode::NOTAUTH;
         };

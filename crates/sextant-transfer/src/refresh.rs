@@ -6,15 +6,13 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use tokio_util::sync::CancellationToken;
-
 use crate::XfrError;
 use crate::client::{self, AxfrOutcome};
 use crate::expire::is_expired;
 use crate::index::RecordIndex;
 use crate::serial::is_newer;
 use crate::state::SoaTimers;
-use crate::zones::{ZoneEntry, Zones};
+use crate::zones::{Role, ZoneEntry, Zones};
 
 /// What one refresh did.
 #[derive(Debug)]
@@ -30,10 +28,13 @@ enum Refreshed {
     },
 }
 
-pub(crate) async fn run(zones: Arc<Zones>, key: String, shutdown: CancellationToken) {
-    let Some(zone) = zones.zones.get(&key) else {
+/// Refreshes zone `key` until the daemon stops or the zone is removed.
+pub(crate) async fn run(zones: Arc<Zones>, key: String) {
+    let Some(zone) = zones.zone(&key) else {
         return;
     };
+    let shutdown = zone.stop.clone();
+    let zone = &*zone;
     let Some(mut triggered) = zone.triggered.lock().take() else {
         return;
     };
@@ -47,7 +48,11 @@ pub(crate) async fn run(zones: Arc<Zones>, key: String, shutdown: CancellationTo
             Some(()) = triggered.recv() => tracing::info!(zone = %key, "NOTIFY received; checking the primary"),
         }
         let started = Instant::now();
-        let outcome = refresh_once(&zones, zone).await;
+        // A zone removed mid-transfer abandons it: the staged version is dropped.
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            outcome = refresh_once(&zones, zone) => outcome,
+        };
         let result = match &outcome {
             Ok(Refreshed::UpToDate { .. }) => "up_to_date",
             Ok(Refreshed::Transferred(_)) => "axfr",
@@ -59,6 +64,13 @@ pub(crate) async fn run(zones: Arc<Zones>, key: String, shutdown: CancellationTo
             && let Err(error) = zones.store.set_last_refresh(&key, unix_now()).await
         {
             tracing::warn!(zone = %key, %error, "cannot record the refresh time; expiry after a restart will count from the restart");
+        }
+        if matches!(
+            outcome,
+            Ok(Refreshed::Transferred(_) | Refreshed::Incremental { .. })
+        ) && *zone.role.lock() == Role::Catalog
+        {
+            crate::catalog_zone::follow(&zones, &key).await;
         }
         let now = Instant::now();
         let mut state = zone.state.lock();

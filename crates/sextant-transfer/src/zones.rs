@@ -35,12 +35,71 @@ pub(crate) struct ZoneEntry {
     /// without reading the version; built in the background after each AXFR and
     /// at start, taken by the refresh that uses it.
     pub(crate) index: Mutex<Option<RecordIndex>>,
+    /// Configured, a catalog zone, or a catalog zone's member.
+    pub(crate) role: Mutex<Role>,
+    /// Ends the zone's refresh task (a member removed from its catalog).
+    pub(crate) stop: tokio_util::sync::CancellationToken,
+}
+
+/// Where a secondary zone comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// A `[[transfer.zone]]`.
+    Configured,
+    /// A `[[transfer.zone]]` with `catalog = true` (RFC 9432): its members are
+    /// secondary zones too.
+    Catalog,
+    /// A member of the catalog zone `catalog`, under unique id `id`.
+    Member(crate::catalog_zone::Membership),
+}
+
+impl ZoneEntry {
+    /// A zone with no refresh running yet; its state read from the store.
+    pub(crate) fn new(
+        store: &Store,
+        name: Name,
+        primaries: Vec<SocketAddr>,
+        allow_notify: Vec<IpAddr>,
+        tsig: Option<sextant_tsig::Key>,
+        role: Role,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let key = name.to_string();
+        let timers = store
+            .first_record(&key)?
+            .and_then(|bytes| Record::from_bytes(&bytes).ok())
+            .and_then(|soa| SoaTimers::of(&soa))
+            .unwrap_or(SoaTimers::DEFAULT);
+        let allow_notify = if allow_notify.is_empty() {
+            primaries.iter().map(SocketAddr::ip).collect()
+        } else {
+            allow_notify
+        };
+        let state = initial_state(store, &key, timers)?;
+        let (trigger, triggered) = mpsc::channel(1);
+        Ok(Self {
+            name,
+            key,
+            primaries,
+            allow_notify,
+            tsig,
+            state: Mutex::new(state),
+            trigger,
+            triggered: Mutex::new(Some(triggered)),
+            index: Mutex::new(None),
+            role: Mutex::new(role),
+            stop,
+        })
+    }
 }
 
 #[derive(Debug)]
 pub(crate) struct Zones {
     pub(crate) store: Arc<Store>,
-    pub(crate) zones: HashMap<String, ZoneEntry>,
+    /// By apex as text (`example.com.`); members of catalog zones come and go.
+    zones: parking_lot::RwLock<HashMap<String, Arc<ZoneEntry>>>,
+    /// The daemon's shutdown: the parent of every zone's `stop`.
+    pub(crate) shutdown: tokio_util::sync::CancellationToken,
     notifier: VersionNotifier,
     pub(crate) min_refresh: Duration,
     pub(crate) max_refresh: Duration,
@@ -56,6 +115,7 @@ impl Zones {
         store: Arc<Store>,
         config: &TransferConfig,
         keys: &[sextant_config::KeyConfig],
+        shutdown: tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<Self> {
         let mut zones = HashMap::new();
         for zone in &config.zones {
@@ -73,37 +133,26 @@ impl Zones {
                     )
                 }
             };
-            let key = zone.name.to_string();
-            let timers = store
-                .first_record(&key)?
-                .and_then(|bytes| Record::from_bytes(&bytes).ok())
-                .and_then(|soa| SoaTimers::of(&soa))
-                .unwrap_or(SoaTimers::DEFAULT);
-            let allow_notify = if zone.allow_notify.is_empty() {
-                zone.primaries.iter().map(SocketAddr::ip).collect()
+            let role = if zone.catalog {
+                Role::Catalog
             } else {
-                zone.allow_notify.clone()
+                Role::Configured
             };
-            let state = initial_state(&store, &key, timers)?;
-            let (trigger, triggered) = mpsc::channel(1);
-            zones.insert(
-                key.clone(),
-                ZoneEntry {
-                    name: zone.name.clone(),
-                    key,
-                    primaries: zone.primaries.clone(),
-                    allow_notify,
-                    tsig,
-                    state: Mutex::new(state),
-                    trigger,
-                    triggered: Mutex::new(Some(triggered)),
-                    index: Mutex::new(None),
-                },
-            );
+            let entry = ZoneEntry::new(
+                &store,
+                zone.name.clone(),
+                zone.primaries.clone(),
+                zone.allow_notify.clone(),
+                tsig,
+                role,
+                shutdown.child_token(),
+            )?;
+            zones.insert(entry.key.clone(), Arc::new(entry));
         }
         Ok(Self {
             store,
-            zones,
+            zones: parking_lot::RwLock::new(zones),
+            shutdown,
             notifier: VersionNotifier::new(),
             min_refresh: config.min_refresh,
             max_refresh: config.max_refresh,
@@ -118,6 +167,35 @@ impl Zones {
             started: Instant::now(),
             started_wall: SystemTime::now(),
         })
+    }
+
+    /// The zone at `key` (`example.com.`), if it is one of ours.
+    pub(crate) fn zone(&self, key: &str) -> Option<Arc<ZoneEntry>> {
+        self.zones.read().get(key).cloned()
+    }
+
+    /// Every zone, in no order.
+    pub(crate) fn all(&self) -> Vec<Arc<ZoneEntry>> {
+        self.zones.read().values().cloned().collect()
+    }
+
+    /// Adds `entry` unless a zone of that name is already there; whether it was.
+    pub(crate) fn insert(&self, entry: ZoneEntry) -> Option<Arc<ZoneEntry>> {
+        let mut zones = self.zones.write();
+        if zones.contains_key(&entry.key) {
+            return None;
+        }
+        let entry = Arc::new(entry);
+        zones.insert(entry.key.clone(), entry.clone());
+        Some(entry)
+    }
+
+    /// Takes `key` out: its refresh ends and nothing of it is published any more.
+    pub(crate) fn remove(&self, key: &str) -> Option<Arc<ZoneEntry>> {
+        let entry = self.zones.write().remove(key)?;
+        entry.stop.cancel();
+        self.notifier.notify();
+        Some(entry)
     }
 
     /// The index of `zone`'s published version `published`: the one held if it is
@@ -155,7 +233,7 @@ impl Zones {
     /// Builds the index of `key`'s published version off the refresh path, unless
     /// the one held is of that version.
     pub(crate) fn index_in_background(self: &Arc<Self>, key: &str) {
-        let Some(zone) = self.zones.get(key) else {
+        let Some(zone) = self.zone(key) else {
             return;
         };
         let Ok(Some(published)) = self.store.published(key) else {
@@ -172,7 +250,7 @@ impl Zones {
         let zones = self.clone();
         let key = key.to_string();
         tokio::task::spawn_blocking(move || {
-            let Some(zone) = zones.zones.get(&key) else {
+            let Some(zone) = zones.zone(&key) else {
                 return;
             };
             let started = Instant::now();
@@ -214,7 +292,7 @@ impl VersionSource for Zones {
         published
             .into_iter()
             .filter_map(|(zone, p)| {
-                let entry = self.zones.get(&zone)?;
+                let entry = self.zone(&zone)?;
                 Some(VersionState {
                     expired: entry.state.lock().expired,
                     zone,

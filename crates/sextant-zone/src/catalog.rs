@@ -53,6 +53,15 @@ impl Catalog {
         next
     }
 
+    /// A copy without the zone at `origin`.
+    pub fn without(&self, origin: &Name) -> Self {
+        let origin = wire_name(origin);
+        let mut next = self.clone();
+        next.zones.remove(origin.as_slice());
+        next.expired.remove(origin.as_slice());
+        next
+    }
+
     /// Whether the zone at `origin` is past its SOA expire.
     pub fn is_expired(&self, origin: &Name) -> bool {
         self.is_expired_wire(&wire_name(origin))

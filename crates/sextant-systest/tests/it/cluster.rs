@@ -105,19 +105,20 @@ fn an_authority_host_dies_under_load_and_no_query_is_lost() {
     primary.config(&format!(
         "[listener]\nlisten = [\"198.18.0.2:53\"]\nready_file = \"{d}/listener.ready.json\"\n\
          [authority]\ngrpc = \"tcp:198.18.0.2:7001\"\nready_file = \"{d}/authority.ready.json\"\n\
-         allow_transfer = [\"198.18.0.0/24\"]\n\
+         allow_transfer = [\"198.18.0.0/24\"]\ncatalog = \"catalog.invalid\"\n\
          [[authority.zone]]\nname = \"example.com\"\nfile = \"{d}/example.com.zone\"\n"
     ));
     let primary_authority = primary.start("sextant-authority", "authority.ready.json");
     let _primary_listener = primary.start("sextant-listener", "listener.ready.json");
 
-    // The secondary: the zone by AXFR from the primary host, served by its authority.
+    // The secondary: the zone by AXFR from the primary host, served by its authority,
+    // found in the primary's catalog zone.
     let d = secondary.dir.display();
     let secondary_config = secondary.config(&format!(
         "[authority]\ngrpc = \"tcp:198.18.0.3:7001\"\nready_file = \"{d}/authority.ready.json\"\n\
          [transfer]\ngrpc = \"unix:{d}/transfer.sock\"\nstate_dir = \"{d}/state\"\n\
          ready_file = \"{d}/transfer.ready.json\"\nmin_refresh = \"1s\"\n\
-         [[transfer.zone]]\nname = \"example.com\"\nprimaries = [\"198.18.0.2:53\"]\n"
+         [[transfer.zone]]\nname = \"catalog.invalid\"\nprimaries = [\"198.18.0.2:53\"]\ncatalog = true\n"
     ));
     let _transfer = secondary.start("sextant-transfer", "transfer.ready.json");
     let _secondary_authority = secondary.start("sextant-authority", "authority.ready.json");

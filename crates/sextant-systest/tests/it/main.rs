@@ -6,6 +6,7 @@ mod answer_defects;
 mod backend_down;
 mod backend_pool;
 mod bind_errors;
+mod catalog_zones;
 mod cluster;
 mod config_errors;
 mod control;
