@@ -1,7 +1,10 @@
 //! `cargo xtask bench-restart`: a rolling restart under a fixed load. A front
 //! listener sends to two authorities serving one zone (its packet cache off, so
 //! every query reaches one): A loads it from its file and transfers it out through a
-//! listener of its own; B serves it as a secondary, kept by a transfer daemon. dnsperf
+//! listener of its own; B serves it as a secondary, kept by a transfer daemon. One
+//! query in ten is recursive and goes to one of two resolvers, which recurse from a
+//! root served by an authority and listener of their own (C, not behind the front).
+//! dnsperf
 //! asks the front at a fixed rate for a few seconds per step; a second into each
 //! step one daemon is stopped (SIGTERM) and started again — the front listener the
 //! other way round, as an operator replaces it: its successor started beside it
@@ -46,6 +49,34 @@ pub(crate) fn bench_restart(rate: u32, seconds: u32, check: bool) -> anyhow::Res
     std::fs::create_dir_all(&work)?;
     let (zone, queries) = (work.join("bench.zone"), work.join("queries.txt"));
     generate(NAMES, &zone, &queries)?;
+    // One query in ten for a name only the resolvers can answer (100 names, so
+    // their caches matter, and a restarted resolver's empty cache too).
+    let mixed: String = std::fs::read_to_string(&queries)?
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            if i % 10 == 9 {
+                format!("r{}.rtest A\n", i % 100)
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&queries, mixed)?;
+    let root_port = PORT + 2;
+    std::fs::write(
+        work.join("root.zone"),
+        "$TTL 3600\n@ SOA ns. hostmaster.ns. 1 7200 3600 1209600 300\n@ NS ns.\nns. A 127.0.0.1\n\
+         rtest. NS ns.rtest.\nns.rtest. A 127.0.0.1\n",
+    )?;
+    std::fs::write(
+        work.join("rtest.zone"),
+        "$ORIGIN rtest.\n$TTL 3600\n@ SOA ns hostmaster 1 7200 3600 1209600 300\n@ NS ns\nns A 127.0.0.1\n* A 192.0.2.99\n",
+    )?;
+    std::fs::write(
+        work.join("root.hints"),
+        ". 3600000 NS ns.\nns. 3600000 A 127.0.0.1\n",
+    )?;
     let listen: SocketAddr = ([127, 0, 0, 1], PORT).into();
     let primary: SocketAddr = ([127, 0, 0, 1], PORT + 1).into();
     let head = "[log]\nlevel = \"warn\"\n";
@@ -70,10 +101,23 @@ pub(crate) fn bench_restart(rate: u32, seconds: u32, check: bool) -> anyhow::Res
             ),
         ),
         (
+            "c.toml",
+            format!(
+                "{head}[listener]\nlisten = [\"127.0.0.1:{root_port}\"]\nready_file = \"c-listener.ready\"\n\
+                 authority = \"unix:c.sock\"\n\
+                 [authority]\ngrpc = \"unix:c.sock\"\nready_file = \"c.ready\"\n\
+                 [[authority.zone]]\nname = \".\"\nfile = \"root.zone\"\n\
+                 [[authority.zone]]\nname = \"rtest\"\nfile = \"rtest.zone\"\n"
+            ),
+        ),
+        ("r1.toml", resolver_config(head, 1, root_port)),
+        ("r2.toml", resolver_config(head, 2, root_port)),
+        (
             "front.toml",
             format!(
                 "{head}[listener]\nlisten = [\"{listen}\"]\nready_file = \"front.ready\"\n\
-                 authority = [\"unix:a.sock\", \"unix:b.sock\"]\npacket_cache_bytes = 0\n"
+                 authority = [\"unix:a.sock\", \"unix:b.sock\"]\n\
+                 resolver = [\"unix:r1.sock\", \"unix:r2.sock\"]\npacket_cache_bytes = 0\n"
             ),
         ),
     ];
@@ -98,6 +142,15 @@ pub(crate) fn bench_restart(rate: u32, seconds: u32, check: bool) -> anyhow::Res
         ),
         daemon("transfer", "sextant-transfer", "b.toml", "transfer.ready"),
         daemon("authority B", "sextant-authority", "b.toml", "b.ready"),
+        daemon("root authority", "sextant-authority", "c.toml", "c.ready"),
+        daemon(
+            "root listener",
+            "sextant-listener",
+            "c.toml",
+            "c-listener.ready",
+        ),
+        daemon("resolver 1", "sextant-resolver", "r1.toml", "r1.ready"),
+        daemon("resolver 2", "sextant-resolver", "r2.toml", "r2.ready"),
         daemon(
             "front listener",
             "sextant-listener",
@@ -122,11 +175,13 @@ pub(crate) fn bench_restart(rate: u32, seconds: u32, check: bool) -> anyhow::Res
         let mut table = format!(
             "dnsperf at {rate} q/s for {seconds} s per step (1 s timeout); 1 s into its step one\n\
              daemon stopped (SIGTERM) and started again, a listener replaced by a successor\n\
-             started first\n{:<16} {:>8} {:>6} {:>9} {:>10}\n",
-            "restarted", "sent", "lost", "SERVFAIL", "restart s"
+             started first (REFUSED would mean a recursive query routed wrong)\n\
+             {:<16} {:>8} {:>6} {:>9} {:>8} {:>10}\n",
+            "restarted", "sent", "lost", "SERVFAIL", "REFUSED", "restart s"
         );
-        // Each restartable daemon in turn (A's listener only carries transfers).
-        for step in [None, Some(0), Some(3), Some(2), Some(4)] {
+        // Each restartable daemon in turn (A's listener only carries transfers, C and
+        // its listener are the resolvers' internet).
+        for step in [None, Some(0), Some(3), Some(2), Some(6), Some(7), Some(8)] {
             let label = step.map_or("nothing", |i| daemons[i].name);
             eprintln!("== {label}");
             let load = {
@@ -166,27 +221,30 @@ pub(crate) fn bench_restart(rate: u32, seconds: u32, check: bool) -> anyhow::Res
             let report = load
                 .join()
                 .map_err(|_| anyhow::anyhow!("the dnsperf thread panicked"))??;
-            let servfail = report
-                .lines()
-                .find(|l| l.trim_start().starts_with("Response codes:"))
-                .and_then(|l| l.split("SERVFAIL ").nth(1))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|n| n.parse::<u64>().ok())
-                .unwrap_or(0);
+            let code = |name: &str| {
+                report
+                    .lines()
+                    .find(|l| l.trim_start().starts_with("Response codes:"))
+                    .and_then(|l| l.split(&format!("{name} ")).nth(1))
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            let (servfail, refused) = (code("SERVFAIL"), code("REFUSED"));
             let lost = field(&report, "Queries lost:");
             let sent = field(&report, "Queries sent:");
-            if sent < 1.0 || lost > 0.0 || servfail != 0 {
+            if sent < 1.0 || lost > 0.0 || servfail != 0 || refused != 0 {
                 failed.push(label);
             }
             writeln!(
                 table,
-                "{:<16} {:>8} {:>6} {:>9} {:>10}",
-                label, sent, lost, servfail, took
+                "{:<16} {:>8} {:>6} {:>9} {:>8} {:>10}",
+                label, sent, lost, servfail, refused, took
             )?;
         }
         if check && !failed.is_empty() {
             bail!(
-                "queries lost or answered SERVFAIL at: {}\n{table}",
+                "queries lost or answered SERVFAIL or REFUSED at: {}\n{table}",
                 failed.join(", ")
             );
         }
@@ -201,6 +259,14 @@ pub(crate) fn bench_restart(rate: u32, seconds: u32, check: bool) -> anyhow::Res
     println!("{table}");
     std::fs::write(work.join("results.txt"), &table)?;
     Ok(())
+}
+
+/// Resolver `n`'s config: recursion from C's root, no validation (an unsigned lab).
+fn resolver_config(head: &str, n: u8, root_port: u16) -> String {
+    format!(
+        "{head}[resolver]\ngrpc = \"unix:r{n}.sock\"\nready_file = \"r{n}.ready\"\n\
+         root_hints = \"root.hints\"\nupstream_port = {root_port}\nvalidation = false\n"
+    )
 }
 
 /// Starts `daemon` and waits for its ready file.
