@@ -160,6 +160,7 @@ impl Peer {
         std::fs::create_dir_all(dir)?;
         let port = free_port()?;
         let d = dir.display();
+        let head = knot_head(dir, port);
         let (key_section, acl_key) = match key {
             Some((name, secret)) => (
                 format!("key:\n  - id: {name}\n    algorithm: hmac-sha256\n    secret: {secret}\n"),
@@ -168,8 +169,7 @@ impl Peer {
             None => (String::new(), String::new()),
         };
         let config = format!(
-            "server:\n    listen: 127.0.0.1@{port}\n    rundir: \"{d}\"\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\
-             database:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\n{key_section}\
+            "{head}{key_section}\
              remote:\n  - id: secondary\n    address: {}@{}\n\
              acl:\n  - id: transfer\n    address: 127.0.0.0/8\n{acl_key}    action: transfer\n\
              zone:\n  - domain: {zone}\n    file: \"{}\"\n    storage: \"{d}\"\n    zonefile-sync: -1\n    \
@@ -255,10 +255,10 @@ impl Peer {
         std::fs::create_dir_all(dir)?;
         let port = free_port()?;
         let d = dir.display();
+        let head = knot_head(dir, port);
         let (ip, primary_port) = (primary.ip(), primary.port());
         let config = format!(
-            "server:\n    listen: 127.0.0.1@{port}\n    rundir: \"{d}\"\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\
-             database:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\n\
+            "{head}\
              remote:\n  - id: primary\n    address: {ip}@{primary_port}\n\
              acl:\n  - id: notify\n    address: 127.0.0.0/8\n    action: notify\n\
              template:\n  - id: member\n    master: primary\n    acl: notify\n    storage: \"{d}\"\n\
@@ -303,10 +303,8 @@ impl Peer {
         std::fs::create_dir_all(dir)?;
         let port = free_port()?;
         let d = dir.display();
-        let mut config = format!(
-            "server:\n    listen: 127.0.0.1@{port}\n    rundir: \"{d}\"\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\
-             database:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\nzone:\n"
-        );
+        let head = knot_head(dir, port);
+        let mut config = format!("{head}zone:\n");
         for (apex, file) in zones {
             config.push_str(&format!(
                 "  - domain: {apex}\n    file: \"{}\"\n    storage: \"{d}\"\n    zonefile-sync: -1\n    journal-content: none\n    semantic-checks: off\n",
@@ -744,9 +742,9 @@ fn knot_catalog_config(
     notify: SocketAddr,
 ) -> String {
     let d = dir.display();
+    let head = knot_head(dir, port);
     let mut config = format!(
-        "server:\n    listen: 127.0.0.1@{port}\n    rundir: \"{d}\"\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\
-         database:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\n\
+        "{head}\
          remote:\n  - id: secondary\n    address: {}@{}\n\
          acl:\n  - id: transfer\n    address: 127.0.0.0/8\n    action: transfer\n\
          zone:\n  - domain: {catalog}\n    catalog-role: generate\n    storage: \"{d}\"\n    notify: secondary\n    acl: transfer\n",
@@ -764,4 +762,14 @@ fn knot_catalog_config(
         }
     }
     config
+}
+
+/// The start of a Knot configuration: one process on 127.0.0.1:`port`, files in
+/// `dir`, the log on stderr.
+fn knot_head(dir: &Path, port: u16) -> String {
+    let d = dir.display();
+    format!(
+        "server:\n    listen: 127.0.0.1@{port}\n    rundir: \"{d}\"\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\
+         database:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\n"
+    )
 }

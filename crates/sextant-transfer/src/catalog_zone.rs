@@ -204,14 +204,16 @@ pub(crate) async fn follow(zones: &Arc<Zones>, key: &str) {
                 *entry.role.lock() = Role::Member(membership);
             }
             Role::Member(held) if held.catalog == key => {
-                // A new unique id: the member's state starts again (RFC 9432 §5.5).
+                // A new unique id: the member's state starts again (RFC 9432, "Zone-Associated
+                // State Reset").
                 tracing::info!(catalog = %key, zone = %member, old = %held.id, new = %membership.id, "catalog member reset: transferred again");
                 forget(zones, &member).await;
                 add(zones, &catalog, listed.member, membership);
             }
             Role::Member(held) if held.coo.as_deref() == Some(key) => {
-                // Change of ownership (RFC 9432 §5.6): kept as it is under the same
-                // unique id, reset under another.
+                // Change of ownership (RFC 9432, "Migrating Member Zones between
+                // Catalogs"): kept as it is under the same unique id, reset under
+                // another.
                 tracing::info!(zone = %member, from = %held.catalog, to = %key, "catalog member changes owner");
                 if held.id == membership.id {
                     *entry.role.lock() = Role::Member(membership);
