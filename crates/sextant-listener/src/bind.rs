@@ -10,6 +10,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 
 use crate::handover::{self, Member};
+use crate::holder::Holder;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on {addr} ({proto}): {cause}; {fix}")]
@@ -70,7 +71,8 @@ pub(crate) fn bind_address(
     } else {
         1
     };
-    let predecessor = addr.port() != 0 && held(addr);
+    let predecessor =
+        addr.port() != 0 && joins_predecessor(addr).map_err(|e| bind_error(addr, "TCP", e))?;
     let mut last_error = None;
     for _ in 0..attempts {
         let first = udp_socket(addr).map_err(|e| bind_error(addr, "UDP", e))?;
@@ -98,10 +100,18 @@ pub(crate) fn bind_address(
     Err(last_error.unwrap_or_else(|| bind_error(addr, "TCP", io::ErrorKind::AddrInUse.into())))
 }
 
-/// Whether a socket already listens on `addr` (TCP): if our SO_REUSEPORT bind then
-/// succeeds, it belongs to a running listener of the same user, which we replace.
-fn held(addr: SocketAddr) -> bool {
-    matches!(std::net::TcpListener::bind(addr), Err(e) if e.kind() == io::ErrorKind::AddrInUse)
+/// Whether a running Sextant listener holds `addr` (we are its successor); an error
+/// when another program does, which SO_REUSEPORT would otherwise let us share the
+/// traffic with unknowingly.
+pub(crate) fn joins_predecessor(addr: SocketAddr) -> io::Result<bool> {
+    match crate::holder::holder(addr) {
+        Holder::Free => Ok(false),
+        Holder::Listener => Ok(true),
+        Holder::Other(who) => Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("already in use by {who}"),
+        )),
+    }
 }
 
 fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
@@ -151,12 +161,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_second_listener_joins_the_first_and_knows_it() {
+    async fn a_port_shared_by_another_program_is_refused_naming_it() {
+        // This test process is not a Sextant listener: sharing its sockets would
+        // split the traffic with a stranger. (Joining a real predecessor is the
+        // system test `listener_handover`.)
         let first = bind_address("127.0.0.1:0".parse().unwrap(), 2).unwrap();
         assert!(!first.predecessor);
-        let second = bind_address(first.local, 2).unwrap();
-        assert!(second.predecessor);
-        assert_eq!(second.local, first.local);
+        let err = bind_address(first.local, 2).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("(PID {})", std::process::id())),
+            "{err}"
+        );
     }
 
     #[tokio::test]

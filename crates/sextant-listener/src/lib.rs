@@ -11,6 +11,7 @@ mod doh;
 mod forward;
 mod frontend;
 mod handover;
+mod holder;
 mod packet_cache;
 mod policy;
 mod route;
@@ -181,7 +182,9 @@ async fn start(
                 (tls::Encrypted::Doh, &tls.doh),
             ] {
                 for addr in addresses {
-                    let listener = bind::tcp_listener(*addr).map_err(|e| {
+                    let listener = bind::joins_predecessor(*addr)
+                        .and_then(|_| bind::tcp_listener(*addr))
+                        .map_err(|e| {
                         anyhow::anyhow!(
                             "cannot listen on {addr} for {} ({e}); free the port or change listener.tls.{}",
                             transport.label(),
