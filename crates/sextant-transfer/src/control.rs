@@ -5,7 +5,30 @@ use std::time::Instant;
 
 use sextant_rpc::{ControlHandler, DaemonStatus, ZoneStatus};
 
-use crate::zones::Zones;
+use crate::zones::{Role, ZoneEntry, Zones};
+
+/// Where a zone comes from, for `sextantctl status`: its primaries, and what it is
+/// to a catalog zone.
+fn source(entry: &ZoneEntry) -> String {
+    let primaries = entry
+        .primaries
+        .iter()
+        .map(|p| format!("primary {p}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match &*entry.role.lock() {
+        Role::Configured => primaries,
+        Role::Catalog => format!("{primaries}; catalog zone"),
+        Role::Member(member) if member.groups.is_empty() => {
+            format!("{primaries}; member of catalog {}", member.catalog)
+        }
+        Role::Member(member) => format!(
+            "{primaries}; member of catalog {} (group {})",
+            member.catalog,
+            member.groups.join(", ")
+        ),
+    }
+}
 
 impl Zones {
     fn zone_statuses(&self) -> Vec<ZoneStatus> {
@@ -20,12 +43,7 @@ impl Zones {
                     name: entry.key.clone(),
                     serial: published.map_or(0, |p| p.serial),
                     records: published.map_or(0, |p| p.records),
-                    source: entry
-                        .primaries
-                        .iter()
-                        .map(|p| format!("primary {p}"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    source: source(entry),
                     last_success_seconds_ago: state
                         .last_success
                         .map(|t| t.elapsed().unwrap_or_default().as_secs()),

@@ -104,6 +104,12 @@ fn knot_as_catalog_producer_members_come_and_go() {
         "{}",
         log(&suite)
     );
+    let status = sextant_systest::sextantctl(&config, &["status"]).unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("member of catalog catalog.example. (group signed)"),
+        "{status}"
+    );
 
     // two leaves the catalog, three joins it.
     knot.knot_catalog_members(
