@@ -18,10 +18,11 @@ pub(crate) fn member_id(member: &Name) -> String {
     let wire = hickory_proto::serialize::binary::BinEncodable::to_bytes(&lower)
         .unwrap_or_else(|_| lower.to_string().into_bytes());
     let digest = ring::digest::digest(&ring::digest::SHA256, &wire);
-    digest.as_ref()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&digest.as_ref()[..8])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The file under the state directory remembering the serial and the member set.
@@ -84,7 +85,7 @@ fn serial(catalog: &Name, members: &[Name], state_dir: Option<&Path>) -> u32 {
         .collect::<Vec<_>>()
         .join(" ");
     let digest = ring::digest::digest(&ring::digest::SHA256, list.as_bytes());
-    let digest: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let digest = hex(digest.as_ref());
     let now = u32::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

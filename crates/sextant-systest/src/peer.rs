@@ -178,16 +178,7 @@ impl Peer {
             notify.port(),
             file.display()
         );
-        Self::spawn(
-            dir,
-            "knot.conf",
-            &config,
-            "knotd",
-            &["-c"],
-            "knot",
-            port,
-            zone,
-        )
+        Self::spawn_knot(dir, &config, port, zone)
     }
 
     /// Knot as a catalog zone producer (RFC 9432): it serves `members` (apex, file,
@@ -205,16 +196,7 @@ impl Peer {
         let config = knot_catalog_config(dir, port, catalog, members, notify);
         // Knot answers no query about a catalog it generates (transfers only).
         let apex = members.first().map_or(".", |m| m.0);
-        Self::spawn(
-            dir,
-            "knot.conf",
-            &config,
-            "knotd",
-            &["-c"],
-            "knot",
-            port,
-            apex,
-        )
+        Self::spawn_knot(dir, &config, port, apex)
     }
 
     /// Gives the Knot of [`Peer::knot_catalog`] a new member list (`knotc reload`):
@@ -312,16 +294,7 @@ impl Peer {
             ));
         }
         let apex = zones.first().map_or(".", |z| z.0);
-        Self::spawn(
-            dir,
-            "knot.conf",
-            &config,
-            "knotd",
-            &["-c"],
-            "knot",
-            port,
-            apex,
-        )
+        Self::spawn_knot(dir, &config, port, apex)
     }
 
     /// BIND (named) on `addr` serving `zones` (apex, file) as their authority; BIND
@@ -590,6 +563,20 @@ impl Peer {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Knot with `config` as `dir/knot.conf` on `port`, once it answers for `zone`.
+    fn spawn_knot(dir: &Path, config: &str, port: u16, zone: &str) -> anyhow::Result<Self> {
+        Self::spawn(
+            dir,
+            "knot.conf",
+            config,
+            "knotd",
+            &["-c"],
+            "knot",
+            port,
+            zone,
+        )
     }
 
     /// Writes `config` as `dir/config_name`, runs `program ARGS CONFIG` with its

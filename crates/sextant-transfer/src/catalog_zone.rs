@@ -166,7 +166,17 @@ pub(crate) async fn follow(zones: &Arc<Zones>, key: &str) {
     let Some(catalog) = zones.zone(key) else {
         return;
     };
-    let records = match zones.store.records(key) {
+    // Read off the async threads: a catalog of many members is a zone like others.
+    let (store, owned) = (zones.store.clone(), key.to_string());
+    let read = tokio::task::spawn_blocking(move || store.records(&owned))
+        .await
+        .unwrap_or_else(|e| {
+            Err(sextant_store::StoreError::Corrupt {
+                key: format!("catalog read task: {e}"),
+                what: "the read failed",
+            })
+        });
+    let records = match read {
         Ok(Some(records)) => records,
         Ok(None) => return,
         Err(error) => {
