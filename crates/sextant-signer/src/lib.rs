@@ -7,6 +7,7 @@
 
 mod bind_import;
 mod chain;
+mod incremental;
 mod key;
 mod policy;
 mod previous;
@@ -14,6 +15,7 @@ mod rollover;
 mod sign;
 
 pub use bind_import::{ImportError, ImportedKey, import_bind_key};
+pub use incremental::{Resign, ResignRequest, SignedChange, resign};
 pub use key::{KeyError, KeyRole, KeyUse, PrivateKey, RSA_BITS, ZoneKey};
 pub use policy::{DenialPolicy, INCEPTION_OFFSET, KeySplit, Policy};
 pub use rollover::{Action, ManagedKey, Plan, Timing, plan, usage};

@@ -59,6 +59,14 @@ pub enum SignError {
         /// What the library said.
         reason: String,
     },
+    /// A change cannot apply to the zone it is for.
+    #[error("the change to zone {zone} cannot be signed: {reason}")]
+    Change {
+        /// The zone.
+        zone: String,
+        /// Why.
+        reason: String,
+    },
     /// NSEC3 hashing or a name built from a hash failed.
     #[error("making the NSEC3 chain of zone {zone} failed at {name}: {reason}")]
     Nsec3 {
@@ -254,32 +262,8 @@ pub fn sign_zone(
             what: "the zone's data",
         });
     }
-    for key in keys.iter().filter(|k| k.usage().publish) {
-        let record = Record::from_rdata(
-            origin.clone(),
-            policy.dnskey_ttl,
-            RData::DNSSEC(DNSSECRData::DNSKEY(key.dnskey().clone())),
-        );
+    for record in keyset(&origin, keys, policy)? {
         add(&mut sets, record);
-        // The parent's DS set as the zone wants it (RFC 7344, RFC 8078).
-        if key.usage().ds {
-            let failed = |e: crate::KeyError| SignError::Sign {
-                zone: origin.to_string(),
-                owner: origin.to_string(),
-                rtype: RecordType::CDS,
-                reason: e.to_string(),
-            };
-            let cds = key.cds(&origin).map_err(failed)?;
-            for data in [
-                RData::DNSSEC(DNSSECRData::CDS(cds)),
-                RData::DNSSEC(DNSSECRData::CDNSKEY(key.cdnskey())),
-            ] {
-                add(
-                    &mut sets,
-                    Record::from_rdata(origin.clone(), policy.dnskey_ttl, data),
-                );
-            }
-        }
     }
     let shape = Shape::of(&sets, &origin);
     let negative_ttl = negative_ttl(&soa);
@@ -372,6 +356,39 @@ pub fn sign_zone(
     })
 }
 
+/// The apex records the keys make: a DNSKEY per published key and, for keys
+/// whose DS the parent should have, the CDS and CDNSKEY (RFC 7344, RFC 8078).
+pub(crate) fn keyset(
+    origin: &Name,
+    keys: &[ZoneKey],
+    policy: &Policy,
+) -> Result<Vec<Record>, SignError> {
+    let mut records = Vec::new();
+    for key in keys.iter().filter(|k| k.usage().publish) {
+        records.push(Record::from_rdata(
+            origin.clone(),
+            policy.dnskey_ttl,
+            RData::DNSSEC(DNSSECRData::DNSKEY(key.dnskey().clone())),
+        ));
+        if key.usage().ds {
+            let failed = |e: crate::KeyError| SignError::Sign {
+                zone: origin.to_string(),
+                owner: origin.to_string(),
+                rtype: RecordType::CDS,
+                reason: e.to_string(),
+            };
+            let cds = key.cds(origin).map_err(failed)?;
+            for data in [
+                RData::DNSSEC(DNSSECRData::CDS(cds)),
+                RData::DNSSEC(DNSSECRData::CDNSKEY(key.cdnskey())),
+            ] {
+                records.push(Record::from_rdata(origin.clone(), policy.dnskey_ttl, data));
+            }
+        }
+    }
+    Ok(records)
+}
+
 /// Adds `record` to its RRset: a duplicate is dropped and the RRset takes the
 /// smallest TTL, as the zone's builder does, so that what is signed is exactly what
 /// is served.
@@ -395,7 +412,7 @@ pub(crate) fn add(sets: &mut Sets, mut record: Record) {
 
 /// The TTL of NSEC and NSEC3 records: the smaller of the SOA's TTL and MINIMUM
 /// (RFC 9077).
-fn negative_ttl(soa: &Record) -> u32 {
+pub(crate) fn negative_ttl(soa: &Record) -> u32 {
     match &soa.data {
         RData::SOA(data) => soa.ttl.min(data.minimum),
         _ => soa.ttl,
@@ -410,7 +427,7 @@ pub(crate) fn serial_of(soa: &Record) -> u32 {
 }
 
 /// RFC 1982: whether serial `a` is newer than `b`.
-fn newer(a: u32, b: u32) -> bool {
+pub(crate) fn newer(a: u32, b: u32) -> bool {
     a != b && a.wrapping_sub(b) < 1 << 31
 }
 
@@ -430,19 +447,19 @@ fn same_soa_fields(old: &Record, new: &Record) -> bool {
 }
 
 /// Makes or keeps the signatures of each RRset.
-struct Signer<'a> {
-    origin: &'a Name,
-    keys: &'a [ZoneKey],
-    policy: &'a Policy,
-    now: u64,
-    previous: Option<&'a Previous>,
-    made: usize,
-    kept: usize,
-    refresh_at: u64,
+pub(crate) struct Signer<'a> {
+    pub(crate) origin: &'a Name,
+    pub(crate) keys: &'a [ZoneKey],
+    pub(crate) policy: &'a Policy,
+    pub(crate) now: u64,
+    pub(crate) previous: Option<&'a Previous>,
+    pub(crate) made: usize,
+    pub(crate) kept: usize,
+    pub(crate) refresh_at: u64,
     /// RRsets (but the apex SOA) seen, and those the same as in the previous
     /// version with every signature kept.
-    seen: usize,
-    unchanged: usize,
+    pub(crate) seen: usize,
+    pub(crate) unchanged: usize,
 }
 
 impl Signer<'_> {
@@ -459,7 +476,7 @@ impl Signer<'_> {
         }
     }
 
-    fn signatures(
+    pub(crate) fn signatures(
         &mut self,
         owner: &Name,
         rtype: RecordType,

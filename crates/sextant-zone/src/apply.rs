@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use hickory_proto::rr::RecordType;
 
-use crate::canonical;
 use crate::nodes::Node;
 use crate::signed::Denial;
 use crate::zone::{Standalone, ZoneBuilder, check_apex, check_name, wire_name};
 use crate::{Location, Zone, ZoneError, ZoneWarning};
+use crate::{canonical, chain_check, nsec3};
 
 /// A record of a touched name: type, TTL, data (names written out whole).
 type Held = (RecordType, u32, Vec<u8>);
@@ -21,7 +21,14 @@ type Held = (RecordType, u32, Vec<u8>);
 /// A touched name: its owner in wire form and the records it holds now.
 type Touched = BTreeMap<Box<[u8]>, (Vec<u8>, Vec<Held>)>;
 
-/// Types whose change is checked along the whole denial chain.
+/// Whether a record belongs to an NSEC3 chain: the NSEC3 itself or its signature.
+fn is_chain_record(rtype: RecordType, data: &[u8]) -> bool {
+    rtype == RecordType::NSEC3
+        || (rtype == RecordType::RRSIG
+            && data.get(..2) == Some(&u16::from(RecordType::NSEC3).to_be_bytes()[..]))
+}
+
+/// Types that make an unsigned zone's change a signed one.
 fn is_dnssec(rtype: RecordType) -> bool {
     matches!(
         rtype,
@@ -79,20 +86,84 @@ impl Zone {
             let (_, held) = self.touch(&mut touched, record.owner());
             held.push((record.rtype, record.ttl, record.data.into_owned()));
         }
-        let whole = self.is_signed()
-            || !matches!(self.denial(), Denial::None)
-            || self.nsec3_entries().next().is_some()
-            || touched
-                .values()
-                .any(|(_, held)| held.iter().any(|(rtype, _, _)| is_dnssec(*rtype)))
-            || touched.keys().any(|key| {
-                self.node_at(key)
-                    .is_some_and(|node| node.rrsets().iter().any(|set| is_dnssec(set.rtype)))
-            });
-        if whole {
+        if self.needs_rebuild(&touched) {
             self.rebuild(&touched, source)
         } else {
             self.share(touched, source)
+        }
+    }
+
+    /// Whether the change must be applied by building the zone whole: an unsigned
+    /// zone given DNSSEC records, a change of NSEC3 parameters or of the kind of
+    /// denial, NSEC3 records of other parameters kept for transfer, or an NSEC3
+    /// owner holding other data. Every other change to a signed zone shares the
+    /// untouched names and NSEC3 records and checks the chain where it changed.
+    fn needs_rebuild(&self, touched: &Touched) -> bool {
+        let types_now = || {
+            touched
+                .values()
+                .flat_map(|(_, held)| held.iter().map(|(rtype, _, _)| *rtype))
+        };
+        let types_before = || {
+            touched.iter().flat_map(|(key, (owner, _))| {
+                self.node_at(key)
+                    .or_else(|| self.nsec3_node(owner))
+                    .into_iter()
+                    .flat_map(|node| node.rrsets().iter().map(|set| set.rtype))
+            })
+        };
+        let unsigned = !self.is_signed()
+            && matches!(self.denial(), Denial::None)
+            && self.nsec3_entries().next().is_none();
+        if unsigned {
+            return types_now().chain(types_before()).any(is_dnssec);
+        }
+        if !self.is_signed() || !self.unused_nsec3_is_empty() {
+            return true;
+        }
+        let touches = |wanted: RecordType| {
+            types_now()
+                .chain(types_before())
+                .any(|rtype| rtype == wanted)
+        };
+        let param_changes = touched.iter().any(|(key, (_, held))| {
+            let mut now: Vec<&[u8]> = held
+                .iter()
+                .filter(|(rtype, _, _)| *rtype == RecordType::NSEC3PARAM)
+                .map(|(_, _, data)| &data[..])
+                .collect();
+            let mut before: Vec<&[u8]> = self
+                .node_at(key)
+                .and_then(|node| node.get(RecordType::NSEC3PARAM))
+                .map(|set| set.wire_rdatas().collect())
+                .unwrap_or_default();
+            now.sort_unstable();
+            before.sort_unstable();
+            now != before
+        });
+        match self.denial() {
+            Denial::None => true,
+            Denial::Nsec => touches(RecordType::NSEC3) || param_changes,
+            Denial::Nsec3(chain) => {
+                touches(RecordType::NSEC)
+                    || param_changes
+                    || touched.values().any(|(_, held)| {
+                        held.iter().any(|(rtype, _, data)| {
+                            *rtype == RecordType::NSEC3
+                                && nsec3::Params::read(data).map(|(p, _)| p).as_ref()
+                                    != Some(&chain.params)
+                        })
+                    })
+                    || touched.iter().any(|(key, (owner, held))| {
+                        let hashed_now = held.iter().any(|(t, _, _)| *t == RecordType::NSEC3);
+                        let hashed_before = self.nsec3_node(owner).is_some();
+                        let other_data = held
+                            .iter()
+                            .any(|(rtype, _, data)| !is_chain_record(*rtype, data))
+                            || self.node_at(key).is_some();
+                        (hashed_now || hashed_before) && other_data
+                    })
+            }
         }
     }
 
@@ -103,6 +174,7 @@ impl Zone {
         let entry = touched.entry(key.clone()).or_insert_with(|| {
             let held = self
                 .node_at(&key)
+                .or_else(|| self.nsec3_node(owner))
                 .map(|node| {
                     node.rrsets()
                         .iter()
@@ -158,15 +230,36 @@ impl Zone {
         builder.build()
     }
 
-    /// The next version sharing every untouched name with this one.
+    /// The next version sharing every untouched name (and NSEC3 record) with
+    /// this one; a signed zone's chain is checked around each change.
     fn share(
         &self,
-        touched: Touched,
+        mut touched: Touched,
         source: &Path,
     ) -> Result<(Zone, Vec<ZoneWarning>), ZoneError> {
+        let file = Arc::new(source.to_path_buf());
+        let whole_file = Location {
+            file: file.clone(),
+            line: 1,
+        };
+        // NSEC3 owners are not names of the zone: their records go to the chain.
+        let hashed_keys: Vec<Box<[u8]>> = match self.denial() {
+            Denial::Nsec3(_) => touched
+                .iter()
+                .filter(|(_, (owner, held))| {
+                    self.nsec3_node(owner).is_some()
+                        || held.iter().any(|(rtype, _, _)| *rtype == RecordType::NSEC3)
+                })
+                .map(|(key, _)| key.clone())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let hashed: Touched = hashed_keys
+            .into_iter()
+            .filter_map(|key| touched.remove_entry(&key))
+            .collect();
         // Touched names come in key order.
         let mut builder = ZoneBuilder::new(self.origin(), source).in_order();
-        let file = Arc::new(source.to_path_buf());
         let mut location = Location {
             file: file.clone(),
             line: 0,
@@ -181,8 +274,8 @@ impl Zone {
                 builder.add_wire(owner, *rtype, *ttl, data, &location);
             }
         }
-        let (names, first_seen, new_records) = builder.group();
-        let warnings = builder.take_warnings();
+        let (names, first_seen, mut new_records) = builder.group();
+        let mut warnings = builder.take_warnings();
         // Both in key order: a touched name the builder has no records for is gone.
         let mut names = names.into_iter().peekable();
         let changed: Vec<(Box<[u8]>, Option<Node>)> = touched
@@ -192,7 +285,6 @@ impl Zone {
                 (key, node)
             })
             .collect();
-        let whole_file = Location { file, line: 1 };
         let at = |name: &hickory_proto::rr::Name, rtype| {
             first_seen
                 .get(&(canonical::key(name), rtype))
@@ -206,14 +298,81 @@ impl Zone {
             has_cuts |= (**key != *origin_key && node.get(RecordType::NS).is_some())
                 || node.get(RecordType::DNAME).is_some();
         }
+        let changed_keys: Vec<Box<[u8]>> = changed.iter().map(|(key, _)| key.clone()).collect();
         let nodes = self.nodes().with_changes(changed);
         let soa = check_apex(self.origin(), &origin_key, &nodes, &at, &whole_file)?;
+        let denial = match self.denial() {
+            Denial::None => Denial::None,
+            Denial::Nsec => {
+                chain_check::nsec_around(&nodes, &origin_key, &changed_keys, &whole_file)?;
+                Denial::Nsec
+            }
+            Denial::Nsec3(chain) => {
+                let mut entries = Vec::with_capacity(hashed.len());
+                let mut builder = ZoneBuilder::new(self.origin(), source).in_order();
+                for (key, (owner, held)) in &hashed {
+                    old_records += self
+                        .nsec3_node(owner)
+                        .map_or(0, |node| node.rrsets().iter().map(|set| set.len()).sum());
+                    for (rtype, ttl, data) in held {
+                        location.line += 1;
+                        builder.add_wire(owner, *rtype, *ttl, data, &location);
+                    }
+                    let hash = nsec3::owner_hash(owner, chain.params.algorithm)
+                        .filter(|_| is_hashed_owner(owner, self.origin_wire()))
+                        .ok_or_else(|| ZoneError {
+                            location: whole_file.clone(),
+                            message: format!(
+                                "{} holds an NSEC3 record but is not a base32hex hash directly below the apex; sign the zone again",
+                                canonical::name(key)
+                            ),
+                        })?;
+                    entries.push((key.clone(), owner.clone(), hash));
+                }
+                let (grouped, _, hashed_records) = builder.group();
+                new_records += hashed_records;
+                warnings.extend(builder.take_warnings());
+                let mut grouped = grouped.into_iter().peekable();
+                let mut changes: Vec<(Box<[u8]>, Option<nsec3::Entry>)> = entries
+                    .into_iter()
+                    .map(|(key, owner, hash)| {
+                        let node = grouped.next_if(|(k, _)| *k == key).map(|(_, node)| node);
+                        let entry = node.map(|node| nsec3::Entry {
+                            hash: hash.clone(),
+                            owner: owner.into_boxed_slice(),
+                            node,
+                        });
+                        (hash, entry)
+                    })
+                    .collect();
+                changes.sort_by(|a, b| a.0.cmp(&b.0));
+                let changed_hashes: Vec<Box<[u8]>> =
+                    changes.iter().map(|(hash, _)| hash.clone()).collect();
+                let chain = nsec3::Chain {
+                    params: chain.params.clone(),
+                    entries: chain.entries.with_changes(changes),
+                };
+                chain_check::nsec3_around(&chain, &changed_hashes, &whole_file)?;
+                Denial::Nsec3(chain)
+            }
+        };
+        let signed = nodes
+            .get(&origin_key)
+            .is_some_and(|apex| apex.signatures(RecordType::SOA).is_some());
         let record_count = self.record_count() - old_records + new_records;
         Ok((
-            self.next_version(soa, nodes, has_cuts, record_count),
+            self.next_version(soa, nodes, has_cuts, record_count, signed, denial),
             warnings,
         ))
     }
+}
+
+/// Whether `owner` is one label directly below the apex `origin` (an NSEC3 owner).
+fn is_hashed_owner(owner: &[u8], origin: &[u8]) -> bool {
+    let owner = owner.to_ascii_lowercase();
+    owner.len() > origin.len()
+        && owner.ends_with(origin)
+        && sextant_wire::label_count(&owner) == sextant_wire::label_count(origin) + 1
 }
 
 #[cfg(test)]
@@ -385,7 +544,7 @@ mod tests {
     }
 
     #[test]
-    fn a_signed_zone_is_built_whole_and_keeps_its_chain_checked() {
+    fn a_signed_zone_shares_its_names_and_chain_and_keeps_its_chain_checked() {
         let text = include_str!("../../sextant-resolver/src/dnssec/testdata/nsec3.db");
         let zone = load("example.test.", text);
         let soa_wire = zone.soa().to_bytes().unwrap();
@@ -402,6 +561,12 @@ mod tests {
             .unwrap();
         assert!(next.is_signed());
         assert_eq!(next.record_count(), zone.record_count());
+        assert_eq!(records(&next).len(), records(&zone).len());
+        assert!(zone.nodes().shares_base_with(next.nodes()));
+        let (Denial::Nsec3(before), Denial::Nsec3(after)) = (zone.denial(), next.denial()) else {
+            panic!("the NSEC3 chain is lost");
+        };
+        assert!(before.entries.shares_base_with(&after.entries));
         // Removing an NSEC3 record breaks the chain: refused.
         let nsec3: Vec<u8> = zone
             .axfr_records()
@@ -409,6 +574,45 @@ mod tests {
             .unwrap()
             .to_bytes()
             .unwrap();
-        assert!(zone.apply(&[nsec3], &[], Path::new("ixfr")).is_err());
+        let error = zone.apply(&[nsec3], &[], Path::new("ixfr")).unwrap_err();
+        assert!(error.message.contains("NSEC3 chain is broken"), "{error}");
+    }
+
+    #[test]
+    fn a_broken_nsec_link_in_a_change_is_refused() {
+        let text = "$ORIGIN example.\n$TTL 300\n@ SOA ns h 1 2 3 4 300\n@ RRSIG SOA 13 1 300 20300101000000 20200101000000 1 example. AAAA\n\
+            @ NS ns\n@ NSEC a A NS SOA RRSIG NSEC\na A 192.0.2.1\na NSEC ns A RRSIG NSEC\nns A 192.0.2.2\nns NSEC example. A RRSIG NSEC\n";
+        let zone = load("example.", text);
+        // A name added without the links around it changing.
+        let added = wire_in(&zone, "b A 192.0.2.3\nb NSEC ns A RRSIG NSEC\n");
+        let error = zone.apply(&[], &added, Path::new("ixfr")).unwrap_err();
+        assert!(
+            error.message.contains("NSEC chain is broken at a.example."),
+            "{error}"
+        );
+        // With a's link moved to it, the change is accepted and shares the names.
+        let old_link = wire_in(&zone, "a NSEC ns A RRSIG NSEC\n");
+        let mut added = added;
+        added.extend(wire_in(&zone, "a NSEC b A RRSIG NSEC\n"));
+        let (next, _) = zone.apply(&old_link, &added, Path::new("ixfr")).unwrap();
+        assert!(next.is_signed());
+        assert!(zone.nodes().shares_base_with(next.nodes()));
+        assert_eq!(next.record_count(), zone.record_count() + 2);
+    }
+
+    /// `text`'s records in wire form.
+    fn wire_in(zone: &Zone, text: &str) -> Vec<Vec<u8>> {
+        let no_include =
+            |_: &Path| -> std::io::Result<String> { Err(std::io::ErrorKind::NotFound.into()) };
+        crate::parse(
+            &format!("$TTL 300\n{text}"),
+            Path::new("t"),
+            zone.origin(),
+            &no_include,
+        )
+        .unwrap()
+        .into_iter()
+        .map(|located| located.record.to_bytes().unwrap())
+        .collect()
     }
 }

@@ -45,7 +45,7 @@ impl Node {
 }
 
 /// Names in canonical order with a hash index over their keys.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Sorted<V> {
     /// Sorted by canonical key (see [`crate::canonical`]). A vector as the builder
     /// made it: boxing it would copy a large zone's names to trim spare room.
@@ -101,26 +101,29 @@ impl<V> Sorted<V> {
 /// A built zone's names. A zone changed by a transfer shares the names of the
 /// version it came from (`base`, never copied) and holds only what changed: an
 /// IXFR of a thousand records to a million-record zone builds a thousand names,
-/// not a million.
-#[derive(Debug)]
-pub(crate) struct Nodes {
-    base: Arc<Sorted<Node>>,
-    /// Names changed since `base` was built: their node now, or `None` for a name
-    /// that is gone. Empty for a zone built whole.
-    changes: Sorted<Change>,
+/// not a million. The NSEC3 chain is layered the same way, keyed by hash.
+#[derive(Clone, Debug)]
+pub(crate) struct Layered<V> {
+    base: Arc<Sorted<V>>,
+    /// Keys changed since `base` was built: their value now, or `None` for a key
+    /// that is gone. Empty for a version built whole.
+    changes: Sorted<Change<V>>,
 }
 
-/// A changed name's node, `None` when the name is gone.
-type Change = Option<Arc<Node>>;
+/// A changed key's value, `None` when the key is gone.
+type Change<V> = Option<Arc<V>>;
+
+/// A zone's names, by canonical key.
+pub(crate) type Nodes = Layered<Node>;
 
 /// Changes past which a version should get names of its own ([`Nodes::compacted`],
 /// off the path to serving): every lookup also looks at the changes, and a name
 /// gone is skipped at each ordered walk. (Small in tests, so that they compact.)
 const MAX_CHANGES: usize = if cfg!(test) { 16 } else { 4096 };
 
-impl Nodes {
+impl<V: Clone> Layered<V> {
     /// From the builder's names, sorted by key (canonical order).
-    pub(crate) fn from_sorted(names: Vec<(Box<[u8]>, Node)>) -> Self {
+    pub(crate) fn from_sorted(names: Vec<(Box<[u8]>, V)>) -> Self {
         Self {
             base: Arc::new(Sorted::from_sorted(names)),
             changes: Sorted::from_sorted(Vec::new()),
@@ -131,8 +134,8 @@ impl Nodes {
     /// where their node is `None`, removed. Shares this version's names unless the
     /// changes have grown past half of them; then every name is copied into a
     /// version of its own at once.
-    pub(crate) fn with_changes(&self, changed: Vec<(Box<[u8]>, Option<Node>)>) -> Self {
-        let mut merged: Vec<(Box<[u8]>, Change)> =
+    pub(crate) fn with_changes(&self, changed: Vec<(Box<[u8]>, Option<V>)>) -> Self {
+        let mut merged: Vec<(Box<[u8]>, Change<V>)> =
             Vec::with_capacity(self.changes.len() + changed.len());
         let mut old = self
             .changes
@@ -173,6 +176,12 @@ impl Nodes {
         nodes
     }
 
+    /// Whether `other` shares this version's base (it was made by changes to it).
+    #[cfg(test)]
+    pub(crate) fn shares_base_with(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.base, &other.base)
+    }
+
     /// Whether the changes have grown past an eighth of the names (or 4096): then
     /// [`Nodes::compacted`] is worth its copy.
     pub(crate) fn compaction_due(&self) -> bool {
@@ -188,7 +197,7 @@ impl Nodes {
         Self::from_sorted(whole)
     }
 
-    pub(crate) fn get(&self, key: &[u8]) -> Option<&Node> {
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&V> {
         if self.changes.sorted.is_empty() {
             return self.base.get(key);
         }
@@ -216,31 +225,44 @@ impl Nodes {
 
     /// The last name at or before `key` in canonical order whose node `has`
     /// something (an NSEC, say), wrapping to the last such name of the zone.
-    pub(crate) fn at_or_before(
-        &self,
-        key: &[u8],
-        has: impl Fn(&Node) -> bool,
-    ) -> Option<(&[u8], &Node)> {
-        let last_before = |end_base: usize, end_changes: usize| {
-            let unchanged = self.base.sorted[..end_base]
-                .iter()
-                .rev()
-                .find(|(k, node)| has(node) && self.changes.get(k).is_none())
-                .map(|(k, node)| (&**k, node));
-            let changed = self.changes.sorted[..end_changes]
-                .iter()
-                .rev()
-                .find_map(|(k, node)| node.as_deref().filter(|n| has(n)).map(|n| (&**k, n)));
-            match (unchanged, changed) {
-                (Some(a), Some(b)) => Some(if a.0 >= b.0 { a } else { b }),
-                (a, b) => a.or(b),
-            }
-        };
-        last_before(self.base.after(key), self.changes.after(key))
-            .or_else(|| last_before(self.base.len(), self.changes.len()))
+    pub(crate) fn at_or_before(&self, key: &[u8], has: impl Fn(&V) -> bool) -> Option<(&[u8], &V)> {
+        self.last_before(self.base.after(key), self.changes.after(key), &has)
+            .or_else(|| self.last_before(self.base.len(), self.changes.len(), &has))
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &Node)> {
+    /// The last name strictly before `key` whose node `has` something, wrapping
+    /// to the last such name.
+    pub(crate) fn before(&self, key: &[u8], has: impl Fn(&V) -> bool) -> Option<(&[u8], &V)> {
+        let base = self.base.sorted.partition_point(|(k, _)| &**k < key);
+        let changes = self.changes.sorted.partition_point(|(k, _)| &**k < key);
+        self.last_before(base, changes, &has)
+            .or_else(|| self.last_before(self.base.len(), self.changes.len(), &has))
+    }
+
+    /// The last key among the first `end_base` of the base and the first
+    /// `end_changes` of the changes whose value `has` something.
+    fn last_before(
+        &self,
+        end_base: usize,
+        end_changes: usize,
+        has: &dyn Fn(&V) -> bool,
+    ) -> Option<(&[u8], &V)> {
+        let unchanged = self.base.sorted[..end_base]
+            .iter()
+            .rev()
+            .find(|(k, node)| has(node) && self.changes.get(k).is_none())
+            .map(|(k, node)| (&**k, node));
+        let changed = self.changes.sorted[..end_changes]
+            .iter()
+            .rev()
+            .find_map(|(k, node)| node.as_deref().filter(|n| has(n)).map(|n| (&**k, n)));
+        match (unchanged, changed) {
+            (Some(a), Some(b)) => Some(if a.0 >= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &V)> {
         let mut base = self
             .base
             .sorted

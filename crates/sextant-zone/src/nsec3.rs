@@ -4,7 +4,7 @@
 
 use ring::digest;
 
-use crate::nodes::Node;
+use crate::nodes::{Layered, Node};
 
 /// SHA-1, the only NSEC3 hash algorithm (RFC 5155 §11).
 pub(crate) const ALGORITHM_SHA1: u8 = 1;
@@ -79,7 +79,19 @@ impl Entry {
 #[derive(Clone, Debug)]
 pub(crate) struct Chain {
     pub(crate) params: Params,
-    pub(crate) entries: Box<[Entry]>,
+    /// By hash; a version changed by a transfer shares the entries of the one it
+    /// came from, as its names do.
+    pub(crate) entries: Layered<Entry>,
+}
+
+impl Chain {
+    /// The same chain with entries of its own (see [`Layered::compacted`]).
+    pub(crate) fn compacted(&self) -> Self {
+        Self {
+            params: self.params.clone(),
+            entries: self.entries.compacted(),
+        }
+    }
 }
 
 /// How one hash relates to the chain.
@@ -95,11 +107,7 @@ impl Chain {
     /// hash order, the last one for hashes before the first). `None` for an empty
     /// chain.
     pub(crate) fn position(&self, hash: &[u8]) -> Option<Position<'_>> {
-        let after = self.entries.partition_point(|entry| *entry.hash <= *hash);
-        let previous = match after.checked_sub(1) {
-            Some(at) => &self.entries[at],
-            None => self.entries.last()?,
-        };
+        let (_, previous) = self.entries.at_or_before(hash, |_| true)?;
         Some(if *previous.hash == *hash {
             Position::Matches(previous)
         } else {

@@ -5,7 +5,7 @@
 
 use hickory_proto::rr::RecordType;
 
-use crate::nodes::Node;
+use crate::nodes::{Layered, Node};
 use crate::nsec3::{self, Chain, Entry, Params};
 use crate::{Location, ZoneError, canonical};
 
@@ -213,7 +213,12 @@ fn nsec3_chain(
     }
     Ok(Chain {
         params,
-        entries: entries.into_iter().map(|(_, entry)| entry).collect(),
+        entries: Layered::from_sorted(
+            entries
+                .into_iter()
+                .map(|(_, entry)| (entry.hash.clone(), entry))
+                .collect(),
+        ),
     })
 }
 
@@ -293,7 +298,7 @@ mod tests {
         let Denial::Nsec3(chain) = zone.denial() else {
             panic!("an NSEC3 zone")
         };
-        assert_eq!(chain.entries.len(), 5);
+        assert_eq!(chain.entries.iter().count(), 5);
         assert_eq!(
             zone.nodes().iter().count(),
             4,

@@ -119,11 +119,14 @@ impl Zone {
 
     /// Every NSEC3 record set: the chain's and those of other parameters.
     pub(crate) fn nsec3_entries(&self) -> impl Iterator<Item = &nsec3::Entry> {
-        let chain: &[nsec3::Entry] = match &self.denial {
-            Denial::Nsec3(chain) => &chain.entries,
-            _ => &[],
+        let chain = match &self.denial {
+            Denial::Nsec3(chain) => Some(chain),
+            _ => None,
         };
-        chain.iter().chain(&self.unused_nsec3)
+        chain
+            .into_iter()
+            .flat_map(|chain| chain.entries.iter().map(|(_, entry)| entry))
+            .chain(&self.unused_nsec3)
     }
 
     /// The node at a canonical key (see [`canonical`]).
@@ -160,6 +163,7 @@ impl Zone {
     /// names to be worth [`Zone::compacted`] (an eighth of them, or 4096).
     pub fn compaction_due(&self) -> bool {
         self.nodes.compaction_due()
+            || matches!(&self.denial, Denial::Nsec3(chain) if chain.entries.compaction_due())
     }
 
     /// The same zone with names of its own, sharing nothing with the versions it
@@ -175,18 +179,23 @@ impl Zone {
             has_cuts: self.has_cuts,
             record_count: self.record_count,
             signed: self.signed,
-            denial: self.denial.clone(),
+            denial: match &self.denial {
+                Denial::Nsec3(chain) => Denial::Nsec3(chain.compacted()),
+                other => other.clone(),
+            },
             unused_nsec3: self.unused_nsec3.clone(),
         }
     }
 
-    /// A later version of this unsigned zone with `nodes` (see `apply`).
+    /// A later version of this zone with `nodes` and `denial` (see `apply`).
     pub(crate) fn next_version(
         &self,
         soa: Record,
         nodes: Nodes,
         has_cuts: bool,
         record_count: usize,
+        signed: bool,
+        denial: Denial,
     ) -> Zone {
         Zone {
             origin: self.origin.clone(),
@@ -196,10 +205,28 @@ impl Zone {
             nodes,
             has_cuts,
             record_count,
-            signed: false,
-            denial: Denial::None,
+            signed,
+            denial,
             unused_nsec3: Vec::new(),
         }
+    }
+
+    /// Whether NSEC3 records of other parameters than the chain's are held.
+    pub(crate) fn unused_nsec3_is_empty(&self) -> bool {
+        self.unused_nsec3.is_empty()
+    }
+
+    /// The node of the chain's NSEC3 record owned by `owner` (wire form), if any.
+    pub(crate) fn nsec3_node(&self, owner: &[u8]) -> Option<&Node> {
+        let Denial::Nsec3(chain) = &self.denial else {
+            return None;
+        };
+        let hash = nsec3::owner_hash(owner, chain.params.algorithm)?;
+        let entry = chain.entries.get(&hash)?;
+        entry
+            .owner
+            .eq_ignore_ascii_case(owner)
+            .then_some(&entry.node)
     }
 
     /// True when some name below the one with canonical key `key` exists: then that

@@ -95,7 +95,10 @@ fn sign(
             now,
             previous: previous
                 .map(|p| Box::new(p.iter().cloned()) as Box<dyn Iterator<Item = Record>>),
-            fresh_salt: vec![0xab, 0xcd],
+            fresh_salt: match policy.denial {
+                DenialPolicy::Nsec3 { salt_length, .. } => vec![0xab; usize::from(salt_length)],
+                DenialPolicy::Nsec => Vec::new(),
+            },
         },
         &mut |record| records_out.push(record),
     )
@@ -632,3 +635,5 @@ fn an_algorithm_rollover_signs_first_publishes_next_and_waits_for_the_ds() {
     assert!(run.tags().iter().all(|t| !old.contains(t)));
     run.assert_no_validator_breaks();
 }
+
+mod incremental;
