@@ -53,7 +53,12 @@ impl Control {
     /// zone from its file, a secondary zone from its last signed version.
     pub(crate) async fn resign(&self, zone: &hickory_proto::rr::Name) -> Result<(), String> {
         if self.zones.iter().any(|z| &z.name == zone) {
-            return self.reload_zones(Some(zone.to_string())).await.map(|_| ());
+            // Signatures falling due are a whole-zone matter: the zone is signed
+            // whole, not as the change since the version served.
+            return self
+                .load_zones(Some(zone.to_string()), false)
+                .await
+                .map(|_| ());
         }
         let Some(signing) = self.signing.clone() else {
             return Err(format!("zone {zone} is not signed here"));
@@ -86,10 +91,21 @@ impl Control {
         Ok(())
     }
 
-    /// Reloads every zone, or only `zone`; returns the zones now served.
+    /// Reloads every zone, or only `zone`; returns the zones now served. A zone
+    /// signed here is signed as the change since the version served.
     pub(crate) async fn reload_zones(
         &self,
         zone: Option<String>,
+    ) -> Result<Vec<ZoneStatus>, String> {
+        self.load_zones(zone, true).await
+    }
+
+    /// Loads every zone, or only `zone`, from its files; a zone signed here is
+    /// signed as a change to the version served when `as_change`, else whole.
+    async fn load_zones(
+        &self,
+        zone: Option<String>,
+        as_change: bool,
     ) -> Result<Vec<ZoneStatus>, String> {
         let selected: Vec<ZoneConfig> = match &zone {
             None => self.zones.clone(),
@@ -116,12 +132,18 @@ impl Control {
         };
         let signing = self.signing.clone();
         let snapshots = self.snapshots.clone();
+        let served = as_change.then(|| self.authority.catalog());
         let crate::load::Loaded {
             catalog: loaded,
             warnings,
             to_snapshot,
         } = tokio::task::spawn_blocking(move || {
-            load_catalog(&selected, signing.as_deref(), snapshots.as_deref())
+            load_catalog(
+                &selected,
+                signing.as_deref(),
+                snapshots.as_deref(),
+                served.as_deref(),
+            )
         })
         .await
         .map_err(|e| format!("reload task failed: {e}"))?

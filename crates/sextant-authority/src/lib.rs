@@ -11,6 +11,7 @@ mod notify_out;
 mod outgoing;
 mod secondary;
 mod service;
+mod signed_steps;
 mod signed_version;
 mod signing;
 mod zone_snapshot;
@@ -46,7 +47,7 @@ impl Daemon for AuthorityDaemon {
         // Checked as written: making keys or signatures is not a check's business.
         let load::Loaded {
             catalog, warnings, ..
-        } = load_catalog(&section.zones, None, None)?;
+        } = load_catalog(&section.zones, None, None, None)?;
         for warning in warnings {
             eprintln!("warning: {warning}");
         }
@@ -94,7 +95,12 @@ impl Daemon for AuthorityDaemon {
             warnings,
             to_snapshot,
         } = tokio::task::spawn_blocking(move || {
-            load_catalog(&zones, load_signing.as_deref(), load_snapshots.as_deref())
+            load_catalog(
+                &zones,
+                load_signing.as_deref(),
+                load_snapshots.as_deref(),
+                None,
+            )
         })
         .await
         .context("zone loading task failed")??;

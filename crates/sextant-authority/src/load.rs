@@ -43,13 +43,25 @@ pub(crate) fn load_catalog(
     zones: &[ZoneConfig],
     signing: Option<&Signing>,
     snapshots: Option<&Path>,
+    served: Option<&Catalog>,
 ) -> Result<Loaded, LoadError> {
     let mut loaded = Vec::with_capacity(zones.len());
     let mut warnings = Vec::new();
     let mut to_snapshot = Vec::new();
     for config in zones {
         let (zone, zone_warnings) = match (&config.dnssec_policy, signing) {
-            (Some(policy), Some(signing)) => load_signed_zone(config, policy, signing)?,
+            (Some(policy), Some(signing)) => {
+                let current = served.and_then(|catalog| {
+                    catalog
+                        .zones()
+                        .find(|z| *z.origin() == config.name)
+                        .cloned()
+                });
+                let (zone, zone_warnings) = load_signed_zone(config, policy, signing, current)?;
+                loaded.push(zone);
+                warnings.extend(zone_warnings);
+                continue;
+            }
             _ => {
                 let from_snapshot = snapshots.and_then(|dir| {
                     match zone_snapshot::load(dir, &config.name, &config.file) {
@@ -151,7 +163,8 @@ fn load_signed_zone(
     config: &ZoneConfig,
     policy: &str,
     signing: &Signing,
-) -> Result<(Zone, Vec<ZoneWarning>), LoadError> {
+    served: Option<Arc<Zone>>,
+) -> Result<(Arc<Zone>, Vec<ZoneWarning>), LoadError> {
     let text = std::fs::read_to_string(&config.file).map_err(|cause| LoadError::Read {
         zone: config.name.to_string(),
         path: config.file.display().to_string(),
@@ -172,7 +185,33 @@ fn load_signed_zone(
             checked.add(record.clone());
         }
     }
-    let (_, warnings) = checked.build().map_err(zone_error)?;
+    let (unsigned, warnings) = checked.build().map_err(zone_error)?;
+    // A reload of a zone served signed: only what changed is signed.
+    if let Some(current) = served.filter(|zone| zone.is_signed()) {
+        let differences =
+            current.differences_where(&unsigned, &|t| !sextant_signer::is_signer_type(t));
+        if differences.removed.is_empty()
+            && differences.added.is_empty()
+            && same_soa(current.soa(), unsigned.soa())
+        {
+            tracing::info!(zone = %config.name, "zone unchanged; its signed version stays served");
+            return Ok((current, warnings));
+        }
+        let decode = |list: Vec<Vec<u8>>| -> Vec<hickory_proto::rr::Record> {
+            use hickory_proto::serialize::binary::BinDecodable as _;
+            list.iter()
+                .filter_map(|bytes| hickory_proto::rr::Record::from_bytes(bytes).ok())
+                .collect()
+        };
+        let mut removed = vec![current.soa().clone()];
+        removed.extend(decode(differences.removed));
+        let mut added = vec![unsigned.soa().clone()];
+        added.extend(decode(differences.added));
+        if let Some(zone) = signing.sign_change(&current, policy, removed, added)? {
+            return Ok((Arc::new(zone), warnings));
+        }
+    }
+    drop(unsigned);
     let records = located.into_iter().map(|l| l.record).collect();
     let generated = Location {
         file: Arc::new(config.file.clone()),
@@ -186,5 +225,25 @@ fn load_signed_zone(
         });
     })?;
     let (zone, _) = builder.build().map_err(zone_error)?;
-    Ok((zone, warnings))
+    Ok((Arc::new(zone), warnings))
+}
+
+/// Whether two SOAs are the same but for a serial that did not move ahead (the
+/// signer's serial runs ahead of the file's).
+fn same_soa(served: &hickory_proto::rr::Record, file: &hickory_proto::rr::Record) -> bool {
+    use hickory_proto::rr::RData;
+    match (&served.data, &file.data) {
+        (RData::SOA(a), RData::SOA(b)) => {
+            let moved_ahead = b.serial != a.serial && b.serial.wrapping_sub(a.serial) < 1 << 31;
+            served.ttl == file.ttl
+                && a.mname == b.mname
+                && a.rname == b.rname
+                && a.refresh == b.refresh
+                && a.retry == b.retry
+                && a.expire == b.expire
+                && a.minimum == b.minimum
+                && !moved_ahead
+        }
+        _ => false,
+    }
 }

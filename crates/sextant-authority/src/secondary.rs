@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::rr::{Name, Record};
-use hickory_proto::serialize::binary::BinDecodable;
+use hickory_proto::serialize::binary::{BinDecodable, BinEncodable};
 use parking_lot::Mutex;
 use sextant_rpc::{
     Endpoint, KnownVersion, KnownVersions, RecordChunk, VersionEvent, ZoneSetPublisher,
@@ -96,11 +96,9 @@ pub(crate) async fn follow(
         snapshot_writing: Arc::default(),
         resync: Arc::new(Notify::new()),
     });
-    let whole = follower
-        .signing
-        .as_ref()
-        .map(|s| s.signed_secondaries())
-        .unwrap_or_default();
+    // Every zone comes as steps when it can, those signed here too: their steps
+    // are signed as changes (see `Signing::sign_change`).
+    let whole = Vec::new();
     let mut events = follow_versions(
         endpoint.clone(),
         known,
@@ -340,10 +338,16 @@ impl Follower {
         };
         let source = PathBuf::from(format!("IXFR of {zone} to serial {serial}"));
         let started = std::time::Instant::now();
-        let applied = tokio::task::spawn_blocking(move || {
-            current
+        let signing = self
+            .signing
+            .clone()
+            .filter(|s| s.secondary_policy(current.origin()).is_some());
+        let signed = signing.is_some();
+        let applied = tokio::task::spawn_blocking(move || match signing {
+            Some(signing) => sign_step(&signing, &current, &removed, &added, &source),
+            None => current
                 .apply(&removed, &added, &source)
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string()),
         })
         .await
         .unwrap_or_else(|e| Err(format!("zone build task failed: {e}")));
@@ -354,8 +358,13 @@ impl Follower {
                 }
                 let seconds = format!("{:.4}", started.elapsed().as_secs_f64());
                 let built = Arc::new(built);
-                self.served(zone.clone(), serial, expired, digest, built.clone(), false);
+                self.served(zone.clone(), serial, expired, digest, built.clone(), signed);
                 tracing::info!(%zone, serial, expired, seconds, "secondary zone step applied and served");
+                if let (Some(signing), true) = (self.signing.clone(), signed) {
+                    let version = built.clone();
+                    let _ = tokio::task::spawn_blocking(move || signing.compact_changes(&version))
+                        .await;
+                }
                 if built.compaction_due() {
                     self.compact(built).await;
                 }
@@ -465,6 +474,69 @@ impl Follower {
             }
         }
     }
+}
+
+/// A step to a zone signed here: signed as a change when it can be, else the
+/// zone with the step applied is signed whole.
+fn sign_step(
+    signing: &Signing,
+    current: &Zone,
+    removed: &[Vec<u8>],
+    added: &[Vec<u8>],
+    source: &std::path::Path,
+) -> Result<(Zone, Vec<sextant_zone::ZoneWarning>), String> {
+    let decode = |list: &[Vec<u8>]| -> Result<Vec<Record>, String> {
+        list.iter()
+            .map(|bytes| {
+                Record::from_bytes(bytes)
+                    .map_err(|e| format!("a record of the step does not decode: {e}"))
+            })
+            .collect()
+    };
+    let (removed, added) = (decode(removed)?, decode(added)?);
+    let origin = current.origin().clone();
+    let policy = signing
+        .secondary_policy(&origin)
+        .ok_or_else(|| format!("zone {origin} is not signed here"))?
+        .to_string();
+    if let Some(zone) = signing
+        .sign_change(current, &policy, removed.clone(), added.clone())
+        .map_err(|e| e.to_string())?
+    {
+        return Ok((zone, Vec::new()));
+    }
+    let records = unsigned_after(current, &removed, &added);
+    let mut builder = Builder::new(&origin, source);
+    signing
+        .sign_zone(&origin, &policy, records, &mut |record| builder.add(record))
+        .map_err(|e| e.to_string())?;
+    Ok((builder.build()?, Vec::new()))
+}
+
+/// The unsigned records of `current` (a version signed here) with a step's
+/// records taken out and put in; its old SOA stands for the one held, whose
+/// serial is the signer's.
+fn unsigned_after(current: &Zone, removed: &[Record], added: &[Record]) -> Vec<Record> {
+    let key = |record: &Record| {
+        (
+            record.name.to_lowercase(),
+            record.record_type(),
+            record.data.to_bytes().unwrap_or_default(),
+        )
+    };
+    let gone: std::collections::HashSet<_> = removed.iter().map(key).collect();
+    let soa_replaced = removed
+        .iter()
+        .any(|r| r.record_type() == hickory_proto::rr::RecordType::SOA);
+    let mut records: Vec<Record> = current
+        .axfr_records()
+        .take(current.record_count())
+        .filter(|r| !sextant_signer::is_signer_type(r.record_type()))
+        .filter(|r| !(soa_replaced && r.record_type() == hickory_proto::rr::RecordType::SOA))
+        .filter(|r| !gone.contains(&key(r)))
+        .collect();
+    records.extend(added.iter().cloned());
+    records
 }
 
 /// Takes one record and its place in the version.

@@ -27,16 +27,84 @@ pub(crate) fn path(zone_dir: &Path) -> PathBuf {
 }
 
 /// The records of the last signed version, one at a time, if a sound file holds
-/// them (the whole file is checked before the first record is given).
-pub(crate) fn read(zone_dir: &Path) -> Option<Records> {
+/// them (the whole file is checked before the first record is given), with the
+/// signed changes made to it since (see `signed_steps`).
+pub(crate) fn read(zone_dir: &Path) -> Option<Version> {
     let path = path(zone_dir);
     match open_checked(&path) {
-        Ok(Some(reader)) => Some(reader),
+        Ok(Some(base)) => {
+            let counts = digest(zone_dir)
+                .and_then(|digest| crate::signed_steps::read(zone_dir, &digest))
+                .unwrap_or_default();
+            Some(Version {
+                base,
+                counts,
+                added: None,
+            })
+        }
         Ok(None) => None,
         Err(why) => {
             tracing::warn!(path = %path.display(), %why, "the last signed version is unusable; signing anew");
             None
         }
+    }
+}
+
+/// The digest the file ends with: what names this version to its steps.
+pub(crate) fn digest(zone_dir: &Path) -> Option<[u8; 32]> {
+    use std::io::{Seek as _, SeekFrom};
+    let mut file = File::open(path(zone_dir)).ok()?;
+    file.seek(SeekFrom::End(-(DIGEST_LEN as i64))).ok()?;
+    let mut digest = [0u8; DIGEST_LEN as usize];
+    file.read_exact(&mut digest).ok()?;
+    Some(digest)
+}
+
+/// A record in the form the steps compare: decoded and encoded again, so that
+/// the same record made or read gives the same bytes.
+pub(crate) fn step_wire(record: &Record) -> Option<Vec<u8>> {
+    let wire = record.to_bytes().ok()?;
+    Record::from_bytes(&wire).ok()?.to_bytes().ok()
+}
+
+/// The last signed version: the file's records with the steps applied.
+pub(crate) struct Version {
+    base: Records,
+    /// Per record (see [`step_wire`]): how many times the steps took it out
+    /// (negative) or put it in (positive).
+    counts: std::collections::HashMap<Vec<u8>, i64>,
+    /// The records the steps put in, once the file's are given.
+    added: Option<std::vec::IntoIter<Vec<u8>>>,
+}
+
+impl Iterator for Version {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        if self.added.is_none() {
+            for record in self.base.by_ref() {
+                if self.counts.is_empty() {
+                    return Some(record);
+                }
+                let taken_out = step_wire(&record)
+                    .and_then(|wire| self.counts.get_mut(&wire))
+                    .filter(|count| **count < 0);
+                match taken_out {
+                    Some(count) => *count += 1,
+                    None => return Some(record),
+                }
+            }
+            let added: Vec<Vec<u8>> = self
+                .counts
+                .iter()
+                .filter(|(_, count)| **count > 0)
+                .map(|(wire, _)| wire.clone())
+                .collect();
+            self.added = Some(added.into_iter());
+        }
+        self.added
+            .as_mut()?
+            .find_map(|wire| Record::from_bytes(&wire).ok())
     }
 }
 
@@ -188,7 +256,14 @@ impl Writer {
         file.sync_all()?;
         std::fs::rename(&self.temporary, &self.target)?;
         match self.target.parent() {
-            Some(parent) => File::open(parent)?.sync_all(),
+            Some(parent) => {
+                // The steps were of the version replaced and name it by its
+                // digest: should a crash keep this removal from happening, they
+                // are ignored (a new version always differs from the one the
+                // steps changed: its serial has moved past theirs).
+                crate::signed_steps::remove(parent);
+                File::open(parent)?.sync_all()
+            }
             None => Ok(()),
         }
     }

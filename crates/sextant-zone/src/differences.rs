@@ -26,14 +26,34 @@ impl Zone {
     /// The records of `self` not in `after` and the other way round, SOA excepted.
     pub fn differences(&self, after: &Zone) -> Differences {
         let mut out = Differences::default();
-        walk(self.nodes().iter(), after.nodes().iter(), &mut out);
+        walk(
+            self.nodes().iter(),
+            after.nodes().iter(),
+            &|_| true,
+            &mut out,
+        );
         // NSEC3 records are kept apart from the names, in the same place in both.
         let (old, new) = (hashed(self), hashed(after));
         walk(
             old.iter().map(|(key, node)| (&**key, *node)),
             new.iter().map(|(key, node)| (&**key, *node)),
+            &|_| true,
             &mut out,
         );
+        out
+    }
+
+    /// The records of the types `keep` accepts (SOA excepted) that `self` holds
+    /// and `after` does not, and the other way round; NSEC3 owners are not
+    /// compared. What a reload changed in the data of a zone signed here, whose
+    /// signer's records `keep` leaves out.
+    pub fn differences_where(
+        &self,
+        after: &Zone,
+        keep: &dyn Fn(RecordType) -> bool,
+    ) -> Differences {
+        let mut out = Differences::default();
+        walk(self.nodes().iter(), after.nodes().iter(), keep, &mut out);
         out
     }
 }
@@ -52,6 +72,7 @@ fn hashed(zone: &Zone) -> Vec<(Box<[u8]>, &Node)> {
 fn walk<'a>(
     old: impl Iterator<Item = (&'a [u8], &'a Node)>,
     new: impl Iterator<Item = (&'a [u8], &'a Node)>,
+    keep: &dyn Fn(RecordType) -> bool,
     out: &mut Differences,
 ) {
     let mut old = old.peekable();
@@ -66,20 +87,20 @@ fn walk<'a>(
         match order {
             Ordering::Less => {
                 if let Some((key, node)) = old.next() {
-                    node_records(key, node.rrsets(), &[], &mut out.removed);
+                    node_records(key, node.rrsets(), &[], keep, &mut out.removed);
                 }
             }
             Ordering::Greater => {
                 if let Some((key, node)) = new.next() {
-                    node_records(key, node.rrsets(), &[], &mut out.added);
+                    node_records(key, node.rrsets(), &[], keep, &mut out.added);
                 }
             }
             Ordering::Equal => {
                 if let (Some((key, before)), Some((_, after))) = (old.next(), new.next())
                     && before.rrsets() != after.rrsets()
                 {
-                    node_records(key, before.rrsets(), after.rrsets(), &mut out.removed);
-                    node_records(key, after.rrsets(), before.rrsets(), &mut out.added);
+                    node_records(key, before.rrsets(), after.rrsets(), keep, &mut out.removed);
+                    node_records(key, after.rrsets(), before.rrsets(), keep, &mut out.added);
                 }
             }
         }
@@ -88,9 +109,18 @@ fn walk<'a>(
 
 /// Appends to `out` each record of `sets` that `other` does not hold (same type,
 /// TTL and data), the SOA excepted.
-fn node_records(key: &[u8], sets: &[RRset], other: &[RRset], out: &mut Vec<Vec<u8>>) {
+fn node_records(
+    key: &[u8],
+    sets: &[RRset],
+    other: &[RRset],
+    keep: &dyn Fn(RecordType) -> bool,
+    out: &mut Vec<Vec<u8>>,
+) {
     let mut owner: Option<Vec<u8>> = None;
-    for set in sets.iter().filter(|set| set.rtype != RecordType::SOA) {
+    for set in sets
+        .iter()
+        .filter(|set| set.rtype != RecordType::SOA && keep(set.rtype))
+    {
         for rdata in set.wire_rdatas() {
             let shared = other.iter().any(|theirs| {
                 theirs.rtype == set.rtype

@@ -302,6 +302,84 @@ fn a_restart_keeps_keys_and_signatures_and_a_change_re_signs_only_what_it_touche
     // SOA, old SOA + RRSIG, old A + RRSIG, SOA, new SOA + RRSIG, new A + RRSIG, SOA.
     assert!(records <= 12, "the IXFR has {records} records:\n{ixfr}");
     assert!(ixfr.contains("192.0.2.81"), "{ixfr}");
+    // Signed as a change (the names around it only), not as a whole zone.
+    let log = suite.authority.as_ref().unwrap().log_text();
+    assert!(log.contains("zone change signed"), "{log}");
+
+    // Names added below empty non-terminals and one removed: the chain moves
+    // around them, the zone verifies, delv validates the new name and the
+    // absence of the old one.
+    let text = zone_text(apex).replace("192.0.2.80", "192.0.2.81")
+        + "a.b.c.deep A 192.0.2.90\nx.y.www TXT \"below\"\n";
+    std::fs::write(&zone, text).unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    eventually(Duration::from_secs(10), "the second change served", || {
+        dig(suite.dns, &[&format!("a.b.c.deep.{apex}"), "A", "+short"])
+            .unwrap()
+            .contains("192.0.2.90")
+    })
+    .unwrap();
+    assert_eq!(serial(suite.dns, apex), first_serial + 2);
+    let changed = axfr(suite.dns, apex);
+    let file = lab.write("changed.axfr", &changed).unwrap();
+    assert_tools_verify(apex, &file);
+    assert_eq!(
+        delv_verdict(
+            &lab,
+            suite.dns,
+            apex,
+            &changed,
+            &format!("a.b.c.deep.{apex}."),
+            "A"
+        ),
+        "; fully validated"
+    );
+    let ent = delv_verdict(
+        &lab,
+        suite.dns,
+        apex,
+        &changed,
+        &format!("c.deep.{apex}."),
+        "A",
+    );
+    assert!(
+        ent.contains("negative response, fully validated"),
+        "an empty non-terminal's proof: {ent}"
+    );
+    let log = suite.authority.as_ref().unwrap().log_text();
+    assert!(
+        !log.contains("zone change signed with the whole zone"),
+        "a change was signed whole:\n{log}"
+    );
+    drop(suite);
+
+    // Restarted after the changes: the version served before, read back from the
+    // whole signed version and the changes appended to it; nothing signed again.
+    let suite = lab.start_suite(&config).unwrap();
+    let mut served: Vec<&str> = changed.lines().collect();
+    let restarted = axfr(suite.dns, apex);
+    let mut read_back: Vec<&str> = restarted.lines().collect();
+    served.sort_unstable();
+    read_back.sort_unstable();
+    assert_eq!(
+        served, read_back,
+        "the changed zone changed across a restart"
+    );
+    assert!(
+        suite
+            .authority
+            .as_ref()
+            .unwrap()
+            .log_text()
+            .contains("made=0"),
+        "signatures were made again after a restart"
+    );
 }
 
 /// One zone signed with a moved clock, step by step through a rollover: the
@@ -565,6 +643,9 @@ fn a_secondary_zone_is_signed_on_the_way_through_to_bind_and_knot() {
     let zone_file = lab.write("knot/bump.test.zone", &unsigned(1, "")).unwrap();
     let port = sextant_systest::free_port().unwrap();
     let listener: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    // The public secondaries' ports, known before the authority that notifies them.
+    let bind_port = sextant_systest::free_port().unwrap();
+    let knot_port = sextant_systest::free_port().unwrap();
     let primary = sextant_systest::Peer::knot_primary(
         &lab.path().join("knot"),
         &format!("{apex}."),
@@ -579,7 +660,8 @@ fn a_secondary_zone_is_signed_on_the_way_through_to_bind_and_knot() {
             &format!(
                 "[log]\nlevel = \"info\"\n\n[listener]\nlisten = [\"{listener}\"]\nready_file = \"listener.ready.json\"\n\n\
                  [authority]\ngrpc = \"unix:authority.sock\"\nready_file = \"authority.ready.json\"\n\
-                 state_dir = \"state\"\nallow_transfer = [\"127.0.0.0/8\"]\n\n\
+                 state_dir = \"state\"\nallow_transfer = [\"127.0.0.0/8\"]\n\
+                 notify = [\"127.0.0.1:{bind_port}\", \"127.0.0.1:{knot_port}\"]\n\n\
                  [transfer]\ngrpc = \"unix:transfer.sock\"\nstate_dir = \"transfer-state\"\nready_file = \"transfer.ready.json\"\n\
                  min_refresh = \"1s\"\ntransfer_timeout = \"2s\"\n\n\
                  [[transfer.zone]]\nname = \"{apex}\"\nprimaries = [\"{}\"]\ndnssec_policy = \"bump\"\n\n\
@@ -604,7 +686,6 @@ fn a_secondary_zone_is_signed_on_the_way_through_to_bind_and_knot() {
     );
 
     // BIND, a secondary of Sextant, transfers the signed zone and serves it.
-    let bind_port = sextant_systest::free_port().unwrap();
     let bind_dir = lab.path().join("bind");
     std::fs::create_dir_all(&bind_dir).unwrap();
     let d = bind_dir.display();
@@ -657,7 +738,6 @@ fn a_secondary_zone_is_signed_on_the_way_through_to_bind_and_knot() {
     );
 
     // Knot, another secondary of Sextant, does the same.
-    let knot_port = sextant_systest::free_port().unwrap();
     let knot_dir = lab.path().join("knot-secondary");
     std::fs::create_dir_all(&knot_dir).unwrap();
     let d = knot_dir.display();
@@ -668,7 +748,8 @@ fn a_secondary_zone_is_signed_on_the_way_through_to_bind_and_knot() {
             "server:\n    listen: 127.0.0.1@{knot_port}\n    rundir: \"{d}\"\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\
              database:\n    storage: \"{d}\"\nlog:\n  - target: stderr\n    any: info\n\
              remote:\n  - id: sextant\n    address: 127.0.0.1@{port}\n\
-             zone:\n  - domain: {apex}.\n    master: sextant\n    storage: \"{d}\"\n    zonefile-sync: -1\n    journal-content: none\n"
+             acl:\n  - id: notify\n    address: 127.0.0.1\n    action: notify\n\
+             zone:\n  - domain: {apex}.\n    master: sextant\n    acl: notify\n    storage: \"{d}\"\n    zonefile-sync: -1\n    journal-content: none\n"
         ),
     )
     .unwrap();
@@ -718,6 +799,30 @@ fn a_secondary_zone_is_signed_on_the_way_through_to_bind_and_knot() {
     let again = axfr(suite.dns, apex);
     let file = lab.write("bump-2.axfr", &again).unwrap();
     assert_tools_verify(apex, &file);
+    // Knot sent the change as an IXFR; it was signed as a change.
+    let log = suite.authority.as_ref().unwrap().log_text();
+    assert!(log.contains("zone change signed"), "{log}");
+    assert!(
+        !log.contains("zone change signed with the whole zone"),
+        "{log}"
+    );
+    // BIND and Knot, notified, follow the signed change.
+    for (name, addr, log) in [
+        ("BIND", bind_addr, bind_dir.join("named.log")),
+        ("Knot", knot_addr, knot_dir.join("knotd.log")),
+    ] {
+        let followed = eventually(Duration::from_secs(20), name, || {
+            dig(addr, &[&format!("new.{apex}"), "A", "+dnssec", "+norec"])
+                .map(|answer| answer.contains("192.0.2.99") && answer.contains("RRSIG"))
+                .unwrap_or(false)
+        });
+        assert!(
+            followed.is_ok(),
+            "{name} did not follow the signed change:\n{}\nauthority:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default(),
+            suite.authority.as_ref().unwrap().log_text()
+        );
+    }
     drop(bind);
 }
 

@@ -17,6 +17,8 @@ use sextant_signer::{Action, KeyUse, Plan, Policy, SignRequest};
 use crate::key_store;
 use crate::signed_version;
 
+mod change;
+
 /// Why a zone could not be signed; the zone is then not (re)loaded.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SigningError {
@@ -39,6 +41,8 @@ pub(crate) enum SigningError {
         path: String,
         cause: std::io::Error,
     },
+    #[error("zone {zone}: the signed change does not apply to the version served: {cause}")]
+    Apply { zone: String, cause: String },
 }
 
 /// The policies, where keys live, and what each signed zone has now.
@@ -96,11 +100,6 @@ impl Signing {
             secondaries,
             zones: Mutex::default(),
         }))
-    }
-
-    /// The secondary zones signed here, as the transfer daemon names them.
-    pub(crate) fn signed_secondaries(&self) -> Vec<String> {
-        self.secondaries.keys().map(ToString::to_string).collect()
     }
 
     /// The policy of secondary zone `zone`, when it is signed here.
@@ -166,16 +165,7 @@ impl Signing {
             store.max_ttl = kept_ttl;
             store.save()?;
         }
-        let loaded = store.load()?;
-        let managed: Vec<sextant_signer::ManagedKey> =
-            store.entries.iter().filter_map(|e| e.managed()).collect();
-        let keys: Vec<sextant_signer::ZoneKey> = loaded
-            .into_iter()
-            .filter_map(|(entry, key)| {
-                let managed_key = entry.managed()?;
-                Some(key.with_use(sextant_signer::usage(&managed, &managed_key, &timing, now)))
-            })
-            .collect();
+        let keys = keys_in_use(&store, &timing, now)?;
         let salt_length = match policy.denial {
             sextant_signer::DenialPolicy::Nsec3 { salt_length, .. } => salt_length,
             sextant_signer::DenialPolicy::Nsec => 0,
@@ -397,6 +387,24 @@ impl Signing {
             }
         }
     }
+}
+
+/// The zone's keys with the use the rollover gives each at `now`.
+fn keys_in_use(
+    store: &key_store::KeyStore,
+    timing: &sextant_signer::Timing,
+    now: u64,
+) -> Result<Vec<sextant_signer::ZoneKey>, SigningError> {
+    let loaded = store.load()?;
+    let managed: Vec<sextant_signer::ManagedKey> =
+        store.entries.iter().filter_map(|e| e.managed()).collect();
+    Ok(loaded
+        .into_iter()
+        .filter_map(|(entry, key)| {
+            let managed_key = entry.managed()?;
+            Some(key.with_use(sextant_signer::usage(&managed, &managed_key, timing, now)))
+        })
+        .collect())
 }
 
 /// A key's state in words, for `sextantctl dnssec status`.

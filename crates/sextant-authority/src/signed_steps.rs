@@ -1,0 +1,229 @@
+//! The changes signed since the last whole signed version (`signed.bin`), kept
+//! beside it as `signed.steps`: each signed change is appended and fsynced before
+//! it is served, so that a restart starts from exactly what was served without
+//! rewriting the whole version for every change. The file names the version it
+//! changes (the digest `signed.bin` ends with): steps of another version are
+//! ignored, and a step cut short by a crash (never served) is cut off.
+//!
+//! Format: a 16-byte magic and the 32-byte base digest, then frames of a 4-byte
+//! length, the step (4-byte counts of removed and added records, then each record
+//! as a 4-byte length and its wire form) and the SHA-256 of the step.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+
+use hickory_proto::rr::Record;
+
+const MAGIC: &[u8; 16] = b"sextant-steps\x00\x00\x01";
+const HEADER_LEN: usize = MAGIC.len() + 32;
+/// A step longer than this is not one we wrote.
+const MAX_STEP: usize = 256 * 1024 * 1024;
+
+pub(crate) fn path(zone_dir: &Path) -> PathBuf {
+    zone_dir.join("signed.steps")
+}
+
+/// Appends the signed change (`removed`, `added`) to the steps of the version
+/// whose digest is `base`, durably. Returns the file's length.
+pub(crate) fn append(
+    zone_dir: &Path,
+    base: &[u8; 32],
+    removed: &[Record],
+    added: &[Record],
+) -> std::io::Result<u64> {
+    let mut step = Vec::new();
+    step.extend(
+        u32::try_from(removed.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    step.extend(u32::try_from(added.len()).unwrap_or(u32::MAX).to_be_bytes());
+    for record in removed.iter().chain(added) {
+        let wire = crate::signed_version::step_wire(record)
+            .ok_or_else(|| std::io::Error::other(format!("{record} does not encode")))?;
+        step.extend(u32::try_from(wire.len()).unwrap_or(u32::MAX).to_be_bytes());
+        step.extend(wire);
+    }
+    let mut frame = Vec::with_capacity(step.len() + 36);
+    frame.extend(u32::try_from(step.len()).unwrap_or(u32::MAX).to_be_bytes());
+    frame.extend(ring::digest::digest(&ring::digest::SHA256, &step).as_ref());
+    frame.extend(step);
+    let path = path(zone_dir);
+    if header_matches(&path, base) {
+        let mut file = OpenOptions::new().append(true).open(&path)?;
+        file.write_all(&frame)?;
+        file.sync_data()?;
+        return Ok(file.metadata()?.len());
+    }
+    // A first step (or steps of an older version left by a crash): a new file.
+    let temporary = path.with_extension("steps.tmp");
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    file.write_all(MAGIC)?;
+    file.write_all(base)?;
+    file.write_all(&frame)?;
+    file.sync_all()?;
+    let length = file.metadata()?.len();
+    std::fs::rename(&temporary, &path)?;
+    File::open(zone_dir)?.sync_all()?;
+    Ok(length)
+}
+
+fn header_matches(path: &Path, base: &[u8; 32]) -> bool {
+    let mut header = [0u8; HEADER_LEN];
+    File::open(path)
+        .and_then(|mut file| file.read_exact(&mut header))
+        .is_ok_and(|()| header[..MAGIC.len()] == *MAGIC && header[MAGIC.len()..] == *base)
+}
+
+/// What the steps of the version `base` do, as a count per record (wire form):
+/// negative for a record of the base taken out, positive for one put in. `None`
+/// without steps for that version. A step cut short is cut off the file.
+pub(crate) fn read(zone_dir: &Path, base: &[u8; 32]) -> Option<HashMap<Vec<u8>, i64>> {
+    let path = path(zone_dir);
+    let bytes = std::fs::read(&path).ok()?;
+    if bytes.len() < HEADER_LEN
+        || bytes[..MAGIC.len()] != *MAGIC
+        || bytes[MAGIC.len()..HEADER_LEN] != *base
+    {
+        return None;
+    }
+    let mut counts: HashMap<Vec<u8>, i64> = HashMap::new();
+    let mut at = HEADER_LEN;
+    let mut steps = 0usize;
+    while let Some(step) = frame(&bytes, at) {
+        at += 36 + step.len();
+        steps += 1;
+        apply(step, &mut counts);
+    }
+    if at < bytes.len() {
+        tracing::warn!(path = %path.display(), good = at, length = bytes.len(), "the last signed change was cut short (never served); cutting it off");
+        if let Ok(file) = OpenOptions::new().write(true).open(&path) {
+            let _ = file.set_len(at as u64).and_then(|()| file.sync_all());
+        }
+    }
+    tracing::debug!(path = %path.display(), steps, "signed changes read");
+    Some(counts)
+}
+
+/// The step of the frame at `at`, if it is whole and its digest holds.
+fn frame(bytes: &[u8], at: usize) -> Option<&[u8]> {
+    let length = u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?) as usize;
+    if length > MAX_STEP {
+        return None;
+    }
+    let digest = bytes.get(at + 4..at + 36)?;
+    let step = bytes.get(at + 36..at + 36 + length)?;
+    (ring::digest::digest(&ring::digest::SHA256, step).as_ref() == digest).then_some(step)
+}
+
+fn apply(step: &[u8], counts: &mut HashMap<Vec<u8>, i64>) {
+    let number = |at: usize| {
+        step.get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_be_bytes)
+    };
+    let (Some(removed), Some(added)) = (number(0), number(4)) else {
+        return;
+    };
+    let mut at = 8;
+    for index in 0..u64::from(removed) + u64::from(added) {
+        let Some(length) = number(at) else { return };
+        let Some(wire) = step.get(at + 4..at + 4 + length as usize) else {
+            return;
+        };
+        at += 4 + length as usize;
+        let change = if index < u64::from(removed) { -1 } else { 1 };
+        *counts.entry(wire.to_vec()).or_default() += change;
+    }
+}
+
+/// Deletes the steps (a new whole version was written).
+pub(crate) fn remove(zone_dir: &Path) {
+    let _ = std::fs::remove_file(path(zone_dir));
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use hickory_proto::rr::{Name, RData};
+
+    use super::*;
+    use crate::signed_version;
+
+    fn a(i: u8) -> Record {
+        Record::from_rdata(
+            Name::from_ascii(format!("n{i}.example.")).unwrap(),
+            300,
+            RData::A(std::net::Ipv4Addr::new(192, 0, 2, i).into()),
+        )
+    }
+
+    fn sorted(records: impl Iterator<Item = Record>) -> Vec<String> {
+        let mut text: Vec<String> = records.map(|r| r.to_string()).collect();
+        text.sort();
+        text
+    }
+
+    fn base(dir: &Path) -> [u8; 32] {
+        base_of(dir, 0..5)
+    }
+
+    fn base_of(dir: &Path, names: std::ops::Range<u8>) -> [u8; 32] {
+        let mut writer = signed_version::Writer::create(dir).unwrap();
+        for i in names {
+            writer.push(&a(i));
+        }
+        writer.commit().unwrap();
+        signed_version::digest(dir).unwrap()
+    }
+
+    #[test]
+    fn steps_apply_in_order_over_their_version_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let digest = base(dir.path());
+        append(dir.path(), &digest, &[a(1)], &[a(10), a(11)]).unwrap();
+        // Added by one step, removed by the next: gone.
+        append(dir.path(), &digest, &[a(10)], &[a(12)]).unwrap();
+        let read = sorted(signed_version::read(dir.path()).unwrap());
+        let expected = sorted([a(0), a(2), a(3), a(4), a(11), a(12)].into_iter());
+        assert_eq!(read, expected);
+        // A new whole version: the steps are of the old one and are dropped.
+        let new_digest = base_of(dir.path(), 0..6);
+        assert_ne!(new_digest, digest);
+        assert!(!path(dir.path()).exists());
+        assert_eq!(sorted(signed_version::read(dir.path()).unwrap()).len(), 6);
+        // Steps naming another version are ignored.
+        append(dir.path(), &digest, &[a(0)], &[]).unwrap();
+        assert_eq!(sorted(signed_version::read(dir.path()).unwrap()).len(), 6);
+    }
+
+    #[test]
+    fn a_step_cut_short_is_cut_off_and_the_next_one_follows_the_good_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let digest = base(dir.path());
+        append(dir.path(), &digest, &[a(0)], &[a(20)]).unwrap();
+        let good = std::fs::metadata(path(dir.path())).unwrap().len();
+        append(dir.path(), &digest, &[a(1)], &[a(21)]).unwrap();
+        // A crash in the middle of the second step's write.
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path(dir.path()))
+            .unwrap();
+        file.set_len(good + 10).unwrap();
+        drop(file);
+        let read = sorted(signed_version::read(dir.path()).unwrap());
+        assert_eq!(read, sorted([a(1), a(2), a(3), a(4), a(20)].into_iter()));
+        assert_eq!(std::fs::metadata(path(dir.path())).unwrap().len(), good);
+        append(dir.path(), &digest, &[a(2)], &[]).unwrap();
+        let read = sorted(signed_version::read(dir.path()).unwrap());
+        assert_eq!(read, sorted([a(1), a(3), a(4), a(20)].into_iter()));
+    }
+}
