@@ -8,6 +8,8 @@ use std::cmp::Ordering;
 use hickory_proto::rr::RecordType;
 
 use crate::nodes::Node;
+use crate::nsec3::Entry;
+use crate::signed::Denial;
 use crate::zone::{Zone, wire_name};
 use crate::{RRset, canonical};
 
@@ -24,16 +26,39 @@ pub struct Differences {
 
 impl Zone {
     /// The records of `self` not in `after` and the other way round, SOA excepted.
+    /// Two versions made by changes to the same one are compared at the names
+    /// (and NSEC3 records) changed since, not along the whole zone.
     pub fn differences(&self, after: &Zone) -> Differences {
         let mut out = Differences::default();
-        walk(
-            self.nodes().iter(),
-            after.nodes().iter(),
-            &|_| true,
-            &mut out,
-        );
+        match self.nodes().keys_changed_apart(after.nodes()) {
+            Some(keys) => walk(
+                present(&keys, |key| self.nodes().get(key)),
+                present(&keys, |key| after.nodes().get(key)),
+                &|_| true,
+                &mut out,
+            ),
+            None => walk(
+                self.nodes().iter(),
+                after.nodes().iter(),
+                &|_| true,
+                &mut out,
+            ),
+        }
         // NSEC3 records are kept apart from the names, in the same place in both.
-        let (old, new) = (hashed(self), hashed(after));
+        let (old, new) = match (self.denial(), after.denial()) {
+            (Denial::Nsec3(old), Denial::Nsec3(new))
+                if self.unused_nsec3_is_empty() && after.unused_nsec3_is_empty() =>
+            {
+                match old.entries.keys_changed_apart(&new.entries) {
+                    Some(hashes) => (
+                        by_owner(hashes.iter().filter_map(|h| old.entries.get(h))),
+                        by_owner(hashes.iter().filter_map(|h| new.entries.get(h))),
+                    ),
+                    None => (hashed(self), hashed(after)),
+                }
+            }
+            _ => (hashed(self), hashed(after)),
+        };
         walk(
             old.iter().map(|(key, node)| (&**key, *node)),
             new.iter().map(|(key, node)| (&**key, *node)),
@@ -60,12 +85,24 @@ impl Zone {
 
 /// A zone's NSEC3 record sets by the key of their owners, in order.
 fn hashed(zone: &Zone) -> Vec<(Box<[u8]>, &Node)> {
-    let mut entries: Vec<(Box<[u8]>, &Node)> = zone
-        .nsec3_entries()
+    by_owner(zone.nsec3_entries())
+}
+
+/// NSEC3 record sets by the key of their owners, in order.
+fn by_owner<'a>(entries: impl Iterator<Item = &'a Entry>) -> Vec<(Box<[u8]>, &'a Node)> {
+    let mut entries: Vec<(Box<[u8]>, &Node)> = entries
         .map(|entry| (canonical::key_of_wire(&entry.owner), &entry.node))
         .collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     entries
+}
+
+/// The keys of `keys` that `get` finds, with what it finds, in order.
+fn present<'a>(
+    keys: &'a [&'a [u8]],
+    get: impl Fn(&[u8]) -> Option<&'a Node> + 'a,
+) -> impl Iterator<Item = (&'a [u8], &'a Node)> + 'a {
+    keys.iter().filter_map(move |key| Some((*key, get(key)?)))
 }
 
 /// Both sequences sorted by key.
@@ -196,6 +233,52 @@ mod tests {
         assert_eq!(differences.removed.len(), 3);
         assert_eq!(differences.added.len(), 3);
         assert_eq!(before.differences(&before), Differences::default());
+    }
+
+    /// Versions made by changes to one version are compared at their changes
+    /// only, with the same result as walking them whole.
+    #[test]
+    fn versions_sharing_a_base_differ_exactly_where_they_changed() {
+        use std::path::Path;
+        let mut text = String::from("$TTL 60\n@ SOA ns h 1 1 1 1 1\n@ NS ns\nns A 192.0.2.1\n");
+        for i in 0..100 {
+            text.push_str(&format!("h{i} A 10.0.0.{i}\n"));
+        }
+        let base = load("example.com.", &text);
+        let change = |zone: &Zone, serial: u32, name: &str, from: &str, to: &str| {
+            let wire = |t: &str| {
+                let no_include = |_: &Path| -> std::io::Result<String> {
+                    Err(std::io::ErrorKind::NotFound.into())
+                };
+                crate::parse(t, Path::new("t"), zone.origin(), &no_include)
+                    .unwrap()
+                    .into_iter()
+                    .map(|l| {
+                        hickory_proto::serialize::binary::BinEncodable::to_bytes(&l.record).unwrap()
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let mut removed = wire(&format!("@ 60 SOA ns h {serial} 1 1 1 1\n"));
+            removed.extend(wire(&format!("{name} 60 A {from}\n")));
+            let mut added = wire(&format!("@ 60 SOA ns h {} 1 1 1 1\n", serial + 1));
+            added.extend(wire(&format!("{name} 60 A {to}\n")));
+            zone.apply(&removed, &added, Path::new("t")).unwrap().0
+        };
+        let one = change(&base, 1, "h3", "10.0.0.3", "10.9.9.3");
+        let two = change(&one, 2, "h50", "10.0.0.50", "10.9.9.50");
+        for (a, b) in [(&base, &two), (&one, &two), (&two, &one), (&base, &one)] {
+            let shared = a.differences(b);
+            let (old, new) = (records(a), records(b));
+            assert_eq!(
+                decoded(&shared.removed),
+                old.difference(&new).cloned().collect()
+            );
+            assert_eq!(
+                decoded(&shared.added),
+                new.difference(&old).cloned().collect()
+            );
+        }
+        assert_eq!(base.differences(&two).removed.len(), 2);
     }
 
     #[test]

@@ -176,6 +176,24 @@ impl<V: Clone> Layered<V> {
         nodes
     }
 
+    /// When `other` shares this version's base: the keys changed in either since
+    /// that base, in order — the only keys where the two versions can differ.
+    pub(crate) fn keys_changed_apart<'a>(&'a self, other: &'a Self) -> Option<Vec<&'a [u8]>> {
+        if !Arc::ptr_eq(&self.base, &other.base) {
+            return None;
+        }
+        let mut keys: Vec<&[u8]> = self
+            .changes
+            .sorted
+            .iter()
+            .chain(&other.changes.sorted)
+            .map(|(key, _)| &**key)
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        Some(keys)
+    }
+
     /// Whether `other` shares this version's base (it was made by changes to it).
     #[cfg(test)]
     pub(crate) fn shares_base_with(&self, other: &Self) -> bool {
