@@ -811,7 +811,7 @@ fn a_secondary_zone_is_signed_on_the_way_through_to_bind_and_knot() {
         ("BIND", bind_addr, bind_dir.join("named.log")),
         ("Knot", knot_addr, knot_dir.join("knotd.log")),
     ] {
-        let followed = eventually(Duration::from_secs(20), name, || {
+        let followed = eventually(Duration::from_secs(30), name, || {
             dig(addr, &[&format!("new.{apex}"), "A", "+dnssec", "+norec"])
                 .map(|answer| answer.contains("192.0.2.99") && answer.contains("RRSIG"))
                 .unwrap_or(false)
@@ -823,6 +823,37 @@ fn a_secondary_zone_is_signed_on_the_way_through_to_bind_and_knot() {
             suite.authority.as_ref().unwrap().log_text()
         );
     }
+
+    // A third version: www removed, a delegation with glue and a name below
+    // empty non-terminals added. Signed as a change again, and whole-zone
+    // verifiers find nothing wrong with the result.
+    let www = unsigned(
+        3,
+        "new A 192.0.2.99\nsub NS ns.sub\nns.sub A 192.0.2.7\nx.y.z A 192.0.2.8\n",
+    )
+    .replace("www A 192.0.2.80\n", "");
+    std::fs::write(&zone_file, www).unwrap();
+    primary.reload().unwrap();
+    eventually(Duration::from_secs(20), "the third version, signed", || {
+        dig(suite.dns, &[&format!("x.y.z.{apex}"), "A", "+dnssec"])
+            .map(|answer| answer.contains("192.0.2.8") && answer.contains("RRSIG"))
+            .unwrap_or(false)
+    })
+    .unwrap();
+    let third = axfr(suite.dns, apex);
+    let file = lab.write("bump-3.axfr", &third).unwrap();
+    assert_tools_verify(apex, &file);
+    let gone = delv_verdict(&lab, suite.dns, apex, &text, &format!("www.{apex}."), "A");
+    assert!(
+        gone.contains("negative response, fully validated"),
+        "{gone}"
+    );
+    let log = suite.authority.as_ref().unwrap().log_text();
+    assert_eq!(
+        log.matches("zone change signed zone=").count(),
+        2,
+        "both IXFRs signed as changes:\n{log}"
+    );
     drop(bind);
 }
 
