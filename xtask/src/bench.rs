@@ -129,8 +129,9 @@ pub(crate) fn bench(plan: Plan, only: Option<&str>, baseline: Option<&Path>) -> 
         .flat_map(|s| [format!("{s}{EDNS}"), format!("{s}{COOKIE}")])
         .filter(|s| selected(s, only))
         .collect();
-    // Every exchange logged (both entries) to a Frame Streams reader: what dnstap costs.
-    let dnstap: Vec<String> = ["sextant-cache", "sextant-nocache"]
+    // Every exchange logged (both entries) to a Frame Streams reader: what dnstap costs,
+    // Sextant's and that of the peers built with it (NSD, BIND).
+    let dnstap: Vec<String> = ["sextant-cache", "sextant-nocache", "nsd", "bind"]
         .iter()
         .map(|s| format!("{s}{DNSTAP}"))
         .filter(|s| selected(s, only))
@@ -459,20 +460,8 @@ fn start(
             let config = dir.join("sextant.toml");
             let mut processes = Vec::new();
             let dnstap = if variant.dnstap {
-                // The reader runs beside the server, on its CPU: part of what logging costs.
-                let socket = dir.join("dnstap.sock");
-                processes.push(
-                    command_on(cpu, Path::new("fstrm_capture"))
-                        .args(["-t", "protobuf:dnstap.Dnstap", "-u"])
-                        .arg(&socket)
-                        .arg("-w")
-                        .arg(dir.join("dnstap.fstrm"))
-                        .stdin(Stdio::null())
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .spawn()
-                        .context("starting fstrm_capture (fstrm-bin)")?,
-                );
+                let (reader, socket) = dnstap_reader(dir, cpu)?;
+                processes.push(reader);
                 format!("[listener.dnstap]\nsocket = \"{}\"\n", socket.display())
             } else {
                 String::new()
@@ -506,6 +495,18 @@ fn start(
         "nsd" => {
             let d = dir.display();
             let answer_cookie = if cookies { "yes" } else { "no" };
+            let mut processes = Vec::new();
+            let dnstap = if variant.dnstap {
+                let (reader, socket) = dnstap_reader(dir, cpu)?;
+                processes.push(reader);
+                format!(
+                    "dnstap:\n  dnstap-enable: yes\n  dnstap-socket-path: \"{}\"\n  \
+                     dnstap-log-auth-query-messages: yes\n  dnstap-log-auth-response-messages: yes\n",
+                    socket.display()
+                )
+            } else {
+                String::new()
+            };
             let config = dir.join("nsd.conf");
             std::fs::write(
                 &config,
@@ -513,13 +514,14 @@ fn start(
                     "server:\n  ip-address: 127.0.0.1@{port}\n  server-count: 1\n  username: \"\"\n  chroot: \"\"\n  zonesdir: \"{d}\"\n  \
                      pidfile: \"{d}/nsd.pid\"\n  database: \"\"\n  xfrdfile: \"{d}/xfrd.state\"\n  xfrdir: \"{d}\"\n  \
                      zonelistfile: \"{d}/zone.list\"\n  verbosity: 0\n  hide-version: yes\n  rrl-ratelimit: 0\n  answer-cookie: {answer_cookie}\n\
-                     remote-control:\n  control-enable: no\nzone:\n  name: {ZONE}\n  zonefile: \"{zone}\"\n"
+                     remote-control:\n  control-enable: no\n{dnstap}zone:\n  name: {ZONE}\n  zonefile: \"{zone}\"\n"
                 ),
             )?;
-            Ok(vec![spawn(
+            processes.push(spawn(
                 Path::new("nsd"),
                 &["-d", "-c", &config.display().to_string()],
-            )?])
+            )?);
+            Ok(processes)
         }
         "knot" => {
             let d = dir.display();
@@ -539,22 +541,57 @@ fn start(
         }
         "bind" => {
             let d = dir.display();
+            let mut processes = Vec::new();
+            let dnstap = if variant.dnstap {
+                let (reader, socket) = dnstap_reader(dir, cpu)?;
+                processes.push(reader);
+                format!(
+                    " dnstap {{ auth; }}; dnstap-output unix \"{}\";",
+                    socket.display()
+                )
+            } else {
+                String::new()
+            };
             let config = dir.join("named.conf");
             std::fs::write(
                 &config,
                 format!(
                     "options {{ directory \"{d}\"; listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};\n  \
-                     recursion no; pid-file \"{d}/named.pid\"; }};\ncontrols {{ }};\n\
+                     recursion no; pid-file \"{d}/named.pid\";{dnstap} }};\ncontrols {{ }};\n\
                      zone \"{ZONE}\" {{ type primary; file \"{zone}\"; }};\n"
                 ),
             )?;
-            Ok(vec![spawn(
+            processes.push(spawn(
                 Path::new("named"),
                 &["-g", "-n", "1", "-c", &config.display().to_string()],
-            )?])
+            )?);
+            Ok(processes)
         }
         other => bail!("unknown server {other}"),
     }
+}
+
+/// A Frame Streams reader (`fstrm_capture`) writing to `dir/dnstap.fstrm`, and the
+/// socket it listens on. It runs beside the server, on its CPU: reading the log is
+/// part of what logging costs, for every server alike.
+fn dnstap_reader(dir: &Path, cpu: Option<usize>) -> anyhow::Result<(Child, std::path::PathBuf)> {
+    let socket = dir.join("dnstap.sock");
+    let reader = command_on(cpu, Path::new("fstrm_capture"))
+        .args(["-t", "protobuf:dnstap.Dnstap", "-u"])
+        .arg(&socket)
+        .arg("-w")
+        .arg(dir.join("dnstap.fstrm"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting fstrm_capture (fstrm-bin)")?;
+    // The servers connect at start: the socket is there first.
+    let started = Instant::now();
+    while !socket.exists() && started.elapsed() < READY_TIMEOUT {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok((reader, socket))
 }
 
 /// Starts `program` in `dir` (on `cpu` when one is given), its stderr appended to
@@ -932,7 +969,7 @@ fn report(results: &[Measure], out: &Path, cpus: Cpus) -> anyhow::Result<()> {
         if let Some(without) = results.iter().find(|r| r.server == plain) {
             writeln!(
                 table,
-                "dnstap (every exchange, to fstrm_capture) costs {plain}: udp {} tcp {} of its throughput, cpu per query {} (reader included)",
+                "dnstap (every exchange, to fstrm_capture on the server's CPU) costs {plain}: udp {} tcp {} of its throughput, cpu per query {} (reader included)",
                 ratio(m.udp_qps, Some(without.udp_qps)),
                 ratio(m.tcp_qps, Some(without.tcp_qps)),
                 ratio(rate(m), Some(rate(without))),

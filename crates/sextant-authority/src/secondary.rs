@@ -210,10 +210,22 @@ impl Follower {
             .zip(Name::from_ascii(&zone).ok())
             .is_some_and(|(s, name)| s.secondary_policy(&name).is_some());
         let name = zone.clone();
-        let built =
-            tokio::task::spawn_blocking(move || build(&name, serial, records, signing.as_deref()))
-                .await
-                .unwrap_or_else(|e| Err(format!("zone build task failed: {e}")));
+        // A zone signed here is signed as the change from the version served.
+        let served = signed
+            .then(|| Name::from_ascii(&zone).ok())
+            .flatten()
+            .and_then(|origin| {
+                self.authority
+                    .catalog()
+                    .zones()
+                    .find(|z| *z.origin() == origin)
+                    .cloned()
+            });
+        let built = tokio::task::spawn_blocking(move || {
+            build(&name, serial, records, signing.as_deref(), served)
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("zone build task failed: {e}")));
         match built {
             Ok(built) => {
                 self.served(
@@ -549,6 +561,7 @@ fn build(
     serial: u32,
     mut chunks: mpsc::Receiver<RecordChunk>,
     signing: Option<&Signing>,
+    served: Option<Arc<Zone>>,
 ) -> Result<Zone, String> {
     let origin = Name::from_ascii(zone).map_err(|e| format!("bad zone name: {e}"))?;
     let source = PathBuf::from(format!("transfer of {zone} serial {serial}"));
@@ -599,7 +612,27 @@ fn build(
         .filter(|r| !sextant_signer::is_signer_type(r.record_type()))
         .cloned()
         .collect();
-    build_records(&origin, &source, unsigned)?;
+    let unsigned = build_records(&origin, &source, unsigned)?;
+    if let Some(current) = served.filter(|zone| zone.is_signed()) {
+        let differences =
+            current.differences_where(&unsigned, &|t| !sextant_signer::is_signer_type(t));
+        let decode = |list: Vec<Vec<u8>>| -> Vec<Record> {
+            list.iter()
+                .filter_map(|bytes| Record::from_bytes(bytes).ok())
+                .collect()
+        };
+        let mut removed = vec![current.soa().clone()];
+        removed.extend(decode(differences.removed));
+        let mut added = vec![unsigned.soa().clone()];
+        added.extend(decode(differences.added));
+        drop(unsigned);
+        if let Some(zone) = signing
+            .sign_change(&current, policy, removed, added)
+            .map_err(|e| e.to_string())?
+        {
+            return Ok(zone);
+        }
+    }
     let mut builder = Builder::new(&origin, &source);
     signing
         .sign_zone(&origin, policy, records, &mut |record| builder.add(record))

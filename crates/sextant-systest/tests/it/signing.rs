@@ -857,6 +857,79 @@ fn a_secondary_zone_is_signed_on_the_way_through_to_bind_and_knot() {
     drop(bind);
 }
 
+/// A signed secondary zone whose primary (NSD, which keeps no IXFR history) sends
+/// every version whole: each new version is signed as the change from the one
+/// served, not as a zone, and still verifies.
+#[test]
+fn a_secondary_version_sent_whole_is_signed_as_a_change() {
+    let lab = Lab::new().unwrap();
+    let apex = "whole.test";
+    let unsigned = |serial: u32, extra: &str| {
+        format!(
+            "$ORIGIN {apex}.\n$TTL 300\n@ SOA ns1 hostmaster {serial} 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.1\nwww A 192.0.2.80\n{extra}"
+        )
+    };
+    let zone_file = lab.write("nsd/whole.test.zone", &unsigned(1, "")).unwrap();
+    let port = sextant_systest::free_port().unwrap();
+    let listener: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let primary = sextant_systest::Peer::nsd_with(
+        &lab.path().join("nsd"),
+        &[(apex, &zone_file)],
+        &format!("  notify: 127.0.0.1@{port} NOKEY\n  provide-xfr: 127.0.0.0/8 NOKEY\n"),
+    )
+    .unwrap();
+    let config = lab
+        .write(
+            "sextant.toml",
+            &format!(
+                "[log]\nlevel = \"info\"\n\n[listener]\nlisten = [\"{listener}\"]\nready_file = \"listener.ready.json\"\n\n\
+                 [authority]\ngrpc = \"unix:authority.sock\"\nready_file = \"authority.ready.json\"\n\
+                 state_dir = \"state\"\nallow_transfer = [\"127.0.0.0/8\"]\n\n\
+                 [transfer]\ngrpc = \"unix:transfer.sock\"\nstate_dir = \"transfer-state\"\nready_file = \"transfer.ready.json\"\n\
+                 min_refresh = \"1s\"\ntransfer_timeout = \"2s\"\n\n\
+                 [[transfer.zone]]\nname = \"{apex}\"\nprimaries = [\"{}\"]\ndnssec_policy = \"nsec3\"\n\n\
+                 [[dnssec_policy]]\nname = \"nsec3\"\nkeys = \"ksk-zsk\"\ndenial = \"nsec3\"\n",
+                primary.addr
+            ),
+        )
+        .unwrap();
+    let suite = lab.start_suite(&config).unwrap();
+    eventually(Duration::from_secs(20), "the signed secondary zone", || {
+        dig(suite.dns, &[apex, "SOA", "+dnssec"])
+            .unwrap()
+            .contains("RRSIG")
+    })
+    .unwrap();
+    let first = axfr(suite.dns, apex);
+    for (serial, extra) in [
+        (2, "new A 192.0.2.99\nx.y.deep TXT \"d\"\n"),
+        (3, "new A 192.0.2.98\nsub NS ns.sub\nns.sub A 192.0.2.7\n"),
+    ] {
+        std::fs::write(&zone_file, unsigned(serial, extra)).unwrap();
+        primary.reload().unwrap();
+        let serial_text = format!("hostmaster.{apex}. {serial} ");
+        eventually(Duration::from_secs(20), "the new version, signed", || {
+            dig(suite.dns, &[apex, "SOA", "+dnssec"])
+                .map(|answer| answer.contains(&serial_text) && answer.contains("RRSIG"))
+                .unwrap_or(false)
+        })
+        .unwrap();
+        let text = axfr(suite.dns, apex);
+        let file = lab.write(&format!("whole-{serial}.axfr"), &text).unwrap();
+        assert_tools_verify(apex, &file);
+        assert_eq!(
+            delv_verdict(&lab, suite.dns, apex, &first, &format!("new.{apex}."), "A"),
+            "; fully validated"
+        );
+    }
+    let log = suite.authority.as_ref().unwrap().log_text();
+    assert_eq!(
+        log.matches("zone change signed zone=").count(),
+        2,
+        "both versions signed as changes:\n{log}"
+    );
+}
+
 /// Zones signed by BIND move to Sextant with their keys: the pairs
 /// `dnssec-keygen` wrote are imported (`sextantctl dnssec import-bind`), the zone
 /// is served with the same DNSKEYs, and the BIND key-signing key still anchors it.
