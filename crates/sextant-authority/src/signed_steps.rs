@@ -105,8 +105,15 @@ pub(crate) fn read(zone_dir: &Path, base: &[u8; 32]) -> Option<HashMap<Vec<u8>, 
     }
     if at < bytes.len() {
         tracing::warn!(path = %path.display(), good = at, length = bytes.len(), "the last signed change was cut short (never served); cutting it off");
-        if let Ok(file) = OpenOptions::new().write(true).open(&path) {
-            let _ = file.set_len(at as u64).and_then(|()| file.sync_all());
+        let cut = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|file| file.set_len(at as u64).and_then(|()| file.sync_all()));
+        if let Err(error) = cut {
+            // The steps read stand; steps appended behind the cut-short one would
+            // not be read back after a restart (the zone would then be signed
+            // again from its data): the operator is told.
+            tracing::error!(path = %path.display(), %error, "cannot cut the signed changes short; check the disk: changes signed from now on are not read back after a restart");
         }
     }
     tracing::debug!(path = %path.display(), steps, "signed changes read");
