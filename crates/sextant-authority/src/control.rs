@@ -63,6 +63,8 @@ impl Control {
         let Some(signing) = self.signing.clone() else {
             return Err(format!("zone {zone} is not signed here"));
         };
+        let lock = signing.clone();
+        let _serving = lock.exclusive().await;
         let origin = zone.clone();
         let built = tokio::task::spawn_blocking(move || {
             let policy = signing
@@ -131,6 +133,13 @@ impl Control {
             }
         };
         let signing = self.signing.clone();
+        // Signed zones: no other signing path may serve between this load and
+        // the swap below (see `Signing::exclusive`).
+        let lock = signing.clone();
+        let _serving = match &lock {
+            Some(signing) => Some(signing.exclusive().await),
+            None => None,
+        };
         let snapshots = self.snapshots.clone();
         let served = as_change.then(|| self.authority.catalog());
         let crate::load::Loaded {

@@ -210,6 +210,11 @@ impl Follower {
             .zip(Name::from_ascii(&zone).ok())
             .is_some_and(|(s, name)| s.secondary_policy(&name).is_some());
         let name = zone.clone();
+        let signing_for_lock = self.signing.clone().filter(|_| signed);
+        let _serving = match &signing_for_lock {
+            Some(signing) => Some(signing.exclusive().await),
+            None => None,
+        };
         // A zone signed here is signed as the change from the version served.
         let served = signed
             .then(|| Name::from_ascii(&zone).ok())
@@ -309,6 +314,16 @@ impl Follower {
         base: [u8; 32],
         mut records: mpsc::Receiver<RecordChunk>,
     ) {
+        // A zone signed here: no other signing path may change the version
+        // served between reading it here and serving the next.
+        let signing = self.signing.clone().filter(|s| {
+            Name::from_ascii(&zone).is_ok_and(|name| s.secondary_policy(&name).is_some())
+        });
+        let signing_for_lock = signing.clone();
+        let _serving = match &signing_for_lock {
+            Some(signing) => Some(signing.exclusive().await),
+            None => None,
+        };
         // The base: the version served, or at start the snapshot read.
         let (held, current) = {
             let held = self.held.lock();
@@ -350,10 +365,6 @@ impl Follower {
         };
         let source = PathBuf::from(format!("IXFR of {zone} to serial {serial}"));
         let started = std::time::Instant::now();
-        let signing = self
-            .signing
-            .clone()
-            .filter(|s| s.secondary_policy(current.origin()).is_some());
         let signed = signing.is_some();
         let applied = tokio::task::spawn_blocking(move || match signing {
             Some(signing) => sign_step(&signing, &current, &removed, &added, &source),

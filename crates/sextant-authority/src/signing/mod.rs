@@ -53,6 +53,11 @@ pub(crate) struct Signing {
     /// Secondary zones signed as each version arrives, with their policy.
     secondaries: HashMap<Name, String>,
     zones: Mutex<BTreeMap<Name, SignedZone>>,
+    /// Held from the signing of a version to its serving, by every path that
+    /// signs (a change, a version from the transfer daemon, a reload, the
+    /// refresh timer): a version signed earlier is never served after, nor
+    /// stored over, one signed later.
+    serving: tokio::sync::Mutex<()>,
 }
 
 /// What `sextantctl dnssec status` and the refresh timer need of a signed zone.
@@ -99,7 +104,14 @@ impl Signing {
             policies,
             secondaries,
             zones: Mutex::default(),
+            serving: tokio::sync::Mutex::new(()),
         }))
+    }
+
+    /// Waits for the other signing paths (see `serving`); hold the guard until
+    /// the version signed is served.
+    pub(crate) async fn exclusive(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.serving.lock().await
     }
 
     /// The policy of secondary zone `zone`, when it is signed here.
