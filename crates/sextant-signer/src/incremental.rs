@@ -505,7 +505,8 @@ fn occluded_after(
     owner: &Owner,
 ) -> bool {
     let mut name = owner.name.clone();
-    while name.num_labels() > apex.name.num_labels() {
+    // Labels counted with a wildcard's `*` (which `num_labels` leaves out).
+    while name.iter().count() > apex.name.iter().count() {
         name = name.base_name();
         let above = Owner::of(&name);
         let types: Vec<RecordType> = match after.get(&above) {
@@ -690,7 +691,7 @@ fn nsec3_changes(
     for (owner, state) in after {
         candidates.insert(owner.clone(), Some(state));
         let mut name = owner.name.clone();
-        while name.num_labels() > apex.name.num_labels() {
+        while name.iter().count() > apex.name.iter().count() {
             name = name.base_name();
             let above = Owner::of(&name);
             if candidates.contains_key(&above) {

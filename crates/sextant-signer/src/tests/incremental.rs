@@ -127,6 +127,8 @@ s.c.insecure DS 1 13 2 222222222222222222222222222222222222222222222222222222222
 "
         )
     });
+    // A wildcard directly below the apex.
+    next(&|t| format!("{t}* TXT \"apex wildcard\"\n"));
     texts
 }
 
