@@ -192,22 +192,12 @@ fn load_signed_zone(
             current.differences_where(&unsigned, &|t| !sextant_signer::is_signer_type(t));
         if differences.removed.is_empty()
             && differences.added.is_empty()
-            && same_soa(current.soa(), unsigned.soa())
+            && sextant_signer::soa_unchanged(current.soa(), unsigned.soa())
         {
             tracing::info!(zone = %config.name, "zone unchanged; its signed version stays served");
             return Ok((current, warnings));
         }
-        let decode = |list: Vec<Vec<u8>>| -> Vec<hickory_proto::rr::Record> {
-            use hickory_proto::serialize::binary::BinDecodable as _;
-            list.iter()
-                .filter_map(|bytes| hickory_proto::rr::Record::from_bytes(bytes).ok())
-                .collect()
-        };
-        let mut removed = vec![current.soa().clone()];
-        removed.extend(decode(differences.removed));
-        let mut added = vec![unsigned.soa().clone()];
-        added.extend(decode(differences.added));
-        if let Some(zone) = signing.sign_change(&current, policy, removed, added)? {
+        if let Some(zone) = signing.sign_version(&current, &unsigned, policy)? {
             return Ok((Arc::new(zone), warnings));
         }
     }
@@ -226,24 +216,4 @@ fn load_signed_zone(
     })?;
     let (zone, _) = builder.build().map_err(zone_error)?;
     Ok((Arc::new(zone), warnings))
-}
-
-/// Whether two SOAs are the same but for a serial that did not move ahead (the
-/// signer's serial runs ahead of the file's).
-fn same_soa(served: &hickory_proto::rr::Record, file: &hickory_proto::rr::Record) -> bool {
-    use hickory_proto::rr::RData;
-    match (&served.data, &file.data) {
-        (RData::SOA(a), RData::SOA(b)) => {
-            let moved_ahead = b.serial != a.serial && b.serial.wrapping_sub(a.serial) < 1 << 31;
-            served.ttl == file.ttl
-                && a.mname == b.mname
-                && a.rname == b.rname
-                && a.refresh == b.refresh
-                && a.retry == b.retry
-                && a.expire == b.expire
-                && a.minimum == b.minimum
-                && !moved_ahead
-        }
-        _ => false,
-    }
 }

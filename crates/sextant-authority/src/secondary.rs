@@ -624,26 +624,14 @@ fn build(
         .cloned()
         .collect();
     let unsigned = build_records(&origin, &source, unsigned)?;
-    if let Some(current) = served.filter(|zone| zone.is_signed()) {
-        let differences =
-            current.differences_where(&unsigned, &|t| !sextant_signer::is_signer_type(t));
-        let decode = |list: Vec<Vec<u8>>| -> Vec<Record> {
-            list.iter()
-                .filter_map(|bytes| Record::from_bytes(bytes).ok())
-                .collect()
-        };
-        let mut removed = vec![current.soa().clone()];
-        removed.extend(decode(differences.removed));
-        let mut added = vec![unsigned.soa().clone()];
-        added.extend(decode(differences.added));
-        drop(unsigned);
-        if let Some(zone) = signing
-            .sign_change(&current, policy, removed, added)
+    if let Some(current) = served.filter(|zone| zone.is_signed())
+        && let Some(zone) = signing
+            .sign_version(&current, &unsigned, policy)
             .map_err(|e| e.to_string())?
-        {
-            return Ok(zone);
-        }
+    {
+        return Ok(zone);
     }
+    drop(unsigned);
     let mut builder = Builder::new(&origin, &source);
     signing
         .sign_zone(&origin, policy, records, &mut |record| builder.add(record))

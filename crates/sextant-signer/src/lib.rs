@@ -19,7 +19,9 @@ pub use incremental::{Resign, ResignRequest, SignedChange, resign};
 pub use key::{KeyError, KeyRole, KeyUse, PrivateKey, RSA_BITS, ZoneKey};
 pub use policy::{DenialPolicy, INCEPTION_OFFSET, KeySplit, Policy};
 pub use rollover::{Action, ManagedKey, Plan, Timing, plan, usage};
-pub use sign::{SignError, SignRequest, Signed, is_signer_type, refresh_in, sign_zone};
+pub use sign::{
+    SignError, SignRequest, Signed, is_signer_type, refresh_in, sign_zone, soa_unchanged,
+};
 
 #[cfg(test)]
 mod tests;

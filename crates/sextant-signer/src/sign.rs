@@ -431,6 +431,12 @@ pub(crate) fn newer(a: u32, b: u32) -> bool {
     a != b && a.wrapping_sub(b) < 1 << 31
 }
 
+/// Whether the SOA `file` of a zone's data leaves `served`, the signed version's,
+/// as it is: the same fields, and a serial that did not move ahead of the signer's.
+pub fn soa_unchanged(served: &Record, file: &Record) -> bool {
+    same_soa_fields(served, file) && !newer(serial_of(file), serial_of(served))
+}
+
 fn same_soa_fields(old: &Record, new: &Record) -> bool {
     match (&old.data, &new.data) {
         (RData::SOA(a), RData::SOA(b)) => {

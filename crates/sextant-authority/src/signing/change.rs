@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::Record;
-use hickory_proto::serialize::binary::BinEncodable;
+use hickory_proto::serialize::binary::{BinDecodable, BinEncodable};
 use sextant_signer::{Resign, ResignRequest};
 use sextant_zone::Zone;
 
@@ -36,13 +36,7 @@ impl Signing {
         let started = Instant::now();
         let name = zone.origin().clone();
         let zone_text = name.to_string();
-        let policy = self
-            .policies
-            .get(policy_name)
-            .ok_or_else(|| SigningError::UnknownPolicy {
-                zone: zone_text.clone(),
-                policy: policy_name.to_string(),
-            })?;
+        let policy = self.policy(&name, policy_name)?;
         let now = now();
         let due = self.zones.lock().get(&name).map(|z| z.due);
         match due {
@@ -124,6 +118,29 @@ impl Signing {
             "zone change signed"
         );
         Ok(Some(next))
+    }
+
+    /// `unsigned`, a new version of the data of `current` (served, signed here by
+    /// `policy_name`), signed as the change between them (see `sign_change`);
+    /// `None` when it must be signed whole.
+    pub(crate) fn sign_version(
+        &self,
+        current: &Zone,
+        unsigned: &Zone,
+        policy_name: &str,
+    ) -> Result<Option<Zone>, SigningError> {
+        let differences =
+            current.differences_where(unsigned, &|t| !sextant_signer::is_signer_type(t));
+        let decode = |list: Vec<Vec<u8>>| -> Vec<Record> {
+            list.iter()
+                .filter_map(|bytes| Record::from_bytes(bytes).ok())
+                .collect()
+        };
+        let mut removed = vec![current.soa().clone()];
+        removed.extend(decode(differences.removed));
+        let mut added = vec![unsigned.soa().clone()];
+        added.extend(decode(differences.added));
+        self.sign_change(current, policy_name, removed, added)
     }
 
     /// Folds the signed changes of `zone` (the version served) into a whole

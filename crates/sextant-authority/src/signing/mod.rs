@@ -114,6 +114,16 @@ impl Signing {
         self.serving.lock().await
     }
 
+    /// The policy named `policy_name`, which zone `zone` names.
+    fn policy(&self, zone: &Name, policy_name: &str) -> Result<&Policy, SigningError> {
+        self.policies
+            .get(policy_name)
+            .ok_or_else(|| SigningError::UnknownPolicy {
+                zone: zone.to_string(),
+                policy: policy_name.to_string(),
+            })
+    }
+
     /// The policy of secondary zone `zone`, when it is signed here.
     pub(crate) fn secondary_policy(&self, zone: &Name) -> Option<&str> {
         self.secondaries
@@ -149,13 +159,7 @@ impl Signing {
         emit: &mut dyn FnMut(Record),
     ) -> Result<(), SigningError> {
         let zone_text = name.to_string();
-        let policy = self
-            .policies
-            .get(policy_name)
-            .ok_or_else(|| SigningError::UnknownPolicy {
-                zone: zone_text.clone(),
-                policy: policy_name.to_string(),
-            })?;
+        let policy = self.policy(name, policy_name)?;
         let now = now();
         let mut store = key_store::KeyStore::open(&self.state_dir, name)?;
         store.check_policy(policy)?;

@@ -631,6 +631,32 @@ fn a_csk_rollover_waits_for_the_ds_and_validates_at_every_step() {
 /// zone unsigned and NOTIFYs Sextant's transfer daemon, the authority signs each
 /// version it publishes, and BIND and Knot, secondaries of Sextant, serve what
 /// validates.
+/// A suite on `listener` whose authority signs secondary zone `apex`,
+/// transferred from `primary`, with a KSK+ZSK policy denying with `denial`
+/// (`authority_extra` adds lines to `[authority]`).
+fn secondary_signer_config(
+    lab: &Lab,
+    listener: std::net::SocketAddr,
+    apex: &str,
+    primary: std::net::SocketAddr,
+    denial: &str,
+    authority_extra: &str,
+) -> std::path::PathBuf {
+    lab.write(
+        "sextant.toml",
+        &format!(
+            "[log]\nlevel = \"info\"\n\n[listener]\nlisten = [\"{listener}\"]\nready_file = \"listener.ready.json\"\n\n\
+             [authority]\ngrpc = \"unix:authority.sock\"\nready_file = \"authority.ready.json\"\n\
+             state_dir = \"state\"\nallow_transfer = [\"127.0.0.0/8\"]\n{authority_extra}\n\
+             [transfer]\ngrpc = \"unix:transfer.sock\"\nstate_dir = \"transfer-state\"\nready_file = \"transfer.ready.json\"\n\
+             min_refresh = \"1s\"\ntransfer_timeout = \"2s\"\n\n\
+             [[transfer.zone]]\nname = \"{apex}\"\nprimaries = [\"{primary}\"]\ndnssec_policy = \"signer\"\n\n\
+             [[dnssec_policy]]\nname = \"signer\"\nkeys = \"ksk-zsk\"\ndenial = \"{denial}\"\n"
+        ),
+    )
+    .unwrap()
+}
+
 #[test]
 fn a_secondary_zone_is_signed_on_the_way_through_to_bind_and_knot() {
     let lab = Lab::new().unwrap();
@@ -654,22 +680,14 @@ fn a_secondary_zone_is_signed_on_the_way_through_to_bind_and_knot() {
         None,
     )
     .unwrap();
-    let config = lab
-        .write(
-            "sextant.toml",
-            &format!(
-                "[log]\nlevel = \"info\"\n\n[listener]\nlisten = [\"{listener}\"]\nready_file = \"listener.ready.json\"\n\n\
-                 [authority]\ngrpc = \"unix:authority.sock\"\nready_file = \"authority.ready.json\"\n\
-                 state_dir = \"state\"\nallow_transfer = [\"127.0.0.0/8\"]\n\
-                 notify = [\"127.0.0.1:{bind_port}\", \"127.0.0.1:{knot_port}\"]\n\n\
-                 [transfer]\ngrpc = \"unix:transfer.sock\"\nstate_dir = \"transfer-state\"\nready_file = \"transfer.ready.json\"\n\
-                 min_refresh = \"1s\"\ntransfer_timeout = \"2s\"\n\n\
-                 [[transfer.zone]]\nname = \"{apex}\"\nprimaries = [\"{}\"]\ndnssec_policy = \"bump\"\n\n\
-                 [[dnssec_policy]]\nname = \"bump\"\nkeys = \"ksk-zsk\"\n",
-                primary.addr
-            ),
-        )
-        .unwrap();
+    let config = secondary_signer_config(
+        &lab,
+        listener,
+        apex,
+        primary.addr,
+        "nsec3",
+        &format!("notify = [\"127.0.0.1:{bind_port}\", \"127.0.0.1:{knot_port}\"]\n"),
+    );
     let suite = lab.start_suite(&config).unwrap();
     eventually(Duration::from_secs(20), "the signed secondary zone", || {
         dig(suite.dns, &[apex, "SOA", "+dnssec"])
@@ -878,21 +896,7 @@ fn a_secondary_version_sent_whole_is_signed_as_a_change() {
         &format!("  notify: 127.0.0.1@{port} NOKEY\n  provide-xfr: 127.0.0.0/8 NOKEY\n"),
     )
     .unwrap();
-    let config = lab
-        .write(
-            "sextant.toml",
-            &format!(
-                "[log]\nlevel = \"info\"\n\n[listener]\nlisten = [\"{listener}\"]\nready_file = \"listener.ready.json\"\n\n\
-                 [authority]\ngrpc = \"unix:authority.sock\"\nready_file = \"authority.ready.json\"\n\
-                 state_dir = \"state\"\nallow_transfer = [\"127.0.0.0/8\"]\n\n\
-                 [transfer]\ngrpc = \"unix:transfer.sock\"\nstate_dir = \"transfer-state\"\nready_file = \"transfer.ready.json\"\n\
-                 min_refresh = \"1s\"\ntransfer_timeout = \"2s\"\n\n\
-                 [[transfer.zone]]\nname = \"{apex}\"\nprimaries = [\"{}\"]\ndnssec_policy = \"nsec3\"\n\n\
-                 [[dnssec_policy]]\nname = \"nsec3\"\nkeys = \"ksk-zsk\"\ndenial = \"nsec3\"\n",
-                primary.addr
-            ),
-        )
-        .unwrap();
+    let config = secondary_signer_config(&lab, listener, apex, primary.addr, "nsec3", "");
     let suite = lab.start_suite(&config).unwrap();
     eventually(Duration::from_secs(20), "the signed secondary zone", || {
         dig(suite.dns, &[apex, "SOA", "+dnssec"])
