@@ -11,10 +11,11 @@ use sextant_config::DnstapMessage;
 use crate::schema;
 use crate::schema::message::Type as EntryType;
 
-/// One exchange: a query, and its response when there was one. The writer makes
-/// up to two entries of it (the query's and the response's), as selected.
-#[derive(Clone, Debug)]
-pub struct Event {
+/// One exchange: a query, and its response when there was one, borrowed from the
+/// query path for as long as [`crate::Tap::log`] takes to encode up to two entries
+/// of it (the query's and the response's), as selected.
+#[derive(Clone, Copy, Debug)]
+pub struct Event<'a> {
     /// Whose exchange it is.
     pub exchange: Exchange,
     /// The transport it went over.
@@ -26,12 +27,12 @@ pub struct Event {
     /// When the query was received or sent.
     pub query_time: SystemTime,
     /// The query, as on the wire.
-    pub query: Bytes,
+    pub query: &'a [u8],
     /// For the resolver: the zone the server was asked about, in wire format.
-    pub zone: Option<Bytes>,
+    pub zone: Option<&'a [u8]>,
     /// The response and when it was sent or received; `None` when there was none
     /// (dropped, timed out).
-    pub response: Option<(SystemTime, Bytes)>,
+    pub response: Option<(SystemTime, &'a [u8])>,
 }
 
 /// The four exchanges Sextant logs, each with a query and a response entry type.
@@ -99,6 +100,13 @@ impl Selection {
         self.0 & bit(entry) != 0
     }
 
+    /// How many entries an encoder makes of `event`.
+    pub(crate) fn count(self, event: &Event<'_>) -> u64 {
+        let (query_type, response_type) = event.exchange.entry_types();
+        u64::from(self.has(query_type))
+            + u64::from(event.response.is_some() && self.has(response_type))
+    }
+
     pub(crate) fn any_of(self, exchange: Exchange) -> bool {
         let (query, response) = exchange.entry_types();
         self.has(query) || self.has(response)
@@ -122,13 +130,13 @@ fn entry_type(message: DnstapMessage) -> EntryType {
     }
 }
 
-/// Turns events into data frames; runs on the writer thread.
+/// Turns events into data frames; runs on the query path, into its thread's shard.
 ///
 /// Entries are written field by field with prost's wire primitives rather than by
 /// building the schema's structs: no allocation per entry, the DNS messages copied
 /// once (into the batch), every length known when written. The schema's structs
 /// read them back in the tests, and so does every dnstap reader.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Encoder {
     pub(crate) identity: Option<Bytes>,
     pub(crate) version: Option<Bytes>,
@@ -152,33 +160,26 @@ impl Encoder {
     }
 
     /// Appends the event's selected entries to `out` as data frames; how many.
-    pub(crate) fn frames(&mut self, event: &Event, out: &mut Vec<u8>) -> u64 {
+    pub(crate) fn frames(&mut self, event: &Event<'_>, out: &mut Vec<u8>) -> u64 {
         let (query_type, response_type) = event.exchange.entry_types();
         let mut written = 0;
         if self.selection.has(query_type) {
-            self.entry(event, query_type, Some(&event.query), None, out);
+            self.entry(event, query_type, Some(event.query), None, out);
             written += 1;
         }
-        if let Some((time, response)) = &event.response
+        if let Some((time, response)) = event.response
             && self.selection.has(response_type)
         {
-            self.entry(event, response_type, None, Some((*time, response)), out);
+            self.entry(event, response_type, None, Some((time, response)), out);
             written += 1;
         }
         written
     }
 
-    /// How many entries `frames` would make of `event`.
-    pub(crate) fn count(&self, event: &Event) -> u64 {
-        let (query_type, response_type) = event.exchange.entry_types();
-        u64::from(self.selection.has(query_type))
-            + u64::from(event.response.is_some() && self.selection.has(response_type))
-    }
-
     /// One data frame: its length, then a `Dnstap` holding one `Message`.
     fn entry(
         &mut self,
-        event: &Event,
+        event: &Event<'_>,
         entry: EntryType,
         query: Option<&[u8]>,
         response: Option<(SystemTime, &[u8])>,
@@ -212,7 +213,7 @@ impl Encoder {
         if let Some(query) = query {
             bytes(10, query, message);
         }
-        if let Some(zone) = &event.zone {
+        if let Some(zone) = event.zone {
             bytes(11, zone, message);
         }
         if let Some((time, response)) = response {
@@ -277,19 +278,16 @@ mod tests {
 
     use super::*;
 
-    fn event() -> Event {
+    fn event() -> Event<'static> {
         Event {
             exchange: Exchange::Client,
             protocol: Protocol::Doh,
             initiator: "192.0.2.7:5300".parse().unwrap(),
             responder: Some("192.0.2.1:443".parse().unwrap()),
             query_time: UNIX_EPOCH + Duration::new(1_700_000_000, 5),
-            query: Bytes::from_static(b"query"),
+            query: b"query",
             zone: None,
-            response: Some((
-                UNIX_EPOCH + Duration::new(1_700_000_001, 7),
-                Bytes::from_static(b"response"),
-            )),
+            response: Some((UNIX_EPOCH + Duration::new(1_700_000_001, 7), b"response")),
         }
     }
 
@@ -382,9 +380,9 @@ mod tests {
             initiator: "[2001:db8::53]:40000".parse().unwrap(),
             responder: Some("[2001:db8::1]:53".parse().unwrap()),
             query_time: UNIX_EPOCH + Duration::new(1_800_000_000, 999_999_999),
-            query: Bytes::from_static(b"q"),
-            zone: Some(Bytes::from_static(b"\x07example\x00")),
-            response: Some((UNIX_EPOCH + Duration::new(1_800_000_001, 0), Bytes::new())),
+            query: b"q",
+            zone: Some(b"\x07example\x00"),
+            response: Some((UNIX_EPOCH + Duration::new(1_800_000_001, 0), b"")),
         };
         let mut out = Vec::new();
         assert_eq!(encoder.frames(&upstream, &mut out), 2);

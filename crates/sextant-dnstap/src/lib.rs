@@ -1,8 +1,9 @@
 //! The dnstap query log (<https://dnstap.info>): the listener and the resolver hand
-//! each sampled exchange to a [`Tap`] as an [`Event`] (raw messages and times, no
-//! encoding); a thread of the tap's own encodes the entries and writes them as
-//! Frame Streams to a Unix socket or a file. The query path never waits: the queue
-//! is bounded and an event that does not fit is dropped and counted.
+//! each sampled exchange to a [`Tap`] as an [`Event`] (the messages as borrowed
+//! bytes, times, addresses); the tap encodes its entries into the calling thread's
+//! buffer (`shards`) and a thread of its own writes the buffers as Frame Streams to
+//! a Unix socket or a file. The query path never waits: what is waiting is
+//! bounded, and an entry that does not fit is dropped and counted.
 //!
 //! Frame Streams is written here rather than taken from a crate: the Rust ones are
 //! unmaintained, and the protocol is five control frames (`frames`).
@@ -10,6 +11,7 @@
 pub mod frames;
 
 mod entry;
+mod shards;
 mod writer;
 
 /// The dnstap schema (`proto/dnstap/dnstap.proto`) as prost compiles it.
@@ -23,8 +25,8 @@ pub mod schema {
     include!(concat!(env!("OUT_DIR"), "/dnstap.rs"));
 }
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,12 +36,13 @@ use sextant_config::{DnstapConfig, DnstapMessage};
 pub use entry::{Event, Exchange, Protocol};
 
 use entry::{Encoder, Selection};
-use writer::{DROP_REASONS, Drop, Item, Sink};
+use shards::{Pending, Refused};
+use writer::Sink;
 
 /// The `version` field when enabled.
 const SOFTWARE: &str = concat!("sextant ", env!("CARGO_PKG_VERSION"));
 
-/// A daemon's dnstap output. Cheap to clone; every clone feeds the same queue.
+/// A daemon's dnstap output. Cheap to clone; every clone feeds the same writer.
 #[derive(Clone, Debug)]
 pub struct Tap {
     inner: Arc<Inner>,
@@ -47,12 +50,23 @@ pub struct Tap {
 
 #[derive(Debug)]
 struct Inner {
-    queue: SyncSender<Item>,
+    shared: Arc<Shared>,
     selection: Selection,
     /// One exchange in `sample` is logged.
     sample: u32,
-    counters: Arc<Counters>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// What the query path and the writer thread both hold.
+#[derive(Debug)]
+struct Shared {
+    pending: Pending,
+    counters: Counters,
+    /// Asked of the writer: write what is waiting, end the stream, say so on `ack`.
+    stop: AtomicBool,
+    ack: Mutex<Option<SyncSender<()>>>,
+    /// The writer has ended the stream and returned.
+    stopped: AtomicBool,
 }
 
 /// What has become of the entries so far.
@@ -60,9 +74,10 @@ struct Inner {
 pub struct Stats {
     /// Entries written (or sent to the reader).
     pub written: u64,
-    /// Entries lost because the queue was full.
+    /// Entries lost because too many were waiting to be written.
     pub queue_full: u64,
-    /// Entries lost while no reader was connected (or the file had failed).
+    /// Entries lost while no reader was connected (or the file had failed), or
+    /// logged after the stream ended.
     pub unavailable: u64,
     /// Entries lost in a write that failed.
     pub write_error: u64,
@@ -96,25 +111,29 @@ impl Tap {
                 .then_some(Bytes::from_static(SOFTWARE.as_bytes())),
             selection,
         );
-        let counters = Arc::new(Counters::new(matches!(sink, Sink::Socket { .. })));
-        let (queue, receiver) = mpsc::sync_channel(config.queue.max(1));
-        let thread_counters = counters.clone();
+        let shared = Arc::new(Shared {
+            pending: Pending::new(&encoder, config.queue),
+            counters: Counters::new(matches!(sink, Sink::Socket { .. })),
+            stop: AtomicBool::new(false),
+            ack: Mutex::new(None),
+            stopped: AtomicBool::new(false),
+        });
+        let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("dnstap".into())
-            .spawn(move || writer::run(sink, receiver, encoder, &thread_counters))?;
+            .spawn(move || writer::run(sink, &thread_shared))?;
         Ok(Tap {
             inner: Arc::new(Inner {
-                queue,
+                shared,
                 selection,
                 sample: config.sample.max(1),
-                counters,
                 thread: Mutex::new(Some(thread)),
             }),
         })
     }
 
     /// Whether this exchange is one of the sampled ones (always, when every one is
-    /// logged). Asked before anything is copied for the log.
+    /// logged). Asked before anything is kept for the log.
     pub fn sampled(&self) -> bool {
         self.inner.sample == 1 || rand::random_ratio(1, self.inner.sample)
     }
@@ -124,53 +143,76 @@ impl Tap {
         self.inner.selection.any_of(exchange)
     }
 
-    /// Queues an event for the writer; never waits. Dropped (and counted) when the
-    /// queue is full.
-    pub fn log(&self, event: Event) {
-        if !self.wants(event.exchange) {
-            return;
-        }
-        match self.inner.queue.try_send(Item::Entry(event)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(Item::Entry(event)))
-            | Err(TrySendError::Disconnected(Item::Entry(event))) => {
-                let entries = if event.response.is_some() { 2 } else { 1 };
-                self.inner.counters.dropped(Drop::QueueFull, entries);
-            }
-            Err(_) => {}
+    /// Encodes the event's selected entries for the writer; never waits (the lock
+    /// taken is this thread's shard's, contended only by the writer's swap).
+    /// Dropped and counted when too many are waiting, or after [`Tap::close`].
+    pub fn log(&self, event: Event<'_>) {
+        let counters = &self.inner.shared.counters;
+        match self.inner.shared.pending.add(&event) {
+            Ok(_) => {}
+            Err((Refused::Full, entries)) => counters.dropped(Drop::QueueFull, entries),
+            Err((Refused::Closed, entries)) => counters.dropped(Drop::Unavailable, entries),
         }
     }
 
-    /// Writes what is queued and ends the stream (STOP; a socket's reader answers
-    /// FINISH), within `timeout`. Events logged afterwards are dropped.
+    /// Writes what is waiting and ends the stream (STOP; a socket's reader answers
+    /// FINISH), within `timeout`. Entries logged afterwards are dropped.
     pub fn close(&self, timeout: Duration) {
+        let shared = &self.inner.shared;
+        if shared.stopped.load(Ordering::Acquire) {
+            return;
+        }
         let deadline = Instant::now() + timeout;
         let (ack, acked) = mpsc::sync_channel(1);
-        let mut item = Item::Stop(ack);
-        loop {
-            match self.inner.queue.try_send(item) {
-                Ok(()) => break,
-                Err(TrySendError::Full(back)) if Instant::now() < deadline => {
-                    item = back;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(_) => return,
-            }
+        if let Ok(mut slot) = shared.ack.lock() {
+            *slot = Some(ack);
+        }
+        shared.stop.store(true, Ordering::Release);
+        let Ok(mut thread) = self.inner.thread.lock() else {
+            return;
+        };
+        if let Some(handle) = thread.as_ref() {
+            handle.thread().unpark();
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        if acked.recv_timeout(left).is_ok()
-            && let Ok(mut thread) = self.inner.thread.lock()
-            && let Some(thread) = thread.take()
+        if (acked.recv_timeout(left).is_ok() || shared.stopped.load(Ordering::Acquire))
+            && let Some(handle) = thread.take()
         {
-            let _ = thread.join();
+            let _ = handle.join();
         }
     }
 
     /// The counts so far (also exported as `sextant_dnstap_*` metrics).
     pub fn stats(&self) -> Stats {
-        self.inner.counters.stats()
+        self.inner.shared.counters.stats()
     }
 }
+
+impl std::ops::Drop for Inner {
+    /// The last clone gone: the writer writes what is waiting, ends the stream and
+    /// returns on its own (not waited for here).
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        if let Ok(thread) = self.thread.lock()
+            && let Some(handle) = thread.as_ref()
+        {
+            handle.thread().unpark();
+        }
+    }
+}
+
+/// Why entries were lost: the `reason` label.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Drop {
+    /// Too many were waiting (the writer or the reader is behind).
+    QueueFull = 0,
+    /// No reader connected, the file failed earlier, or the stream had ended.
+    Unavailable = 1,
+    /// The write of their batch failed.
+    WriteError = 2,
+}
+
+const DROP_REASONS: [&str; 3] = ["queue_full", "unavailable", "write_error"];
 
 /// Counted here for [`Tap::stats`], and exported as metrics.
 #[derive(Debug)]
@@ -257,17 +299,20 @@ mod tests {
         }
     }
 
-    fn event(id: u8, answered: bool) -> Event {
-        Event {
+    /// An exchange whose query is twelve bytes of `id` (and its answer twenty).
+    fn log(tap: &Tap, id: u8, answered: bool) {
+        let query = [id; 12];
+        let response = [id; 20];
+        tap.log(Event {
             exchange: Exchange::Auth,
             protocol: Protocol::Udp,
             initiator: "127.0.0.1:40000".parse().unwrap(),
             responder: Some("127.0.0.1:53".parse().unwrap()),
             query_time: SystemTime::now(),
-            query: Bytes::from(vec![id; 12]),
+            query: &query,
             zone: None,
-            response: answered.then(|| (SystemTime::now(), Bytes::from(vec![id; 20]))),
-        }
+            response: answered.then(|| (SystemTime::now(), &response[..])),
+        });
     }
 
     fn decode(frame: &[u8]) -> schema::Message {
@@ -282,12 +327,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dnstap.fstrm");
         let tap = Tap::start(&config(Some(&path), None), &DnstapMessage::LISTENER).unwrap();
-        tap.log(event(1, true));
-        tap.log(event(2, false));
-        tap.log(event(3, true));
+        log(&tap, 1, true);
+        log(&tap, 2, false);
+        log(&tap, 3, true);
         tap.close(Duration::from_secs(5));
         // Logged after the end: dropped, not written past STOP.
-        tap.log(event(4, true));
+        log(&tap, 4, true);
         assert_eq!(tap.stats().written, 5);
 
         let mut reader = frames::Reader::new(std::fs::File::open(&path).unwrap()).unwrap();
@@ -381,7 +426,7 @@ mod tests {
         let received = reader(UnixListener::bind(&path).unwrap(), vec![None]);
         let tap = Tap::start(&config(None, Some(&path)), &DnstapMessage::LISTENER).unwrap();
         for id in 0..10 {
-            tap.log(event(id, true));
+            log(&tap, id, true);
         }
         tap.close(Duration::from_secs(10));
         let frames = received.recv_timeout(Duration::from_secs(10)).unwrap();
@@ -397,13 +442,13 @@ mod tests {
         // The first connection hangs up after one entry; the second stays.
         let received = reader(UnixListener::bind(&path).unwrap(), vec![Some(1), None]);
         let tap = Tap::start(&config(None, Some(&path)), &DnstapMessage::LISTENER).unwrap();
-        tap.log(event(0, false));
+        log(&tap, 0, false);
         let first = received.recv_timeout(Duration::from_secs(10)).unwrap();
         assert_eq!(first.len(), 1);
         // Entries keep coming; those sent into the dead connection are lost, the
         // writer notices and connects again. Bounded: 500 rounds of 10 ms.
         for id in 1..=200u8 {
-            tap.log(event(id, false));
+            log(&tap, id, false);
             std::thread::sleep(Duration::from_millis(10));
             let stats = tap.stats();
             if stats.written >= 2 + 10 && stats.write_error + stats.unavailable > 0 {
@@ -426,7 +471,7 @@ mod tests {
         config.queue = 4;
         let tap = Tap::start(&config, &DnstapMessage::LISTENER).unwrap();
         for id in 0..250 {
-            tap.log(event(id, true));
+            log(&tap, id, true);
         }
         tap.close(Duration::from_secs(10));
         let stats = tap.stats();

@@ -1,34 +1,23 @@
-//! The writer thread: takes events off the queue in batches, encodes them and writes
-//! each batch with one write, to a file or a Frame Streams reader's socket (connected
-//! again, with backoff, whenever it goes away). Blocking I/O is fine here: the query
-//! path only ever tries to enqueue.
+//! The writer thread: takes each shard's encoded frames in turn and writes them with
+//! one write, to a file or a Frame Streams reader's socket (connected again, with
+//! backoff, whenever it goes away). Blocking I/O is fine here: the query path only
+//! ever appends to its shard.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::Counters;
-use crate::entry::{Encoder, Event};
 use crate::frames::{self, ControlKind};
+use crate::shards::SHARDS;
+use crate::{Counters, Drop, Shared};
 
-/// What the queue carries.
-#[derive(Debug)]
-pub(crate) enum Item {
-    /// Held in the queue's slots themselves: no allocation per entry.
-    Entry(Event),
-    /// Write what is queued, end the stream, acknowledge.
-    Stop(SyncSender<()>),
-}
-
-/// Events encoded and written at once, at most.
-const MAX_BATCH: usize = 1024;
 /// How long a reader may take to accept the stream, or to take a batch.
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long the writer sleeps between polls of the queue: after a batch, and at
-/// most while idle.
+/// How long the writer sleeps between rounds of the shards: after one that found
+/// entries, and at most while idle.
 const POLL_BUSY: Duration = Duration::from_millis(1);
 const POLL_IDLE: Duration = Duration::from_millis(10);
 /// Reconnection backoff: first wait, and the longest.
@@ -200,84 +189,54 @@ fn connect(path: &PathBuf) -> io::Result<UnixStream> {
     Ok(stream)
 }
 
-/// Why entries were lost: the `reason` label.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Drop {
-    /// The queue was full (the writer or the reader is behind).
-    QueueFull = 0,
-    /// No reader connected, or the file failed earlier.
-    Unavailable = 1,
-    /// The write of their batch failed.
-    WriteError = 2,
-}
-
-pub(crate) const DROP_REASONS: [&str; 3] = ["queue_full", "unavailable", "write_error"];
-
-/// The thread's loop: until STOP, or until every sender is gone.
+/// The thread's loop: until asked to stop (by `Tap::close`, or the last `Tap`
+/// dropped).
 ///
-/// The queue is polled, not waited on: a writer asleep in `recv` must be woken by
-/// every event sent after it emptied the queue, a futex wake and a context switch
-/// per entry that cost the UDP workers more than the entry itself (measured: 30%
-/// of their throughput). Polled, a sender only ever enqueues; the writer sleeps
-/// 1 ms after a batch, longer (up to 10 ms) while nothing comes.
-pub(crate) fn run(
-    mut sink: Sink,
-    queue: Receiver<Item>,
-    mut encoder: Encoder,
-    counters: &Counters,
-) {
-    let mut batch = Vec::with_capacity(64 * 1024);
+/// The shards are polled, not waited on: a writer asleep until an entry comes must
+/// be woken by the query path, a futex wake and a context switch per entry that
+/// cost the UDP workers more than the entry itself (measured: 30% of their
+/// throughput). Polled, the query path only ever appends; the writer sleeps 1 ms
+/// after a round that found entries, longer (up to 10 ms) while nothing comes.
+pub(crate) fn run(mut sink: Sink, shared: &Shared) {
+    let counters = &shared.counters;
+    let mut frames = Vec::with_capacity(64 * 1024);
     let mut wait = POLL_BUSY;
     // Connected before the first entry, and again while idle: a reader that comes
     // late gets the entries from then on.
     sink.ready(counters);
     loop {
-        let first = match queue.try_recv() {
-            Ok(item) => item,
-            Err(TryRecvError::Empty) => {
-                sink.ready(counters);
-                std::thread::sleep(wait);
-                wait = (wait * 2).min(POLL_IDLE);
+        // Read before the round: a stop asked during it is seen by the next, so
+        // the last round closes every shard after taking what it held.
+        let stopping = shared.stop.load(Ordering::Acquire);
+        let mut found = 0;
+        for index in 0..SHARDS {
+            let entries = shared.pending.take(index, &mut frames, stopping);
+            if entries == 0 {
                 continue;
             }
-            Err(TryRecvError::Disconnected) => {
-                sink.stop();
-                return;
-            }
-        };
-        let ready = sink.ready(counters);
-        let mut frames = 0;
-        let mut next = Some(first);
-        let mut taken = 0;
-        while let Some(item) = next {
-            match item {
-                Item::Entry(event) if ready => frames += encoder.frames(&event, &mut batch),
-                Item::Entry(event) => {
-                    // Not encoded: counted as the entries it would have made.
-                    counters.dropped(Drop::Unavailable, encoder.count(&event));
-                }
-                Item::Stop(ack) => {
-                    sink.write(&batch, frames, counters);
-                    sink.stop();
-                    let _ = ack.try_send(());
-                    return;
-                }
-            }
-            taken += 1;
-            next = if taken < MAX_BATCH {
-                queue.try_recv().ok()
+            found += entries;
+            if sink.ready(counters) {
+                sink.write(&frames, entries, counters);
             } else {
-                None
-            };
+                counters.dropped(Drop::Unavailable, entries);
+            }
         }
-        if frames > 0 {
-            sink.write(&batch, frames, counters);
+        if stopping {
+            sink.stop();
+            shared.stopped.store(true, Ordering::Release);
+            if let Ok(mut ack) = shared.ack.lock()
+                && let Some(ack) = ack.take()
+            {
+                let _ = ack.try_send(());
+            }
+            return;
         }
-        batch.clear();
-        // After a full batch more is waiting: go on at once.
-        if taken < MAX_BATCH {
-            std::thread::sleep(POLL_BUSY);
+        if found == 0 {
+            sink.ready(counters);
+            wait = (wait * 2).min(POLL_IDLE);
+        } else {
+            wait = POLL_BUSY;
         }
-        wait = POLL_BUSY;
+        std::thread::park_timeout(wait);
     }
 }

@@ -153,7 +153,7 @@ async fn answer(
         );
         let refused = refused.map(Bytes::from);
         if let Some(tapped) = tapped {
-            frontend.log_answered(tapped, client, message, refused.clone(), None);
+            frontend.log_answered(tapped, client, &message, refused.as_deref(), None);
         }
         return match refused {
             Some(refused) => dns_response(refused),
@@ -170,7 +170,7 @@ async fn answer(
         .wire
         .map(|answer| if padded { pad(answer) } else { answer });
     if let (Some(tapped), Some(query)) = (tapped, query) {
-        frontend.log_answered(tapped, client, query, answer.clone(), answered.from);
+        frontend.log_answered(tapped, client, &query, answer.as_deref(), answered.from);
     }
     match answer {
         Some(answer) => dns_response(answer),

@@ -104,7 +104,13 @@ impl Frontend {
                 self.send_udp(socket, servfail, client, forward.question)
             });
             if let Some(tapped) = tapped {
-                self.log_answered(tapped, client, packet, sent, Some(forward.backend));
+                self.log_answered(
+                    tapped,
+                    client,
+                    &packet,
+                    sent.as_deref(),
+                    Some(forward.backend),
+                );
             }
             return;
         };
@@ -135,7 +141,7 @@ impl Frontend {
                 });
                 if let Some(tapped) = tapped {
                     let backend = Some(forward.backend);
-                    frontend.log_answered(tapped, client, packet, sent, backend);
+                    frontend.log_answered(tapped, client, &packet, sent.as_deref(), backend);
                 }
                 drop(permit);
             }),

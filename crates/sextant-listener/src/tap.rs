@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-use bytes::Bytes;
 use sextant_dnstap::{Event, Exchange, Protocol};
 
 use crate::backend::Backend;
@@ -48,8 +47,8 @@ impl Frontend {
         &self,
         tapped: Tapped,
         client: SocketAddr,
-        query: Bytes,
-        response: Option<Bytes>,
+        query: &[u8],
+        response: Option<&[u8]>,
         from: Option<Backend>,
     ) {
         let response = response.map(|response| (SystemTime::now(), response));
@@ -63,15 +62,15 @@ impl Frontend {
         &self,
         tapped: Tapped,
         client: SocketAddr,
-        query: Bytes,
-        response: Option<(SystemTime, Bytes)>,
+        query: &[u8],
+        response: Option<(SystemTime, &[u8])>,
         from: Option<Backend>,
     ) {
         let Some(tap) = &self.dnstap else { return };
         let exchange = match from {
             Some(Backend::Resolver) => Exchange::Client,
             Some(Backend::Authority | Backend::Transfer) => Exchange::Auth,
-            None if recursion_desired(&query) && self.resolver.is_some() => Exchange::Client,
+            None if recursion_desired(query) && self.resolver.is_some() => Exchange::Client,
             None => Exchange::Auth,
         };
         tap.log(Event {

@@ -479,7 +479,7 @@ where
         if view.is_some_and(|v| matches!(v.question.qtype, TYPE_AXFR | TYPE_IXFR)) {
             // The log names the transfer's query; its messages are the zone.
             if let Some(tapped) = tapped {
-                frontend.log_answered(tapped, client, message.clone(), None, None);
+                frontend.log_answered(tapped, client, &message, None, None);
             }
             // A zone transfer is answered in order before the next message is read,
             // so its messages are not interleaved with other answers.
@@ -518,7 +518,7 @@ where
                 }
             });
             if let (Some(tapped), Some(query)) = (tapped, query) {
-                frontend.log_answered(tapped, client, query, answer.clone(), answered.from);
+                frontend.log_answered(tapped, client, &query, answer.as_deref(), answered.from);
             }
             if let Some(answer) = answer {
                 let _ = responses.send(answer).await;

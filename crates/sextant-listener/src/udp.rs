@@ -164,9 +164,8 @@ fn handle(
     // Answered within the batch: sent at its end, timed as read.
     let log = |sent: Option<&[u8]>, from| {
         if let Some(tapped) = tapped {
-            let query = Bytes::copy_from_slice(packet);
-            let sent = sent.map(|sent| (tapped.received(), Bytes::copy_from_slice(sent)));
-            frontend.log_exchange(tapped, client, query, sent, from);
+            let sent = sent.map(|sent| (tapped.received(), sent));
+            frontend.log_exchange(tapped, client, packet, sent, from);
         }
     };
     match frontend.decide(packet, client, Transport::Udp) {

@@ -12,7 +12,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
 use hickory_proto::serialize::binary::BinEncodable;
 use opentelemetry::KeyValue;
 use sextant_dnstap::{Event, Exchange, Protocol};
@@ -309,15 +308,16 @@ impl Logged<'_> {
             SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
             SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
         };
+        let zone = self.ask.zone.to_bytes().ok();
         tap.log(Event {
             exchange,
             protocol,
             initiator: answer.and_then(|a| a.local).unwrap_or(unspecified),
             responder: Some(self.ask.server),
             query_time: sent,
-            query: Bytes::copy_from_slice(self.query),
-            zone: self.ask.zone.to_bytes().ok().map(Bytes::from),
-            response: answer.and_then(|a| Some((a.at, Bytes::from(a.wire.clone()?)))),
+            query: self.query,
+            zone: zone.as_deref(),
+            response: answer.and_then(|a| Some((a.at, a.wire.as_deref()?))),
         });
     }
 }
