@@ -174,6 +174,19 @@ impl Control {
         for zone in &statuses {
             tracing::info!(zone = %zone.name, serial = zone.serial, records = zone.records, generation, "zone served");
         }
+        // Changes signed by this reload are folded into the whole signed version
+        // once they have grown large, after serving and still under the lock (no
+        // step may be appended while the version that replaces them is written).
+        if let Some(signing) = self.signing.clone() {
+            let signed: Vec<Arc<sextant_zone::Zone>> =
+                loaded.zones().filter(|z| z.is_signed()).cloned().collect();
+            let _ = tokio::task::spawn_blocking(move || {
+                for zone in signed {
+                    signing.compact_changes(&zone);
+                }
+            })
+            .await;
+        }
         Ok(statuses)
     }
 }

@@ -5,6 +5,11 @@
 //! changes (the digest `signed.bin` ends with): steps of another version are
 //! ignored, and a step cut short by a crash (never served) is cut off.
 //!
+//! A step appended and then not served (a reload that failed at a later zone) is
+//! followed by one made from the version served before it: each step moves the
+//! SOA serial, so a step whose old serial is not the last step's new one says
+//! which steps were passed over, and those are left out when reading.
+//!
 //! Format: a 16-byte magic and the 32-byte base digest, then frames of a 4-byte
 //! length, the step (4-byte counts of removed and added records, then each record
 //! as a 4-byte length and its wire form) and the SHA-256 of the step.
@@ -15,7 +20,8 @@ use std::io::{Read as _, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
-use hickory_proto::rr::Record;
+use hickory_proto::rr::{RData, Record};
+use hickory_proto::serialize::binary::BinDecodable;
 
 const MAGIC: &[u8; 16] = b"sextant-steps\x00\x00\x01";
 const HEADER_LEN: usize = MAGIC.len() + 32;
@@ -95,13 +101,37 @@ pub(crate) fn read(zone_dir: &Path, base: &[u8; 32]) -> Option<HashMap<Vec<u8>, 
     {
         return None;
     }
-    let mut counts: HashMap<Vec<u8>, i64> = HashMap::new();
     let mut at = HEADER_LEN;
-    let mut steps = 0usize;
+    let mut served: Vec<Step<'_>> = Vec::new();
+    let mut frames = 0usize;
     while let Some(step) = frame(&bytes, at) {
         at += 36 + step.len();
-        steps += 1;
-        apply(step, &mut counts);
+        frames += 1;
+        let step = Step::of(step);
+        if let Some(before) = step.serials.map(|(before, _)| before) {
+            let after_of = |s: &Step<'_>| s.serials.map(|(_, after)| after);
+            let before_of = |s: &Step<'_>| s.serials.map(|(before, _)| before);
+            if let Some(last) = served.iter().rposition(|s| after_of(s) == Some(before)) {
+                // Made from the version this step made: those after it were not
+                // served.
+                served.truncate(last + 1);
+            } else if let Some(first) = served.iter().position(|s| before_of(s) == Some(before)) {
+                // Made from the same version as an earlier step: that one and
+                // those after it were not served.
+                served.truncate(first);
+            } else if !served.is_empty() {
+                tracing::warn!(path = %path.display(), frames, "a signed change follows none of the ones before it; it and those after it are left out");
+                break;
+            }
+        }
+        served.push(step);
+    }
+    let steps = served.len();
+    let mut counts: HashMap<Vec<u8>, i64> = HashMap::new();
+    for step in served {
+        for (removed, wire) in records(step.bytes) {
+            *counts.entry(wire.to_vec()).or_default() += if removed { -1 } else { 1 };
+        }
     }
     if at < bytes.len() {
         tracing::warn!(path = %path.display(), good = at, length = bytes.len(), "the last signed change was cut short (never served); cutting it off");
@@ -128,25 +158,47 @@ fn frame(bytes: &[u8], at: usize) -> Option<&[u8]> {
     (ring::digest::digest(&ring::digest::SHA256, step).as_ref() == digest).then_some(step)
 }
 
-fn apply(step: &[u8], counts: &mut HashMap<Vec<u8>, i64>) {
+/// A step read, with the SOA serial of the version it changes and of the one it
+/// makes (`None` when it does not move the SOA: then it is taken as following).
+struct Step<'a> {
+    bytes: &'a [u8],
+    serials: Option<(u32, u32)>,
+}
+
+impl<'a> Step<'a> {
+    fn of(bytes: &'a [u8]) -> Self {
+        let serial = |wanted: bool| {
+            records(bytes)
+                .filter(|(removed, _)| *removed == wanted)
+                .find_map(|(_, wire)| match Record::from_bytes(wire).ok()?.data {
+                    RData::SOA(soa) => Some(soa.serial),
+                    _ => None,
+                })
+        };
+        Step {
+            bytes,
+            serials: serial(true).zip(serial(false)),
+        }
+    }
+}
+
+/// The records of a step: whether each is taken out (else put in), and its wire
+/// form. A step that does not parse ends early (its digest held, so it is one
+/// we wrote: this does not happen).
+fn records(step: &[u8]) -> impl Iterator<Item = (bool, &[u8])> {
     let number = |at: usize| {
         step.get(at..at + 4)
             .and_then(|b| b.try_into().ok())
             .map(u32::from_be_bytes)
     };
-    let (Some(removed), Some(added)) = (number(0), number(4)) else {
-        return;
-    };
+    let (removed, added) = number(0).zip(number(4)).unwrap_or((0, 0));
     let mut at = 8;
-    for index in 0..u64::from(removed) + u64::from(added) {
-        let Some(length) = number(at) else { return };
-        let Some(wire) = step.get(at + 4..at + 4 + length as usize) else {
-            return;
-        };
-        at += 4 + length as usize;
-        let change = if index < u64::from(removed) { -1 } else { 1 };
-        *counts.entry(wire.to_vec()).or_default() += change;
-    }
+    (0..u64::from(removed) + u64::from(added)).map_while(move |index| {
+        let length = number(at)? as usize;
+        let wire = step.get(at + 4..at + 4 + length)?;
+        at += 4 + length;
+        Some((index < u64::from(removed), wire))
+    })
 }
 
 /// Deletes the steps (a new whole version was written).
@@ -207,6 +259,50 @@ mod tests {
         // Steps naming another version are ignored.
         append(dir.path(), &digest, &[a(0)], &[]).unwrap();
         assert_eq!(sorted(signed_version::read(dir.path()).unwrap()).len(), 6);
+    }
+
+    fn soa(serial: u32) -> Record {
+        let name = Name::from_ascii("example.").unwrap();
+        Record::from_rdata(
+            name.clone(),
+            300,
+            RData::SOA(hickory_proto::rr::rdata::SOA::new(
+                name.clone(),
+                name,
+                serial,
+                3600,
+                900,
+                604_800,
+                60,
+            )),
+        )
+    }
+
+    #[test]
+    fn steps_appended_but_never_served_are_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = signed_version::Writer::create(dir.path()).unwrap();
+        writer.push(&soa(1));
+        writer.push(&a(0));
+        writer.commit().unwrap();
+        let digest = signed_version::digest(dir.path()).unwrap();
+        // Served: 1 -> 2.
+        append(dir.path(), &digest, &[soa(1)], &[soa(2), a(10)]).unwrap();
+        // 2 -> 3, then a reload failing at another zone: never served.
+        append(dir.path(), &digest, &[soa(2)], &[soa(3), a(11)]).unwrap();
+        // The next change, made from the version served (2).
+        append(dir.path(), &digest, &[soa(2), a(0)], &[soa(3), a(12)]).unwrap();
+        let read = sorted(signed_version::read(dir.path()).unwrap());
+        assert_eq!(read, sorted([soa(3), a(10), a(12)].into_iter()));
+        // Never served twice from the base itself: only the last step stands.
+        append(dir.path(), &digest, &[soa(1)], &[soa(2), a(13)]).unwrap();
+        let read = sorted(signed_version::read(dir.path()).unwrap());
+        assert_eq!(read, sorted([soa(2), a(0), a(13)].into_iter()));
+        // A step that follows none of them (not one we would write) ends the
+        // reading: what came before it stands.
+        append(dir.path(), &digest, &[soa(7)], &[soa(8)]).unwrap();
+        let read = sorted(signed_version::read(dir.path()).unwrap());
+        assert_eq!(read, sorted([soa(2), a(0), a(13)].into_iter()));
     }
 
     #[test]

@@ -257,6 +257,9 @@ impl Writer {
         std::fs::rename(&self.temporary, &self.target)?;
         match self.target.parent() {
             Some(parent) => {
+                // The rename made durable first: removed before it, the steps
+                // could be lost while the old version they change came back.
+                File::open(parent)?.sync_all()?;
                 // The steps were of the version replaced and name it by its
                 // digest: should a crash keep this removal from happening, they
                 // are ignored (a new version always differs from the one the

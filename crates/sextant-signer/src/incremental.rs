@@ -15,7 +15,7 @@ use std::ops::Bound;
 use hickory_proto::dnssec::Nsec3HashAlgorithm;
 use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC, NSEC3};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use hickory_proto::serialize::binary::BinEncodable;
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use sextant_zone::Zone;
 
 use crate::key::ZoneKey;
@@ -125,15 +125,21 @@ pub fn resign(request: ResignRequest<'_>) -> Result<Resign, SignError> {
             );
         }
     };
+    // A record removed twice in two cases of its names is one record: the zone
+    // holds one of them (as whole signing keeps one).
+    let mut taken_out = HashSet::new();
     for record in removed.iter().filter(|r| !is_signer_type(r.record_type())) {
         let owner = Owner::of(&record.name);
+        let data = rdata(record);
+        if !taken_out.insert((owner.key.clone(), record.record_type(), data.clone())) {
+            continue;
+        }
         load(&mut after, owner.clone());
         let set = after
             .get_mut(&owner)
             .and_then(|a| a.sets.get_mut(&record.record_type()));
         // The SOA served carries the signer's serial, not the change's: the
         // change's old SOA stands for whichever one the zone holds.
-        let data = rdata(record);
         let at = set.as_ref().and_then(|set| {
             set.iter()
                 .position(|r| rdata(r) == data || record.record_type() == RecordType::SOA)
@@ -825,10 +831,18 @@ fn hashed_owner(
         .map_err(|e| failed(format!("NSEC3 owner {label}: {e}")))
 }
 
-/// A record's data in wire form: the same data may be held decoded or as raw
-/// bytes (a type the parser keeps unknown), and compares equal only so.
+/// A record's data in canonical wire form (RFC 4034 section 6.2: the names of
+/// the types it lists in lower case), by which two records are the same: the same
+/// data may be held decoded or as raw bytes (a type the parser keeps unknown), and
+/// `MX 10 MAIL.example.` is `MX 10 mail.example.`, as whole signing has it.
 fn rdata(record: &Record) -> Vec<u8> {
-    record.data.to_bytes().unwrap_or_default()
+    let mut bytes = Vec::new();
+    let mut encoder = BinEncoder::new(&mut bytes);
+    encoder.set_canonical_form(true);
+    match record.data.emit(&mut encoder) {
+        Ok(()) => bytes,
+        Err(_) => Vec::new(),
+    }
 }
 
 fn wire(record: &Record) -> Vec<u8> {

@@ -258,3 +258,64 @@ fn what_changes_the_whole_zone_is_sent_back_to_whole_signing() {
     .unwrap_err();
     assert!(error.to_string().contains("does not hold"), "{error}");
 }
+
+/// The zone parser writes names in lower case, but a change from a transfer
+/// carries them as the primary sent them: `MX 10 MAIL.example.` is the record
+/// `MX 10 mail.example.` (RFC 4034 canonical form), as whole signing has it.
+#[test]
+fn data_differing_only_in_the_case_of_its_names_is_the_same_record() {
+    let policy = policy(DenialPolicy::Nsec, Algorithm::ED25519);
+    let keys = keys(Algorithm::ED25519);
+    let signed = sign(
+        &format!("{ZONE}mx MX 10 mail.example.\n"),
+        &keys,
+        &policy,
+        NOW,
+        None,
+    );
+    let zone = zone_of(&signed.records);
+    let mx = |host: &str| {
+        Record::from_rdata(
+            name("mx.example."),
+            300,
+            RData::MX(hickory_proto::rr::rdata::MX::new(10, name(host))),
+        )
+    };
+    let change = |removed: Vec<Record>, added: Vec<Record>| match resign(ResignRequest {
+        zone: &zone,
+        removed,
+        added,
+        keys: &keys,
+        policy: &policy,
+        now: NOW + 60,
+    })
+    .unwrap()
+    {
+        Resign::Change(change) => change,
+        Resign::Whole(why) => panic!("signed whole: {why}"),
+    };
+    let mx_of = |records: &[Record]| -> Vec<String> {
+        records
+            .iter()
+            .filter(|r| r.record_type() == RecordType::MX)
+            .map(|r| r.to_string().to_lowercase())
+            .collect()
+    };
+    // Added again in other case: the RRset keeps its one record.
+    let added = change(Vec::new(), vec![mx("MAIL.example.")]);
+    assert_eq!(mx_of(&added.added), Vec::<String>::new());
+    assert_eq!(mx_of(&added.removed), Vec::<String>::new());
+    // Removed in other case (twice, in two cases): the record held goes.
+    let removed = change(vec![mx("Mail.Example."), mx("MAIL.EXAMPLE.")], Vec::new());
+    assert_eq!(
+        mx_of(&removed.removed),
+        vec!["mx.example. 300 in mx 10 mail.example.".to_string()]
+    );
+    assert!(
+        removed
+            .removed
+            .iter()
+            .any(|r| r.record_type() == RecordType::RRSIG && r.name == name("mx.example.")),
+        "the MX signature goes with it"
+    );
+}
