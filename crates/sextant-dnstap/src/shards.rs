@@ -21,6 +21,10 @@ pub(crate) const SHARDS: usize = 8;
 /// A buffer's capacity kept after its frames were written; a burst of large
 /// (TCP) messages does not hold its memory for good.
 const KEPT_CAPACITY: usize = 1 << 20;
+/// Bytes a shard may hold whatever the entry bound: entries of 64 KB answers
+/// would otherwise let `limit` of them take a gigabyte. At a swap every few
+/// milliseconds this is gigabytes a second of entries per thread.
+const MAX_SHARD_BYTES: usize = 8 << 20;
 
 /// What waits to be written, with its bound.
 #[derive(Debug)]
@@ -85,10 +89,17 @@ impl Pending {
             return Err((Refused::Full, entries));
         }
         let mut shard = lock(&self.shards[this_threads_shard()]);
-        if shard.closed {
+        let refused = if shard.closed {
+            Some(Refused::Closed)
+        } else if shard.frames.len() >= MAX_SHARD_BYTES {
+            Some(Refused::Full)
+        } else {
+            None
+        };
+        if let Some(refused) = refused {
             drop(shard);
             self.waiting.fetch_sub(count, Ordering::Relaxed);
-            return Err((Refused::Closed, entries));
+            return Err((refused, entries));
         }
         let Shard {
             encoder, frames, ..
@@ -193,6 +204,20 @@ mod tests {
         assert!(!frames.is_empty());
         assert_eq!(pending.add(&event(b"e", true)), Ok(2));
         assert_eq!(take_all(&pending, false).0, 2);
+    }
+
+    #[test]
+    fn a_shard_holds_a_bounded_number_of_bytes_whatever_the_entry_bound() {
+        let pending = pending(usize::MAX);
+        let large = vec![0u8; 65_535];
+        let mut taken = 0;
+        while pending.add(&event(&large, false)).is_ok() {
+            taken += 1;
+            assert!(taken <= MAX_SHARD_BYTES / large.len() + 1);
+        }
+        assert_eq!(pending.add(&event(&large, false)), Err((Refused::Full, 1)));
+        assert_eq!(take_all(&pending, false).0, taken as u64);
+        assert_eq!(pending.add(&event(&large, false)), Ok(1));
     }
 
     #[test]
