@@ -500,6 +500,7 @@ impl Signer<'_> {
             (*old_content == content(set)).then_some(sigs)
         });
         let refresh = self.policy.refresh.as_secs();
+        let window = refresh_window(self.policy);
         let counted = !(rtype == RecordType::SOA && owner == self.origin);
         if counted {
             self.seen += 1;
@@ -526,7 +527,7 @@ impl Signer<'_> {
                         && input.algorithm == key.algorithm()
                         && input.signer_name == *self.origin
                         && input.original_ttl == first.ttl
-                        && expiration > self.now + refresh
+                        && expiration > self.now + refresh + window
                 })
             });
             let signature = match kept {
@@ -590,6 +591,18 @@ impl Signer<'_> {
             RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(input, signature))),
         ))
     }
+}
+
+/// How far past the refresh point a signature is made again with those falling
+/// due now. Expirations are spread (`jitter`): without a window every signature
+/// would fall due seconds after the one before it and have a pass over the zone
+/// (and a new serial) of its own; with it, a pass makes every signature falling
+/// due within the hour and the next pass is at least that far off (Knot's
+/// rrsig-pre-refresh does the same).
+pub(crate) fn refresh_window(policy: &Policy) -> u64 {
+    (policy.refresh / 4)
+        .min(Duration::from_secs(3600))
+        .as_secs()
 }
 
 /// Up to a tenth of the validity taken off each RRset's expiration, the same for

@@ -341,6 +341,51 @@ fn signatures_close_to_expiry_are_made_again() {
     assert_eq!(later.serial, first.serial + 1);
 }
 
+/// The refresh timer run as the authority runs it (a pass whenever the first
+/// signature falls due): expirations spread over a tenth of the validity are
+/// made again in passes at least the refresh window apart, not one pass per
+/// signature, and no pass leaves a signature inside the refresh period.
+#[test]
+fn signatures_falling_due_are_made_again_in_batches() {
+    use hickory_proto::dnssec::Algorithm;
+    let keys = keys(Algorithm::ED25519);
+    let policy = policy(DenialPolicy::Nsec, Algorithm::ED25519);
+    let window = crate::sign::refresh_window(&policy);
+    assert_eq!(window, 3600);
+    let zone: String = (0..150).fold(ZONE.to_string(), |zone, i| {
+        format!("{zone}host{i} A 192.0.2.{}\n", i % 250)
+    });
+    let mut signed = sign(&zone, &keys, &policy, NOW, None);
+    let mut passes = 0;
+    let mut now = signed.refresh_at;
+    // Two weeks of the timer: past the first signatures' whole spread.
+    while now < NOW + 14 * 86_400 {
+        let next = sign(&zone, &keys, &policy, now, Some(&signed.records));
+        passes += 1;
+        assert!(next.made > 0, "a pass at {now} made nothing");
+        assert!(
+            next.refresh_at >= now + window,
+            "the next pass {} s after this one",
+            next.refresh_at - now
+        );
+        for record in &next.records {
+            if let RData::DNSSEC(DNSSECRData::RRSIG(rrsig)) = &record.data {
+                let expiration = u64::from(rrsig.input().sig_expiration.get());
+                assert!(expiration > now + policy.refresh.as_secs());
+            }
+        }
+        now = next.refresh_at;
+        signed = next;
+    }
+    // 300-odd RRsets whose expirations spread over 1.4 days: one pass per hour
+    // of the spread at most (and another for the SOA made in every pass).
+    let spread_hours = policy.validity.as_secs() / 10 / 3600;
+    assert!(
+        passes <= 2 * (spread_hours + 2),
+        "{passes} passes for a spread of {spread_hours} hours"
+    );
+}
+
 /// A key rollover run hour by hour through the planner and the signer, as the
 /// authority runs it.
 struct Rollover {
