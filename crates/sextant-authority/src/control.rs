@@ -50,7 +50,7 @@ impl Control {
     }
 
     /// Signs `zone` again (its signatures or a rollover step fell due): a primary
-    /// zone from its file, a secondary zone from its last signed version.
+    /// zone from its file, a secondary zone from the version served.
     pub(crate) async fn resign(&self, zone: &hickory_proto::rr::Name) -> Result<(), String> {
         if self.zones.iter().any(|z| &z.name == zone) {
             // Signatures falling due are a whole-zone matter: the zone is signed
@@ -66,14 +66,23 @@ impl Control {
         let lock = signing.clone();
         let _serving = lock.exclusive().await;
         let origin = zone.clone();
+        // The data is the version served (its DNSSEC records are replaced); the
+        // stored signed version only lends the signatures still fresh.
+        let served = self
+            .authority
+            .catalog()
+            .zones()
+            .find(|z| z.origin() == zone)
+            .cloned()
+            .ok_or_else(|| format!("zone {zone} has no version served yet"))?;
         let built = tokio::task::spawn_blocking(move || {
             let policy = signing
                 .secondary_policy(&origin)
                 .ok_or_else(|| format!("zone {origin} is not signed here"))?
                 .to_string();
-            let records = signing
-                .last_signed(&origin)
-                .ok_or_else(|| format!("zone {origin} has no signed version yet"))?;
+            // The SOA comes first and last in AXFR order: once here.
+            let records: Vec<hickory_proto::rr::Record> =
+                served.axfr_records().take(served.record_count()).collect();
             let source = std::path::PathBuf::from(format!("re-signing of {origin}"));
             let mut builder = crate::secondary::Builder::new(&origin, &source);
             signing

@@ -91,8 +91,14 @@ fn header_matches(path: &Path, base: &[u8; 32]) -> bool {
 
 /// What the steps of the version `base` do, as a count per record (wire form):
 /// negative for a record of the base taken out, positive for one put in. `None`
-/// without steps for that version. A step cut short is cut off the file.
-pub(crate) fn read(zone_dir: &Path, base: &[u8; 32]) -> Option<HashMap<Vec<u8>, i64>> {
+/// without steps for that version. `base_serial` gives the base's SOA serial (asked
+/// only when there are steps). A step cut short, or one that follows none of the
+/// steps before it nor the base, is cut off the file with those after it.
+pub(crate) fn read(
+    zone_dir: &Path,
+    base: &[u8; 32],
+    base_serial: impl FnOnce() -> Option<u32>,
+) -> Option<HashMap<Vec<u8>, i64>> {
     let path = path(zone_dir);
     let bytes = std::fs::read(&path).ok()?;
     if bytes.len() < HEADER_LEN
@@ -101,29 +107,32 @@ pub(crate) fn read(zone_dir: &Path, base: &[u8; 32]) -> Option<HashMap<Vec<u8>, 
     {
         return None;
     }
+    let base_serial = base_serial();
     let mut at = HEADER_LEN;
     let mut served: Vec<Step<'_>> = Vec::new();
     let mut frames = 0usize;
-    while let Some(step) = frame(&bytes, at) {
-        at += 36 + step.len();
-        frames += 1;
-        let step = Step::of(step);
-        if let Some(before) = step.serials.map(|(before, _)| before) {
+    while let Some(bytes) = frame(&bytes, at) {
+        let step = Step::of(bytes);
+        if let Some((before, _)) = step.serials {
             let after_of = |s: &Step<'_>| s.serials.map(|(_, after)| after);
-            let before_of = |s: &Step<'_>| s.serials.map(|(before, _)| before);
+            // The serial the steps start from: the base's, or when it cannot be
+            // read, the first step's.
+            let start =
+                base_serial.or_else(|| served.first().and_then(|s| s.serials).map(|(b, _)| b));
             if let Some(last) = served.iter().rposition(|s| after_of(s) == Some(before)) {
-                // Made from the version this step made: those after it were not
+                // Made from the version that step made: those after it were not
                 // served.
                 served.truncate(last + 1);
-            } else if let Some(first) = served.iter().position(|s| before_of(s) == Some(before)) {
-                // Made from the same version as an earlier step: that one and
-                // those after it were not served.
-                served.truncate(first);
-            } else if !served.is_empty() {
-                tracing::warn!(path = %path.display(), frames, "a signed change follows none of the ones before it; it and those after it are left out");
+            } else if start.is_none_or(|start| start == before) {
+                // Made from the base: every step before it was not served.
+                served.clear();
+            } else {
+                tracing::warn!(path = %path.display(), frames, "a signed change follows neither the ones before it nor the signed version they change; it and those after it are cut off");
                 break;
             }
         }
+        at += 36 + bytes.len();
+        frames += 1;
         served.push(step);
     }
     let steps = served.len();
@@ -134,7 +143,7 @@ pub(crate) fn read(zone_dir: &Path, base: &[u8; 32]) -> Option<HashMap<Vec<u8>, 
         }
     }
     if at < bytes.len() {
-        tracing::warn!(path = %path.display(), good = at, length = bytes.len(), "the last signed change was cut short (never served); cutting it off");
+        tracing::warn!(path = %path.display(), good = at, length = bytes.len(), "cutting off the signed changes past the last good one (cut short by a crash, never served, or following none)");
         let cut = OpenOptions::new()
             .write(true)
             .open(&path)
@@ -298,11 +307,33 @@ mod tests {
         append(dir.path(), &digest, &[soa(1)], &[soa(2), a(13)]).unwrap();
         let read = sorted(signed_version::read(dir.path()).unwrap());
         assert_eq!(read, sorted([soa(2), a(0), a(13)].into_iter()));
-        // A step that follows none of them (not one we would write) ends the
-        // reading: what came before it stands.
+        // A step that follows none of them (not one we would write) is cut off:
+        // what came before it stands, and the next step is read after it.
         append(dir.path(), &digest, &[soa(7)], &[soa(8)]).unwrap();
         let read = sorted(signed_version::read(dir.path()).unwrap());
         assert_eq!(read, sorted([soa(2), a(0), a(13)].into_iter()));
+        append(dir.path(), &digest, &[soa(2)], &[soa(3), a(14)]).unwrap();
+        let read = sorted(signed_version::read(dir.path()).unwrap());
+        assert_eq!(read, sorted([soa(3), a(0), a(13), a(14)].into_iter()));
+    }
+
+    #[test]
+    fn a_first_step_not_made_from_the_signed_version_is_cut_off() {
+        // A whole signing wrote version 6 during a reload that then failed at
+        // another zone: 5 stayed served, and the next change was made from it.
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = signed_version::Writer::create(dir.path()).unwrap();
+        writer.push(&a(0));
+        writer.push(&soa(6));
+        writer.commit().unwrap();
+        let digest = signed_version::digest(dir.path()).unwrap();
+        append(dir.path(), &digest, &[soa(5)], &[soa(6), a(10)]).unwrap();
+        let read = sorted(signed_version::read(dir.path()).unwrap());
+        assert_eq!(read, sorted([soa(6), a(0)].into_iter()));
+        assert!(
+            !path(dir.path()).exists()
+                || std::fs::metadata(path(dir.path())).unwrap().len() == HEADER_LEN as u64
+        );
     }
 
     #[test]

@@ -34,7 +34,9 @@ pub(crate) fn read(zone_dir: &Path) -> Option<Version> {
     match open_checked(&path) {
         Ok(Some(base)) => {
             let counts = digest(zone_dir)
-                .and_then(|digest| crate::signed_steps::read(zone_dir, &digest))
+                .and_then(|digest| {
+                    crate::signed_steps::read(zone_dir, &digest, || serial_in(&path))
+                })
                 .unwrap_or_default();
             Some(Version {
                 base,
@@ -48,6 +50,49 @@ pub(crate) fn read(zone_dir: &Path) -> Option<Version> {
             None
         }
     }
+}
+
+/// The SOA serial of the version in the checked file at `path`: the records are
+/// walked in wire form and only the SOA is decoded (the one record of its type;
+/// first in AXFR order, among the last as the signer emits it).
+fn serial_in(path: &Path) -> Option<u32> {
+    let mut reader = BufReader::new(File::open(path).ok()?);
+    let mut magic = [0u8; 16];
+    reader.read_exact(&mut magic).ok()?;
+    let mut wire = Vec::new();
+    loop {
+        let mut len = [0u8; 4];
+        reader.read_exact(&mut len).ok()?;
+        let len = usize::try_from(u32::from_be_bytes(len)).ok()?;
+        if len > MAX_RECORD {
+            // The count after the records, or not our file.
+            return None;
+        }
+        wire.resize(len, 0);
+        reader.read_exact(&mut wire).ok()?;
+        if type_of(&wire) == Some(u16::from(hickory_proto::rr::RecordType::SOA)) {
+            return match Record::from_bytes(&wire).ok()?.data {
+                hickory_proto::rr::RData::SOA(soa) => Some(soa.serial),
+                _ => None,
+            };
+        }
+    }
+}
+
+/// The type of a record in wire form, read past its owner name (written whole:
+/// the first name of a message is never compressed).
+fn type_of(wire: &[u8]) -> Option<u16> {
+    let mut at = 0;
+    loop {
+        let len = usize::from(*wire.get(at)?);
+        at += 1;
+        match len {
+            0 => break,
+            _ if len & 0xC0 != 0 => return None,
+            _ => at += len,
+        }
+    }
+    Some(u16::from_be_bytes([*wire.get(at)?, *wire.get(at + 1)?]))
 }
 
 /// The digest the file ends with: what names this version to its steps.
@@ -109,6 +154,7 @@ impl Iterator for Version {
 }
 
 /// Every record of the last signed version (for re-signing a secondary zone from it).
+#[cfg(test)]
 pub(crate) fn read_all(zone_dir: &Path) -> Option<Vec<Record>> {
     read(zone_dir).map(Iterator::collect)
 }

@@ -24,6 +24,7 @@ pub use model::{
     AuthorityConfig, Config, CookieConfig, DNSSEC_ALGORITHMS, DnssecPolicyConfig, ForwardConfig,
     ForwardMode, KeyConfig, ListenerConfig, ListenerTlsConfig, LogConfig, LogFormat,
     ResolverConfig, RrlConfig, SecondaryZoneConfig, TransferConfig, ZoneConfig, cookie_secret,
+    signature_refresh_window,
 };
 pub use section::Section;
 pub use trace::TraceConfig;

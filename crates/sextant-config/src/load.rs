@@ -146,6 +146,26 @@ mod tests {
     }
 
     #[test]
+    fn a_signature_refresh_that_leaves_no_room_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = |validity: &str, refresh: &str| {
+            let text = format!(
+                "[log]\nlevel = \"info\"\n[[dnssec_policy]]\nname = \"p\"\nsignature_validity = \"{validity}\"\nsignature_refresh = \"{refresh}\"\n"
+            );
+            load(&write(dir.path(), "p.toml", &text))
+        };
+        assert!(config("14d", "5d").is_ok());
+        // Two hours less the spread (12 min) and the window (15 min) leave room.
+        assert!(config("2h", "1h").is_ok());
+        // 13 days: new signatures (expiring 12.6 to 14 days out) fall due at once.
+        let error = config("14d", "13d").unwrap_err().to_string();
+        assert!(error.contains("signature_refresh"), "{error}");
+        assert!(error.contains("1h"), "{error}");
+        let error = config("14d", "12d 15h").unwrap_err().to_string();
+        assert!(error.contains("signature_refresh"), "{error}");
+    }
+
+    #[test]
     fn loads_sections_with_defaults_and_relative_paths() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "z.zone", "");

@@ -99,6 +99,15 @@ pub struct DnssecPolicyConfig {
     pub parent_ds_ttl: Duration,
 }
 
+/// How far past the refresh point a signature is made again with those falling due
+/// now: expirations are spread over the last tenth of the validity, and without a
+/// window each signature would fall due seconds after the one before it and have a
+/// pass over the zone (and a new serial) of its own. An hour, or a quarter of the
+/// refresh period if that is less.
+pub fn signature_refresh_window(refresh: Duration) -> Duration {
+    (refresh / 4).min(Duration::from_secs(3_600))
+}
+
 fn default_propagation_delay() -> Duration {
     Duration::from_secs(3_600)
 }

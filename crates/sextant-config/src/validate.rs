@@ -260,11 +260,19 @@ fn validate_policies(policies: &[crate::DnssecPolicyConfig], problems: &mut Prob
                 ),
             );
         }
-        if policy.signature_refresh >= policy.signature_validity {
+        // A new signature's expiration is up to a tenth of the validity early
+        // (spread); it falls due `signature_refresh` before that, and the pass that
+        // makes it also makes those due within the refresh window: that must all
+        // fit, or signing would go round in circles.
+        let window = crate::model::signature_refresh_window(policy.signature_refresh);
+        if policy.signature_refresh + policy.signature_validity / 10 + window
+            >= policy.signature_validity
+        {
             problems.add(
                 "dnssec_policy.signature_refresh",
                 format!(
-                    "policy {name:?}: signatures would be made again as soon as they are made; make signature_refresh shorter than signature_validity (e.g. \"5d\" for \"14d\")"
+                    "policy {name:?}: signatures would fall due again almost as soon as they are made; make signature_refresh shorter than nine tenths of signature_validity less {} (e.g. \"5d\" for \"14d\")",
+                    humantime_serde::re::humantime::format_duration(window)
                 ),
             );
         }

@@ -143,8 +143,9 @@ impl Tap {
         self.inner.selection.any_of(exchange)
     }
 
-    /// Encodes the event's selected entries for the writer; never waits (the lock
-    /// taken is this thread's shard's, contended only by the writer's swap).
+    /// Encodes the event's selected entries for the writer; never waits on I/O
+    /// (the lock taken is this thread's shard's, contended only by the writer's
+    /// swap, and by other threads only past `shards::SHARDS` of them).
     /// Dropped and counted when too many are waiting, or after [`Tap::close`].
     pub fn log(&self, event: Event<'_>) {
         let counters = &self.inner.shared.counters;
@@ -164,7 +165,9 @@ impl Tap {
         }
         let deadline = Instant::now() + timeout;
         let (ack, acked) = mpsc::sync_channel(1);
-        if let Ok(mut slot) = shared.ack.lock() {
+        if let Ok(mut slot) = shared.ack.lock()
+            && slot.is_none()
+        {
             *slot = Some(ack);
         }
         shared.stop.store(true, Ordering::Release);
@@ -174,8 +177,15 @@ impl Tap {
         if let Some(handle) = thread.as_ref() {
             handle.thread().unpark();
         }
+        // Acknowledged on the channel, or (another close holds the slot, or the
+        // writer was past it) seen in `stopped`.
         let left = deadline.saturating_duration_since(Instant::now());
-        if (acked.recv_timeout(left).is_ok() || shared.stopped.load(Ordering::Acquire))
+        if acked.recv_timeout(left).is_err() {
+            while !shared.stopped.load(Ordering::Acquire) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        if shared.stopped.load(Ordering::Acquire)
             && let Some(handle) = thread.take()
         {
             let _ = handle.join();

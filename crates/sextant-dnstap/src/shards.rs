@@ -15,16 +15,18 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use crate::entry::{Encoder, Event, Selection};
 
 /// Shards per tap: more than the query threads a listener or resolver runs on the
-/// machines it is meant for; past that, threads share shards (and their locks).
-pub(crate) const SHARDS: usize = 8;
+/// machines it is meant for (a UDP worker per core and listen address, the runtime's
+/// threads); past that, threads share shards and their locks, which they then
+/// may wait on. A shard no thread took costs a lock and an empty buffer.
+pub(crate) const SHARDS: usize = 32;
 
 /// A buffer's capacity kept after its frames were written; a burst of large
 /// (TCP) messages does not hold its memory for good.
 const KEPT_CAPACITY: usize = 1 << 20;
 /// Bytes a shard may hold whatever the entry bound: entries of 64 KB answers
 /// would otherwise let `limit` of them take a gigabyte. At a swap every few
-/// milliseconds this is gigabytes a second of entries per thread.
-const MAX_SHARD_BYTES: usize = 8 << 20;
+/// milliseconds this is a gigabyte a second of entries per thread.
+const MAX_SHARD_BYTES: usize = 4 << 20;
 
 /// What waits to be written, with its bound.
 #[derive(Debug)]

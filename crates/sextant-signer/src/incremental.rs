@@ -9,7 +9,7 @@
 //! parameters, a new negative TTL, a zone not signed yet) is refused with the
 //! reason, and the caller signs the zone whole.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 
 use hickory_proto::dnssec::Nsec3HashAlgorithm;
@@ -127,13 +127,16 @@ pub fn resign(request: ResignRequest<'_>) -> Result<Resign, SignError> {
     };
     // A record removed twice in two cases of its names is one record: the zone
     // holds one of them (as whole signing keeps one).
-    let mut taken_out = HashSet::new();
+    let mut taken_out: HashMap<(Box<[u8]>, RecordType), Vec<&Record>> = HashMap::new();
     for record in removed.iter().filter(|r| !is_signer_type(r.record_type())) {
         let owner = Owner::of(&record.name);
-        let data = rdata(record);
-        if !taken_out.insert((owner.key.clone(), record.record_type(), data.clone())) {
+        let already: &mut Vec<&Record> = taken_out
+            .entry((owner.key.clone(), record.record_type()))
+            .or_default();
+        if already.iter().any(|r| same_data(r, record)) {
             continue;
         }
+        already.push(record);
         load(&mut after, owner.clone());
         let set = after
             .get_mut(&owner)
@@ -142,7 +145,7 @@ pub fn resign(request: ResignRequest<'_>) -> Result<Resign, SignError> {
         // change's old SOA stands for whichever one the zone holds.
         let at = set.as_ref().and_then(|set| {
             set.iter()
-                .position(|r| rdata(r) == data || record.record_type() == RecordType::SOA)
+                .position(|r| same_data(r, record) || record.record_type() == RecordType::SOA)
         });
         match (set, at) {
             (Some(set), Some(at)) => {
@@ -491,8 +494,7 @@ fn data_of(zone: &Zone, owner: &Owner) -> BTreeMap<RecordType, Vec<Record>> {
 fn add_to(sets: &mut BTreeMap<RecordType, Vec<Record>>, owner: &Name, mut record: Record) {
     record.name = owner.clone();
     let set = sets.entry(record.record_type()).or_default();
-    let data = rdata(&record);
-    if set.iter().any(|r| rdata(r) == data) {
+    if set.iter().any(|r| same_data(r, &record)) {
         return;
     }
     let ttl = set.first().map_or(record.ttl, |r| r.ttl.min(record.ttl));
@@ -831,10 +833,17 @@ fn hashed_owner(
         .map_err(|e| failed(format!("NSEC3 owner {label}: {e}")))
 }
 
+/// Whether two records of one RRset hold the same data, as whole signing decides
+/// it (`RData` equality: names compared without case, so `MX 10 MAIL.example.` is
+/// `MX 10 mail.example.`, and `HTTPS 1 FOO.` is `HTTPS 1 foo.`), or as wire data
+/// in canonical form (the same data held decoded and as raw bytes, a type the
+/// parser keeps unknown).
+fn same_data(a: &Record, b: &Record) -> bool {
+    a.data == b.data || rdata(a) == rdata(b)
+}
+
 /// A record's data in canonical wire form (RFC 4034 section 6.2: the names of
-/// the types it lists in lower case), by which two records are the same: the same
-/// data may be held decoded or as raw bytes (a type the parser keeps unknown), and
-/// `MX 10 MAIL.example.` is `MX 10 mail.example.`, as whole signing has it.
+/// the types it lists in lower case).
 fn rdata(record: &Record) -> Vec<u8> {
     let mut bytes = Vec::new();
     let mut encoder = BinEncoder::new(&mut bytes);

@@ -594,15 +594,11 @@ impl Signer<'_> {
 }
 
 /// How far past the refresh point a signature is made again with those falling
-/// due now. Expirations are spread (`jitter`): without a window every signature
-/// would fall due seconds after the one before it and have a pass over the zone
-/// (and a new serial) of its own; with it, a pass makes every signature falling
-/// due within the hour and the next pass is at least that far off (Knot's
-/// rrsig-pre-refresh does the same).
+/// due now (`sextant_config::signature_refresh_window`): a pass makes every
+/// signature falling due within the window, so the next pass is at least that far
+/// off (Knot's rrsig-pre-refresh does the same).
 pub(crate) fn refresh_window(policy: &Policy) -> u64 {
-    (policy.refresh / 4)
-        .min(Duration::from_secs(3600))
-        .as_secs()
+    sextant_config::signature_refresh_window(policy.refresh).as_secs()
 }
 
 /// Up to a tenth of the validity taken off each RRset's expiration, the same for

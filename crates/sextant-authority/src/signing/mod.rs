@@ -131,13 +131,6 @@ impl Signing {
             .map(String::as_str)
     }
 
-    /// The last signed version of `zone`, to sign again as it is (its DNSSEC
-    /// records are replaced, its data kept): how a secondary zone's signatures are
-    /// refreshed between versions from its primary.
-    pub(crate) fn last_signed(&self, zone: &Name) -> Option<Vec<Record>> {
-        signed_version::read_all(&key_store::zone_dir(&self.state_dir, zone))
-    }
-
     /// `records` of `zone` signed by its policy, each signed record given to `emit`.
     pub(crate) fn sign(
         &self,

@@ -932,6 +932,38 @@ fn a_secondary_version_sent_whole_is_signed_as_a_change() {
         2,
         "both versions signed as changes:\n{log}"
     );
+    // Signed again whole, as when its signatures fall due (the DS submission
+    // confirmed makes the authority sign it at once): from the version served,
+    // whose data it keeps.
+    let before = log.matches("zone signed zone=").count();
+    let confirmed =
+        sextant_systest::sextantctl(&config, &["dnssec", "ksk-submitted", apex]).unwrap();
+    assert!(confirmed.status.success(), "{confirmed:?}");
+    eventually(Duration::from_secs(20), "the zone signed again", || {
+        suite
+            .authority
+            .as_ref()
+            .unwrap()
+            .log_text()
+            .matches("zone signed zone=")
+            .count()
+            > before
+    })
+    .unwrap();
+    let text = axfr(suite.dns, apex);
+    for wanted in [
+        format!("new.{apex}. 300 IN A 192.0.2.98"),
+        format!("sub.{apex}. 300 IN NS ns.sub.{apex}."),
+        format!("ns.sub.{apex}. 300 IN A 192.0.2.7"),
+    ] {
+        assert!(
+            text.lines()
+                .any(|line| line.split_whitespace().collect::<Vec<_>>().join(" ") == wanted),
+            "{wanted} missing after signing again:\n{text}"
+        );
+    }
+    let file = lab.write("whole-again.axfr", &text).unwrap();
+    assert_tools_verify(apex, &file);
 }
 
 /// Zones signed by BIND move to Sextant with their keys: the pairs
