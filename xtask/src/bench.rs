@@ -26,6 +26,10 @@ pub(crate) struct Plan {
     pub latency_rate: u32,
     /// Servers on a CPU of their own and dnsperf on another, when there are two.
     pub pin: bool,
+    /// Alternating UDP runs, without and with dnstap, per server logging dnstap:
+    /// single runs at saturation vary by +-10% here, the median of pairs run
+    /// back to back much less.
+    pub dnstap_pairs: usize,
 }
 
 impl Plan {
@@ -35,6 +39,7 @@ impl Plan {
             seconds: 10,
             latency_rate: 20_000,
             pin: true,
+            dnstap_pairs: 3,
         }
     }
     pub(crate) fn quick() -> Self {
@@ -43,6 +48,7 @@ impl Plan {
             seconds: 2,
             latency_rate: 5_000,
             pin: true,
+            dnstap_pairs: 1,
         }
     }
 }
@@ -190,7 +196,90 @@ pub(crate) fn bench(plan: Plan, only: Option<&str>, baseline: Option<&Path>) -> 
         stop(&mut processes);
         results.push(outcome?);
     }
-    report(&results, &out, cpus)
+    let mut pairs = Vec::new();
+    for row in results.iter().filter(|m| m.server.ends_with(DNSTAP)) {
+        let plain = base_server(&row.server);
+        if results.iter().any(|r| r.server == plain) {
+            let ratios = alternate_dnstap(
+                plain,
+                &binaries(plain),
+                &work,
+                &zone_file,
+                &queries,
+                plan,
+                cpus,
+            )?;
+            pairs.push((plain.to_string(), ratios));
+        }
+    }
+    report(&results, &pairs, &out, cpus)
+}
+
+/// `server` measured at UDP saturation without and with dnstap, one right after
+/// the other, `plan.dnstap_pairs` times: the ratio of each pair.
+fn alternate_dnstap(
+    server: &str,
+    binaries: &Path,
+    work: &Path,
+    zone: &Path,
+    queries: &Path,
+    plan: Plan,
+    cpus: Cpus,
+) -> anyhow::Result<Vec<f64>> {
+    let seconds = plan.seconds.to_string();
+    let mut ratios = Vec::new();
+    for pair in 0..plan.dnstap_pairs {
+        let mut rates = [0.0; 2];
+        for (side, dnstap) in [false, true].into_iter().enumerate() {
+            let dir = work.join(format!("pair-{server}-{pair}-{side}"));
+            std::fs::create_dir_all(&dir)?;
+            let port = 15400 + (pair * 2 + side) as u16;
+            eprintln!(
+                "== {server} dnstap={dnstap} (pair {}) on 127.0.0.1:{port}",
+                pair + 1
+            );
+            let variant = Variant {
+                cookies: false,
+                dnstap,
+            };
+            let mut processes = start(server, binaries, &dir, zone, port, variant, cpus.server)?;
+            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            let measured = wait_answering(addr, &mut processes).and_then(|()| {
+                repin(&processes, cpus.server)?;
+                dnsperf_on(
+                    cpus.client,
+                    addr,
+                    queries,
+                    &["-l", "1", "-c", "4", "-q", "200"],
+                )?;
+                let udp = dnsperf_on(
+                    cpus.client,
+                    addr,
+                    queries,
+                    &["-l", &seconds, "-c", "8", "-q", "500"],
+                )?;
+                Ok(field(&udp, "Queries per second:"))
+            });
+            stop(&mut processes);
+            rates[side] = measured?;
+        }
+        if rates[0] > 0.0 {
+            ratios.push(rates[1] / rates[0]);
+        }
+    }
+    Ok(ratios)
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    match sorted.len() {
+        0 => None,
+        n if n % 2 == 1 => sorted.get(middle).copied(),
+        _ => Some((sorted[middle - 1] + sorted[middle]) / 2.0),
+    }
 }
 
 /// Whether row `row` is measured under `--only`: a comma-separated list of patterns,
@@ -883,7 +972,12 @@ pub(crate) fn stop(processes: &mut [Child]) {
     }
 }
 
-fn report(results: &[Measure], out: &Path, cpus: Cpus) -> anyhow::Result<()> {
+fn report(
+    results: &[Measure],
+    dnstap_pairs: &[(String, Vec<f64>)],
+    out: &Path,
+    cpus: Cpus,
+) -> anyhow::Result<()> {
     // Each row against NSD in the same variant (signed zone, cookies).
     let nsd_of = |server: &str| {
         let name = server.replacen(base_server(server), "nsd", 1);
@@ -974,6 +1068,17 @@ fn report(results: &[Measure], out: &Path, cpus: Cpus) -> anyhow::Result<()> {
                 ratio(m.tcp_qps, Some(without.tcp_qps)),
                 ratio(rate(m), Some(rate(without))),
             )?;
+            if let Some((_, ratios)) = dnstap_pairs.iter().find(|(server, _)| server == plain)
+                && let Some(middle) = median(ratios)
+            {
+                let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}x")).collect();
+                writeln!(
+                    table,
+                    "  {plain} udp without and with dnstap, run back to back {} times: median {middle:.2}x ({})",
+                    ratios.len(),
+                    each.join(", "),
+                )?;
+            }
         }
     }
     if let Some(floor) = floor {
