@@ -1074,8 +1074,11 @@ fn report(
                 let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}x")).collect();
                 writeln!(
                     table,
-                    "  {plain} udp without and with dnstap, run back to back {} times: median {middle:.2}x ({})",
-                    ratios.len(),
+                    "  {plain} udp with dnstap against without, {} run back to back: median {middle:.2}x ({})",
+                    match ratios.len() {
+                        1 => "one pair".to_string(),
+                        n => format!("{n} pairs"),
+                    },
                     each.join(", "),
                 )?;
             }
