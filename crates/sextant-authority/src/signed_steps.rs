@@ -242,9 +242,14 @@ mod tests {
     }
 
     fn base_of(dir: &Path, names: std::ops::Range<u8>) -> [u8; 32] {
+        version_of(dir, &names.map(a).collect::<Vec<_>>())
+    }
+
+    /// A whole signed version of `records`: its digest.
+    fn version_of(dir: &Path, records: &[Record]) -> [u8; 32] {
         let mut writer = signed_version::Writer::create(dir).unwrap();
-        for i in names {
-            writer.push(&a(i));
+        for record in records {
+            writer.push(record);
         }
         writer.commit().unwrap();
         signed_version::digest(dir).unwrap()
@@ -290,11 +295,7 @@ mod tests {
     #[test]
     fn steps_appended_but_never_served_are_left_out() {
         let dir = tempfile::tempdir().unwrap();
-        let mut writer = signed_version::Writer::create(dir.path()).unwrap();
-        writer.push(&soa(1));
-        writer.push(&a(0));
-        writer.commit().unwrap();
-        let digest = signed_version::digest(dir.path()).unwrap();
+        let digest = version_of(dir.path(), &[soa(1), a(0)]);
         // Served: 1 -> 2.
         append(dir.path(), &digest, &[soa(1)], &[soa(2), a(10)]).unwrap();
         // 2 -> 3, then a reload failing at another zone: never served.
@@ -322,11 +323,7 @@ mod tests {
         // A whole signing wrote version 6 during a reload that then failed at
         // another zone: 5 stayed served, and the next change was made from it.
         let dir = tempfile::tempdir().unwrap();
-        let mut writer = signed_version::Writer::create(dir.path()).unwrap();
-        writer.push(&a(0));
-        writer.push(&soa(6));
-        writer.commit().unwrap();
-        let digest = signed_version::digest(dir.path()).unwrap();
+        let digest = version_of(dir.path(), &[a(0), soa(6)]);
         append(dir.path(), &digest, &[soa(5)], &[soa(6), a(10)]).unwrap();
         let read = sorted(signed_version::read(dir.path()).unwrap());
         assert_eq!(read, sorted([soa(6), a(0)].into_iter()));

@@ -82,16 +82,7 @@ fn serial_in(path: &Path) -> Option<u32> {
 /// The type of a record in wire form, read past its owner name (written whole:
 /// the first name of a message is never compressed).
 fn type_of(wire: &[u8]) -> Option<u16> {
-    let mut at = 0;
-    loop {
-        let len = usize::from(*wire.get(at)?);
-        at += 1;
-        match len {
-            0 => break,
-            _ if len & 0xC0 != 0 => return None,
-            _ => at += len,
-        }
-    }
+    let at = sextant_wire::name_len(wire)?;
     Some(u16::from_be_bytes([*wire.get(at)?, *wire.get(at + 1)?]))
 }
 

@@ -1,5 +1,5 @@
-//! Where entries wait for the writer thread: a few buffers of encoded data frames,
-//! one per query thread (a thread takes a shard at its first entry), each behind a
+//! Where entries wait for the writer thread: buffers of encoded data frames, one
+//! per query thread (a thread takes a shard at its first entry), each behind a
 //! lock that only the writer's swap, every few milliseconds, ever contends.
 //!
 //! The query path encodes its entries straight into its shard: no allocation, no
